@@ -1,0 +1,208 @@
+/**
+ * The typed face of the native addon (`native/src/*.cc`).
+ *
+ * Design note: the addon does only what TypeScript cannot do: the TUNSETIFF and
+ * interface ioctls, batched syscalls (read/write loops on a TAP queue,
+ * recvmmsg/sendmmsg on UDP sockets), poll/eventfd for a worker thread that has no
+ * event loop, and byte loops over whole batches (checksums). Every function is
+ * synchronous and never allocates per frame. Policy, tables and parsing live in
+ * TypeScript.
+ *
+ * Batch shape (one vocabulary everywhere): the caller owns one slab (`bufs`) and
+ * describes each frame by `offsets[i]` and `sizes[i]`. Receive calls fill
+ * `sizes` (and `addrs`/`gso`) for slots `0..count-1` and return `count`; send
+ * calls take `count` entries and return how many were consumed. Offsets need not
+ * be increasing, and two entries may point at the same bytes (head-end
+ * replication sends one frame to many peers without a copy).
+ *
+ * Errors: a failing syscall throws an Error with `.code` ('EPERM'), `.errno`
+ * (positive number) and `.syscall` ('ioctl(TUNSETIFF)'). EAGAIN on a batch call is
+ * not an error: the call returns what it did so far. A per-message failure in a
+ * send batch (e.g. EMSGSIZE for one oversized datagram) is reported in
+ * `errs[i]` and the batch goes on.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** Bytes per address record in `addrs` arrays. */
+export const ADDR_LEN = 20;
+/**
+ * Address record layout (ADDR_LEN bytes): [0] family (4 or 6), [1] 0,
+ * [2..3] UDP port big-endian, [4..19] address (IPv4 in [4..7], rest zero).
+ */
+export const ADDR_FAMILY = 0;
+export const ADDR_PORT = 2;
+export const ADDR_IP = 4;
+
+/** virtio_net_hdr size used on vnet_hdr TAPs (without num_buffers). */
+export const VNET_HDR_LEN = 10;
+
+/** TUNSETOFFLOAD flags (linux/if_tun.h). */
+export const TUN_F_CSUM = 0x01;
+export const TUN_F_TSO4 = 0x02;
+export const TUN_F_TSO6 = 0x04;
+export const TUN_F_TSO_ECN = 0x08;
+export const TUN_F_UFO = 0x10;
+export const TUN_F_USO4 = 0x20;
+export const TUN_F_USO6 = 0x40;
+
+/** poll() event bits. */
+export const POLLIN = 0x001;
+export const POLLOUT = 0x004;
+
+export interface TapOpenOptions {
+  /** IFF_MULTI_QUEUE: open the same name again for more queues. */
+  multiQueue?: boolean;
+  /** IFF_VNET_HDR: every read and write carries a 10-byte virtio_net_hdr first. */
+  vnetHdr?: boolean;
+}
+
+export interface TapHandle {
+  fd: number;
+  /** The name the kernel gave (a pattern like 'vxtap%d' is expanded). */
+  name: string;
+}
+
+/** IP_MTU_DISCOVER / IPV6_MTU_DISCOVER mode of a UDP socket. */
+export type PmtuMode = 'do' | 'dont' | 'want' | 'probe';
+
+export interface UdpOpenOptions {
+  /** Local address to bind ('0.0.0.0', '::', or a unicast address). */
+  address: string;
+  /** Local port; 0 picks an ephemeral port. */
+  port: number;
+  /** SO_REUSEPORT before bind. */
+  reusePort?: boolean;
+  /** SO_RCVBUF / SO_SNDBUF in bytes (SO_*BUFFORCE is tried first as root). */
+  rcvbuf?: number;
+  sndbuf?: number;
+  /** UDP_GRO: coalesced datagrams arrive with their segment size in `gso`. */
+  gro?: boolean;
+  /** Outer don't-fragment behaviour. */
+  pmtu?: PmtuMode;
+  /** IPV6_V6ONLY for '::' sockets (default true). */
+  v6only?: boolean;
+}
+
+export interface NativeAddon {
+  // --- TAP and interfaces -------------------------------------------------
+  /** open('/dev/net/tun') + TUNSETIFF(IFF_TAP|IFF_NO_PI[...]), O_NONBLOCK|O_CLOEXEC. */
+  tapOpen(name: string, options?: TapOpenOptions): TapHandle;
+  /** TUNSETOFFLOAD with TUN_F_* flags; throws (EINVAL) if the kernel refuses a flag. */
+  tapSetOffload(fd: number, flags: number): void;
+  /** TUNSETVNETHDRSZ. */
+  tapSetVnetHdrSize(fd: number, size: number): void;
+  /** SIOCSIFMTU / SIOCGIFMTU on the named interface (in the caller's netns). */
+  ifSetMtu(name: string, mtu: number): void;
+  ifGetMtu(name: string): number;
+  /** SIOCSIFHWADDR / SIOCGIFHWADDR; mac is 6 bytes. */
+  ifSetMac(name: string, mac: Uint8Array): void;
+  ifGetMac(name: string): Uint8Array;
+  /** SIOCSIFFLAGS: set or clear IFF_UP. */
+  ifSetUp(name: string, up: boolean): void;
+  /** if_nametoindex; 0 if absent. */
+  ifIndex(name: string): number;
+
+  // --- UDP ---------------------------------------------------------------
+  /** socket(AF_INET|AF_INET6, SOCK_DGRAM|SOCK_NONBLOCK|SOCK_CLOEXEC) + options + bind. */
+  udpOpen(options: UdpOpenOptions): number;
+  /** getsockname: the bound port. */
+  udpLocalPort(fd: number): number;
+
+  // --- batches -----------------------------------------------------------
+  /**
+   * read() frames from a TAP queue until EAGAIN or `max` frames: frame i lands at
+   * bufs[offsets[i]] with at most `slotLen` bytes; sizes[i] is its length.
+   * Returns the count (0 when nothing was ready).
+   */
+  readBatch(fd: number, bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, slotLen: number, max: number): number;
+  /**
+   * write() frames 0..count-1 to a TAP queue, one write per frame. errs[i] is 0 or
+   * the errno of a frame the kernel refused (the batch goes on). Stops at EAGAIN.
+   * Returns the number of frames consumed (written or refused).
+   */
+  writeBatch(fd: number, bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number, errs: Int32Array): number;
+  /**
+   * recvmmsg(MSG_DONTWAIT) up to `max` datagrams. Slot i: bytes at
+   * bufs[offsets[i]] (at most slotLen), sizes[i], the source in addrs[i*ADDR_LEN..],
+   * and gso[i] = the UDP_GRO segment size (0 when not coalesced). A datagram
+   * longer than slotLen is reported with sizes[i] = slotLen + 1 (MSG_TRUNC) so the
+   * caller drops it. Returns the count.
+   */
+  recvBatch(fd: number, bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, slotLen: number, max: number, addrs: Uint8Array, gso: Uint16Array): number;
+  /**
+   * Send entries 0..count-1: entry i goes out of socket fds[i] to addrs[i*ADDR_LEN..],
+   * with UDP_SEGMENT gso[i] when gso[i] > 0. Consecutive entries with the same fd
+   * share one sendmmsg. errs[i] is 0 or the errno of a refused datagram (the batch
+   * goes on). Stops at EAGAIN. Returns the number consumed.
+   */
+  sendBatch(fds: Int32Array, bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number, addrs: Uint8Array, gso: Uint16Array, errs: Int32Array): number;
+
+  // --- byte kernels ---------------------------------------------------------
+  /**
+   * For each Ethernet frame (IPv4 or IPv6, optional 802.1Q tag, TCP or UDP, not a
+   * fragment): when the L4 checksum field holds only the folded pseudo-header sum
+   * (CHECKSUM_PARTIAL from a kernel sender with tx offload), compute the full
+   * checksum in place. Returns how many frames were completed.
+   */
+  completeChecksums(bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number): number;
+  /** Internet checksum (RFC 1071) of bufs[offset..offset+length), folded, not complemented, plus `seed`. */
+  checksum(bufs: Uint8Array, offset: number, length: number, seed: number): number;
+
+  // --- waiting ------------------------------------------------------------
+  /**
+   * poll() on fds with the given events (POLLIN/POLLOUT); revents[i] receives the
+   * result. Returns the number of ready fds (0 on timeout; EINTR returns 0).
+   * timeoutMs -1 blocks.
+   */
+  poll(fds: Int32Array, events: Int16Array, revents: Int16Array, timeoutMs: number): number;
+  /** eventfd(0, EFD_NONBLOCK|EFD_CLOEXEC). */
+  eventfdOpen(): number;
+  /** Add 1 to the eventfd (wakes a poller). */
+  eventfdSignal(fd: number): void;
+  /** Read and reset the counter; returns its value (0 if it was 0). */
+  eventfdDrain(fd: number): number;
+  /** close(fd). */
+  close(fd: number): void;
+}
+
+/** Error thrown by the addon. */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+}
+
+const require = createRequire(import.meta.url);
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+let cached: NativeAddon | undefined;
+
+/** Load the addon (built by `npm install` into native/build/Release). */
+export function native(): NativeAddon {
+  if (!cached) {
+    const candidates = [
+      path.resolve(here, '../../native/build/Release/vxtap_native.node'),
+      path.resolve(here, '../../../native/build/Release/vxtap_native.node'),
+    ];
+    let lastErr: unknown;
+    for (const file of candidates) {
+      try {
+        cached = require(file) as NativeAddon;
+        break;
+      } catch (err) {
+        lastErr = err;
+      }
+    }
+    if (!cached) {
+      throw new Error(`vxtap native addon not built (run 'npm install'): ${(lastErr as Error)?.message}`);
+    }
+  }
+  return cached;
+}
+
+/** True when `err` is an addon error with the given code. */
+export function isErrno(err: unknown, code: string): err is NativeError {
+  return typeof err === 'object' && err !== null && (err as NativeError).code === code;
+}
