@@ -1,0 +1,384 @@
+/**
+ * The VTEP's packet logic, without I/O (a sans-IO core in the boringtun sense):
+ * `encap` turns a batch of frames read from the TAP into a batch of VXLAN
+ * datagrams to send, `decap` turns a batch of received datagrams into a batch of
+ * frames to write to the TAP. The worker loop (worker.ts) moves the batches
+ * between the devices and this core; unit tests drive it with plain buffers.
+ *
+ * Hot-path rules: nothing here allocates per packet (learning events and unknown
+ * peers, which post a message, are the marked exceptions and are rate-limited);
+ * every drop is a counter, never a throw.
+ *
+ * Buffer preconditions: every frame handed to `encap` has VXLAN_HLEN bytes of
+ * headroom in front of it (offsets[i] >= VXLAN_HLEN, bytes before it are ours to
+ * overwrite). `decap` leaves the inner frame in place and points at it.
+ */
+import { ADDR_LEN } from '../native/index.js';
+import { flowHash, hashToIndex } from '../wire/flowhash.js';
+import { checkVxlan, VXLAN_HLEN } from '../wire/vxlan.js';
+import { recordKey, sameAddress } from '../wire/addr.js';
+import { FdbView, FDB_MISS } from './fdb.js';
+import { C } from './stats.js';
+
+/** A batch of datagrams to send (the addon's sendBatch arguments). */
+export interface TxBatch {
+  fds: Int32Array;
+  offsets: Uint32Array;
+  sizes: Uint32Array;
+  addrs: Uint8Array;
+  gso: Uint16Array;
+  errs: Int32Array;
+  count: number;
+}
+
+/** A batch of frames to write to the TAP. */
+export interface FrameBatch {
+  offsets: Uint32Array;
+  sizes: Uint32Array;
+  errs: Int32Array;
+  count: number;
+}
+
+/** Allocate a TxBatch with room for `cap` entries. */
+export function newTxBatch(cap: number): TxBatch {
+  return {
+    fds: new Int32Array(cap),
+    offsets: new Uint32Array(cap),
+    sizes: new Uint32Array(cap),
+    addrs: new Uint8Array(cap * ADDR_LEN),
+    gso: new Uint16Array(cap),
+    errs: new Int32Array(cap),
+    count: 0,
+  };
+}
+
+/** Allocate a FrameBatch with room for `cap` entries. */
+export function newFrameBatch(cap: number): FrameBatch {
+  return { offsets: new Uint32Array(cap), sizes: new Uint32Array(cap), errs: new Int32Array(cap), count: 0 };
+}
+
+/** A peer as the workers know it. */
+export interface PeerInfo {
+  /** Stable index (FDB values refer to it). */
+  index: number;
+  /** ADDR_LEN-byte address record, port = the VXLAN port. */
+  record: Uint8Array;
+  flood: boolean;
+}
+
+/** Messages a worker posts to the main thread. */
+export type WorkerEvent =
+  | { type: 'learn'; hi: number; lo: number; peer: number }
+  | { type: 'unknown-peer'; record: Uint8Array };
+
+export interface EngineOptions {
+  vni: number;
+  fdb: FdbView;
+  counters: Float64Array;
+  /** Send sockets by source-port index (DF per the df option). */
+  txFds: Int32Array;
+  /** With df 'inherit': sockets without DF, same indices (else empty). */
+  txFdsNoDf?: Int32Array;
+  learning: boolean;
+  acceptUnknownPeers: boolean;
+  /** The TAP's own MAC: frames from peers with this source are loops. */
+  ownMac: Uint8Array;
+  /** Largest UDP payload that fits the underlay MTU unfragmented. */
+  maxUnfragmentedPayload: number;
+  /** Receive slot size: a datagram reported larger was truncated. */
+  rxSlotLen: number;
+  /** Post an event to the main thread (rate-limited by the engine). */
+  post: (ev: WorkerEvent) => void;
+  /** Called when the tx batch is full mid-encap; must send and reset it. */
+  flush: (tx: TxBatch) => void;
+  /** Seconds clock (for ageing marks and rate limits). */
+  now: () => number;
+}
+
+/** Minimum seconds between two learn events for one MAC. */
+const LEARN_REPOST_SECONDS = 1;
+
+/** The per-worker packet core. */
+export class Engine {
+  private readonly vni: number;
+  private readonly fdb: FdbView;
+  private readonly c: Float64Array;
+  private readonly txFds: Int32Array;
+  private readonly txFdsNoDf: Int32Array | undefined;
+  private readonly span: number;
+  private readonly learning: boolean;
+  private readonly acceptUnknown: boolean;
+  private readonly ownHi: number;
+  private readonly ownLo: number;
+  private readonly maxPayload: number;
+  private readonly rxSlotLen: number;
+  private readonly post: (ev: WorkerEvent) => void;
+  private readonly flush: (tx: TxBatch) => void;
+  private readonly now: () => number;
+
+  private peers: (PeerInfo | undefined)[] = [];
+  private floodList: PeerInfo[] = [];
+  /** source key -> peers with that key (IPv6 keys may collide) */
+  private bySource = new Map<number, PeerInfo[]>();
+  /** rate limits: MAC (48-bit number) or source key -> last post second */
+  private readonly recentLearn = new Map<number, number>();
+  private readonly recentUnknown = new Map<number, number>();
+
+  constructor(o: EngineOptions) {
+    this.vni = o.vni;
+    this.fdb = o.fdb;
+    this.c = o.counters;
+    this.txFds = o.txFds;
+    this.txFdsNoDf = o.txFdsNoDf && o.txFdsNoDf.length ? o.txFdsNoDf : undefined;
+    this.span = o.txFds.length;
+    this.learning = o.learning;
+    this.acceptUnknown = o.acceptUnknownPeers;
+    this.ownHi = (o.ownMac[0] << 8) | o.ownMac[1];
+    this.ownLo = (o.ownMac[2] << 24) | (o.ownMac[3] << 16) | (o.ownMac[4] << 8) | o.ownMac[5];
+    this.maxPayload = o.maxUnfragmentedPayload;
+    this.rxSlotLen = o.rxSlotLen;
+    this.post = o.post;
+    this.flush = o.flush;
+    this.now = o.now;
+  }
+
+  /** Replace the peer set (a control-plane message). */
+  setPeers(peers: PeerInfo[]): void {
+    const byIndex: (PeerInfo | undefined)[] = [];
+    const bySource = new Map<number, PeerInfo[]>();
+    for (const p of peers) {
+      byIndex[p.index] = p;
+      const key = recordKey(p.record, 0);
+      const list = bySource.get(key);
+      if (list) list.push(p);
+      else bySource.set(key, [p]);
+    }
+    this.peers = byIndex;
+    this.floodList = peers.filter((p) => p.flood);
+    this.bySource = bySource;
+    this.recentUnknown.clear();
+  }
+
+  /** The peer index of the source record at addrs[off..], or -1. */
+  private sourcePeer(addrs: Uint8Array, off: number): number {
+    const list = this.bySource.get(recordKey(addrs, off));
+    if (list === undefined) return -1;
+    if (list.length === 1 && addrs[off] === 4) return list[0].index;
+    for (const p of list) if (sameAddress(p.record, 0, addrs, off)) return p.index;
+    return -1;
+  }
+
+  private push(tx: TxBatch, fd: number, off: number, size: number, rec: Uint8Array): void {
+    if (tx.count === tx.fds.length) this.flush(tx);
+    const k = tx.count++;
+    tx.fds[k] = fd;
+    tx.offsets[k] = off;
+    tx.sizes[k] = size;
+    tx.gso[k] = 0;
+    tx.addrs.set(rec, k * ADDR_LEN);
+  }
+
+  /**
+   * Encapsulate frames 0..count-1 (at bufs[offsets[i]], sizes[i] bytes, each with
+   * VXLAN_HLEN bytes of headroom) into `tx`.
+   */
+  encap(bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number, tx: TxBatch): void {
+    const c = this.c;
+    const vni = this.vni;
+    let bytes = 0;
+    let sent = 0;
+    let flooded = 0;
+    let frag = 0;
+    let noPeer = 0;
+    for (let i = 0; i < count; i++) {
+      const o = offsets[i];
+      const len = sizes[i];
+      bytes += len;
+      if (len < 14) {
+        noPeer++;
+        continue;
+      }
+      const h = o - VXLAN_HLEN;
+      // RFC 7348 header, written in place
+      bufs[h] = 0x08;
+      bufs[h + 1] = 0;
+      bufs[h + 2] = 0;
+      bufs[h + 3] = 0;
+      bufs[h + 4] = (vni >>> 16) & 0xff;
+      bufs[h + 5] = (vni >>> 8) & 0xff;
+      bufs[h + 6] = vni & 0xff;
+      bufs[h + 7] = 0;
+      const portIdx = this.span === 1 ? 0 : hashToIndex(flowHash(bufs, o, len), this.span);
+      let fd = this.txFds[portIdx];
+      if (this.txFdsNoDf !== undefined && !innerDf(bufs, o, len)) fd = this.txFdsNoDf[portIdx];
+      const size = len + VXLAN_HLEN;
+      if (size > this.maxPayload) frag++;
+      let peer: PeerInfo | undefined;
+      if ((bufs[o] & 1) === 0) {
+        const idx = this.fdb.lookup((bufs[o] << 8) | bufs[o + 1], (bufs[o + 2] << 24) | (bufs[o + 3] << 16) | (bufs[o + 4] << 8) | bufs[o + 5]);
+        if (idx !== FDB_MISS) peer = this.peers[idx];
+      }
+      if (peer !== undefined) {
+        this.push(tx, fd, h, size, peer.record);
+        sent++;
+      } else {
+        const list = this.floodList;
+        if (list.length === 0) {
+          noPeer++;
+          continue;
+        }
+        for (let p = 0; p < list.length; p++) this.push(tx, fd, h, size, list[p].record);
+        sent += list.length;
+        flooded += list.length;
+      }
+    }
+    c[C.tap_rx_packets] += count;
+    c[C.tap_rx_bytes] += bytes;
+    c[C.tx_flood_packets] += flooded;
+    c[C.tx_fragmented] += frag;
+    c[C.drop_no_peer] += noPeer;
+    c[C.batches_tap]++;
+    void sent;
+  }
+
+  /**
+   * Account for a sendBatch result: counts sent datagrams and errors by reason.
+   * `consumed` entries of tx were handled by the kernel.
+   */
+  accountTx(tx: TxBatch, consumed: number): void {
+    const c = this.c;
+    let pkts = 0;
+    let bytes = 0;
+    for (let k = 0; k < consumed; k++) {
+      const e = tx.errs[k];
+      if (e === 0) {
+        pkts++;
+        bytes += tx.sizes[k];
+      } else if (e === 90 /* EMSGSIZE */) c[C.drop_oversize]++;
+      else c[C.drop_tx_error]++;
+    }
+    // entries the kernel did not take (EAGAIN: socket buffer full) are dropped
+    c[C.drop_tx_error] += tx.count - consumed;
+    c[C.tx_packets] += pkts;
+    c[C.tx_bytes] += bytes;
+    tx.count = 0;
+  }
+
+  /**
+   * Decapsulate datagrams 0..count-1 (bufs[offsets[i]], sizes[i] bytes, sources in
+   * addrs) into `out` (inner frames, in place).
+   */
+  decap(bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number, addrs: Uint8Array, out: FrameBatch): void {
+    const c = this.c;
+    const vni = this.vni;
+    let bytes = 0;
+    let short = 0;
+    let trunc = 0;
+    let flags = 0;
+    let wrongVni = 0;
+    let unknown = 0;
+    let loops = 0;
+    let n = out.count;
+    let now = -1;
+    for (let i = 0; i < count; i++) {
+      const o = offsets[i];
+      const len = sizes[i];
+      bytes += len;
+      if (len > this.rxSlotLen) {
+        trunc++;
+        continue;
+      }
+      let peer = this.sourcePeer(addrs, i * ADDR_LEN);
+      if (peer < 0) {
+        if (!this.acceptUnknown) {
+          unknown++;
+          continue;
+        }
+        this.reportUnknown(addrs, i * ADDR_LEN);
+      }
+      const bad = checkVxlan(bufs, o, len, vni);
+      if (bad !== null) {
+        if (bad === 'short') short++;
+        else if (bad === 'bad-flags') flags++;
+        else wrongVni++;
+        continue;
+      }
+      const f = o + VXLAN_HLEN;
+      const srcHi = (bufs[f + 6] << 8) | bufs[f + 7];
+      const srcLo = (bufs[f + 8] << 24) | (bufs[f + 9] << 16) | (bufs[f + 10] << 8) | bufs[f + 11];
+      if (srcHi === this.ownHi && srcLo === this.ownLo) {
+        loops++;
+        continue;
+      }
+      if (this.learning && peer >= 0 && (bufs[f + 6] & 1) === 0) {
+        if (now < 0) now = this.now();
+        const known = this.fdb.lookup(srcHi, srcLo);
+        if (known === peer) this.fdb.touch(now);
+        else this.reportLearn(srcHi, srcLo, peer, now);
+      }
+      out.offsets[n] = f;
+      out.sizes[n] = len - VXLAN_HLEN;
+      n++;
+    }
+    out.count = n;
+    c[C.rx_packets] += count;
+    c[C.rx_bytes] += bytes;
+    c[C.drop_short] += short;
+    c[C.drop_truncated] += trunc;
+    c[C.drop_bad_flags] += flags;
+    c[C.drop_wrong_vni] += wrongVni;
+    c[C.drop_unknown_peer] += unknown;
+    c[C.drop_loop] += loops;
+    c[C.batches_udp]++;
+  }
+
+  /** Account for a writeBatch result on `out`. */
+  accountTap(out: FrameBatch, consumed: number): void {
+    const c = this.c;
+    let pkts = 0;
+    let bytes = 0;
+    for (let k = 0; k < consumed; k++) {
+      if (out.errs[k] === 0) {
+        pkts++;
+        bytes += out.sizes[k];
+      } else c[C.drop_tap_write]++;
+    }
+    c[C.drop_tap_write] += out.count - consumed;
+    c[C.tap_tx_packets] += pkts;
+    c[C.tap_tx_bytes] += bytes;
+    out.count = 0;
+  }
+
+  private reportLearn(hi: number, lo: number, peer: number, now: number): void {
+    const key = hi * 4294967296 + (lo >>> 0);
+    const last = this.recentLearn.get(key);
+    if (last !== undefined && now - last < LEARN_REPOST_SECONDS) return;
+    if (this.recentLearn.size > 4096) this.recentLearn.clear();
+    this.recentLearn.set(key, now); // allocation: only on learn events, rate-limited
+    this.c[C.learned]++;
+    this.post({ type: 'learn', hi, lo, peer });
+  }
+
+  private reportUnknown(addrs: Uint8Array, off: number): void {
+    const now = this.now();
+    const key = recordKey(addrs, off);
+    const last = this.recentUnknown.get(key);
+    if (last !== undefined && now - last < LEARN_REPOST_SECONDS) return;
+    if (this.recentUnknown.size > 4096) this.recentUnknown.clear();
+    this.recentUnknown.set(key, now);
+    this.post({ type: 'unknown-peer', record: addrs.slice(off, off + ADDR_LEN) }); // allocation: unknown peers only
+  }
+}
+
+/** Inner IPv4 DF bit (for df 'inherit'); non-IPv4 frames count as DF set, as Linux does for IPv6. */
+function innerDf(b: Uint8Array, o: number, len: number): boolean {
+  let l3 = o + 14;
+  let type = (b[o + 12] << 8) | b[o + 13];
+  if (type === 0x8100 && len >= 18) {
+    type = (b[o + 16] << 8) | b[o + 17];
+    l3 += 4;
+  }
+  if (type !== 0x0800) return type === 0x86dd;
+  if (l3 + 20 > o + len) return false;
+  return (b[l3 + 6] & 0x40) !== 0;
+}

@@ -1,0 +1,93 @@
+/**
+ * Per-worker counters in shared memory: each worker is the only writer of its own
+ * Float64Array (plain stores, no locks on the hot path); the main thread reads and
+ * sums them for `vxtap stats` and the Prometheus endpoint.
+ */
+
+/** Counter names, in slot order. Drops are named `drop_<reason>`. */
+export const COUNTERS = [
+  'tap_rx_packets', // frames read from the TAP
+  'tap_rx_bytes',
+  'tx_packets', // VXLAN datagrams sent to the underlay (one per peer copy)
+  'tx_bytes', // UDP payload bytes sent (VXLAN header + inner frame)
+  'tx_flood_packets', // copies sent for broadcast/multicast/unknown unicast
+  'tx_fragmented', // sent with DF unset and larger than the underlay MTU
+  'rx_packets', // VXLAN datagrams received from the underlay
+  'rx_bytes',
+  'tap_tx_packets', // inner frames written to the TAP
+  'tap_tx_bytes',
+  'checksums_completed', // CHECKSUM_PARTIAL inner checksums finished before the TAP write
+  'learned', // learn events reported to the main thread
+  'batches_tap', // readBatch calls that returned frames
+  'batches_udp', // recvBatch calls that returned datagrams
+  'polls', // times the worker blocked in poll()
+  'drop_short', // datagram shorter than VXLAN + Ethernet headers
+  'drop_truncated', // datagram larger than the receive slot
+  'drop_bad_flags', // VXLAN flags other than I, or reserved bits set
+  'drop_wrong_vni',
+  'drop_unknown_peer', // source is not a configured/leased peer
+  'drop_no_peer', // nowhere to send (no flood peers)
+  'drop_oversize', // EMSGSIZE: larger than the path MTU with DF set
+  'drop_tx_error', // other send errors
+  'drop_tap_write', // the TAP refused a frame
+  'drop_loop', // a frame whose source MAC is our own TAP's, received from a peer
+] as const;
+
+export type CounterName = (typeof COUNTERS)[number];
+
+/** Slot index of each counter. */
+export const C: { readonly [K in CounterName]: number } = Object.freeze(
+  Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as { [K in CounterName]: number },
+);
+
+/** A fresh shared counter block for one worker. */
+export function newCounterBlock(): SharedArrayBuffer {
+  return new SharedArrayBuffer(COUNTERS.length * 8);
+}
+
+/** Counters as a plain object. */
+export type CounterSnapshot = Record<CounterName, number>;
+
+/** Read one block. */
+export function readCounters(block: SharedArrayBuffer): CounterSnapshot {
+  const a = new Float64Array(block);
+  const out = {} as CounterSnapshot;
+  COUNTERS.forEach((n, i) => (out[n] = a[i]));
+  return out;
+}
+
+/** Sum several snapshots. */
+export function sumCounters(snaps: CounterSnapshot[]): CounterSnapshot {
+  const out = {} as CounterSnapshot;
+  for (const n of COUNTERS) out[n] = snaps.reduce((s, x) => s + x[n], 0);
+  return out;
+}
+
+/** Drops by reason (non-zero only) from a snapshot. */
+export function dropsByReason(s: CounterSnapshot): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const n of COUNTERS) if (n.startsWith('drop_') && s[n] > 0) out[n.slice(5)] = s[n];
+  return out;
+}
+
+/** Prometheus text exposition (version 0.0.4) of per-worker counters. */
+export function renderPrometheus(instance: string, perWorker: CounterSnapshot[], gauges: Record<string, number> = {}): string {
+  const lines: string[] = [];
+  const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+  for (const n of COUNTERS) {
+    if (n.startsWith('drop_')) continue;
+    lines.push(`# TYPE vxtap_${n}_total counter`);
+    perWorker.forEach((s, w) => lines.push(`vxtap_${n}_total{instance="${esc(instance)}",worker="${w}"} ${s[n]}`));
+  }
+  lines.push('# HELP vxtap_drops_total Packets dropped, by reason.');
+  lines.push('# TYPE vxtap_drops_total counter');
+  for (const n of COUNTERS) {
+    if (!n.startsWith('drop_')) continue;
+    perWorker.forEach((s, w) => lines.push(`vxtap_drops_total{instance="${esc(instance)}",worker="${w}",reason="${n.slice(5)}"} ${s[n]}`));
+  }
+  for (const [g, v] of Object.entries(gauges)) {
+    lines.push(`# TYPE vxtap_${g} gauge`);
+    lines.push(`vxtap_${g}{instance="${esc(instance)}"} ${v}`);
+  }
+  return lines.join('\n') + '\n';
+}
