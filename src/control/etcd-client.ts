@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
-import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, retry } from 'cockatiel';
+import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, retry, type IBackoff } from 'cockatiel';
 
 /** How to reach and authenticate to etcd. */
 export interface EtcdClientOptions {
@@ -71,7 +71,8 @@ export function createEtcdClient(o: EtcdClientOptions): Etcd3 {
     faultHandling: {
       host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
       global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(1, o.endpoints.length) }),
-      watchBackoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: maxBackoffMs }),
+      // etcd3 types this as IBackoff but calls it as a factory (`.next()` first), which ExponentialBackoff is.
+      watchBackoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: maxBackoffMs }) as unknown as IBackoff<unknown>,
     },
   };
   const tls = o.tls;
