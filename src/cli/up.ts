@@ -1,9 +1,141 @@
-import type { Command } from 'commander';
+/**
+ * `vxtap up`: run a VTEP in the foreground until SIGINT/SIGTERM.
+ * Flags override the config file; every flag has an environment mirror
+ * (VXTAP_<FLAG>, e.g. VXTAP_VNI=42).
+ */
+import { Command, Option } from 'commander';
+import {
+  ConfigError,
+  DEFAULTS,
+  mergeConfig,
+  parsePortRange,
+  readConfigFile,
+  validateConfig,
+  type VtepConfig,
+} from '../config.js';
+import { Vtep } from '../dataplane/vtep.js';
 
-/** Placeholder: replaced by the real 'up' subcommand. */
+function int(field: string) {
+  return (v: string): number => {
+    if (!/^-?\d+$/.test(v.trim())) throw new ConfigError(field, `'${v}' is not an integer`);
+    return Number(v);
+  };
+}
+
+function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+const CONFIG_HELP = `
+Config file (--config FILE): a JSON object with any of these fields (flags win):
+  name, vni, port, srcPortRange ("49152-49215") or srcPortMin/srcPortMax, local,
+  peers (["198.18.0.2", {"address": "198.18.0.3", "flood": false}]), address, mtu,
+  mac, workers, df ("set"|"unset"|"inherit"), learning, ageingSeconds,
+  acceptUnknownPeers, fdb ([{"mac": "02:00:00:00:00:01", "peer": "198.18.0.2"}]),
+  batchSize, statsSocket, metrics ("127.0.0.1:9476"), busyPollUs.
+
+Example:
+  vxtap up --local 198.18.0.1 --peer 198.18.0.2 --address 198.19.0.1/16 --vni 42
+
+Statistics: 'vxtap stats --name NAME' (JSON), or HTTP on the stats socket
+(/run/vxtap/NAME.sock: /stats, /metrics in Prometheus format, /fdb).
+Exit status: 0 after a clean shutdown, 2 for an invalid configuration, 1 on failure.`;
+
+/** Build the VtepConfig from flags, env and the config file; throws ConfigError. */
+export function configFromOptions(opts: Record<string, unknown>): VtepConfig {
+  const file = typeof opts.config === 'string' ? readConfigFile(opts.config) : {};
+  const flags: Partial<VtepConfig> = {
+    name: opts.name as string | undefined,
+    vni: opts.vni as number | undefined,
+    port: opts.port as number | undefined,
+    local: opts.local as string | undefined,
+    address: opts.address as string | undefined,
+    mtu: opts.mtu as number | undefined,
+    mac: opts.mac as string | undefined,
+    workers: opts.workers as number | undefined,
+    df: opts.df as VtepConfig['df'] | undefined,
+    ageingSeconds: opts.ageing as number | undefined,
+    batchSize: opts.batch as number | undefined,
+    statsSocket: opts.statsSocket as string | undefined,
+    metrics: opts.metrics as string | undefined,
+    busyPollUs: opts.busyPoll as number | undefined,
+  };
+  if (Array.isArray(opts.peer) && opts.peer.length) flags.peers = (opts.peer as string[]).map((address) => ({ address }));
+  if (typeof opts.srcportRange === 'string') [flags.srcPortMin, flags.srcPortMax] = parsePortRange(opts.srcportRange);
+  if (opts.learning === false) flags.learning = false;
+  if (opts.acceptUnknownPeers === true) flags.acceptUnknownPeers = true;
+  const cfg = mergeConfig(file, flags);
+  const err = validateConfig(cfg);
+  if (err) throw err;
+  return cfg;
+}
+
+/** Register `vxtap up`. */
 export function register(program: Command): void {
-  program.command('up').description('(not yet implemented)').action(() => {
-    process.stderr.write('vxtap up: not yet implemented\n');
+  program
+    .command('up')
+    .description('Run a userspace VXLAN tunnel endpoint on a TAP device until SIGINT/SIGTERM.')
+    .addOption(new Option('--config <file>', 'JSON config file (fields below)').env('VXTAP_CONFIG'))
+    .addOption(new Option('--name <name>', `TAP device name (default ${DEFAULTS.name})`).env('VXTAP_NAME'))
+    .addOption(new Option('--vni <n>', `VXLAN network identifier, 0-16777215 (default ${DEFAULTS.vni})`).argParser(int('vni')).env('VXTAP_VNI'))
+    .addOption(new Option('--port <n>', `UDP destination/listen port (default ${DEFAULTS.port}; flannel and Linux default 8472)`).argParser(int('port')).env('VXTAP_PORT'))
+    .addOption(new Option('--srcport-range <min-max>', `UDP source ports chosen by inner-flow hash (default ${DEFAULTS.srcPortMin}-${DEFAULTS.srcPortMax}; at most 1024 ports)`).env('VXTAP_SRCPORT_RANGE'))
+    .addOption(new Option('--local <addr>', 'local underlay IPv4/IPv6 address (required)').env('VXTAP_LOCAL'))
+    .addOption(new Option('--peer <addr>', 'remote VTEP underlay address; repeat or comma-separate (flood list)').argParser(collect).env('VXTAP_PEER'))
+    .addOption(new Option('--address <cidr>', 'overlay address to put on the TAP, e.g. 198.19.0.1/16').env('VXTAP_ADDRESS'))
+    .addOption(new Option('--mtu <bytes>', 'TAP MTU (default: underlay MTU - 50 for IPv4, - 70 for IPv6)').argParser(int('mtu')).env('VXTAP_MTU'))
+    .addOption(new Option('--mac <mac>', 'TAP MAC address (default: random, locally administered)').env('VXTAP_MAC'))
+    .addOption(new Option('--workers <n>', `worker threads, one TAP queue each (default ${DEFAULTS.workers})`).argParser(int('workers')).env('VXTAP_WORKERS'))
+    .addOption(new Option('--df <mode>', `outer don't-fragment bit: set, unset or inherit (default ${DEFAULTS.df})`).env('VXTAP_DF'))
+    .addOption(new Option('--no-learning', 'do not learn inner MAC -> VTEP from received packets').env('VXTAP_NO_LEARNING'))
+    .addOption(new Option('--accept-unknown-peers', 'accept and learn packets from underlay addresses that are not peers').env('VXTAP_ACCEPT_UNKNOWN_PEERS'))
+    .addOption(new Option('--ageing <seconds>', `age out learned entries not seen for this long (default ${DEFAULTS.ageingSeconds})`).argParser(int('ageing')).env('VXTAP_AGEING'))
+    .addOption(new Option('--batch <frames>', `frames per batch (default ${DEFAULTS.batchSize})`).argParser(int('batch')).env('VXTAP_BATCH'))
+    .addOption(new Option('--busy-poll <us>', 'spin this many microseconds before blocking (lower latency, more CPU; default 0)').argParser(int('busy-poll')).env('VXTAP_BUSY_POLL'))
+    .addOption(new Option('--stats-socket <path>', 'stats socket (default /run/vxtap/NAME.sock)').env('VXTAP_STATS_SOCKET'))
+    .addOption(new Option('--metrics <host:port>', 'also serve Prometheus /metrics over TCP here').env('VXTAP_METRICS'))
+    .addHelpText('after', CONFIG_HELP)
+    .action(async (opts: Record<string, unknown>) => {
+      let cfg: VtepConfig;
+      try {
+        cfg = configFromOptions(opts);
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          process.stderr.write(`vxtap up: invalid configuration: ${err.message}\n`);
+          process.exit(2);
+        }
+        throw err;
+      }
+      await runUp(cfg);
+    });
+}
+
+/** Start the VTEP and wait for a signal or a worker failure. */
+export async function runUp(cfg: VtepConfig): Promise<void> {
+  let vtep: Vtep;
+  try {
+    vtep = await Vtep.start(cfg);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`vxtap up: invalid configuration: ${err.message}\n`);
+      process.exit(2);
+    }
+    const e = err as Error & { code?: string };
+    process.stderr.write(`vxtap up: ${e.message}\n`);
     process.exit(1);
+  }
+  process.stderr.write(
+    `vxtap: ${vtep.tapName} up (vni ${cfg.vni}, port ${cfg.port}, mtu ${vtep.mtu}, mac ${vtep.tapMac}, ${cfg.workers} worker${cfg.workers > 1 ? 's' : ''}, peers ${cfg.peers.map((p) => p.address).join(',') || 'none'})\n`,
+  );
+  const code = await new Promise<number>((resolve) => {
+    const onSignal = (sig: string) => {
+      process.stderr.write(`vxtap: ${sig}, shutting down\n`);
+      resolve(0);
+    };
+    process.once('SIGINT', () => onSignal('SIGINT'));
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    void vtep.failed.then(() => resolve(1));
   });
+  await vtep.stop();
+  process.exit(code);
 }
