@@ -1,3 +1,56 @@
-#include <napi.h>
-Napi::Object Init(Napi::Env env, Napi::Object exports) { return exports; }
-NODE_API_MODULE(vxtap_native, Init)
+// vxtap native addon: module registration. See native/README.md for the design
+// and src/native/index.ts for the contract.
+#include "common.h"
+
+namespace vxtap {
+namespace {
+
+struct Export {
+  const char* name;
+  napi_callback fn;
+};
+
+constexpr Export kExports[] = {
+    {"tapOpen", TapOpen},
+    {"tapSetOffload", TapSetOffload},
+    {"tapSetVnetHdrSize", TapSetVnetHdrSize},
+    {"ifSetMtu", IfSetMtu},
+    {"ifGetMtu", IfGetMtu},
+    {"ifSetMac", IfSetMac},
+    {"ifGetMac", IfGetMac},
+    {"ifSetUp", IfSetUp},
+    {"ifIndex", IfIndex},
+    {"udpOpen", UdpOpen},
+    {"udpLocalPort", UdpLocalPort},
+    {"readBatch", ReadBatch},
+    {"writeBatch", WriteBatch},
+    {"recvBatch", RecvBatch},
+    {"sendBatch", SendBatch},
+    {"completeChecksums", CompleteChecksums},
+    {"checksum", Checksum},
+    {"poll", Poll},
+    {"eventfdOpen", EventfdOpen},
+    {"eventfdSignal", EventfdSignal},
+    {"eventfdDrain", EventfdDrain},
+    {"close", Close},
+};
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // One scratch area per environment (main thread or worker); Node deletes it
+  // when the environment is torn down.
+  env.SetInstanceData<Scratch>(new Scratch());
+  for (const auto& e : kExports) {
+    napi_value fn;
+    if (napi_create_function(env, e.name, NAPI_AUTO_LENGTH, e.fn, nullptr, &fn) != napi_ok) return exports;
+    exports.Set(e.name, Napi::Value(env, fn));
+  }
+  return exports;
+}
+
+}  // namespace vxtap
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return vxtap::Init(env, exports); }
+
+NODE_API_MODULE(vxtap_native, InitModule)

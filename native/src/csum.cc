@@ -1,0 +1,149 @@
+// Checksum kernels: checksum() for JS, and completeChecksums() which finishes the
+// CHECKSUM_PARTIAL checksums a kernel sender with tx offload leaves behind (the L4
+// field holds only the folded pseudo-header sum; see FIELD-NOTES "Interop trap").
+#include "csum.h"
+
+#include "common.h"
+
+namespace vxtap {
+
+namespace {
+
+constexpr uint16_t kEthIPv4 = 0x0800;
+constexpr uint16_t kEthIPv6 = 0x86dd;
+constexpr uint16_t kEthVlan = 0x8100;
+constexpr uint16_t kEthQinQ = 0x88a8;
+constexpr uint8_t kProtoTcp = 6;
+constexpr uint8_t kProtoUdp = 17;
+
+/**
+ * Finish the L4 checksum at p[l4..l4+l4len) when its field equals the folded
+ * pseudo-header sum `pseudo` (a memory-order partial sum).
+ */
+inline bool FinishL4(uint8_t* p, size_t l4, size_t l4len, uint8_t proto, uint64_t pseudo) {
+  size_t field;
+  if (proto == kProtoTcp) {
+    if (l4len < 20) return false;
+    field = l4 + 16;
+  } else {
+    if (l4len < 8) return false;
+    field = l4 + 6;
+  }
+  uint16_t stored;
+  std::memcpy(&stored, p + field, 2);
+  if (stored != Fold16(pseudo)) return false;
+  // The field already holds the pseudo-header sum, so summing the segment
+  // including it gives pseudo + data, as the kernel's skb_checksum_help does.
+  uint16_t csum = static_cast<uint16_t>(~Fold16(Sum64(p + l4, l4len)));
+  if (proto == kProtoUdp && csum == 0) csum = 0xffff;  // RFC 768: 0 means "no checksum"
+  std::memcpy(p + field, &csum, 2);
+  return true;
+}
+
+}  // namespace
+
+bool CompleteFrameChecksum(uint8_t* p, size_t len) {
+  if (len < 14) return false;
+  size_t etOff = 12;
+  uint16_t et = Be16(p + etOff);
+  for (int tags = 0; (et == kEthVlan || et == kEthQinQ) && tags < 2; tags++) {
+    if (etOff + 6 > len) return false;
+    etOff += 4;
+    et = Be16(p + etOff);
+  }
+  const size_t l3 = etOff + 2;
+  if (et == kEthIPv4) {
+    if (l3 + 20 > len || (p[l3] >> 4) != 4) return false;
+    const size_t ihl = static_cast<size_t>(p[l3] & 0x0f) * 4;
+    const size_t tot = Be16(p + l3 + 2);
+    if (ihl < 20 || tot < ihl || l3 + tot > len) return false;
+    if (Be16(p + l3 + 6) & 0x3fff) return false;  // MF or a fragment offset
+    const uint8_t proto = p[l3 + 9];
+    if (proto != kProtoTcp && proto != kProtoUdp) return false;
+    const size_t l4 = l3 + ihl;
+    size_t l4len = tot - ihl;
+    if (proto == kProtoUdp && l4len >= 8) {
+      const size_t ulen = Be16(p + l4 + 4);
+      if (ulen < 8 || ulen > l4len) return false;
+      l4len = ulen;
+    }
+    uint64_t pseudo = Sum64(p + l3 + 12, 8);  // source and destination address
+    pseudo = Add64(pseudo, Mem16(proto));
+    pseudo = Add64(pseudo, Mem16(static_cast<uint16_t>(l4len)));
+    return FinishL4(p, l4, l4len, proto, pseudo);
+  }
+  if (et == kEthIPv6) {
+    if (l3 + 40 > len || (p[l3] >> 4) != 6) return false;
+    const size_t plen = Be16(p + l3 + 4);
+    const size_t end = l3 + 40 + plen;
+    if (plen == 0 || end > len) return false;  // jumbograms are not handled
+    uint8_t nh = p[l3 + 6];
+    size_t pos = l3 + 40;
+    // Skip hop-by-hop (0), routing (43), destination options (60) and AH (51).
+    for (int hops = 0; hops < 8 && (nh == 0 || nh == 43 || nh == 60 || nh == 51); hops++) {
+      if (pos + 8 > end) return false;
+      const size_t hlen = nh == 51 ? (static_cast<size_t>(p[pos + 1]) + 2) * 4 : (static_cast<size_t>(p[pos + 1]) + 1) * 8;
+      nh = p[pos];
+      pos += hlen;
+      if (pos > end) return false;
+    }
+    if (nh != kProtoTcp && nh != kProtoUdp) return false;  // includes fragments (44)
+    size_t l4len = end - pos;
+    if (nh == kProtoUdp && l4len >= 8) {
+      const size_t ulen = Be16(p + pos + 4);
+      if (ulen < 8 || ulen > l4len) return false;
+      l4len = ulen;
+    }
+    uint64_t pseudo = Sum64(p + l3 + 8, 32);  // source and destination address
+    pseudo = Add64(pseudo, Mem16(static_cast<uint16_t>(l4len >> 16)));
+    pseudo = Add64(pseudo, Mem16(static_cast<uint16_t>(l4len & 0xffff)));
+    pseudo = Add64(pseudo, Mem16(nh));
+    return FinishL4(p, pos, l4len, nh, pseudo);
+  }
+  return false;
+}
+
+napi_value CompleteChecksums(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  View<uint8_t> bufs;
+  View<uint32_t> offsets, sizes;
+  uint32_t count;
+  if (!GetU8(env, a.argv[0], "bufs", &bufs) || !GetU32(env, a.argv[1], "offsets", &offsets) ||
+      !GetU32(env, a.argv[2], "sizes", &sizes) || !GetBatchCount(env, a.argv[3], "count", &count) ||
+      !CheckLen(env, offsets.elems, count, "offsets", "count") || !CheckLen(env, sizes.elems, count, "sizes", "count")) {
+    return nullptr;
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    if (static_cast<uint64_t>(offsets.data[i]) + sizes.data[i] > bufs.elems) {
+      return ThrowRange(env, "offsets[%u] (%u) + sizes[%u] (%u) exceeds bufs.length (%zu)", i, offsets.data[i], i,
+                        sizes.data[i], bufs.elems);
+    }
+  }
+  uint32_t done = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    done += CompleteFrameChecksum(bufs.data + offsets.data[i], sizes.data[i]) ? 1 : 0;
+  }
+  return Number(env, done);
+}
+
+napi_value Checksum(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  View<uint8_t> bufs;
+  int64_t offset, length, seed;
+  if (!GetU8(env, a.argv[0], "bufs", &bufs) || !GetInt(env, a.argv[1], "offset", 0, 0xffffffffLL, &offset) ||
+      !GetInt(env, a.argv[2], "length", 0, 0xffffffffLL, &length) ||
+      !GetInt(env, a.argv[3], "seed", 0, 0xffffffffLL, &seed)) {
+    return nullptr;
+  }
+  if (static_cast<uint64_t>(offset) + static_cast<uint64_t>(length) > bufs.elems) {
+    return ThrowRange(env, "offset (%lld) + length (%lld) exceeds bufs.length (%zu)", static_cast<long long>(offset),
+                      static_cast<long long>(length), bufs.elems);
+  }
+  const uint16_t mem = Fold16(Sum64(bufs.data + offset, static_cast<size_t>(length)));
+  // Byte-swapping commutes with ones' complement addition, so the network-order
+  // value of the memory-order sum is its swap; then add the (network-order) seed.
+  const uint16_t net = Mem16(mem);
+  return Number(env, Fold16(static_cast<uint64_t>(net) + static_cast<uint64_t>(seed)));
+}
+
+}  // namespace vxtap

@@ -1,0 +1,84 @@
+// Internet checksum kernels (RFC 1071). Sums are computed over memory in the
+// machine's byte order, which the ones' complement sum allows (RFC 1071 section
+// 2(B)); results are converted to network order only where JS sees them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace vxtap {
+
+/**
+ * Ones' complement sum of p[0..n) as 16-bit words in memory order, returned as a
+ * 64-bit value congruent to it modulo 2^64-1 (fold it with Fold16). Reads 8 bytes
+ * at a time into a 128-bit accumulator (add/adc), four words per iteration.
+ */
+inline uint64_t Sum64(const uint8_t* p, size_t n) {
+  unsigned __int128 a0 = 0, a1 = 0;
+  while (n >= 32) {
+    uint64_t w0, w1, w2, w3;
+    std::memcpy(&w0, p, 8);
+    std::memcpy(&w1, p + 8, 8);
+    std::memcpy(&w2, p + 16, 8);
+    std::memcpy(&w3, p + 24, 8);
+    a0 += w0;
+    a1 += w1;
+    a0 += w2;
+    a1 += w3;
+    p += 32;
+    n -= 32;
+  }
+  while (n >= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    a0 += w;
+    p += 8;
+    n -= 8;
+  }
+  if (n) {
+    uint64_t w = 0;  // zero padding keeps every byte at its word parity
+    std::memcpy(&w, p, n);
+    a1 += w;
+  }
+  a0 += a1;
+  uint64_t lo = static_cast<uint64_t>(a0), hi = static_cast<uint64_t>(a0 >> 64);
+  uint64_t s = lo + hi;
+  return s + (s < hi);  // end-around carry: 2^64 == 1 (mod 2^64-1)
+}
+
+/** Add two partial sums with end-around carry. */
+inline uint64_t Add64(uint64_t a, uint64_t b) {
+  uint64_t s = a + b;
+  return s + (s < b);
+}
+
+/** Fold a 64-bit partial sum to 16 bits (never 0 unless the sum is 0). */
+inline uint16_t Fold16(uint64_t s) {
+  s = (s & 0xffffffffu) + (s >> 32);
+  s = (s & 0xffffffffu) + (s >> 32);
+  s = (s & 0xffffu) + (s >> 16);
+  s = (s & 0xffffu) + (s >> 16);
+  s = (s & 0xffffu) + (s >> 16);
+  return static_cast<uint16_t>(s);
+}
+
+/** A 16-bit network-order value as it sits in memory, read as a machine word. */
+inline uint16_t Mem16(uint16_t hostValue) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  return __builtin_bswap16(hostValue);
+#else
+  return hostValue;
+#endif
+}
+
+/** Big-endian 16-bit read. */
+inline uint16_t Be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+
+/**
+ * Finish CHECKSUM_PARTIAL TCP/UDP checksums in one Ethernet frame (see
+ * completeChecksums in src/native/index.ts). Returns true when it wrote one.
+ */
+bool CompleteFrameChecksum(uint8_t* p, size_t len);
+
+}  // namespace vxtap
