@@ -1,0 +1,84 @@
+/**
+ * The command-line surface of etcd mode, as data: `vxtap up` adds these options
+ * (each with a VXTAP_* environment mirror) and turns the parsed values into
+ * FlannelControlOptions with `flannelOptionsFromCli()`.
+ */
+import { Option, type Command } from 'commander';
+import { FLANNEL_DEFAULTS } from './config.js';
+import { DEFAULT_SUBNET_FILE } from './subnet-env.js';
+import type { FlannelControlOptions } from './control.js';
+
+/** One option: commander flags, environment mirror, help text, default. */
+export interface CliOptionSpec {
+  flags: string;
+  env: string;
+  description: string;
+  default?: string;
+}
+
+/** Options of etcd (flannel) mode. `--local` and `--name` belong to `vxtap up` itself. */
+export const FLANNEL_CLI_OPTIONS: readonly CliOptionSpec[] = [
+  { flags: '--etcd-endpoints <urls>', env: 'VXTAP_ETCD_ENDPOINTS', description: 'comma-separated etcd URLs (http:// or https://); enables etcd (flannel) mode' },
+  { flags: '--etcd-prefix <path>', env: 'VXTAP_ETCD_PREFIX', description: 'etcd key prefix of the flannel network', default: FLANNEL_DEFAULTS.prefix },
+  { flags: '--subnet-file <path>', env: 'VXTAP_SUBNET_FILE', description: 'where to write subnet.env (FLANNEL_NETWORK, FLANNEL_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ)', default: DEFAULT_SUBNET_FILE },
+  { flags: '--lease-ttl <duration>', env: 'VXTAP_LEASE_TTL', description: 'subnet lease lifetime (e.g. 24h, 30s; plain number = seconds)', default: '24h' },
+  { flags: '--etcd-cafile <path>', env: 'VXTAP_ETCD_CAFILE', description: 'PEM CA bundle to verify etcd (https endpoints)' },
+  { flags: '--etcd-certfile <path>', env: 'VXTAP_ETCD_CERTFILE', description: 'PEM client certificate for etcd' },
+  { flags: '--etcd-keyfile <path>', env: 'VXTAP_ETCD_KEYFILE', description: 'PEM client key for etcd' },
+  { flags: '--etcd-username <name>', env: 'VXTAP_ETCD_USERNAME', description: 'etcd user (with --etcd-password)' },
+  { flags: '--etcd-password <password>', env: 'VXTAP_ETCD_PASSWORD', description: 'etcd password (prefer the environment variable)' },
+];
+
+/** Add the etcd-mode options to a commander command. */
+export function addFlannelCliOptions(cmd: Command): Command {
+  for (const o of FLANNEL_CLI_OPTIONS) {
+    const opt = new Option(o.flags, o.description).env(o.env);
+    if (o.default !== undefined) opt.default(o.default);
+    cmd.addOption(opt);
+  }
+  return cmd;
+}
+
+/** Parse '24h', '90m', '30s', '45' (seconds) into whole seconds; throws naming --lease-ttl. */
+export function parseDurationSeconds(text: string, flag = '--lease-ttl'): number {
+  const m = /^(\d+)(s|m|h|d)?$/.exec(String(text).trim());
+  if (!m) throw new TypeError(`${flag} must be a duration like 24h, 10m or 30s, got ${JSON.stringify(text)}`);
+  const n = Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+  if (n < 3) throw new TypeError(`${flag} must be at least 3s, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+/** Values as commander delivers them (camelCase of the flags). */
+export interface FlannelCliValues {
+  etcdEndpoints?: string;
+  etcdPrefix?: string;
+  subnetFile?: string;
+  leaseTtl?: string;
+  etcdCafile?: string;
+  etcdCertfile?: string;
+  etcdKeyfile?: string;
+  etcdUsername?: string;
+  etcdPassword?: string;
+}
+
+/**
+ * Turn parsed CLI values into control options; undefined when etcd mode is off
+ * (no --etcd-endpoints). Throws TypeError naming the flag on bad values.
+ */
+export function flannelOptionsFromCli(v: FlannelCliValues, local: string): FlannelControlOptions | undefined {
+  if (!v.etcdEndpoints) return undefined;
+  const endpoints = v.etcdEndpoints.split(',').map((s) => s.trim()).filter(Boolean);
+  const o: FlannelControlOptions = {
+    endpoints,
+    local,
+    prefix: v.etcdPrefix ?? FLANNEL_DEFAULTS.prefix,
+    subnetFile: v.subnetFile ?? DEFAULT_SUBNET_FILE,
+    leaseTtlSeconds: parseDurationSeconds(v.leaseTtl ?? '24h'),
+  };
+  if (v.etcdCafile || v.etcdCertfile || v.etcdKeyfile) o.tls = { caFile: v.etcdCafile, certFile: v.etcdCertfile, keyFile: v.etcdKeyfile };
+  if (v.etcdUsername || v.etcdPassword) {
+    if (!v.etcdUsername || v.etcdPassword === undefined) throw new TypeError('--etcd-username and --etcd-password must be given together');
+    o.auth = { username: v.etcdUsername, password: v.etcdPassword };
+  }
+  return o;
+}
