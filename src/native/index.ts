@@ -150,6 +150,79 @@ export interface NativeAddon {
   /** Internet checksum (RFC 1071) of bufs[offset..offset+length), folded, not complemented, plus `seed`. */
   checksum(bufs: Uint8Array, offset: number, length: number, seed: number): number;
 
+  // --- offload kernels (vnet_hdr TAP <-> UDP GSO/GRO) ----------------------
+  /**
+   * Transmit side of the offload path. Input: frames read from a vnet_hdr TAP,
+   * frame i = [virtio_net_hdr (10)][Ethernet frame] at bufs[offsets[i]], sizes[i]
+   * bytes in all (the Ethernet frame starts at offsets[i] + 10; the 10 header
+   * bytes are ours to overwrite once read).
+   *
+   * For each input frame:
+   * - gso_type NONE: if NEEDS_CSUM, finish the checksum at csum_start/csum_offset
+   *   in place; write the 8-byte VXLAN header `vxlan` at offsets[i] + 2 (just in
+   *   front of the Ethernet frame) and emit one message pointing there (in place,
+   *   no copy), gso 0.
+   * - gso_type TCPV4 / TCPV6 (ECN bit allowed): segment the super-frame into
+   *   gso_size-payload TCP segments with correct IPv4 total length, id (+1 per
+   *   segment), header checksum / IPv6 payload length, TCP seq, flags (FIN/PSH only
+   *   on the last, CWR only on the first) and full TCP checksums; each segment is
+   *   [vxlan 8][eth][ip][tcp][payload], laid out back to back in `out` from
+   *   outOffset on. Segments are grouped into messages for UDP GSO: at most
+   *   64 segments and at most `maxMsgBytes` (<= 65507) bytes per message; every
+   *   segment of a message has the same size except possibly the last; the
+   *   message's gso = segment size (0 when it holds a single segment).
+   * - gso_type UDP_L4 (USO): same as TCP with UDP headers (length + checksum per
+   *   segment); other gso types: dropped (msgFrame not emitted, counted in
+   *   result[1]).
+   *
+   * Output messages 0..n-1: msgBuf[k] = 0 (in place in bufs) or 1 (in out),
+   * msgOffsets[k], msgSizes[k], msgGso[k], msgFrame[k] = index of the input frame.
+   * Returns n. result[0] = bytes of `out` used, result[1] = frames dropped (bad
+   * header / unsupported gso / out full), result[2] = segments produced.
+   */
+  txOffload(
+    bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number,
+    vxlan: Uint8Array, maxMsgBytes: number,
+    out: Uint8Array, outOffset: number,
+    msgBuf: Uint8Array, msgOffsets: Uint32Array, msgSizes: Uint32Array, msgGso: Uint16Array, msgFrame: Uint32Array,
+    result: Uint32Array,
+  ): number;
+  /**
+   * Receive side of the offload path. Input: datagrams from a UDP_GRO socket,
+   * datagram i at bufs[offsets[i]], sizes[i] bytes, gso[i] = segment size (0 = a
+   * single VXLAN datagram). Each segment must be a VXLAN datagram for `vni`
+   * (flags exactly 0x08, reserved zero, length >= 8 + 14); bad ones are counted in
+   * drops[0] short, drops[1] bad-flags, drops[2] wrong-vni and skipped. Only
+   * datagrams with ok[i] != 0 are processed (the caller checked the source).
+   *
+   * The inner frames are written to `out` as vnet_hdr TAP frames
+   * [virtio_net_hdr 10][Ethernet frame], back to back from outOffset, described
+   * by frameOffsets/frameSizes (the vnet header included). Consecutive inner
+   * TCP segments (IPv4 without options/fragments, or IPv6 without extension
+   * headers) of one flow are coalesced into one super-frame when: same MACs,
+   * addresses, ports, ACK, window and TCP options bytes; seq continues exactly;
+   * all but the last carry exactly the same payload size (the gso_size); no
+   * SYN/FIN/RST/URG/CWR/ECE on a non-final segment (PSH ends a super-frame); total
+   * <= 65535 - Ethernet header bytes; IPv4 ids consecutive or all equal; checksum
+   * verified (full checksum correct, or partial = equals the pseudo-header sum).
+   * A super-frame gets vnet_hdr {flags NEEDS_CSUM, gso_type TCPV4/TCPV6,
+   * hdr_len, gso_size, csum_start, csum_offset}, IP total length and header
+   * checksum rewritten and the TCP checksum field seeded with the folded
+   * pseudo-header sum. A frame not coalesced is copied with a zero vnet_hdr,
+   * except that a TCP/UDP frame whose checksum is partial gets NEEDS_CSUM (no
+   * checksum computed). Source MACs of inner frames are not looked at here.
+   * Returns the number of TAP frames. result[0] = bytes of `out` used,
+   * result[1] = inner segments in, result[2] = super-frames built.
+   * learnSrc (optional use): for each output frame k, learnSrc[k] = index i of the
+   * input datagram it came from.
+   */
+  rxOffload(
+    bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, gso: Uint16Array, ok: Uint8Array, count: number,
+    vni: number,
+    out: Uint8Array, outOffset: number, frameOffsets: Uint32Array, frameSizes: Uint32Array, learnSrc: Uint32Array,
+    drops: Uint32Array, result: Uint32Array,
+  ): number;
+
   // --- waiting ------------------------------------------------------------
   /**
    * poll() on fds with the given events (POLLIN/POLLOUT); revents[i] receives the
