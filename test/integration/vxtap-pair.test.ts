@@ -1,0 +1,80 @@
+/**
+ * vxtap <-> vxtap across two namespaces: ping, a 100 MB TCP transfer checked end
+ * to end, several workers, the stats endpoint, clean shutdown, and refusal of a
+ * bad configuration without touching the host.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { HostScope, twoHosts, startVxtap, ping, tcpTransfer, CLI, type Host } from '../helpers/vxtap.js';
+import { run } from '../../src/host/exec.js';
+
+describe('vxtap <-> vxtap', () => {
+  const scope = new HostScope('vxtp');
+  let a: Host;
+  let b: Host;
+
+  beforeAll(async () => {
+    [a, b] = await twoHosts(scope);
+  });
+  afterAll(() => scope.cleanup());
+
+  it('pings and moves 100 MB over TCP intact, then shuts down cleanly', async () => {
+    const va = await startVxtap(scope, a, ['--peer', b.underlay, '--address', '198.19.0.1/16', '--vni', '42']);
+    const vb = await startVxtap(scope, b, ['--peer', a.underlay, '--address', '198.19.0.2/16', '--vni', '42']);
+    const p = await ping(a.ns, '198.19.0.2', 5, 0.2);
+    expect(p.loss).toBe(0);
+    const t = await tcpTransfer(scope, a.ns, b.ns, '198.19.0.2', 100 * 1024 * 1024);
+    expect(t.received.bytes).toBe(100 * 1024 * 1024);
+    expect(t.received.sha256).toBe(t.sent.sha256);
+    const st = await va.status();
+    expect(st.mtu).toBe(1450);
+    expect(st.total.tx_packets).toBeGreaterThan(60_000);
+    expect(st.drops).toEqual({});
+    expect(st.fdb.some((e) => e.peer === b.underlay && !e.static)).toBe(true);
+    const metrics = await run(['node', CLI, 'stats', '--stats-socket', va.sock, '--prometheus']);
+    expect(metrics.stdout).toMatch(/vxtap_tx_packets_total\{instance="[^"]+",worker="0"\} \d+/);
+    await va.stop();
+    await vb.stop();
+    expect(va.child.exitCode).toBe(0);
+    expect(existsSync(va.sock)).toBe(false);
+    const links = await run(['ip', '-o', 'link', 'show'], { netns: a.ns });
+    expect(links.stdout).not.toContain(va.name);
+  });
+
+  it('works with two workers on a multi-queue TAP', async () => {
+    const va = await startVxtap(scope, a, ['--peer', b.underlay, '--address', '198.19.0.1/16', '--workers', '2']);
+    const vb = await startVxtap(scope, b, ['--peer', a.underlay, '--address', '198.19.0.2/16', '--workers', '2']);
+    expect((await ping(a.ns, '198.19.0.2', 5, 0.2)).loss).toBe(0);
+    const t = await tcpTransfer(scope, b.ns, a.ns, '198.19.0.1', 20 * 1024 * 1024, 5002);
+    expect(t.received.sha256).toBe(t.sent.sha256);
+    const st = await va.status();
+    expect(st.workers).toBe(2);
+    expect(st.perWorker.length).toBe(2);
+    await va.stop();
+    await vb.stop();
+  });
+
+  it('refuses a bad configuration with exit 2, naming the field, creating nothing', async () => {
+    const before = await run(['ip', '-o', 'link', 'show'], { netns: a.ns });
+    for (const [args, field] of [
+      [['--vni', '99999999'], 'vni'],
+      [['--peer', 'not-an-ip'], 'peers[0]'],
+      [['--mtu', '10'], 'mtu'],
+      [['--df', 'sometimes'], 'df'],
+    ] as const) {
+      const r = await run(['node', CLI, 'up', '--name', 'vxtbad0', '--local', a.underlay, '--stats-socket', '/run/vxtap/test-bad.sock', ...args], {
+        netns: a.ns,
+        allowFail: true,
+      });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`${field}: `);
+    }
+    // an address that is not on this host: refused before anything is created
+    const r = await run(['node', CLI, 'up', '--name', 'vxtbad0', '--local', '198.18.0.77', '--stats-socket', '/run/vxtap/test-bad.sock'], { netns: a.ns, allowFail: true });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('local: ');
+    const after = await run(['ip', '-o', 'link', 'show'], { netns: a.ns });
+    expect(after.stdout).toBe(before.stdout);
+    expect(existsSync('/run/vxtap/test-bad.sock')).toBe(false);
+  });
+});
