@@ -136,8 +136,17 @@ export function validateFlannelOptions(o: FlannelControlOptions): Error | undefi
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
 
+/** etcd said no to our credentials: retrying cannot help. */
+function isCredentialError(e: unknown): boolean {
+  const err = e as Error;
+  return (
+    ['EtcdAuthenticationFailedError', 'EtcdPermissionDeniedError', 'EtcdUserNotFoundError', 'EtcdRoleNotGrantedError'].includes(err?.name) ||
+    /authentication failed|user name is empty|permission denied|invalid user ID or password/i.test(err?.message ?? '')
+  );
+}
+
 function isRetryable(e: unknown): boolean {
-  return !(e instanceof NetworkConfigError || e instanceof MissingConfigError || e instanceof FatalControlError);
+  return !(e instanceof NetworkConfigError || e instanceof MissingConfigError || e instanceof FatalControlError || isCredentialError(e));
 }
 
 /** An unrecoverable condition (no free subnet, subnet taken over). */
@@ -183,6 +192,7 @@ export async function startFlannelControl(opts: FlannelControlOptions, makeVtep:
         etcdOk();
         return r;
       } catch (e) {
+        if (isCredentialError(e)) throw new Error(`${what}: etcd refused our credentials (--etcd-username/--etcd-password): ${(e as Error).message}`);
         if (!isRetryable(e) || stopped) throw e;
         etcdFailed(what, e);
         if (deadlineMs !== undefined && Date.now() > deadlineMs) throw new Error(`${what}: etcd unreachable: ${(e as Error).message}`);
