@@ -14,6 +14,7 @@ import {
   type VtepConfig,
 } from '../config.js';
 import { Vtep } from '../dataplane/vtep.js';
+import { addFlannelCliOptions, flannelOptionsFromCli, runFlannelUp } from './up-flannel.js';
 
 function int(field: string) {
   return (v: string): number => {
@@ -32,7 +33,7 @@ Config file (--config FILE): a JSON object with any of these fields (flags win):
   peers (["198.18.0.2", {"address": "198.18.0.3", "flood": false}]), address, mtu,
   mac, workers, df ("set"|"unset"|"inherit"), learning, ageingSeconds,
   acceptUnknownPeers, fdb ([{"mac": "02:00:00:00:00:01", "peer": "198.18.0.2"}]),
-  batchSize, statsSocket, metrics ("127.0.0.1:9476"), busyPollUs.
+  batchSize, statsSocket, metrics ("127.0.0.1:9476"), busyPollUs, offload.
 
 Example:
   vxtap up --local 198.18.0.1 --peer 198.18.0.2 --address 198.19.0.1/16 --vni 42
@@ -64,6 +65,7 @@ export function configFromOptions(opts: Record<string, unknown>): VtepConfig {
   if (typeof opts.srcportRange === 'string') [flags.srcPortMin, flags.srcPortMax] = parsePortRange(opts.srcportRange);
   if (opts.learning === false) flags.learning = false;
   if (opts.acceptUnknownPeers === true) flags.acceptUnknownPeers = true;
+  if (opts.offload === false) flags.offload = false;
   const cfg = mergeConfig(file, flags);
   const err = validateConfig(cfg);
   if (err) throw err;
@@ -72,7 +74,7 @@ export function configFromOptions(opts: Record<string, unknown>): VtepConfig {
 
 /** Register `vxtap up`. */
 export function register(program: Command): void {
-  program
+  const up = program
     .command('up')
     .description('Run a userspace VXLAN tunnel endpoint on a TAP device until SIGINT/SIGTERM.')
     .addOption(new Option('--config <file>', 'JSON config file (fields below)').env('VXTAP_CONFIG'))
@@ -92,9 +94,12 @@ export function register(program: Command): void {
     .addOption(new Option('--ageing <seconds>', `age out learned entries not seen for this long (default ${DEFAULTS.ageingSeconds})`).argParser(int('ageing')).env('VXTAP_AGEING'))
     .addOption(new Option('--batch <frames>', `frames per batch (default ${DEFAULTS.batchSize})`).argParser(int('batch')).env('VXTAP_BATCH'))
     .addOption(new Option('--busy-poll <us>', 'spin this many microseconds before blocking (lower latency, more CPU; default 0)').argParser(int('busy-poll')).env('VXTAP_BUSY_POLL'))
+    .addOption(new Option('--no-offload', 'no TSO/GSO/GRO: one MTU-sized frame per TAP read and per datagram').env('VXTAP_NO_OFFLOAD'))
     .addOption(new Option('--stats-socket <path>', 'stats socket (default /run/vxtap/NAME.sock)').env('VXTAP_STATS_SOCKET'))
     .addOption(new Option('--metrics <host:port>', 'also serve Prometheus /metrics over TCP here').env('VXTAP_METRICS'))
-    .addHelpText('after', CONFIG_HELP)
+    .addHelpText('after', CONFIG_HELP);
+  // etcd (flannel) mode: --etcd-endpoints and friends (src/control/flannel/cli-options.ts).
+  addFlannelCliOptions(up)
     .action(async (opts: Record<string, unknown>) => {
       let cfg: VtepConfig;
       try {
@@ -106,7 +111,15 @@ export function register(program: Command): void {
         }
         throw err;
       }
-      await runUp(cfg);
+      let etcdMode;
+      try {
+        etcdMode = flannelOptionsFromCli(opts, cfg.local);
+      } catch (err) {
+        process.stderr.write(`vxtap up: invalid configuration: ${(err as Error).message}\n`);
+        process.exit(2);
+      }
+      if (etcdMode) await runFlannelUp(cfg, etcdMode);
+      else await runUp(cfg);
     });
 }
 
