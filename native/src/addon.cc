@@ -1,6 +1,7 @@
 // vxtap native addon: module registration. See native/README.md for the design
 // and src/native/index.ts for the contract.
 #include "common.h"
+#include "offload.h"
 
 namespace vxtap {
 namespace {
@@ -28,6 +29,8 @@ constexpr Export kExports[] = {
     {"sendBatch", SendBatch},
     {"completeChecksums", CompleteChecksums},
     {"checksum", Checksum},
+    {"txOffload", TxOffload},
+    {"rxOffload", RxOffload},
     {"poll", Poll},
     {"eventfdOpen", EventfdOpen},
     {"eventfdSignal", EventfdSignal},

@@ -1,0 +1,656 @@
+// Offload kernels for the super-frame path: txOffload segments TSO/USO frames read
+// from a vnet_hdr TAP into VXLAN-wrapped segments grouped for UDP GSO; rxOffload
+// splits UDP GRO datagrams, checks VXLAN, and re-coalesces consecutive TCP
+// segments of one flow into GSO super-frames for a vnet_hdr TAP write.
+//
+// Design note. Both kernels trust nothing: every header length and offset is
+// checked against the frame (and the frame against the slab) before a byte is
+// read, a malformed frame is counted and skipped, and the output is written only
+// into the caller's `out` slab after a capacity check for the whole frame. Nothing
+// is allocated. Checksums are memory-order ones' complement sums (csum.h); only
+// the 16-bit results are stored back as they sit in memory.
+//
+// virtio_net_hdr (include/uapi/linux/virtio_net.h) is host-endian on a TAP that
+// has no TUNSETVNETLE/BE; csum_start counts from the start of the Ethernet frame.
+// For a GSO write the kernel (virtio_net_hdr_to_skb) wants NEEDS_CSUM with the L4
+// checksum field holding the folded, uncomplemented pseudo-header sum over the
+// whole super-frame, and trusts the payload checksums it is given: which is why
+// rxOffload verifies every segment before it coalesces it.
+#include "offload.h"
+
+#include <cstring>
+
+#include "common.h"
+#include "csum.h"
+
+namespace vxtap {
+namespace {
+
+constexpr size_t kVnetHdrLen = 10;
+constexpr size_t kVxlanLen = 8;
+constexpr size_t kEthLen = 14;
+constexpr size_t kMaxFrame = 65535;  // largest Ethernet frame a GSO TAP write takes here
+
+constexpr uint8_t kNeedsCsum = 0x01;
+constexpr uint8_t kGsoNone = 0;
+constexpr uint8_t kGsoTcpV4 = 1;
+constexpr uint8_t kGsoTcpV6 = 4;
+constexpr uint8_t kGsoUdpL4 = 5;
+constexpr uint8_t kGsoEcn = 0x80;
+
+/** UDP_SEGMENT limits (UDP_MAX_SEGMENTS; largest IPv4 UDP payload). */
+constexpr uint32_t kUdpGsoMaxSegs = 64;
+constexpr int64_t kUdpMaxPayload = 65507;
+
+constexpr uint16_t kEthIPv4 = 0x0800;
+constexpr uint16_t kEthIPv6 = 0x86dd;
+constexpr uint16_t kEthVlan = 0x8100;
+constexpr uint16_t kEthQinQ = 0x88a8;
+constexpr uint8_t kProtoTcp = 6;
+constexpr uint8_t kProtoUdp = 17;
+
+constexpr uint8_t kTcpFin = 0x01;
+constexpr uint8_t kTcpSyn = 0x02;
+constexpr uint8_t kTcpRst = 0x04;
+constexpr uint8_t kTcpPsh = 0x08;
+constexpr uint8_t kTcpAck = 0x10;
+constexpr uint8_t kTcpUrg = 0x20;
+constexpr uint8_t kTcpEce = 0x40;
+constexpr uint8_t kTcpCwr = 0x80;
+
+/** virtio_net_hdr in host order (no padding: 2 x u8 + 4 x u16). */
+struct VnetHdr {
+  uint8_t flags;
+  uint8_t gsoType;
+  uint16_t hdrLen;
+  uint16_t gsoSize;
+  uint16_t csumStart;
+  uint16_t csumOffset;
+};
+static_assert(sizeof(VnetHdr) == kVnetHdrLen, "virtio_net_hdr is 10 bytes");
+
+inline uint32_t Be32(const uint8_t* p) {
+  return (static_cast<uint32_t>(p[0]) << 24) | (static_cast<uint32_t>(p[1]) << 16) |
+         (static_cast<uint32_t>(p[2]) << 8) | p[3];
+}
+inline void Put16(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+inline void Put32(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 24);
+  p[1] = static_cast<uint8_t>(v >> 16);
+  p[2] = static_cast<uint8_t>(v >> 8);
+  p[3] = static_cast<uint8_t>(v);
+}
+/** Store a memory-order 16-bit checksum value. */
+inline void PutMem16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
+inline uint16_t GetMem16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+/** Where the headers of one Ethernet frame are (offsets from the frame start). */
+struct Layout {
+  size_t l3 = 0;     // IP header
+  size_t l4 = 0;     // TCP/UDP header
+  size_t l4hdr = 0;  // TCP/UDP header length (TCP data offset * 4, or 8)
+  size_t end = 0;    // end of the IP packet (trailing padding excluded)
+  uint8_t ipv = 0;   // 4 or 6
+  uint8_t proto = 0;
+};
+
+/**
+ * Parse Ethernet (up to two 802.1Q/802.1ad tags), IPv4 (options allowed, not a
+ * fragment) or IPv6 (no extension headers), then TCP or UDP. With
+ * `zeroLenIsFrame`, an IP length of 0 (BIG TCP) means "to the end of the frame".
+ * Returns false when the frame is not such a packet or any length is inconsistent.
+ */
+bool ParseL4(const uint8_t* p, size_t len, bool zeroLenIsFrame, Layout* f) {
+  if (len < kEthLen) return false;
+  size_t etOff = 12;
+  uint16_t et = Be16(p + etOff);
+  for (int tags = 0; (et == kEthVlan || et == kEthQinQ) && tags < 2; tags++) {
+    if (etOff + 6 > len) return false;
+    etOff += 4;
+    et = Be16(p + etOff);
+  }
+  const size_t l3 = etOff + 2;
+  if (et == kEthIPv4) {
+    if (l3 + 20 > len || (p[l3] >> 4) != 4) return false;
+    const size_t ihl = static_cast<size_t>(p[l3] & 0x0f) * 4;
+    size_t tot = Be16(p + l3 + 2);
+    if (tot == 0 && zeroLenIsFrame) tot = len - l3;
+    if (ihl < 20 || tot < ihl || l3 + tot > len) return false;
+    if (Be16(p + l3 + 6) & 0x3fff) return false;  // MF or a fragment offset
+    f->ipv = 4;
+    f->proto = p[l3 + 9];
+    f->l4 = l3 + ihl;
+    f->end = l3 + tot;
+  } else if (et == kEthIPv6) {
+    if (l3 + 40 > len || (p[l3] >> 4) != 6) return false;
+    size_t plen = Be16(p + l3 + 4);
+    if (plen == 0 && zeroLenIsFrame) plen = len - l3 - 40;
+    if (plen == 0 || l3 + 40 + plen > len) return false;
+    f->ipv = 6;
+    f->proto = p[l3 + 6];
+    f->l4 = l3 + 40;
+    f->end = l3 + 40 + plen;
+  } else {
+    return false;
+  }
+  f->l3 = l3;
+  if (f->proto == kProtoTcp) {
+    if (f->l4 + 20 > f->end) return false;
+    const size_t doff = static_cast<size_t>(p[f->l4 + 12] >> 4) * 4;
+    if (doff < 20 || f->l4 + doff > f->end) return false;
+    f->l4hdr = doff;
+  } else if (f->proto == kProtoUdp) {
+    if (f->l4 + 8 > f->end) return false;
+    f->l4hdr = 8;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+/** Memory-order sum of the pseudo-header's addresses. */
+inline uint64_t AddrSum(const uint8_t* p, const Layout& f) {
+  return f.ipv == 4 ? Sum64(p + f.l3 + 12, 8) : Sum64(p + f.l3 + 8, 32);
+}
+/** Full pseudo-header sum: addresses + protocol + L4 length (32-bit for IPv6). */
+inline uint64_t PseudoSum(uint64_t addrs, uint8_t proto, uint32_t l4len) {
+  uint64_t s = Add64(addrs, Mem16(proto));
+  s = Add64(s, Mem16(static_cast<uint16_t>(l4len & 0xffff)));
+  return Add64(s, Mem16(static_cast<uint16_t>(l4len >> 16)));
+}
+/** Recompute an IPv4 header checksum in place. */
+inline void SetIpv4Csum(uint8_t* ip, size_t ihl) {
+  ip[10] = 0;
+  ip[11] = 0;
+  PutMem16(ip + 10, static_cast<uint16_t>(~Fold16(Sum64(ip, ihl))));
+}
+
+/**
+ * Unpack `n` (<= 16) arguments (common.h's Args holds 8; these calls take 14).
+ * Missing ones read as undefined.
+ */
+struct WideArgs {
+  napi_value argv[16];
+  size_t argc = 16;
+  WideArgs(napi_env env, napi_callback_info info) { napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr); }
+};
+
+inline size_t Min(size_t a, size_t b) { return a < b ? a : b; }
+
+// --- transmit ---------------------------------------------------------------
+
+struct TxOut {
+  uint8_t* out;
+  size_t cap;  // out.length
+  size_t pos;  // next free byte
+  uint8_t* msgBuf;
+  uint32_t* msgOffsets;
+  uint32_t* msgSizes;
+  uint16_t* msgGso;
+  uint32_t* msgFrame;
+  size_t msgCap;
+  size_t nMsg = 0;
+  uint32_t segments = 0;
+};
+
+/**
+ * Segment one TSO/USO super-frame (the Ethernet frame at `e`, `len` bytes) into
+ * `st.out` and emit its messages. Returns false (nothing emitted) when the frame is
+ * malformed, does not match its gso type, or does not fit.
+ */
+bool TxSegment(const uint8_t* e, size_t len, const VnetHdr& h, uint32_t frameIdx, const uint8_t* vxlan,
+               size_t maxMsg, TxOut& st) {
+  Layout f;
+  if (!ParseL4(e, len, true, &f)) return false;
+  const uint8_t type = static_cast<uint8_t>(h.gsoType & ~kGsoEcn);
+  const bool tcp = type != kGsoUdpL4;
+  if (tcp ? (f.proto != kProtoTcp || f.ipv != (type == kGsoTcpV4 ? 4 : 6)) : f.proto != kProtoUdp) return false;
+  const size_t mss = h.gsoSize;
+  if (mss == 0) return false;
+  const size_t hdrs = f.l4 + f.l4hdr;  // Ethernet .. end of the L4 header
+  const size_t payload = f.end - hdrs;
+  const size_t nseg = payload == 0 ? 1 : (payload + mss - 1) / mss;
+  const size_t segHdr = kVxlanLen + hdrs;  // message bytes in front of each payload chunk
+  const size_t segFull = segHdr + Min(mss, payload);
+  if (segFull > maxMsg) return false;
+  size_t perMsg = maxMsg / segFull;
+  if (perMsg > kUdpGsoMaxSegs) perMsg = kUdpGsoMaxSegs;
+  const size_t nMsg = (nseg + perMsg - 1) / perMsg;
+  const size_t bytes = nseg * segHdr + payload;
+  if (bytes > st.cap - st.pos || nMsg > st.msgCap - st.nMsg) return false;
+
+  const size_t l3 = f.l3, l4 = f.l4, ihl = l4 - l3;
+  const uint64_t addrs = AddrSum(e, f);
+  const uint16_t id = Be16(e + l3 + 4);
+  const uint32_t seq = Be32(e + l4 + 4);
+  const uint8_t flags = e[l4 + 13];
+  const size_t base = st.pos;
+  uint8_t* s = st.out + base;
+  for (size_t k = 0; k < nseg; k++) {
+    const size_t chunk = Min(mss, payload - k * mss);
+    std::memcpy(s, vxlan, kVxlanLen);
+    uint8_t* o = s + kVxlanLen;
+    std::memcpy(o, e, hdrs);
+    std::memcpy(o + hdrs, e + hdrs + k * mss, chunk);
+    const uint32_t l4len = static_cast<uint32_t>(f.l4hdr + chunk);
+    if (f.ipv == 4) {
+      Put16(o + l3 + 2, static_cast<uint32_t>(ihl + l4len));
+      Put16(o + l3 + 4, static_cast<uint32_t>(id + k));
+      SetIpv4Csum(o + l3, ihl);
+    } else {
+      Put16(o + l3 + 4, l4len);
+    }
+    size_t field;
+    if (tcp) {
+      Put32(o + l4 + 4, static_cast<uint32_t>(seq + k * mss));
+      uint8_t fl = flags;
+      if (k + 1 < nseg) fl &= static_cast<uint8_t>(~(kTcpFin | kTcpPsh));
+      if (k > 0) fl &= static_cast<uint8_t>(~kTcpCwr);
+      o[l4 + 13] = fl;
+      field = l4 + 16;
+    } else {
+      Put16(o + l4 + 4, l4len);
+      field = l4 + 6;
+    }
+    o[field] = 0;
+    o[field + 1] = 0;
+    uint16_t c = static_cast<uint16_t>(~Fold16(Add64(PseudoSum(addrs, f.proto, l4len), Sum64(o + l4, l4len))));
+    if (!tcp && c == 0) c = 0xffff;  // RFC 768: 0 means "no checksum"
+    PutMem16(o + field, c);
+    s += kVxlanLen + hdrs + chunk;
+  }
+  st.pos = base + bytes;
+  st.segments += static_cast<uint32_t>(nseg);
+  // Segment k starts at base + k * segFull (all but the last are full).
+  for (size_t m = 0; m < nMsg; m++) {
+    const size_t first = m * perMsg;
+    const size_t n = Min(perMsg, nseg - first);
+    const size_t start = base + first * segFull;
+    const size_t end = first + n == nseg ? base + bytes : start + n * segFull;
+    const size_t k = st.nMsg++;
+    st.msgBuf[k] = 1;
+    st.msgOffsets[k] = static_cast<uint32_t>(start);
+    st.msgSizes[k] = static_cast<uint32_t>(end - start);
+    st.msgGso[k] = n > 1 ? static_cast<uint16_t>(segFull) : 0;
+    st.msgFrame[k] = frameIdx;
+  }
+  return true;
+}
+
+/**
+ * Finish a NEEDS_CSUM checksum in place (skb_checksum_help: sum from csum_start to
+ * the end of the packet, the field's seed included; 0 stored as 0xffff).
+ */
+bool TxFinishCsum(uint8_t* e, size_t len, const VnetHdr& h) {
+  const size_t cs = h.csumStart, co = h.csumOffset;
+  size_t end = len;
+  Layout f;
+  if (ParseL4(e, len, false, &f) && f.l4 == cs) end = f.end;  // leave Ethernet padding out
+  if ((co & 1) != 0 || cs + co + 2 > end) return false;
+  uint16_t c = static_cast<uint16_t>(~Fold16(Sum64(e + cs, end - cs)));
+  if (c == 0) c = 0xffff;
+  PutMem16(e + cs + co, c);
+  return true;
+}
+
+// --- receive ----------------------------------------------------------------
+
+/** The super-frame being built at the end of `out`. */
+struct Building {
+  bool open = false;
+  bool closed = false;   // a short or PSH/FIN segment was added: nothing may follow
+  bool partial = false;  // the first segment's checksum was partial (matters only alone)
+  size_t start = 0;      // offset in out of its virtio_net_hdr
+  Layout f;              // of the first segment (offsets from the Ethernet header)
+  size_t hdrs = 0;       // Ethernet .. end of TCP header
+  size_t payload = 0;
+  size_t mss = 0;
+  uint32_t nseg = 0;
+  uint32_t nextSeq = 0;
+  uint16_t firstId = 0;
+  uint8_t idMode = 0;  // 0 unknown (one segment), 1 incrementing, 2 fixed
+  uint8_t endFlags = 0;
+  uint32_t src = 0;
+};
+
+struct RxOut {
+  uint8_t* out;
+  size_t cap;
+  size_t pos;
+  uint32_t* frameOffsets;
+  uint32_t* frameSizes;
+  uint32_t* learnSrc;  // may be null
+  size_t frameCap;
+  size_t nFrames = 0;
+  uint32_t superFrames = 0;
+  uint32_t noRoom = 0;
+};
+
+inline void PutVnet(uint8_t* v, const VnetHdr& h) { std::memcpy(v, &h, kVnetHdrLen); }
+
+/** True when the TCP/UDP checksum field holds the folded pseudo-header sum only. */
+bool IsPartial(const uint8_t* e, const Layout& f, size_t* fieldOff) {
+  uint32_t l4len = static_cast<uint32_t>(f.end - f.l4);
+  size_t field = f.l4 + 16;
+  if (f.proto == kProtoUdp) {
+    const size_t ulen = Be16(e + f.l4 + 4);
+    if (ulen < 8 || ulen > l4len) return false;
+    l4len = static_cast<uint32_t>(ulen);
+    field = f.l4 + 6;
+  }
+  *fieldOff = field - f.l4;
+  return GetMem16(e + field) == Fold16(PseudoSum(AddrSum(e, f), f.proto, l4len));
+}
+
+void Emit(RxOut& st, size_t start, size_t size, uint32_t src) {
+  const size_t k = st.nFrames++;
+  st.frameOffsets[k] = static_cast<uint32_t>(start);
+  st.frameSizes[k] = static_cast<uint32_t>(size);
+  if (st.learnSrc) st.learnSrc[k] = src;
+}
+
+/** Write the virtio_net_hdr (and, for several segments, the rewritten headers) and emit. */
+void Finish(RxOut& st, Building& b) {
+  if (!b.open) return;
+  b.open = false;
+  uint8_t* v = st.out + b.start;
+  uint8_t* e = v + kVnetHdrLen;
+  VnetHdr h{};
+  if (b.nseg == 1) {
+    if (b.partial) {
+      h.flags = kNeedsCsum;
+      h.csumStart = static_cast<uint16_t>(b.f.l4);
+      h.csumOffset = 16;
+    }
+  } else {
+    const size_t l3 = b.f.l3, l4 = b.f.l4;
+    const uint32_t l4len = static_cast<uint32_t>(b.f.l4hdr + b.payload);
+    if (b.f.ipv == 4) {
+      Put16(e + l3 + 2, static_cast<uint32_t>(l4 - l3 + l4len));
+      SetIpv4Csum(e + l3, l4 - l3);
+    } else {
+      Put16(e + l3 + 4, l4len);
+    }
+    e[l4 + 13] = static_cast<uint8_t>(e[l4 + 13] | b.endFlags);
+    PutMem16(e + l4 + 16, Fold16(PseudoSum(AddrSum(e, b.f), kProtoTcp, l4len)));
+    h.flags = kNeedsCsum;
+    h.gsoType = b.f.ipv == 4 ? kGsoTcpV4 : kGsoTcpV6;
+    h.hdrLen = static_cast<uint16_t>(b.hdrs);
+    h.gsoSize = static_cast<uint16_t>(b.mss);
+    h.csumStart = static_cast<uint16_t>(l4);
+    h.csumOffset = 16;
+    st.superFrames++;
+  }
+  PutVnet(v, h);
+  Emit(st, b.start, kVnetHdrLen + b.hdrs + b.payload, b.src);
+}
+
+/** Can segment `e` (a verified coalescing candidate) be appended to `b`? */
+bool Continues(const RxOut& st, const Building& b, const uint8_t* e, const Layout& f, size_t payload) {
+  if (!b.open || b.closed || payload > b.mss) return false;
+  if (f.ipv != b.f.ipv || f.l3 != b.f.l3 || f.l4hdr != b.f.l4hdr) return false;
+  if (b.hdrs + b.payload + payload > kMaxFrame || payload > st.cap - st.pos) return false;
+  const uint8_t* h = st.out + b.start + kVnetHdrLen;  // the first segment's headers
+  const size_t l3 = f.l3, l4 = f.l4;
+  if (Be32(e + l4 + 4) != b.nextSeq) return false;
+  if (std::memcmp(h, e, l3) != 0) return false;  // MACs, tags, EtherType
+  if (f.ipv == 4) {
+    // TOS, flags (DF), TTL, protocol, addresses; ids follow one pattern.
+    if (h[l3 + 1] != e[l3 + 1] || std::memcmp(h + l3 + 6, e + l3 + 6, 4) != 0 ||
+        std::memcmp(h + l3 + 12, e + l3 + 12, 8) != 0) {
+      return false;
+    }
+    const uint16_t id = Be16(e + l3 + 4);
+    if (b.idMode == 0) {
+      if (id != b.firstId && id != static_cast<uint16_t>(b.firstId + 1)) return false;
+    } else if (id != (b.idMode == 1 ? static_cast<uint16_t>(b.firstId + b.nseg) : b.firstId)) {
+      return false;
+    }
+  } else {
+    // Version, traffic class, flow label; next header, hop limit; addresses.
+    if (std::memcmp(h + l3, e + l3, 4) != 0 || std::memcmp(h + l3 + 6, e + l3 + 6, 34) != 0) return false;
+  }
+  // Ports, ack, window, options (the data offset is equal already); flags were
+  // checked by the caller (ACK, maybe PSH/FIN, nothing else).
+  return std::memcmp(h + l4, e + l4, 4) == 0 && std::memcmp(h + l4 + 8, e + l4 + 8, 4) == 0 &&
+         std::memcmp(h + l4 + 14, e + l4 + 14, 2) == 0 && std::memcmp(h + l4 + 20, e + l4 + 20, f.l4hdr - 20) == 0;
+}
+
+/** Handle one inner Ethernet frame (`e`, `len` bytes) from input datagram `src`. */
+void RxFrame(RxOut& st, Building& b, const uint8_t* e, size_t len, uint32_t src) {
+  Layout f;
+  const bool parsed = ParseL4(e, len, false, &f);
+  bool candidate = false, partial = false;
+  size_t payload = 0;
+  uint8_t flags = 0;
+  size_t fieldOff = 0;
+  if (parsed) {
+    if (f.proto == kProtoTcp) {
+      payload = f.end - f.l4 - f.l4hdr;
+      flags = e[f.l4 + 13];
+      const uint32_t l4len = static_cast<uint32_t>(f.end - f.l4);
+      const uint64_t pseudo = PseudoSum(AddrSum(e, f), kProtoTcp, l4len);
+      const bool full = Fold16(Add64(pseudo, Sum64(e + f.l4, l4len))) == 0xffff;
+      partial = !full && GetMem16(e + f.l4 + 16) == Fold16(pseudo);
+      fieldOff = 16;
+      candidate = (full || partial) && payload > 0 && (flags & kTcpAck) != 0 &&
+                  (flags & (kTcpSyn | kTcpRst | kTcpUrg | kTcpCwr | kTcpEce)) == 0 &&
+                  (f.ipv == 6 || (f.l4 - f.l3 == 20 && Fold16(Sum64(e + f.l3, 20)) == 0xffff));
+    } else {
+      partial = IsPartial(e, f, &fieldOff);
+    }
+  }
+  if (candidate && Continues(st, b, e, f, payload)) {
+    std::memcpy(st.out + st.pos, e + f.l4 + f.l4hdr, payload);
+    st.pos += payload;
+    b.payload += payload;
+    const uint16_t id = f.ipv == 4 ? Be16(e + f.l3 + 4) : 0;
+    if (f.ipv == 4 && b.idMode == 0) b.idMode = id == b.firstId ? 2 : 1;
+    b.nseg++;
+    b.nextSeq += static_cast<uint32_t>(payload);
+    b.endFlags = static_cast<uint8_t>(flags & (kTcpPsh | kTcpFin));
+    if (payload < b.mss || b.endFlags) b.closed = true;
+    return;
+  }
+  Finish(st, b);
+  if (st.nFrames >= st.frameCap) {
+    st.noRoom++;
+    return;
+  }
+  if (candidate) {
+    const size_t copy = f.end;  // headers + payload, Ethernet padding left out
+    if (kVnetHdrLen + copy > st.cap - st.pos) {
+      st.noRoom++;
+      return;
+    }
+    std::memcpy(st.out + st.pos + kVnetHdrLen, e, copy);
+    b.open = true;
+    b.closed = (flags & (kTcpPsh | kTcpFin)) != 0;
+    b.partial = partial;
+    b.start = st.pos;
+    b.f = f;
+    b.hdrs = f.l4 + f.l4hdr;
+    b.payload = payload;
+    b.mss = payload;
+    b.nseg = 1;
+    b.nextSeq = static_cast<uint32_t>(Be32(e + f.l4 + 4) + payload);
+    b.firstId = f.ipv == 4 ? Be16(e + f.l3 + 4) : 0;
+    b.idMode = 0;
+    b.endFlags = 0;
+    b.src = src;
+    st.pos += kVnetHdrLen + copy;
+    return;
+  }
+  if (kVnetHdrLen + len > st.cap - st.pos) {
+    st.noRoom++;
+    return;
+  }
+  VnetHdr h{};
+  if (partial) {
+    h.flags = kNeedsCsum;
+    h.csumStart = static_cast<uint16_t>(f.l4);
+    h.csumOffset = static_cast<uint16_t>(fieldOff);
+  }
+  PutVnet(st.out + st.pos, h);
+  std::memcpy(st.out + st.pos + kVnetHdrLen, e, len);
+  Emit(st, st.pos, kVnetHdrLen + len, src);
+  st.pos += kVnetHdrLen + len;
+}
+
+/** Throw RangeError unless every offsets[i] + sizes[i] (i < count) lies in a slab of `slabLen`. */
+bool CheckSpans(napi_env env, const View<uint32_t>& offsets, const View<uint32_t>& sizes, uint32_t count,
+                size_t slabLen) {
+  for (uint32_t i = 0; i < count; i++) {
+    if (static_cast<uint64_t>(offsets.data[i]) + sizes.data[i] > slabLen) {
+      ThrowRange(env, "offsets[%u] (%u) + sizes[%u] (%u) exceeds bufs.length (%zu)", i, offsets.data[i], i,
+                 sizes.data[i], slabLen);
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+napi_value TxOffload(napi_env env, napi_callback_info info) {
+  WideArgs a(env, info);
+  View<uint8_t> bufs, vxlan, out, msgBuf;
+  View<uint32_t> offsets, sizes, msgOffsets, msgSizes, msgFrame, result;
+  View<uint16_t> msgGso;
+  uint32_t count;
+  int64_t maxMsg, outOffset;
+  if (!GetU8(env, a.argv[0], "bufs", &bufs) || !GetU32(env, a.argv[1], "offsets", &offsets) ||
+      !GetU32(env, a.argv[2], "sizes", &sizes) || !GetBatchCount(env, a.argv[3], "count", &count) ||
+      !GetU8(env, a.argv[4], "vxlan", &vxlan) || !GetInt(env, a.argv[5], "maxMsgBytes", 1, kUdpMaxPayload, &maxMsg) ||
+      !GetU8(env, a.argv[6], "out", &out) || !GetInt(env, a.argv[7], "outOffset", 0, 0xffffffffLL, &outOffset) ||
+      !GetU8(env, a.argv[8], "msgBuf", &msgBuf) || !GetU32(env, a.argv[9], "msgOffsets", &msgOffsets) ||
+      !GetU32(env, a.argv[10], "msgSizes", &msgSizes) || !GetU16(env, a.argv[11], "msgGso", &msgGso) ||
+      !GetU32(env, a.argv[12], "msgFrame", &msgFrame) || !GetU32(env, a.argv[13], "result", &result) ||
+      !CheckLen(env, offsets.elems, count, "offsets", "count") || !CheckLen(env, sizes.elems, count, "sizes", "count") ||
+      !CheckLen(env, vxlan.elems, kVxlanLen, "vxlan", "the VXLAN header length") ||
+      !CheckLen(env, result.elems, 3, "result", "3") || !CheckSpans(env, offsets, sizes, count, bufs.elems)) {
+    return nullptr;
+  }
+  if (static_cast<uint64_t>(outOffset) > out.elems) {
+    return ThrowRange(env, "outOffset (%lld) exceeds out.length (%zu)", static_cast<long long>(outOffset), out.elems);
+  }
+  TxOut st{out.data, out.elems, static_cast<size_t>(outOffset), msgBuf.data, msgOffsets.data, msgSizes.data,
+           msgGso.data, msgFrame.data,
+           Min(Min(Min(msgBuf.elems, msgOffsets.elems), Min(msgSizes.elems, msgGso.elems)), msgFrame.elems)};
+  // Message offsets are u32; a slab beyond 4 GiB cannot be described.
+  if (st.cap > 0xffffffffu) st.cap = 0xffffffffu;
+  uint32_t dropped = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    const size_t len = sizes.data[i];
+    uint8_t* v = bufs.data + offsets.data[i];
+    if (len < kVnetHdrLen + kEthLen) {
+      dropped++;
+      continue;
+    }
+    VnetHdr h;
+    std::memcpy(&h, v, kVnetHdrLen);
+    uint8_t* e = v + kVnetHdrLen;
+    const size_t elen = len - kVnetHdrLen;
+    const uint8_t type = static_cast<uint8_t>(h.gsoType & ~kGsoEcn);
+    bool ok;
+    if (h.gsoType == kGsoNone) {
+      ok = st.nMsg < st.msgCap && kVxlanLen + elen <= static_cast<size_t>(maxMsg) &&
+           ((h.flags & kNeedsCsum) == 0 || TxFinishCsum(e, elen, h));
+      if (ok) {
+        std::memcpy(e - kVxlanLen, vxlan.data, kVxlanLen);
+        const size_t k = st.nMsg++;
+        st.msgBuf[k] = 0;
+        st.msgOffsets[k] = offsets.data[i] + static_cast<uint32_t>(kVnetHdrLen - kVxlanLen);
+        st.msgSizes[k] = static_cast<uint32_t>(kVxlanLen + elen);
+        st.msgGso[k] = 0;
+        st.msgFrame[k] = i;
+        st.segments++;
+      }
+    } else if (type == kGsoTcpV4 || type == kGsoTcpV6 || h.gsoType == kGsoUdpL4) {
+      ok = TxSegment(e, elen, h, i, vxlan.data, static_cast<size_t>(maxMsg), st);
+    } else {
+      ok = false;  // UFO (3) and anything unknown
+    }
+    if (!ok) dropped++;
+  }
+  result.data[0] = static_cast<uint32_t>(st.pos - static_cast<size_t>(outOffset));
+  result.data[1] = dropped;
+  result.data[2] = st.segments;
+  return Number(env, static_cast<double>(st.nMsg));
+}
+
+napi_value RxOffload(napi_env env, napi_callback_info info) {
+  WideArgs a(env, info);
+  View<uint8_t> bufs, ok, out;
+  View<uint32_t> offsets, sizes, frameOffsets, frameSizes, learnSrc, drops, result;
+  View<uint16_t> gso;
+  uint32_t count;
+  int64_t vni, outOffset;
+  if (!GetU8(env, a.argv[0], "bufs", &bufs) || !GetU32(env, a.argv[1], "offsets", &offsets) ||
+      !GetU32(env, a.argv[2], "sizes", &sizes) || !GetU16(env, a.argv[3], "gso", &gso) ||
+      !GetU8(env, a.argv[4], "ok", &ok) || !GetBatchCount(env, a.argv[5], "count", &count) ||
+      !GetInt(env, a.argv[6], "vni", 0, 0xffffff, &vni) || !GetU8(env, a.argv[7], "out", &out) ||
+      !GetInt(env, a.argv[8], "outOffset", 0, 0xffffffffLL, &outOffset) ||
+      !GetU32(env, a.argv[9], "frameOffsets", &frameOffsets) || !GetU32(env, a.argv[10], "frameSizes", &frameSizes) ||
+      (!IsNullish(env, a.argv[11]) && !GetU32(env, a.argv[11], "learnSrc", &learnSrc)) ||
+      !GetU32(env, a.argv[12], "drops", &drops) || !GetU32(env, a.argv[13], "result", &result) ||
+      !CheckLen(env, offsets.elems, count, "offsets", "count") || !CheckLen(env, sizes.elems, count, "sizes", "count") ||
+      !CheckLen(env, gso.elems, count, "gso", "count") || !CheckLen(env, ok.elems, count, "ok", "count") ||
+      !CheckLen(env, drops.elems, 3, "drops", "3") || !CheckLen(env, result.elems, 3, "result", "3") ||
+      !CheckSpans(env, offsets, sizes, count, bufs.elems)) {
+    return nullptr;
+  }
+  if (static_cast<uint64_t>(outOffset) > out.elems) {
+    return ThrowRange(env, "outOffset (%lld) exceeds out.length (%zu)", static_cast<long long>(outOffset), out.elems);
+  }
+  size_t frameCap = Min(frameOffsets.elems, frameSizes.elems);
+  if (learnSrc.data) frameCap = Min(frameCap, learnSrc.elems);
+  RxOut st{out.data, out.elems, static_cast<size_t>(outOffset), frameOffsets.data, frameSizes.data, learnSrc.data,
+           frameCap};
+  if (st.cap > 0xffffffffu) st.cap = 0xffffffffu;
+  const uint8_t want[3] = {static_cast<uint8_t>(vni >> 16), static_cast<uint8_t>(vni >> 8), static_cast<uint8_t>(vni)};
+  uint32_t shortCount = 0, badFlags = 0, wrongVni = 0, segsIn = 0;
+  Building b;
+  for (uint32_t i = 0; i < count; i++) {
+    if (!ok.data[i]) continue;
+    const uint8_t* d = bufs.data + offsets.data[i];
+    const size_t size = sizes.data[i];
+    if (size == 0) {
+      shortCount++;
+      continue;
+    }
+    const size_t step = gso.data[i] ? gso.data[i] : size;  // UDP_GRO: segments of gso[i], the last maybe shorter
+    for (size_t pos = 0; pos < size; pos += step) {
+      const size_t seg = Min(step, size - pos);
+      const uint8_t* p = d + pos;
+      if (seg < kVxlanLen + kEthLen) {
+        shortCount++;
+      } else if (p[0] != 0x08 || p[1] != 0 || p[2] != 0 || p[3] != 0 || p[7] != 0) {
+        badFlags++;
+      } else if (std::memcmp(p + 4, want, 3) != 0) {
+        wrongVni++;
+      } else {
+        segsIn++;
+        RxFrame(st, b, p + kVxlanLen, seg - kVxlanLen, i);
+      }
+    }
+  }
+  Finish(st, b);
+  drops.data[0] = shortCount;
+  drops.data[1] = badFlags;
+  drops.data[2] = wrongVni;
+  result.data[0] = static_cast<uint32_t>(st.pos - static_cast<size_t>(outOffset));
+  result.data[1] = segsIn;
+  result.data[2] = st.superFrames;
+  if (result.elems > 3) result.data[3] = st.noRoom;
+  return Number(env, static_cast<double>(st.nFrames));
+}
+
+}  // namespace vxtap
