@@ -177,8 +177,11 @@ export interface NativeAddon {
    *
    * Output messages 0..n-1: msgBuf[k] = 0 (in place in bufs) or 1 (in out),
    * msgOffsets[k], msgSizes[k], msgGso[k], msgFrame[k] = index of the input frame.
-   * Returns n. result[0] = bytes of `out` used, result[1] = frames dropped (bad
-   * header / unsupported gso / out full), result[2] = segments produced.
+   * Returns n. result[0] = bytes of `out` used (from outOffset on), result[1] =
+   * frames dropped (bad header / unsupported gso / out or msg* arrays full / a
+   * segment longer than maxMsgBytes), result[2] = inner frames emitted (segments
+   * plus in-place frames). The msg* arrays' common length bounds n; a frame that
+   * does not fit is dropped whole (never partly emitted).
    */
   txOffload(
     bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number,
@@ -211,15 +214,22 @@ export interface NativeAddon {
    * pseudo-header sum. A frame not coalesced is copied with a zero vnet_hdr,
    * except that a TCP/UDP frame whose checksum is partial gets NEEDS_CSUM (no
    * checksum computed). Source MACs of inner frames are not looked at here.
-   * Returns the number of TAP frames. result[0] = bytes of `out` used,
-   * result[1] = inner segments in, result[2] = super-frames built.
-   * learnSrc (optional use): for each output frame k, learnSrc[k] = index i of the
-   * input datagram it came from.
+   * Also required for coalescing (as Linux GRO does): ACK set, payload > 0, a valid
+   * IPv4 header checksum, and the same IPv4 TOS/DF/TTL or IPv6 traffic class/flow
+   * label/hop limit.
+   * Returns the number of TAP frames. result[0] = bytes of `out` used (from
+   * outOffset on), result[1] = inner segments in, result[2] = super-frames built,
+   * and, when result has 4 elements, result[3] = inner segments dropped because
+   * `out` or the frame arrays were full. drops[] and result[] are set, not
+   * accumulated, per call.
+   * learnSrc (optional: may be undefined): for each output frame k, learnSrc[k] =
+   * index i of the input datagram it came from (of its first segment).
    */
   rxOffload(
     bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, gso: Uint16Array, ok: Uint8Array, count: number,
     vni: number,
-    out: Uint8Array, outOffset: number, frameOffsets: Uint32Array, frameSizes: Uint32Array, learnSrc: Uint32Array,
+    out: Uint8Array, outOffset: number, frameOffsets: Uint32Array, frameSizes: Uint32Array,
+    learnSrc: Uint32Array | undefined,
     drops: Uint32Array, result: Uint32Array,
   ): number;
 

@@ -200,6 +200,7 @@ interface TxRun {
   used: number;
   dropped: number;
   segments: number;
+  offsets: number[];
 }
 
 /** Lay `frames` out in one slab (16 bytes apart) and run txOffload. */
@@ -240,7 +241,7 @@ function runTx(
       frame: msgFrame[k],
     });
   }
-  return { n, msgs, used: result[0], dropped: result[1], segments: result[2] };
+  return { n, msgs, used: result[0], dropped: result[1], segments: result[2], offsets: Array.from(msgOffsets.subarray(0, n)) };
 }
 
 /** Split a message into its UDP GSO segments (each a VXLAN datagram). */
@@ -560,6 +561,402 @@ describe('txOffload: TSO/USO segmentation', () => {
     const { tap, built } = superFrame({ payload: randomBytes(4000), mss: 1448 });
     const run = runTx([tap], { outOffset: 1234 });
     checkSegments(run, built, 1448);
+    expect(run.offsets[0]).toBe(1234);
     expect(run.used).toBe(3 * (8 + 54) + 4000);
+  });
+});
+
+// --- rxOffload ------------------------------------------------------------------
+
+/** VXLAN-wrap inner frames as single datagrams. */
+function wrap(...frames: Uint8Array[]): { bytes: Uint8Array }[] {
+  return frames.map((f) => ({ bytes: concat(VXLAN, f) }));
+}
+
+/** The segments of a flow: `n` segments of `mss` (last `last` bytes), consecutive seqs and ids. */
+function flowSegments(
+  n: number,
+  mss: number,
+  spec: Partial<L4Spec> = {},
+  last = mss,
+): { frames: Uint8Array[]; payload: Uint8Array } {
+  const payload = randomBytes((n - 1) * mss + last, 11);
+  const frames: Uint8Array[] = [];
+  let seq = spec.seq ?? 5000;
+  for (let k = 0; k < n; k++) {
+    const len = k === n - 1 ? last : mss;
+    const flags = k === n - 1 ? (spec.flags ?? ACK) : ACK;
+    frames.push(
+      l4Frame({ ...spec, seq, flags, id: ((spec.id ?? 100) + k) & 0xffff, payload: payload.subarray(k * mss, k * mss + len) })
+        .frame,
+    );
+    seq = (seq + len) >>> 0;
+  }
+  return { frames, payload };
+}
+
+function expectPlain(frame: Uint8Array, inner: Uint8Array): void {
+  expect(readVnet(frame)).toEqual(readVnet(vnet({})));
+  expect(Array.from(frame.subarray(VNET_HDR_LEN))).toEqual(Array.from(inner));
+}
+
+/** Check a rebuilt super-frame: vnet_hdr, rewritten lengths, seeded checksum, payload. */
+function expectSuper(frame: Uint8Array, payload: Uint8Array, mss: number, opts: { v6?: boolean; flags?: number } = {}): void {
+  const h = readVnet(frame);
+  const e = frame.subarray(VNET_HDR_LEN);
+  const p = parseFrame(e);
+  expect(h).toEqual({
+    flags: F_NEEDS_CSUM,
+    gsoType: opts.v6 ? GSO_TCPV6 : GSO_TCPV4,
+    hdrLen: p.hdrs,
+    gsoSize: mss,
+    csumStart: p.l4,
+    csumOffset: 16,
+  });
+  expect(e.length).toBe(p.hdrs + payload.length);
+  expect(p.ipLen).toBe(e.length - p.l3);
+  expect(p.ipCsumOk).toBe(true);
+  expect(p.l4Partial).toBe(true);
+  if (opts.flags !== undefined) expect(p.flags).toBe(opts.flags);
+  expect(Buffer.from(p.payload).equals(Buffer.from(payload))).toBe(true);
+}
+
+describe('rxOffload: VXLAN checks and TCP re-coalescing', () => {
+  it.each([
+    ['IPv4', {}],
+    ['IPv4 + timestamps', { tsopt: true }],
+    ['IPv6', { v6: true }],
+    ['IPv6 + timestamps + 802.1Q', { v6: true, tsopt: true, vlan: 9 }],
+  ])('coalesces consecutive %s segments into one super-frame', (_n, spec: Partial<L4Spec>) => {
+    const { frames, payload } = flowSegments(5, 1448, { ...spec, flags: ACK | PSH }, 700);
+    const r = runRx(wrap(...frames));
+    expect(r.n).toBe(1);
+    expect(r.supers).toBe(1);
+    expect(r.segsIn).toBe(5);
+    expect(r.learn).toEqual([0]);
+    expect(r.used).toBe(r.frames[0].length);
+    expectSuper(r.frames[0], payload, 1448, { v6: spec.v6, flags: ACK | PSH });
+  });
+
+  it('splits UDP_GRO datagrams by gso and coalesces across datagrams', () => {
+    const { frames, payload } = flowSegments(6, 1000);
+    const d = frames.map((f) => concat(VXLAN, f));
+    const r = runRx([{ bytes: concat(d[0], d[1], d[2]), gso: d[0].length }, { bytes: concat(d[3], d[4], d[5]), gso: d[0].length }]);
+    expect(r.n).toBe(1);
+    expect(r.segsIn).toBe(6);
+    expectSuper(r.frames[0], payload, 1000);
+  });
+
+  it('coalesces segments whose checksums are partial (kernel VXLAN with tx offload)', () => {
+    const { frames, payload } = flowSegments(3, 1000);
+    const partial = frames.map((f) => {
+      const p = parseFrame(f);
+      const g = f.slice();
+      const dv = new DataView(g.buffer);
+      dv.setUint16(p.l4 + 16, pseudoSumV4(g, p.l3, 6, g.length - p.l4));
+      return g;
+    });
+    const r = runRx(wrap(...partial));
+    expect(r.n).toBe(1);
+    expectSuper(r.frames[0], payload, 1000);
+  });
+
+  it('accepts all-equal IPv4 ids but not a jump', () => {
+    const { frames } = flowSegments(3, 500);
+    const fixed = frames.map((f) => {
+      const g = f.slice();
+      const dv = new DataView(g.buffer);
+      dv.setUint16(18, 9);
+      dv.setUint16(24, 0);
+      dv.setUint16(24, ~onesSum(g, 14, 20) & 0xffff);
+      return g;
+    });
+    expect(runRx(wrap(...fixed)).supers).toBe(1);
+    const jump = fixed.slice();
+    const g = jump[2].slice();
+    const dv = new DataView(g.buffer);
+    dv.setUint16(18, 77);
+    dv.setUint16(24, 0);
+    dv.setUint16(24, ~onesSum(g, 14, 20) & 0xffff);
+    jump[2] = g;
+    const r = runRx(wrap(...jump));
+    expect(r.n).toBe(2);
+    expect(r.supers).toBe(1);
+    expectPlain(r.frames[1], g);
+  });
+
+  it('passes interleaved flows through uncoalesced', () => {
+    const a = flowSegments(2, 800, { srcHost: 1 }).frames;
+    const b = flowSegments(2, 800, { srcHost: 3 }).frames;
+    const inner = [a[0], b[0], a[1], b[1]];
+    const r = runRx(wrap(...inner));
+    expect(r.n).toBe(4);
+    expect(r.supers).toBe(0);
+    r.frames.forEach((f, i) => expectPlain(f, inner[i]));
+    expect(r.learn).toEqual([0, 1, 2, 3]);
+  });
+
+  it('does not bridge a gap in seq, a changed ack/window/option, or a larger segment', () => {
+    const { frames } = flowSegments(4, 800);
+    const gap = [frames[0], frames[2]];
+    runRx(wrap(...gap)).frames.forEach((f, i) => expectPlain(f, gap[i]));
+    const base = { seq: 5000 + 800 };
+    for (const change of [{ ack: 1 }, { win: 1 }, { tsopt: true }, { sport: 1 }]) {
+      const other = l4Frame({ ...base, ...change, id: 101, payload: randomBytes(800) }).frame;
+      const r = runRx(wrap(frames[0], other));
+      expect(r.n).toBe(2);
+      expectPlain(r.frames[0], frames[0]);
+      expectPlain(r.frames[1], other);
+    }
+    const bigger = l4Frame({ ...base, id: 101, payload: randomBytes(801) }).frame;
+    expect(runRx(wrap(frames[0], bigger)).n).toBe(2);
+  });
+
+  it('ends a super-frame after a short, PSH or FIN segment', () => {
+    const { frames } = flowSegments(4, 800, {}, 300);
+    // 800, 800, 800, 300 then one more 800 segment continuing the seq.
+    const next = l4Frame({ seq: 5000 + 2700, id: 104, payload: randomBytes(800) }).frame;
+    const r = runRx(wrap(...frames, next));
+    expect(r.n).toBe(2);
+    expect(r.supers).toBe(1);
+    expectPlain(r.frames[1], next);
+    const fin = flowSegments(3, 800, { flags: ACK | FIN }).frames;
+    const after = l4Frame({ seq: 5000 + 2400, id: 103, payload: randomBytes(800) }).frame;
+    const r2 = runRx(wrap(...fin, after));
+    expect(r2.n).toBe(2);
+    expectSuper(r2.frames[0], concat(...fin.map((f) => parseFrame(f).payload)), 800, { flags: ACK | FIN });
+  });
+
+  it('passes a bad checksum, a SYN, a pure ACK and non-TCP through with a zero vnet_hdr', () => {
+    const { frames } = flowSegments(3, 800);
+    const bad = frames.slice();
+    bad[1] = frames[1].slice();
+    bad[1][bad[1].length - 1] ^= 0x55;
+    const r = runRx(wrap(...bad));
+    expect(r.n).toBe(3);
+    expect(r.supers).toBe(0);
+    r.frames.forEach((f, i) => expectPlain(f, bad[i]));
+    const syn = l4Frame({ flags: SYN, payload: new Uint8Array(0) }).frame;
+    const synData = l4Frame({ flags: SYN | ACK, payload: randomBytes(100) }).frame;
+    const pureAck = l4Frame({ payload: new Uint8Array(0) }).frame;
+    const udp = l4Frame({ udp: true, payload: randomBytes(50) }).frame;
+    const arp = new Uint8Array(42);
+    arp[12] = 0x08;
+    arp[13] = 0x06;
+    const inner = [syn, synData, pureAck, udp, arp];
+    const r2 = runRx(wrap(...inner));
+    expect(r2.n).toBe(5);
+    r2.frames.forEach((f, i) => expectPlain(f, inner[i]));
+  });
+
+  it('marks a partial-checksum frame that is not coalesced NEEDS_CSUM', () => {
+    const tcp = l4Frame({ flags: SYN, payload: new Uint8Array(0), csum: 'partial' });
+    const udp = l4Frame({ v6: true, udp: true, payload: randomBytes(30), csum: 'partial' });
+    const one = l4Frame({ payload: randomBytes(99), csum: 'partial' });
+    const r = runRx(wrap(tcp.frame, udp.frame, one.frame));
+    expect(r.n).toBe(3);
+    expect(readVnet(r.frames[0])).toEqual({ ...readVnet(vnet({})), flags: F_NEEDS_CSUM, csumStart: tcp.l4, csumOffset: 16 });
+    expect(readVnet(r.frames[1])).toEqual({ ...readVnet(vnet({})), flags: F_NEEDS_CSUM, csumStart: udp.l4, csumOffset: 6 });
+    expect(readVnet(r.frames[2])).toEqual({ ...readVnet(vnet({})), flags: F_NEEDS_CSUM, csumStart: one.l4, csumOffset: 16 });
+    expect(Array.from(r.frames[2].subarray(VNET_HDR_LEN))).toEqual(Array.from(one.frame));
+  });
+
+  it('counts short, bad-flag and wrong-VNI datagrams and skips ok = 0', () => {
+    const f = l4Frame({ payload: randomBytes(20) }).frame;
+    const good = concat(VXLAN, f);
+    const badFlags = good.slice();
+    badFlags[0] = 0x0c;
+    const reserved = good.slice();
+    reserved[7] = 1;
+    const vni = good.slice();
+    vni[6] ^= 1;
+    const r = runRx([
+      { bytes: good.subarray(0, 21) },
+      { bytes: new Uint8Array(0) },
+      { bytes: badFlags },
+      { bytes: reserved },
+      { bytes: vni },
+      { bytes: good, ok: false },
+      { bytes: good },
+    ]);
+    expect(r.drops).toEqual([2, 2, 1]);
+    expect(r.n).toBe(1);
+    expect(r.learn).toEqual([6]);
+    expect(r.segsIn).toBe(1);
+    // A GRO datagram whose last segment is short.
+    const r2 = runRx([{ bytes: concat(good, good.subarray(0, 10)), gso: good.length }]);
+    expect(r2.drops).toEqual([1, 0, 0]);
+    expect(r2.n).toBe(1);
+  });
+
+  it('stops writing when out or the frame arrays are full, and counts it', () => {
+    const { frames } = flowSegments(2, 800);
+    const other = l4Frame({ udp: true, payload: randomBytes(10) }).frame;
+    const r = runRx(wrap(...frames, other), { frameCap: 1 });
+    expect(r.n).toBe(1);
+    expect(r.noRoom).toBe(1);
+    // 864 bytes for the first segment, 62 for the UDP frame: the second segment does not fit.
+    const r2 = runRx(wrap(...frames, other), { outLen: 930 });
+    expect(r2.n).toBe(2);
+    expect(r2.noRoom).toBe(1);
+    expectPlain(r2.frames[0], frames[0]);
+    expectPlain(r2.frames[1], other);
+  });
+});
+
+// --- round trips and properties ---------------------------------------------------
+
+describe('txOffload -> rxOffload round trip', () => {
+  /** Segment a super-frame, then re-coalesce its segments (as GRO datagrams or singly). */
+  function roundTrip(spec: L4Spec & { mss: number }, gro: boolean): { orig: Built; rx: RxRun; tx: TxRun } {
+    const { tap, built } = superFrame(spec);
+    const tx = runTx([tap]);
+    expect(tx.dropped).toBe(0);
+    const dgrams = gro
+      ? tx.msgs.map((m) => ({ bytes: m.bytes, gso: m.gso }))
+      : tx.msgs.flatMap(segmentsOf).map((s) => ({ bytes: s.slice() }));
+    return { orig: built, rx: runRx(dgrams), tx };
+  }
+
+  function expectRebuilt(orig: Built, rx: RxRun, mss: number, v6: boolean): void {
+    const payloadLen = orig.frame.length - orig.hdrs;
+    expect(rx.drops).toEqual([0, 0, 0]);
+    expect(rx.n).toBe(1);
+    if (payloadLen <= mss) {
+      // One segment: a plain frame, identical but for the finished checksum.
+      expect(readVnet(rx.frames[0])).toEqual(readVnet(vnet({})));
+      expect(parseFrame(rx.frames[0].subarray(VNET_HDR_LEN)).l4CsumOk).toBe(true);
+      return;
+    }
+    expect(rx.supers).toBe(1);
+    expectSuper(rx.frames[0], orig.frame.subarray(orig.hdrs), mss, { v6 });
+    // The whole super-frame comes back byte for byte.
+    expect(Buffer.from(rx.frames[0].subarray(VNET_HDR_LEN)).equals(Buffer.from(orig.frame))).toBe(true);
+  }
+
+  it.each([
+    ['IPv4 GRO', false, true],
+    ['IPv4 single datagrams', false, false],
+    ['IPv6 GRO', true, true],
+    ['IPv6 single datagrams', true, false],
+  ])('%s: a 64 KiB super-frame comes back whole', (_n, v6, gro) => {
+    const mss = 1448;
+    const payload = randomBytes(65535 - 14 - 40 - 32, 5);
+    const { orig, rx } = roundTrip({ v6, tsopt: true, payload, mss, flags: ACK | PSH, seq: 0xffffff00 }, gro);
+    expectRebuilt(orig, rx, mss, v6);
+  });
+
+  it('random payload lengths and MSS values round-trip (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 65535 - 14 - 40 - 32 }),
+        fc.integer({ min: 64, max: 9000 }),
+        fc.boolean(),
+        fc.boolean(),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        (len, mss, v6, tsopt, gro, seq) => {
+          const payload = randomBytes(len, len ^ mss);
+          const { orig, rx, tx } = roundTrip({ v6, tsopt, payload, mss, seq, flags: ACK | PSH, id: seq & 0xffff }, gro);
+          expect(tx.segments).toBe(Math.ceil(len / mss));
+          expectRebuilt(orig, rx, mss, v6);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
+
+// --- abuse --------------------------------------------------------------------------
+
+describe('offload kernels refuse bad arguments', () => {
+  const u8 = (n: number) => new Uint8Array(n);
+  const u16 = (n: number) => new Uint16Array(n);
+  const u32 = (n: number) => new Uint32Array(n);
+
+  function tx(over: Partial<Record<number, unknown>>): unknown {
+    const args: unknown[] = [u8(100), u32(1), Uint32Array.of(100), 1, VXLAN, MAX_MSG, u8(100), 0, u8(4), u32(4), u32(4), u16(4), u32(4), u32(3)];
+    for (const [k, v] of Object.entries(over)) args[Number(k)] = v;
+    return (addon.txOffload as (...a: unknown[]) => unknown)(...args);
+  }
+  function rx(over: Partial<Record<number, unknown>>): unknown {
+    const args: unknown[] = [u8(100), u32(1), Uint32Array.of(100), u16(1), Uint8Array.of(1), 1, VNI, u8(300), 0, u32(4), u32(4), u32(4), u32(3), u32(3)];
+    for (const [k, v] of Object.entries(over)) args[Number(k)] = v;
+    return (addon.rxOffload as (...a: unknown[]) => unknown)(...args);
+  }
+
+  it('accepts the baseline calls', () => {
+    expect(tx({})).toBe(1); // 100 zero bytes, gso NONE: wrapped in place as they are
+    expect(rx({})).toBe(0); // zero VXLAN flags
+    expect(rx({ 11: undefined })).toBe(0); // learnSrc is optional
+  });
+
+  it.each([
+    ['offset + size beyond bufs', { 1: Uint32Array.of(1) }],
+    ['size beyond bufs', { 2: Uint32Array.of(101) }],
+    ['offset near 2^32', { 1: Uint32Array.of(0xffffffff) }],
+    ['count beyond offsets', { 3: 2 }],
+    ['count above 1024', { 3: 1025 }],
+    ['negative count', { 3: -1 }],
+    ['maxMsgBytes above 65507', { 5: 65508 }],
+    ['maxMsgBytes 0', { 5: 0 }],
+    ['outOffset beyond out', { 7: 101 }],
+    ['fractional outOffset', { 7: 1.5 }],
+    ['short vxlan', { 4: u8(7) }],
+    ['short result', { 13: u32(2) }],
+  ])('txOffload: RangeError for %s', (_n, over) => {
+    expect(() => tx(over)).toThrow(RangeError);
+  });
+
+  it.each([
+    ['bufs', { 0: [1, 2] }],
+    ['offsets', { 1: new Int32Array(1) }],
+    ['vxlan', { 4: 'x' }],
+    ['msgGso', { 11: u32(4) }],
+    ['result', { 13: undefined }],
+    ['count', { 3: '1' }],
+  ])('txOffload: TypeError for a bad %s', (_n, over) => {
+    expect(() => tx(over)).toThrow(TypeError);
+  });
+
+  it.each([
+    ['offset + size beyond bufs', { 1: Uint32Array.of(1) }],
+    ['count beyond gso', { 3: u16(0), 5: 1 }],
+    ['count beyond ok', { 4: u8(0) }],
+    ['vni above 24 bits', { 6: 0x1000000 }],
+    ['outOffset beyond out', { 8: 301 }],
+    ['short drops', { 12: u32(2) }],
+    ['short result', { 13: u32(1) }],
+  ])('rxOffload: RangeError for %s', (_n, over) => {
+    expect(() => rx(over)).toThrow(RangeError);
+  });
+
+  it.each([
+    ['gso', { 3: u32(1) }],
+    ['ok', { 4: [1] }],
+    ['learnSrc', { 11: u16(4) }],
+    ['frameOffsets', { 9: null }],
+  ])('rxOffload: TypeError for a bad %s', (_n, over) => {
+    expect(() => rx(over)).toThrow(TypeError);
+  });
+
+  it('survives random bytes and random vnet headers (fuzz)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 400 }), fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: 3000 }), (bytes, type, gsoSize) => {
+        // Valid-looking headers with random bytes behind them reach deep into the parser.
+        const base = superFrame({ payload: randomBytes(2000), mss: 700, v6: type % 2 === 0 }).tap;
+        const f = base.slice();
+        f.set(bytes.subarray(0, Math.min(bytes.length, f.length - VNET_HDR_LEN)), VNET_HDR_LEN + 12 + (bytes[0] ?? 0) % 60);
+        f[1] = [GSO_NONE, GSO_TCPV4, GSO_UDP, GSO_TCPV6, GSO_UDP_L4, 0x81][type];
+        f[0] = bytes[1] ?? 0;
+        new DataView(f.buffer).setUint16(4, gsoSize, true);
+        const cut = f.subarray(0, Math.min(f.length, 10 + (bytes[2] ?? 0) * 9));
+        const run = runTx([cut, bytes]);
+        expect(run.n + run.dropped).toBeGreaterThanOrEqual(0);
+        const r = runRx([{ bytes: concat(VXLAN, cut.subarray(VNET_HDR_LEN)) }, { bytes }, { bytes: concat(VXLAN, bytes) }]);
+        expect(r.n).toBeLessThanOrEqual(3);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
