@@ -60,6 +60,12 @@ export interface VtepConfig {
   metrics?: string;
   /** Busy-poll for this many microseconds before blocking in poll() (0 = block at once). */
   busyPollUs: number;
+  /**
+   * Segmentation offloads: a vnet_hdr TAP with TSO (64 KiB super-frames), UDP GSO
+   * on send, UDP GRO + TCP re-coalescing on receive. Falls back (and says so) when
+   * the kernel or the MTUs do not allow it.
+   */
+  offload: boolean;
 }
 
 /** The defaults (flannel uses port 8472; IANA's is 4789). */
@@ -78,6 +84,7 @@ export const DEFAULTS: Readonly<Omit<VtepConfig, 'local'>> = Object.freeze({
   fdb: [],
   batchSize: 64,
   busyPollUs: 0,
+  offload: true,
 });
 
 /** Most source ports one worker opens a socket for. */
@@ -96,7 +103,7 @@ export class ConfigError extends Error {
 const FIELDS = new Set([
   'name', 'vni', 'port', 'srcPortMin', 'srcPortMax', 'srcPortRange', 'local', 'peers', 'address', 'mtu', 'mac',
   'workers', 'df', 'learning', 'ageingSeconds', 'acceptUnknownPeers', 'fdb', 'batchSize', 'statsSocket', 'metrics',
-  'busyPollUs',
+  'busyPollUs', 'offload',
 ]);
 
 /** Read a JSON config file into a partial config (field names as in VtepConfig). */
@@ -229,6 +236,7 @@ export function validateConfig(c: VtepConfig): ConfigError | null {
   }
   if (c.metrics !== undefined && !/^[^\s]+:\d{1,5}$/.test(c.metrics)) return bad('metrics', `'${c.metrics}' must be HOST:PORT`);
   if (!isInt(c.busyPollUs, 0, 1_000_000)) return bad('busyPollUs', `${c.busyPollUs} must be an integer number of microseconds (0-1000000)`);
+  if (typeof c.offload !== 'boolean') return bad('offload', 'must be true or false');
   return null;
 }
 

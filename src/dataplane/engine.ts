@@ -13,7 +13,7 @@
  * headroom in front of it (offsets[i] >= VXLAN_HLEN, bytes before it are ours to
  * overwrite). `decap` leaves the inner frame in place and points at it.
  */
-import { ADDR_LEN } from '../native/index.js';
+import { ADDR_LEN, VNET_HDR_LEN } from '../native/index.js';
 import { flowHash, hashToIndex } from '../wire/flowhash.js';
 import { checkVxlan, VXLAN_HLEN } from '../wire/vxlan.js';
 import { recordKey, sameAddress } from '../wire/addr.js';
@@ -252,7 +252,8 @@ export class Engine {
     for (let k = 0; k < consumed; k++) {
       const e = tx.errs[k];
       if (e === 0) {
-        pkts++;
+        const g = tx.gso[k];
+        pkts += g === 0 ? 1 : Math.ceil(tx.sizes[k] / g); // wire datagrams of a GSO message
         bytes += tx.sizes[k];
       } else if (e === 90 /* EMSGSIZE */) c[C.drop_oversize]++;
       else c[C.drop_tx_error]++;
@@ -347,6 +348,141 @@ export class Engine {
     c[C.tap_tx_packets] += pkts;
     c[C.tap_tx_bytes] += bytes;
     out.count = 0;
+  }
+
+  /**
+   * Decide where each message produced by txOffload goes and queue it. The
+   * messages come from frames 0..count-1 of the vnet_hdr TAP batch (Ethernet
+   * frame at offsets[i] + VNET_HDR_LEN); message k lies at msgOffsets[k] of the
+   * slab (callers rebase messages that live in the output region), `gso` its
+   * UDP GSO segment size.
+   */
+  encapMessages(
+    bufs: Uint8Array,
+    offsets: Uint32Array,
+    sizes: Uint32Array,
+    count: number,
+    nmsg: number,
+    msgOffsets: Uint32Array,
+    msgSizes: Uint32Array,
+    msgGso: Uint16Array,
+    msgFrame: Uint32Array,
+    segments: number,
+    tx: TxBatch,
+  ): void {
+    const c = this.c;
+    let bytes = 0;
+    let flooded = 0;
+    let noPeer = 0;
+    for (let i = 0; i < count; i++) bytes += sizes[i] - VNET_HDR_LEN;
+    let lastFrame = -1;
+    let fd = 0;
+    let peer: PeerInfo | undefined;
+    for (let k = 0; k < nmsg; k++) {
+      const i = msgFrame[k];
+      if (i !== lastFrame) {
+        lastFrame = i;
+        const o = offsets[i] + VNET_HDR_LEN;
+        const len = sizes[i] - VNET_HDR_LEN;
+        const portIdx = this.span === 1 ? 0 : hashToIndex(flowHash(bufs, o, len), this.span);
+        fd = this.txFdsNoDf !== undefined && !innerDf(bufs, o, len) ? this.txFdsNoDf[portIdx] : this.txFds[portIdx];
+        peer = undefined;
+        if ((bufs[o] & 1) === 0) {
+          const idx = this.fdb.lookup((bufs[o] << 8) | bufs[o + 1], (bufs[o + 2] << 24) | (bufs[o + 3] << 16) | (bufs[o + 4] << 8) | bufs[o + 5]);
+          if (idx !== FDB_MISS) peer = this.peers[idx];
+        }
+      }
+      if (peer !== undefined) {
+        this.push(tx, fd, msgOffsets[k], msgSizes[k], peer.record);
+        tx.gso[tx.count - 1] = msgGso[k];
+      } else {
+        const list = this.floodList;
+        if (list.length === 0) {
+          noPeer++;
+          continue;
+        }
+        for (let p = 0; p < list.length; p++) {
+          this.push(tx, fd, msgOffsets[k], msgSizes[k], list[p].record);
+          tx.gso[tx.count - 1] = msgGso[k];
+        }
+        flooded += list.length;
+      }
+    }
+    c[C.tap_rx_packets] += count;
+    c[C.tap_rx_bytes] += bytes;
+    c[C.tap_rx_segments] += segments;
+    c[C.tx_flood_packets] += flooded;
+    c[C.drop_no_peer] += noPeer;
+    c[C.batches_tap]++;
+  }
+
+  /**
+   * Check the sources of received (possibly GRO-coalesced) datagrams 0..count-1
+   * before rxOffload: ok[i] = 1 for a peer (or an accepted unknown source),
+   * peerOf[i] its index (-1 when unknown). Truncated datagrams are dropped.
+   */
+  checkSources(sizes: Uint32Array, count: number, addrs: Uint8Array, ok: Uint8Array, peerOf: Int32Array): void {
+    let unknown = 0;
+    let trunc = 0;
+    let bytes = 0;
+    for (let i = 0; i < count; i++) {
+      bytes += sizes[i];
+      ok[i] = 0;
+      if (sizes[i] > this.rxSlotLen) {
+        trunc++;
+        continue;
+      }
+      const peer = this.sourcePeer(addrs, i * ADDR_LEN);
+      peerOf[i] = peer;
+      if (peer < 0) {
+        if (!this.acceptUnknown) {
+          unknown++;
+          continue;
+        }
+        this.reportUnknown(addrs, i * ADDR_LEN);
+      }
+      ok[i] = 1;
+    }
+    this.c[C.rx_bytes] += bytes;
+    this.c[C.drop_unknown_peer] += unknown;
+    this.c[C.drop_truncated] += trunc;
+    this.c[C.batches_udp]++;
+  }
+
+  /**
+   * After rxOffload: learn from and loop-check the TAP frames 0..n-1 (vnet_hdr
+   * frames in `out`), and keep the ones to write in `frames` (compacted in place).
+   */
+  afterRxOffload(out: Uint8Array, frames: FrameBatch, n: number, learnSrc: Uint32Array, peerOf: Int32Array, segmentsIn: number, drops: Uint32Array): void {
+    const c = this.c;
+    let kept = 0;
+    let loops = 0;
+    let now = -1;
+    for (let k = 0; k < n; k++) {
+      const f = frames.offsets[k] + VNET_HDR_LEN;
+      const srcHi = (out[f + 6] << 8) | out[f + 7];
+      const srcLo = (out[f + 8] << 24) | (out[f + 9] << 16) | (out[f + 10] << 8) | out[f + 11];
+      if (srcHi === this.ownHi && srcLo === this.ownLo) {
+        loops++;
+        continue;
+      }
+      const peer = peerOf[learnSrc[k]];
+      if (this.learning && peer >= 0 && (out[f + 6] & 1) === 0) {
+        if (now < 0) now = this.now();
+        const known = this.fdb.lookup(srcHi, srcLo);
+        if (known === peer) this.fdb.touch(now);
+        else this.reportLearn(srcHi, srcLo, peer, now);
+      }
+      frames.offsets[kept] = frames.offsets[k];
+      frames.sizes[kept] = frames.sizes[k];
+      kept++;
+    }
+    frames.count = kept;
+    c[C.rx_packets] += segmentsIn;
+    c[C.drop_short] += drops[0];
+    c[C.drop_bad_flags] += drops[1];
+    c[C.drop_wrong_vni] += drops[2];
+    c[C.drop_loop] += loops;
   }
 
   private reportLearn(hi: number, lo: number, peer: number, now: number): void {

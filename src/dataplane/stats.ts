@@ -8,6 +8,7 @@
 export const COUNTERS = [
   'tap_rx_packets', // frames read from the TAP
   'tap_rx_bytes',
+  'tap_rx_segments', // with offload: wire-size segments the TAP frames were cut into
   'tx_packets', // VXLAN datagrams sent to the underlay (one per peer copy)
   'tx_bytes', // UDP payload bytes sent (VXLAN header + inner frame)
   'tx_flood_packets', // copies sent for broadcast/multicast/unknown unicast
@@ -16,6 +17,7 @@ export const COUNTERS = [
   'rx_bytes',
   'tap_tx_packets', // inner frames written to the TAP
   'tap_tx_bytes',
+  'tap_tx_superframes', // with offload: GSO super-frames built from coalesced segments
   'checksums_completed', // CHECKSUM_PARTIAL inner checksums finished before the TAP write
   'learned', // learn events reported to the main thread
   'batches_tap', // readBatch calls that returned frames

@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdirSync, unlinkSync, existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import path from 'node:path';
-import { native } from '../native/index.js';
+import { native, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, VNET_HDR_LEN } from '../native/index.js';
 import { type VtepConfig, ConfigError, statsSocketPath } from '../config.js';
 import { ENCAP_OVERHEAD_V4, ENCAP_OVERHEAD_V6 } from '../wire/vxlan.js';
 import { addrRecord, addressFamily, normalizeAddress, recordAddress } from '../wire/addr.js';
@@ -31,6 +31,7 @@ export interface VtepStatus {
   mtu: number;
   mac: string;
   workers: number;
+  offload: boolean;
   uptimeSeconds: number;
   peers: { address: string; index: number; flood: boolean }[];
   fdb: { mac: string; peer: string; static: boolean; ageSeconds: number }[];
@@ -89,6 +90,9 @@ export class Vtep implements DataplaneControl {
     this.failed = new Promise((resolve) => (this.fail = resolve));
   }
 
+  /** Whether the workers run the offload path. */
+  offload = false;
+
   /**
    * Start a VTEP for a validated configuration. On failure nothing stays behind.
    */
@@ -110,13 +114,27 @@ export class Vtep implements DataplaneControl {
     let vtep: Vtep | undefined;
     try {
       const multiQueue = config.workers > 1;
+      // Offload needs every GSO segment (inner MTU + 14 + VXLAN 8 + outer 28/48) to fit the underlay MTU.
+      let offload = config.offload;
+      if (offload && mtu + overhead > underlay.mtu) {
+        log(`offload off: TAP MTU ${mtu} + ${overhead} exceeds underlay MTU ${underlay.mtu} (UDP GSO cannot fragment)`);
+        offload = false;
+      }
       const queues: number[] = [];
       let tapName = config.name;
       for (let q = 0; q < config.workers; q++) {
-        const h = addon.tapOpen(tapName, { multiQueue });
+        const h = addon.tapOpen(tapName, { multiQueue, vnetHdr: offload });
         fds.push(h.fd);
         queues.push(h.fd);
         tapName = h.name;
+      }
+      if (offload) {
+        try {
+          for (const fd of queues) addon.tapSetOffload(fd, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6);
+        } catch (err) {
+          // vnet_hdr stays on (the queues are open); without TSO frames are plain, still correct
+          log(`TAP TSO refused (${(err as Error).message}); frames stay MTU-sized`);
+        }
       }
       addon.ifSetMtu(tapName, mtu);
       addon.ifSetMac(tapName, macBytes);
@@ -126,6 +144,7 @@ export class Vtep implements DataplaneControl {
       const bind = config.local;
       const pmtu = config.df === 'set' || config.df === 'inherit' ? 'do' : 'dont';
       vtep = new Vtep(config, tapName, formatMac(macBytes), mtu);
+      vtep.offload = offload;
       vtep.fds.push(...fds);
       fds.length = 0;
       for (const p of config.peers) vtep.addPeer(typeof p === 'string' ? p : p.address, typeof p === 'string' ? true : p.flood ?? true, false);
@@ -133,7 +152,7 @@ export class Vtep implements DataplaneControl {
 
       const maxUnfragmentedPayload = underlay.mtu - (family === 4 ? 28 : 48);
       for (let w = 0; w < config.workers; w++) {
-        const rxFd = vtep.open(() => addon.udpOpen({ address: bind, port: config.port, reusePort: true, rcvbuf: 8 << 20, sndbuf: 4 << 20 }), 'port');
+        const rxFd = vtep.open(() => addon.udpOpen({ address: bind, port: config.port, reusePort: true, rcvbuf: 8 << 20, sndbuf: 4 << 20, gro: offload }), 'port');
         const txFds: number[] = [];
         const txFdsNoDf: number[] = [];
         for (let p = config.srcPortMin; p <= config.srcPortMax; p++) {
@@ -152,8 +171,11 @@ export class Vtep implements DataplaneControl {
           wakeFd,
           vni: config.vni,
           batchSize: config.batchSize,
-          tapSlotLen: mtu + 14 + 4,
+          // a TSO read ignores the TAP MTU: up to 64 KiB + headers
+          tapSlotLen: offload ? VNET_HDR_LEN + 65535 + 18 : mtu + 14 + 4,
           udpSlotLen: 65535,
+          offload,
+          maxGsoBytes: family === 4 ? 65507 : 65527,
           learning: config.learning,
           acceptUnknownPeers: config.acceptUnknownPeers,
           ownMac: macBytes,
@@ -307,6 +329,7 @@ export class Vtep implements DataplaneControl {
       mtu: this.mtu,
       mac: this.tapMac,
       workers: this.workers.length,
+      offload: this.offload,
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
       peers: [...this.peers.values()].map((p) => ({ address: p.address, index: p.index, flood: p.flood })),
       fdb: this.fdb.entries().map((e) => ({ mac: e.mac, peer: byIndex.get(e.peer) ?? `#${e.peer}`, static: e.static, ageSeconds: e.ageSeconds })),

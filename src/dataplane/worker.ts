@@ -7,11 +7,11 @@
  * shutdown is a flag plus an eventfd signal.
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { native, POLLIN } from '../native/index.js';
+import { native, POLLIN, VNET_HDR_LEN } from '../native/index.js';
 import { Engine, newFrameBatch, newTxBatch, type PeerInfo, type TxBatch } from './engine.js';
 import { FdbView, nowSeconds } from './fdb.js';
 import { C } from './stats.js';
-import { VXLAN_HLEN } from '../wire/vxlan.js';
+import { VXLAN_HLEN, writeVxlanHeader } from '../wire/vxlan.js';
 
 /** What the supervisor hands each worker. */
 export interface WorkerInit {
@@ -32,6 +32,10 @@ export interface WorkerInit {
   ownMac: Uint8Array;
   maxUnfragmentedPayload: number;
   busyPollUs: number;
+  /** vnet_hdr TAP with TSO + UDP GSO/GRO (txOffload/rxOffload kernels). */
+  offload: boolean;
+  /** Largest UDP payload of one GSO message (65507 IPv4, 65527 IPv6). */
+  maxGsoBytes: number;
   fdb: SharedArrayBuffer;
   counters: SharedArrayBuffer;
   /** [0] stop flag, [1] control message sequence number */
@@ -53,6 +57,13 @@ function align64(n: number): number {
 }
 
 function runWorker(init: WorkerInit): void {
+  if (init.offload) runOffload(init);
+  else runPlain(init);
+  parentPort!.postMessage({ type: 'stopped', index: init.index });
+}
+
+/** The plain path: one MTU-sized frame per TAP read and per datagram. */
+function runPlain(init: WorkerInit): void {
   const addon = native();
   const ctl = new Int32Array(init.control);
   const counters = new Float64Array(init.counters);
@@ -75,9 +86,6 @@ function runWorker(init: WorkerInit): void {
   }
   const tx = newTxBatch(B * 4);
   const out = newFrameBatch(B);
-  const pollFds = Int32Array.of(init.tapFd, init.rxFd, init.wakeFd);
-  const pollEvents = Int16Array.of(POLLIN, POLLIN, POLLIN);
-  const pollRevents = new Int16Array(3);
 
   const sendTx = (batch: TxBatch): void => {
     if (batch.count === 0) return;
@@ -102,18 +110,15 @@ function runWorker(init: WorkerInit): void {
   });
   engine.setPeers(init.peers);
 
+  const idle = makeIdle(init, counters);
   let seenSeq = Atomics.load(ctl, CTL_SEQ);
-  const busyNs = init.busyPollUs * 1000;
 
   for (;;) {
     if (Atomics.load(ctl, CTL_STOP) !== 0) break;
     const seq = Atomics.load(ctl, CTL_SEQ);
     if (seq !== seenSeq) {
       seenSeq = seq;
-      for (let m = receiveMessageOnPort(init.port); m; m = receiveMessageOnPort(init.port)) {
-        const cmd = m.message as WorkerCommand;
-        if (cmd.type === 'peers') engine.setPeers(cmd.peers);
-      }
+      drainCommands(init.port, engine);
     }
 
     const n = addon.readBatch(init.tapFd, tapBufs, tapOffsets, tapSizes, init.tapSlotLen, B);
@@ -131,25 +136,158 @@ function runWorker(init: WorkerInit): void {
         engine.accountTap(out, consumed);
       }
     }
-    if (n === 0 && m === 0) {
-      if (busyNs > 0) {
-        const until = process.hrtime.bigint() + BigInt(busyNs);
-        let ready = 0;
-        while (process.hrtime.bigint() < until) {
-          ready = addon.poll(pollFds, pollEvents, pollRevents, 0);
-          if (ready > 0) break;
-        }
-        if (ready > 0) {
-          if (pollRevents[2] !== 0) addon.eventfdDrain(init.wakeFd);
-          continue;
-        }
-      }
-      counters[C.polls]++;
-      addon.poll(pollFds, pollEvents, pollRevents, 1000);
-      if (pollRevents[2] !== 0) addon.eventfdDrain(init.wakeFd);
-    }
+    if (n === 0 && m === 0) idle();
   }
-  parentPort!.postMessage({ type: 'stopped', index: init.index });
+}
+
+/** Apply every queued control message. */
+function drainCommands(port: MessagePort, engine: Engine): void {
+  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
+    const cmd = m.message as WorkerCommand;
+    if (cmd.type === 'peers') engine.setPeers(cmd.peers);
+  }
+}
+
+/**
+ * The wait used when a pass over both devices found nothing: optionally spin
+ * (busy-poll) for init.busyPollUs, then block in poll() on the TAP, the socket
+ * and the wake-up eventfd (1 s at most, so a lost wake-up costs a second, not a hang).
+ */
+function makeIdle(init: WorkerInit, counters: Float64Array): () => void {
+  const addon = native();
+  const pollFds = Int32Array.of(init.tapFd, init.rxFd, init.wakeFd);
+  const pollEvents = Int16Array.of(POLLIN, POLLIN, POLLIN);
+  const pollRevents = new Int16Array(3);
+  const busyNs = BigInt(init.busyPollUs * 1000);
+  return () => {
+    if (busyNs > 0n) {
+      const until = process.hrtime.bigint() + busyNs;
+      do {
+        if (addon.poll(pollFds, pollEvents, pollRevents, 0) > 0) {
+          if (pollRevents[2] !== 0) addon.eventfdDrain(init.wakeFd);
+          return;
+        }
+      } while (process.hrtime.bigint() < until);
+    }
+    counters[C.polls]++;
+    addon.poll(pollFds, pollEvents, pollRevents, 1000);
+    if (pollRevents[2] !== 0) addon.eventfdDrain(init.wakeFd);
+  };
+}
+
+/** Most inner frames one rxOffload call may produce (the addon's batch limit). */
+const MAX_TAP_FRAMES = 1024;
+/** UDP GSO: at most 64 segments per message. */
+const GRO_MAX_SEGMENTS = 64;
+
+/**
+ * The offload path: TSO super-frames from a vnet_hdr TAP are cut into wire-size
+ * VXLAN segments by txOffload and sent as UDP GSO messages; GRO-coalesced
+ * datagrams are split and their TCP segments re-coalesced into GSO super-frames
+ * by rxOffload. One slab holds every region, so one sendBatch covers messages
+ * written in place and messages written to the output region.
+ */
+function runOffload(init: WorkerInit): void {
+  const addon = native();
+  const ctl = new Int32Array(init.control);
+  const counters = new Float64Array(init.counters);
+  const B = init.batchSize;
+  const udpB = Math.max(1, Math.min(B, Math.floor(MAX_TAP_FRAMES / GRO_MAX_SEGMENTS)));
+
+  // --- regions of one slab, allocated once ----------------------------------
+  const tapStride = align64(init.tapSlotLen);
+  const udpStride = align64(init.udpSlotLen);
+  const tapInBytes = tapStride * B;
+  const outBytes = B * align64(init.tapSlotLen + 96 * 64); // segment headers: <= 64 segs x (8 + 88)
+  const udpInBytes = udpStride * udpB;
+  const tapOutBytes = udpInBytes + MAX_TAP_FRAMES * (VNET_HDR_LEN + 64);
+  const slab = new Uint8Array(tapInBytes + outBytes + udpInBytes + tapOutBytes);
+  const tapIn = slab.subarray(0, tapInBytes);
+  const outBase = tapInBytes;
+  const out = slab.subarray(outBase, outBase + outBytes);
+  const udpIn = slab.subarray(outBase + outBytes, outBase + outBytes + udpInBytes);
+  const tapOut = slab.subarray(outBase + outBytes + udpInBytes);
+
+  const tapOffsets = new Uint32Array(B);
+  const tapSizes = new Uint32Array(B);
+  for (let i = 0; i < B; i++) tapOffsets[i] = i * tapStride;
+  const maxMsgs = Math.min(1024, B * 4);
+  const msgBuf = new Uint8Array(maxMsgs);
+  const msgOffsets = new Uint32Array(maxMsgs);
+  const msgSizes = new Uint32Array(maxMsgs);
+  const msgGso = new Uint16Array(maxMsgs);
+  const msgFrame = new Uint32Array(maxMsgs);
+  const txResult = new Uint32Array(4);
+  const vxlan = new Uint8Array(VXLAN_HLEN);
+  writeVxlanHeader(vxlan, 0, init.vni);
+
+  const udpOffsets = new Uint32Array(udpB);
+  const udpSizes = new Uint32Array(udpB);
+  const udpAddrs = new Uint8Array(udpB * 20);
+  const udpGso = new Uint16Array(udpB);
+  const udpOk = new Uint8Array(udpB);
+  const peerOf = new Int32Array(udpB);
+  for (let i = 0; i < udpB; i++) udpOffsets[i] = i * udpStride;
+  const frames = newFrameBatch(MAX_TAP_FRAMES);
+  const learnSrc = new Uint32Array(MAX_TAP_FRAMES);
+  const rxDrops = new Uint32Array(4);
+  const rxResult = new Uint32Array(4);
+
+  const tx = newTxBatch(maxMsgs);
+  const sendTx = (batch: TxBatch): void => {
+    if (batch.count === 0) return;
+    const consumed = addon.sendBatch(batch.fds, slab, batch.offsets, batch.sizes, batch.count, batch.addrs, batch.gso, batch.errs);
+    engine.accountTx(batch, consumed);
+  };
+  const engine = new Engine({
+    vni: init.vni,
+    fdb: new FdbView(init.fdb),
+    counters,
+    txFds: Int32Array.from(init.txFds),
+    txFdsNoDf: Int32Array.from(init.txFdsNoDf),
+    learning: init.learning,
+    acceptUnknownPeers: init.acceptUnknownPeers,
+    ownMac: init.ownMac,
+    maxUnfragmentedPayload: init.maxUnfragmentedPayload,
+    rxSlotLen: init.udpSlotLen,
+    post: (ev) => parentPort!.postMessage(ev),
+    flush: sendTx,
+    now: nowSeconds,
+  });
+  engine.setPeers(init.peers);
+  const idle = makeIdle(init, counters);
+  let seenSeq = Atomics.load(ctl, CTL_SEQ);
+
+  for (;;) {
+    if (Atomics.load(ctl, CTL_STOP) !== 0) break;
+    const seq = Atomics.load(ctl, CTL_SEQ);
+    if (seq !== seenSeq) {
+      seenSeq = seq;
+      drainCommands(init.port, engine);
+    }
+
+    const n = addon.readBatch(init.tapFd, tapIn, tapOffsets, tapSizes, init.tapSlotLen, B);
+    if (n > 0) {
+      const nmsg = addon.txOffload(tapIn, tapOffsets, tapSizes, n, vxlan, init.maxGsoBytes, out, 0, msgBuf, msgOffsets, msgSizes, msgGso, msgFrame, txResult);
+      for (let k = 0; k < nmsg; k++) if (msgBuf[k] === 1) msgOffsets[k] += outBase;
+      counters[C.drop_tx_error] += txResult[1];
+      engine.encapMessages(tapIn, tapOffsets, tapSizes, n, nmsg, msgOffsets, msgSizes, msgGso, msgFrame, txResult[2], tx);
+      sendTx(tx);
+    }
+    const m = addon.recvBatch(init.rxFd, udpIn, udpOffsets, udpSizes, init.udpSlotLen, udpB, udpAddrs, udpGso);
+    if (m > 0) {
+      engine.checkSources(udpSizes, m, udpAddrs, udpOk, peerOf);
+      rxDrops.fill(0);
+      const nf = addon.rxOffload(udpIn, udpOffsets, udpSizes, udpGso, udpOk, m, init.vni, tapOut, 0, frames.offsets, frames.sizes, learnSrc, rxDrops, rxResult);
+      counters[C.tap_tx_superframes] += rxResult[2];
+      engine.afterRxOffload(tapOut, frames, nf, learnSrc, peerOf, rxResult[1], rxDrops);
+      if (frames.count > 0) {
+        const consumed = addon.writeBatch(init.tapFd, tapOut, frames.offsets, frames.sizes, frames.count, frames.errs);
+        engine.accountTap(frames, consumed);
+      }
+    }
+    if (n === 0 && m === 0) idle();
+  }
 }
 
 if (parentPort && workerData) {
