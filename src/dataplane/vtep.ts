@@ -175,7 +175,7 @@ export class Vtep implements DataplaneControl {
           tapSlotLen: offload ? VNET_HDR_LEN + 65535 + 18 : mtu + 14 + 4,
           udpSlotLen: 65535,
           offload,
-          maxGsoBytes: family === 4 ? 65507 : 65527,
+          maxGsoBytes: 65507, // UDP GSO payload limit (IPv4 bound; IPv6 could take 65527)
           learning: config.learning,
           acceptUnknownPeers: config.acceptUnknownPeers,
           ownMac: macBytes,

@@ -34,7 +34,7 @@ export interface WorkerInit {
   busyPollUs: number;
   /** vnet_hdr TAP with TSO + UDP GSO/GRO (txOffload/rxOffload kernels). */
   offload: boolean;
-  /** Largest UDP payload of one GSO message (65507 IPv4, 65527 IPv6). */
+  /** Largest UDP payload of one GSO message (65507). */
   maxGsoBytes: number;
   fdb: SharedArrayBuffer;
   counters: SharedArrayBuffer;

@@ -1,0 +1,86 @@
+/**
+ * Underlay variants: an IPv6 underlay (MTU overhead 70), and the outer
+ * don't-fragment modes with a TAP MTU too large for the underlay, where an
+ * oversized frame is either refused and counted (df set) or sent as outer
+ * fragments and counted (df unset).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HostScope, startVxtap, ping, tcpTransfer, type Host } from '../helpers/vxtap.js';
+import { uniqueTag } from '../../src/host/netns.js';
+import { run } from '../../src/host/exec.js';
+
+describe('IPv6 underlay', () => {
+  const scope = new HostScope('vxt6');
+  let a: Host;
+  let b: Host;
+
+  beforeAll(async () => {
+    const t = uniqueTag();
+    const na = await scope.netns(`a${t}`);
+    const nb = await scope.netns(`b${t}`);
+    await scope.veth({ name: `va${t}`, netns: na }, { name: `vb${t}`, netns: nb });
+    await run(['ip', '-6', 'addr', 'add', '2001:2::1/64', 'dev', `va${t}`, 'nodad'], { netns: na });
+    await run(['ip', '-6', 'addr', 'add', '2001:2::2/64', 'dev', `vb${t}`, 'nodad'], { netns: nb });
+    a = { ns: na, dev: `va${t}`, underlay: '2001:2::1' };
+    b = { ns: nb, dev: `vb${t}`, underlay: '2001:2::2' };
+  });
+  afterAll(() => scope.cleanup());
+
+  it.each([[[]], [['--no-offload']]])('carries ping and TCP over IPv6 (%j)', async (extra) => {
+    const va = await startVxtap(scope, a, ['--peer', b.underlay, '--address', '198.19.6.1/24', ...extra]);
+    const vb = await startVxtap(scope, b, ['--peer', a.underlay, '--address', '198.19.6.2/24', ...extra]);
+    expect((await va.status()).mtu).toBe(1430);
+    expect((await ping(a.ns, '198.19.6.2', 3, 0.1)).loss).toBe(0);
+    expect((await ping(a.ns, '198.19.6.2', 2, 0.1, ['-M', 'do', '-s', '1402'])).loss).toBe(0);
+    const t = await tcpTransfer(scope, a.ns, b.ns, '198.19.6.2', 10 * 1024 * 1024, 5061);
+    expect(t.received.sha256).toBe(t.sent.sha256);
+    expect((await vb.status()).fdb.some((e) => e.peer === '2001:2::1')).toBe(true);
+    await va.stop();
+    await vb.stop();
+  });
+});
+
+describe('outer DF and oversized frames', () => {
+  const scope = new HostScope('vxtd');
+  let a: Host;
+  let b: Host;
+
+  beforeAll(async () => {
+    const t = uniqueTag();
+    const na = await scope.netns(`a${t}`);
+    const nb = await scope.netns(`b${t}`);
+    await scope.veth({ name: `va${t}`, netns: na }, { name: `vb${t}`, netns: nb });
+    await scope.addr(na, `va${t}`, '198.18.0.1/24');
+    await scope.addr(nb, `vb${t}`, '198.18.0.2/24');
+    a = { ns: na, dev: `va${t}`, underlay: '198.18.0.1' };
+    b = { ns: nb, dev: `vb${t}`, underlay: '198.18.0.2' };
+  });
+  afterAll(() => scope.cleanup());
+
+  it('df set: a frame too large for the underlay is dropped and counted as oversize', async () => {
+    const va = await startVxtap(scope, a, ['--peer', b.underlay, '--address', '198.19.0.1/16', '--mtu', '1500', '--df', 'set']);
+    const vb = await startVxtap(scope, b, ['--peer', a.underlay, '--address', '198.19.0.2/16', '--mtu', '1500', '--df', 'set']);
+    expect(va.stderr()).toMatch(/offload off/);
+    expect((await ping(a.ns, '198.19.0.2', 2, 0.1)).loss).toBe(0);
+    const big = await ping(a.ns, '198.19.0.2', 3, 0.1, ['-M', 'do', '-s', '1472']);
+    expect(big.loss).toBe(1);
+    expect((await va.status()).drops.oversize).toBeGreaterThanOrEqual(3);
+    await va.stop();
+    await vb.stop();
+  });
+
+  it('df unset: the same frame leaves as outer fragments and arrives', async () => {
+    const va = await startVxtap(scope, a, ['--peer', b.underlay, '--address', '198.19.0.1/16', '--mtu', '1500', '--df', 'unset']);
+    const vb = await startVxtap(scope, b, ['--peer', a.underlay, '--address', '198.19.0.2/16', '--mtu', '1500', '--df', 'unset']);
+    const before = await run(['nstat', '-az', 'IpFragCreates'], { netns: a.ns });
+    const big = await ping(a.ns, '198.19.0.2', 3, 0.1, ['-M', 'do', '-s', '1472']);
+    expect(big.loss).toBe(0);
+    const st = await va.status();
+    expect(st.total.tx_fragmented).toBeGreaterThanOrEqual(3);
+    const after = await run(['nstat', '-az', 'IpFragCreates'], { netns: a.ns });
+    const n = (s: string) => Number(/IpFragCreates\s+(\d+)/.exec(s)?.[1] ?? 0);
+    expect(n(after.stdout) - n(before.stdout)).toBeGreaterThanOrEqual(6);
+    await va.stop();
+    await vb.stop();
+  });
+});
