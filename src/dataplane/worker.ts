@@ -198,7 +198,8 @@ function runOffload(init: WorkerInit): void {
   const tapStride = align64(init.tapSlotLen);
   const udpStride = align64(init.udpSlotLen);
   const tapInBytes = tapStride * B;
-  const outBytes = B * align64(init.tapSlotLen + 96 * 64); // segment headers: <= 64 segs x (8 + 88)
+  // segment headers: 64 KiB at MSS 536 is ~123 segments x (VXLAN 8 + up to 110 header bytes)
+  const outBytes = B * align64(init.tapSlotLen + 16 * 1024);
   const udpInBytes = udpStride * udpB;
   const tapOutBytes = udpInBytes + MAX_TAP_FRAMES * (VNET_HDR_LEN + 64);
   const slab = new Uint8Array(tapInBytes + outBytes + udpInBytes + tapOutBytes);
