@@ -1,9 +1,94 @@
-import type { Command } from 'commander';
+/**
+ * `vxtap bench`: the overlay benchmark (bare underlay, kernel VXLAN, Open
+ * vSwitch GRE/VXLAN and vxtap side by side). Writes
+ * `<out>/<timestamp>-<hostname>/result.json` and `summary.md`; progress and the
+ * terminal summary go to stderr, `--json` prints the result to stdout.
+ * `--cleanup` removes what a killed run left behind.
+ */
+import { Command, Option } from 'commander';
+import path from 'node:path';
+import { cleanupBench, formatCleanupReport } from '../../bench/cleanup.js';
+import { DEFAULT_MODES, repoRoot, runBench, validateOptions, type BenchOptions } from '../../bench/run.js';
+import { renderTerminalSummary } from '../../bench/summary.js';
+import type { Pinning } from '../../bench/measure.js';
 
-/** Placeholder: replaced by the real 'bench' subcommand. */
+/** Default values of every bench flag (one place). */
+export const BENCH_DEFAULTS = {
+  modes: DEFAULT_MODES.join(','),
+  mtu: 1500,
+  out: 'results',
+  pin: 'cross' as Pinning,
+};
+
+function env(name: string): string | undefined {
+  const v = process.env[name];
+  return v === undefined || v === '' ? undefined : v;
+}
+
+/** Register `bench` on the program. */
 export function register(program: Command): void {
-  program.command('bench').description('(not yet implemented)').action(() => {
-    process.stderr.write('vxtap bench: not yet implemented\n');
-    process.exit(1);
-  });
+  program
+    .command('bench')
+    .description('Benchmark bare veth, kernel VXLAN, OVS GRE/VXLAN (userspace datapath) and vxtap between two namespaces; needs root.')
+    .addOption(new Option('--quick', 'quick profile: 1 round, short trials, at most ~90 s for all modes (CI smoke)').env('VXTAP_BENCH_QUICK'))
+    .addOption(new Option('--full', 'full profile: RFC 2544-length (60 s) trials, all frame sizes; takes hours').env('VXTAP_BENCH_FULL'))
+    .addOption(new Option('--modes <list>', `comma-separated modes: bare, kernel-vxlan, ovs-gre, ovs-vxlan, vxtap, vxtap:workers=N[,mtu=N]`).default(BENCH_DEFAULTS.modes).env('VXTAP_BENCH_MODES'))
+    .addOption(new Option('--rounds <n>', 'rounds, modes interleaved per round (default: 3, quick: 1)').env('VXTAP_BENCH_ROUNDS'))
+    .addOption(new Option('--mtu <bytes>', 'underlay MTU in bytes').default(String(BENCH_DEFAULTS.mtu)).env('VXTAP_BENCH_MTU'))
+    .addOption(new Option('--delay <time>', 'netem delay on each underlay end, e.g. 2ms').env('VXTAP_BENCH_DELAY'))
+    .addOption(new Option('--loss <percent>', 'netem loss on each underlay end, e.g. 0.1%').env('VXTAP_BENCH_LOSS'))
+    .addOption(new Option('--rate <rate>', 'netem rate limit on each underlay end, e.g. 1gbit').env('VXTAP_BENCH_RATE'))
+    .addOption(new Option('--pin <how>', 'CPU pinning of the latency client/server: cross (CPU 0 / CPU 1), same (both CPU 0), none').default(BENCH_DEFAULTS.pin).env('VXTAP_BENCH_PIN'))
+    .addOption(new Option('--out <dir>', 'results directory (a <timestamp>-<hostname> folder is created inside)').default(BENCH_DEFAULTS.out).env('VXTAP_BENCH_OUT'))
+    .addOption(new Option('--json', 'print result.json to stdout when done (human output stays on stderr)').env('VXTAP_BENCH_JSON'))
+    .addOption(new Option('--no-progress', 'no progress lines on stderr'))
+    .addOption(new Option('--cleanup', 'remove leftovers of killed runs (vxb* namespaces, links, OVS daemons, processes) and exit'))
+    .addOption(new Option('--force', 'with --cleanup: also clean runs whose bench process is still alive'))
+    .addHelpText('after', `
+Profiles: default = 3 rounds within ~10 minutes on a 2-core machine; --quick; --full.
+Every flag has an environment mirror (VXTAP_BENCH_MODES, VXTAP_BENCH_ROUNDS, ...).
+Traffic stays inside two namespaces (underlay 198.18.0.0/24, overlay 198.19.0.0/16).
+Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 2 bad options.`)
+    .action(async (o: Record<string, string | boolean | undefined>) => {
+      if (o.cleanup) {
+        const report = await cleanupBench({ force: !!o.force });
+        process.stderr.write(formatCleanupReport(report));
+        if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        return;
+      }
+      if (o.quick && o.full) {
+        process.stderr.write('vxtap bench: --quick and --full exclude each other\n');
+        process.exit(2);
+      }
+      const rounds = o.rounds !== undefined ? Number(o.rounds) : undefined;
+      const opts: BenchOptions = {
+        profile: o.quick ? 'quick' : o.full ? 'full' : 'default',
+        rounds,
+        modes: String(o.modes).split(',').reduce<string[]>((acc, part) => {
+          // "vxtap:workers=2,mtu=1400" has commas inside its parameters: glue k=v parts back on.
+          if (/^[a-z-]+=/.test(part) && acc.length && acc[acc.length - 1].includes(':')) acc[acc.length - 1] += `,${part}`;
+          else if (part.trim()) acc.push(part.trim());
+          return acc;
+        }, []),
+        mtu: Number(o.mtu),
+        netem: { delay: o.delay as string | undefined ?? env('VXTAP_BENCH_DELAY'), loss: o.loss as string | undefined, rate: o.rate as string | undefined },
+        outDir: path.resolve(String(o.out === BENCH_DEFAULTS.out ? path.join(repoRoot(), 'results') : o.out)),
+        pin: String(o.pin) as Pinning,
+        progress: o.progress !== false,
+        argv: process.argv.slice(2),
+      };
+      const err = validateOptions(opts);
+      if (err) {
+        process.stderr.write(`vxtap bench: ${err.message}\n`);
+        process.exit(2);
+      }
+      if (process.getuid?.() !== 0) {
+        process.stderr.write('vxtap bench: needs root (network namespaces, veth, OVS); run with sudo. See: vxtap doctor\n');
+        process.exit(2);
+      }
+      const { result, dir } = await runBench(opts);
+      process.stderr.write(renderTerminalSummary(result, dir));
+      if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+      process.exitCode = result.status === 'complete' ? 0 : 1;
+    });
 }

@@ -1,0 +1,241 @@
+/**
+ * The measurements run against one active mode: TCP bulk (1 and N streams),
+ * the UDP NDR/PDR search per inner frame size, request/response latency at idle
+ * and under load, and CPU accounting around each. Load generators run on host A
+ * (client) towards host B (servers); every load is bounded in time and count.
+ */
+import path from 'node:path';
+import { cpuDelta, processTicks, readProcStat, USER_HZ, type CpuDelta, type CpuTimes } from '../src/host/procstat.js';
+import type { BenchProcess } from './host.js';
+import { parseIperfTcp, parseIperfUdp, tcpClientArgv, udpClientArgv, udpPayloadForFrame, ipPacketForFrame, type TcpResult } from './iperf.js';
+import type { ActiveMode } from './modes.js';
+import { searchNdrPdr, type SearchResult } from './ndr.js';
+import type { Profile } from './profile.js';
+import { percentilesOf, type LatencyPercentiles, type RrClientOutput } from './rr.js';
+import type { Topology } from './topology.js';
+
+/** Ports of the servers on host B. */
+export const PORTS = { tcp: 5201, udp: 5202, load: 5203, rr: 7000 } as const;
+
+/** CPU used during one measurement. */
+export interface CpuSample {
+  wallSeconds: number;
+  /** Machine-wide CPU-seconds by category (includes the load generators). */
+  machine: CpuDelta;
+  /** CPU-seconds of the mode's userspace dataplane processes (0 for kernel dataplanes). */
+  dataplaneSeconds: number;
+}
+
+/** CPU pinning of the latency client/server. */
+export type Pinning = 'cross' | 'same' | 'none';
+
+/** Everything measure functions need. */
+export interface MeasureContext {
+  topo: Topology;
+  mode: ActiveMode;
+  profile: Profile;
+  repoRoot: string;
+  pin: Pinning;
+  /** True once the run is being aborted: long loops stop early. */
+  aborted: () => boolean;
+}
+
+interface CpuMark {
+  atMs: number;
+  stat: CpuTimes;
+  ticks: number;
+}
+
+async function cpuMark(mode: ActiveMode): Promise<CpuMark> {
+  const [stat, ticks] = await Promise.all([readProcStat(), processTicks(mode.dataplanePids())]);
+  return { atMs: Date.now(), stat: stat.total, ticks };
+}
+
+function cpuSince(a: CpuMark, b: CpuMark): CpuSample {
+  return { wallSeconds: (b.atMs - a.atMs) / 1000, machine: cpuDelta(a.stat, b.stat), dataplaneSeconds: (b.ticks - a.ticks) / USER_HZ };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(p: BenchProcess, pattern: RegExp, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(p.stdout())) {
+    if (p.done()) throw new Error(`${what} exited: ${p.stderr().trim().slice(-300)}`);
+    if (Date.now() > deadline) throw new Error(`${what} not ready within ${timeoutMs} ms`);
+    await sleep(25);
+  }
+}
+
+function pinArgv(pin: Pinning, side: 'client' | 'server', argv: string[]): string[] {
+  if (pin === 'none') return argv;
+  const cpu = pin === 'same' ? 0 : side === 'client' ? 0 : 1;
+  return ['taskset', '-c', String(cpu), ...argv];
+}
+
+/** Path of the compiled latency tool. */
+export function rrScript(repoRoot: string): string {
+  return path.join(repoRoot, 'dist', 'bench', 'rr.js');
+}
+
+/** Start the iperf3 and latency servers on host B; resolves when all listen. */
+export async function startServers(ctx: MeasureContext): Promise<void> {
+  const { topo, mode } = ctx;
+  const servers: [BenchProcess, RegExp, string][] = [];
+  for (const port of [PORTS.tcp, PORTS.udp, PORTS.load]) {
+    servers.push([topo.b.spawn(['iperf3', '-s', '--forceflush', '-B', mode.addrB, '-p', String(port)]), /Server listening/, `iperf3 server :${port}`]);
+  }
+  servers.push([
+    topo.b.spawn(pinArgv(ctx.pin, 'server', [process.execPath, rrScript(ctx.repoRoot), 'server', '--bind', mode.addrB, '--port', String(PORTS.rr)])),
+    /ready/,
+    'latency server',
+  ]);
+  for (const [p, re, what] of servers) await waitFor(p, re, 5000, what);
+}
+
+/** Run a client command on host A with one retry on failure (a server still finishing the previous test says "busy"). */
+async function clientRun(ctx: MeasureContext, argv: string[], timeoutMs: number): Promise<string> {
+  let last = '';
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const r = await ctx.topo.a.exec(argv, { allowFail: true, timeoutMs });
+    if (r.code === 0) return r.stdout;
+    last = r.stdout || r.stderr;
+    if (ctx.aborted()) break;
+    await sleep(300);
+  }
+  return last;
+}
+
+/** One TCP bulk sample. */
+export interface TcpSample extends TcpResult {
+  cpu: CpuSample;
+  /** Machine busy CPU-seconds per Gbit received. */
+  cpuSecondsPerGbit: number | null;
+  /** Dataplane CPU-seconds per Gbit received. */
+  dataplaneCpuSecondsPerGbit: number | null;
+}
+
+/** TCP bulk from A to B with `streams` streams. */
+export async function measureTcp(ctx: MeasureContext, streams: number): Promise<TcpSample> {
+  const p = ctx.profile;
+  const argv = tcpClientArgv({ server: ctx.mode.addrB, port: PORTS.tcp, seconds: p.tcpSeconds, streams, omitSeconds: p.tcpOmitSeconds });
+  const a = await cpuMark(ctx.mode);
+  const out = await clientRun(ctx, argv, (p.tcpSeconds + p.tcpOmitSeconds + 15) * 1000);
+  const b = await cpuMark(ctx.mode);
+  const r = parseIperfTcp(out);
+  const cpu = cpuSince(a, b);
+  // Bits actually carried during the CPU window (receiver goodput x its measured seconds).
+  const gbit = (r.receivedBps * r.seconds) / 1e9;
+  return {
+    ...r,
+    cpu,
+    cpuSecondsPerGbit: gbit > 0 ? cpu.machine.busySeconds / gbit : null,
+    dataplaneCpuSecondsPerGbit: gbit > 0 ? cpu.dataplaneSeconds / gbit : null,
+  };
+}
+
+/** The UDP search at one frame size. */
+export interface UdpSample {
+  frameBytes: number;
+  ipPacketBytes: number;
+  payloadBytes: number;
+  /** Null when the size was not measured, with the reason in `skipped`. */
+  search: SearchResult | null;
+  skipped: string | null;
+  /** CPU at the trial that established the PDR (or the best passing trial). */
+  cpuAtPdr: CpuSample | null;
+  /** Machine busy CPU-seconds per million packets received at that trial. */
+  cpuSecondsPerMpkt: number | null;
+  dataplaneCpuSecondsPerMpkt: number | null;
+}
+
+/** NDR/PDR search at one inner frame size. */
+export async function measureUdp(ctx: MeasureContext, frameBytes: number): Promise<UdpSample> {
+  const p = ctx.profile;
+  const payload = udpPayloadForFrame(frameBytes);
+  const ipBytes = ipPacketForFrame(frameBytes);
+  const base = { frameBytes, ipPacketBytes: ipBytes, payloadBytes: payload };
+  if (ipBytes > ctx.mode.innerMtu) {
+    return { ...base, search: null, skipped: `inner packet ${ipBytes} B exceeds the inner MTU ${ctx.mode.innerMtu} B`, cpuAtPdr: null, cpuSecondsPerMpkt: null, dataplaneCpuSecondsPerMpkt: null };
+  }
+  let trialNo = 0;
+  const search = await searchNdrPdr(
+    async (pps) => {
+      if (ctx.aborted()) throw new Error('aborted');
+      // The first trial, at the top rate, mostly calibrates (the sender may fall far short): keep it short.
+      const seconds = trialNo++ === 0 ? p.udpTrialSeconds / 3 : p.udpTrialSeconds;
+      const packets = Math.max(100, Math.round(pps * seconds));
+      const argv = udpClientArgv({ server: ctx.mode.addrB, port: PORTS.udp, pps, payload, packets });
+      const a = await cpuMark(ctx.mode);
+      const out = await clientRun(ctx, argv, (p.udpTrialSeconds * 4 + 15) * 1000);
+      const b = await cpuMark(ctx.mode);
+      const r = parseIperfUdp(out);
+      // Let the receiver drain before the next trial so queues start empty.
+      await sleep(50);
+      return { txPackets: r.txPackets, rxPackets: r.rxPackets, seconds: r.seconds, extra: { lostPackets: r.lostPackets, jitterMs: r.jitterMs, sentBps: r.sentBps, cpu: cpuSince(a, b) } };
+    },
+    { minPps: 1000, maxPps: p.udpMaxPps, precision: p.udpPrecision, maxTrials: p.udpMaxTrials, budgetMs: (p.udpMaxTrials * (p.udpTrialSeconds + 0.5) + 1) * 1000, trialCostMs: (p.udpTrialSeconds + 0.4) * 1000 },
+  );
+  const pdrRate = search.pdr.ratePps;
+  const trial = pdrRate !== null ? search.trials.find((t) => t.offeredPps === pdrRate) : undefined;
+  const cpu = (trial?.extra?.cpu as CpuSample | undefined) ?? null;
+  const mpkt = trial ? trial.rxPackets / 1e6 : 0;
+  return {
+    ...base,
+    search,
+    skipped: null,
+    cpuAtPdr: cpu,
+    cpuSecondsPerMpkt: cpu && mpkt > 0 ? cpu.machine.busySeconds / mpkt : null,
+    dataplaneCpuSecondsPerMpkt: cpu && mpkt > 0 ? cpu.dataplaneSeconds / mpkt : null,
+  };
+}
+
+/** One latency run. */
+export interface LatencySample {
+  /** 'idle' or 'loaded'. */
+  condition: 'idle' | 'loaded';
+  /** Description of the background load (null at idle). */
+  load: string | null;
+  percentiles: LatencyPercentiles;
+  transactionsPerSecond: number;
+  /** Encoded HDR histogram (microseconds). */
+  histogram: string;
+  pinning: Pinning;
+  error: string | null;
+}
+
+/** Request/response latency; `loadBps` adds a paced TCP stream A->B (bits/s, 0 = unpaced). */
+export async function measureLatency(ctx: MeasureContext, condition: 'idle' | 'loaded', loadBps?: number): Promise<LatencySample> {
+  const p = ctx.profile;
+  const seconds = condition === 'idle' ? p.latencySeconds : p.latencyLoadedSeconds;
+  let load: BenchProcess | null = null;
+  let loadDesc: string | null = null;
+  if (condition === 'loaded') {
+    const bitrate = loadBps && loadBps > 0 ? String(Math.round(loadBps)) : undefined;
+    const argv = tcpClientArgv({ server: ctx.mode.addrB, port: PORTS.load, seconds: Math.ceil(seconds + 1), streams: 1, bitrate });
+    loadDesc = `iperf3 TCP 1 stream A->B ${bitrate ? `paced at ${(Number(bitrate) / 1e9).toFixed(2)} Gbit/s` : 'unpaced'}`;
+    load = ctx.topo.a.spawn(argv);
+    await sleep(300);
+  }
+  try {
+    const argv = pinArgv(ctx.pin, 'client', [process.execPath, rrScript(ctx.repoRoot), 'client', '--host', ctx.mode.addrB, '--port', String(PORTS.rr), '--seconds', String(seconds)]);
+    const r = await ctx.topo.a.exec(argv, { allowFail: true, timeoutMs: (seconds + 15) * 1000 });
+    const line = r.stdout.trim().split('\n').pop() ?? '';
+    let out: RrClientOutput;
+    try {
+      out = JSON.parse(line) as RrClientOutput;
+    } catch {
+      throw new Error(`latency client printed no JSON (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
+    }
+    return {
+      condition,
+      load: loadDesc,
+      percentiles: percentilesOf(out.histogram),
+      transactionsPerSecond: out.transactionsPerSecond,
+      histogram: out.histogram,
+      pinning: ctx.pin,
+      error: out.error ?? null,
+    };
+  } finally {
+    if (load) await load.stop(1000);
+  }
+}

@@ -1,0 +1,400 @@
+/**
+ * The bench modes: how each overlay is set up on a fresh two-host topology and
+ * torn down again. Every mode exposes the same face (`ActiveMode`): the
+ * addresses to measure between, the inner device and MTU, and the pids of its
+ * userspace dataplane processes (for per-process CPU).
+ *
+ * - bare: the underlay itself (the ceiling).
+ * - kernel-vxlan: Linux VXLAN devices, VNI 42, dstport 4789 and srcport pinned.
+ * - ovs-gre / ovs-vxlan: Open vSwitch with one ovsdb-server + ovs-vswitchd per
+ *   host; the userspace (netdev) datapath unless the kernel module exists.
+ * - vxtap: this project's dataplane (`vxtap up`) in each host, sub-variants as
+ *   `vxtap:workers=2,mtu=1400`.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { run } from '../src/host/exec.js';
+import { ovsKernelModulePresent, ovsUnavailableReason, startOvs, type OvsInstance } from '../src/host/ovs.js';
+import type { BenchHost, BenchProcess } from './host.js';
+import type { RunState } from './state.js';
+import { ADDR, addUnderlayAddresses, type Topology } from './topology.js';
+
+/** Mode kinds the bench knows. */
+export const MODE_KINDS = ['bare', 'kernel-vxlan', 'ovs-gre', 'ovs-vxlan', 'vxtap'] as const;
+/** A mode kind. */
+export type ModeKind = (typeof MODE_KINDS)[number];
+
+/** A mode as named on the command line: kind plus sub-variant parameters. */
+export interface ModeSpec {
+  /** The full name, e.g. "vxtap:workers=2". */
+  id: string;
+  kind: ModeKind;
+  params: Record<string, string>;
+}
+
+/** VXLAN network identifier used by every tunnel mode. */
+export const BENCH_VNI = 42;
+/** IANA VXLAN port, pinned in every mode (the Linux default would be 8472). */
+export const VXLAN_PORT = 4789;
+/** Outer header bytes: IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
+export const VXLAN_OVERHEAD_V4 = 50;
+/** Outer header bytes for OVS GRE with a key: IPv4 20 + GRE 4 + key 4 + inner Ethernet 14. */
+export const GRE_KEY_OVERHEAD_V4 = 42;
+
+/** Parse "kind[:k=v,k=v]"; throws an Error naming the problem. */
+export function parseModeSpec(text: string): ModeSpec {
+  const [kindText, paramText] = text.split(':', 2);
+  if (!(MODE_KINDS as readonly string[]).includes(kindText)) {
+    throw new Error(`--modes: unknown mode "${kindText}" (known: ${MODE_KINDS.join(', ')})`);
+  }
+  const kind = kindText as ModeKind;
+  const params: Record<string, string> = {};
+  if (paramText) {
+    if (kind !== 'vxtap') throw new Error(`--modes: mode "${kind}" takes no parameters (got "${paramText}")`);
+    for (const kv of paramText.split(',')) {
+      const [k, v] = kv.split('=', 2);
+      if (!k || v === undefined || !/^[a-z][a-z-]*$/.test(k) || !/^[A-Za-z0-9._-]+$/.test(v)) {
+        throw new Error(`--modes: bad parameter "${kv}" in "${text}" (expected key=value)`);
+      }
+      params[k] = v;
+    }
+  }
+  return { id: text, kind, params };
+}
+
+/** What a mode setup needs. */
+export interface ModeContext {
+  topo: Topology;
+  /** Repository root (for dist/src/cli/main.js). */
+  repoRoot: string;
+  /** Run state, for recording pids and directories. */
+  state?: RunState;
+  /** Directory for this mode's files (OVS databases). */
+  workDir: string;
+  /** Readiness timeout for daemons, ms. */
+  readyTimeoutMs: number;
+}
+
+/** A mode that is set up and ready to measure. */
+export interface ActiveMode {
+  spec: ModeSpec;
+  /** Address of host A / B as the measured traffic sees it. */
+  addrA: string;
+  addrB: string;
+  /** The inner device on host A / host B carrying `addrA` / `addrB`. */
+  innerDevA: string;
+  innerDevB: string;
+  /** MTU of the inner devices. */
+  innerMtu: number;
+  /** Header bytes the mode adds per packet on the underlay. */
+  overheadBytes: number;
+  /** Userspace dataplane processes (both hosts) whose CPU is charged to the mode. */
+  dataplanePids(): number[];
+  /** Facts to keep in the result (datapath type, commands, versions). */
+  info: Record<string, unknown>;
+  /** Change the inner MTU on both hosts (MTU sweep); must be undone by the caller. */
+  setInnerMtu(mtu: number): Promise<void>;
+  /** Undo the mode's setup (the topology is destroyed separately). Never throws. */
+  teardown(): Promise<void>;
+}
+
+/** A mode implementation. */
+export interface ModeDriver {
+  kind: ModeKind;
+  /** Null when the mode can run here, or the exact reason it cannot. */
+  unavailable(spec: ModeSpec, repoRoot: string): Promise<string | null>;
+  setup(spec: ModeSpec, ctx: ModeContext): Promise<ActiveMode>;
+}
+
+async function setMtu(host: BenchHost, dev: string, mtu: number): Promise<void> {
+  await host.exec(['ip', 'link', 'set', dev, 'mtu', String(mtu)]);
+}
+
+const bare: ModeDriver = {
+  kind: 'bare',
+  async unavailable() {
+    return null;
+  },
+  async setup(spec, { topo }) {
+    await addUnderlayAddresses(topo);
+    return {
+      spec,
+      addrA: ADDR.underlayA,
+      addrB: ADDR.underlayB,
+      innerDevA: topo.devA,
+      innerDevB: topo.devB,
+      innerMtu: topo.mtu,
+      overheadBytes: 0,
+      dataplanePids: () => [],
+      info: { dataplane: 'none (veth)' },
+      async setInnerMtu(mtu) {
+        await setMtu(topo.a, topo.devA, mtu);
+        await setMtu(topo.b, topo.devB, mtu);
+      },
+      async teardown() {},
+    };
+  },
+};
+
+/** Why kernel VXLAN cannot be created here (tries one in a throwaway namespace), or null. */
+export async function kernelVxlanUnavailableReason(nsName: string): Promise<string | null> {
+  await run(['ip', 'netns', 'add', nsName], { allowFail: true });
+  try {
+    const r = await run(['ip', 'link', 'add', 'vxbprobe', 'type', 'vxlan', 'id', '1', 'dstport', String(VXLAN_PORT), 'local', '198.18.0.1', 'nolearning'], { netns: nsName, allowFail: true });
+    return r.code === 0 ? null : `kernel VXLAN: ip link add type vxlan failed: ${r.stderr.trim()}`;
+  } finally {
+    await run(['ip', 'netns', 'del', nsName], { allowFail: true });
+  }
+}
+
+const kernelVxlan: ModeDriver = {
+  kind: 'kernel-vxlan',
+  async unavailable() {
+    return kernelVxlanUnavailableReason(`vxbprobe${process.pid % 10000}`);
+  },
+  async setup(spec, { topo }) {
+    await addUnderlayAddresses(topo);
+    const innerMtu = topo.mtu - VXLAN_OVERHEAD_V4;
+    const dev = 'vxbvx0';
+    const ends: [BenchHost, string, string, string, string][] = [
+      [topo.a, topo.devA, ADDR.underlayA, ADDR.underlayB, ADDR.overlayA],
+      [topo.b, topo.devB, ADDR.underlayB, ADDR.underlayA, ADDR.overlayB],
+    ];
+    const argv = (underDev: string, local: string, remote: string) => [
+      'ip', 'link', 'add', dev, 'type', 'vxlan', 'id', String(BENCH_VNI), 'dstport', String(VXLAN_PORT),
+      // One source port, like a single-socket userspace VTEP: pinned so runs compare.
+      'srcport', String(VXLAN_PORT), String(VXLAN_PORT + 1),
+      'local', local, 'remote', remote, 'dev', underDev, 'nolearning',
+    ];
+    for (const [host, underDev, local, remote, overlay] of ends) {
+      await host.exec(argv(underDev, local, remote));
+      await host.exec(['ip', 'link', 'set', dev, 'mtu', String(innerMtu)]);
+      await host.exec(['ip', 'addr', 'add', `${overlay}/${ADDR.overlayPrefix}`, 'dev', dev]);
+      await host.exec(['ip', 'link', 'set', dev, 'up']);
+    }
+    return {
+      spec,
+      addrA: ADDR.overlayA,
+      addrB: ADDR.overlayB,
+      innerDevA: dev,
+      innerDevB: dev,
+      innerMtu,
+      overheadBytes: VXLAN_OVERHEAD_V4,
+      dataplanePids: () => [],
+      info: { dataplane: 'linux vxlan', command: argv(topo.devA, ADDR.underlayA, ADDR.underlayB).join(' ') },
+      async setInnerMtu(mtu) {
+        await setMtu(topo.a, dev, mtu);
+        await setMtu(topo.b, dev, mtu);
+      },
+      async teardown() {
+        await topo.a.exec(['ip', 'link', 'del', dev], { allowFail: true });
+        await topo.b.exec(['ip', 'link', 'del', dev], { allowFail: true });
+      },
+    };
+  },
+};
+
+function ovsDriver(kind: 'ovs-gre' | 'ovs-vxlan'): ModeDriver {
+  const tunnelType = kind === 'ovs-gre' ? 'gre' : 'vxlan';
+  const overhead = kind === 'ovs-gre' ? GRE_KEY_OVERHEAD_V4 : VXLAN_OVERHEAD_V4;
+  return {
+    kind,
+    async unavailable() {
+      return ovsUnavailableReason();
+    },
+    async setup(spec, ctx) {
+      const { topo } = ctx;
+      const innerMtu = topo.mtu - overhead;
+      const datapath = ovsKernelModulePresent() ? 'system' : 'netdev';
+      const instances: OvsInstance[] = [];
+      const teardown = async () => {
+        for (const o of instances.splice(0)) {
+          await o.stop().catch(() => undefined);
+        }
+      };
+      try {
+        const ends = [
+          { host: topo.a, dev: topo.devA, local: ADDR.underlayA, peer: ADDR.underlayB, overlay: ADDR.overlayA, tag: 'a' },
+          { host: topo.b, dev: topo.devB, local: ADDR.underlayB, peer: ADDR.underlayA, overlay: ADDR.overlayB, tag: 'b' },
+        ];
+        for (const e of ends) {
+          const dir = path.join(ctx.workDir, `ovs-${e.tag}`);
+          ctx.state?.addDir(dir);
+          const o = await startOvs(e.host.where, dir, (pid, what) => ctx.state?.addProcess(pid, [what, dir]));
+          instances.push(o);
+          await o.vsctl(['add-br', 'br-phy', '--', 'set', 'bridge', 'br-phy', `datapath_type=${datapath}`]);
+          await o.vsctl(['add-port', 'br-phy', e.dev]);
+          // ARP off on the veth: the kernel would otherwise answer for the br-phy address with the veth MAC.
+          await e.host.exec(['ip', 'link', 'set', e.dev, 'arp', 'off']);
+          await e.host.exec(['ip', 'addr', 'add', `${e.local}/${ADDR.underlayPrefix}`, 'dev', 'br-phy']);
+          await e.host.exec(['ip', 'link', 'set', 'br-phy', 'up']);
+          await o.vsctl(['add-br', 'br-int', '--', 'set', 'bridge', 'br-int', `datapath_type=${datapath}`]);
+          await o.vsctl(['set', 'interface', 'br-int', `mtu_request=${innerMtu}`]);
+          const tunOpts = [`options:remote_ip=${e.peer}`, `options:key=${BENCH_VNI}`];
+          if (tunnelType === 'vxlan') tunOpts.push(`options:dst_port=${VXLAN_PORT}`);
+          await o.vsctl(['add-port', 'br-int', 'tun0', '--', 'set', 'interface', 'tun0', `type=${tunnelType}`, ...tunOpts]);
+          await e.host.exec(['ip', 'addr', 'add', `${e.overlay}/${ADDR.overlayPrefix}`, 'dev', 'br-int']);
+          await e.host.exec(['ip', 'link', 'set', 'br-int', 'up']);
+        }
+        // Seed the tunnel neighbour caches with the peers' br-phy MACs and the kernel's neighbours too.
+        const macs = await Promise.all(ends.map((e) => e.host.exec(['cat', '/sys/class/net/br-phy/address']).then((r) => r.stdout.trim())));
+        for (let i = 0; i < 2; i++) {
+          const peerMac = macs[1 - i];
+          await instances[i].appctl(['tnl/neigh/set', 'br-phy', ends[i].peer, peerMac]);
+          await ends[i].host.exec(['ip', 'neigh', 'replace', ends[i].peer, 'lladdr', peerMac, 'dev', 'br-phy', 'nud', 'permanent']);
+        }
+        const dpTypes = await instances[0].datapathTypes();
+        const backer = await instances[0].appctl(['dpif/show'], true);
+        return {
+          spec,
+          addrA: ADDR.overlayA,
+          addrB: ADDR.overlayB,
+          innerDevA: 'br-int',
+          innerDevB: 'br-int',
+          innerMtu,
+          overheadBytes: overhead,
+          dataplanePids: () => instances.map((o) => o.pids.vswitchd),
+          info: {
+            dataplane: `openvswitch ${tunnelType}`,
+            datapathType: datapath,
+            supportedDatapathTypes: dpTypes,
+            kernelModule: ovsKernelModulePresent(),
+            dpifShow: backer.stdout.trim().split('\n').slice(0, 12),
+          },
+          async setInnerMtu(mtu) {
+            for (const o of instances) await o.vsctl(['set', 'interface', 'br-int', `mtu_request=${mtu}`]);
+            // mtu_request is applied asynchronously: wait until the kernel side shows it.
+            for (const e of ends) {
+              const deadline = Date.now() + 3000;
+              while (Date.now() < deadline) {
+                const cur = (await e.host.exec(['cat', '/sys/class/net/br-int/mtu'], { allowFail: true })).stdout.trim();
+                if (Number(cur) === mtu) break;
+                await new Promise((r) => setTimeout(r, 50));
+              }
+            }
+          },
+          teardown,
+        };
+      } catch (err) {
+        await teardown();
+        throw err;
+      }
+    },
+  };
+}
+
+/** Path of the vxtap CLI entry point in a built checkout. */
+export function vxtapMain(repoRoot: string): string {
+  return path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+}
+
+/** Why `vxtap up` cannot run from this checkout, or null. */
+export async function vxtapUnavailableReason(repoRoot: string): Promise<string | null> {
+  const main = vxtapMain(repoRoot);
+  if (!existsSync(main)) return `${main} missing (run: npx tsc -p .)`;
+  if (!existsSync('/dev/net/tun')) return '/dev/net/tun missing (modprobe tun, or run the container with --device /dev/net/tun)';
+  const help = await run([process.execPath, main, 'up', '--help'], { allowFail: true, timeoutMs: 15_000 });
+  const text = help.stdout + help.stderr;
+  if (/not yet implemented/.test(text)) return 'vxtap up is not implemented yet in this checkout (src/cli/up.ts is a placeholder)';
+  for (const flag of ['--peer', '--local', '--address', '--vni']) {
+    if (!text.includes(flag)) return `vxtap up --help does not offer ${flag} (dataplane CLI contract not met)`;
+  }
+  const addon = path.join(repoRoot, 'native', 'build', 'Release');
+  if (!existsSync(addon) || !readdirSafe(addon).some((f) => f.endsWith('.node'))) {
+    return `native addon not built (${addon}/*.node missing; run: npx node-gyp rebuild --directory native)`;
+  }
+  return null;
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+const vxtap: ModeDriver = {
+  kind: 'vxtap',
+  unavailable(_spec, repoRoot) {
+    return vxtapUnavailableReason(repoRoot);
+  },
+  async setup(spec, ctx) {
+    const { topo } = ctx;
+    await addUnderlayAddresses(topo);
+    const mtu = spec.params.mtu ? Number(spec.params.mtu) : topo.mtu - VXLAN_OVERHEAD_V4;
+    if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new Error(`--modes ${spec.id}: mtu must be an integer 576..65535`);
+    const main = vxtapMain(ctx.repoRoot);
+    const dev = 'vxb-tap';
+    const procs: BenchProcess[] = [];
+    const ends: [BenchHost, string, string, string][] = [
+      [topo.a, ADDR.underlayA, ADDR.underlayB, ADDR.overlayA],
+      [topo.b, ADDR.underlayB, ADDR.underlayA, ADDR.overlayB],
+    ];
+    const argvFor = (local: string, peer: string, overlay: string) => {
+      const argv = [process.execPath, main, 'up', '--name', dev, '--vni', String(BENCH_VNI), '--port', String(VXLAN_PORT),
+        '--local', local, '--peer', peer, '--address', `${overlay}/${ADDR.overlayPrefix}`, '--mtu', String(mtu)];
+      for (const [k, v] of Object.entries(spec.params)) if (k !== 'mtu') argv.push(`--${k}`, v);
+      return argv;
+    };
+    const teardown = async () => {
+      for (const p of procs.splice(0)) await p.stop(3000).catch(() => undefined);
+    };
+    try {
+      for (const [host, local, peer, overlay] of ends) procs.push(host.spawn(argvFor(local, peer, overlay)));
+      const deadline = Date.now() + ctx.readyTimeoutMs;
+      for (let i = 0; i < ends.length; i++) {
+        const [host] = ends[i];
+        for (;;) {
+          if (procs[i].done()) throw new Error(`vxtap up exited before ready on host ${host.label}: ${procs[i].stderr().trim().slice(-500)}`);
+          const r = await host.exec([process.execPath, main, 'stats', '--name', dev], { allowFail: true, timeoutMs: 5000 });
+          let ready = false;
+          if (r.code === 0) {
+            try {
+              JSON.parse(r.stdout);
+              ready = true;
+            } catch {
+              /* not yet */
+            }
+          }
+          if (!ready) {
+            const addr = await host.exec(['ip', '-o', 'addr', 'show', 'dev', dev], { allowFail: true });
+            const link = await host.exec(['ip', '-o', 'link', 'show', 'dev', dev], { allowFail: true });
+            ready = addr.stdout.includes(ends[i][3]) && /[<,]UP[,>]/.test(link.stdout);
+          }
+          if (ready) break;
+          if (Date.now() > deadline) throw new Error(`vxtap up not ready on host ${host.label} within ${ctx.readyTimeoutMs} ms: ${procs[i].stderr().trim().slice(-500)}`);
+          await new Promise((r) => setTimeout(r, 150));
+        }
+      }
+      return {
+        spec,
+        addrA: ADDR.overlayA,
+        addrB: ADDR.overlayB,
+        innerDevA: dev,
+        innerDevB: dev,
+        innerMtu: mtu,
+        overheadBytes: VXLAN_OVERHEAD_V4,
+        dataplanePids: () => procs.map((p) => p.pid).filter((p) => p > 0),
+        info: { dataplane: 'vxtap', command: argvFor(ADDR.underlayA, ADDR.underlayB, ADDR.overlayA).slice(1).join(' '), params: spec.params },
+        async setInnerMtu(m) {
+          await setMtu(topo.a, dev, m);
+          await setMtu(topo.b, dev, m);
+        },
+        teardown,
+      };
+    } catch (err) {
+      await teardown();
+      throw err;
+    }
+  },
+};
+
+/** The driver of a mode kind. */
+export const DRIVERS: Record<ModeKind, ModeDriver> = {
+  bare,
+  'kernel-vxlan': kernelVxlan,
+  'ovs-gre': ovsDriver('ovs-gre'),
+  'ovs-vxlan': ovsDriver('ovs-vxlan'),
+  vxtap,
+};

@@ -1,0 +1,269 @@
+/**
+ * The bench run: probe every mode, then for R rounds set each available mode
+ * up on a fresh topology, measure, tear it down, in interleaved order (A B C D,
+ * B C D A, ...: rotated so no mode always runs first after a pause). The result
+ * is rewritten atomically after every mode-round, so a killed run keeps what it
+ * measured; SIGINT/SIGTERM abort the current mode, tear down and mark the run
+ * incomplete.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { collectEnvironment } from './environment.js';
+import { measureLatency, measureTcp, measureUdp, startServers, type MeasureContext, type Pinning } from './measure.js';
+import { DRIVERS, parseModeSpec, BENCH_VNI, VXLAN_PORT, type ActiveMode, type ModeSpec } from './modes.js';
+import { measureMtu } from './mtu.js';
+import { estimateModeRoundSeconds, PROFILES, type Profile } from './profile.js';
+import { derive, RESULT_SCHEMA, RESULT_SCHEMA_VERSION, type BenchResult, type ModeEntry, type ModeRoundSample } from './result.js';
+import { RunState, writeFileAtomic } from './state.js';
+import { renderSummaryMarkdown } from './summary.js';
+import { ADDR, createTopology, destroyTopology, type NetemOptions, type Topology } from './topology.js';
+import { validateResult } from './validate.js';
+
+/** Options of a run (validated). */
+export interface BenchOptions {
+  profile: Profile['name'];
+  rounds?: number;
+  modes: string[];
+  mtu: number;
+  netem: NetemOptions;
+  outDir: string;
+  pin: Pinning;
+  /** Progress lines to stderr. */
+  progress: boolean;
+  argv: string[];
+}
+
+/** Every mode, in the default order. */
+export const DEFAULT_MODES = ['bare', 'kernel-vxlan', 'ovs-gre', 'ovs-vxlan', 'vxtap'];
+
+/** Validate options; returns an Error naming the field, or null. */
+export function validateOptions(o: BenchOptions): Error | null {
+  if (!(o.profile in PROFILES)) return new TypeError(`--profile must be quick, default or full (got "${o.profile}")`);
+  if (o.rounds !== undefined && (!Number.isInteger(o.rounds) || o.rounds < 1 || o.rounds > 100)) return new TypeError('--rounds must be an integer between 1 and 100');
+  if (!Number.isInteger(o.mtu) || o.mtu < 1280 || o.mtu > 9000) return new TypeError('--mtu must be an integer between 1280 and 9000');
+  if (o.modes.length === 0) return new TypeError('--modes must name at least one mode');
+  try {
+    const ids = o.modes.map((m) => parseModeSpec(m).id);
+    if (new Set(ids).size !== ids.length) return new TypeError('--modes lists a mode twice');
+  } catch (e) {
+    return e as Error;
+  }
+  if (o.netem.delay && !/^\d+(\.\d+)?(us|ms|s)$/.test(o.netem.delay)) return new TypeError('--delay must look like 2ms, 500us or 1s');
+  if (o.netem.loss && !/^\d+(\.\d+)?%$/.test(o.netem.loss)) return new TypeError('--loss must look like 0.1%');
+  if (o.netem.rate && !/^\d+(\.\d+)?(bit|kbit|mbit|gbit)$/i.test(o.netem.rate)) return new TypeError('--rate must look like 1gbit or 100mbit');
+  if (!['cross', 'same', 'none'].includes(o.pin)) return new TypeError('--pin must be cross, same or none');
+  return null;
+}
+
+/** The repository root (the directory holding package.json above dist/bench/). */
+export function repoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    dir = path.dirname(dir);
+  }
+  return process.cwd();
+}
+
+function fmtDuration(s: number): string {
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`;
+}
+
+/** Rotate `list` by `k` (interleaving order of round k). */
+export function rotate<T>(list: readonly T[], k: number): T[] {
+  if (list.length === 0) return [];
+  const n = k % list.length;
+  return [...list.slice(n), ...list.slice(0, n)];
+}
+
+/** Run the bench; resolves to the result and the directory it was written to. */
+export async function runBench(opts: BenchOptions): Promise<{ result: BenchResult; dir: string }> {
+  const profile: Profile = { ...PROFILES[opts.profile] };
+  if (opts.rounds) profile.rounds = opts.rounds;
+  const root = repoRoot();
+  const started = new Date();
+  const runId = `${started.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${os.hostname()}`;
+  const dir = path.join(opts.outDir, runId);
+  mkdirSync(dir, { recursive: true });
+  const state = new RunState(`vxb-${process.pid}-${Date.now().toString(36)}`);
+  const log = (line: string) => {
+    if (opts.progress) process.stderr.write(`${line}\n`);
+  };
+
+  let aborted = false;
+  let abortReason = '';
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (aborted) return;
+    aborted = true;
+    abortReason = `interrupted by ${sig}`;
+    log(`\n${sig}: stopping after tearing down the current mode...`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const specs: ModeSpec[] = opts.modes.map(parseModeSpec);
+  const result: BenchResult = {
+    schema: RESULT_SCHEMA,
+    schemaVersion: RESULT_SCHEMA_VERSION,
+    runId,
+    status: 'running',
+    incompleteReasons: [],
+    startedAt: started.toISOString(),
+    finishedAt: null,
+    durationSeconds: null,
+    options: {
+      profile: opts.profile,
+      rounds: profile.rounds,
+      modes: specs.map((s) => s.id),
+      mtu: opts.mtu,
+      netem: { delay: opts.netem.delay ?? null, loss: opts.netem.loss ?? null, rate: opts.netem.rate ?? null },
+      pin: opts.pin,
+      argv: opts.argv,
+    },
+    profile,
+    environment: null,
+    topology: {
+      kind: 'netns-veth',
+      hosts: [],
+      underlay: { a: ADDR.underlayA, b: ADDR.underlayB, prefix: ADDR.underlayPrefix, mtu: opts.mtu, netem: null },
+      overlay: { a: ADDR.overlayA, b: ADDR.overlayB, prefix: ADDR.overlayPrefix },
+      vni: BENCH_VNI,
+      udpPort: VXLAN_PORT,
+    },
+    modes: [],
+    order: [],
+    samples: [],
+    derived: { metrics: [], byMode: {}, claims: [] },
+  };
+
+  const save = () => {
+    result.derived = derive(result);
+    writeFileAtomic(path.join(dir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
+    writeFileAtomic(path.join(dir, 'summary.md'), renderSummaryMarkdown(result));
+  };
+
+  try {
+    log(`vxtap bench: profile ${profile.name}, ${profile.rounds} round(s), modes ${specs.map((s) => s.id).join(' ')}; results in ${dir}`);
+    result.environment = await collectEnvironment(root, 1000);
+    for (const spec of specs) {
+      const reason = await DRIVERS[spec.kind].unavailable(spec, root).catch((e: Error) => `probe failed: ${e.message}`);
+      const entry: ModeEntry = { id: spec.id, kind: spec.kind, params: spec.params, available: reason === null, unavailableReason: reason, info: null };
+      result.modes.push(entry);
+      if (reason) log(`  ${spec.id}: unavailable: ${reason}`);
+    }
+    save();
+
+    const available = specs.filter((s) => result.modes.find((m) => m.id === s.id)?.available);
+    const perRound = (withMtu: boolean) => available.reduce((t, s) => t + estimateModeRoundSeconds(profile, withMtu) + (s.kind.startsWith('ovs') ? 3 : 1), 0);
+    let remaining = perRound(true) + perRound(false) * (profile.rounds - 1);
+    const t0 = Date.now();
+    let done = 0;
+    const total = available.length * profile.rounds;
+
+    for (let round = 1; round <= profile.rounds && !aborted; round++) {
+      const order = rotate(available, round - 1);
+      result.order.push(order.map((s) => s.id));
+      for (const spec of order) {
+        if (aborted) break;
+        const withMtu = round === 1;
+        const est = estimateModeRoundSeconds(profile, withMtu) + (spec.kind.startsWith('ovs') ? 3 : 1);
+        const elapsed = (Date.now() - t0) / 1000;
+        log(`[${done + 1}/${total}] round ${round}/${profile.rounds} ${spec.id}  elapsed ${fmtDuration(elapsed)}  ETA ${fmtDuration(Math.max(0, remaining))}`);
+        const sample = await runModeRound(spec, round, withMtu, { opts, profile, root, state, aborted: () => aborted, log, workDir: path.join(state.runDir(), `${spec.kind}-${round}`), result });
+        result.samples.push(sample);
+        if (sample.error) {
+          result.incompleteReasons.push(`round ${round} ${spec.id}: ${sample.error}`);
+          log(`  ${spec.id}: failed: ${sample.error}`);
+        }
+        remaining -= est;
+        done++;
+        save();
+      }
+    }
+    if (aborted) result.incompleteReasons.push(abortReason);
+  } catch (err) {
+    result.incompleteReasons.push(`bench failed: ${(err as Error).message}`);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    result.status = result.incompleteReasons.length ? 'incomplete' : 'complete';
+    result.finishedAt = new Date().toISOString();
+    result.durationSeconds = (Date.now() - started.getTime()) / 1000;
+    save();
+    state.finish();
+  }
+  const errors = validateResult(result);
+  if (errors.length) log(`warning: result.json does not match the schema: ${errors.slice(0, 5).join('; ')}`);
+  return { result, dir };
+}
+
+interface RoundContext {
+  opts: BenchOptions;
+  profile: Profile;
+  root: string;
+  state: RunState;
+  aborted: () => boolean;
+  log: (line: string) => void;
+  workDir: string;
+  result: BenchResult;
+}
+
+/** Set up, measure and tear down one mode for one round. Never throws: failures land in `error`. */
+async function runModeRound(spec: ModeSpec, round: number, withMtu: boolean, rc: RoundContext): Promise<ModeRoundSample> {
+  const sample: ModeRoundSample = {
+    round, mode: spec.id, startedAt: new Date().toISOString(), setupSeconds: null, durationSeconds: null, error: null, innerMtu: null,
+    tcp1: null, tcpN: null, udp: [], latencyIdle: null, latencyLoaded: null, mtu: null,
+  };
+  const t0 = Date.now();
+  let topo: Topology | null = null;
+  let mode: ActiveMode | null = null;
+  const step = async <T>(name: string, fn: () => Promise<T>): Promise<T | null> => {
+    if (rc.aborted()) throw new Error('aborted');
+    try {
+      return await fn();
+    } catch (err) {
+      if (rc.aborted()) throw new Error('aborted');
+      const msg = `${name}: ${(err as Error).message}`;
+      sample.error = sample.error ? `${sample.error}; ${msg}` : msg;
+      return null;
+    }
+  };
+  try {
+    const tag = `${(process.pid % 1296).toString(36)}${round % 10}${spec.kind[0]}${spec.kind.length % 10}`.slice(0, 9);
+    topo = await createTopology(tag, { mtu: rc.opts.mtu, netem: rc.opts.netem }, rc.state);
+    if (rc.result.topology.hosts.length === 0) {
+      rc.result.topology.hosts = [{ label: 'A', namespace: topo.a.where }, { label: 'B', namespace: topo.b.where }];
+      rc.result.topology.underlay.netem = topo.netem;
+    }
+    mode = await DRIVERS[spec.kind].setup(spec, { topo, repoRoot: rc.root, state: rc.state, workDir: rc.workDir, readyTimeoutMs: 20_000 });
+    const entry = rc.result.modes.find((m) => m.id === spec.id);
+    if (entry) entry.info = mode.info;
+    sample.innerMtu = mode.innerMtu;
+    sample.setupSeconds = (Date.now() - t0) / 1000;
+    const ctx: MeasureContext = { topo, mode, profile: rc.profile, repoRoot: rc.root, pin: rc.opts.pin, aborted: rc.aborted };
+    await startServers(ctx);
+    // Warm-up: one ping so neighbour and flow caches are filled before the first timed trial.
+    await topo.a.exec(['ping', '-c', '3', '-i', '0.05', '-W', '2', mode.addrB], { allowFail: true });
+    sample.tcp1 = await step('tcp 1 stream', () => measureTcp(ctx, 1));
+    sample.tcpN = await step(`tcp ${rc.profile.tcpStreams} streams`, () => measureTcp(ctx, rc.profile.tcpStreams));
+    for (const frame of rc.profile.udpFrameSizes) {
+      const u = await step(`udp ${frame} B`, () => measureUdp(ctx, frame));
+      if (u) sample.udp.push(u);
+    }
+    sample.latencyIdle = await step('latency idle', () => measureLatency(ctx, 'idle'));
+    const loadBps = sample.tcp1 ? sample.tcp1.receivedBps * 0.5 : 0;
+    sample.latencyLoaded = await step('latency loaded', () => measureLatency(ctx, 'loaded', loadBps));
+    if (withMtu) sample.mtu = await step('mtu sweep', () => measureMtu(topo as Topology, mode as ActiveMode, rc.profile.mtuSweepSizes, rc.profile.pingTimeoutSeconds));
+  } catch (err) {
+    const msg = (err as Error).message;
+    sample.error = sample.error ? `${sample.error}; ${msg}` : msg;
+  } finally {
+    if (mode) await mode.teardown().catch(() => undefined);
+    if (topo) await destroyTopology(topo, rc.state);
+    sample.durationSeconds = (Date.now() - t0) / 1000;
+  }
+  return sample;
+}

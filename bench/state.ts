@@ -1,0 +1,116 @@
+/**
+ * Run state on disk: every namespace, process and directory a bench run
+ * creates is recorded under the state directory (default /run/vxtap-bench/,
+ * env VXTAP_BENCH_STATE_DIR) before it is created, so `vxtap bench --cleanup`
+ * can remove what a killed run (SIGKILL, power cut) left behind.
+ */
+import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+
+/** Name prefix of every namespace, link and state entry the bench creates. */
+export const BENCH_PREFIX = 'vxb';
+
+/** The state directory. */
+export function stateDir(): string {
+  return process.env.VXTAP_BENCH_STATE_DIR || '/run/vxtap-bench';
+}
+
+/** A process recorded by a run. */
+export interface TrackedProcess {
+  pid: number;
+  /** The argv it was started with (to check the pid was not reused). */
+  argv: string[];
+}
+
+/** What one run has created so far. */
+export interface RunStateData {
+  runId: string;
+  /** Pid of the bench process itself. */
+  pid: number;
+  startedAt: string;
+  namespaces: string[];
+  processes: TrackedProcess[];
+  /** Directories (OVS databases and run dirs) to delete. */
+  dirs: string[];
+}
+
+/** Write `data` to `file` atomically (temporary file in the same directory, then rename). */
+export function writeFileAtomic(file: string, data: string): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, file);
+}
+
+/** The state of the running bench, persisted on every change. */
+export class RunState {
+  readonly data: RunStateData;
+  readonly file: string;
+
+  constructor(runId: string) {
+    this.data = { runId, pid: process.pid, startedAt: new Date().toISOString(), namespaces: [], processes: [], dirs: [] };
+    this.file = path.join(stateDir(), `${runId}.json`);
+    this.save();
+  }
+
+  /** Directory for this run's files (OVS databases, logs). */
+  runDir(): string {
+    return path.join(stateDir(), this.data.runId);
+  }
+
+  private save(): void {
+    writeFileAtomic(this.file, JSON.stringify(this.data, null, 2));
+  }
+
+  addNamespace(name: string): void {
+    this.data.namespaces.push(name);
+    this.save();
+  }
+
+  removeNamespace(name: string): void {
+    this.data.namespaces = this.data.namespaces.filter((n) => n !== name);
+    this.save();
+  }
+
+  addProcess(pid: number, argv: string[]): void {
+    this.data.processes.push({ pid, argv });
+    this.save();
+  }
+
+  removeProcess(pid: number): void {
+    this.data.processes = this.data.processes.filter((p) => p.pid !== pid);
+    this.save();
+  }
+
+  addDir(dir: string): void {
+    if (!this.data.dirs.includes(dir)) this.data.dirs.push(dir);
+    this.save();
+  }
+
+  /** The run finished cleanly: remove its state file and run directory. */
+  finish(): void {
+    rmSync(this.runDir(), { recursive: true, force: true });
+    rmSync(this.file, { force: true });
+  }
+}
+
+/** All state files of runs (finished runs remove theirs). */
+export function listRunStates(): { file: string; data: RunStateData }[] {
+  let names: string[];
+  try {
+    names = readdirSync(stateDir());
+  } catch {
+    return [];
+  }
+  const out: { file: string; data: RunStateData }[] = [];
+  for (const n of names) {
+    if (!n.endsWith('.json')) continue;
+    const file = path.join(stateDir(), n);
+    try {
+      out.push({ file, data: JSON.parse(readFileSync(file, 'utf8')) as RunStateData });
+    } catch {
+      out.push({ file, data: { runId: n.replace(/\.json$/, ''), pid: 0, startedAt: '', namespaces: [], processes: [], dirs: [] } });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,113 @@
+/**
+ * The default bench topology: two network namespaces (hosts A and B) joined by
+ * a veth pair carrying the underlay (198.18.0.1/24 - 198.18.0.2/24), with an
+ * optional netem qdisc (delay, loss, rate) on both underlay ends. Every mode
+ * gets a fresh topology, so one mode's leftovers cannot change another's figures.
+ */
+import { run } from '../src/host/exec.js';
+import { deleteNetns } from '../src/host/netns.js';
+import { NetnsHost } from './host.js';
+import type { RunState } from './state.js';
+import { BENCH_PREFIX } from './state.js';
+
+/** Underlay and overlay addresses (benchmarking range 198.18.0.0/15 only). */
+export const ADDR = {
+  underlayA: '198.18.0.1',
+  underlayB: '198.18.0.2',
+  underlayPrefix: 24,
+  overlayA: '198.19.0.1',
+  overlayB: '198.19.0.2',
+  overlayPrefix: 16,
+} as const;
+
+/** netem settings for the underlay (each optional, as tc spells them: "2ms", "0.1%", "1gbit"). */
+export interface NetemOptions {
+  delay?: string;
+  loss?: string;
+  rate?: string;
+}
+
+/** Topology options. */
+export interface TopologyOptions {
+  /** Underlay MTU (bytes). */
+  mtu: number;
+  netem: NetemOptions;
+}
+
+/** Two hosts joined by a veth pair. */
+export interface Topology {
+  a: NetnsHost;
+  b: NetnsHost;
+  /** Underlay device name inside host A / host B. */
+  devA: string;
+  devB: string;
+  mtu: number;
+  /** The netem qdisc string applied on each end, or null. */
+  netem: string | null;
+  /** MAC addresses of the underlay ends. */
+  macA: string;
+  macB: string;
+}
+
+/** The tc netem arguments for the options, or null when none is set. */
+export function netemArgs(n: NetemOptions): string[] | null {
+  const args: string[] = [];
+  if (n.delay) args.push('delay', n.delay);
+  if (n.loss) args.push('loss', n.loss);
+  if (n.rate) args.push('rate', n.rate);
+  return args.length ? args : null;
+}
+
+async function macOf(host: NetnsHost, dev: string): Promise<string> {
+  const out = (await host.exec(['cat', `/sys/class/net/${dev}/address`])).stdout.trim();
+  return out;
+}
+
+/**
+ * Create the two namespaces and the veth pair for one mode run. Names are
+ * `vxb<tag>a` / `vxb<tag>b` (namespaces) and `vxb<tag>u` / `vxb<tag>v` (veth ends),
+ * recorded in `state` before they exist.
+ */
+export async function createTopology(tag: string, opts: TopologyOptions, state?: RunState): Promise<Topology> {
+  const nsA = `${BENCH_PREFIX}${tag}a`;
+  const nsB = `${BENCH_PREFIX}${tag}b`;
+  const devA = `${BENCH_PREFIX}${tag}u`;
+  const devB = `${BENCH_PREFIX}${tag}v`;
+  if (devA.length > 15) throw new Error(`topology tag "${tag}" makes interface names longer than 15 bytes`);
+  for (const ns of [nsA, nsB]) {
+    state?.addNamespace(ns);
+    await run(['ip', 'netns', 'add', ns]);
+    await run(['ip', 'link', 'set', 'lo', 'up'], { netns: ns });
+  }
+  // Created directly inside the namespaces: the pair never appears in the root namespace.
+  await run(['ip', 'link', 'add', devA, 'netns', nsA, 'mtu', String(opts.mtu), 'type', 'veth', 'peer', 'name', devB, 'netns', nsB, 'mtu', String(opts.mtu)]);
+  const a = new NetnsHost('A', nsA, state);
+  const b = new NetnsHost('B', nsB, state);
+  await a.exec(['ip', 'link', 'set', devA, 'up']);
+  await b.exec(['ip', 'link', 'set', devB, 'up']);
+  const netem = netemArgs(opts.netem);
+  if (netem) {
+    await a.exec(['tc', 'qdisc', 'replace', 'dev', devA, 'root', 'netem', ...netem]);
+    await b.exec(['tc', 'qdisc', 'replace', 'dev', devB, 'root', 'netem', ...netem]);
+  }
+  return { a, b, devA, devB, mtu: opts.mtu, netem: netem ? netem.join(' ') : null, macA: await macOf(a, devA), macB: await macOf(b, devB) };
+}
+
+/** Put the underlay addresses on the veth ends (bare, kernel VXLAN and vxtap modes). */
+export async function addUnderlayAddresses(t: Topology): Promise<void> {
+  await t.a.exec(['ip', 'addr', 'add', `${ADDR.underlayA}/${ADDR.underlayPrefix}`, 'dev', t.devA]);
+  await t.b.exec(['ip', 'addr', 'add', `${ADDR.underlayB}/${ADDR.underlayPrefix}`, 'dev', t.devB]);
+  // Static neighbours: no ARP wait in the first trial, no neighbour flush mid-run.
+  await t.a.exec(['ip', 'neigh', 'replace', ADDR.underlayB, 'lladdr', t.macB, 'dev', t.devA, 'nud', 'permanent']);
+  await t.b.exec(['ip', 'neigh', 'replace', ADDR.underlayA, 'lladdr', t.macA, 'dev', t.devB, 'nud', 'permanent']);
+}
+
+/** Stop the hosts' processes and delete both namespaces (and with them the veth pair). Never throws. */
+export async function destroyTopology(t: Topology, state?: RunState): Promise<void> {
+  await t.a.stopAll().catch(() => undefined);
+  await t.b.stopAll().catch(() => undefined);
+  for (const ns of [t.a.where, t.b.where]) {
+    await deleteNetns(ns).catch(() => undefined);
+    state?.removeNamespace(ns);
+  }
+}
