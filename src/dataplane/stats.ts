@@ -23,6 +23,12 @@ export const COUNTERS = [
   'batches_tap', // readBatch calls that returned frames
   'batches_udp', // recvBatch calls that returned datagrams
   'polls', // times the worker blocked in poll()
+  'ns_tap_read', // time in non-empty TAP reads (ns)
+  'ns_encap', // time in encapsulation / segmentation (ns)
+  'ns_udp_send', // time in sendBatch (ns)
+  'ns_udp_recv', // time in non-empty UDP receives (ns)
+  'ns_decap', // time in decapsulation / re-coalescing (ns)
+  'ns_tap_write', // time in TAP writes (ns)
   'drop_short', // datagram shorter than VXLAN + Ethernet headers
   'drop_truncated', // datagram larger than the receive slot
   'drop_bad_flags', // VXLAN flags other than I, or reserved bits set
@@ -92,4 +98,22 @@ export function renderPrometheus(instance: string, perWorker: CounterSnapshot[],
     lines.push(`vxtap_${g}{instance="${esc(instance)}"} ${v}`);
   }
   return lines.join('\n') + '\n';
+}
+
+/** Nanoseconds per wire packet spent in each stage of the two directions. */
+export interface StageCosts {
+  /** TAP -> underlay, per VXLAN datagram sent. */
+  tx: { tapRead: number; encap: number; udpSend: number; total: number };
+  /** underlay -> TAP, per VXLAN datagram received. */
+  rx: { udpRecv: number; decap: number; tapWrite: number; total: number };
+}
+
+/** Per-stage costs from a counter snapshot (0 where nothing moved). */
+export function stageCosts(s: CounterSnapshot): StageCosts {
+  const per = (ns: number, pkts: number) => (pkts > 0 ? Math.round((ns / pkts) * 10) / 10 : 0);
+  const tx = { tapRead: per(s.ns_tap_read, s.tx_packets), encap: per(s.ns_encap, s.tx_packets), udpSend: per(s.ns_udp_send, s.tx_packets), total: 0 };
+  tx.total = Math.round((tx.tapRead + tx.encap + tx.udpSend) * 10) / 10;
+  const rx = { udpRecv: per(s.ns_udp_recv, s.rx_packets), decap: per(s.ns_decap, s.rx_packets), tapWrite: per(s.ns_tap_write, s.rx_packets), total: 0 };
+  rx.total = Math.round((rx.udpRecv + rx.decap + rx.tapWrite) * 10) / 10;
+  return { tx, rx };
 }

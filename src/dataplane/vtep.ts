@@ -16,7 +16,7 @@ import { ENCAP_OVERHEAD_V4, ENCAP_OVERHEAD_V6 } from '../wire/vxlan.js';
 import { addrRecord, addressFamily, normalizeAddress, recordAddress } from '../wire/addr.js';
 import { formatMac, parseMac, randomMac } from '../wire/mac.js';
 import { Fdb, macParts, macKey } from './fdb.js';
-import { newCounterBlock, readCounters, sumCounters, dropsByReason, renderPrometheus, type CounterSnapshot } from './stats.js';
+import { newCounterBlock, readCounters, sumCounters, dropsByReason, renderPrometheus, stageCosts, type CounterSnapshot, type StageCosts } from './stats.js';
 import type { PeerInfo, WorkerEvent } from './engine.js';
 import { CTL_SEQ, CTL_STOP, type WorkerInit } from './worker.js';
 import type { DataplaneControl, PeerEntry, StaticFdbEntry } from './types.js';
@@ -37,6 +37,8 @@ export interface VtepStatus {
   fdb: { mac: string; peer: string; static: boolean; ageSeconds: number }[];
   total: CounterSnapshot;
   drops: Record<string, number>;
+  /** ns per wire packet in each stage (both directions). */
+  stages: StageCosts;
   perWorker: CounterSnapshot[];
 }
 
@@ -335,6 +337,7 @@ export class Vtep implements DataplaneControl {
       fdb: this.fdb.entries().map((e) => ({ mac: e.mac, peer: byIndex.get(e.peer) ?? `#${e.peer}`, static: e.static, ageSeconds: e.ageSeconds })),
       total,
       drops: dropsByReason(total),
+      stages: stageCosts(total),
       perWorker,
     };
   }

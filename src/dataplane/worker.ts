@@ -121,23 +121,49 @@ function runPlain(init: WorkerInit): void {
       drainCommands(init.port, engine);
     }
 
+    let t0 = performance.now();
     const n = addon.readBatch(init.tapFd, tapBufs, tapOffsets, tapSizes, init.tapSlotLen, B);
     if (n > 0) {
+      const t1 = performance.now();
       engine.encap(tapBufs, tapOffsets, tapSizes, n, tx);
+      const t2 = performance.now();
       sendTx(tx);
+      t0 = stamp(counters, t0, t1, t2);
     }
     const m = addon.recvBatch(init.rxFd, udpBufs, udpOffsets, udpSizes, init.udpSlotLen, B, udpAddrs, udpGso);
     if (m > 0) {
+      const t1 = performance.now();
       engine.decap(udpBufs, udpOffsets, udpSizes, m, udpAddrs, out);
       if (out.count > 0) {
         const done = addon.completeChecksums(udpBufs, out.offsets, out.sizes, out.count);
         counters[C.checksums_completed] += done;
+      }
+      const t2 = performance.now();
+      if (out.count > 0) {
         const consumed = addon.writeBatch(init.tapFd, udpBufs, out.offsets, out.sizes, out.count, out.errs);
         engine.accountTap(out, consumed);
       }
+      stampRx(counters, t0, t1, t2);
     }
     if (n === 0 && m === 0) idle();
   }
+}
+
+/** Add the tx stage times (t0 read start, t1 encap start, t2 send start); returns now (the rx read start). */
+function stamp(counters: Float64Array, t0: number, t1: number, t2: number): number {
+  const t3 = performance.now();
+  counters[C.ns_tap_read] += (t1 - t0) * 1e6;
+  counters[C.ns_encap] += (t2 - t1) * 1e6;
+  counters[C.ns_udp_send] += (t3 - t2) * 1e6;
+  return t3;
+}
+
+/** Add the rx stage times (t0 receive start, t1 decap start, t2 write start). */
+function stampRx(counters: Float64Array, t0: number, t1: number, t2: number): void {
+  const t3 = performance.now();
+  counters[C.ns_udp_recv] += (t1 - t0) * 1e6;
+  counters[C.ns_decap] += (t2 - t1) * 1e6;
+  counters[C.ns_tap_write] += (t3 - t2) * 1e6;
 }
 
 /** Apply every queued control message. */
@@ -267,25 +293,32 @@ function runOffload(init: WorkerInit): void {
       drainCommands(init.port, engine);
     }
 
+    let t0 = performance.now();
     const n = addon.readBatch(init.tapFd, tapIn, tapOffsets, tapSizes, init.tapSlotLen, B);
     if (n > 0) {
+      const t1 = performance.now();
       const nmsg = addon.txOffload(tapIn, tapOffsets, tapSizes, n, vxlan, init.maxGsoBytes, out, 0, msgBuf, msgOffsets, msgSizes, msgGso, msgFrame, txResult);
       for (let k = 0; k < nmsg; k++) if (msgBuf[k] === 1) msgOffsets[k] += outBase;
       counters[C.drop_tx_error] += txResult[1];
       engine.encapMessages(tapIn, tapOffsets, tapSizes, n, nmsg, msgOffsets, msgSizes, msgGso, msgFrame, txResult[2], tx);
+      const t2 = performance.now();
       sendTx(tx);
+      t0 = stamp(counters, t0, t1, t2);
     }
     const m = addon.recvBatch(init.rxFd, udpIn, udpOffsets, udpSizes, init.udpSlotLen, udpB, udpAddrs, udpGso);
     if (m > 0) {
+      const t1 = performance.now();
       engine.checkSources(udpSizes, m, udpAddrs, udpOk, peerOf);
       rxDrops.fill(0);
       const nf = addon.rxOffload(udpIn, udpOffsets, udpSizes, udpGso, udpOk, m, init.vni, tapOut, 0, frames.offsets, frames.sizes, learnSrc, rxDrops, rxResult);
       counters[C.tap_tx_superframes] += rxResult[2];
       engine.afterRxOffload(tapOut, frames, nf, learnSrc, peerOf, rxResult[1], rxDrops);
+      const t2 = performance.now();
       if (frames.count > 0) {
         const consumed = addon.writeBatch(init.tapFd, tapOut, frames.offsets, frames.sizes, frames.count, frames.errs);
         engine.accountTap(frames, consumed);
       }
+      stampRx(counters, t0, t1, t2);
     }
     if (n === 0 && m === 0) idle();
   }
