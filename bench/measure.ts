@@ -226,6 +226,7 @@ export async function measureLatency(ctx: MeasureContext, condition: 'idle' | 'l
     } catch {
       throw new Error(`latency client printed no JSON (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
     }
+    if (out.count === 0) throw new Error(`latency client got no responses: ${out.error ?? 'unknown'}`);
     return {
       condition,
       load: loadDesc,

@@ -11,7 +11,7 @@
  * - vxtap: this project's dataplane (`vxtap up`) in each host, sub-variants as
  *   `vxtap:workers=2,mtu=1400`.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../src/host/exec.js';
 import { ovsKernelModulePresent, ovsUnavailableReason, startOvs, type OvsInstance } from '../src/host/ovs.js';
@@ -36,6 +36,9 @@ export interface ModeSpec {
 export const BENCH_VNI = 42;
 /** IANA VXLAN port, pinned in every mode (the Linux default would be 8472). */
 export const VXLAN_PORT = 4789;
+/** UDP source port range of the tunnel modes (vxtap's default; kernel VXLAN pinned to the same). */
+export const VXLAN_SRCPORT_MIN = 49152;
+export const VXLAN_SRCPORT_MAX = 49215;
 /** Outer header bytes: IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN_OVERHEAD_V4 = 50;
 /** Outer header bytes for OVS GRE with a key: IPv4 20 + GRE 4 + key 4 + inner Ethernet 14. */
@@ -162,8 +165,8 @@ const kernelVxlan: ModeDriver = {
     ];
     const argv = (underDev: string, local: string, remote: string) => [
       'ip', 'link', 'add', dev, 'type', 'vxlan', 'id', String(BENCH_VNI), 'dstport', String(VXLAN_PORT),
-      // One source port, like a single-socket userspace VTEP: pinned so runs compare.
-      'srcport', String(VXLAN_PORT), String(VXLAN_PORT + 1),
+      // Source ports pinned to vxtap's default flow-hash range (49152-49215) so runs compare.
+      'srcport', String(VXLAN_SRCPORT_MIN), String(VXLAN_SRCPORT_MAX + 1),
       'local', local, 'remote', remote, 'dev', underDev, 'nolearning',
     ];
     for (const [host, underDev, local, remote, overlay] of ends) {
@@ -314,6 +317,18 @@ function readdirSafe(dir: string): string[] {
   }
 }
 
+/** Configuration part of `vxtap stats` (counters dropped), or null. */
+async function statsOf(host: BenchHost, main: string, dev: string, sock: string): Promise<unknown> {
+  const r = await host.exec([process.execPath, main, 'stats', '--name', dev, '--stats-socket', sock], { allowFail: true, timeoutMs: 5000 });
+  try {
+    const s = JSON.parse(r.stdout) as Record<string, unknown>;
+    const { name, vni, port, local, mtu, workers, offload } = s;
+    return { name, vni, port, local, mtu, workers, offload };
+  } catch {
+    return null;
+  }
+}
+
 const vxtap: ModeDriver = {
   kind: 'vxtap',
   unavailable(_spec, repoRoot) {
@@ -327,13 +342,18 @@ const vxtap: ModeDriver = {
     const main = vxtapMain(ctx.repoRoot);
     const dev = 'vxb-tap';
     const procs: BenchProcess[] = [];
-    const ends: [BenchHost, string, string, string][] = [
-      [topo.a, ADDR.underlayA, ADDR.underlayB, ADDR.overlayA],
-      [topo.b, ADDR.underlayB, ADDR.underlayA, ADDR.overlayB],
+    // The stats socket path is in the shared filesystem: one per host, or the second instance collides.
+    mkdirSync(ctx.workDir, { recursive: true });
+    ctx.state?.addDir(ctx.workDir);
+    const sockA = path.join(ctx.workDir, 'vxtap-a.sock');
+    const sockB = path.join(ctx.workDir, 'vxtap-b.sock');
+    const ends: [BenchHost, string, string, string, string][] = [
+      [topo.a, ADDR.underlayA, ADDR.underlayB, ADDR.overlayA, sockA],
+      [topo.b, ADDR.underlayB, ADDR.underlayA, ADDR.overlayB, sockB],
     ];
-    const argvFor = (local: string, peer: string, overlay: string) => {
+    const argvFor = (local: string, peer: string, overlay: string, sock: string) => {
       const argv = [process.execPath, main, 'up', '--name', dev, '--vni', String(BENCH_VNI), '--port', String(VXLAN_PORT),
-        '--local', local, '--peer', peer, '--address', `${overlay}/${ADDR.overlayPrefix}`, '--mtu', String(mtu)];
+        '--local', local, '--peer', peer, '--address', `${overlay}/${ADDR.overlayPrefix}`, '--mtu', String(mtu), '--stats-socket', sock];
       for (const [k, v] of Object.entries(spec.params)) if (k !== 'mtu') argv.push(`--${k}`, v);
       return argv;
     };
@@ -341,26 +361,24 @@ const vxtap: ModeDriver = {
       for (const p of procs.splice(0)) await p.stop(3000).catch(() => undefined);
     };
     try {
-      for (const [host, local, peer, overlay] of ends) procs.push(host.spawn(argvFor(local, peer, overlay)));
+      for (const [host, local, peer, overlay, sock] of ends) procs.push(host.spawn(argvFor(local, peer, overlay, sock)));
       const deadline = Date.now() + ctx.readyTimeoutMs;
       for (let i = 0; i < ends.length; i++) {
         const [host] = ends[i];
         for (;;) {
           if (procs[i].done()) throw new Error(`vxtap up exited before ready on host ${host.label}: ${procs[i].stderr().trim().slice(-500)}`);
-          const r = await host.exec([process.execPath, main, 'stats', '--name', dev], { allowFail: true, timeoutMs: 5000 });
+          const r = await host.exec([process.execPath, main, 'stats', '--name', dev, '--stats-socket', ends[i][4]], { allowFail: true, timeoutMs: 5000 });
           let ready = false;
           if (r.code === 0) {
             try {
               JSON.parse(r.stdout);
-              ready = true;
+              // Stats answer before the address may be on: require both.
+              const addr = await host.exec(['ip', '-o', 'addr', 'show', 'dev', dev], { allowFail: true });
+              const link = await host.exec(['ip', '-o', 'link', 'show', 'dev', dev], { allowFail: true });
+              ready = addr.stdout.includes(`${ends[i][3]}/`) && /[<,]UP[,>]/.test(link.stdout);
             } catch {
               /* not yet */
             }
-          }
-          if (!ready) {
-            const addr = await host.exec(['ip', '-o', 'addr', 'show', 'dev', dev], { allowFail: true });
-            const link = await host.exec(['ip', '-o', 'link', 'show', 'dev', dev], { allowFail: true });
-            ready = addr.stdout.includes(ends[i][3]) && /[<,]UP[,>]/.test(link.stdout);
           }
           if (ready) break;
           if (Date.now() > deadline) throw new Error(`vxtap up not ready on host ${host.label} within ${ctx.readyTimeoutMs} ms: ${procs[i].stderr().trim().slice(-500)}`);
@@ -376,7 +394,7 @@ const vxtap: ModeDriver = {
         innerMtu: mtu,
         overheadBytes: VXLAN_OVERHEAD_V4,
         dataplanePids: () => procs.map((p) => p.pid).filter((p) => p > 0),
-        info: { dataplane: 'vxtap', command: argvFor(ADDR.underlayA, ADDR.underlayB, ADDR.overlayA).slice(1).join(' '), params: spec.params },
+        info: { dataplane: 'vxtap', command: argvFor(ADDR.underlayA, ADDR.underlayB, ADDR.overlayA, sockA).slice(1).join(' '), params: spec.params, stats: await statsOf(topo.a, main, dev, sockA) },
         async setInnerMtu(m) {
           await setMtu(topo.a, dev, m);
           await setMtu(topo.b, dev, m);
