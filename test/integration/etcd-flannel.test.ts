@@ -64,7 +64,8 @@ describe.skipIf(!canRun)('flannel control plane on etcd (kernel VXLAN hosts)', (
     dir = await mkdtemp(join(tmpdir(), 'vxe-flannel-'));
     etcd = await startEtcd();
     scope.onCleanup(() => etcd.destroy());
-    await putNetworkConfig(etcd, PREFIX, { Network: '198.19.0.0/16', SubnetLen: 24, Backend: { Type: 'vxlan' } });
+    // 198.19.200.0/24 and up stay free for the flanneld-style host and the race test.
+    await putNetworkConfig(etcd, PREFIX, { Network: '198.19.0.0/16', SubnetLen: 24, SubnetMax: '198.19.199.0', Backend: { Type: 'vxlan' } });
     underlay = await Underlay.create(scope);
     for (let i = 1; i <= 13; i++) await underlay.host(i);
   });
