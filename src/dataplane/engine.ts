@@ -15,7 +15,7 @@
  */
 import { ADDR_LEN, VNET_HDR_LEN } from '../native/index.js';
 import { flowHash, hashToIndex } from '../wire/flowhash.js';
-import { checkVxlan, VXLAN_HLEN } from '../wire/vxlan.js';
+import { checkVxlan, writeVxlanHeader, VXLAN_HLEN } from '../wire/vxlan.js';
 import { recordKey, sameAddress } from '../wire/addr.js';
 import { FdbView, FDB_MISS } from './fdb.js';
 import { C } from './stats.js';
@@ -168,14 +168,42 @@ export class Engine {
     return -1;
   }
 
-  private push(tx: TxBatch, fd: number, off: number, size: number, rec: Uint8Array): void {
+  private push(tx: TxBatch, fd: number, off: number, size: number, gso: number, rec: Uint8Array): void {
     if (tx.count === tx.fds.length) this.flush(tx);
     const k = tx.count++;
     tx.fds[k] = fd;
     tx.offsets[k] = off;
     tx.sizes[k] = size;
-    tx.gso[k] = 0;
+    tx.gso[k] = gso;
     tx.addrs.set(rec, k * ADDR_LEN);
+  }
+
+  /** The peer that holds the destination MAC of the frame at `o`; undefined means flood. */
+  private destination(bufs: Uint8Array, o: number): PeerInfo | undefined {
+    if ((bufs[o] & 1) !== 0) return undefined;
+    const idx = this.fdb.lookup((bufs[o] << 8) | bufs[o + 1], (bufs[o + 2] << 24) | (bufs[o + 3] << 16) | (bufs[o + 4] << 8) | bufs[o + 5]);
+    return idx === FDB_MISS ? undefined : this.peers[idx];
+  }
+
+  /** The send socket (source port) for the inner flow of the frame at `o`. */
+  private socketFor(bufs: Uint8Array, o: number, len: number): number {
+    const portIdx = this.span === 1 ? 0 : hashToIndex(flowHash(bufs, o, len), this.span);
+    return this.txFdsNoDf !== undefined && !innerDf(bufs, o, len) ? this.txFdsNoDf[portIdx] : this.txFds[portIdx];
+  }
+
+  /**
+   * Queue one datagram to `peer`, or to every flood peer when it is undefined.
+   * Returns the number of flood copies, or -1 when there is nowhere to send it.
+   */
+  private queue(tx: TxBatch, fd: number, off: number, size: number, gso: number, peer: PeerInfo | undefined): number {
+    if (peer !== undefined) {
+      this.push(tx, fd, off, size, gso, peer.record);
+      return 0;
+    }
+    const list = this.floodList;
+    if (list.length === 0) return -1;
+    for (let p = 0; p < list.length; p++) this.push(tx, fd, off, size, gso, list[p].record);
+    return list.length;
   }
 
   /**
@@ -186,7 +214,6 @@ export class Engine {
     const c = this.c;
     const vni = this.vni;
     let bytes = 0;
-    let sent = 0;
     let flooded = 0;
     let frag = 0;
     let noPeer = 0;
@@ -199,38 +226,12 @@ export class Engine {
         continue;
       }
       const h = o - VXLAN_HLEN;
-      // RFC 7348 header, written in place
-      bufs[h] = 0x08;
-      bufs[h + 1] = 0;
-      bufs[h + 2] = 0;
-      bufs[h + 3] = 0;
-      bufs[h + 4] = (vni >>> 16) & 0xff;
-      bufs[h + 5] = (vni >>> 8) & 0xff;
-      bufs[h + 6] = vni & 0xff;
-      bufs[h + 7] = 0;
-      const portIdx = this.span === 1 ? 0 : hashToIndex(flowHash(bufs, o, len), this.span);
-      let fd = this.txFds[portIdx];
-      if (this.txFdsNoDf !== undefined && !innerDf(bufs, o, len)) fd = this.txFdsNoDf[portIdx];
+      writeVxlanHeader(bufs, h, vni); // in the headroom
       const size = len + VXLAN_HLEN;
       if (size > this.maxPayload) frag++;
-      let peer: PeerInfo | undefined;
-      if ((bufs[o] & 1) === 0) {
-        const idx = this.fdb.lookup((bufs[o] << 8) | bufs[o + 1], (bufs[o + 2] << 24) | (bufs[o + 3] << 16) | (bufs[o + 4] << 8) | bufs[o + 5]);
-        if (idx !== FDB_MISS) peer = this.peers[idx];
-      }
-      if (peer !== undefined) {
-        this.push(tx, fd, h, size, peer.record);
-        sent++;
-      } else {
-        const list = this.floodList;
-        if (list.length === 0) {
-          noPeer++;
-          continue;
-        }
-        for (let p = 0; p < list.length; p++) this.push(tx, fd, h, size, list[p].record);
-        sent += list.length;
-        flooded += list.length;
-      }
+      const copies = this.queue(tx, this.socketFor(bufs, o, len), h, size, 0, this.destination(bufs, o));
+      if (copies < 0) noPeer++;
+      else flooded += copies;
     }
     c[C.tap_rx_packets] += count;
     c[C.tap_rx_bytes] += bytes;
@@ -238,7 +239,6 @@ export class Engine {
     c[C.tx_fragmented] += frag;
     c[C.drop_no_peer] += noPeer;
     c[C.batches_tap]++;
-    void sent;
   }
 
   /**
@@ -313,9 +313,7 @@ export class Engine {
       }
       if (this.learning && peer >= 0 && (bufs[f + 6] & 1) === 0) {
         if (now < 0) now = this.now();
-        const known = this.fdb.lookup(srcHi, srcLo);
-        if (known === peer) this.fdb.touch(now);
-        else this.reportLearn(srcHi, srcLo, peer, now);
+        this.learn(srcHi, srcLo, peer, now);
       }
       out.offsets[n] = f;
       out.sizes[n] = len - VXLAN_HLEN;
@@ -381,32 +379,15 @@ export class Engine {
     for (let k = 0; k < nmsg; k++) {
       const i = msgFrame[k];
       if (i !== lastFrame) {
+        // every message of one frame shares its flow and destination
         lastFrame = i;
         const o = offsets[i] + VNET_HDR_LEN;
-        const len = sizes[i] - VNET_HDR_LEN;
-        const portIdx = this.span === 1 ? 0 : hashToIndex(flowHash(bufs, o, len), this.span);
-        fd = this.txFdsNoDf !== undefined && !innerDf(bufs, o, len) ? this.txFdsNoDf[portIdx] : this.txFds[portIdx];
-        peer = undefined;
-        if ((bufs[o] & 1) === 0) {
-          const idx = this.fdb.lookup((bufs[o] << 8) | bufs[o + 1], (bufs[o + 2] << 24) | (bufs[o + 3] << 16) | (bufs[o + 4] << 8) | bufs[o + 5]);
-          if (idx !== FDB_MISS) peer = this.peers[idx];
-        }
+        fd = this.socketFor(bufs, o, sizes[i] - VNET_HDR_LEN);
+        peer = this.destination(bufs, o);
       }
-      if (peer !== undefined) {
-        this.push(tx, fd, msgOffsets[k], msgSizes[k], peer.record);
-        tx.gso[tx.count - 1] = msgGso[k];
-      } else {
-        const list = this.floodList;
-        if (list.length === 0) {
-          noPeer++;
-          continue;
-        }
-        for (let p = 0; p < list.length; p++) {
-          this.push(tx, fd, msgOffsets[k], msgSizes[k], list[p].record);
-          tx.gso[tx.count - 1] = msgGso[k];
-        }
-        flooded += list.length;
-      }
+      const copies = this.queue(tx, fd, msgOffsets[k], msgSizes[k], msgGso[k], peer);
+      if (copies < 0) noPeer++;
+      else flooded += copies;
     }
     c[C.tap_rx_packets] += count;
     c[C.tap_rx_bytes] += bytes;
@@ -469,9 +450,7 @@ export class Engine {
       const peer = peerOf[learnSrc[k]];
       if (this.learning && peer >= 0 && (out[f + 6] & 1) === 0) {
         if (now < 0) now = this.now();
-        const known = this.fdb.lookup(srcHi, srcLo);
-        if (known === peer) this.fdb.touch(now);
-        else this.reportLearn(srcHi, srcLo, peer, now);
+        this.learn(srcHi, srcLo, peer, now);
       }
       frames.offsets[kept] = frames.offsets[k];
       frames.sizes[kept] = frames.sizes[k];
@@ -483,6 +462,12 @@ export class Engine {
     c[C.drop_bad_flags] += drops[1];
     c[C.drop_wrong_vni] += drops[2];
     c[C.drop_loop] += loops;
+  }
+
+  /** A unicast source MAC seen from `peer`: refresh a matching entry, else report it. */
+  private learn(hi: number, lo: number, peer: number, now: number): void {
+    if (this.fdb.lookup(hi, lo) === peer) this.fdb.touch(now);
+    else this.reportLearn(hi, lo, peer, now);
   }
 
   private reportLearn(hi: number, lo: number, peer: number, now: number): void {

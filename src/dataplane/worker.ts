@@ -65,7 +65,6 @@ function runWorker(init: WorkerInit): void {
 /** The plain path: one MTU-sized frame per TAP read and per datagram. */
 function runPlain(init: WorkerInit): void {
   const addon = native();
-  const ctl = new Int32Array(init.control);
   const counters = new Float64Array(init.counters);
   const B = init.batchSize;
 
@@ -84,42 +83,13 @@ function runPlain(init: WorkerInit): void {
     tapOffsets[i] = i * tapStride + VXLAN_HLEN;
     udpOffsets[i] = i * udpStride;
   }
-  const tx = newTxBatch(B * 4);
   const out = newFrameBatch(B);
 
-  const sendTx = (batch: TxBatch): void => {
-    if (batch.count === 0) return;
-    const consumed = addon.sendBatch(batch.fds, tapBufs, batch.offsets, batch.sizes, batch.count, batch.addrs, batch.gso, batch.errs);
-    engine.accountTx(batch, consumed);
-  };
-
-  const engine = new Engine({
-    vni: init.vni,
-    fdb: new FdbView(init.fdb),
-    counters,
-    txFds: Int32Array.from(init.txFds),
-    txFdsNoDf: Int32Array.from(init.txFdsNoDf),
-    learning: init.learning,
-    acceptUnknownPeers: init.acceptUnknownPeers,
-    ownMac: init.ownMac,
-    maxUnfragmentedPayload: init.maxUnfragmentedPayload,
-    rxSlotLen: init.udpSlotLen,
-    post: (ev) => parentPort!.postMessage(ev),
-    flush: sendTx,
-    now: nowSeconds,
-  });
-  engine.setPeers(init.peers);
-
+  const { engine, tx, sendTx } = makeEngine(init, counters, tapBufs, B * 4);
   const idle = makeIdle(init, counters);
-  let seenSeq = Atomics.load(ctl, CTL_SEQ);
+  const stopped = makeControl(init, engine);
 
-  for (;;) {
-    if (Atomics.load(ctl, CTL_STOP) !== 0) break;
-    const seq = Atomics.load(ctl, CTL_SEQ);
-    if (seq !== seenSeq) {
-      seenSeq = seq;
-      drainCommands(init.port, engine);
-    }
+  while (!stopped()) {
 
     let t0 = performance.now();
     const n = addon.readBatch(init.tapFd, tapBufs, tapOffsets, tapSizes, init.tapSlotLen, B);
@@ -166,12 +136,59 @@ function stampRx(counters: Float64Array, t0: number, t1: number, t2: number): vo
   counters[C.ns_tap_write] += (t3 - t2) * 1e6;
 }
 
-/** Apply every queued control message. */
-function drainCommands(port: MessagePort, engine: Engine): void {
-  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
-    const cmd = m.message as WorkerCommand;
-    if (cmd.type === 'peers') engine.setPeers(cmd.peers);
-  }
+/**
+ * The engine of one worker and the tx batch it fills; `sendTx` sends the batch
+ * from `slab` (every tx offset is relative to it) and accounts the result.
+ */
+function makeEngine(init: WorkerInit, counters: Float64Array, slab: Uint8Array, txCap: number) {
+  const addon = native();
+  const tx = newTxBatch(txCap);
+  const sendTx = (batch: TxBatch): void => {
+    if (batch.count === 0) return;
+    const consumed = addon.sendBatch(batch.fds, slab, batch.offsets, batch.sizes, batch.count, batch.addrs, batch.gso, batch.errs);
+    engine.accountTx(batch, consumed);
+  };
+  const engine = new Engine({
+    vni: init.vni,
+    fdb: new FdbView(init.fdb),
+    counters,
+    txFds: Int32Array.from(init.txFds),
+    txFdsNoDf: Int32Array.from(init.txFdsNoDf),
+    learning: init.learning,
+    acceptUnknownPeers: init.acceptUnknownPeers,
+    ownMac: init.ownMac,
+    maxUnfragmentedPayload: init.maxUnfragmentedPayload,
+    rxSlotLen: init.udpSlotLen,
+    post: (ev) => parentPort!.postMessage(ev),
+    flush: sendTx,
+    now: nowSeconds,
+  });
+  engine.setPeers(init.peers);
+  return { engine, tx, sendTx };
+}
+
+/**
+ * Between two passes: true when the supervisor asked to stop; applies queued
+ * control messages when the shared sequence number moved (no message-port
+ * access otherwise, so the check costs two atomic loads).
+ */
+function makeControl(init: WorkerInit, engine: Engine): () => boolean {
+  const ctl = new Int32Array(init.control);
+  // Start "behind" so the first call drains: the supervisor may already have
+  // posted (and bumped the sequence for) commands before this worker ran.
+  let seenSeq = -1;
+  return () => {
+    if (Atomics.load(ctl, CTL_STOP) !== 0) return true;
+    const seq = Atomics.load(ctl, CTL_SEQ);
+    if (seq !== seenSeq) {
+      seenSeq = seq;
+      for (let m = receiveMessageOnPort(init.port); m; m = receiveMessageOnPort(init.port)) {
+        const cmd = m.message as WorkerCommand;
+        if (cmd.type === 'peers') engine.setPeers(cmd.peers);
+      }
+    }
+    return false;
+  };
 }
 
 /**
@@ -215,7 +232,6 @@ const GRO_MAX_SEGMENTS = 64;
  */
 function runOffload(init: WorkerInit): void {
   const addon = native();
-  const ctl = new Int32Array(init.control);
   const counters = new Float64Array(init.counters);
   const B = init.batchSize;
   const udpB = Math.max(1, Math.min(B, Math.floor(MAX_TAP_FRAMES / GRO_MAX_SEGMENTS)));
@@ -260,38 +276,11 @@ function runOffload(init: WorkerInit): void {
   const rxDrops = new Uint32Array(4);
   const rxResult = new Uint32Array(4);
 
-  const tx = newTxBatch(maxMsgs);
-  const sendTx = (batch: TxBatch): void => {
-    if (batch.count === 0) return;
-    const consumed = addon.sendBatch(batch.fds, slab, batch.offsets, batch.sizes, batch.count, batch.addrs, batch.gso, batch.errs);
-    engine.accountTx(batch, consumed);
-  };
-  const engine = new Engine({
-    vni: init.vni,
-    fdb: new FdbView(init.fdb),
-    counters,
-    txFds: Int32Array.from(init.txFds),
-    txFdsNoDf: Int32Array.from(init.txFdsNoDf),
-    learning: init.learning,
-    acceptUnknownPeers: init.acceptUnknownPeers,
-    ownMac: init.ownMac,
-    maxUnfragmentedPayload: init.maxUnfragmentedPayload,
-    rxSlotLen: init.udpSlotLen,
-    post: (ev) => parentPort!.postMessage(ev),
-    flush: sendTx,
-    now: nowSeconds,
-  });
-  engine.setPeers(init.peers);
+  const { engine, tx, sendTx } = makeEngine(init, counters, slab, maxMsgs);
   const idle = makeIdle(init, counters);
-  let seenSeq = Atomics.load(ctl, CTL_SEQ);
+  const stopped = makeControl(init, engine);
 
-  for (;;) {
-    if (Atomics.load(ctl, CTL_STOP) !== 0) break;
-    const seq = Atomics.load(ctl, CTL_SEQ);
-    if (seq !== seenSeq) {
-      seenSeq = seq;
-      drainCommands(init.port, engine);
-    }
+  while (!stopped()) {
 
     let t0 = performance.now();
     const n = addon.readBatch(init.tapFd, tapIn, tapOffsets, tapSizes, init.tapSlotLen, B);
