@@ -114,7 +114,7 @@ export class KernelFlannelHost {
 
   constructor(
     readonly etcd: EtcdServer,
-    readonly o: { ns: string; local: string; underDev: string; prefix: string; subnet: string; vni?: number; port?: number; mtu?: number; ttlSeconds?: number; etcdNs?: string },
+    readonly o: { ns: string; local: string; underDev: string; prefix: string; subnet: string; vni?: number; port?: number; mtu?: number; ttlSeconds?: number; txChecksumOff?: boolean; ethtool?: string[] },
   ) {
     this.dev = `vxefl.${o.vni ?? 1}`;
   }
@@ -132,8 +132,10 @@ export class KernelFlannelHost {
   async up(): Promise<void> {
     const { ns } = this.o;
     await routes.createKernelVxlan({ netns: ns, name: this.dev, vni: this.o.vni ?? 1, port: this.o.port ?? 8472, local: this.o.local, dev: this.o.underDev, mtu: this.o.mtu ?? 1450 });
-    // Interop with a userspace VTEP over veth: finish inner checksums here (FIELD-NOTES, "Interop trap").
-    await run(['ethtool', '-K', this.dev, 'tx', 'off'], { netns: ns, allowFail: true });
+    // flanneld leaves checksum offload on; a receiver must then complete inner checksums
+    // (FIELD-NOTES, "Interop trap"). `txChecksumOff` finishes them here instead.
+    if (this.o.txChecksumOff) await run(['ethtool', '-K', this.dev, 'tx', 'off'], { netns: ns });
+    if (this.o.ethtool?.length) await run(['ethtool', '-K', this.dev, ...this.o.ethtool], { netns: ns });
     this.mac = (await routes.linkInfo(this.dev, { netns: ns })).mac;
     await routes.addressReplace(this.dev, `${this.gateway}/32`, { netns: ns });
     const grant = await this.etcd.ctl(['lease', 'grant', String(this.o.ttlSeconds ?? 60)]);

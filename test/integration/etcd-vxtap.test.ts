@@ -21,6 +21,7 @@ import { startEtcd, putNetworkConfig, type EtcdServer } from '../helpers/etcd.js
 import { Underlay, KernelFlannelHost, addContainers, pingOnce, pingUntil } from '../helpers/flannel-hosts.js';
 
 const PREFIX = '/coreos.com/network';
+const OUTAGE_S = Number(process.env.VXE_ETCD_OUTAGE_SECONDS ?? 30);
 const MAIN = join(process.cwd(), 'dist/src/cli/main.js');
 const haveBuild = existsSync(MAIN) && existsSync(join(process.cwd(), 'native/build/Release/vxtap_native.node'));
 const canRun = process.getuid?.() === 0 && haveBuild && (await haveCommand('etcd'));
@@ -64,6 +65,18 @@ describe.skipIf(!canRun)('vxtap up in etcd mode, four hosts and a flanneld-style
     return h;
   }
 
+  let flannelContainer: { ns: string; addr: string } | undefined;
+
+  /** Bytes a 1 s iperf3 TCP run moved from `client` to `server` (0 if it failed). */
+  async function tcpBytes(client: { ns: string }, server: { ns: string; addr: string }): Promise<number> {
+    const srv = scope.spawn(['iperf3', '-s', '-1', '-B', server.addr], { netns: server.ns });
+    await new Promise((r) => setTimeout(r, 300));
+    const r = await run(['iperf3', '-c', server.addr, '-t', '1', '-J', '--connect-timeout', '2000'], { netns: client.ns, allowFail: true, timeoutMs: 15_000 });
+    await stop(srv);
+    if (r.code !== 0) return 0;
+    return JSON.parse(r.stdout).end.sum_received.bytes as number;
+  }
+
   async function stats(h: VxtapHost): Promise<{ drops: Record<string, number>; peers: { address: string }[] }> {
     const r = await run(['node', MAIN, 'stats', '--stats-socket', h.sock]);
     return JSON.parse(r.stdout);
@@ -79,7 +92,7 @@ describe.skipIf(!canRun)('vxtap up in etcd mode, four hosts and a flanneld-style
     etcd = await startEtcd({ netns: etcdNs, host: '198.18.0.250' });
     scope.onCleanup(() => etcd.destroy());
     await putNetworkConfig(etcd, PREFIX, { Network: '198.19.0.0/16', SubnetLen: 24, SubnetMax: '198.19.199.0', Backend: { Type: 'vxlan' } });
-    for (const i of [1, 2, 3, 4, 5, 6, 7]) await underlay.host(i);
+    for (const i of [1, 2, 3, 4, 5, 6, 7, 8]) await underlay.host(i);
   });
 
   afterAll(async () => {
@@ -103,7 +116,6 @@ describe.skipIf(!canRun)('vxtap up in etcd mode, four hosts and a flanneld-style
     const all = [...containers.values()].flat();
     const failures: string[] = [];
     for (const a of all) for (const b of all) if (a !== b && !(await pingOnce(a.ns, b.addr, 2))) failures.push(`${a.ns} -> ${b.addr}`);
-    if (failures.length && process.env.VXE_HOLD) await new Promise((r) => setTimeout(r, Number(process.env.VXE_HOLD) * 1000));
     if (failures.length) console.log(`${failures.length} of ${all.length * (all.length - 1)} failed: ${failures.join(", ")}`);
     expect(failures).toEqual([]);
     const s = await stats(started[0]);
@@ -111,7 +123,7 @@ describe.skipIf(!canRun)('vxtap up in etcd mode, four hosts and a flanneld-style
   });
 
   it('a flanneld-style kernel host and the vxtap hosts reach each other\'s subnets, both ways', async () => {
-    const fl = new KernelFlannelHost(etcd, { ns: 'vxeh5', local: '198.18.0.5', underDev: 'vxeu0', prefix: PREFIX, subnet: '198.19.200.0/24', ttlSeconds: 60 });
+    const fl = new KernelFlannelHost(etcd, { ns: 'vxeh5', local: '198.18.0.5', underDev: 'vxeu0', prefix: PREFIX, subnet: '198.19.200.0/24', ttlSeconds: 60, ethtool: process.env.VXE_FLANNEL_ETHTOOL?.split(' ').filter(Boolean) });
     scope.onCleanup(() => fl.down());
     await fl.up();
     fl.startSync(100);
@@ -121,14 +133,21 @@ describe.skipIf(!canRun)('vxtap up in etcd mode, four hosts and a flanneld-style
       expect(await pingUntil(c0.ns, fc.addr, Date.now() + 3000), `h${i} container -> flannel container`).toBeDefined();
       expect(await pingOnce(fc.ns, c0.addr, 2), `flannel container -> h${i} container`).toBe(true);
     }
-    // TCP too (checksums across kernel VXLAN and the userspace VTEP).
+    // TCP from vxtap to the kernel host.
     const [c1] = containers.get(1)!;
-    const srv = scope.spawn(['iperf3', '-s', '-1', '-B', c1.addr], { netns: c1.ns });
-    void srv;
-    await new Promise((r) => setTimeout(r, 300));
-    const r = await run(['iperf3', '-c', c1.addr, '-t', '1', '-J'], { netns: fc.ns, allowFail: true, timeoutMs: 15_000 });
-    expect(r.code, r.stderr).toBe(0);
-    console.log(`flannel host -> vxtap host TCP: ${(JSON.parse(r.stdout).end.sum_received.bits_per_second / 1e9).toFixed(2)} Gbit/s (1 s)`);
+    const toFlannel = await tcpBytes(c1, fc);
+    console.log(`TCP 1 s vxtap -> flannel host: ${toFlannel} bytes`);
+    expect(toFlannel, 'vxtap -> flannel host TCP bytes').toBeGreaterThan(1_000_000);
+    flannelContainer = fc;
+  });
+
+  it('TCP from a flanneld-default kernel host (checksum and TSO offload on) into a vxtap host', async () => {
+    // Kernel VXLAN over veth sends inner checksums unfinished and ~64 KiB GSO datagrams
+    // (FIELD-NOTES, "Interop trap"); the receiving vxtap must cope, as flanneld's peers do.
+    const [c1] = containers.get(1)!;
+    const toVxtap = await tcpBytes(flannelContainer!, c1);
+    console.log(`TCP 1 s flannel host (offloads on) -> vxtap: ${toVxtap} bytes; h1 drops ${JSON.stringify((await stats(hosts.get(1)!)).drops)}`);
+    expect(toVxtap, 'flannel host -> vxtap TCP bytes').toBeGreaterThan(1_000_000);
   });
 
   it('a joining vxtap host is reachable from the others within 2 s', async () => {
@@ -151,19 +170,81 @@ describe.skipIf(!canRun)('vxtap up in etcd mode, four hosts and a flanneld-style
     console.log(`vxtap leave: route gone from h1 ${Date.now() - t1} ms after SIGTERM`);
   });
 
+  it('a crashed vxtap host (SIGKILL) disappears from the others within the lease TTL', async () => {
+    const h6 = await startVxtap(6);
+    const subnet = h6.subnet!.replace(/\.1\/24$/, '.0/24');
+    const t = { netns: 'vxeh1' };
+    const has = async () => (await routes.listRoutes('vxetap0', t)).some((r) => r.dst === subnet);
+    const t0 = Date.now();
+    while (!(await has()) && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20));
+    expect(await has()).toBe(true);
+    process.kill(h6.child.pid!, 'SIGKILL');
+    const t1 = Date.now();
+    while ((await has()) && Date.now() - t1 < 15_000) await new Promise((r) => setTimeout(r, 100));
+    expect(await has()).toBe(false);
+    console.log(`vxtap crash: h6's route gone from h1 ${Date.now() - t1} ms after SIGKILL (lease TTL 10 s)`);
+    await stop(h6.child);
+    await run(['ip', 'link', 'del', 'vxetap0'], { netns: 'vxeh6', allowFail: true });
+  });
+
+  it(`keeps forwarding through a ${OUTAGE_S} s etcd outage; afterwards renews and admits a new host`, { timeout: (OUTAGE_S + 60) * 1000 }, async () => {
+    const [a] = containers.get(1)!;
+    const [b] = containers.get(3)!;
+    await etcd.stop();
+    const t0 = Date.now();
+    let pings = 0;
+    let lost = 0;
+    while (Date.now() - t0 < OUTAGE_S * 1000) {
+      pings++;
+      if (!(await pingOnce(a.ns, b.addr, 1))) lost++;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    console.log(`vxtap, etcd down ${OUTAGE_S} s: ${pings - lost}/${pings} container pings h1->h3 answered`);
+    expect(lost).toBe(0);
+    await etcd.start();
+    const back = Date.now();
+    // etcd restarts its leases with a full TTL; had the hosts not renewed, their 10 s leases would
+    // be gone 12 s later. They are all still there, and say so in their logs.
+    await new Promise((r) => setTimeout(r, 12_000));
+    const h1 = hosts.get(1)!;
+    const listed = JSON.parse((await etcd.ctl(['get', '--prefix', `${PREFIX}/subnets/`, '-w', 'json'])).stdout).kvs ?? [];
+    expect(listed.length).toBeGreaterThanOrEqual(4);
+    for (const i of [1, 2, 3, 4]) expect(hosts.get(i)!.log.join(''), `h${i}`).not.toMatch(/fatal/);
+    expect(h1.log.join('')).toMatch(/etcd reachable again/);
+    console.log(`after the outage: ${listed.length} leases alive 12 s after etcd returned (TTL 10 s): renewed`);
+    const h7 = await startVxtap(7);
+    const leased = Date.now();
+    const gw = h7.subnet!.replace(/\.1\/24$/, '.0');
+    const reply = await pingUntil(a.ns, gw, leased + 5000, 20);
+    expect(reply).toBeDefined();
+    console.log(`after the outage: new host h7 reachable from h1's container ${reply! - leased} ms after its lease`);
+    expect(reply! - leased).toBeLessThan(2000);
+    await stop(h7.child);
+  });
+
+  it('vxtap up refuses a bad network config from etcd with exit status 2, naming the field', async () => {
+    await putNetworkConfig(etcd, '/vxe/bad', { Network: '198.19.0.0/16', Backend: { Type: 'host-gw' } });
+    const r = await run(['node', MAIN, 'up', '--local', '198.18.0.6', '--name', 'vxetap9', '--etcd-endpoints', etcd.endpoint, '--etcd-prefix', '/vxe/bad', '--subnet-file', join(dir, 'bad.env'), '--stats-socket', join(dir, 'bad.sock')], { netns: 'vxeh6', allowFail: true, timeoutMs: 20_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/Backend\.Type.*host-gw/);
+    expect(existsSync(join(dir, 'bad.env'))).toBe(false);
+    const links = await run(['ip', '-o', 'link', 'show', 'vxetap9'], { netns: 'vxeh6', allowFail: true });
+    expect(links.code).not.toBe(0); // never touched the host
+  });
+
   it('drops and counts packets from an underlay address that holds no lease', async () => {
-    // h7 fakes a flannel host without writing a lease, and targets h1 directly.
+    // h8 fakes a flannel host without writing a lease, and targets h1 directly.
     const h1 = hosts.get(1)!;
     const s1 = h1.subnet!.replace(/\.1\/24$/, '.0');
     const mac1 = (await routes.linkInfo('vxetap0', { netns: 'vxeh1' })).mac;
-    const t = { netns: 'vxeh7' };
-    await routes.createKernelVxlan({ netns: 'vxeh7', name: 'vxefl.1', vni: 1, port: 8472, local: '198.18.0.7', dev: 'vxeu0', mtu: 1450 });
+    const t = { netns: 'vxeh8' };
+    await routes.createKernelVxlan({ netns: 'vxeh8', name: 'vxefl.1', vni: 1, port: 8472, local: '198.18.0.8', dev: 'vxeu0', mtu: 1450 });
     await routes.addressReplace('vxefl.1', '198.19.201.0/32', t);
     await routes.neighReplace('vxefl.1', s1, mac1, t);
     await routes.fdbReplace('vxefl.1', mac1, '198.18.0.1', t);
     await routes.routeReplaceOnlink(`${s1}/24`, s1, 'vxefl.1', t);
     const before = (await stats(h1)).drops;
-    expect(await pingOnce('vxeh7', s1, 1)).toBe(false);
+    expect(await pingOnce('vxeh8', s1, 1)).toBe(false);
     const after = (await stats(h1)).drops;
     const key = Object.keys(after).find((k) => /unknown_peer/.test(k))!;
     expect(key).toBeDefined();
