@@ -249,6 +249,20 @@ describe.skipIf(!canRun)('flannel control plane on etcd (kernel VXLAN hosts)', (
     await stopHost(11);
   });
 
+  it('re-takes its subnet when its lease vanishes (expired during a partition, or revoked by hand)', async () => {
+    const c3 = controls.get(3)!;
+    const before = c3.stats().retakes;
+    const fields = await etcd.ctl(['get', `${PREFIX}/subnets/${c3.key}`, '-w', 'fields']);
+    const id = BigInt(/"Lease" : (\d+)/.exec(fields.stdout)![1]).toString(16);
+    await etcd.ctl(['lease', 'revoke', id]);
+    const took = await waitFor('h3 to re-take its lease', () => c3.stats().retakes > before, 5000);
+    const back = await etcd.ctl(['get', `${PREFIX}/subnets/${c3.key}`, '--print-value-only']);
+    expect(JSON.parse(back.stdout).PublicIP).toBe('198.18.0.3');
+    await waitFor('h1 to program h3 again', () => controls.get(1)!.remotes().some((r) => r.key === c3.key), 2000);
+    expect(await pingUntil('vxeh1', c3.gateway, Date.now() + 2000)).toBeDefined();
+    console.log(`lease revoked under h3: re-taken ${took} ms later, same subnet ${c3.subnet}`);
+  });
+
   it('refuses a bad network config before touching the host', async () => {
     await putNetworkConfig(etcd, '/vxe/bad', { Network: '198.19.0.0/16', Backend: { Type: 'udp' } });
     let made = false;
