@@ -29,13 +29,22 @@ export const FLANNEL_CLI_OPTIONS: readonly CliOptionSpec[] = [
   { flags: '--etcd-password <password>', env: 'VXTAP_ETCD_PASSWORD', description: 'etcd password (prefer the environment variable)' },
 ];
 
-/** Add the etcd-mode options to a commander command. */
+const ETCD_HELP = `
+etcd (flannel) mode (--etcd-endpoints): the network config is read from PREFIX/config in
+flannel's format ({"Network": "198.19.0.0/16", "SubnetLen": 24, "Backend": {"Type": "vxlan"}});
+VNI and port come from there (flannel defaults: VNI 1, port 8472). This host leases a subnet,
+publishes PublicIP (--local) and its VtepMAC, and routes every other lease's subnet through the
+overlay; packets from underlay addresses without a lease are dropped. --peer is not allowed.
+  vxtap up --local 198.18.0.1 --etcd-endpoints http://198.18.0.250:2379 --lease-ttl 24h`;
+
+/** Add the etcd-mode options (and a help paragraph) to a commander command. */
 export function addFlannelCliOptions(cmd: Command): Command {
   for (const o of FLANNEL_CLI_OPTIONS) {
     const opt = new Option(o.flags, o.description).env(o.env);
     if (o.default !== undefined) opt.default(o.default);
     cmd.addOption(opt);
   }
+  cmd.addHelpText('after', ETCD_HELP);
   return cmd;
 }
 

@@ -234,9 +234,9 @@ export async function startFlannelControl(opts: FlannelControlOptions, makeVtep:
             return { subnet: l.subnet, key: l.key, leaseId };
           }
         }
-        const taken = leases.flatMap((l) => [l.subnet]);
+        const taken = leases.map((l) => l.subnet);
         const free = (c: Cidr) => !taken.some((t) => cidrOverlaps(t, c));
-        if (previous && inRange(range, { ...previous, base: previous.base }) && free(previous)) {
+        if (previous && inRange(range, previous) && free(previous)) {
           const key = subnetKey(previous);
           if (await reg.tryCreate(key, value, leaseId)) {
             log(`took previous subnet ${formatCidr(previous)} again (from ${subnetFile})`);

@@ -58,7 +58,8 @@ export async function readPreviousSubnet(path: string): Promise<Cidr | undefined
   const v = parseSubnetEnv(text).FLANNEL_SUBNET;
   if (!v) return undefined;
   try {
-    return parseCidr(v, false).family === 4 ? { ...parseCidr(v, false) } : undefined;
+    const c = parseCidr(v, false); // 198.19.5.1/24 -> 198.19.5.0/24
+    return c.family === 4 ? c : undefined;
   } catch {
     return undefined;
   }
