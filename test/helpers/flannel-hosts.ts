@@ -114,7 +114,7 @@ export class KernelFlannelHost {
 
   constructor(
     readonly etcd: EtcdServer,
-    readonly o: { ns: string; local: string; underDev: string; prefix: string; subnet: string; vni?: number; port?: number; mtu?: number; ttlSeconds?: number; txChecksumOff?: boolean; ethtool?: string[] },
+    readonly o: { ns: string; local: string; underDev: string; prefix: string; subnet: string; vni?: number; port?: number; mtu?: number; ttlSeconds?: number; txChecksumOff?: boolean; ethtool?: string[]; gsoMaxSize?: number },
   ) {
     this.dev = `vxefl.${o.vni ?? 1}`;
   }
@@ -136,6 +136,7 @@ export class KernelFlannelHost {
     // (FIELD-NOTES, "Interop trap"). `txChecksumOff` finishes them here instead.
     if (this.o.txChecksumOff) await run(['ethtool', '-K', this.dev, 'tx', 'off'], { netns: ns });
     if (this.o.ethtool?.length) await run(['ethtool', '-K', this.dev, ...this.o.ethtool], { netns: ns });
+    if (this.o.gsoMaxSize) await run(['ip', 'link', 'set', this.dev, 'gso_max_size', String(this.o.gsoMaxSize)], { netns: ns });
     this.mac = (await routes.linkInfo(this.dev, { netns: ns })).mac;
     await routes.addressReplace(this.dev, `${this.gateway}/32`, { netns: ns });
     const grant = await this.etcd.ctl(['lease', 'grant', String(this.o.ttlSeconds ?? 60)]);

@@ -123,7 +123,7 @@ describe.skipIf(!canRun)('vxtap up in etcd mode, four hosts and a flanneld-style
   });
 
   it('a flanneld-style kernel host and the vxtap hosts reach each other\'s subnets, both ways', async () => {
-    const fl = new KernelFlannelHost(etcd, { ns: 'vxeh5', local: '198.18.0.5', underDev: 'vxeu0', prefix: PREFIX, subnet: '198.19.200.0/24', ttlSeconds: 60, ethtool: process.env.VXE_FLANNEL_ETHTOOL?.split(' ').filter(Boolean) });
+    const fl = new KernelFlannelHost(etcd, { ns: 'vxeh5', local: '198.18.0.5', underDev: 'vxeu0', prefix: PREFIX, subnet: '198.19.200.0/24', ttlSeconds: 60, ethtool: process.env.VXE_FLANNEL_ETHTOOL?.split(' ').filter(Boolean), gsoMaxSize: Number(process.env.VXE_FLANNEL_GSO_MAX ?? 0) });
     scope.onCleanup(() => fl.down());
     await fl.up();
     fl.startSync(100);
