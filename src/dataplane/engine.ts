@@ -17,6 +17,7 @@ import { ADDR_LEN, VNET_HDR_LEN } from '../native/index.js';
 import { flowHash, hashToIndex } from '../wire/flowhash.js';
 import { checkVxlan, writeVxlanHeader, VXLAN_HLEN } from '../wire/vxlan.js';
 import { recordKey, sameAddress } from '../wire/addr.js';
+import { pseudoSumV4, pseudoSumV6 } from '../wire/checksum.js';
 import { FdbView, FDB_MISS } from './fdb.js';
 import { C } from './stats.js';
 
@@ -87,6 +88,8 @@ export interface EngineOptions {
   maxUnfragmentedPayload: number;
   /** Receive slot size: a datagram reported larger was truncated. */
   rxSlotLen: number;
+  /** TAP MTU: on the offload path, larger TCP frames are handed over as GSO super-frames. */
+  tapMtu?: number;
   /** Post an event to the main thread (rate-limited by the engine). */
   post: (ev: WorkerEvent) => void;
   /** Called when the tx batch is full mid-encap; must send and reset it. */
@@ -112,6 +115,7 @@ export class Engine {
   private readonly ownLo: number;
   private readonly maxPayload: number;
   private readonly rxSlotLen: number;
+  private readonly tapMtu: number;
   private readonly post: (ev: WorkerEvent) => void;
   private readonly flush: (tx: TxBatch) => void;
   private readonly now: () => number;
@@ -137,6 +141,7 @@ export class Engine {
     this.ownLo = (o.ownMac[2] << 24) | (o.ownMac[3] << 16) | (o.ownMac[4] << 8) | o.ownMac[5];
     this.maxPayload = o.maxUnfragmentedPayload;
     this.rxSlotLen = o.rxSlotLen;
+    this.tapMtu = o.tapMtu ?? 0;
     this.post = o.post;
     this.flush = o.flush;
     this.now = o.now;
@@ -452,6 +457,9 @@ export class Engine {
         if (now < 0) now = this.now();
         this.learn(srcHi, srcLo, peer, now);
       }
+      if (this.tapMtu > 0 && frames.sizes[k] > VNET_HDR_LEN + 18 + this.tapMtu && out[frames.offsets[k] + 1] === 0) {
+        markGso(out, frames.offsets[k], frames.sizes[k] - VNET_HDR_LEN, this.tapMtu);
+      }
       frames.offsets[kept] = frames.offsets[k];
       frames.sizes[kept] = frames.sizes[k];
       kept++;
@@ -489,6 +497,53 @@ export class Engine {
     this.recentUnknown.set(key, now);
     this.post({ type: 'unknown-peer', record: addrs.slice(off, off + ADDR_LEN) }); // allocation: unknown peers only
   }
+}
+
+/**
+ * A TCP frame larger than the TAP MTU that arrived whole (kernel VXLAN with TSO
+ * over veth sends unsegmented super-datagrams): give it a GSO virtio_net_hdr so
+ * the kernel can still forward it (a non-GSO frame above the MTU of the next hop
+ * is dropped). The vnet header is at `v`, the `len`-byte Ethernet frame after it.
+ * The TCP checksum field becomes the pseudo-header seed over the whole frame.
+ */
+function markGso(b: Uint8Array, v: number, len: number, mtu: number): void {
+  const e = v + VNET_HDR_LEN;
+  const type = (b[e + 12] << 8) | b[e + 13];
+  let ipLen: number;
+  let tcp: number;
+  let pseudo: number;
+  let gsoType: number;
+  if (type === 0x0800) {
+    ipLen = (b[e + 14] & 0x0f) * 4;
+    if (b[e + 23] !== 6 || ((b[e + 20] & 0x3f) | b[e + 21]) !== 0) return; // TCP, not a fragment
+    tcp = e + 14 + ipLen;
+    const l4len = len - 14 - ipLen;
+    pseudo = pseudoSumV4(b, e + 14, 6, l4len);
+    gsoType = 1; // VIRTIO_NET_HDR_GSO_TCPV4
+  } else if (type === 0x86dd) {
+    ipLen = 40;
+    if (b[e + 20] !== 6) return;
+    tcp = e + 14 + 40;
+    pseudo = pseudoSumV6(b, e + 14, 6, len - 14 - 40);
+    gsoType = 4; // VIRTIO_NET_HDR_GSO_TCPV6
+  } else return;
+  const tcpLen = (b[tcp + 12] >>> 4) * 4;
+  const hdrLen = 14 + ipLen + tcpLen;
+  if (tcpLen < 20 || hdrLen >= len) return;
+  const mss = mtu - ipLen - tcpLen;
+  // little-endian virtio_net_hdr: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
+  b[v] = 1; // NEEDS_CSUM
+  b[v + 1] = gsoType;
+  b[v + 2] = hdrLen & 0xff;
+  b[v + 3] = hdrLen >>> 8;
+  b[v + 4] = mss & 0xff;
+  b[v + 5] = mss >>> 8;
+  b[v + 6] = (14 + ipLen) & 0xff;
+  b[v + 7] = (14 + ipLen) >>> 8;
+  b[v + 8] = 16;
+  b[v + 9] = 0;
+  b[tcp + 16] = pseudo >>> 8;
+  b[tcp + 17] = pseudo & 0xff;
 }
 
 /** Inner IPv4 DF bit (for df 'inherit'); non-IPv4 frames count as DF set, as Linux does for IPv6. */

@@ -182,6 +182,7 @@ export class Vtep implements DataplaneControl {
           acceptUnknownPeers: config.acceptUnknownPeers,
           ownMac: macBytes,
           maxUnfragmentedPayload,
+          mtu,
           busyPollUs: config.busyPollUs,
         });
       }

@@ -31,6 +31,8 @@ export interface WorkerInit {
   acceptUnknownPeers: boolean;
   ownMac: Uint8Array;
   maxUnfragmentedPayload: number;
+  /** TAP MTU. */
+  mtu: number;
   busyPollUs: number;
   /** vnet_hdr TAP with TSO + UDP GSO/GRO (txOffload/rxOffload kernels). */
   offload: boolean;
@@ -159,6 +161,7 @@ function makeEngine(init: WorkerInit, counters: Float64Array, slab: Uint8Array, 
     ownMac: init.ownMac,
     maxUnfragmentedPayload: init.maxUnfragmentedPayload,
     rxSlotLen: init.udpSlotLen,
+    tapMtu: init.offload ? init.mtu : 0,
     post: (ev) => parentPort!.postMessage(ev),
     flush: sendTx,
     now: nowSeconds,
