@@ -95,6 +95,8 @@ export interface ActiveMode {
   dataplanePids(): number[];
   /** Facts to keep in the result (datapath type, commands, versions). */
   info: Record<string, unknown>;
+  /** The dataplane's own counters on both hosts (vxtap stats), or null for kernel dataplanes. */
+  counters?(): Promise<Record<string, unknown> | null>;
   /** Change the inner MTU on both hosts (MTU sweep); must be undone by the caller. */
   setInnerMtu(mtu: number): Promise<void>;
   /** Undo the mode's setup (the topology is destroyed separately). Never throws. */
@@ -395,6 +397,19 @@ const vxtap: ModeDriver = {
         overheadBytes: VXLAN_OVERHEAD_V4,
         dataplanePids: () => procs.map((p) => p.pid).filter((p) => p > 0),
         info: { dataplane: 'vxtap', command: argvFor(ADDR.underlayA, ADDR.underlayB, ADDR.overlayA, sockA).slice(1).join(' '), params: spec.params, stats: await statsOf(topo.a, main, dev, sockA) },
+        async counters() {
+          const out: Record<string, unknown> = {};
+          for (const [host, , , , sock] of ends) {
+            const r = await host.exec([process.execPath, main, 'stats', '--name', dev, '--stats-socket', sock], { allowFail: true, timeoutMs: 5000 });
+            try {
+              const st = JSON.parse(r.stdout) as Record<string, unknown>;
+              out[host.label] = { total: st.total ?? null, workers: st.workers ?? null, perWorker: st.perWorker ?? st.workerStats ?? null };
+            } catch {
+              out[host.label] = null;
+            }
+          }
+          return out;
+        },
         async setInnerMtu(m) {
           await setMtu(topo.a, dev, m);
           await setMtu(topo.b, dev, m);

@@ -43,6 +43,8 @@ export interface ModeRoundSample {
   latencyIdle: LatencySample | null;
   latencyLoaded: LatencySample | null;
   mtu: MtuResult | null;
+  /** The dataplane's own counters at the end of the mode-round (vxtap stats per host), if it has any. */
+  dataplaneCounters?: Record<string, unknown> | null;
 }
 
 /** One metric summarised for one mode. */

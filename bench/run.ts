@@ -6,7 +6,8 @@
  * measured; SIGINT/SIGTERM abort the current mode, tear down and mark the run
  * incomplete.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { output } from '../src/host/exec.js';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -96,10 +97,34 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
   let aborted = false;
   let abortReason = '';
   const onSignal = (sig: NodeJS.Signals) => {
-    if (aborted) return;
+    if (aborted) {
+      process.stderr.write(`${sig} again: exiting now; run 'vxtap bench --cleanup' to remove leftovers\n`);
+      process.exit(130);
+    }
     aborted = true;
     abortReason = `interrupted by ${sig}`;
-    log(`\n${sig}: stopping after tearing down the current mode...`);
+    log(`\n${sig}: stopping the running test, tearing down the current mode...`);
+    // Stop in-flight load generators now (they live in the run's namespaces); teardown follows.
+    for (const ns of state.data.namespaces) {
+      void output(['ip', 'netns', 'pids', ns], { allowFail: true }).then((pids) => {
+        for (const pid of pids.split(/\s+/).filter(Boolean)) {
+          const cl = (() => {
+            try {
+              return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+            } catch {
+              return '';
+            }
+          })();
+          if (/iperf3|rr\.js|ping|tcpdump/.test(cl) && !/-s\0|server/.test(cl)) {
+            try {
+              process.kill(Number(pid), 'SIGTERM');
+            } catch {
+              /* gone */
+            }
+          }
+        }
+      });
+    }
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -159,6 +184,7 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
     const available = specs.filter((s) => result.modes.find((m) => m.id === s.id)?.available);
     const perRound = (withMtu: boolean) => available.reduce((t, s) => t + estimateModeRoundSeconds(profile, withMtu) + (s.kind.startsWith('ovs') ? 3 : 1), 0);
     let remaining = perRound(true) + perRound(false) * (profile.rounds - 1);
+    let estimatedDone = 0;
     const t0 = Date.now();
     let done = 0;
     const total = available.length * profile.rounds;
@@ -171,7 +197,9 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
         const withMtu = round === 1;
         const est = estimateModeRoundSeconds(profile, withMtu) + (spec.kind.startsWith('ovs') ? 3 : 1);
         const elapsed = (Date.now() - t0) / 1000;
-        log(`[${done + 1}/${total}] round ${round}/${profile.rounds} ${spec.id}  elapsed ${fmtDuration(elapsed)}  ETA ${fmtDuration(Math.max(0, remaining))}`);
+        // Scale the static estimate by how fast this machine has been so far.
+        const pace = estimatedDone > 0 ? elapsed / estimatedDone : 1;
+        log(`[${done + 1}/${total}] round ${round}/${profile.rounds} ${spec.id}  elapsed ${fmtDuration(elapsed)}  ETA ${fmtDuration(Math.max(0, remaining * pace))}`);
         const sample = await runModeRound(spec, round, withMtu, { opts, profile, root, state, aborted: () => aborted, log, workDir: path.join(state.runDir(), `${spec.kind}-${round}`), result });
         result.samples.push(sample);
         if (sample.error) {
@@ -179,6 +207,7 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
           log(`  ${spec.id}: failed: ${sample.error}`);
         }
         remaining -= est;
+        estimatedDone += est;
         done++;
         save();
       }
@@ -261,6 +290,7 @@ async function runModeRound(spec: ModeSpec, round: number, withMtu: boolean, rc:
     const msg = (err as Error).message;
     sample.error = sample.error ? `${sample.error}; ${msg}` : msg;
   } finally {
+    if (mode?.counters) sample.dataplaneCounters = await mode.counters().catch(() => null);
     if (mode) await mode.teardown().catch(() => undefined);
     if (topo) await destroyTopology(topo, rc.state);
     sample.durationSeconds = (Date.now() - t0) / 1000;

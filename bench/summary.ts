@@ -79,6 +79,13 @@ export function renderSummaryMarkdown(r: BenchResult): string {
       for (const d of ratioDefs) row.push(ratioCell(r.derived.byMode[m]?.[d.key]?.ratioToBare ?? null), ratioCell(r.derived.byMode[m]?.[d.key]?.ratioToKernelVxlan ?? null));
       return row;
     })));
+    if (name.startsWith('Latency')) {
+      const cond = name === 'Latency idle' ? 'latencyIdle' : 'latencyLoaded';
+      const first = r.samples.find((x) => x[cond]);
+      const counts = modes.map((m) => `${m} ${r.samples.filter((x) => x.mode === m).map((x) => x[cond]?.percentiles.count ?? 0).join('/')}`);
+      out.push('');
+      out.push(`TCP request/response, 1-byte messages, one outstanding (HDR histogram, 1 us - 10 s); pinning ${first?.[cond]?.pinning ?? r.options.pin}${cond === 'latencyLoaded' && first?.[cond]?.load ? `; background: ${first[cond]!.load} (50% of the round's 1-stream rate)` : ''}. Round trips per round: ${counts.join('; ')}.`);
+    }
     if (name === 'UDP NDR/PDR') {
       out.push('');
       const notes: string[] = [];
@@ -87,6 +94,10 @@ export function renderSummaryMarkdown(r: BenchResult): string {
           if (u.skipped) notes.push(`${s.mode} ${u.frameBytes} B: skipped (${u.skipped})`);
           else if (u.search?.senderLimited) notes.push(`${s.mode} ${u.frameBytes} B: sender-limited at ${(u.search.maxAchievedTxPps / 1000).toFixed(0)} kpps`);
           if (u.search && u.search.pdr.atLeast) notes.push(`${s.mode} ${u.frameBytes} B: top rate passed (figure is a lower bound)`);
+          if (u.search && u.search.ndr.ratePps === null) {
+            const lowest = u.search.trials.reduce((m, t) => (t.offeredPps < m.offeredPps ? t : m), u.search.trials[0]);
+            if (lowest) notes.push(`${s.mode} ${u.frameBytes} B: no zero-loss trial (lowest tried ${(lowest.offeredPps / 1000).toFixed(1)} kpps lost ${(lowest.loss * 100).toFixed(2)}%)`);
+          }
         }
       }
       out.push(`Paced iperf3 UDP trials (${r.profile.udpTrialSeconds} s each), binary search for zero loss (NDR) and 0.5% loss (PDR).${notes.length ? ` Round 1 notes: ${notes.join('; ')}.` : ''}`);

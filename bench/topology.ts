@@ -58,6 +58,20 @@ export function netemArgs(n: NetemOptions): string[] | null {
   return args.length ? args : null;
 }
 
+/** Why a netem qdisc with `args` cannot be created (tried on a veth in a throwaway namespace), or null. */
+export async function netemUnavailableReason(args: string[]): Promise<string | null> {
+  const ns = `${BENCH_PREFIX}nq${process.pid % 100000}`;
+  await run(['ip', 'netns', 'add', ns], { allowFail: true });
+  try {
+    const add = await run(['ip', 'link', 'add', 'vxbq0', 'type', 'veth', 'peer', 'name', 'vxbq1'], { netns: ns, allowFail: true });
+    if (add.code !== 0) return `veth: ${add.stderr.trim()}`;
+    const q = await run(['tc', 'qdisc', 'add', 'dev', 'vxbq0', 'root', 'netem', ...args], { netns: ns, allowFail: true });
+    return q.code === 0 ? null : `tc qdisc add ... netem ${args.join(' ')}: ${(q.stderr || q.stdout).trim()}`;
+  } finally {
+    await run(['ip', 'netns', 'del', ns], { allowFail: true });
+  }
+}
+
 async function macOf(host: NetnsHost, dev: string): Promise<string> {
   const out = (await host.exec(['cat', `/sys/class/net/${dev}/address`])).stdout.trim();
   return out;

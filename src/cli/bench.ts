@@ -11,6 +11,7 @@ import { cleanupBench, formatCleanupReport } from '../../bench/cleanup.js';
 import { DEFAULT_MODES, repoRoot, runBench, validateOptions, type BenchOptions } from '../../bench/run.js';
 import { renderTerminalSummary } from '../../bench/summary.js';
 import type { Pinning } from '../../bench/measure.js';
+import { netemArgs, netemUnavailableReason } from '../../bench/topology.js';
 
 /** Default values of every bench flag (one place). */
 export const BENCH_DEFAULTS = {
@@ -41,9 +42,9 @@ export function register(program: Command): void {
     .addOption(new Option('--pin <how>', 'CPU pinning of the latency client/server: cross (CPU 0 / CPU 1), same (both CPU 0), none').default(BENCH_DEFAULTS.pin).env('VXTAP_BENCH_PIN'))
     .addOption(new Option('--out <dir>', 'results directory (a <timestamp>-<hostname> folder is created inside)').default(BENCH_DEFAULTS.out).env('VXTAP_BENCH_OUT'))
     .addOption(new Option('--json', 'print result.json to stdout when done (human output stays on stderr)').env('VXTAP_BENCH_JSON'))
-    .addOption(new Option('--no-progress', 'no progress lines on stderr'))
-    .addOption(new Option('--cleanup', 'remove leftovers of killed runs (vxb* namespaces, links, OVS daemons, processes) and exit'))
-    .addOption(new Option('--force', 'with --cleanup: also clean runs whose bench process is still alive'))
+    .addOption(new Option('--no-progress', 'no progress lines on stderr').env('VXTAP_BENCH_NO_PROGRESS'))
+    .addOption(new Option('--cleanup', 'remove leftovers of killed runs (vxb* namespaces, links, OVS daemons, processes) and exit').env('VXTAP_BENCH_CLEANUP'))
+    .addOption(new Option('--force', 'with --cleanup: also clean runs whose bench process is still alive').env('VXTAP_BENCH_FORCE'))
     .addHelpText('after', `
 Profiles: default = 3 rounds within ~10 minutes on a 2-core machine; --quick; --full.
 Every flag has an environment mirror (VXTAP_BENCH_MODES, VXTAP_BENCH_ROUNDS, ...).
@@ -85,6 +86,14 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
       if (process.getuid?.() !== 0) {
         process.stderr.write('vxtap bench: needs root (network namespaces, veth, OVS); run with sudo. See: vxtap doctor\n');
         process.exit(2);
+      }
+      const netem = netemArgs(opts.netem);
+      if (netem) {
+        const why = await netemUnavailableReason(netem);
+        if (why) {
+          process.stderr.write(`vxtap bench: --delay/--loss/--rate need netem, which fails here: ${why}\n  fix: enable CONFIG_NET_SCH_NETEM (modprobe sch_netem)\n`);
+          process.exit(2);
+        }
       }
       const { result, dir } = await runBench(opts);
       process.stderr.write(renderTerminalSummary(result, dir));
