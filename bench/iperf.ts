@@ -136,11 +136,17 @@ export function tcpClientArgv(o: { server: string; port: number; seconds: number
   return argv;
 }
 
+/** Socket buffer for UDP trials (iperf3 -w); capped by net.core.rmem_max / wmem_max. */
+export const UDP_SOCKET_BUFFER = '2M';
+
 /**
  * argv of a paced UDP trial: `packets` datagrams of `payload` bytes at `pps`
  * (iperf3 paces by payload bit rate; `-k` bounds the count so trials can be shorter than 1 s).
+ * The socket buffers are raised to `UDP_SOCKET_BUFFER` (iperf3 applies `-w` on both ends): with the
+ * default 208 KiB the receiving iperf3, descheduled for a moment on a 2-core machine, drops
+ * thousands of datagrams at 100 kpps on a bare veth, loss that belongs to the tool, not the dataplane.
  */
 export function udpClientArgv(o: { server: string; port: number; pps: number; payload: number; packets: number }): string[] {
   const bitrate = Math.max(1, Math.round(o.pps * o.payload * 8));
-  return ['iperf3', '-c', o.server, '-p', String(o.port), '-u', '-l', String(o.payload), '-b', String(bitrate), '-k', String(Math.max(1, Math.round(o.packets))), '-J', '--connect-timeout', '3000'];
+  return ['iperf3', '-c', o.server, '-p', String(o.port), '-u', '-l', String(o.payload), '-b', String(bitrate), '-k', String(Math.max(1, Math.round(o.packets))), '-w', UDP_SOCKET_BUFFER, '-J', '--connect-timeout', '3000'];
 }

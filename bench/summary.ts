@@ -8,6 +8,7 @@ import type { BenchResult, MetricByMode, MetricDef } from './result.js';
 function num(v: number | null | undefined, unit: string): string {
   if (v === null || v === undefined) return 'n/a';
   if (unit === 'ratio') return `${(v * 100).toFixed(1)}%`;
+  if (unit === 'count') return v.toFixed(0);
   const a = Math.abs(v);
   const digits = a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : 3;
   return v.toFixed(digits);
