@@ -25,6 +25,8 @@ export interface TcpResult {
   /** iperf3's own CPU figures (percent of one CPU), when present. */
   cpuHostPercent: number | null;
   cpuRemotePercent: number | null;
+  /** Sender-side bits/s of each reporting interval (normally 1 s), for drift and slow-start checks. */
+  intervalBps: number[];
 }
 
 /** UDP trial result. */
@@ -85,6 +87,9 @@ export function parseIperfTcp(text: string): TcpResult {
     streams: typeof ts.num_streams === 'number' ? ts.num_streams : 1,
     cpuHostPercent: typeof cpu.host_total === 'number' ? cpu.host_total : null,
     cpuRemotePercent: typeof cpu.remote_total === 'number' ? cpu.remote_total : null,
+    intervalBps: Array.isArray(data.intervals)
+      ? (data.intervals as Json[]).map((i) => (i && typeof i.sum === 'object' && i.sum && typeof (i.sum as Json).bits_per_second === 'number' ? ((i.sum as Json).bits_per_second as number) : 0))
+      : [],
   };
 }
 

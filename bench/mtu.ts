@@ -179,7 +179,7 @@ export async function measureMtu(topo: Topology, mode: ActiveMode, sizes: number
       for (const size of sizes) {
         for (const df of [true, false]) probes.push(await prober.probe(size, df));
       }
-      const largestWholeDf = await prober.largestWholeDf(Math.min(1200, c.mtu), c.mtu);
+      const largestWholeDf = await prober.largestWholeDf(Math.max(576, c.mtu - 300), c.mtu);
       sweeps.push({ config: c.config, innerMtu: c.mtu, probes, largestWholeDf });
     }
   } finally {

@@ -30,7 +30,7 @@ export interface Profile {
   latencySeconds: number;
   /** Latency under background load, seconds. */
   latencyLoadedSeconds: number;
-  /** Inner IP packet sizes of the MTU sweep. */
+  /** Inner IP packet sizes of the MTU sweep, for a 1500-byte underlay (shifted by underlay MTU - 1500). */
   mtuSweepSizes: number[];
   /** Ping reply timeout in the MTU sweep, seconds. */
   pingTimeoutSeconds: number;

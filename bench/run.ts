@@ -285,7 +285,7 @@ async function runModeRound(spec: ModeSpec, round: number, withMtu: boolean, rc:
     sample.latencyIdle = await step('latency idle', () => measureLatency(ctx, 'idle'));
     const loadBps = sample.tcp1 ? sample.tcp1.receivedBps * 0.5 : 0;
     sample.latencyLoaded = await step('latency loaded', () => measureLatency(ctx, 'loaded', loadBps));
-    if (withMtu) sample.mtu = await step('mtu sweep', () => measureMtu(topo as Topology, mode as ActiveMode, rc.profile.mtuSweepSizes, rc.profile.pingTimeoutSeconds));
+    if (withMtu) sample.mtu = await step('mtu sweep', () => measureMtu(topo as Topology, mode as ActiveMode, rc.profile.mtuSweepSizes.map((x) => x + rc.opts.mtu - 1500), rc.profile.pingTimeoutSeconds));
   } catch (err) {
     const msg = (err as Error).message;
     sample.error = sample.error ? `${sample.error}; ${msg}` : msg;

@@ -18,6 +18,8 @@ describe('iperf3 JSON (captured with iperf 3.12 on this machine)', () => {
     expect(r.retransmits).toBe(6879);
     expect(r.seconds).toBeCloseTo(1, 1);
     expect(r.cpuHostPercent).toBeGreaterThan(0);
+    expect(r.intervalBps.length).toBeGreaterThanOrEqual(1);
+    expect(r.intervalBps[0]).toBeGreaterThan(1e9);
   });
 
   it('parses a 4-stream TCP run', () => {
