@@ -217,7 +217,7 @@ export function evaluateClaims(r: Pick<BenchResult, 'modes' | 'samples' | 'optio
       claim: 'Userspace UDP encapsulation runs ~40% below kernel VXLAN (TCP 1 stream)',
       measured: below !== null ? `vxtap ${fmt(med(tap, 'tcp1Gbps'))} vs kernel-vxlan ${fmt(med(kv, 'tcp1Gbps'))} Gbit/s: ${(below * 100).toFixed(0)}% below` : 'vxtap or kernel-vxlan not measured',
       verdict: below === null ? 'n/a' : below >= 0.3 && below <= 0.5 ? 'held' : 'not held',
-      detail: 'held if the round-by-round median deficit is within 30-50%',
+      detail: 'folklore from flannel UDP vs VXLAN (28.7 vs 47.8 MB/s, kubernetes PR 17877); held if the round-by-round median deficit is within 30-50%',
     });
   }
   // 2. VXLAN overhead 3-5 % (kernel VXLAN vs bare, TCP 1 stream).
