@@ -41,11 +41,11 @@ describe.each([
     const ba = await tcpTransfer(scope, b.ns, a.ns, '198.19.0.1', 30 * 1024 * 1024, 5012);
     expect(ba.received.sha256).toBe(ba.sent.sha256);
     // the kernel sender left inner checksums unfinished: the plain path completes
-    // them, the offload path hands them to the TAP as NEEDS_CSUM (or coalesces them)
+    // them; the offload path hands them to the TAP as NEEDS_CSUM (checked by the
+    // intact transfer above, whether the kernel sent segments or super-datagrams)
     const st = await vtep.status();
     expect(st.offload).toBe((extra as string[]).length === 0);
     if (!st.offload) expect(st.total.checksums_completed).toBeGreaterThan(0);
-    else expect(st.total.tap_tx_superframes).toBeGreaterThan(0);
     expect(st.drops).toEqual({});
   });
 
