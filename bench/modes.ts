@@ -356,7 +356,11 @@ const vxtap: ModeDriver = {
     const argvFor = (local: string, peer: string, overlay: string, sock: string) => {
       const argv = [process.execPath, main, 'up', '--name', dev, '--vni', String(BENCH_VNI), '--port', String(VXLAN_PORT),
         '--local', local, '--peer', peer, '--address', `${overlay}/${ADDR.overlayPrefix}`, '--mtu', String(mtu), '--stats-socket', sock];
-      for (const [k, v] of Object.entries(spec.params)) if (k !== 'mtu') argv.push(`--${k}`, v);
+      for (const [k, v] of Object.entries(spec.params)) {
+        if (k === 'mtu') continue;
+        if (v === 'off') argv.push(`--no-${k}`); // vxtap:offload=off -> --no-offload
+        else if (v !== 'on') argv.push(`--${k}`, v);
+      }
       return argv;
     };
     const teardown = async () => {

@@ -37,7 +37,7 @@ export interface BenchOptions {
 }
 
 /** Every mode, in the default order. */
-export const DEFAULT_MODES = ['bare', 'kernel-vxlan', 'ovs-gre', 'ovs-vxlan', 'vxtap'];
+export const DEFAULT_MODES = ['bare', 'kernel-vxlan', 'ovs-gre', 'ovs-vxlan', 'vxtap', 'vxtap:offload=off'];
 
 /** Validate options; returns an Error naming the field, or null. */
 export function validateOptions(o: BenchOptions): Error | null {
