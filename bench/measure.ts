@@ -5,6 +5,7 @@
  * (client) towards host B (servers); every load is bounded in time and count.
  */
 import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { cpuDelta, processTicks, readProcStat, USER_HZ, type CpuDelta, type CpuTimes } from '../src/host/procstat.js';
 import type { BenchProcess } from './host.js';
 import { parseIperfTcp, parseIperfUdp, tcpClientArgv, udpClientArgv, udpPayloadForFrame, ipPacketForFrame, type TcpResult } from './iperf.js';
@@ -24,6 +25,8 @@ export interface CpuSample {
   machine: CpuDelta;
   /** CPU-seconds of the mode's userspace dataplane processes (0 for kernel dataplanes). */
   dataplaneSeconds: number;
+  /** Largest resident set (VmRSS) of one dataplane process (one per host) at the end, bytes; 0 for kernel dataplanes. */
+  dataplaneRssBytes?: number;
 }
 
 /** CPU pinning of the latency client/server. */
@@ -44,15 +47,36 @@ interface CpuMark {
   atMs: number;
   stat: CpuTimes;
   ticks: number;
+  rssBytes: number;
+}
+
+/** Largest VmRSS among `pids` (bytes); 0 when none can be read. */
+async function maxRssBytes(pids: number[]): Promise<number> {
+  let max = 0;
+  for (const pid of pids) {
+    try {
+      const m = /^VmRSS:\s+(\d+) kB/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+      if (m) max = Math.max(max, Number(m[1]) * 1024);
+    } catch {
+      /* gone */
+    }
+  }
+  return max;
 }
 
 async function cpuMark(mode: ActiveMode): Promise<CpuMark> {
-  const [stat, ticks] = await Promise.all([readProcStat(), processTicks(mode.dataplanePids())]);
-  return { atMs: Date.now(), stat: stat.total, ticks };
+  const pids = mode.dataplanePids();
+  const [stat, ticks, rssBytes] = await Promise.all([readProcStat(), processTicks(pids), maxRssBytes(pids)]);
+  return { atMs: Date.now(), stat: stat.total, ticks, rssBytes };
 }
 
 function cpuSince(a: CpuMark, b: CpuMark): CpuSample {
-  return { wallSeconds: (b.atMs - a.atMs) / 1000, machine: cpuDelta(a.stat, b.stat), dataplaneSeconds: (b.ticks - a.ticks) / USER_HZ };
+  return {
+    wallSeconds: (b.atMs - a.atMs) / 1000,
+    machine: cpuDelta(a.stat, b.stat),
+    dataplaneSeconds: (b.ticks - a.ticks) / USER_HZ,
+    dataplaneRssBytes: b.rssBytes,
+  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -127,6 +127,7 @@ export const METRICS: MetricDef[] = [
   { key: 'tcp1Retransmits', table: 'TCP throughput', title: 'retransmits (1 stream)', unit: 'count', higherIsBetter: false },
   { key: 'tcp1CpuPerGbit', table: 'CPU', title: 'machine CPU-s per Gbit (TCP 1 stream)', unit: 'CPU-s/Gbit', higherIsBetter: false },
   { key: 'tcp1DataplaneCpuPerGbit', table: 'CPU', title: 'dataplane CPU-s per Gbit', unit: 'CPU-s/Gbit', higherIsBetter: false },
+  { key: 'tcp1DataplaneRssMb', table: 'CPU', title: 'dataplane RSS per host after TCP N streams', unit: 'MB', higherIsBetter: false },
   { key: 'tcp1SoftirqShare', table: 'CPU', title: 'softirq share during TCP 1 stream', unit: 'ratio', higherIsBetter: false },
   { key: 'tcp1StealShare', table: 'CPU', title: 'steal share during TCP 1 stream', unit: 'ratio', higherIsBetter: false },
   { key: 'latIdleP50', table: 'Latency idle', title: 'p50', unit: 'us', higherIsBetter: false },
@@ -158,6 +159,7 @@ function metricValue(s: ModeRoundSample, key: string): number | null {
     case 'tcp1Retransmits': return s.tcp1 ? s.tcp1.retransmits : null;
     case 'tcp1CpuPerGbit': return s.tcp1?.cpuSecondsPerGbit ?? null;
     case 'tcp1DataplaneCpuPerGbit': return s.tcp1?.dataplaneCpuSecondsPerGbit ?? null;
+    case 'tcp1DataplaneRssMb': return s.tcpN?.cpu.dataplaneRssBytes ? s.tcpN.cpu.dataplaneRssBytes / 1e6 : null;
     case 'tcp1SoftirqShare': return s.tcp1 && s.tcp1.cpu.machine.totalSeconds > 0 ? s.tcp1.cpu.machine.softirqSeconds / s.tcp1.cpu.machine.totalSeconds : null;
     case 'tcp1StealShare': return s.tcp1 && s.tcp1.cpu.machine.totalSeconds > 0 ? s.tcp1.cpu.machine.stealSeconds / s.tcp1.cpu.machine.totalSeconds : null;
     case 'latIdleP50': return s.latencyIdle?.percentiles.p50Us ?? null;
