@@ -29,6 +29,8 @@ export interface BenchOptions {
   modes: string[];
   mtu: number;
   netem: NetemOptions;
+  /** Root qdisc realising `netem` here (resolved by the CLI: netem, or tbf for a rate alone). */
+  qdisc?: string[] | null;
   outDir: string;
   pin: Pinning;
   /** Progress lines to stderr. */
@@ -262,7 +264,7 @@ async function runModeRound(spec: ModeSpec, round: number, withMtu: boolean, rc:
   };
   try {
     const tag = `${(process.pid % 1296).toString(36)}${round % 10}${spec.kind[0]}${spec.kind.length % 10}`.slice(0, 9);
-    topo = await createTopology(tag, { mtu: rc.opts.mtu, netem: rc.opts.netem }, rc.state);
+    topo = await createTopology(tag, { mtu: rc.opts.mtu, netem: rc.opts.netem, qdisc: rc.opts.qdisc }, rc.state);
     if (rc.result.topology.hosts.length === 0) {
       rc.result.topology.hosts = [{ label: 'A', namespace: topo.a.where }, { label: 'B', namespace: topo.b.where }];
       rc.result.topology.underlay.netem = topo.netem;

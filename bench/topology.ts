@@ -32,6 +32,8 @@ export interface TopologyOptions {
   /** Underlay MTU (bytes). */
   mtu: number;
   netem: NetemOptions;
+  /** The root qdisc that realises `netem` on this kernel (see impairmentQdisc); default: netem. */
+  qdisc?: string[] | null;
 }
 
 /** Two hosts joined by a veth pair. */
@@ -56,6 +58,25 @@ export function netemArgs(n: NetemOptions): string[] | null {
   if (n.loss) args.push('loss', n.loss);
   if (n.rate) args.push('rate', n.rate);
   return args.length ? args : null;
+}
+
+/** The kernel options whose absence makes netem (and a netem-free delay) impossible. */
+export const NO_NETEM_REASON =
+  'this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM) and no fq qdisc (CONFIG_NET_SCH_FQ) for EDT pacing, so a fixed delay cannot be added; loss would need netem or the gact action (CONFIG_NET_ACT_GACT), also absent';
+
+/**
+ * The root qdisc (tc arguments after `root`) that imposes the options on an
+ * underlay end: netem when the kernel has it; without netem a rate limit alone
+ * is still possible with tbf. Returns null when nothing is asked; throws an
+ * Error with the exact reason when the request cannot be met here.
+ */
+export function impairmentQdisc(n: NetemOptions, netemWorks: boolean): string[] | null {
+  const args = netemArgs(n);
+  if (!args) return null;
+  if (netemWorks) return ['netem', ...args];
+  if (n.delay || n.loss) throw new Error(`--delay/--loss: ${NO_NETEM_REASON}`);
+  // tbf: burst of at least one 64 KiB GSO frame, queue bounded to 50 ms
+  return ['tbf', 'rate', n.rate!, 'burst', '256kb', 'latency', '50ms'];
 }
 
 /** Why a netem qdisc with `args` cannot be created (tried on a veth in a throwaway namespace), or null. */
@@ -99,12 +120,12 @@ export async function createTopology(tag: string, opts: TopologyOptions, state?:
   const b = new NetnsHost('B', nsB, state);
   await a.exec(['ip', 'link', 'set', devA, 'up']);
   await b.exec(['ip', 'link', 'set', devB, 'up']);
-  const netem = netemArgs(opts.netem);
-  if (netem) {
-    await a.exec(['tc', 'qdisc', 'replace', 'dev', devA, 'root', 'netem', ...netem]);
-    await b.exec(['tc', 'qdisc', 'replace', 'dev', devB, 'root', 'netem', ...netem]);
+  const qdisc = opts.qdisc ?? (netemArgs(opts.netem) ? ['netem', ...netemArgs(opts.netem)!] : null);
+  if (qdisc) {
+    await a.exec(['tc', 'qdisc', 'replace', 'dev', devA, 'root', ...qdisc]);
+    await b.exec(['tc', 'qdisc', 'replace', 'dev', devB, 'root', ...qdisc]);
   }
-  return { a, b, devA, devB, mtu: opts.mtu, netem: netem ? netem.join(' ') : null, macA: await macOf(a, devA), macB: await macOf(b, devB) };
+  return { a, b, devA, devB, mtu: opts.mtu, netem: qdisc ? qdisc.join(' ') : null, macA: await macOf(a, devA), macB: await macOf(b, devB) };
 }
 
 /** Put the underlay addresses on the veth ends (bare, kernel VXLAN and vxtap modes). */

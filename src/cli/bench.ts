@@ -11,7 +11,7 @@ import { cleanupBench, formatCleanupReport } from '../../bench/cleanup.js';
 import { DEFAULT_MODES, repoRoot, runBench, validateOptions, type BenchOptions } from '../../bench/run.js';
 import { renderTerminalSummary } from '../../bench/summary.js';
 import type { Pinning } from '../../bench/measure.js';
-import { netemArgs, netemUnavailableReason } from '../../bench/topology.js';
+import { impairmentQdisc, netemArgs, netemUnavailableReason } from '../../bench/topology.js';
 
 /** Default values of every bench flag (one place). */
 export const BENCH_DEFAULTS = {
@@ -90,10 +90,13 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
       const netem = netemArgs(opts.netem);
       if (netem) {
         const why = await netemUnavailableReason(netem);
-        if (why) {
-          process.stderr.write(`vxtap bench: --delay/--loss/--rate need netem, which fails here: ${why}\n  fix: enable CONFIG_NET_SCH_NETEM (modprobe sch_netem)\n`);
+        try {
+          opts.qdisc = impairmentQdisc(opts.netem, why === null);
+        } catch (err) {
+          process.stderr.write(`vxtap bench: ${(err as Error).message} (netem probe: ${why})\n  fix: a kernel with CONFIG_NET_SCH_NETEM (modprobe sch_netem); --rate alone works with tbf\n`);
           process.exit(2);
         }
+        if (why) process.stderr.write(`vxtap bench: no netem here (${why}); --rate uses tbf instead\n`);
       }
       const { result, dir } = await runBench(opts);
       process.stderr.write(renderTerminalSummary(result, dir));
