@@ -39,7 +39,10 @@ export interface BenchOptions {
 }
 
 /** Every mode, in the default order. */
-export const DEFAULT_MODES = ['bare', 'kernel-vxlan', 'ovs-gre', 'ovs-vxlan', 'vxtap', 'vxtap:offload=off'];
+/** Default modes: the five dataplanes plus vxtap's plain path and its busy-poll latency option. */
+export const DEFAULT_MODES = ['bare', 'kernel-vxlan', 'ovs-gre', 'ovs-vxlan', 'vxtap', 'vxtap:offload=off', 'vxtap:busy-poll=500'];
+/** --quick (CI smoke, <= 90 s): each dataplane once. */
+export const QUICK_MODES = ['bare', 'kernel-vxlan', 'ovs-gre', 'ovs-vxlan', 'vxtap'];
 
 /** Validate options; returns an Error naming the field, or null. */
 export function validateOptions(o: BenchOptions): Error | null {

@@ -8,7 +8,7 @@
 import { Command, Option } from 'commander';
 import path from 'node:path';
 import { cleanupBench, formatCleanupReport } from '../../bench/cleanup.js';
-import { DEFAULT_MODES, repoRoot, runBench, validateOptions, type BenchOptions } from '../../bench/run.js';
+import { DEFAULT_MODES, QUICK_MODES, repoRoot, runBench, validateOptions, type BenchOptions } from '../../bench/run.js';
 import { renderTerminalSummary } from '../../bench/summary.js';
 import type { Pinning } from '../../bench/measure.js';
 import { impairmentQdisc, netemArgs, netemUnavailableReason } from '../../bench/topology.js';
@@ -16,6 +16,7 @@ import { impairmentQdisc, netemArgs, netemUnavailableReason } from '../../bench/
 /** Default values of every bench flag (one place). */
 export const BENCH_DEFAULTS = {
   modes: DEFAULT_MODES.join(','),
+  quickModes: QUICK_MODES.join(','),
   mtu: 1500,
   out: 'results',
   pin: 'cross' as Pinning,
@@ -33,7 +34,7 @@ export function register(program: Command): void {
     .description('Benchmark bare veth, kernel VXLAN, OVS GRE/VXLAN (userspace datapath) and vxtap between two namespaces; needs root.')
     .addOption(new Option('--quick', 'quick profile: 1 round, short trials, at most ~90 s for all modes (CI smoke)').env('VXTAP_BENCH_QUICK'))
     .addOption(new Option('--full', 'full profile: RFC 2544-length (60 s) trials, all frame sizes; takes hours').env('VXTAP_BENCH_FULL'))
-    .addOption(new Option('--modes <list>', `comma-separated modes: bare, kernel-vxlan, ovs-gre, ovs-vxlan, vxtap, vxtap:workers=N,offload=off,busy-poll=US,batch=N,mtu=N`).default(BENCH_DEFAULTS.modes).env('VXTAP_BENCH_MODES'))
+    .addOption(new Option('--modes <list>', `comma-separated modes: bare, kernel-vxlan, ovs-gre, ovs-vxlan, vxtap, vxtap:workers=N,offload=off,busy-poll=US,batch=N,mtu=N (default: "${BENCH_DEFAULTS.modes}"; with --quick: "${BENCH_DEFAULTS.quickModes}")`).env('VXTAP_BENCH_MODES'))
     .addOption(new Option('--rounds <n>', 'rounds, modes interleaved per round (default: 3, quick: 1)').env('VXTAP_BENCH_ROUNDS'))
     .addOption(new Option('--mtu <bytes>', 'underlay MTU in bytes').default(String(BENCH_DEFAULTS.mtu)).env('VXTAP_BENCH_MTU'))
     .addOption(new Option('--delay <time>', 'netem delay on each underlay end, e.g. 2ms').env('VXTAP_BENCH_DELAY'))
@@ -65,7 +66,7 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
       const opts: BenchOptions = {
         profile: o.quick ? 'quick' : o.full ? 'full' : 'default',
         rounds,
-        modes: String(o.modes).split(',').reduce<string[]>((acc, part) => {
+        modes: String(o.modes ?? (o.quick ? BENCH_DEFAULTS.quickModes : BENCH_DEFAULTS.modes)).split(',').reduce<string[]>((acc, part) => {
           // "vxtap:workers=2,mtu=1400" has commas inside its parameters: glue k=v parts back on.
           if (/^[a-z-]+=/.test(part) && acc.length && acc[acc.length - 1].includes(':')) acc[acc.length - 1] += `,${part}`;
           else if (part.trim()) acc.push(part.trim());

@@ -41,15 +41,15 @@ describe('vxtap <-> vxtap', () => {
     expect(links.stdout).not.toContain(va.name);
   });
 
-  it('works with two workers on a multi-queue TAP', async () => {
-    const va = await startVxtap(scope, a, ['--peer', b.underlay, '--address', '198.19.0.1/16', '--workers', '2']);
-    const vb = await startVxtap(scope, b, ['--peer', a.underlay, '--address', '198.19.0.2/16', '--workers', '2']);
+  it.each([1, 2])('works with %i worker(s)', async (workers) => {
+    const va = await startVxtap(scope, a, ['--peer', b.underlay, '--address', '198.19.0.1/16', '--workers', String(workers)]);
+    const vb = await startVxtap(scope, b, ['--peer', a.underlay, '--address', '198.19.0.2/16', '--workers', String(workers)]);
     expect((await ping(a.ns, '198.19.0.2', 5, 0.2)).loss).toBe(0);
     const t = await tcpTransfer(scope, b.ns, a.ns, '198.19.0.1', 20 * 1024 * 1024, 5002);
     expect(t.received.sha256).toBe(t.sent.sha256);
     const st = await va.status();
-    expect(st.workers).toBe(2);
-    expect(st.perWorker.length).toBe(2);
+    expect(st.workers).toBe(workers);
+    expect(st.perWorker.length).toBe(workers);
     await va.stop();
     await vb.stop();
   });
