@@ -17,7 +17,6 @@ const APT = [
   ['procps', '/usr/bin/ps'],
   ['iperf3', '/usr/bin/iperf3'],
   ['tcpdump', '/usr/bin/tcpdump'],
-  ['libpcap-dev', '/usr/include/pcap.h'],
   ['ethtool', '/usr/sbin/ethtool'],
   ['openvswitch-switch', '/usr/sbin/ovs-vswitchd'],
   ['etcd-server', '/usr/bin/etcd'],
