@@ -21,19 +21,28 @@ export interface Host {
   underlay: string;
 }
 
-/** Two namespaces joined by a veth pair, underlay 198.18.0.1/24 and .2/24. */
-export async function twoHosts(scope: HostScope, mtu = 1500): Promise<[Host, Host]> {
+/**
+ * Two namespaces joined by a veth pair: underlay 198.18.0.1/24 and .2/24, or with
+ * `ipv6` 2001:2::1/64 and ::2/64 (the IPv6 benchmarking range, no DAD delay).
+ */
+export async function twoHosts(scope: HostScope, mtu = 1500, ipv6 = false): Promise<[Host, Host]> {
   const t = uniqueTag();
   const a = await scope.netns(`a${t}`);
   const b = await scope.netns(`b${t}`);
   const da = `va${t}`;
   const db = `vb${t}`;
   await scope.veth({ name: da, netns: a }, { name: db, netns: b }, mtu);
-  await scope.addr(a, da, '198.18.0.1/24');
-  await scope.addr(b, db, '198.18.0.2/24');
+  const [ua, ub] = ipv6 ? ['2001:2::1', '2001:2::2'] : ['198.18.0.1', '198.18.0.2'];
+  if (ipv6) {
+    await run(['ip', '-6', 'addr', 'add', `${ua}/64`, 'dev', da, 'nodad'], { netns: a });
+    await run(['ip', '-6', 'addr', 'add', `${ub}/64`, 'dev', db, 'nodad'], { netns: b });
+  } else {
+    await scope.addr(a, da, `${ua}/24`);
+    await scope.addr(b, db, `${ub}/24`);
+  }
   return [
-    { ns: a, dev: da, underlay: '198.18.0.1' },
-    { ns: b, dev: db, underlay: '198.18.0.2' },
+    { ns: a, dev: da, underlay: ua },
+    { ns: b, dev: db, underlay: ub },
   ];
 }
 

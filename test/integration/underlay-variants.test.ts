@@ -5,8 +5,7 @@
  * fragments and counted (df unset).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HostScope, startVxtap, ping, tcpTransfer, type Host } from '../helpers/vxtap.js';
-import { uniqueTag } from '../../src/host/netns.js';
+import { HostScope, twoHosts, startVxtap, ping, tcpTransfer, type Host } from '../helpers/vxtap.js';
 import { run } from '../../src/host/exec.js';
 
 describe('IPv6 underlay', () => {
@@ -15,14 +14,7 @@ describe('IPv6 underlay', () => {
   let b: Host;
 
   beforeAll(async () => {
-    const t = uniqueTag();
-    const na = await scope.netns(`a${t}`);
-    const nb = await scope.netns(`b${t}`);
-    await scope.veth({ name: `va${t}`, netns: na }, { name: `vb${t}`, netns: nb });
-    await run(['ip', '-6', 'addr', 'add', '2001:2::1/64', 'dev', `va${t}`, 'nodad'], { netns: na });
-    await run(['ip', '-6', 'addr', 'add', '2001:2::2/64', 'dev', `vb${t}`, 'nodad'], { netns: nb });
-    a = { ns: na, dev: `va${t}`, underlay: '2001:2::1' };
-    b = { ns: nb, dev: `vb${t}`, underlay: '2001:2::2' };
+    [a, b] = await twoHosts(scope, 1500, true);
   });
   afterAll(() => scope.cleanup());
 
@@ -46,14 +38,7 @@ describe('outer DF and oversized frames', () => {
   let b: Host;
 
   beforeAll(async () => {
-    const t = uniqueTag();
-    const na = await scope.netns(`a${t}`);
-    const nb = await scope.netns(`b${t}`);
-    await scope.veth({ name: `va${t}`, netns: na }, { name: `vb${t}`, netns: nb });
-    await scope.addr(na, `va${t}`, '198.18.0.1/24');
-    await scope.addr(nb, `vb${t}`, '198.18.0.2/24');
-    a = { ns: na, dev: `va${t}`, underlay: '198.18.0.1' };
-    b = { ns: nb, dev: `vb${t}`, underlay: '198.18.0.2' };
+    [a, b] = await twoHosts(scope);
   });
   afterAll(() => scope.cleanup());
 
