@@ -151,7 +151,13 @@ export function udpMetricDefs(frame: number): MetricDef[] {
   ];
 }
 
-function metricValue(s: ModeRoundSample, key: string): number | null {
+/** The metric table of a run: the fixed metrics plus the UDP metrics of each profile frame size. */
+export function metricDefs(profile: Pick<Profile, 'udpFrameSizes'>): MetricDef[] {
+  return [...METRICS, ...profile.udpFrameSizes.flatMap(udpMetricDefs)];
+}
+
+/** The value of metric `key` in one mode-round sample; null when not measured. */
+export function metricValue(s: ModeRoundSample, key: string): number | null {
   const gbps = (t: TcpSample | null) => (t ? t.receivedBps / 1e9 : null);
   switch (key) {
     case 'tcp1Gbps': return gbps(s.tcp1);
@@ -184,7 +190,8 @@ function metricValue(s: ModeRoundSample, key: string): number | null {
   return null;
 }
 
-function perRoundValues(r: Pick<BenchResult, 'samples' | 'options'>, mode: string, key: string): (number | null)[] {
+/** Metric `key` of `mode` per round (index = round - 1, rounds 1..options.rounds), null where missing. */
+export function perRoundValues(r: Pick<BenchResult, 'samples' | 'options'>, mode: string, key: string): (number | null)[] {
   const out: (number | null)[] = [];
   for (let round = 1; round <= r.options.rounds; round++) {
     const s = r.samples.find((x) => x.mode === mode && x.round === round);
@@ -289,7 +296,7 @@ export function evaluateClaims(r: Pick<BenchResult, 'modes' | 'samples' | 'optio
 
 /** Compute the derived block from the raw samples. */
 export function derive(r: Pick<BenchResult, 'modes' | 'samples' | 'options' | 'profile'>): Derived {
-  const metrics = [...METRICS, ...r.profile.udpFrameSizes.flatMap(udpMetricDefs)];
+  const metrics = metricDefs(r.profile);
   const byMode: Derived['byMode'] = {};
   const bare = modeOfKind(r, 'bare');
   const kv = modeOfKind(r, 'kernel-vxlan');

@@ -12,6 +12,7 @@ import { DEFAULT_MODES, QUICK_MODES, repoRoot, runBench, validateOptions, type B
 import { renderTerminalSummary } from '../../bench/summary.js';
 import type { Pinning } from '../../bench/measure.js';
 import { impairmentQdisc, netemArgs, netemUnavailableReason } from '../../bench/topology.js';
+import { registerCompare } from './bench-compare.js';
 
 /** Default values of every bench flag (one place). */
 export const BENCH_DEFAULTS = {
@@ -29,8 +30,9 @@ function env(name: string): string | undefined {
 
 /** Register `bench` on the program. */
 export function register(program: Command): void {
-  program
+  const bench = program
     .command('bench')
+    .enablePositionalOptions() // `bench compare ... --json`: the sub-command's own flags
     .description('Benchmark bare veth, kernel VXLAN, OVS GRE/VXLAN (userspace datapath) and vxtap between two namespaces; needs root.')
     .addOption(new Option('--quick', 'quick profile: 1 round, short trials, at most ~90 s for all modes (CI smoke)').env('VXTAP_BENCH_QUICK'))
     .addOption(new Option('--full', 'full profile: RFC 2544-length (60 s) trials, all frame sizes; takes hours').env('VXTAP_BENCH_FULL'))
@@ -104,4 +106,5 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
       if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
       process.exitCode = result.status === 'complete' ? 0 : 1;
     });
+  registerCompare(bench);
 }
