@@ -88,6 +88,8 @@ export interface EngineOptions {
   maxUnfragmentedPayload: number;
   /** Receive slot size: a datagram reported larger was truncated. */
   rxSlotLen: number;
+  /** TAP read slot size: a frame reported larger was truncated (default: no limit). */
+  tapSlotLen?: number;
   /** TAP MTU: on the offload path, larger TCP frames are handed over as GSO super-frames. */
   tapMtu?: number;
   /** Post an event to the main thread (rate-limited by the engine). */
@@ -115,6 +117,7 @@ export class Engine {
   private readonly ownLo: number;
   private readonly maxPayload: number;
   private readonly rxSlotLen: number;
+  private readonly tapSlotLen: number;
   private readonly tapMtu: number;
   private readonly post: (ev: WorkerEvent) => void;
   private readonly flush: (tx: TxBatch) => void;
@@ -141,6 +144,7 @@ export class Engine {
     this.ownLo = (o.ownMac[2] << 24) | (o.ownMac[3] << 16) | (o.ownMac[4] << 8) | o.ownMac[5];
     this.maxPayload = o.maxUnfragmentedPayload;
     this.rxSlotLen = o.rxSlotLen;
+    this.tapSlotLen = o.tapSlotLen ?? Infinity;
     this.tapMtu = o.tapMtu ?? 0;
     this.post = o.post;
     this.flush = o.flush;
@@ -222,10 +226,15 @@ export class Engine {
     let flooded = 0;
     let frag = 0;
     let noPeer = 0;
+    let trunc = 0;
     for (let i = 0; i < count; i++) {
       const o = offsets[i];
       const len = sizes[i];
       bytes += len;
+      if (len > this.tapSlotLen) {
+        trunc++; // larger than the read slot: only part of it is here
+        continue;
+      }
       if (len < 14) {
         noPeer++;
         continue;
@@ -243,6 +252,7 @@ export class Engine {
     c[C.tx_flood_packets] += flooded;
     c[C.tx_fragmented] += frag;
     c[C.drop_no_peer] += noPeer;
+    c[C.drop_truncated] += trunc;
     c[C.batches_tap]++;
   }
 
@@ -377,6 +387,7 @@ export class Engine {
     let bytes = 0;
     let flooded = 0;
     let noPeer = 0;
+    let frag = 0;
     for (let i = 0; i < count; i++) bytes += sizes[i] - VNET_HDR_LEN;
     let lastFrame = -1;
     let fd = 0;
@@ -390,7 +401,21 @@ export class Engine {
         fd = this.socketFor(bufs, o, sizes[i] - VNET_HDR_LEN);
         peer = this.destination(bufs, o);
       }
-      const copies = this.queue(tx, fd, msgOffsets[k], msgSizes[k], msgGso[k], peer);
+      const g = msgGso[k];
+      if (g > this.maxPayload) {
+        // segments larger than an unfragmented datagram (the TAP MTU was raised
+        // past the underlay's): UDP GSO cannot fragment, so send each segment on
+        // its own and let the kernel fragment it (or refuse it with DF set)
+        for (let at = 0; at < msgSizes[k]; at += g) {
+          const copies = this.queue(tx, fd, msgOffsets[k] + at, Math.min(g, msgSizes[k] - at), 0, peer);
+          if (copies < 0) noPeer++;
+          else flooded += copies;
+          frag++;
+        }
+        continue;
+      }
+      if (g === 0 && msgSizes[k] > this.maxPayload) frag++;
+      const copies = this.queue(tx, fd, msgOffsets[k], msgSizes[k], g, peer);
       if (copies < 0) noPeer++;
       else flooded += copies;
     }
@@ -398,6 +423,7 @@ export class Engine {
     c[C.tap_rx_bytes] += bytes;
     c[C.tap_rx_segments] += segments;
     c[C.tx_flood_packets] += flooded;
+    c[C.tx_fragmented] += frag;
     c[C.drop_no_peer] += noPeer;
     c[C.batches_tap]++;
   }

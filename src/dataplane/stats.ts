@@ -30,7 +30,7 @@ export const COUNTERS = [
   'ns_decap', // time in decapsulation / re-coalescing (ns)
   'ns_tap_write', // time in TAP writes (ns)
   'drop_short', // datagram shorter than VXLAN + Ethernet headers
-  'drop_truncated', // datagram larger than the receive slot
+  'drop_truncated', // datagram or TAP frame larger than its receive slot
   'drop_bad_flags', // VXLAN flags other than I, or reserved bits set
   'drop_wrong_vni',
   'drop_unknown_peer', // source is not a configured/leased peer

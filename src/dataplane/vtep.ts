@@ -173,8 +173,9 @@ export class Vtep implements DataplaneControl {
           wakeFd,
           vni: config.vni,
           batchSize: config.batchSize,
-          // a TSO read ignores the TAP MTU: up to 64 KiB + headers
-          tapSlotLen: offload ? VNET_HDR_LEN + 65535 + 18 : mtu + 14 + 4,
+          // a TSO read ignores the TAP MTU, and the MTU may be raised while running
+          // (ip link set ... mtu): slots take any frame up to 64 KiB + headers
+          tapSlotLen: (offload ? VNET_HDR_LEN : 0) + 65535 + 18,
           udpSlotLen: 65535,
           offload,
           maxGsoBytes: 65507, // UDP GSO payload limit (IPv4 bound; IPv6 could take 65527)

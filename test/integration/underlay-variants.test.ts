@@ -68,4 +68,22 @@ describe('outer DF and oversized frames', () => {
     await va.stop();
     await vb.stop();
   });
+
+  it.each([[['--no-offload']], [[]]])('takes a TAP MTU raised while running (%j)', async (extra) => {
+    const va = await startVxtap(scope, a, ['--peer', b.underlay, '--address', '198.19.0.1/16', ...extra]);
+    const vb = await startVxtap(scope, b, ['--peer', a.underlay, '--address', '198.19.0.2/16', ...extra]);
+    await run(['ip', 'link', 'set', va.name, 'mtu', '1500'], { netns: a.ns });
+    await run(['ip', 'link', 'set', vb.name, 'mtu', '1500'], { netns: b.ns });
+    expect((await ping(a.ns, '198.19.0.2', 3, 0.1, ['-M', 'do', '-s', '1472'])).loss).toBe(0);
+    // TCP at the raised MTU: with offload the super-frames are cut at MSS 1460, too
+    // big for one unfragmented datagram, so segments go out one by one, fragmented
+    const t = await tcpTransfer(scope, a.ns, b.ns, '198.19.0.2', 5 * 1024 * 1024, 5071);
+    expect(t.received.sha256).toBe(t.sent.sha256);
+    const st = await va.status();
+    expect(st.drops.truncated ?? 0).toBe(0);
+    expect(st.drops.tx_error ?? 0).toBe(0);
+    expect(st.total.tx_fragmented).toBeGreaterThanOrEqual(3);
+    await va.stop();
+    await vb.stop();
+  });
 });

@@ -190,3 +190,22 @@ describe('engine: decapsulation', () => {
     }
   });
 });
+
+describe('engine: truncated TAP reads', () => {
+  it('drops and counts a frame reported larger than its slot', () => {
+    const fdb = new Fdb(16);
+    const counters = new Float64Array(COUNTERS.length);
+    const engine = new Engine({
+      vni: 1, fdb, counters, txFds: Int32Array.of(3), learning: false, acceptUnknownPeers: false,
+      ownMac: parseMac(OWN), maxUnfragmentedPayload: 1472, rxSlotLen: 2048, tapSlotLen: 100,
+      post: () => undefined, flush: () => undefined, now: () => 0,
+    });
+    engine.setPeers([{ index: 0, record: addrRecord(A, 4789), flood: true }]);
+    const s = slab([frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:01', 60)]);
+    s.sizes[0] = 101; // readBatch reports slotLen + 1 for a cut frame
+    const tx = newTxBatch(4);
+    engine.encap(s.bufs, s.offsets, s.sizes, 1, tx);
+    expect(tx.count).toBe(0);
+    expect(counters[C.drop_truncated]).toBe(1);
+  });
+});
