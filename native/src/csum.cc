@@ -9,10 +9,6 @@ namespace vxtap {
 
 namespace {
 
-constexpr uint16_t kEthIPv4 = 0x0800;
-constexpr uint16_t kEthIPv6 = 0x86dd;
-constexpr uint16_t kEthVlan = 0x8100;
-constexpr uint16_t kEthQinQ = 0x88a8;
 constexpr uint8_t kProtoTcp = 6;
 constexpr uint8_t kProtoUdp = 17;
 
@@ -43,15 +39,9 @@ inline bool FinishL4(uint8_t* p, size_t l4, size_t l4len, uint8_t proto, uint64_
 }  // namespace
 
 bool CompleteFrameChecksum(uint8_t* p, size_t len) {
-  if (len < 14) return false;
-  size_t etOff = 12;
-  uint16_t et = Be16(p + etOff);
-  for (int tags = 0; (et == kEthVlan || et == kEthQinQ) && tags < 2; tags++) {
-    if (etOff + 6 > len) return false;
-    etOff += 4;
-    et = Be16(p + etOff);
-  }
-  const size_t l3 = etOff + 2;
+  size_t l3;
+  uint16_t et;
+  if (!EthernetL3(p, len, &l3, &et)) return false;
   if (et == kEthIPv4) {
     if (l3 + 20 > len || (p[l3] >> 4) != 4) return false;
     const size_t ihl = static_cast<size_t>(p[l3] & 0x0f) * 4;

@@ -75,6 +75,31 @@ inline uint16_t Mem16(uint16_t hostValue) {
 /** Big-endian 16-bit read. */
 inline uint16_t Be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 
+/** EtherTypes the frame parsers know. */
+constexpr uint16_t kEthIPv4 = 0x0800;
+constexpr uint16_t kEthIPv6 = 0x86dd;
+constexpr uint16_t kEthVlan = 0x8100;
+constexpr uint16_t kEthQinQ = 0x88a8;
+
+/**
+ * Walk an Ethernet header with up to two 802.1Q/802.1ad tags. Sets *l3 to the
+ * offset of the network header and *et to its EtherType; false when the frame is
+ * too short for its tags (or for an Ethernet header).
+ */
+inline bool EthernetL3(const uint8_t* p, size_t len, size_t* l3, uint16_t* et) {
+  if (len < 14) return false;
+  size_t etOff = 12;
+  uint16_t t = Be16(p + etOff);
+  for (int tags = 0; (t == kEthVlan || t == kEthQinQ) && tags < 2; tags++) {
+    if (etOff + 6 > len) return false;
+    etOff += 4;
+    t = Be16(p + etOff);
+  }
+  *l3 = etOff + 2;
+  *et = t;
+  return true;
+}
+
 /**
  * Finish CHECKSUM_PARTIAL TCP/UDP checksums in one Ethernet frame (see
  * completeChecksums in src/native/index.ts). Returns true when it wrote one.

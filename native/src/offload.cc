@@ -42,10 +42,6 @@ constexpr uint8_t kGsoEcn = 0x80;
 constexpr uint32_t kUdpGsoMaxSegs = 64;
 constexpr int64_t kUdpMaxPayload = 65507;
 
-constexpr uint16_t kEthIPv4 = 0x0800;
-constexpr uint16_t kEthIPv6 = 0x86dd;
-constexpr uint16_t kEthVlan = 0x8100;
-constexpr uint16_t kEthQinQ = 0x88a8;
 constexpr uint8_t kProtoTcp = 6;
 constexpr uint8_t kProtoUdp = 17;
 
@@ -108,15 +104,9 @@ struct Layout {
  * Returns false when the frame is not such a packet or any length is inconsistent.
  */
 bool ParseL4(const uint8_t* p, size_t len, bool zeroLenIsFrame, Layout* f) {
-  if (len < kEthLen) return false;
-  size_t etOff = 12;
-  uint16_t et = Be16(p + etOff);
-  for (int tags = 0; (et == kEthVlan || et == kEthQinQ) && tags < 2; tags++) {
-    if (etOff + 6 > len) return false;
-    etOff += 4;
-    et = Be16(p + etOff);
-  }
-  const size_t l3 = etOff + 2;
+  size_t l3;
+  uint16_t et;
+  if (!EthernetL3(p, len, &l3, &et)) return false;
   if (et == kEthIPv4) {
     if (l3 + 20 > len || (p[l3] >> 4) != 4) return false;
     const size_t ihl = static_cast<size_t>(p[l3] & 0x0f) * 4;
