@@ -48,7 +48,7 @@ export async function runDoctor(): Promise<DoctorCheck[]> {
     const vx = await kernelVxlanUnavailableReason(`${tag}v`);
     add('kernel VXLAN', vx === null, vx ?? 'created a VXLAN device in a throwaway namespace', 'the kernel needs CONFIG_VXLAN (modprobe vxlan)', false);
     const netem = await tryInNetns(`${tag}q`, [['ip', 'link', 'add', 'vxbq0', 'type', 'veth', 'peer', 'name', 'vxbq1'], ['tc', 'qdisc', 'add', 'dev', 'vxbq0', 'root', 'netem', 'delay', '1ms']]);
-    add('netem', netem === null, netem ?? 'tc qdisc netem works in a throwaway namespace', 'install iproute2 (tc) and enable CONFIG_NET_SCH_NETEM (modprobe sch_netem); only needed for --delay/--loss/--rate', false);
+    add('netem', netem === null, netem ?? 'tc qdisc netem works in a throwaway namespace', 'install iproute2 (tc) and enable CONFIG_NET_SCH_NETEM (modprobe sch_netem); needed for --delay/--loss only (--rate falls back to tbf)', false);
     const veth = await tryInNetns(`${tag}e`, [['ip', 'link', 'add', 'vxbe0', 'type', 'veth', 'peer', 'name', 'vxbe1']]);
     add('veth', veth === null, veth ?? 'veth pairs work', 'the kernel needs CONFIG_VETH (modprobe veth)');
     const tap = await tryInNetns(`${tag}t`, [['ip', 'tuntap', 'add', 'dev', 'vxbt0', 'mode', 'tap', 'multi_queue', 'vnet_hdr']]);
