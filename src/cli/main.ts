@@ -13,6 +13,7 @@ const program = new Command('vxtap')
   .description('A userspace VXLAN tunnel endpoint (VTEP) and an overlay-network benchmark harness.')
   .version('0.1.0')
   .showHelpAfterError()
+  .enablePositionalOptions() // a sub-command's flags are its own (`bench compare ... --json` vs `bench --json`)
   .exitOverride();
 
 registerUp(program);
