@@ -8,6 +8,7 @@
 import type { VtepConfig } from '../config.js';
 import { ConfigError } from '../config.js';
 import { Vtep } from '../dataplane/vtep.js';
+import { formatCidr } from '../control/flannel/cidr.js';
 import {
   FatalControlError,
   MissingConfigError,
@@ -41,6 +42,14 @@ export async function runFlannelUp(cfg: VtepConfig, fl: FlannelControlOptions): 
     process.exit(usage ? 2 : 1);
   }
   const v = control.vtep as Vtep;
+  const ctl = control;
+  v.controlStatus = () => ({
+    mode: 'etcd',
+    subnet: ctl.subnet,
+    lease: ctl.key,
+    ...ctl.stats(),
+    remoteHosts: ctl.remotes().map((r) => ({ lease: r.key, subnet: formatCidr(r.subnet), publicIP: r.publicIP, vtepMac: r.vtepMac })),
+  });
   process.stderr.write(
     `vxtap: ${v.tapName} up in etcd mode (subnet ${control.subnet}, lease ${control.key}, vni ${control.config.backend.vni}, port ${control.config.backend.port}, mtu ${v.mtu}, mac ${v.tapMac})\n`,
   );

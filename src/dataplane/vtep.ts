@@ -39,6 +39,8 @@ export interface VtepStatus {
   drops: Record<string, number>;
   /** ns per wire packet in each stage (both directions). */
   stages: StageCosts;
+  /** The control plane's own state (etcd mode: subnet, lease, etcd reachability, counters), else absent. */
+  control?: unknown;
   perWorker: CounterSnapshot[];
 }
 
@@ -94,6 +96,9 @@ export class Vtep implements DataplaneControl {
 
   /** Whether the workers run the offload path. */
   offload = false;
+
+  /** State of the control plane driving this VTEP (etcd mode), shown by `vxtap stats`. */
+  controlStatus: (() => unknown) | undefined;
 
   /**
    * Start a VTEP for a validated configuration. On failure nothing stays behind.
@@ -340,6 +345,7 @@ export class Vtep implements DataplaneControl {
       total,
       drops: dropsByReason(total),
       stages: stageCosts(total),
+      ...(this.controlStatus ? { control: this.controlStatus() } : {}),
       perWorker,
     };
   }

@@ -120,6 +120,10 @@ describe.skipIf(!canRun)('vxtap up in etcd mode, four hosts and a flanneld-style
     expect(failures).toEqual([]);
     const s = await stats(started[0]);
     expect(s.peers.map((p) => p.address).sort()).toEqual(['198.18.0.2', '198.18.0.3', '198.18.0.4']);
+    // `vxtap stats` shows the control plane too
+    const control = (s as unknown as { control: { mode: string; etcd: string; subnet: string; remoteHosts: { publicIP: string }[] } }).control;
+    expect(control).toMatchObject({ mode: 'etcd', etcd: 'ok', subnet: started[0].subnet!.replace(/\.1\/24$/, '.0/24') });
+    expect(control.remoteHosts.map((r) => r.publicIP).sort()).toEqual(['198.18.0.2', '198.18.0.3', '198.18.0.4']);
   });
 
   it('a flanneld-style kernel host and the vxtap hosts reach each other\'s subnets, both ways', async () => {
