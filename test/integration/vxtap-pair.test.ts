@@ -42,7 +42,7 @@ describe('vxtap <-> vxtap', () => {
   });
 
   it.each([1, 2])('works with %i worker(s)', async (workers) => {
-    const va = await startVxtap(scope, a, ['--peer', b.underlay, '--address', '198.19.0.1/16', '--workers', String(workers)]);
+    const va = await startVxtap(scope, a, ['--peer', b.underlay, '--address', '198.19.0.1/16', '--workers', String(workers), '--metrics', '127.0.0.1:9476']);
     const vb = await startVxtap(scope, b, ['--peer', a.underlay, '--address', '198.19.0.2/16', '--workers', String(workers)]);
     expect((await ping(a.ns, '198.19.0.2', 5, 0.2)).loss).toBe(0);
     const t = await tcpTransfer(scope, b.ns, a.ns, '198.19.0.1', 20 * 1024 * 1024, 5002);
@@ -50,6 +50,12 @@ describe('vxtap <-> vxtap', () => {
     const st = await va.status();
     expect(st.workers).toBe(workers);
     expect(st.perWorker.length).toBe(workers);
+    // the Prometheus endpoint over TCP, on loopback inside host A's namespace
+    const scrape = await run(['node', '-e', "require('http').get('http://127.0.0.1:9476/metrics', (r) => r.pipe(process.stdout))"], { netns: a.ns, timeoutMs: 10_000 });
+    const perWorker = [...scrape.stdout.matchAll(/^vxtap_tap_rx_packets_total\{instance="[^"]+",worker="(\d+)"\} (\d+)$/gm)];
+    expect(perWorker.map((m) => Number(m[1]))).toEqual([...Array(workers).keys()]);
+    expect(perWorker.reduce((n, m) => n + Number(m[2]), 0)).toBeGreaterThan(0);
+    expect(scrape.stdout).toContain('vxtap_drops_total{');
     await va.stop();
     await vb.stop();
   });
