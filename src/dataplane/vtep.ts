@@ -20,7 +20,7 @@ import { newCounterBlock, readCounters, sumCounters, dropsByReason, renderPromet
 import type { PeerInfo, WorkerEvent } from './engine.js';
 import { CTL_SEQ, CTL_STOP, type WorkerInit } from './worker.js';
 import type { DataplaneControl, PeerEntry, StaticFdbEntry } from './types.js';
-import { deviceOfAddress, addAddress } from '../host/iproute.js';
+import { deviceOfAddress, addAddress, setTxQueueLen } from '../host/iproute.js';
 
 /** Status of a running VTEP, as `vxtap stats` prints it. */
 export interface VtepStatus {
@@ -145,6 +145,7 @@ export class Vtep implements DataplaneControl {
       }
       addon.ifSetMtu(tapName, mtu);
       addon.ifSetMac(tapName, macBytes);
+      await setTxQueueLen(tapName, config.txQueueLen);
       addon.ifSetUp(tapName, true);
       if (config.address) await addAddress(tapName, config.address);
 

@@ -19,3 +19,8 @@ export async function deviceOfAddress(address: string, netns?: string): Promise<
 export async function addAddress(dev: string, cidr: string, netns?: string): Promise<void> {
   await run(['ip', 'addr', 'add', cidr, 'dev', dev], { netns });
 }
+
+/** `ip link set DEV txqueuelen N`. */
+export async function setTxQueueLen(dev: string, frames: number, netns?: string): Promise<void> {
+  await run(['ip', 'link', 'set', 'dev', dev, 'txqueuelen', String(frames)], { netns });
+}

@@ -38,6 +38,7 @@ describe('configuration validation', () => {
     [{ fdb: [{ mac: '02:00:00:00:00:01', peer: '198.18.0.9' }] }, 'fdb[0].peer'],
     [{ batchSize: 10_000 }, 'batchSize'],
     [{ metrics: 'nohost' }, 'metrics'],
+    [{ txQueueLen: 0 }, 'txQueueLen'],
   ])('refuses %j naming %s', (patch, field) => {
     const err = validateConfig(mergeConfig(ok, patch as object));
     expect(err).toBeInstanceOf(ConfigError);
