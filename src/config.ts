@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import ipaddr from 'ipaddr.js';
 import { isMacString } from './wire/mac.js';
-import { VNI_MAX } from './wire/vxlan.js';
+import { VNI_MAX, VXLAN_PORT_IANA } from './wire/vxlan.js';
 
 /** Outer don't-fragment behaviour, as kernel VXLAN's `df` option. */
 export type DfMode = 'set' | 'unset' | 'inherit';
@@ -79,7 +79,7 @@ export interface VtepConfig {
 export const DEFAULTS: Readonly<Omit<VtepConfig, 'local'>> = Object.freeze({
   name: 'vxtap0',
   vni: 1,
-  port: 4789,
+  port: VXLAN_PORT_IANA,
   srcPortMin: 49152,
   srcPortMax: 49215,
   peers: [],

@@ -18,6 +18,7 @@ import { flowHash, hashToIndex } from '../wire/flowhash.js';
 import { checkVxlan, writeVxlanHeader, VXLAN_HLEN } from '../wire/vxlan.js';
 import { recordKey, sameAddress } from '../wire/addr.js';
 import { pseudoSumV4, pseudoSumV6 } from '../wire/checksum.js';
+import { macHi, macLo } from '../wire/mac.js';
 import { FdbView, FDB_MISS } from './fdb.js';
 import { C } from './stats.js';
 
@@ -140,8 +141,8 @@ export class Engine {
     this.span = o.txFds.length;
     this.learning = o.learning;
     this.acceptUnknown = o.acceptUnknownPeers;
-    this.ownHi = (o.ownMac[0] << 8) | o.ownMac[1];
-    this.ownLo = (o.ownMac[2] << 24) | (o.ownMac[3] << 16) | (o.ownMac[4] << 8) | o.ownMac[5];
+    this.ownHi = macHi(o.ownMac, 0);
+    this.ownLo = macLo(o.ownMac, 0);
     this.maxPayload = o.maxUnfragmentedPayload;
     this.rxSlotLen = o.rxSlotLen;
     this.tapSlotLen = o.tapSlotLen ?? Infinity;
@@ -190,7 +191,7 @@ export class Engine {
   /** The peer that holds the destination MAC of the frame at `o`; undefined means flood. */
   private destination(bufs: Uint8Array, o: number): PeerInfo | undefined {
     if ((bufs[o] & 1) !== 0) return undefined;
-    const idx = this.fdb.lookup((bufs[o] << 8) | bufs[o + 1], (bufs[o + 2] << 24) | (bufs[o + 3] << 16) | (bufs[o + 4] << 8) | bufs[o + 5]);
+    const idx = this.fdb.lookup(macHi(bufs, o), macLo(bufs, o));
     return idx === FDB_MISS ? undefined : this.peers[idx];
   }
 
@@ -227,6 +228,7 @@ export class Engine {
     let frag = 0;
     let noPeer = 0;
     let trunc = 0;
+    let short = 0;
     for (let i = 0; i < count; i++) {
       const o = offsets[i];
       const len = sizes[i];
@@ -236,7 +238,7 @@ export class Engine {
         continue;
       }
       if (len < 14) {
-        noPeer++;
+        short++; // not even an Ethernet header
         continue;
       }
       const h = o - VXLAN_HLEN;
@@ -253,6 +255,7 @@ export class Engine {
     c[C.tx_fragmented] += frag;
     c[C.drop_no_peer] += noPeer;
     c[C.drop_truncated] += trunc;
+    c[C.drop_short] += short;
     c[C.batches_tap]++;
   }
 
@@ -320,8 +323,8 @@ export class Engine {
         continue;
       }
       const f = o + VXLAN_HLEN;
-      const srcHi = (bufs[f + 6] << 8) | bufs[f + 7];
-      const srcLo = (bufs[f + 8] << 24) | (bufs[f + 9] << 16) | (bufs[f + 10] << 8) | bufs[f + 11];
+      const srcHi = macHi(bufs, f + 6);
+      const srcLo = macLo(bufs, f + 6);
       if (srcHi === this.ownHi && srcLo === this.ownLo) {
         loops++;
         continue;
@@ -472,8 +475,8 @@ export class Engine {
     let now = -1;
     for (let k = 0; k < n; k++) {
       const f = frames.offsets[k] + VNET_HDR_LEN;
-      const srcHi = (out[f + 6] << 8) | out[f + 7];
-      const srcLo = (out[f + 8] << 24) | (out[f + 9] << 16) | (out[f + 10] << 8) | out[f + 11];
+      const srcHi = macHi(out, f + 6);
+      const srcLo = macLo(out, f + 6);
       if (srcHi === this.ownHi && srcLo === this.ownLo) {
         loops++;
         continue;

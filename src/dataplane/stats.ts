@@ -29,7 +29,7 @@ export const COUNTERS = [
   'ns_udp_recv', // time in non-empty UDP receives (ns)
   'ns_decap', // time in decapsulation / re-coalescing (ns)
   'ns_tap_write', // time in TAP writes (ns)
-  'drop_short', // datagram shorter than VXLAN + Ethernet headers
+  'drop_short', // datagram shorter than VXLAN + Ethernet headers, or TAP frame shorter than Ethernet
   'drop_truncated', // datagram or TAP frame larger than its receive slot
   'drop_bad_flags', // VXLAN flags other than I, or reserved bits set
   'drop_wrong_vni',

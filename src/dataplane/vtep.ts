@@ -274,7 +274,9 @@ export class Vtep implements DataplaneControl {
   }
 
   private learn(hi: number, lo: number, peer: number): void {
-    if (![...this.peers.values()].some((p) => p.index === peer)) return;
+    let live = false;
+    for (const p of this.peers.values()) if (p.index === peer) live = true; // peer removed since the worker saw it?
+    if (!live) return;
     if (!this.fdb.set(hi, lo, peer, false)) log(`forwarding table full (${this.fdb.capacity}); not learning ${macKey(hi, lo)}`);
   }
 

@@ -93,15 +93,16 @@ function runPlain(init: WorkerInit): void {
 
   while (!stopped()) {
 
-    let t0 = performance.now();
+    const t0 = performance.now();
     const n = addon.readBatch(init.tapFd, tapBufs, tapOffsets, tapSizes, init.tapSlotLen, B);
     if (n > 0) {
       const t1 = performance.now();
       engine.encap(tapBufs, tapOffsets, tapSizes, n, tx);
       const t2 = performance.now();
       sendTx(tx);
-      t0 = stamp(counters, t0, t1, t2);
+      stamp(counters, t0, t1, t2);
     }
+    const tr = performance.now();
     const m = addon.recvBatch(init.rxFd, udpBufs, udpOffsets, udpSizes, init.udpSlotLen, B, udpAddrs, udpGso);
     if (m > 0) {
       const t1 = performance.now();
@@ -115,19 +116,18 @@ function runPlain(init: WorkerInit): void {
         const consumed = addon.writeBatch(init.tapFd, udpBufs, out.offsets, out.sizes, out.count, out.errs);
         engine.accountTap(out, consumed);
       }
-      stampRx(counters, t0, t1, t2);
+      stampRx(counters, tr, t1, t2);
     }
     if (n === 0 && m === 0) idle();
   }
 }
 
-/** Add the tx stage times (t0 read start, t1 encap start, t2 send start); returns now (the rx read start). */
-function stamp(counters: Float64Array, t0: number, t1: number, t2: number): number {
+/** Add the tx stage times (t0 read start, t1 encap start, t2 send start). */
+function stamp(counters: Float64Array, t0: number, t1: number, t2: number): void {
   const t3 = performance.now();
   counters[C.ns_tap_read] += (t1 - t0) * 1e6;
   counters[C.ns_encap] += (t2 - t1) * 1e6;
   counters[C.ns_udp_send] += (t3 - t2) * 1e6;
-  return t3;
 }
 
 /** Add the rx stage times (t0 receive start, t1 decap start, t2 write start). */
@@ -286,7 +286,7 @@ function runOffload(init: WorkerInit): void {
 
   while (!stopped()) {
 
-    let t0 = performance.now();
+    const t0 = performance.now();
     const n = addon.readBatch(init.tapFd, tapIn, tapOffsets, tapSizes, init.tapSlotLen, B);
     if (n > 0) {
       const t1 = performance.now();
@@ -296,8 +296,9 @@ function runOffload(init: WorkerInit): void {
       engine.encapMessages(tapIn, tapOffsets, tapSizes, n, nmsg, msgOffsets, msgSizes, msgGso, msgFrame, txResult[2], tx);
       const t2 = performance.now();
       sendTx(tx);
-      t0 = stamp(counters, t0, t1, t2);
+      stamp(counters, t0, t1, t2);
     }
+    const tr = performance.now();
     const m = addon.recvBatch(init.rxFd, udpIn, udpOffsets, udpSizes, init.udpSlotLen, udpB, udpAddrs, udpGso);
     if (m > 0) {
       const t1 = performance.now();
@@ -311,7 +312,7 @@ function runOffload(init: WorkerInit): void {
         const consumed = addon.writeBatch(init.tapFd, tapOut, frames.offsets, frames.sizes, frames.count, frames.errs);
         engine.accountTap(frames, consumed);
       }
-      stampRx(counters, t0, t1, t2);
+      stampRx(counters, tr, t1, t2);
     }
     if (n === 0 && m === 0) idle();
   }

@@ -8,6 +8,7 @@
  * field (`Backend.Type`, `SubnetLen`, ...); `parseNetworkConfig()` throws it.
  */
 import { type Cidr, formatAddress, formatCidr, parseAddress, parseCidr, prefixMask, prefixSize, cidrContains } from './cidr.js';
+import { VXLAN_PORT_LINUX } from '../../wire/vxlan.js';
 
 /** flannel's defaults for the vxlan backend. */
 export const FLANNEL_DEFAULTS = {
@@ -16,7 +17,7 @@ export const FLANNEL_DEFAULTS = {
   /** VNI when Backend.VNI is unset (flannel's defaultVNI). */
   vni: 1,
   /** UDP port when Backend.Port is unset or 0: the Linux kernel's VXLAN default, which flannel inherits. */
-  port: 8472,
+  port: VXLAN_PORT_LINUX,
   /** IPv4 SubnetLen when unset and Network is /22 or larger. */
   subnetLen: 24,
   /** IPv6 SubnetLen when unset and IPv6Network is /62 or larger. */
