@@ -11,46 +11,42 @@ namespace vxtap {
 
 /**
  * Ones' complement sum of p[0..n) as 16-bit words in memory order, returned as a
- * 64-bit value congruent to it modulo 2^64-1 (fold it with Fold16). Reads 8 bytes
- * at a time into a 128-bit accumulator (add/adc), four words per iteration.
+ * 64-bit value congruent to it modulo 0xffff (fold it with Fold16; it is 0 only
+ * when every byte is). The bulk runs out of line (SumBulk, SSE2 where there is
+ * one) so that its accumulators stay in registers whatever the caller's register
+ * pressure: inlined into the offload kernels, a 128-bit accumulator version
+ * spilled to the stack and ran ~3x slower.
  */
+uint64_t SumBulk(const uint8_t* p, size_t n);
+
+/**
+ * Copy src[0..n) to dst and return its sum as Sum64 does, reading each byte once
+ * (the kernel's csum_partial_copy idea). dst and src must not overlap.
+ */
+uint64_t CopySum64(uint8_t* dst, const uint8_t* src, size_t n);
+
+/** Add two partial sums with end-around carry. */
+inline uint64_t Add64(uint64_t a, uint64_t b) {
+  uint64_t s = a + b;
+  return s + (s < b);
+}
+
 inline uint64_t Sum64(const uint8_t* p, size_t n) {
-  unsigned __int128 a0 = 0, a1 = 0;
-  while (n >= 32) {
-    uint64_t w0, w1, w2, w3;
-    std::memcpy(&w0, p, 8);
-    std::memcpy(&w1, p + 8, 8);
-    std::memcpy(&w2, p + 16, 8);
-    std::memcpy(&w3, p + 24, 8);
-    a0 += w0;
-    a1 += w1;
-    a0 += w2;
-    a1 += w3;
-    p += 32;
-    n -= 32;
-  }
+  if (n >= 64) return SumBulk(p, n);
+  uint64_t s = 0;
   while (n >= 8) {
     uint64_t w;
     std::memcpy(&w, p, 8);
-    a0 += w;
+    s = Add64(s, w);
     p += 8;
     n -= 8;
   }
   if (n) {
     uint64_t w = 0;  // zero padding keeps every byte at its word parity
     std::memcpy(&w, p, n);
-    a1 += w;
+    s = Add64(s, w);
   }
-  a0 += a1;
-  uint64_t lo = static_cast<uint64_t>(a0), hi = static_cast<uint64_t>(a0 >> 64);
-  uint64_t s = lo + hi;
-  return s + (s < hi);  // end-around carry: 2^64 == 1 (mod 2^64-1)
-}
-
-/** Add two partial sums with end-around carry. */
-inline uint64_t Add64(uint64_t a, uint64_t b) {
-  uint64_t s = a + b;
-  return s + (s < b);
+  return s;
 }
 
 /** Fold a 64-bit partial sum to 16 bits (never 0 unless the sum is 0). */

@@ -228,7 +228,7 @@ bool TxSegment(const uint8_t* e, size_t len, const VnetHdr& h, uint32_t frameIdx
     std::memcpy(s, vxlan, kVxlanLen);
     uint8_t* o = s + kVxlanLen;
     std::memcpy(o, e, hdrs);
-    std::memcpy(o + hdrs, e + hdrs + k * mss, chunk);
+    const uint64_t dataSum = CopySum64(o + hdrs, e + hdrs + k * mss, chunk);  // one pass: copy and sum
     const uint32_t l4len = static_cast<uint32_t>(f.l4hdr + chunk);
     if (f.ipv == 4) {
       Put16(o + l3 + 2, static_cast<uint32_t>(ihl + l4len));
@@ -251,7 +251,9 @@ bool TxSegment(const uint8_t* e, size_t len, const VnetHdr& h, uint32_t frameIdx
     }
     o[field] = 0;
     o[field + 1] = 0;
-    uint16_t c = static_cast<uint16_t>(~Fold16(Add64(PseudoSum(addrs, f.proto, l4len), Sum64(o + l4, l4len))));
+    // The L4 header length is even (TCP: 4 x data offset, UDP: 8), so its sum and the data's add up.
+    const uint64_t l4Sum = Add64(Sum64(o + l4, f.l4hdr), dataSum);
+    uint16_t c = static_cast<uint16_t>(~Fold16(Add64(PseudoSum(addrs, f.proto, l4len), l4Sum)));
     if (!tcp && c == 0) c = 0xffff;  // RFC 768: 0 means "no checksum"
     PutMem16(o + field, c);
     s += kVxlanLen + hdrs + chunk;
@@ -421,13 +423,27 @@ void RxFrame(RxOut& st, Building& b, const uint8_t* e, size_t len, uint32_t src)
   size_t payload = 0;
   uint8_t flags = 0;
   size_t fieldOff = 0;
+  // Where the TCP payload was copied while it was summed (nullptr: not copied).
+  // It is copied speculatively to where it will most likely go: behind the open
+  // super-frame (it continues it) or behind the headers of a new one; free space
+  // in `out` either way, so a wrong guess costs only a second copy.
+  uint8_t* copiedTo = nullptr;
   if (parsed) {
     if (f.proto == kProtoTcp) {
       payload = f.end - f.l4 - f.l4hdr;
       flags = e[f.l4 + 13];
+      const size_t hdrEnd = f.l4 + f.l4hdr;
       const uint32_t l4len = static_cast<uint32_t>(f.end - f.l4);
       const uint64_t pseudo = PseudoSum(AddrSum(e, f), kProtoTcp, l4len);
-      const bool full = Fold16(Add64(pseudo, Sum64(e + f.l4, l4len))) == 0xffff;
+      uint64_t dataSum;
+      if (b.open && !b.closed && payload <= st.cap - st.pos) {
+        copiedTo = st.out + st.pos;
+      } else if (kVnetHdrLen + f.end <= st.cap - st.pos) {
+        copiedTo = st.out + st.pos + kVnetHdrLen + hdrEnd;
+      }
+      dataSum = copiedTo ? CopySum64(copiedTo, e + hdrEnd, payload) : Sum64(e + hdrEnd, payload);
+      // The TCP header length is a multiple of 4, so the two sums add up.
+      const bool full = Fold16(Add64(pseudo, Add64(Sum64(e + f.l4, f.l4hdr), dataSum))) == 0xffff;
       partial = !full && GetMem16(e + f.l4 + 16) == Fold16(pseudo);
       fieldOff = 16;
       candidate = (full || partial) && payload > 0 && (flags & kTcpAck) != 0 &&
@@ -438,7 +454,7 @@ void RxFrame(RxOut& st, Building& b, const uint8_t* e, size_t len, uint32_t src)
     }
   }
   if (candidate && Continues(st, b, e, f, payload)) {
-    std::memcpy(st.out + st.pos, e + f.l4 + f.l4hdr, payload);
+    if (copiedTo != st.out + st.pos) std::memcpy(st.out + st.pos, e + f.l4 + f.l4hdr, payload);
     st.pos += payload;
     b.payload += payload;
     const uint16_t id = f.ipv == 4 ? Be16(e + f.l3 + 4) : 0;
@@ -460,7 +476,12 @@ void RxFrame(RxOut& st, Building& b, const uint8_t* e, size_t len, uint32_t src)
       st.noRoom++;
       return;
     }
-    std::memcpy(st.out + st.pos + kVnetHdrLen, e, copy);
+    const size_t hdrEnd = f.l4 + f.l4hdr;
+    if (copiedTo == st.out + st.pos + kVnetHdrLen + hdrEnd) {
+      std::memcpy(st.out + st.pos + kVnetHdrLen, e, hdrEnd);  // the payload is there already
+    } else {
+      std::memcpy(st.out + st.pos + kVnetHdrLen, e, copy);
+    }
     b.open = true;
     b.closed = (flags & (kTcpPsh | kTcpFin)) != 0;
     b.partial = partial;
