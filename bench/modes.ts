@@ -17,7 +17,7 @@ import { run } from '../src/host/exec.js';
 import { ovsKernelModulePresent, ovsUnavailableReason, startOvs, type OvsInstance } from '../src/host/ovs.js';
 import type { BenchHost, BenchProcess } from './host.js';
 import type { RunState } from './state.js';
-import { ADDR, addUnderlayAddresses, type Topology } from './topology.js';
+import { ADDR, addUnderlayAddresses, addUnderlayBridges, UNDERLAY_BRIDGE, type Topology } from './topology.js';
 
 /** Mode kinds the bench knows. */
 export const MODE_KINDS = ['bare', 'kernel-vxlan', 'ovs-gre', 'ovs-vxlan', 'vxtap'] as const;
@@ -338,7 +338,11 @@ const vxtap: ModeDriver = {
   },
   async setup(spec, ctx) {
     const { topo } = ctx;
-    await addUnderlayAddresses(topo);
+    const uplink = spec.params.uplink === 'on';
+    if (spec.params.uplink !== undefined && !uplink && spec.params.uplink !== 'off') throw new Error(`--modes ${spec.id}: uplink must be on or off`);
+    // the uplink variant needs the underlay address on a bridge (as on a KVM host with br0)
+    if (uplink) await addUnderlayBridges(topo);
+    else await addUnderlayAddresses(topo);
     const mtu = spec.params.mtu ? Number(spec.params.mtu) : topo.mtu - VXLAN_OVERHEAD_V4;
     if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new Error(`--modes ${spec.id}: mtu must be an integer 576..65535`);
     const main = vxtapMain(ctx.repoRoot);
@@ -356,8 +360,9 @@ const vxtap: ModeDriver = {
     const argvFor = (local: string, peer: string, overlay: string, sock: string) => {
       const argv = [process.execPath, main, 'up', '--name', dev, '--vni', String(BENCH_VNI), '--port', String(VXLAN_PORT),
         '--local', local, '--peer', peer, '--address', `${overlay}/${ADDR.overlayPrefix}`, '--mtu', String(mtu), '--stats-socket', sock];
+      if (uplink) argv.push('--uplink-bridge', UNDERLAY_BRIDGE);
       for (const [k, v] of Object.entries(spec.params)) {
-        if (k === 'mtu') continue;
+        if (k === 'mtu' || k === 'uplink') continue;
         if (v === 'off') argv.push(`--no-${k}`); // vxtap:offload=off -> --no-offload
         else if (v !== 'on') argv.push(`--${k}`, v);
       }

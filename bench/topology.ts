@@ -137,6 +137,26 @@ export async function addUnderlayAddresses(t: Topology): Promise<void> {
   await t.b.exec(['ip', 'neigh', 'replace', ADDR.underlayA, 'lladdr', t.macA, 'dev', t.devB, 'nud', 'permanent']);
 }
 
+/** Name of the bridge addUnderlayBridges creates in each host. */
+export const UNDERLAY_BRIDGE = 'vxb-br';
+
+/**
+ * The underlay as on a KVM host with a bridge: in each host a bridge takes the veth
+ * end as its port and holds the underlay address (vxtap:uplink=on needs this).
+ */
+export async function addUnderlayBridges(t: Topology): Promise<void> {
+  for (const [host, dev, addr, peer, peerMac] of [
+    [t.a, t.devA, ADDR.underlayA, ADDR.underlayB, t.macB],
+    [t.b, t.devB, ADDR.underlayB, ADDR.underlayA, t.macA],
+  ] as const) {
+    await host.exec(['ip', 'link', 'add', UNDERLAY_BRIDGE, 'mtu', String(t.mtu), 'type', 'bridge']);
+    await host.exec(['ip', 'link', 'set', dev, 'master', UNDERLAY_BRIDGE]);
+    await host.exec(['ip', 'link', 'set', UNDERLAY_BRIDGE, 'up']);
+    await host.exec(['ip', 'addr', 'add', `${addr}/${ADDR.underlayPrefix}`, 'dev', UNDERLAY_BRIDGE]);
+    await host.exec(['ip', 'neigh', 'replace', peer, 'lladdr', peerMac, 'dev', UNDERLAY_BRIDGE, 'nud', 'permanent']);
+  }
+}
+
 /** Stop the hosts' processes and delete both namespaces (and with them the veth pair). Never throws. */
 export async function destroyTopology(t: Topology, state?: RunState): Promise<void> {
   await t.a.stopAll().catch(() => undefined);

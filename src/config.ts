@@ -73,6 +73,14 @@ export interface VtepConfig {
    * milliseconds does not cost drops at ~100 kpps.
    */
   txQueueLen: number;
+  /**
+   * Uplink transmit: the Linux bridge that holds `local`. vxtap adds a TAP port to
+   * it and writes whole TSO super-frames, wrapped, with the UDP-tunnel GSO virtio
+   * header (Linux 6.17+), so the kernel carries them like its own VXLAN does and
+   * vxtap does not segment. Receive stays on the UDP socket. IPv4 underlay and
+   * offload only; frames it cannot carry whole take the socket path.
+   */
+  uplinkBridge?: string;
 }
 
 /** The defaults (flannel uses port 8472; IANA's is 4789). */
@@ -113,7 +121,7 @@ export class ConfigError extends Error {
 const FIELDS = new Set([
   'name', 'vni', 'port', 'srcPortMin', 'srcPortMax', 'srcPortRange', 'local', 'peers', 'address', 'mtu', 'mac',
   'workers', 'df', 'learning', 'ageingSeconds', 'acceptUnknownPeers', 'fdb', 'batchSize', 'statsSocket', 'metrics',
-  'busyPollUs', 'offload', 'txQueueLen',
+  'busyPollUs', 'offload', 'txQueueLen', 'uplinkBridge',
 ]);
 
 /** Read a JSON config file into a partial config (field names as in VtepConfig). */
@@ -248,6 +256,13 @@ export function validateConfig(c: VtepConfig): ConfigError | null {
   if (!isInt(c.busyPollUs, 0, 1_000_000)) return bad('busyPollUs', `${c.busyPollUs} must be an integer number of microseconds (0-1000000)`);
   if (typeof c.offload !== 'boolean') return bad('offload', 'must be true or false');
   if (!isInt(c.txQueueLen, 1, 1_000_000)) return bad('txQueueLen', `${c.txQueueLen} must be an integer between 1 and 1000000 frames`);
+  if (c.uplinkBridge !== undefined) {
+    if (typeof c.uplinkBridge !== 'string' || !/^[A-Za-z0-9_.-]{1,15}$/.test(c.uplinkBridge)) {
+      return bad('uplinkBridge', `'${c.uplinkBridge}' is not an interface name (1-15 letters, digits, '_', '.', '-')`);
+    }
+    if (!c.offload) return bad('uplinkBridge', 'needs offload (the uplink carries TSO super-frames); drop --no-offload');
+    if (ipFamily(c.local) !== 4) return bad('uplinkBridge', `needs an IPv4 local address (local is '${c.local}')`);
+  }
   return null;
 }
 

@@ -2,6 +2,7 @@
 // and src/native/index.ts for the contract.
 #include "common.h"
 #include "offload.h"
+#include "tunnel.h"
 
 namespace vxtap {
 namespace {
@@ -31,6 +32,7 @@ constexpr Export kExports[] = {
     {"checksum", Checksum},
     {"txOffload", TxOffload},
     {"rxOffload", RxOffload},
+    {"txTunnel", TxTunnel},
     {"poll", Poll},
     {"eventfdOpen", EventfdOpen},
     {"eventfdSignal", EventfdSignal},

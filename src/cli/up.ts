@@ -33,7 +33,7 @@ Config file (--config FILE): a JSON object with any of these fields (flags win):
   peers (["198.18.0.2", {"address": "198.18.0.3", "flood": false}]), address, mtu,
   mac, workers, df ("set"|"unset"|"inherit"), learning, ageingSeconds,
   acceptUnknownPeers, fdb ([{"mac": "02:00:00:00:00:01", "peer": "198.18.0.2"}]),
-  batchSize, statsSocket, metrics ("127.0.0.1:9476"), busyPollUs, offload, txQueueLen.
+  batchSize, statsSocket, metrics ("127.0.0.1:9476"), busyPollUs, offload, txQueueLen, uplinkBridge.
 
 Example:
   vxtap up --local 198.18.0.1 --peer 198.18.0.2 --address 198.19.0.1/16 --vni 42
@@ -61,6 +61,7 @@ export function configFromOptions(opts: Record<string, unknown>): VtepConfig {
     metrics: opts.metrics as string | undefined,
     busyPollUs: opts.busyPoll as number | undefined,
     txQueueLen: opts.txqueuelen as number | undefined,
+    uplinkBridge: opts.uplinkBridge as string | undefined,
   };
   if (Array.isArray(opts.peer) && opts.peer.length) flags.peers = (opts.peer as string[]).map((address) => ({ address }));
   if (typeof opts.srcportRange === 'string') [flags.srcPortMin, flags.srcPortMax] = parsePortRange(opts.srcportRange);
@@ -96,6 +97,7 @@ export function register(program: Command): void {
     .addOption(new Option('--batch <frames>', `frames per batch (default ${DEFAULTS.batchSize})`).argParser(int('batch')).env('VXTAP_BATCH'))
     .addOption(new Option('--busy-poll <us>', 'spin this many microseconds before blocking (lower latency, more CPU; default 0)').argParser(int('busy-poll')).env('VXTAP_BUSY_POLL'))
     .addOption(new Option('--txqueuelen <frames>', `TAP transmit queue length (default ${DEFAULTS.txQueueLen}; absorbs worker scheduling hiccups)`).argParser(int('txqueuelen')).env('VXTAP_TXQUEUELEN'))
+    .addOption(new Option('--uplink-bridge <bridge>', 'transmit whole TSO super-frames through a TAP port of this bridge (the one holding --local) with UDP-tunnel GSO (Linux 6.17+): the kernel segments, vxtap does not; IPv4 only').env('VXTAP_UPLINK_BRIDGE'))
     .addOption(new Option('--no-offload', 'no TSO/GSO/GRO: one MTU-sized frame per TAP read and per datagram').env('VXTAP_NO_OFFLOAD'))
     .addOption(new Option('--stats-socket <path>', 'stats socket (default /run/vxtap/NAME.sock)').env('VXTAP_STATS_SOCKET'))
     .addOption(new Option('--metrics <host:port>', 'also serve Prometheus /metrics over TCP here').env('VXTAP_METRICS'))

@@ -13,7 +13,7 @@
  * headroom in front of it (offsets[i] >= VXLAN_HLEN, bytes before it are ours to
  * overwrite). `decap` leaves the inner frame in place and points at it.
  */
-import { ADDR_LEN, VNET_HDR_LEN } from '../native/index.js';
+import { ADDR_IP, ADDR_LEN, ADDR_PORT, TNL_VNET_HDR_LEN, TUNNEL_TEMPLATE_STRIDE, VNET_HDR_LEN } from '../native/index.js';
 import { flowHash, hashToIndex } from '../wire/flowhash.js';
 import { checkVxlan, writeVxlanHeader, VXLAN_HLEN } from '../wire/vxlan.js';
 import { recordKey, sameAddress } from '../wire/addr.js';
@@ -66,6 +66,22 @@ export interface PeerInfo {
   /** ADDR_LEN-byte address record, port = the VXLAN port. */
   record: Uint8Array;
   flood: boolean;
+  /** With an uplink: the underlay next hop's MAC (6 bytes) once the kernel resolved it. */
+  mac?: Uint8Array;
+}
+
+/** Uplink transmit (see VtepConfig.uplinkBridge): what the outer headers need. */
+export interface UplinkOptions {
+  /** Source MAC of outer frames: the bridge's own, so replies reach the host. */
+  srcMac: Uint8Array;
+  /** Local underlay IPv4 address (4 bytes). */
+  srcIp: Uint8Array;
+  /** First source port; the flow hash picks within the span of txFds. */
+  srcPortMin: number;
+  /** Largest outer IPv4 packet that crosses the underlay whole (its MTU). */
+  maxOuterIp: number;
+  /** Outer DF: 0 unset, 1 set, 2 copied from the inner IPv4 header. */
+  dfMode: 0 | 1 | 2;
 }
 
 /** Messages a worker posts to the main thread. */
@@ -93,6 +109,8 @@ export interface EngineOptions {
   tapSlotLen?: number;
   /** TAP MTU: on the offload path, larger TCP frames are handed over as GSO super-frames. */
   tapMtu?: number;
+  /** Uplink transmit, when configured. */
+  uplink?: UplinkOptions;
   /** Post an event to the main thread (rate-limited by the engine). */
   post: (ev: WorkerEvent) => void;
   /** Called when the tx batch is full mid-encap; must send and reset it. */
@@ -124,6 +142,16 @@ export class Engine {
   private readonly flush: (tx: TxBatch) => void;
   private readonly now: () => number;
 
+  private readonly uplink: UplinkOptions | undefined;
+  /** Outer header templates by peer index (TUNNEL_TEMPLATE_STRIDE bytes each). */
+  private templates = new Uint8Array(0);
+  /** By peer index: 1 when its next-hop MAC is known (uplink usable). */
+  private uplinkOk = new Uint8Array(0);
+  /** By peer index: second of the last frame sent through the socket path. */
+  private lastSocket = new Float64Array(0);
+  /** By peer index: the selectTunnel call that last saw it. */
+  private peerBatch = new Float64Array(0);
+  private batchSeq = 0;
   private peers: (PeerInfo | undefined)[] = [];
   private floodList: PeerInfo[] = [];
   /** source key -> peers with that key (IPv6 keys may collide) */
@@ -147,6 +175,7 @@ export class Engine {
     this.rxSlotLen = o.rxSlotLen;
     this.tapSlotLen = o.tapSlotLen ?? Infinity;
     this.tapMtu = o.tapMtu ?? 0;
+    this.uplink = o.uplink;
     this.post = o.post;
     this.flush = o.flush;
     this.now = o.now;
@@ -167,6 +196,102 @@ export class Engine {
     this.floodList = peers.filter((p) => p.flood);
     this.bySource = bySource;
     this.recentUnknown.clear();
+    if (this.uplink) this.buildTemplates(byIndex.length);
+  }
+
+  /** Outer Ethernet/IPv4/UDP/VXLAN templates for txTunnel (control-plane time only). */
+  private buildTemplates(n: number): void {
+    const u = this.uplink!;
+    const t = new Uint8Array(Math.max(1, n) * TUNNEL_TEMPLATE_STRIDE);
+    const ok = new Uint8Array(n);
+    const last = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const p = this.peers[i];
+      if (!p || !p.mac || p.record[0] !== 4) continue;
+      const o = i * TUNNEL_TEMPLATE_STRIDE;
+      t.set(p.mac, o);
+      t.set(u.srcMac, o + 6);
+      t[o + 12] = 0x08; // IPv4
+      t[o + 14] = 0x45;
+      t[o + 22] = 64; // TTL
+      t[o + 23] = 17; // UDP
+      t.set(u.srcIp, o + 26);
+      t.set(p.record.subarray(ADDR_IP, ADDR_IP + 4), o + 30);
+      t[o + 36] = p.record[ADDR_PORT];
+      t[o + 37] = p.record[ADDR_PORT + 1];
+      writeVxlanHeader(t, o + 42, this.vni);
+      ok[i] = 1;
+      last[i] = i < this.lastSocket.length ? this.lastSocket[i] : 0;
+    }
+    this.templates = t;
+    this.uplinkOk = ok;
+    this.lastSocket = last;
+    this.peerBatch = new Float64Array(n);
+  }
+
+  /** The uplink's outer header templates (for txTunnel). */
+  get tunnelTemplates(): Uint8Array {
+    return this.templates;
+  }
+
+  /**
+   * Uplink transmit, step 1: for frames 0..count-1 of a vnet_hdr TAP batch, sel[i]
+   * = the peer index when the frame is unicast to a peer whose next hop is known,
+   * else -1 (flood, unknown peer, no MAC yet: the socket path). srcPort[i] = the
+   * flow's source port. Once a second per peer one frame takes the socket path
+   * anyway, so the kernel keeps the peer's neighbour entry fresh (it never sees
+   * the uplink's frames). Returns how many were selected.
+   */
+  selectTunnel(bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number, sel: Int32Array, srcPort: Uint16Array): number {
+    const u = this.uplink;
+    if (!u) {
+      sel.fill(-1, 0, count);
+      return 0;
+    }
+    let now = -1;
+    let chosen = 0;
+    const batch = ++this.batchSeq;
+    for (let i = 0; i < count; i++) {
+      sel[i] = -1;
+      const len = sizes[i] - VNET_HDR_LEN;
+      if (len < 14) continue;
+      const o = offsets[i] + VNET_HDR_LEN;
+      const peer = this.destination(bufs, o);
+      if (peer === undefined || this.uplinkOk[peer.index] !== 1) continue;
+      if (now < 0) now = this.now();
+      // only a peer's first frame of the batch may refresh: the socket path is sent
+      // before the uplink writes, so the flow stays in order
+      if (this.peerBatch[peer.index] !== batch && now - this.lastSocket[peer.index] >= 1) {
+        this.lastSocket[peer.index] = now;
+        this.peerBatch[peer.index] = batch;
+        continue;
+      }
+      this.peerBatch[peer.index] = batch;
+      sel[i] = peer.index;
+      srcPort[i] = u.srcPortMin + (this.span === 1 ? 0 : hashToIndex(flowHash(bufs, o, len), this.span));
+      chosen++;
+    }
+    return chosen;
+  }
+
+  /** Count what txTunnel emitted and the uplink TAP took (writeBatch results). */
+  accountUplink(sizes: Uint32Array, emitted: number, consumed: number, errs: Int32Array, segments: number, frames: number, frameBytes: number): void {
+    const c = this.c;
+    let ok = 0;
+    let bytes = 0;
+    for (let k = 0; k < consumed; k++) {
+      if (errs[k] === 0) {
+        ok++;
+        bytes += sizes[k] - TNL_VNET_HDR_LEN;
+      } else c[C.drop_uplink_write]++;
+    }
+    c[C.drop_uplink_write] += emitted - consumed;
+    c[C.tx_uplink_frames] += ok;
+    c[C.tx_uplink_packets] += ok === emitted ? segments : Math.round((segments * ok) / Math.max(1, emitted));
+    c[C.tx_uplink_bytes] += bytes;
+    c[C.tap_rx_packets] += frames;
+    c[C.tap_rx_bytes] += frameBytes;
+    c[C.tap_rx_segments] += segments;
   }
 
   /** The peer index of the source record at addrs[off..], or -1. */

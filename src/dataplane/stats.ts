@@ -13,6 +13,9 @@ export const COUNTERS = [
   'tx_bytes', // UDP payload bytes sent (VXLAN header + inner frame)
   'tx_flood_packets', // copies sent for broadcast/multicast/unknown unicast
   'tx_fragmented', // sent with DF unset and larger than the underlay MTU
+  'tx_uplink_frames', // with --uplink-bridge: frames written whole to the uplink TAP (UDP-tunnel GSO)
+  'tx_uplink_packets', // wire packets the kernel makes of them
+  'tx_uplink_bytes', // their bytes (outer headers included)
   'rx_packets', // VXLAN datagrams received from the underlay
   'rx_bytes',
   'tap_tx_packets', // inner frames written to the TAP
@@ -38,6 +41,7 @@ export const COUNTERS = [
   'drop_oversize', // EMSGSIZE: larger than the path MTU with DF set
   'drop_tx_error', // other send errors
   'drop_tap_write', // the TAP refused a frame
+  'drop_uplink_write', // the uplink TAP refused a frame (or its queue was full)
   'drop_loop', // a frame whose source MAC is our own TAP's, received from a peer
 ] as const;
 

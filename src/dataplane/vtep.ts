@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdirSync, unlinkSync, existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import path from 'node:path';
-import { native, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, VNET_HDR_LEN } from '../native/index.js';
+import { native, TNL_VNET_HDR_LEN, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, VNET_HDR_LEN } from '../native/index.js';
 import { type VtepConfig, ConfigError, statsSocketPath } from '../config.js';
 import { ENCAP_OVERHEAD_V4, ENCAP_OVERHEAD_V6 } from '../wire/vxlan.js';
 import { addrRecord, addressFamily, normalizeAddress, recordAddress } from '../wire/addr.js';
@@ -20,7 +20,7 @@ import { newCounterBlock, readCounters, sumCounters, dropsByReason, renderPromet
 import type { PeerInfo, WorkerEvent } from './engine.js';
 import { CTL_SEQ, CTL_STOP, type WorkerInit } from './worker.js';
 import type { DataplaneControl, PeerEntry, StaticFdbEntry } from './types.js';
-import { deviceOfAddress, addAddress, setTxQueueLen } from '../host/iproute.js';
+import { deviceOfAddress, addAddress, setTxQueueLen, linkKind, addQuietBridgePort, setGsoMaxSize, nextHopMacs } from '../host/iproute.js';
 
 /** Status of a running VTEP, as `vxtap stats` prints it. */
 export interface VtepStatus {
@@ -32,8 +32,10 @@ export interface VtepStatus {
   mac: string;
   workers: number;
   offload: boolean;
+  /** Uplink transmit (--uplink-bridge): the bridge, the TAP port, and each peer's next-hop MAC once known. */
+  uplink?: { bridge: string; port: string };
   uptimeSeconds: number;
-  peers: { address: string; index: number; flood: boolean }[];
+  peers: { address: string; index: number; flood: boolean; nextHopMac?: string }[];
   fdb: { mac: string; peer: string; static: boolean; ageSeconds: number }[];
   total: CounterSnapshot;
   drops: Record<string, number>;
@@ -51,6 +53,8 @@ interface PeerState {
   record: Uint8Array;
   /** learned from an unknown source (acceptUnknownPeers) rather than configured */
   learned: boolean;
+  /** With an uplink: the underlay next hop's MAC, once the kernel resolved it. */
+  mac?: string;
 }
 
 interface WorkerSlot {
@@ -96,6 +100,10 @@ export class Vtep implements DataplaneControl {
 
   /** Whether the workers run the offload path. */
   offload = false;
+  /** Uplink transmit: bridge and TAP port, when configured and in use. */
+  uplink: { bridge: string; port: string } | undefined;
+  private uplinkTimer: NodeJS.Timeout | undefined;
+  private refreshing = false;
 
   /** State of the control plane driving this VTEP (etcd mode), shown by `vxtap stats`. */
   controlStatus: (() => unknown) | undefined;
@@ -127,6 +135,18 @@ export class Vtep implements DataplaneControl {
         log(`offload off: TAP MTU ${mtu} + ${overhead} exceeds underlay MTU ${underlay.mtu} (UDP GSO cannot fragment)`);
         offload = false;
       }
+      let bridgeMac: Uint8Array | undefined;
+      if (config.uplinkBridge) {
+        // checked before anything is created: a bad uplink changes nothing on the host
+        const kind = await linkKind(config.uplinkBridge);
+        if (kind === undefined) throw new ConfigError('uplinkBridge', `no interface '${config.uplinkBridge}' in this network namespace`);
+        if (kind !== 'bridge') throw new ConfigError('uplinkBridge', `'${config.uplinkBridge}' is a ${kind || 'plain'} device, not a Linux bridge`);
+        if (underlay.dev !== config.uplinkBridge) {
+          throw new ConfigError('uplinkBridge', `local address ${config.local} is on ${underlay.dev}, not on bridge ${config.uplinkBridge}`);
+        }
+        if (!offload) log('uplink off: it needs the offload path');
+        else bridgeMac = addon.ifGetMac(config.uplinkBridge);
+      }
       const queues: number[] = [];
       let tapName = config.name;
       for (let q = 0; q < config.workers; q++) {
@@ -148,6 +168,22 @@ export class Vtep implements DataplaneControl {
       await setTxQueueLen(tapName, config.txQueueLen);
       addon.ifSetUp(tapName, true);
       if (config.address) await addAddress(tapName, config.address);
+      const uplinkQueues: number[] = [];
+      let uplinkName: string | undefined;
+      if (bridgeMac) {
+        // outer IPv4 length = 36 + inner frame: keep TSO frames at or below 65000 bytes
+        await setGsoMaxSize(tapName, 65000);
+        let name = `${tapName.slice(0, 14)}u`;
+        for (let q = 0; q < config.workers; q++) {
+          const h = addon.tapOpen(name, { multiQueue, vnetHdr: true });
+          fds.push(h.fd);
+          uplinkQueues.push(h.fd);
+          name = h.name;
+          addon.tapSetVnetHdrSize(h.fd, TNL_VNET_HDR_LEN);
+        }
+        uplinkName = name;
+        await addQuietBridgePort(config.uplinkBridge!, name, underlay.mtu);
+      }
 
       const bind = config.local;
       const pmtu = config.df === 'set' || config.df === 'inherit' ? 'do' : 'dont';
@@ -157,6 +193,12 @@ export class Vtep implements DataplaneControl {
       fds.length = 0;
       for (const p of config.peers) vtep.addPeer(typeof p === 'string' ? p : p.address, typeof p === 'string' ? true : p.flood ?? true, false);
       vtep.applyStaticFdb(config.fdb);
+      if (uplinkName) {
+        vtep.uplink = { bridge: config.uplinkBridge!, port: uplinkName };
+        await vtep.refreshNextHops();
+        vtep.uplinkTimer = setInterval(() => void vtep!.refreshNextHops(), 1000).unref();
+        log(`uplink: ${uplinkName} on bridge ${config.uplinkBridge} carries whole TSO frames (UDP-tunnel GSO)`);
+      }
 
       const maxUnfragmentedPayload = underlay.mtu - (family === 4 ? 28 : 48);
       for (let w = 0; w < config.workers; w++) {
@@ -191,6 +233,18 @@ export class Vtep implements DataplaneControl {
           maxUnfragmentedPayload,
           mtu,
           busyPollUs: config.busyPollUs,
+          ...(bridgeMac && uplinkQueues.length
+            ? {
+                uplinkFd: uplinkQueues[w],
+                uplink: {
+                  srcMac: bridgeMac,
+                  srcIp: Uint8Array.from(config.local.split('.').map(Number)),
+                  srcPortMin: config.srcPortMin,
+                  maxOuterIp: underlay.mtu,
+                  dfMode: config.df === 'set' ? 1 : config.df === 'inherit' ? 2 : 0,
+                },
+              }
+            : {}),
         });
       }
       vtep.ageTimer = setInterval(() => vtep!.fdb.age(config.ageingSeconds), Math.min(10_000, config.ageingSeconds * 250)).unref();
@@ -249,7 +303,34 @@ export class Vtep implements DataplaneControl {
   }
 
   private peerInfos(): PeerInfo[] {
-    return [...this.peers.values()].map((p) => ({ index: p.index, record: p.record, flood: p.flood }));
+    return [...this.peers.values()].map((p) => ({ index: p.index, record: p.record, flood: p.flood, ...(p.mac ? { mac: parseMac(p.mac) } : {}) }));
+  }
+
+  /**
+   * Uplink: look up each peer's next-hop MAC in the kernel's neighbour table and
+   * tell the workers when one appears, changes or goes. Until then a peer's frames
+   * take the socket path, which also makes the kernel resolve it.
+   */
+  private async refreshNextHops(): Promise<void> {
+    if (!this.uplink || this.refreshing || this.stopping) return;
+    this.refreshing = true;
+    try {
+      const peers = [...this.peers.values()];
+      const macs = await nextHopMacs(this.uplink.bridge, peers.filter((p) => addressFamily(p.address) === 4).map((p) => p.address));
+      let changed = false;
+      for (const p of peers) {
+        const mac = macs.get(p.address);
+        if (mac !== p.mac) {
+          p.mac = mac;
+          changed = true;
+        }
+      }
+      if (changed && !this.stopping) this.broadcastPeers();
+    } catch (err) {
+      log(`uplink: neighbour lookup failed (${(err as Error).message}); peers keep their last next hops`);
+    } finally {
+      this.refreshing = false;
+    }
   }
 
   private broadcastPeers(): void {
@@ -342,8 +423,9 @@ export class Vtep implements DataplaneControl {
       mac: this.tapMac,
       workers: this.workers.length,
       offload: this.offload,
+      ...(this.uplink ? { uplink: this.uplink } : {}),
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
-      peers: [...this.peers.values()].map((p) => ({ address: p.address, index: p.index, flood: p.flood })),
+      peers: [...this.peers.values()].map((p) => ({ address: p.address, index: p.index, flood: p.flood, ...(this.uplink && p.mac ? { nextHopMac: p.mac } : {}) })),
       fdb: this.fdb.entries().map((e) => ({ mac: e.mac, peer: byIndex.get(e.peer) ?? `#${e.peer}`, static: e.static, ageSeconds: e.ageSeconds })),
       total,
       drops: dropsByReason(total),
@@ -404,6 +486,7 @@ export class Vtep implements DataplaneControl {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       if (this.ageTimer) clearInterval(this.ageTimer);
+      if (this.uplinkTimer) clearInterval(this.uplinkTimer);
       for (const w of this.workers) {
         Atomics.store(w.control, CTL_STOP, 1);
         try {

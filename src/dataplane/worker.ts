@@ -7,8 +7,8 @@
  * shutdown is a flag plus an eventfd signal.
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { native, POLLIN, VNET_HDR_LEN } from '../native/index.js';
-import { Engine, newFrameBatch, newTxBatch, type PeerInfo, type TxBatch } from './engine.js';
+import { native, POLLIN, TUNNEL_HEADROOM, VNET_HDR_LEN } from '../native/index.js';
+import { Engine, newFrameBatch, newTxBatch, type PeerInfo, type TxBatch, type UplinkOptions } from './engine.js';
 import { FdbView, nowSeconds } from './fdb.js';
 import { C } from './stats.js';
 import { VXLAN_HLEN, writeVxlanHeader } from '../wire/vxlan.js';
@@ -45,6 +45,9 @@ export interface WorkerInit {
   /** The port control messages arrive on. */
   port: MessagePort;
   peers: PeerInfo[];
+  /** Uplink transmit: this worker's queue of the uplink TAP (vnet header size 24). */
+  uplinkFd?: number;
+  uplink?: UplinkOptions;
 }
 
 /** Control messages from the supervisor. */
@@ -163,6 +166,7 @@ function makeEngine(init: WorkerInit, counters: Float64Array, slab: Uint8Array, 
     rxSlotLen: init.udpSlotLen,
     tapSlotLen: init.tapSlotLen,
     tapMtu: init.offload ? init.mtu : 0,
+    uplink: init.uplinkFd !== undefined ? init.uplink : undefined,
     post: (ev) => parentPort!.postMessage(ev),
     flush: sendTx,
     now: nowSeconds,
@@ -241,7 +245,8 @@ function runOffload(init: WorkerInit): void {
   const udpB = Math.max(1, Math.min(B, Math.floor(MAX_TAP_FRAMES / GRO_MAX_SEGMENTS)));
 
   // --- regions of one slab, allocated once ----------------------------------
-  const tapStride = align64(init.tapSlotLen);
+  // every TAP slot starts TUNNEL_HEADROOM bytes in: room for the uplink's outer headers
+  const tapStride = align64(TUNNEL_HEADROOM + init.tapSlotLen);
   const udpStride = align64(init.udpSlotLen);
   const tapInBytes = tapStride * B;
   // segment headers: 64 KiB at MSS 536 is ~123 segments x (VXLAN 8 + up to 110 header bytes)
@@ -257,7 +262,19 @@ function runOffload(init: WorkerInit): void {
 
   const tapOffsets = new Uint32Array(B);
   const tapSizes = new Uint32Array(B);
-  for (let i = 0; i < B; i++) tapOffsets[i] = i * tapStride;
+  for (let i = 0; i < B; i++) tapOffsets[i] = i * tapStride + TUNNEL_HEADROOM;
+  // uplink transmit: frames selected for the uplink, and the rest for the socket path
+  const uplinkFd = init.uplinkFd;
+  const tunSel = new Int32Array(B);
+  const tunPort = new Uint16Array(B);
+  const tunOffsets = new Uint32Array(B);
+  const tunSizes = new Uint32Array(B);
+  const tunErrs = new Int32Array(B);
+  const tunResult = new Uint32Array(2);
+  const restOffsets = new Uint32Array(B);
+  const restSizes = new Uint32Array(B);
+  const dfMode = init.uplink?.dfMode ?? 0;
+  const maxOuterIp = init.uplink?.maxOuterIp ?? 1500;
   const maxMsgs = Math.min(1024, B * 4);
   const msgBuf = new Uint8Array(maxMsgs);
   const msgOffsets = new Uint32Array(maxMsgs);
@@ -290,12 +307,40 @@ function runOffload(init: WorkerInit): void {
     const n = addon.readBatch(init.tapFd, tapIn, tapOffsets, tapSizes, init.tapSlotLen, B);
     if (n > 0) {
       const t1 = performance.now();
-      const nmsg = addon.txOffload(tapIn, tapOffsets, tapSizes, n, vxlan, init.maxGsoBytes, out, 0, msgBuf, msgOffsets, msgSizes, msgGso, msgFrame, txResult);
-      for (let k = 0; k < nmsg; k++) if (msgBuf[k] === 1) msgOffsets[k] += outBase;
-      counters[C.drop_tx_error] += txResult[1];
-      engine.encapMessages(tapIn, tapOffsets, tapSizes, n, nmsg, msgOffsets, msgSizes, msgGso, msgFrame, txResult[2], tx);
+      let inOffsets = tapOffsets;
+      let inSizes = tapSizes;
+      let rest = n;
+      let tunnelled = 0;
+      let tunBytes = 0;
+      if (uplinkFd !== undefined && engine.selectTunnel(tapIn, tapOffsets, tapSizes, n, tunSel, tunPort) > 0) {
+        tunnelled = addon.txTunnel(tapIn, tapOffsets, tapSizes, n, tunSel, tunPort, engine.tunnelTemplates, dfMode, maxOuterIp, tunOffsets, tunSizes, tunResult);
+        rest = 0;
+        let frameBytes = 0;
+        for (let i = 0; i < n; i++) {
+          if (tunSel[i] < 0) {
+            restOffsets[rest] = tapOffsets[i];
+            restSizes[rest] = tapSizes[i];
+            rest++;
+          } else frameBytes += tapSizes[i] - VNET_HDR_LEN;
+        }
+        inOffsets = restOffsets;
+        inSizes = restSizes;
+        tunBytes = frameBytes;
+      }
+      if (rest > 0) {
+        const nmsg = addon.txOffload(tapIn, inOffsets, inSizes, rest, vxlan, init.maxGsoBytes, out, 0, msgBuf, msgOffsets, msgSizes, msgGso, msgFrame, txResult);
+        for (let k = 0; k < nmsg; k++) if (msgBuf[k] === 1) msgOffsets[k] += outBase;
+        counters[C.drop_tx_error] += txResult[1];
+        engine.encapMessages(tapIn, inOffsets, inSizes, rest, nmsg, msgOffsets, msgSizes, msgGso, msgFrame, txResult[2], tx);
+      } else counters[C.batches_tap]++; // encapMessages counts the batch otherwise
       const t2 = performance.now();
+      // the socket path first: a peer's frame that takes it (the neighbour refresh)
+      // is its first of the batch, so sending it first keeps the flow in order
       sendTx(tx);
+      if (tunnelled > 0) {
+        const consumed = addon.writeBatch(uplinkFd!, tapIn, tunOffsets, tunSizes, tunnelled, tunErrs);
+        engine.accountUplink(tunSizes, tunnelled, consumed, tunErrs, tunResult[0], tunnelled, tunBytes);
+      }
       stamp(counters, t0, t1, t2);
     }
     const tr = performance.now();

@@ -24,3 +24,53 @@ export async function addAddress(dev: string, cidr: string, netns?: string): Pro
 export async function setTxQueueLen(dev: string, frames: number, netns?: string): Promise<void> {
   await run(['ip', 'link', 'set', 'dev', dev, 'txqueuelen', String(frames)], { netns });
 }
+
+/** The kind of a link ('bridge', 'veth', 'tun', ...), '' for a plain device; undefined when absent. */
+export async function linkKind(dev: string, netns?: string): Promise<string | undefined> {
+  const r = await run(['ip', '-j', '-d', 'link', 'show', 'dev', dev], { netns, allowFail: true });
+  if (r.code !== 0) return undefined;
+  const [l] = JSON.parse(r.stdout) as { linkinfo?: { info_kind?: string } }[];
+  return l?.linkinfo?.info_kind ?? '';
+}
+
+/**
+ * Make `port` a quiet port of `bridge`: MTU of the bridge, enslaved, no MAC
+ * learning and no flooding to it (the bridge must never send frames our way, and
+ * must not learn the host's own source MAC on this port), up.
+ */
+export async function addQuietBridgePort(bridge: string, port: string, mtu: number, netns?: string): Promise<void> {
+  await run(['ip', 'link', 'set', 'dev', port, 'mtu', String(mtu), 'master', bridge], { netns });
+  await run(['bridge', 'link', 'set', 'dev', port, 'learning', 'off', 'flood', 'off', 'mcast_flood', 'off', 'bcast_flood', 'off'], { netns });
+  await run(['ip', 'link', 'set', 'dev', port, 'up'], { netns });
+}
+
+/** `ip link set DEV gso_max_size N` (caps the size of TSO frames the kernel hands the device). */
+export async function setGsoMaxSize(dev: string, bytes: number, netns?: string): Promise<void> {
+  await run(['ip', 'link', 'set', 'dev', dev, 'gso_max_size', String(bytes)], { netns });
+}
+
+/**
+ * Link-layer next hops on `dev`: for each destination, the MAC of the neighbour
+ * the kernel routes it to over `dev` (the destination itself or its gateway),
+ * when the kernel has resolved it (entries that are INCOMPLETE or FAILED count as
+ * unknown). Destinations routed over another device are left out.
+ */
+export async function nextHopMacs(dev: string, destinations: string[], netns?: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (destinations.length === 0) return out;
+  const neigh = JSON.parse(await output(['ip', '-j', 'neigh', 'show', 'dev', dev], { netns })) as { dst: string; lladdr?: string; state?: string[] }[];
+  const macOf = new Map<string, string>();
+  for (const n of neigh) {
+    if (!n.lladdr || !ipaddr.isValid(n.dst) || (n.state ?? []).some((s) => s === 'INCOMPLETE' || s === 'FAILED')) continue;
+    macOf.set(ipaddr.parse(n.dst).toNormalizedString(), n.lladdr);
+  }
+  for (const d of destinations) {
+    const r = await run(['ip', '-j', 'route', 'get', d], { netns, allowFail: true });
+    if (r.code !== 0) continue;
+    const [route] = JSON.parse(r.stdout) as { dev?: string; gateway?: string }[];
+    if (route?.dev !== dev) continue;
+    const mac = macOf.get(ipaddr.parse(route.gateway ?? d).toNormalizedString());
+    if (mac) out.set(ipaddr.parse(d).toNormalizedString(), mac);
+  }
+  return out;
+}

@@ -37,6 +37,15 @@ export const ADDR_IP = 4;
 
 /** virtio_net_hdr size used on vnet_hdr TAPs (without num_buffers). */
 export const VNET_HDR_LEN = 10;
+/** virtio_net_hdr_v1_hash_tunnel: the uplink TAP's vnet header size (TUNSETVNETHDRSZ). */
+export const TNL_VNET_HDR_LEN = 24;
+/** Bytes txTunnel needs in front of each frame's vnet header. */
+export const TUNNEL_HEADROOM = 64;
+/** Bytes per peer in txTunnel's template array (50 used). */
+export const TUNNEL_TEMPLATE_STRIDE = 64;
+/** TUNSETOFFLOAD bits of Linux 6.17+: UDP-tunnel GSO (and with outer checksum). */
+export const TUN_F_UDP_TUNNEL_GSO = 0x080;
+export const TUN_F_UDP_TUNNEL_GSO_CSUM = 0x100;
 
 /** TUNSETOFFLOAD flags (linux/if_tun.h). */
 export const TUN_F_CSUM = 0x01;
@@ -231,6 +240,29 @@ export interface NativeAddon {
     out: Uint8Array, outOffset: number, frameOffsets: Uint32Array, frameSizes: Uint32Array,
     learnSrc: Uint32Array | undefined,
     drops: Uint32Array, result: Uint32Array,
+  ): number;
+  /**
+   * Uplink transmit (UDP-tunnel GSO): wrap vnet_hdr TAP frames whole, TSO
+   * super-frames included, in outer Ethernet/IPv4/UDP/VXLAN headers for one write
+   * each to an uplink TAP whose vnet header size is TNL_VNET_HDR_LEN (24): the
+   * kernel segments them only where a device needs it. Frame i (its 10-byte
+   * virtio_net_hdr at bufs[offsets[i]], sizes[i] bytes with it) is wrapped when
+   * sel[i] >= 0, using the 50-byte outer header template at
+   * templates[sel[i] * TUNNEL_TEMPLATE_STRIDE] (Ethernet dst/src/type, IPv4 with
+   * addresses, TTL and protocol, UDP with the destination port, VXLAN); the IP
+   * length, DF (dfMode 0 unset, 1 set, 2 from the inner IPv4 header) and
+   * checksum, the UDP source port (srcPort[i]) and length are filled in, the UDP
+   * checksum is 0. Every offsets[i] needs TUNNEL_HEADROOM (64) bytes of headroom,
+   * which are overwritten. A frame the kernel could not carry whole (an outer
+   * packet or segment above maxOuterIp bytes, UFO, a bad vnet header) gets
+   * sel[i] = -1 and is left for the socket path. Output k: outOffsets[k],
+   * outSizes[k] (the tunnel header included). Returns the count; result[0] =
+   * wire packets they make, result[1] = frames handed back with sel -1.
+   */
+  txTunnel(
+    bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number,
+    sel: Int32Array, srcPort: Uint16Array, templates: Uint8Array, dfMode: number, maxOuterIp: number,
+    outOffsets: Uint32Array, outSizes: Uint32Array, result: Uint32Array,
   ): number;
 
   // --- waiting ------------------------------------------------------------

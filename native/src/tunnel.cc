@@ -1,0 +1,183 @@
+// txTunnel: wrap vnet_hdr TAP frames (TSO super-frames included) whole in outer
+// Ethernet/IPv4/UDP/VXLAN headers for a write to an "uplink" TAP that is a port
+// of the underlay bridge, with the UDP-tunnel GSO virtio header of Linux 6.17+
+// (struct virtio_net_hdr_v1_hash_tunnel, 24 bytes; the TAP's vnet header size
+// must be set to 24). The kernel then carries each super-frame as one skb and
+// segments it only where a device needs it (a physical NIC, or never over veth),
+// so vxtap neither segments nor checksums the payload.
+//
+// The outer headers are written in the 64 bytes in front of each frame's 10-byte
+// vnet header (headroom the caller reserved), so nothing is copied.
+#include "tunnel.h"
+
+#include <cstring>
+
+#include "common.h"
+#include "csum.h"
+
+namespace vxtap {
+namespace {
+
+constexpr size_t kVnetLen = 10;      // virtio_net_hdr as read from the inner TAP
+constexpr size_t kTnlVnetLen = 24;   // virtio_net_hdr_v1_hash_tunnel
+constexpr size_t kOuterLen = 50;     // Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
+constexpr size_t kHeadroom = kTnlVnetLen + kOuterLen - kVnetLen;  // 64
+constexpr size_t kTemplate = 64;     // template stride (50 bytes used)
+constexpr uint8_t kNeedsCsum = 0x01;
+constexpr uint8_t kGsoEcn = 0x80;
+constexpr uint8_t kGsoTcpV4 = 1, kGsoUdp = 3, kGsoTcpV6 = 4, kGsoUdpL4 = 5;
+constexpr uint8_t kGsoUdpTunnelV4 = 0x20;
+
+struct WideArgs {
+  napi_value argv[16];
+  size_t argc = 16;
+  WideArgs(napi_env env, napi_callback_info info) { napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr); }
+};
+
+inline uint16_t Le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+inline void PutLe16(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v);
+  p[1] = static_cast<uint8_t>(v >> 8);
+}
+inline void PutBe16(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+
+/**
+ * Inner L3 offset and header length (Ethernet .. end of TCP/UDP header) of the
+ * frame at e; false for anything that is not IPv4/IPv6 TCP/UDP.
+ */
+bool InnerHeaders(const uint8_t* e, size_t len, size_t* l3, size_t* hdrs, bool* df) {
+  uint16_t et;
+  if (!EthernetL3(e, len, l3, &et)) return false;
+  size_t l4;
+  uint8_t proto;
+  if (et == kEthIPv4) {
+    if (*l3 + 20 > len || (e[*l3] >> 4) != 4) return false;
+    l4 = *l3 + static_cast<size_t>(e[*l3] & 0x0f) * 4;
+    proto = e[*l3 + 9];
+    *df = (e[*l3 + 6] & 0x40) != 0;
+  } else if (et == kEthIPv6) {
+    l4 = *l3 + 40;
+    if (l4 > len) return false;
+    proto = e[*l3 + 6];
+    *df = true;  // IPv6 is never fragmented on the way: Linux treats it as DF
+  } else {
+    return false;
+  }
+  if (proto == 6) {
+    if (l4 + 20 > len) return false;
+    *hdrs = l4 + static_cast<size_t>(e[l4 + 12] >> 4) * 4;
+  } else if (proto == 17) {
+    *hdrs = l4 + 8;
+  } else {
+    return false;
+  }
+  return *hdrs <= len;
+}
+
+}  // namespace
+
+napi_value TxTunnel(napi_env env, napi_callback_info info) {
+  WideArgs a(env, info);
+  View<uint8_t> bufs, templates;
+  View<uint32_t> offsets, sizes, outOffsets, outSizes, result;
+  View<int32_t> sel;
+  View<uint16_t> srcPort;
+  uint32_t count;
+  int64_t dfMode, maxOuterIp;
+  if (!GetU8(env, a.argv[0], "bufs", &bufs) || !GetU32(env, a.argv[1], "offsets", &offsets) ||
+      !GetU32(env, a.argv[2], "sizes", &sizes) || !GetBatchCount(env, a.argv[3], "count", &count) ||
+      !GetI32(env, a.argv[4], "sel", &sel) || !GetU16(env, a.argv[5], "srcPort", &srcPort) ||
+      !GetU8(env, a.argv[6], "templates", &templates) || !GetInt(env, a.argv[7], "dfMode", 0, 2, &dfMode) ||
+      !GetInt(env, a.argv[8], "maxOuterIp", 68, 65535, &maxOuterIp) ||
+      !GetU32(env, a.argv[9], "outOffsets", &outOffsets) || !GetU32(env, a.argv[10], "outSizes", &outSizes) ||
+      !GetU32(env, a.argv[11], "result", &result) || !CheckLen(env, offsets.elems, count, "offsets", "count") ||
+      !CheckLen(env, sizes.elems, count, "sizes", "count") || !CheckLen(env, sel.elems, count, "sel", "count") ||
+      !CheckLen(env, srcPort.elems, count, "srcPort", "count") ||
+      !CheckLen(env, outOffsets.elems, count, "outOffsets", "count") ||
+      !CheckLen(env, outSizes.elems, count, "outSizes", "count") || !CheckLen(env, result.elems, 2, "result", "2")) {
+    return nullptr;
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    if (offsets.data[i] < kHeadroom || static_cast<uint64_t>(offsets.data[i]) + sizes.data[i] > bufs.elems) {
+      return ThrowRange(env, "offsets[%u] (%u) needs %zu bytes of headroom and offsets[%u] + sizes[%u] (%u) must lie in bufs (%zu)",
+                        i, offsets.data[i], kHeadroom, i, i, sizes.data[i], bufs.elems);
+    }
+    if (sel.data[i] >= 0 && (static_cast<uint64_t>(sel.data[i]) + 1) * kTemplate > templates.elems) {
+      return ThrowRange(env, "sel[%u] (%d) has no template in templates (%zu bytes, %zu per peer)", i, sel.data[i],
+                        templates.elems, kTemplate);
+    }
+  }
+  uint32_t emitted = 0, segments = 0, refused = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    if (sel.data[i] < 0) continue;
+    uint8_t* v = bufs.data + offsets.data[i];
+    const size_t len = sizes.data[i];
+    const uint8_t* e = v + kVnetLen;
+    const size_t elen = len >= kVnetLen ? len - kVnetLen : 0;
+    const uint8_t flags = v[0], gsoType = v[1];
+    const uint16_t gsoSize = Le16(v + 4), csumStart = Le16(v + 6), csumOffset = Le16(v + 8);
+    const uint8_t inner = static_cast<uint8_t>(gsoType & ~kGsoEcn);
+    size_t l3 = 0, hdrs = 0;
+    bool innerDf = true;
+    const bool parsed = elen >= 14 && InnerHeaders(e, elen, &l3, &hdrs, &innerDf);
+    // DATA_VALID (2) only says the inner checksum is complete: nothing to pass on.
+    bool ok = elen >= 14 && kOuterLen - 14 + elen <= 65535 && (flags & ~(kNeedsCsum | 0x02)) == 0;
+    if (ok && gsoType != 0) {
+      // GSO: only TCP/USO (no UFO); each outer segment must fit the underlay unfragmented.
+      ok = parsed && inner != kGsoUdp && (inner == kGsoTcpV4 || inner == kGsoTcpV6 || inner == kGsoUdpL4) &&
+           gsoSize > 0 && (flags & kNeedsCsum) && kOuterLen - 14 + hdrs + gsoSize <= static_cast<size_t>(maxOuterIp);
+    } else if (ok) {
+      ok = kOuterLen - 14 + elen <= static_cast<size_t>(maxOuterIp);  // else: the socket path fragments it
+    }
+    if (ok && (flags & kNeedsCsum)) ok = static_cast<size_t>(csumStart) + csumOffset + 2 <= elen;
+    if (!ok) {
+      sel.data[i] = -1;  // leave it to the socket path (fragmentation, drop counting)
+      refused++;
+      continue;
+    }
+    uint8_t* h = v - kHeadroom;  // the 24-byte tunnel vnet header, then the outer headers
+    std::memset(h, 0, kTnlVnetLen);
+    h[0] = flags & kNeedsCsum;
+    if (gsoType != 0) {
+      h[1] = static_cast<uint8_t>(gsoType | kGsoUdpTunnelV4);
+      PutLe16(h + 2, static_cast<uint32_t>(kOuterLen + hdrs));
+      PutLe16(h + 4, gsoSize);
+      segments += static_cast<uint32_t>((elen - hdrs + gsoSize - 1) / gsoSize);
+    } else {
+      segments++;
+    }
+    if (flags & kNeedsCsum) {
+      PutLe16(h + 6, static_cast<uint32_t>(csumStart + kOuterLen));
+      PutLe16(h + 8, csumOffset);
+    }
+    PutLe16(h + 20, 14 + 20);                                      // outer_th_offset: the outer UDP header
+    PutLe16(h + 22, static_cast<uint32_t>(kOuterLen + l3));      // inner_nh_offset: the inner IP header
+    uint8_t* o = h + kTnlVnetLen;
+    std::memcpy(o, templates.data + static_cast<size_t>(sel.data[i]) * kTemplate, kOuterLen);
+    uint8_t* ip = o + 14;
+    PutBe16(ip + 2, static_cast<uint32_t>(kOuterLen - 14 + elen));
+    const bool df = dfMode == 1 || (dfMode == 2 && innerDf);
+    ip[6] = df ? 0x40 : 0;
+    ip[7] = 0;
+    ip[10] = 0;
+    ip[11] = 0;
+    const uint16_t c = static_cast<uint16_t>(~Fold16(Sum64(ip, 20)));
+    std::memcpy(ip + 10, &c, 2);
+    uint8_t* udp = ip + 20;
+    PutBe16(udp, srcPort.data[i]);
+    PutBe16(udp + 4, static_cast<uint32_t>(kOuterLen - 34 + elen));
+    udp[6] = 0;
+    udp[7] = 0;  // no outer UDP checksum, as Linux VXLAN sends by default over IPv4
+    outOffsets.data[emitted] = offsets.data[i] - static_cast<uint32_t>(kHeadroom);
+    outSizes.data[emitted] = static_cast<uint32_t>(len + kHeadroom);
+    emitted++;
+  }
+  result.data[0] = segments;
+  result.data[1] = refused;
+  return Number(env, emitted);
+}
+
+}  // namespace vxtap
