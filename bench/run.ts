@@ -40,7 +40,7 @@ export interface BenchOptions {
 
 /** Every mode, in the default order. */
 /** Default modes: the five dataplanes plus vxtap's plain path and its busy-poll latency option. */
-export const DEFAULT_MODES = ['bare', 'kernel-vxlan', 'ovs-gre', 'ovs-vxlan', 'vxtap', 'vxtap:offload=off', 'vxtap:busy-poll=500'];
+export const DEFAULT_MODES = ['bare', 'kernel-vxlan', 'ovs-gre', 'ovs-vxlan', 'vxtap', 'vxtap:uplink=on', 'vxtap:offload=off', 'vxtap:busy-poll=500'];
 /** --quick (CI smoke, <= 90 s): each dataplane once. */
 export const QUICK_MODES = ['bare', 'kernel-vxlan', 'ovs-gre', 'ovs-vxlan', 'vxtap'];
 

@@ -36,7 +36,7 @@ export function register(program: Command): void {
     .description('Benchmark bare veth, kernel VXLAN, OVS GRE/VXLAN (userspace datapath) and vxtap between two namespaces; needs root.')
     .addOption(new Option('--quick', 'quick profile: 1 round, short trials, at most ~90 s for all modes (CI smoke)').env('VXTAP_BENCH_QUICK'))
     .addOption(new Option('--full', 'full profile: RFC 2544-length (60 s) trials, all frame sizes; takes hours').env('VXTAP_BENCH_FULL'))
-    .addOption(new Option('--modes <list>', `comma-separated modes: bare, kernel-vxlan, ovs-gre, ovs-vxlan, vxtap, vxtap:workers=N,offload=off,busy-poll=US,batch=N,mtu=N (default: "${BENCH_DEFAULTS.modes}"; with --quick: "${BENCH_DEFAULTS.quickModes}")`).env('VXTAP_BENCH_MODES'))
+    .addOption(new Option('--modes <list>', `comma-separated modes: bare, kernel-vxlan, ovs-gre, ovs-vxlan, vxtap, vxtap:workers=N,offload=off,busy-poll=US,batch=N,mtu=N,uplink=on (default: "${BENCH_DEFAULTS.modes}"; with --quick: "${BENCH_DEFAULTS.quickModes}")`).env('VXTAP_BENCH_MODES'))
     .addOption(new Option('--rounds <n>', 'rounds, modes interleaved per round (default: 3, quick: 1)').env('VXTAP_BENCH_ROUNDS'))
     .addOption(new Option('--mtu <bytes>', 'underlay MTU in bytes').default(String(BENCH_DEFAULTS.mtu)).env('VXTAP_BENCH_MTU'))
     .addOption(new Option('--delay <time>', 'netem delay on each underlay end, e.g. 2ms').env('VXTAP_BENCH_DELAY'))

@@ -960,3 +960,103 @@ describe('offload kernels refuse bad arguments', () => {
     );
   });
 });
+
+// --- txTunnel (uplink transmit) ----------------------------------------------------
+
+describe('txTunnel wraps whole frames for a UDP-tunnel GSO uplink write', () => {
+  const HEAD = 64;
+  /** One outer template: dst MAC 02:..:0b, src MAC 02:..:0a, 198.18.0.1 -> 198.18.0.2, port 4789, VNI. */
+  function template(): Uint8Array {
+    const t = new Uint8Array(64);
+    t.set([2, 0, 0, 0, 0, 0x0b, 2, 0, 0, 0, 0, 0x0a, 0x08, 0x00], 0);
+    t.set([0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2], 14);
+    t.set([0, 0, 0x12, 0xb5, 0, 0, 0, 0], 34);
+    t.set(VXLAN, 42);
+    return t;
+  }
+  function place(frames: Uint8Array[]): { bufs: Uint8Array; offsets: Uint32Array; sizes: Uint32Array } {
+    const stride = 70_000;
+    const bufs = new Uint8Array(stride * frames.length);
+    const offsets = new Uint32Array(frames.length);
+    const sizes = new Uint32Array(frames.length);
+    frames.forEach((f, i) => {
+      offsets[i] = i * stride + HEAD;
+      sizes[i] = f.length;
+      bufs.set(f, offsets[i]);
+    });
+    return { bufs, offsets, sizes };
+  }
+  function call(frames: Uint8Array[], sel: number[], maxOuterIp = 1500, dfMode = 0) {
+    const { bufs, offsets, sizes } = place(frames);
+    const n = frames.length;
+    const s = Int32Array.from(sel);
+    const outOffsets = new Uint32Array(n);
+    const outSizes = new Uint32Array(n);
+    const result = new Uint32Array(2);
+    const k = addon.txTunnel(bufs, offsets, sizes, n, s, Uint16Array.from(sel.map((_, i) => 49152 + i)), template(), dfMode, maxOuterIp, outOffsets, outSizes, result);
+    return { k, bufs, offsets, sel: s, outOffsets, outSizes, result };
+  }
+
+  it('turns a TSO super-frame into one tunnel-GSO write with the outer headers filled in', () => {
+    const payload = randomBytes(20_000, 7);
+    const { tap, built } = superFrame({ payload, mss: 1398, tsopt: true });
+    const r = call([tap], [0]);
+    expect(r.k).toBe(1);
+    expect(r.result[0]).toBe(Math.ceil(20_000 / 1398)); // wire packets the kernel will cut
+    const w = r.bufs.subarray(r.outOffsets[0], r.outOffsets[0] + r.outSizes[0]);
+    expect(r.outSizes[0]).toBe(tap.length + HEAD);
+    const dv = new DataView(w.buffer, w.byteOffset, w.length);
+    expect(w[0]).toBe(F_NEEDS_CSUM);
+    expect(w[1]).toBe(GSO_TCPV4 | 0x20); // inner TCPv4, outer UDP tunnel over IPv4
+    expect(dv.getUint16(2, true)).toBe(50 + built.hdrs);
+    expect(dv.getUint16(4, true)).toBe(1398);
+    expect(dv.getUint16(6, true)).toBe(50 + built.l4);
+    expect(dv.getUint16(8, true)).toBe(16);
+    expect(dv.getUint16(20, true)).toBe(34); // outer UDP
+    expect(dv.getUint16(22, true)).toBe(50 + 14); // inner IP
+    const o = 24;
+    expect([...w.subarray(o, o + 14)]).toEqual([...template().subarray(0, 14)]);
+    const ipLen = dv.getUint16(o + 16);
+    expect(ipLen).toBe(36 + built.frame.length);
+    expect(w[o + 20] & 0x40).toBe(0); // df unset
+    expect(onesSum(w, o + 14, 20)).toBe(0xffff); // IP header checksum
+    expect(dv.getUint16(o + 34)).toBe(49152);
+    expect(dv.getUint16(o + 36)).toBe(4789);
+    expect(dv.getUint16(o + 38)).toBe(16 + built.frame.length);
+    expect(dv.getUint16(o + 40)).toBe(0);
+    expect([...w.subarray(o + 42, o + 50)]).toEqual([...VXLAN]);
+    expect([...w.subarray(o + 50)]).toEqual([...built.frame]); // the inner frame, untouched
+  });
+
+  it('leaves unselected frames alone and hands back what the kernel could not carry whole', () => {
+    const small = concat(vnet({}), l4Frame({ payload: randomBytes(100) }).frame);
+    const big = concat(vnet({}), l4Frame({ payload: randomBytes(1470) }).frame); // outer 36 + 14 + 1498 > 1500
+    const ufo = concat(vnet({ gsoType: GSO_UDP, gsoSize: 1000, flags: F_NEEDS_CSUM }), l4Frame({ udp: true, payload: randomBytes(3000) }).frame);
+    const r = call([small, small, big, ufo], [-1, 0, 0, 0]);
+    expect(r.k).toBe(1);
+    expect([...r.sel]).toEqual([-1, 0, -1, -1]);
+    expect(r.result[1]).toBe(2);
+    expect(r.outOffsets[0]).toBe(r.offsets[1] - HEAD);
+    // a refused frame's bytes and headroom are as they were
+    expect([...r.bufs.subarray(r.offsets[2] - HEAD, r.offsets[2])].every((x) => x === 0)).toBe(true);
+    expect([...r.bufs.subarray(r.offsets[0] - HEAD, r.offsets[0])].every((x) => x === 0)).toBe(true);
+  });
+
+  it('sets DF as asked: set, or copied from the inner IPv4 header', () => {
+    const f = concat(vnet({}), l4Frame({ payload: randomBytes(200) }).frame); // l4Frame sets inner DF
+    expect(call([f], [0], 1500, 1).bufs[HEAD - HEAD + 24 + 20] & 0x40).toBe(0x40);
+    expect(call([f], [0], 1500, 2).bufs[24 + 20] & 0x40).toBe(0x40);
+    expect(call([f], [0], 1500, 0).bufs[24 + 20] & 0x40).toBe(0);
+  });
+
+  it('refuses bad arguments with a RangeError naming them', () => {
+    const f = concat(vnet({}), l4Frame({ payload: randomBytes(100) }).frame);
+    const bufs = new Uint8Array(4096);
+    bufs.set(f, 10);
+    const args = (offset: number, sel: number) =>
+      [bufs, Uint32Array.of(offset), Uint32Array.of(f.length), 1, Int32Array.of(sel), Uint16Array.of(1), template(), 0, 1500, new Uint32Array(1), new Uint32Array(1), new Uint32Array(2)] as const;
+    expect(() => addon.txTunnel(...args(10, 0))).toThrow(/headroom/);
+    expect(() => addon.txTunnel(...args(100, 5))).toThrow(/sel\[0\]/);
+    expect(() => addon.txTunnel(...args(100, 0).map((v, i) => (i === 7 ? 3 : v)) as unknown as Parameters<typeof addon.txTunnel>)).toThrow(/dfMode/);
+  });
+});
