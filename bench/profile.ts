@@ -66,7 +66,7 @@ export const PROFILES: Record<Profile['name'], Profile> = {
     tcpSeconds: 3,
     tcpOmitSeconds: 0,
     tcpStreams: 4,
-    udpFrameSizes: [64, 512, 1280],
+    udpFrameSizes: [64, 1280],
     udpTrialSeconds: 0.5,
     udpMaxTrials: 6,
     udpPrecision: 0.05,

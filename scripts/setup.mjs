@@ -18,6 +18,7 @@ const APT = [
   ['iperf3', '/usr/bin/iperf3'],
   ['tcpdump', '/usr/bin/tcpdump'],
   ['ethtool', '/usr/sbin/ethtool'],
+  ['nftables', '/usr/sbin/nft'],
   ['openvswitch-switch', '/usr/sbin/ovs-vswitchd'],
   ['etcd-server', '/usr/bin/etcd'],
   ['etcd-client', '/usr/bin/etcdctl'],

@@ -33,6 +33,7 @@ constexpr Export kExports[] = {
     {"txOffload", TxOffload},
     {"rxOffload", RxOffload},
     {"txTunnel", TxTunnel},
+    {"rxTunnel", RxTunnel},
     {"poll", Poll},
     {"eventfdOpen", EventfdOpen},
     {"eventfdSignal", EventfdSignal},

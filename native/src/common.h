@@ -58,6 +58,13 @@ struct Args {
   Args(napi_env env, napi_callback_info info);
 };
 
+/** Up to 16 arguments, for the offload kernels' long signatures; missing ones read as undefined. */
+struct WideArgs {
+  napi_value argv[16];
+  size_t argc = 16;
+  WideArgs(napi_env env, napi_callback_info info) { napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr); }
+};
+
 // --- throwing helpers (each returns nullptr so callers can `return Throw...`) ---
 napi_value ThrowType(napi_env env, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 napi_value ThrowRange(napi_env env, const char* fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -16,24 +16,24 @@ namespace vxtap {
 // carries to track (2^32 additions fit); a 1448-byte copy-and-sum takes ~40-60
 // ns here against ~90-100 for the scalar add/adc version, and ~30-40 for memcpy
 // alone. 32-bit words in memory order are congruent to the 16-bit ones modulo
-// 0xffff, which is all that Fold16 and Add64 need. Elsewhere, a portable
-// version with four 64-bit accumulators and a carry count.
-#if defined(__SSE2__)
+// 0xffff, which is all that Fold16 and Add64 need. Elsewhere, the same with one
+// scalar accumulator.
 namespace {
-inline uint64_t Lanes(__m128i a0, __m128i a1, __m128i a2, __m128i a3) {
-  const __m128i a = _mm_add_epi64(_mm_add_epi64(a0, a1), _mm_add_epi64(a2, a3));
-  uint64_t l[2];
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(l), a);
-  return l[0] + l[1];  // each lane < 2^48 for any n < 2^50 bytes: no overflow
-}
-}  // namespace
 
-__attribute__((noinline)) uint64_t SumBulk(const uint8_t* p, size_t n) {
+/** Sum p[0..n), copying it to dst on the way when kCopy (one body for both kernels). */
+template <bool kCopy>
+inline uint64_t SumMaybeCopy(uint8_t* dst, const uint8_t* p, size_t n) {
+#if defined(__SSE2__)
   const __m128i z = _mm_setzero_si128();
   __m128i a0 = z, a1 = z, a2 = z, a3 = z;
   while (n >= 32) {
     const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
+    if (kCopy) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), v0);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), v1);
+      dst += 32;
+    }
     a0 = _mm_add_epi64(a0, _mm_unpacklo_epi32(v0, z));
     a1 = _mm_add_epi64(a1, _mm_unpackhi_epi32(v0, z));
     a2 = _mm_add_epi64(a2, _mm_unpacklo_epi32(v1, z));
@@ -41,155 +41,52 @@ __attribute__((noinline)) uint64_t SumBulk(const uint8_t* p, size_t n) {
     p += 32;
     n -= 32;
   }
-  uint64_t s = Lanes(a0, a1, a2, a3);
+  const __m128i a = _mm_add_epi64(_mm_add_epi64(a0, a1), _mm_add_epi64(a2, a3));
+  uint64_t lanes[2];
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes), a);
+  uint64_t s = lanes[0] + lanes[1];  // each lane < 2^48 for any n < 2^50 bytes: no overflow
   while (n >= 4) {
     uint32_t w;
     std::memcpy(&w, p, 4);
+    if (kCopy) {
+      std::memcpy(dst, &w, 4);
+      dst += 4;
+    }
     s += w;
     p += 4;
     n -= 4;
   }
+#else
+  // Portable: 32-bit words into one 64-bit accumulator (no carries below 2^32 words).
+  uint64_t s = 0;
+  while (n >= 4) {
+    uint32_t w;
+    std::memcpy(&w, p, 4);
+    if (kCopy) {
+      std::memcpy(dst, &w, 4);
+      dst += 4;
+    }
+    s += w;
+    p += 4;
+    n -= 4;
+  }
+#endif
   if (n) {
     uint32_t w = 0;  // zero padding keeps every byte at its word parity
     std::memcpy(&w, p, n);
+    if (kCopy) std::memcpy(dst, &w, n);
     s += w;
   }
   return s;
 }
 
-__attribute__((noinline)) uint64_t CopySum64(uint8_t* dst, const uint8_t* src, size_t n) {
-  const __m128i z = _mm_setzero_si128();
-  __m128i a0 = z, a1 = z, a2 = z, a3 = z;
-  while (n >= 32) {
-    const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
-    const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 16));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), v0);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), v1);
-    a0 = _mm_add_epi64(a0, _mm_unpacklo_epi32(v0, z));
-    a1 = _mm_add_epi64(a1, _mm_unpackhi_epi32(v0, z));
-    a2 = _mm_add_epi64(a2, _mm_unpacklo_epi32(v1, z));
-    a3 = _mm_add_epi64(a3, _mm_unpackhi_epi32(v1, z));
-    src += 32;
-    dst += 32;
-    n -= 32;
-  }
-  uint64_t s = Lanes(a0, a1, a2, a3);
-  while (n >= 4) {
-    uint32_t w;
-    std::memcpy(&w, src, 4);
-    std::memcpy(dst, &w, 4);
-    s += w;
-    src += 4;
-    dst += 4;
-    n -= 4;
-  }
-  if (n) {
-    uint32_t w = 0;
-    std::memcpy(&w, src, n);
-    std::memcpy(dst, &w, n);
-    s += w;
-  }
-  return s;
-}
-#else
-// Portable: four 64-bit accumulators and one carry count: add/adc chains with no
-// dependency between words, and the carries (at most one per add) folded in at
-// the end with end-around carry, since 2^64 == 1 (mod 2^64-1).
-namespace {
-inline uint64_t Finish4(uint64_t s0, uint64_t s1, uint64_t s2, uint64_t s3, uint64_t c) {
-  uint64_t s = s0;
-  s += s1;
-  c += s < s1;
-  s += s2;
-  c += s < s2;
-  s += s3;
-  c += s < s3;
-  s += c;
-  return s + (s < c);
-}
 }  // namespace
 
-__attribute__((noinline)) uint64_t SumBulk(const uint8_t* p, size_t n) {
-  uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, c = 0;
-  while (n >= 32) {
-    uint64_t w0, w1, w2, w3;
-    std::memcpy(&w0, p, 8);
-    std::memcpy(&w1, p + 8, 8);
-    std::memcpy(&w2, p + 16, 8);
-    std::memcpy(&w3, p + 24, 8);
-    s0 += w0;
-    c += s0 < w0;
-    s1 += w1;
-    c += s1 < w1;
-    s2 += w2;
-    c += s2 < w2;
-    s3 += w3;
-    c += s3 < w3;
-    p += 32;
-    n -= 32;
-  }
-  while (n >= 8) {
-    uint64_t w;
-    std::memcpy(&w, p, 8);
-    s0 += w;
-    c += s0 < w;
-    p += 8;
-    n -= 8;
-  }
-  if (n) {
-    uint64_t w = 0;  // zero padding keeps every byte at its word parity
-    std::memcpy(&w, p, n);
-    s1 += w;
-    c += s1 < w;
-  }
-  return Finish4(s0, s1, s2, s3, c);
-}
+__attribute__((noinline)) uint64_t SumBulk(const uint8_t* p, size_t n) { return SumMaybeCopy<false>(nullptr, p, n); }
 
 __attribute__((noinline)) uint64_t CopySum64(uint8_t* dst, const uint8_t* src, size_t n) {
-  uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, c = 0;
-  while (n >= 32) {
-    uint64_t w0, w1, w2, w3;
-    std::memcpy(&w0, src, 8);
-    std::memcpy(&w1, src + 8, 8);
-    std::memcpy(&w2, src + 16, 8);
-    std::memcpy(&w3, src + 24, 8);
-    std::memcpy(dst, &w0, 8);
-    std::memcpy(dst + 8, &w1, 8);
-    std::memcpy(dst + 16, &w2, 8);
-    std::memcpy(dst + 24, &w3, 8);
-    s0 += w0;
-    c += s0 < w0;
-    s1 += w1;
-    c += s1 < w1;
-    s2 += w2;
-    c += s2 < w2;
-    s3 += w3;
-    c += s3 < w3;
-    src += 32;
-    dst += 32;
-    n -= 32;
-  }
-  while (n >= 8) {
-    uint64_t w;
-    std::memcpy(&w, src, 8);
-    std::memcpy(dst, &w, 8);
-    s0 += w;
-    c += s0 < w;
-    src += 8;
-    dst += 8;
-    n -= 8;
-  }
-  if (n) {
-    uint64_t w = 0;
-    std::memcpy(&w, src, n);
-    std::memcpy(dst, &w, n);
-    s1 += w;
-    c += s1 < w;
-  }
-  return Finish4(s0, s1, s2, s3, c);
+  return SumMaybeCopy<true>(dst, src, n);
 }
-
-#endif  // __SSE2__
 
 namespace {
 

@@ -162,15 +162,6 @@ inline void SetIpv4Csum(uint8_t* ip, size_t ihl) {
   PutMem16(ip + 10, static_cast<uint16_t>(~Fold16(Sum64(ip, ihl))));
 }
 
-/**
- * Unpack `n` (<= 16) arguments (common.h's Args holds 8; these calls take 14).
- * Missing ones read as undefined.
- */
-struct WideArgs {
-  napi_value argv[16];
-  size_t argc = 16;
-  WideArgs(napi_env env, napi_callback_info info) { napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr); }
-};
 
 inline size_t Min(size_t a, size_t b) { return a < b ? a : b; }
 

@@ -28,11 +28,6 @@ constexpr uint8_t kGsoEcn = 0x80;
 constexpr uint8_t kGsoTcpV4 = 1, kGsoUdp = 3, kGsoTcpV6 = 4, kGsoUdpL4 = 5;
 constexpr uint8_t kGsoUdpTunnelV4 = 0x20;
 
-struct WideArgs {
-  napi_value argv[16];
-  size_t argc = 16;
-  WideArgs(napi_env env, napi_callback_info info) { napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr); }
-};
 
 inline uint16_t Le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 inline void PutLe16(uint8_t* p, uint32_t v) {
@@ -76,6 +71,8 @@ bool InnerHeaders(const uint8_t* e, size_t len, size_t* l3, size_t* hdrs, bool* 
   }
   return *hdrs <= len;
 }
+
+inline uint16_t Be16At(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 
 }  // namespace
 
@@ -178,6 +175,147 @@ napi_value TxTunnel(napi_env env, napi_callback_info info) {
   result.data[0] = segments;
   result.data[1] = refused;
   return Number(env, emitted);
+}
+
+napi_value RxTunnel(napi_env env, napi_callback_info info) {
+  WideArgs a(env, info);
+  View<uint8_t> bufs, addrs, usoAddrs;
+  View<uint32_t> offsets, sizes, frameOffsets, frameSizes, drops, result, usoOffsets, usoSizes;
+  View<uint16_t> usoGso;
+  uint32_t count;
+  int64_t vni, port;
+  if (!GetU8(env, a.argv[0], "bufs", &bufs) || !GetU32(env, a.argv[1], "offsets", &offsets) ||
+      !GetU32(env, a.argv[2], "sizes", &sizes) || !GetBatchCount(env, a.argv[3], "count", &count) ||
+      !GetInt(env, a.argv[4], "vni", 0, 0xffffff, &vni) || !GetInt(env, a.argv[5], "port", 1, 65535, &port) ||
+      !GetU8(env, a.argv[6], "addrs", &addrs) || !GetU32(env, a.argv[7], "frameOffsets", &frameOffsets) ||
+      !GetU32(env, a.argv[8], "frameSizes", &frameSizes) || !GetU32(env, a.argv[9], "drops", &drops) ||
+      !GetU32(env, a.argv[10], "result", &result) || !CheckLen(env, offsets.elems, count, "offsets", "count") ||
+      !CheckLen(env, sizes.elems, count, "sizes", "count") || !CheckLen(env, addrs.elems, count * kAddrLen, "addrs", "count * ADDR_LEN") ||
+      !CheckLen(env, frameOffsets.elems, count, "frameOffsets", "count") ||
+      !CheckLen(env, frameSizes.elems, count, "frameSizes", "count") || !CheckLen(env, drops.elems, 3, "drops", "3") ||
+      !CheckLen(env, result.elems, 4, "result", "4") || !GetU32(env, a.argv[11], "usoOffsets", &usoOffsets) ||
+      !GetU32(env, a.argv[12], "usoSizes", &usoSizes) || !GetU16(env, a.argv[13], "usoGso", &usoGso) ||
+      !GetU8(env, a.argv[14], "usoAddrs", &usoAddrs) || !CheckLen(env, usoOffsets.elems, count, "usoOffsets", "count") ||
+      !CheckLen(env, usoSizes.elems, count, "usoSizes", "count") || !CheckLen(env, usoGso.elems, count, "usoGso", "count") ||
+      !CheckLen(env, usoAddrs.elems, count * kAddrLen, "usoAddrs", "count * ADDR_LEN")) {
+    return nullptr;
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    if (static_cast<uint64_t>(offsets.data[i]) + sizes.data[i] > bufs.elems) {
+      return ThrowRange(env, "offsets[%u] (%u) + sizes[%u] (%u) exceeds bufs.length (%zu)", i, offsets.data[i], i, sizes.data[i],
+                        bufs.elems);
+    }
+  }
+  const uint8_t want[3] = {static_cast<uint8_t>(vni >> 16), static_cast<uint8_t>(vni >> 8), static_cast<uint8_t>(vni)};
+  uint32_t kept = 0, malformed = 0, badFlags = 0, wrongVni = 0, segments = 0, supers = 0, uso = 0, ignored = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    uint8_t* v = bufs.data + offsets.data[i];
+    const size_t len = sizes.data[i];
+    if (len < kTnlVnetLen + 14 + 20 + 8) {  // too short for outer IPv4/UDP: not VXLAN at all
+      ignored++;
+      continue;
+    }
+    const uint8_t flags = v[0], gsoType = v[1];
+    const uint16_t hdrLen = Le16(v + 2), gsoSize = Le16(v + 4), csumStart = Le16(v + 6), csumOffset = Le16(v + 8);
+    const uint8_t* e = v + kTnlVnetLen;
+    const size_t elen = len - kTnlVnetLen;
+    const uint8_t* ip = e + 14;
+    const size_t ihl = static_cast<size_t>(ip[0] & 0x0f) * 4;
+    const size_t tot = Be16At(ip + 2);
+    // not IPv4/UDP to our port (not a fragment): nothing the steering rule sends us
+    // (the bridge may still send a multicast our way): ignored, not a VXLAN drop
+    if (Be16At(e + 12) != kEthIPv4 || (ip[0] >> 4) != 4 || ihl < 20 || ip[9] != 17 || (Be16At(ip + 6) & 0x3fff) != 0 ||
+        14 + ihl + 8 > elen || Be16At(ip + ihl + 2) != port) {
+      ignored++;
+      continue;
+    }
+    // the lengths consistent
+    const uint8_t* udp = ip + ihl;
+    if (tot < ihl + 8 + 8 + 14 || 14 + tot > elen || Be16At(udp + 4) < 8 + 8 + 14 || Be16At(udp + 4) > tot - ihl) {
+      malformed++;
+      continue;
+    }
+    if (gsoType == kGsoUdpL4) {
+      // a UDP GSO run of VXLAN datagrams (a socket-path sender): left whole for
+      // rxOffload, which splits it by gso_size and checks each VXLAN header
+      if (gsoSize == 0) {
+        malformed++;
+        continue;
+      }
+      uint8_t* rec = usoAddrs.data + static_cast<size_t>(uso) * kAddrLen;
+      std::memset(rec, 0, kAddrLen);
+      rec[0] = 4;
+      rec[2] = udp[0];
+      rec[3] = udp[1];
+      std::memcpy(rec + 4, ip + 12, 4);
+      usoOffsets.data[uso] = static_cast<uint32_t>(udp + 8 - bufs.data);
+      usoSizes.data[uso] = static_cast<uint32_t>(ip + tot - (udp + 8));
+      usoGso.data[uso] = gsoSize;
+      uso++;
+      continue;
+    }
+    const uint8_t* vx = udp + 8;
+    if (vx[0] != 0x08 || vx[1] != 0 || vx[2] != 0 || vx[3] != 0 || vx[7] != 0) {
+      badFlags++;
+      continue;
+    }
+    if (std::memcmp(vx + 4, want, 3) != 0) {
+      wrongVni++;
+      continue;
+    }
+    const size_t inner = static_cast<size_t>(vx + 8 - e);  // offset of the inner Ethernet header in the frame
+    const size_t innerLen = 14 + tot - inner;
+    // the inner frame's virtio_net_hdr: the tunnel's offsets moved to the inner frame
+    uint8_t nflags = 0, ngso = 0;
+    uint16_t nhdr = 0, ngs = 0, ncs = 0, nco = 0;
+    const bool innerCsum = (flags & kNeedsCsum) && csumStart >= inner + 14 && csumStart + csumOffset + 2u <= 14 + tot;
+    if (gsoType != 0) {
+      const uint8_t innerType = static_cast<uint8_t>(gsoType & ~(kGsoUdpTunnelV4 | 0x40 | kGsoEcn));
+      if ((gsoType & kGsoUdpTunnelV4) == 0 || !innerCsum || gsoSize == 0 ||
+          (innerType != kGsoTcpV4 && innerType != kGsoTcpV6 && innerType != kGsoUdpL4)) {
+        malformed++;
+        continue;
+      }
+      ngso = static_cast<uint8_t>(gsoType & ~(kGsoUdpTunnelV4 | 0x40));
+      nhdr = static_cast<uint16_t>(hdrLen > inner ? hdrLen - inner : 0);
+      ngs = gsoSize;
+      const size_t data = innerLen > nhdr ? innerLen - nhdr : 0;
+      segments += static_cast<uint32_t>((data + gsoSize - 1) / gsoSize);
+      supers++;
+    } else {
+      segments++;
+    }
+    if (innerCsum) {
+      // a partial checksum on the outer UDP header only is dropped with it: the inner one is complete
+      nflags = kNeedsCsum;
+      ncs = static_cast<uint16_t>(csumStart - inner);
+      nco = csumOffset;
+    }
+    uint8_t* rec = addrs.data + static_cast<size_t>(kept) * kAddrLen;
+    std::memset(rec, 0, kAddrLen);
+    rec[0] = 4;
+    rec[2] = udp[0];
+    rec[3] = udp[1];
+    std::memcpy(rec + 4, ip + 12, 4);
+    uint8_t* nv = v + kTnlVnetLen + inner - kVnetLen;  // over the UDP checksum and the VXLAN header, read already
+    nv[0] = nflags;
+    nv[1] = ngso;
+    PutLe16(nv + 2, nhdr);
+    PutLe16(nv + 4, ngs);
+    PutLe16(nv + 6, ncs);
+    PutLe16(nv + 8, nco);
+    frameOffsets.data[kept] = static_cast<uint32_t>(nv - bufs.data);
+    frameSizes.data[kept] = static_cast<uint32_t>(kVnetLen + innerLen);
+    kept++;
+  }
+  drops.data[0] = malformed;
+  drops.data[1] = badFlags;
+  drops.data[2] = wrongVni;
+  result.data[0] = segments;
+  result.data[1] = supers;
+  result.data[2] = uso;
+  result.data[3] = ignored;
+  return Number(env, kept);
 }
 
 }  // namespace vxtap

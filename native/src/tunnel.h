@@ -1,4 +1,5 @@
-// txTunnel: whole TSO super-frames wrapped for a UDP-tunnel GSO TAP write (see
+// txTunnel / rxTunnel: whole TSO super-frames wrapped for, and unwrapped from, a
+// UDP-tunnel GSO uplink TAP (see
 // src/native/index.ts for the contract).
 #pragma once
 
@@ -7,5 +8,6 @@
 namespace vxtap {
 
 napi_value TxTunnel(napi_env, napi_callback_info);
+napi_value RxTunnel(napi_env, napi_callback_info);
 
 }  // namespace vxtap

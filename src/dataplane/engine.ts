@@ -119,6 +119,12 @@ export interface EngineOptions {
   now: () => number;
 }
 
+/**
+ * With an uplink: frames up to this size (not GSO) take the batched socket path
+ * while they lead a batch; larger ones are worth one uplink write each.
+ */
+const SOCKET_FRAME_MAX = 1024;
+
 /** Minimum seconds between two learn events for one MAC. */
 const LEARN_REPOST_SECONDS = 1;
 
@@ -259,12 +265,19 @@ export class Engine {
       const peer = this.destination(bufs, o);
       if (peer === undefined || this.uplinkOk[peer.index] !== 1) continue;
       if (now < 0) now = this.now();
-      // only a peer's first frame of the batch may refresh: the socket path is sent
-      // before the uplink writes, so the flow stays in order
-      if (this.peerBatch[peer.index] !== batch && now - this.lastSocket[peer.index] >= 1) {
-        this.lastSocket[peer.index] = now;
-        this.peerBatch[peer.index] = batch;
-        continue;
+      // The socket path is sent before the uplink writes, so a peer's frames may take
+      // it only until its first uplink frame of the batch (the flow stays in order):
+      // small frames (one write each on the uplink, batched on the socket) and, once
+      // a second, one frame that makes the kernel refresh the peer's neighbour entry.
+      if (this.peerBatch[peer.index] !== batch) {
+        if (bufs[offsets[i] + 1] === 0 && len <= SOCKET_FRAME_MAX) {
+          this.lastSocket[peer.index] = now;
+          continue;
+        }
+        if (now - this.lastSocket[peer.index] >= 1) {
+          this.lastSocket[peer.index] = now;
+          continue;
+        }
       }
       this.peerBatch[peer.index] = batch;
       sel[i] = peer.index;

@@ -17,6 +17,8 @@ export const COUNTERS = [
   'tx_uplink_packets', // wire packets the kernel makes of them
   'tx_uplink_bytes', // their bytes (outer headers included)
   'rx_packets', // VXLAN datagrams received from the underlay
+  'rx_uplink_frames', // with --uplink-bridge: frames read whole from the uplink TAP (UDP-tunnel GSO)
+  'rx_uplink_ignored', // frames on the uplink TAP that were not VXLAN for us (a bridge multicast)
   'rx_bytes',
   'tap_tx_packets', // inner frames written to the TAP
   'tap_tx_bytes',

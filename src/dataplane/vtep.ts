@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdirSync, unlinkSync, existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import path from 'node:path';
-import { native, TNL_VNET_HDR_LEN, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, VNET_HDR_LEN } from '../native/index.js';
+import { native, TNL_VNET_HDR_LEN, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_UDP_TUNNEL_GSO, VNET_HDR_LEN } from '../native/index.js';
 import { type VtepConfig, ConfigError, statsSocketPath } from '../config.js';
 import { ENCAP_OVERHEAD_V4, ENCAP_OVERHEAD_V6 } from '../wire/vxlan.js';
 import { addrRecord, addressFamily, normalizeAddress, recordAddress } from '../wire/addr.js';
@@ -20,7 +20,8 @@ import { newCounterBlock, readCounters, sumCounters, dropsByReason, renderPromet
 import type { PeerInfo, WorkerEvent } from './engine.js';
 import { CTL_SEQ, CTL_STOP, type WorkerInit } from './worker.js';
 import type { DataplaneControl, PeerEntry, StaticFdbEntry } from './types.js';
-import { deviceOfAddress, addAddress, setTxQueueLen, linkKind, addQuietBridgePort, setGsoMaxSize, nextHopMacs } from '../host/iproute.js';
+import { deviceOfAddress, addAddress, setTxQueueLen, linkKind, addQuietBridgePort, setGsoMaxSize, nextHopMacs, steerVxlan, unsteerVxlan } from '../host/iproute.js';
+import { haveCommand } from '../host/exec.js';
 
 /** Status of a running VTEP, as `vxtap stats` prints it. */
 export interface VtepStatus {
@@ -33,7 +34,7 @@ export interface VtepStatus {
   workers: number;
   offload: boolean;
   /** Uplink transmit (--uplink-bridge): the bridge, the TAP port, and each peer's next-hop MAC once known. */
-  uplink?: { bridge: string; port: string };
+  uplink?: { bridge: string; port: string; receive: boolean };
   uptimeSeconds: number;
   peers: { address: string; index: number; flood: boolean; nextHopMac?: string }[];
   fdb: { mac: string; peer: string; static: boolean; ageSeconds: number }[];
@@ -101,7 +102,8 @@ export class Vtep implements DataplaneControl {
   /** Whether the workers run the offload path. */
   offload = false;
   /** Uplink transmit: bridge and TAP port, when configured and in use. */
-  uplink: { bridge: string; port: string } | undefined;
+  uplink: { bridge: string; port: string; receive: boolean } | undefined;
+  private nftTable: string | undefined;
   private uplinkTimer: NodeJS.Timeout | undefined;
   private refreshing = false;
 
@@ -127,6 +129,7 @@ export class Vtep implements DataplaneControl {
     const macBytes = config.mac ? parseMac(config.mac) : randomMac();
     const fds: number[] = [];
     let vtep: Vtep | undefined;
+    let nftTable: string | undefined; // until the Vtep owns it
     try {
       const multiQueue = config.workers > 1;
       // Offload needs every GSO segment (inner MTU + 14 + VXLAN 8 + outer 28/48) to fit the underlay MTU.
@@ -183,6 +186,16 @@ export class Vtep implements DataplaneControl {
         }
         uplinkName = name;
         await addQuietBridgePort(config.uplinkBridge!, name, underlay.mtu);
+        // receive too: VXLAN for us steered from the bridge's ingress to the uplink
+        // TAP, which then hands over whole UDP-tunnel GSO super-frames
+        if (await haveCommand('nft')) {
+          try {
+            for (const fd of uplinkQueues) addon.tapSetOffload(fd, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_UDP_TUNNEL_GSO);
+            nftTable = await steerVxlan(tapName, config.uplinkBridge!, config.local, config.port, name);
+          } catch (err) {
+            log(`uplink receive off (${(err as Error).message}); receiving on the UDP socket`);
+          }
+        } else log('uplink receive off: no nft command (apt install nftables); receiving on the UDP socket');
       }
 
       const bind = config.local;
@@ -194,10 +207,12 @@ export class Vtep implements DataplaneControl {
       for (const p of config.peers) vtep.addPeer(typeof p === 'string' ? p : p.address, typeof p === 'string' ? true : p.flood ?? true, false);
       vtep.applyStaticFdb(config.fdb);
       if (uplinkName) {
-        vtep.uplink = { bridge: config.uplinkBridge!, port: uplinkName };
+        vtep.uplink = { bridge: config.uplinkBridge!, port: uplinkName, receive: nftTable !== undefined };
+        vtep.nftTable = nftTable;
+        nftTable = undefined;
         await vtep.refreshNextHops();
         vtep.uplinkTimer = setInterval(() => void vtep!.refreshNextHops(), 1000).unref();
-        log(`uplink: ${uplinkName} on bridge ${config.uplinkBridge} carries whole TSO frames (UDP-tunnel GSO)`);
+        log(`uplink: ${uplinkName} on bridge ${config.uplinkBridge} carries whole TSO frames (UDP-tunnel GSO)${vtep.uplink.receive ? ' both ways' : ' out'}`);
       }
 
       const maxUnfragmentedPayload = underlay.mtu - (family === 4 ? 28 : 48);
@@ -233,6 +248,8 @@ export class Vtep implements DataplaneControl {
           maxUnfragmentedPayload,
           mtu,
           busyPollUs: config.busyPollUs,
+          vxlanPort: config.port,
+          uplinkRx: vtep.uplink?.receive === true,
           ...(bridgeMac && uplinkQueues.length
             ? {
                 uplinkFd: uplinkQueues[w],
@@ -252,6 +269,7 @@ export class Vtep implements DataplaneControl {
       if (config.metrics) await vtep.serveMetrics(config.metrics);
       return vtep;
     } catch (err) {
+      if (nftTable) await unsteerVxlan(nftTable);
       for (const fd of fds) closeQuietly(fd);
       if (vtep) await vtep.stop();
       throw err;
@@ -495,6 +513,8 @@ export class Vtep implements DataplaneControl {
           /* closed */
         }
       }
+      // steering off before the uplink TAP goes, so no VXLAN is sent into the void
+      if (this.nftTable) await unsteerVxlan(this.nftTable);
       await Promise.all(
         this.workers.map((w) =>
           Promise.race([w.exited, new Promise<void>((r) => setTimeout(r, 3000))]).then(() => w.worker.terminate()),

@@ -7,7 +7,7 @@
  * shutdown is a flag plus an eventfd signal.
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { native, POLLIN, TUNNEL_HEADROOM, VNET_HDR_LEN } from '../native/index.js';
+import { ADDR_LEN, native, POLLIN, TNL_VNET_HDR_LEN, TUNNEL_HEADROOM, VNET_HDR_LEN } from '../native/index.js';
 import { Engine, newFrameBatch, newTxBatch, type PeerInfo, type TxBatch, type UplinkOptions } from './engine.js';
 import { FdbView, nowSeconds } from './fdb.js';
 import { C } from './stats.js';
@@ -48,6 +48,10 @@ export interface WorkerInit {
   /** Uplink transmit: this worker's queue of the uplink TAP (vnet header size 24). */
   uplinkFd?: number;
   uplink?: UplinkOptions;
+  /** The uplink TAP also receives: VXLAN for us is steered to it (nftables fwd). */
+  uplinkRx?: boolean;
+  /** The VXLAN UDP port (what uplink receive accepts). */
+  vxlanPort: number;
 }
 
 /** Control messages from the supervisor. */
@@ -206,9 +210,10 @@ function makeControl(init: WorkerInit, engine: Engine): () => boolean {
  */
 function makeIdle(init: WorkerInit, counters: Float64Array): () => void {
   const addon = native();
-  const pollFds = Int32Array.of(init.tapFd, init.rxFd, init.wakeFd);
-  const pollEvents = Int16Array.of(POLLIN, POLLIN, POLLIN);
-  const pollRevents = new Int16Array(3);
+  // the uplink TAP (when it receives) is polled too; the wake-up eventfd stays at [2]
+  const pollFds = init.uplinkRx && init.uplinkFd !== undefined ? Int32Array.of(init.tapFd, init.rxFd, init.wakeFd, init.uplinkFd) : Int32Array.of(init.tapFd, init.rxFd, init.wakeFd);
+  const pollEvents = new Int16Array(pollFds.length).fill(POLLIN);
+  const pollRevents = new Int16Array(pollFds.length);
   const busyNs = BigInt(init.busyPollUs * 1000);
   return () => {
     if (busyNs > 0n) {
@@ -274,6 +279,32 @@ function runOffload(init: WorkerInit): void {
   const restOffsets = new Uint32Array(B);
   const restSizes = new Uint32Array(B);
   const dfMode = init.uplink?.dfMode ?? 0;
+  // uplink receive: outer frames read whole from the uplink TAP, unwrapped in place
+  const upRx = init.uplinkRx === true && uplinkFd !== undefined;
+  const upB = upRx ? Math.min(B, 16) : 0;
+  const upSlotLen = TNL_VNET_HDR_LEN + 14 + 65535;
+  const upStride = align64(upSlotLen);
+  const upIn = new Uint8Array(upStride * upB);
+  const upOffsets = new Uint32Array(upB);
+  const upSizes = new Uint32Array(upB);
+  for (let i = 0; i < upB; i++) upOffsets[i] = i * upStride;
+  const upAddrs = new Uint8Array(upB * ADDR_LEN);
+  const upFrames = newFrameBatch(upB);
+  const upOk = new Uint8Array(upB);
+  const upPeerOf = new Int32Array(upB);
+  const upLearn = new Uint32Array(upB);
+  const upDrops = new Uint32Array(3);
+  const upResult = new Uint32Array(4);
+  // UDP GSO runs among them (socket-path senders) go through rxOffload into upOut
+  const usoOffsets = new Uint32Array(upB);
+  const usoSizes = new Uint32Array(upB);
+  const usoGso = new Uint16Array(upB);
+  const usoAddrs = new Uint8Array(upB * ADDR_LEN);
+  const usoOk = new Uint8Array(upB);
+  const usoPeerOf = new Int32Array(upB);
+  const upOut = new Uint8Array(upRx ? upSlotLen + MAX_TAP_FRAMES * (VNET_HDR_LEN + 64) : 0);
+  const usoFrames = newFrameBatch(upRx ? MAX_TAP_FRAMES : 0);
+  const usoLearn = new Uint32Array(upRx ? MAX_TAP_FRAMES : 0);
   const maxOuterIp = init.uplink?.maxOuterIp ?? 1500;
   const maxMsgs = Math.min(1024, B * 4);
   const msgBuf = new Uint8Array(maxMsgs);
@@ -359,7 +390,44 @@ function runOffload(init: WorkerInit): void {
       }
       stampRx(counters, tr, t1, t2);
     }
-    if (n === 0 && m === 0) idle();
+    let u = 0;
+    if (upRx) {
+      const tu = performance.now();
+      u = addon.readBatch(uplinkFd!, upIn, upOffsets, upSizes, upSlotLen, upB);
+      if (u > 0) {
+        const t1 = performance.now();
+        const k = addon.rxTunnel(upIn, upOffsets, upSizes, u, init.vni, init.vxlanPort, upAddrs, upFrames.offsets, upFrames.sizes, upDrops, upResult, usoOffsets, usoSizes, usoGso, usoAddrs);
+        engine.checkSources(upFrames.sizes, k, upAddrs, upOk, upPeerOf);
+        let kept = 0;
+        for (let i = 0; i < k; i++) {
+          if (upOk[i] === 0) continue;
+          upFrames.offsets[kept] = upFrames.offsets[i];
+          upFrames.sizes[kept] = upFrames.sizes[i];
+          upLearn[kept] = i;
+          kept++;
+        }
+        engine.afterRxOffload(upIn, upFrames, kept, upLearn, upPeerOf, upResult[0], upDrops);
+        counters[C.tap_tx_superframes] += upResult[1];
+        counters[C.rx_uplink_frames] += k + upResult[2];
+        counters[C.rx_uplink_ignored] += upResult[3];
+        const t2 = performance.now();
+        if (upFrames.count > 0) {
+          const consumed = addon.writeBatch(init.tapFd, upIn, upFrames.offsets, upFrames.sizes, upFrames.count, upFrames.errs);
+          engine.accountTap(upFrames, consumed);
+        }
+        const runs = upResult[2];
+        if (runs > 0) {
+          engine.checkSources(usoSizes, runs, usoAddrs, usoOk, usoPeerOf);
+          rxDrops.fill(0);
+          const nf = addon.rxOffload(upIn, usoOffsets, usoSizes, usoGso, usoOk, runs, init.vni, upOut, 0, usoFrames.offsets, usoFrames.sizes, usoLearn, rxDrops, rxResult);
+          counters[C.tap_tx_superframes] += rxResult[2];
+          engine.afterRxOffload(upOut, usoFrames, nf, usoLearn, usoPeerOf, rxResult[1], rxDrops);
+          if (usoFrames.count > 0) engine.accountTap(usoFrames, addon.writeBatch(init.tapFd, upOut, usoFrames.offsets, usoFrames.sizes, usoFrames.count, usoFrames.errs));
+        }
+        stampRx(counters, tu, t1, t2);
+      }
+    }
+    if (n === 0 && m === 0 && u === 0) idle();
   }
 }
 

@@ -40,7 +40,7 @@ export async function linkKind(dev: string, netns?: string): Promise<string | un
  */
 export async function addQuietBridgePort(bridge: string, port: string, mtu: number, netns?: string): Promise<void> {
   await run(['ip', 'link', 'set', 'dev', port, 'mtu', String(mtu), 'master', bridge], { netns });
-  await run(['bridge', 'link', 'set', 'dev', port, 'learning', 'off', 'flood', 'off', 'mcast_flood', 'off', 'bcast_flood', 'off'], { netns });
+  await run(['bridge', 'link', 'set', 'dev', port, 'learning', 'off', 'flood', 'off', 'mcast_flood', 'off', 'bcast_flood', 'off', 'mcast_router', '0'], { netns });
   await run(['ip', 'link', 'set', 'dev', port, 'up'], { netns });
 }
 
@@ -73,4 +73,34 @@ export async function nextHopMacs(dev: string, destinations: string[], netns?: s
     if (mac) out.set(ipaddr.parse(d).toNormalizedString(), mac);
   }
   return out;
+}
+
+/** Datagrams up to this IP length stay on the socket path (one TAP read each would cost more). */
+export const STEER_MIN_BYTES = 1100;
+
+/**
+ * Steer VXLAN for `local`:`port` arriving on `bridge` to the TAP `to`: an nftables
+ * netdev table on the bridge's ingress with one `fwd` rule (whole frames, not
+ * outer fragments). A table of the same name left by a killed run is replaced.
+ * Returns the table name.
+ */
+export async function steerVxlan(tag: string, bridge: string, local: string, port: number, to: string, netns?: string): Promise<string> {
+  const table = `vxtap_${tag.replace(/[^A-Za-z0-9_]/g, '_')}`;
+  await run(['nft', 'delete', 'table', 'netdev', table], { netns, allowFail: true });
+  const rules = [
+    `table netdev ${table} {`,
+    `  chain rx {`,
+    `    type filter hook ingress device "${bridge}" priority -100;`,
+    // small datagrams stay with the kernel: the UDP socket takes them in batches
+    `    ip daddr ${local} udp dport ${port} ip frag-off & 0x3fff == 0 meta length > ${STEER_MIN_BYTES} fwd to "${to}"`,
+    '  }',
+    '}',
+  ].join('\n');
+  await run(['nft', '-f', '-'], { netns, input: rules });
+  return table;
+}
+
+/** Remove a steering table (never throws). */
+export async function unsteerVxlan(table: string, netns?: string): Promise<void> {
+  await run(['nft', 'delete', 'table', 'netdev', table], { netns, allowFail: true }).catch(() => undefined);
 }

@@ -264,6 +264,28 @@ export interface NativeAddon {
     sel: Int32Array, srcPort: Uint16Array, templates: Uint8Array, dfMode: number, maxOuterIp: number,
     outOffsets: Uint32Array, outSizes: Uint32Array, result: Uint32Array,
   ): number;
+  /**
+   * Uplink receive: frames read from the uplink TAP (24-byte tunnel virtio header,
+   * then outer Ethernet/IPv4/UDP/VXLAN, UDP-tunnel GSO super-frames included), frame
+   * i at bufs[offsets[i]], sizes[i] bytes. Each must be IPv4 (no fragment), UDP to
+   * `port`, VXLAN with flags exactly 0x08, reserved zero and `vni`; others are
+   * counted in drops[0] malformed (lengths), drops[1] bad flags, drops[2] wrong VNI. A good
+   * frame becomes, in place, a 10-byte virtio_net_hdr (its GSO type, header length
+   * and checksum offsets moved to the inner frame) followed by the inner Ethernet
+   * frame: output k at frameOffsets[k], frameSizes[k] bytes, with the outer source
+   * as an address record at addrs[k * ADDR_LEN] (port = the UDP source port).
+   * Returns the count; result[0] = wire packets they stand for, result[1] =
+   * super-frames among them. A UDP GSO run of VXLAN datagrams (gso_type UDP_L4:
+   * from a socket-path sender) is left whole for rxOffload: its UDP payload at
+   * usoOffsets[j], usoSizes[j] bytes, segment size usoGso[j], source record at
+   * usoAddrs[j * ADDR_LEN]; result[2] = how many. Frames that are not IPv4/UDP to
+   * `port` at all are skipped and counted in result[3].
+   */
+  rxTunnel(
+    bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number, vni: number, port: number,
+    addrs: Uint8Array, frameOffsets: Uint32Array, frameSizes: Uint32Array, drops: Uint32Array, result: Uint32Array,
+    usoOffsets: Uint32Array, usoSizes: Uint32Array, usoGso: Uint16Array, usoAddrs: Uint8Array,
+  ): number;
 
   // --- waiting ------------------------------------------------------------
   /**

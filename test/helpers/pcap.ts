@@ -1,5 +1,7 @@
 /** A minimal pcap (libpcap file format) reader for VXLAN captures in tests. */
 import { readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import type { HostScope } from '../../src/host/netns.js';
 
 /** One captured VXLAN-over-IPv4 datagram, decoded. */
 export interface VxlanPacket {
@@ -76,4 +78,17 @@ export function vxlanPackets(frames: Buffer[], port: number): VxlanPacket[] {
     out.push(p);
   }
   return out;
+}
+
+/**
+ * Start tcpdump on `dev` in `netns` writing the first 128 bytes of each frame
+ * matching `filter` to `file`; resolves once it listens (stop it with exec's stop()).
+ */
+export async function startCapture(scope: HostScope, netns: string, dev: string, file: string, filter: string): Promise<ChildProcess> {
+  const dump = scope.spawn(['tcpdump', '-i', dev, '-U', '--immediate-mode', '-n', '-s', '128', '-c', '20000', '-w', file, filter], { netns });
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('tcpdump did not start')), 10_000);
+    dump.stderr?.on('data', (d) => String(d).includes('listening') && (clearTimeout(t), resolve()));
+  });
+  return dump;
 }

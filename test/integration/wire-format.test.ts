@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { HostScope, twoHosts, startVxtap, ping, tcpTransfer, type Host } from '../helpers/vxtap.js';
 import { stop } from '../../src/host/exec.js';
-import { readPcap, vxlanPackets } from '../helpers/pcap.js';
+import { readPcap, startCapture, vxlanPackets } from '../helpers/pcap.js';
 
 describe('wire format', () => {
   const scope = new HostScope('vxtw');
@@ -29,11 +29,7 @@ describe('wire format', () => {
 
   it('matches RFC 7348 and spreads flows over source ports', async () => {
     const file = path.join(dir, 'u.pcap');
-    const dump = scope.spawn(['tcpdump', '-i', a.dev, '-U', '--immediate-mode', '-n', '-s', '128', '-c', '20000', '-w', file, 'udp port 8472'], { netns: a.ns });
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('tcpdump did not start')), 10_000);
-      dump.stderr?.on('data', (d) => String(d).includes('listening') && (clearTimeout(t), resolve()));
-    });
+    const dump = await startCapture(scope, a.ns, a.dev, file, 'udp port 8472');
     expect((await ping(a.ns, '198.19.0.2', 3, 0.1)).loss).toBe(0);
     const ports = [5031, 5032, 5033, 5034];
     for (const p of ports) await tcpTransfer(scope, a.ns, b.ns, '198.19.0.2', 200_000, p);

@@ -1060,3 +1060,85 @@ describe('txTunnel wraps whole frames for a UDP-tunnel GSO uplink write', () => 
     expect(() => addon.txTunnel(...args(100, 0).map((v, i) => (i === 7 ? 3 : v)) as unknown as Parameters<typeof addon.txTunnel>)).toThrow(/dfMode/);
   });
 });
+
+describe('rxTunnel unwraps frames read whole from the uplink TAP', () => {
+  /** A frame as the uplink TAP hands it over: the 24-byte tunnel header, outer headers, the inner frame. */
+  function tunnelFrame(inner: Uint8Array, opts: { gso?: number; gsoSize?: number; csumStart?: number; flags?: number; vxlan?: Uint8Array; udpGso?: boolean } = {}): Uint8Array {
+    const f = new Uint8Array(24 + 50 + inner.length);
+    const dv = new DataView(f.buffer);
+    f[0] = opts.flags ?? 0;
+    f[1] = opts.gso ?? 0;
+    dv.setUint16(4, opts.gsoSize ?? 0, true);
+    dv.setUint16(6, opts.csumStart ?? 0, true);
+    dv.setUint16(8, 16, true);
+    const o = 24;
+    f.set([2, 0, 0, 0, 0, 0x0a, 2, 0, 0, 0, 0, 0x0b, 0x08, 0x00], o);
+    f.set([0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1], o + 14);
+    dv.setUint16(o + 16, 36 + inner.length);
+    dv.setUint16(o + 34, 49999);
+    dv.setUint16(o + 36, 4789);
+    dv.setUint16(o + 38, 16 + inner.length);
+    f.set(opts.vxlan ?? VXLAN, o + 42);
+    f.set(inner, o + 50);
+    return f;
+  }
+  function call(frames: Uint8Array[]) {
+    const stride = 70_000;
+    const n = frames.length;
+    const bufs = new Uint8Array(stride * n);
+    const offsets = new Uint32Array(n);
+    const sizes = new Uint32Array(n);
+    frames.forEach((f, i) => {
+      offsets[i] = i * stride;
+      sizes[i] = f.length;
+      bufs.set(f, offsets[i]);
+    });
+    const out = {
+      addrs: new Uint8Array(n * 20), frameOffsets: new Uint32Array(n), frameSizes: new Uint32Array(n), drops: new Uint32Array(3), result: new Uint32Array(4),
+      usoOffsets: new Uint32Array(n), usoSizes: new Uint32Array(n), usoGso: new Uint16Array(n), usoAddrs: new Uint8Array(n * 20),
+    };
+    const k = addon.rxTunnel(bufs, offsets, sizes, n, VNI, 4789, out.addrs, out.frameOffsets, out.frameSizes, out.drops, out.result, out.usoOffsets, out.usoSizes, out.usoGso, out.usoAddrs);
+    return { k, bufs, offsets, ...out };
+  }
+
+  it('turns a UDP-tunnel GSO super-frame into an inner GSO frame with its offsets moved', () => {
+    const { tap, built } = superFrame({ payload: randomBytes(30_000, 3), mss: 1398, tsopt: true });
+    const inner = tap.subarray(VNET_HDR_LEN);
+    const r = call([tunnelFrame(inner, { gso: GSO_TCPV4 | 0x20, gsoSize: 1398, flags: F_NEEDS_CSUM, csumStart: 50 + built.l4 })]);
+    expect(r.k).toBe(1);
+    expect([...r.drops]).toEqual([0, 0, 0]);
+    expect(r.result[1]).toBe(1); // a super-frame
+    expect(r.result[0]).toBe(Math.ceil(30_000 / 1398));
+    const f = r.bufs.subarray(r.frameOffsets[0], r.frameOffsets[0] + r.frameSizes[0]);
+    expect(r.frameSizes[0]).toBe(VNET_HDR_LEN + inner.length);
+    const h = readVnet(f);
+    expect(h.flags).toBe(F_NEEDS_CSUM);
+    expect(h.gsoType).toBe(GSO_TCPV4);
+    expect(h.gsoSize).toBe(1398);
+    expect(h.csumStart).toBe(built.l4);
+    expect(h.csumOffset).toBe(16);
+    expect([...f.subarray(VNET_HDR_LEN)]).toEqual([...inner]);
+    expect([...r.addrs.subarray(0, 8)]).toEqual([4, 0, 49999 >> 8, 49999 & 0xff, 198, 18, 0, 2]);
+  });
+
+  it('counts bad flags and a wrong VNI, ignores what is not VXLAN for us, leaves UDP GSO runs to rxOffload', () => {
+    const inner = l4Frame({ payload: randomBytes(1200) }).frame;
+    const ok = tunnelFrame(inner);
+    const badFlags = tunnelFrame(inner, { vxlan: Uint8Array.from([0x0c, 0, 0, 0, VNI >> 16, (VNI >> 8) & 0xff, VNI & 0xff, 0]) });
+    const wrongVni = tunnelFrame(inner, { vxlan: Uint8Array.from([0x08, 0, 0, 0, 0, 0, 7, 0]) });
+    const ipv6 = tunnelFrame(inner);
+    ipv6[24 + 12] = 0x86;
+    ipv6[24 + 13] = 0xdd;
+    const run = tunnelFrame(inner, { gso: GSO_UDP_L4, gsoSize: 1000 });
+    const tiny = new Uint8Array(40);
+    const r = call([ok, badFlags, wrongVni, ipv6, run, tiny]);
+    expect(r.k).toBe(1);
+    expect([...r.drops]).toEqual([0, 1, 1]);
+    expect(r.result[2]).toBe(1);
+    expect(r.usoOffsets[0]).toBe(r.offsets[4] + 24 + 14 + 20 + 8); // the UDP payload: the VXLAN datagrams
+    expect(r.usoSizes[0]).toBe(8 + inner.length);
+    expect(r.usoGso[0]).toBe(1000);
+    expect(r.result[3]).toBe(2); // IPv6 and the runt: ignored
+    expect(readVnet(r.bufs.subarray(r.frameOffsets[0])).flags).toBe(0);
+  });
+});
