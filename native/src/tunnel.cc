@@ -74,6 +74,15 @@ bool InnerHeaders(const uint8_t* e, size_t len, size_t* l3, size_t* hdrs, bool* 
 
 inline uint16_t Be16At(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 
+/** The outer source (IPv4 header at ip, UDP at udp) as an address record (src/native/index.ts). */
+inline void PutSourceRecord(uint8_t* rec, const uint8_t* ip, const uint8_t* udp) {
+  std::memset(rec, 0, kAddrLen);
+  rec[0] = 4;
+  rec[2] = udp[0];
+  rec[3] = udp[1];
+  std::memcpy(rec + 4, ip + 12, 4);
+}
+
 }  // namespace
 
 napi_value TxTunnel(napi_env env, napi_callback_info info) {
@@ -242,12 +251,7 @@ napi_value RxTunnel(napi_env env, napi_callback_info info) {
         malformed++;
         continue;
       }
-      uint8_t* rec = usoAddrs.data + static_cast<size_t>(uso) * kAddrLen;
-      std::memset(rec, 0, kAddrLen);
-      rec[0] = 4;
-      rec[2] = udp[0];
-      rec[3] = udp[1];
-      std::memcpy(rec + 4, ip + 12, 4);
+      PutSourceRecord(usoAddrs.data + static_cast<size_t>(uso) * kAddrLen, ip, udp);
       usoOffsets.data[uso] = static_cast<uint32_t>(udp + 8 - bufs.data);
       usoSizes.data[uso] = static_cast<uint32_t>(ip + tot - (udp + 8));
       usoGso.data[uso] = gsoSize;
@@ -291,12 +295,7 @@ napi_value RxTunnel(napi_env env, napi_callback_info info) {
       ncs = static_cast<uint16_t>(csumStart - inner);
       nco = csumOffset;
     }
-    uint8_t* rec = addrs.data + static_cast<size_t>(kept) * kAddrLen;
-    std::memset(rec, 0, kAddrLen);
-    rec[0] = 4;
-    rec[2] = udp[0];
-    rec[3] = udp[1];
-    std::memcpy(rec + 4, ip + 12, 4);
+    PutSourceRecord(addrs.data + static_cast<size_t>(kept) * kAddrLen, ip, udp);
     uint8_t* nv = v + kTnlVnetLen + inner - kVnetLen;  // over the UDP checksum and the VXLAN header, read already
     nv[0] = nflags;
     nv[1] = ngso;
