@@ -25,7 +25,7 @@ constexpr size_t kHeadroom = kTnlVnetLen + kOuterLen - kVnetLen;  // 64
 constexpr size_t kTemplate = 64;     // template stride (50 bytes used)
 constexpr uint8_t kNeedsCsum = 0x01;
 constexpr uint8_t kGsoEcn = 0x80;
-constexpr uint8_t kGsoTcpV4 = 1, kGsoUdp = 3, kGsoTcpV6 = 4, kGsoUdpL4 = 5;
+constexpr uint8_t kGsoTcpV4 = 1, kGsoTcpV6 = 4, kGsoUdpL4 = 5;
 constexpr uint8_t kGsoUdpTunnelV4 = 0x20;
 
 
@@ -40,32 +40,30 @@ inline void PutBe16(uint8_t* p, uint32_t v) {
 }
 
 /**
- * Inner L3 offset and header length (Ethernet .. end of TCP/UDP header) of the
- * frame at e; false for anything that is not IPv4/IPv6 TCP/UDP.
+ * Inner L3 and L4 offsets and header length (Ethernet .. end of TCP/UDP header)
+ * of the frame at e; false for anything that is not well-formed IPv4/IPv6 TCP/UDP.
  */
-bool InnerHeaders(const uint8_t* e, size_t len, size_t* l3, size_t* hdrs, bool* df) {
+bool InnerHeaders(const uint8_t* e, size_t len, size_t* l3, size_t* l4, size_t* hdrs, uint8_t* proto, bool* df) {
   uint16_t et;
   if (!EthernetL3(e, len, l3, &et)) return false;
-  size_t l4;
-  uint8_t proto;
   if (et == kEthIPv4) {
-    if (*l3 + 20 > len || (e[*l3] >> 4) != 4) return false;
-    l4 = *l3 + static_cast<size_t>(e[*l3] & 0x0f) * 4;
-    proto = e[*l3 + 9];
+    if (*l3 + 20 > len || (e[*l3] >> 4) != 4 || (e[*l3] & 0x0f) < 5) return false;
+    *l4 = *l3 + static_cast<size_t>(e[*l3] & 0x0f) * 4;
+    *proto = e[*l3 + 9];
     *df = (e[*l3 + 6] & 0x40) != 0;
   } else if (et == kEthIPv6) {
-    l4 = *l3 + 40;
-    if (l4 > len) return false;
-    proto = e[*l3 + 6];
+    if (*l3 + 40 > len || (e[*l3] >> 4) != 6) return false;
+    *l4 = *l3 + 40;
+    *proto = e[*l3 + 6];
     *df = true;  // IPv6 is never fragmented on the way: Linux treats it as DF
   } else {
     return false;
   }
-  if (proto == 6) {
-    if (l4 + 20 > len) return false;
-    *hdrs = l4 + static_cast<size_t>(e[l4 + 12] >> 4) * 4;
-  } else if (proto == 17) {
-    *hdrs = l4 + 8;
+  if (*proto == 6) {
+    if (*l4 + 20 > len || (e[*l4 + 12] >> 4) < 5) return false;
+    *hdrs = *l4 + static_cast<size_t>(e[*l4 + 12] >> 4) * 4;
+  } else if (*proto == 17) {
+    *hdrs = *l4 + 8;
   } else {
     return false;
   }
@@ -88,7 +86,7 @@ inline void PutSourceRecord(uint8_t* rec, const uint8_t* ip, const uint8_t* udp)
 napi_value TxTunnel(napi_env env, napi_callback_info info) {
   WideArgs a(env, info);
   View<uint8_t> bufs, templates;
-  View<uint32_t> offsets, sizes, outOffsets, outSizes, result;
+  View<uint32_t> offsets, sizes, outOffsets, outSizes, result, ipId;
   View<int32_t> sel;
   View<uint16_t> srcPort;
   uint32_t count;
@@ -103,7 +101,8 @@ napi_value TxTunnel(napi_env env, napi_callback_info info) {
       !CheckLen(env, sizes.elems, count, "sizes", "count") || !CheckLen(env, sel.elems, count, "sel", "count") ||
       !CheckLen(env, srcPort.elems, count, "srcPort", "count") ||
       !CheckLen(env, outOffsets.elems, count, "outOffsets", "count") ||
-      !CheckLen(env, outSizes.elems, count, "outSizes", "count") || !CheckLen(env, result.elems, 2, "result", "2")) {
+      !CheckLen(env, outSizes.elems, count, "outSizes", "count") || !CheckLen(env, result.elems, 2, "result", "2") ||
+      !GetU32(env, a.argv[12], "ipId", &ipId) || !CheckLen(env, ipId.elems, 1, "ipId", "1")) {
     return nullptr;
   }
   for (uint32_t i = 0; i < count; i++) {
@@ -117,24 +116,33 @@ napi_value TxTunnel(napi_env env, napi_callback_info info) {
     }
   }
   uint32_t emitted = 0, segments = 0, refused = 0;
+  uint32_t id = ipId.data[0];
   for (uint32_t i = 0; i < count; i++) {
     if (sel.data[i] < 0) continue;
     uint8_t* v = bufs.data + offsets.data[i];
     const size_t len = sizes.data[i];
+    if (len < kVnetLen + 14) {
+      sel.data[i] = -1;  // the socket path counts it
+      refused++;
+      continue;
+    }
     const uint8_t* e = v + kVnetLen;
-    const size_t elen = len >= kVnetLen ? len - kVnetLen : 0;
+    const size_t elen = len - kVnetLen;
     const uint8_t flags = v[0], gsoType = v[1];
     const uint16_t gsoSize = Le16(v + 4), csumStart = Le16(v + 6), csumOffset = Le16(v + 8);
     const uint8_t inner = static_cast<uint8_t>(gsoType & ~kGsoEcn);
-    size_t l3 = 0, hdrs = 0;
+    size_t l3 = 0, l4 = 0, hdrs = 0;
+    uint8_t proto = 0;
     bool innerDf = true;
-    const bool parsed = elen >= 14 && InnerHeaders(e, elen, &l3, &hdrs, &innerDf);
+    const bool parsed = InnerHeaders(e, elen, &l3, &l4, &hdrs, &proto, &innerDf);
     // DATA_VALID (2) only says the inner checksum is complete: nothing to pass on.
-    bool ok = elen >= 14 && kOuterLen - 14 + elen <= 65535 && (flags & ~(kNeedsCsum | 0x02)) == 0;
+    bool ok = kOuterLen - 14 + elen <= 65535 && (flags & ~(kNeedsCsum | 0x02)) == 0;
     if (ok && gsoType != 0) {
-      // GSO: only TCP/USO (no UFO); each outer segment must fit the underlay unfragmented.
-      ok = parsed && inner != kGsoUdp && (inner == kGsoTcpV4 || inner == kGsoTcpV6 || inner == kGsoUdpL4) &&
-           gsoSize > 0 && (flags & kNeedsCsum) && kOuterLen - 14 + hdrs + gsoSize <= static_cast<size_t>(maxOuterIp);
+      // GSO: only TCP/USO (no UFO), matching the headers, the checksum at the inner L4
+      // header; each outer segment must fit the underlay unfragmented.
+      const bool tcp = inner == kGsoTcpV4 || inner == kGsoTcpV6;
+      ok = parsed && (tcp || inner == kGsoUdpL4) && proto == (tcp ? 6 : 17) && gsoSize > 0 && (flags & kNeedsCsum) &&
+           csumStart == l4 && kOuterLen - 14 + hdrs + gsoSize <= static_cast<size_t>(maxOuterIp);
     } else if (ok) {
       ok = kOuterLen - 14 + elen <= static_cast<size_t>(maxOuterIp);  // else: the socket path fragments it
     }
@@ -145,16 +153,16 @@ napi_value TxTunnel(napi_env env, napi_callback_info info) {
       continue;
     }
     uint8_t* h = v - kHeadroom;  // the 24-byte tunnel vnet header, then the outer headers
+    uint32_t n = 1;              // wire packets this frame becomes
     std::memset(h, 0, kTnlVnetLen);
     h[0] = flags & kNeedsCsum;
     if (gsoType != 0) {
       h[1] = static_cast<uint8_t>(gsoType | kGsoUdpTunnelV4);
       PutLe16(h + 2, static_cast<uint32_t>(kOuterLen + hdrs));
       PutLe16(h + 4, gsoSize);
-      segments += static_cast<uint32_t>((elen - hdrs + gsoSize - 1) / gsoSize);
-    } else {
-      segments++;
+      n = static_cast<uint32_t>((elen - hdrs + gsoSize - 1) / gsoSize);
     }
+    segments += n;
     if (flags & kNeedsCsum) {
       PutLe16(h + 6, static_cast<uint32_t>(csumStart + kOuterLen));
       PutLe16(h + 8, csumOffset);
@@ -166,6 +174,10 @@ napi_value TxTunnel(napi_env env, napi_callback_info info) {
     uint8_t* ip = o + 14;
     PutBe16(ip + 2, static_cast<uint32_t>(kOuterLen - 14 + elen));
     const bool df = dfMode == 1 || (dfMode == 2 && innerDf);
+    // a fresh IPv4 ID per wire packet (RFC 6864: needed where DF is clear); the
+    // kernel counts up from this one across a super-frame's segments
+    PutBe16(ip + 4, id & 0xffff);
+    id += n;
     ip[6] = df ? 0x40 : 0;
     ip[7] = 0;
     ip[10] = 0;
@@ -181,6 +193,7 @@ napi_value TxTunnel(napi_env env, napi_callback_info info) {
     outSizes.data[emitted] = static_cast<uint32_t>(len + kHeadroom);
     emitted++;
   }
+  ipId.data[0] = id;
   result.data[0] = segments;
   result.data[1] = refused;
   return Number(env, emitted);
@@ -188,7 +201,7 @@ napi_value TxTunnel(napi_env env, napi_callback_info info) {
 
 napi_value RxTunnel(napi_env env, napi_callback_info info) {
   WideArgs a(env, info);
-  View<uint8_t> bufs, addrs, usoAddrs;
+  View<uint8_t> bufs, addrs, usoAddrs, order;
   View<uint32_t> offsets, sizes, frameOffsets, frameSizes, drops, result, usoOffsets, usoSizes;
   View<uint16_t> usoGso;
   uint32_t count;
@@ -206,7 +219,8 @@ napi_value RxTunnel(napi_env env, napi_callback_info info) {
       !GetU32(env, a.argv[12], "usoSizes", &usoSizes) || !GetU16(env, a.argv[13], "usoGso", &usoGso) ||
       !GetU8(env, a.argv[14], "usoAddrs", &usoAddrs) || !CheckLen(env, usoOffsets.elems, count, "usoOffsets", "count") ||
       !CheckLen(env, usoSizes.elems, count, "usoSizes", "count") || !CheckLen(env, usoGso.elems, count, "usoGso", "count") ||
-      !CheckLen(env, usoAddrs.elems, count * kAddrLen, "usoAddrs", "count * ADDR_LEN")) {
+      !CheckLen(env, usoAddrs.elems, count * kAddrLen, "usoAddrs", "count * ADDR_LEN") ||
+      !GetU8(env, a.argv[15], "order", &order) || !CheckLen(env, order.elems, count, "order", "count")) {
     return nullptr;
   }
   for (uint32_t i = 0; i < count; i++) {
@@ -238,9 +252,10 @@ napi_value RxTunnel(napi_env env, napi_callback_info info) {
       ignored++;
       continue;
     }
-    // the lengths consistent
+    // the lengths consistent, the outer IPv4 header checksum right
     const uint8_t* udp = ip + ihl;
-    if (tot < ihl + 8 + 8 + 14 || 14 + tot > elen || Be16At(udp + 4) < 8 + 8 + 14 || Be16At(udp + 4) > tot - ihl) {
+    if (tot < ihl + 8 + 8 + 14 || 14 + tot > elen || Be16At(udp + 4) < 8 + 8 + 14 || Be16At(udp + 4) > tot - ihl ||
+        Fold16(Sum64(ip, ihl)) != 0xffff) {
       malformed++;
       continue;
     }
@@ -256,6 +271,7 @@ napi_value RxTunnel(napi_env env, napi_callback_info info) {
       usoSizes.data[uso] = static_cast<uint32_t>(ip + tot - (udp + 8));
       usoGso.data[uso] = gsoSize;
       uso++;
+      order.data[kept + uso - 1] = 1;  // arrival order of frames (0) and runs (1)
       continue;
     }
     const uint8_t* vx = udp + 8;
@@ -305,6 +321,7 @@ napi_value RxTunnel(napi_env env, napi_callback_info info) {
     PutLe16(nv + 8, nco);
     frameOffsets.data[kept] = static_cast<uint32_t>(nv - bufs.data);
     frameSizes.data[kept] = static_cast<uint32_t>(kVnetLen + innerLen);
+    order.data[kept + uso] = 0;
     kept++;
   }
   drops.data[0] = malformed;

@@ -287,8 +287,8 @@ export class Engine {
     return chosen;
   }
 
-  /** Count what txTunnel emitted and the uplink TAP took (writeBatch results). */
-  accountUplink(sizes: Uint32Array, emitted: number, consumed: number, errs: Int32Array, segments: number, frames: number, frameBytes: number): void {
+  /** Count what the uplink TAP took of `emitted` frames (a writeBatch result). */
+  accountUplink(sizes: Uint32Array, emitted: number, consumed: number, errs: Int32Array): void {
     const c = this.c;
     let ok = 0;
     let bytes = 0;
@@ -300,12 +300,29 @@ export class Engine {
     }
     c[C.drop_uplink_write] += emitted - consumed;
     c[C.tx_uplink_frames] += ok;
-    c[C.tx_uplink_packets] += ok === emitted ? segments : Math.round((segments * ok) / Math.max(1, emitted));
     c[C.tx_uplink_bytes] += bytes;
+  }
+
+  /**
+   * A TAP batch of which `frames` (frameBytes bytes, `segments` wire packets) went
+   * through the uplink; `all`: the socket path took none (it counts its own).
+   */
+  accountUplinkBatch(segments: number, frames: number, frameBytes: number, all: boolean): void {
+    const c = this.c;
+    c[C.tx_uplink_packets] += segments;
     c[C.tap_rx_packets] += frames;
     c[C.tap_rx_bytes] += frameBytes;
     c[C.tap_rx_segments] += segments;
+    if (all) c[C.batches_tap]++;
   }
+
+  /** Drops found while unwrapping uplink frames: [malformed, bad flags, wrong VNI]. */
+  countDrops(drops: Uint32Array): void {
+    this.c[C.drop_malformed] += drops[0];
+    this.c[C.drop_bad_flags] += drops[1];
+    this.c[C.drop_wrong_vni] += drops[2];
+  }
+
 
   /** The peer index of the source record at addrs[off..], or -1. */
   private sourcePeer(addrs: Uint8Array, off: number): number {

@@ -36,6 +36,7 @@ export const COUNTERS = [
   'ns_tap_write', // time in TAP writes (ns)
   'drop_short', // datagram shorter than VXLAN + Ethernet headers, or TAP frame shorter than Ethernet
   'drop_truncated', // datagram or TAP frame larger than its receive slot
+  'drop_malformed', // an uplink frame whose outer lengths or IPv4 header checksum are wrong
   'drop_bad_flags', // VXLAN flags other than I, or reserved bits set
   'drop_wrong_vni',
   'drop_unknown_peer', // source is not a configured/leased peer

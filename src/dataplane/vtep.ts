@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdirSync, unlinkSync, existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import path from 'node:path';
-import { native, TNL_VNET_HDR_LEN, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_UDP_TUNNEL_GSO, VNET_HDR_LEN } from '../native/index.js';
+import { native, TNL_VNET_HDR_LEN, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_UDP_TUNNEL_GSO, TUN_F_USO4, TUN_F_USO6, VNET_HDR_LEN } from '../native/index.js';
 import { type VtepConfig, ConfigError, statsSocketPath } from '../config.js';
 import { ENCAP_OVERHEAD_V4, ENCAP_OVERHEAD_V6 } from '../wire/vxlan.js';
 import { addrRecord, addressFamily, normalizeAddress, recordAddress } from '../wire/addr.js';
@@ -20,7 +20,7 @@ import { newCounterBlock, readCounters, sumCounters, dropsByReason, renderPromet
 import type { PeerInfo, WorkerEvent } from './engine.js';
 import { CTL_SEQ, CTL_STOP, type WorkerInit } from './worker.js';
 import type { DataplaneControl, PeerEntry, StaticFdbEntry } from './types.js';
-import { deviceOfAddress, addAddress, setTxQueueLen, linkKind, addQuietBridgePort, setGsoMaxSize, nextHopMacs, steerVxlan, unsteerVxlan } from '../host/iproute.js';
+import { deviceOfAddress, addAddress, setTxQueueLen, linkKind, addQuietBridgePort, setGsoMaxSize, nextHopMacs, steerVxlan, steeringTable, unsteerVxlan } from '../host/iproute.js';
 import { haveCommand } from '../host/exec.js';
 
 /** Status of a running VTEP, as `vxtap stats` prints it. */
@@ -66,6 +66,12 @@ interface WorkerSlot {
   counters: SharedArrayBuffer;
   exited: Promise<void>;
 }
+
+/**
+ * Offloads of the uplink TAP: TSO and USO super-frames, plain and inside a UDP
+ * tunnel, come to us whole (USO: a socket-path sender's UDP GSO runs).
+ */
+const UPLINK_OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6 | TUN_F_UDP_TUNNEL_GSO;
 
 /** Log to stderr (human output). */
 function log(msg: string): void {
@@ -150,6 +156,8 @@ export class Vtep implements DataplaneControl {
         if (!offload) log('uplink off: it needs the offload path');
         else bridgeMac = addon.ifGetMac(config.uplinkBridge);
       }
+      // a steering table left by a killed uplink run would send our VXLAN to a TAP that is gone
+      if (!bridgeMac && (await haveCommand('nft'))) await unsteerVxlan(steeringTable(config.name));
       const queues: number[] = [];
       let tapName = config.name;
       for (let q = 0; q < config.workers; q++) {
@@ -183,14 +191,21 @@ export class Vtep implements DataplaneControl {
           uplinkQueues.push(h.fd);
           name = h.name;
           addon.tapSetVnetHdrSize(h.fd, TNL_VNET_HDR_LEN);
+          // the kernel's UDP-tunnel GSO on TAP (6.17+): what it hands us, and the proof
+          // that it takes our tunnel-GSO writes (older kernels refuse the flag)
+          try {
+            addon.tapSetOffload(h.fd, UPLINK_OFFLOADS);
+          } catch (err) {
+            throw new ConfigError('uplinkBridge', `this kernel has no UDP-tunnel GSO on TAP devices (Linux 6.17+): ${(err as Error).message}`);
+          }
         }
         uplinkName = name;
         await addQuietBridgePort(config.uplinkBridge!, name, underlay.mtu);
+        await setTxQueueLen(name, config.txQueueLen);
         // receive too: VXLAN for us steered from the bridge's ingress to the uplink
         // TAP, which then hands over whole UDP-tunnel GSO super-frames
         if (await haveCommand('nft')) {
           try {
-            for (const fd of uplinkQueues) addon.tapSetOffload(fd, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_UDP_TUNNEL_GSO);
             nftTable = await steerVxlan(tapName, config.uplinkBridge!, config.local, config.port, name);
           } catch (err) {
             log(`uplink receive off (${(err as Error).message}); receiving on the UDP socket`);

@@ -295,6 +295,7 @@ function runOffload(init: WorkerInit): void {
   const upLearn = new Uint32Array(upB);
   const upDrops = new Uint32Array(3);
   const upResult = new Uint32Array(4);
+  const NO_DROPS = new Uint32Array(3);
   // UDP GSO runs among them (socket-path senders) go through rxOffload into upOut
   const usoOffsets = new Uint32Array(upB);
   const usoSizes = new Uint32Array(upB);
@@ -302,7 +303,17 @@ function runOffload(init: WorkerInit): void {
   const usoAddrs = new Uint8Array(upB * ADDR_LEN);
   const usoOk = new Uint8Array(upB);
   const usoPeerOf = new Int32Array(upB);
+  // one run at a time: its inner frames (at most its payload) plus their headers
   const upOut = new Uint8Array(upRx ? upSlotLen + MAX_TAP_FRAMES * (VNET_HDR_LEN + 64) : 0);
+  const upOrder = new Uint8Array(upB);
+  const runOff = new Uint32Array(1);
+  const runSize = new Uint32Array(1);
+  const runGso = new Uint16Array(1);
+  const runOk = new Uint8Array(1);
+  const runPeer = new Int32Array(1);
+  const runOffsets = new Uint32Array(B);
+  const runSizes = new Uint32Array(B);
+  const ipId = Uint32Array.of(init.index << 12); // workers start apart in the ID space
   const usoFrames = newFrameBatch(upRx ? MAX_TAP_FRAMES : 0);
   const usoLearn = new Uint32Array(upRx ? MAX_TAP_FRAMES : 0);
   const maxOuterIp = init.uplink?.maxOuterIp ?? 1500;
@@ -332,47 +343,119 @@ function runOffload(init: WorkerInit): void {
   const idle = makeIdle(init, counters);
   const stopped = makeControl(init, engine);
 
+  /** The socket path for frames (offsets/sizes) 0..count-1 of tapIn: segment and queue in tx. */
+  const encap = (offsets: Uint32Array, sizes: Uint32Array, count: number): void => {
+    const nmsg = addon.txOffload(tapIn, offsets, sizes, count, vxlan, init.maxGsoBytes, out, 0, msgBuf, msgOffsets, msgSizes, msgGso, msgFrame, txResult);
+    for (let k = 0; k < nmsg; k++) if (msgBuf[k] === 1) msgOffsets[k] += outBase;
+    counters[C.drop_tx_error] += txResult[1];
+    engine.encapMessages(tapIn, offsets, sizes, count, nmsg, msgOffsets, msgSizes, msgGso, msgFrame, txResult[2], tx);
+  };
+  /** Uplink receive: write unwrapped frames from..to-1 (those from peers) to the TAP. */
+  const writeUplinkFrames = (from: number, to: number): void => {
+    let kept = 0;
+    for (let i = from; i < to; i++) {
+      if (upOk[i] === 0) continue;
+      upFrames.offsets[kept] = upFrames.offsets[i];
+      upFrames.sizes[kept] = upFrames.sizes[i];
+      upLearn[kept] = i;
+      kept++;
+    }
+    if (kept === 0) return;
+    engine.afterRxOffload(upIn, upFrames, kept, upLearn, upPeerOf, 0, NO_DROPS);
+    if (upFrames.count > 0) engine.accountTap(upFrames, addon.writeBatch(init.tapFd, upIn, upFrames.offsets, upFrames.sizes, upFrames.count, upFrames.errs));
+  };
+  /** Uplink receive: UDP GSO run j through rxOffload into upOut, then to the TAP. */
+  const writeRun = (j: number): void => {
+    if (usoOk[j] === 0) return;
+    runOff[0] = usoOffsets[j];
+    runSize[0] = usoSizes[j];
+    runGso[0] = usoGso[j];
+    runOk[0] = 1;
+    runPeer[0] = usoPeerOf[j];
+    rxDrops.fill(0);
+    const nf = addon.rxOffload(upIn, runOff, runSize, runGso, runOk, 1, init.vni, upOut, 0, usoFrames.offsets, usoFrames.sizes, usoLearn, rxDrops, rxResult);
+    counters[C.tap_tx_superframes] += rxResult[2];
+    counters[C.drop_truncated] += rxResult[3]; // no room in upOut (sized so that it cannot happen)
+    engine.afterRxOffload(upOut, usoFrames, nf, usoLearn, runPeer, rxResult[1], rxDrops);
+    if (usoFrames.count > 0) engine.accountTap(usoFrames, addon.writeBatch(init.tapFd, upOut, usoFrames.offsets, usoFrames.sizes, usoFrames.count, usoFrames.errs));
+  };
+
   while (!stopped()) {
 
     const t0 = performance.now();
     const n = addon.readBatch(init.tapFd, tapIn, tapOffsets, tapSizes, init.tapSlotLen, B);
     if (n > 0) {
       const t1 = performance.now();
-      let inOffsets = tapOffsets;
-      let inSizes = tapSizes;
-      let rest = n;
-      let tunnelled = 0;
-      let tunBytes = 0;
-      if (uplinkFd !== undefined && engine.selectTunnel(tapIn, tapOffsets, tapSizes, n, tunSel, tunPort) > 0) {
-        tunnelled = addon.txTunnel(tapIn, tapOffsets, tapSizes, n, tunSel, tunPort, engine.tunnelTemplates, dfMode, maxOuterIp, tunOffsets, tunSizes, tunResult);
-        rest = 0;
-        let frameBytes = 0;
-        for (let i = 0; i < n; i++) {
+      const tunnelled =
+        uplinkFd !== undefined && engine.selectTunnel(tapIn, tapOffsets, tapSizes, n, tunSel, tunPort) > 0
+          ? addon.txTunnel(tapIn, tapOffsets, tapSizes, n, tunSel, tunPort, engine.tunnelTemplates, dfMode, maxOuterIp, tunOffsets, tunSizes, tunResult, ipId)
+          : 0;
+      if (tunnelled === 0) {
+        encap(tapOffsets, tapSizes, n);
+        const t2 = performance.now();
+        sendTx(tx);
+        stamp(counters, t0, t1, t2);
+      } else {
+        // in batch order: each run of socket-path frames is sent before the run of
+        // uplink frames after it is written, and so on, so no flow is reordered
+        const t2 = performance.now();
+        let frames = 0;
+        let bytes = 0;
+        for (let i = 0, k = 0; i < n; ) {
+          let r = 0;
           if (tunSel[i] < 0) {
-            restOffsets[rest] = tapOffsets[i];
-            restSizes[rest] = tapSizes[i];
-            rest++;
-          } else frameBytes += tapSizes[i] - VNET_HDR_LEN;
+            for (; i < n && tunSel[i] < 0; i++, r++) {
+              restOffsets[r] = tapOffsets[i];
+              restSizes[r] = tapSizes[i];
+            }
+            encap(restOffsets, restSizes, r);
+            sendTx(tx);
+          } else {
+            for (; i < n && tunSel[i] >= 0; i++, k++, r++) {
+              runOffsets[r] = tunOffsets[k];
+              runSizes[r] = tunSizes[k];
+              bytes += tapSizes[i] - VNET_HDR_LEN;
+            }
+            engine.accountUplink(runSizes, r, addon.writeBatch(uplinkFd!, tapIn, runOffsets, runSizes, r, tunErrs), tunErrs);
+            frames += r;
+          }
         }
-        inOffsets = restOffsets;
-        inSizes = restSizes;
-        tunBytes = frameBytes;
+        engine.accountUplinkBatch(tunResult[0], frames, bytes, frames === n);
+        stamp(counters, t0, t1, t2);
       }
-      if (rest > 0) {
-        const nmsg = addon.txOffload(tapIn, inOffsets, inSizes, rest, vxlan, init.maxGsoBytes, out, 0, msgBuf, msgOffsets, msgSizes, msgGso, msgFrame, txResult);
-        for (let k = 0; k < nmsg; k++) if (msgBuf[k] === 1) msgOffsets[k] += outBase;
-        counters[C.drop_tx_error] += txResult[1];
-        engine.encapMessages(tapIn, inOffsets, inSizes, rest, nmsg, msgOffsets, msgSizes, msgGso, msgFrame, txResult[2], tx);
-      } else counters[C.batches_tap]++; // encapMessages counts the batch otherwise
-      const t2 = performance.now();
-      // the socket path first: a peer's frame that takes it (the neighbour refresh)
-      // is its first of the batch, so sending it first keeps the flow in order
-      sendTx(tx);
-      if (tunnelled > 0) {
-        const consumed = addon.writeBatch(uplinkFd!, tapIn, tunOffsets, tunSizes, tunnelled, tunErrs);
-        engine.accountUplink(tunSizes, tunnelled, consumed, tunErrs, tunResult[0], tunnelled, tunBytes);
+    }
+    // the uplink before the socket: a flow's large segments before its small tail
+    let u = 0;
+    if (upRx) {
+      const tu = performance.now();
+      u = addon.readBatch(uplinkFd!, upIn, upOffsets, upSizes, upSlotLen, upB);
+      if (u > 0) {
+        const t1 = performance.now();
+        const k = addon.rxTunnel(upIn, upOffsets, upSizes, u, init.vni, init.vxlanPort, upAddrs, upFrames.offsets, upFrames.sizes, upDrops, upResult, usoOffsets, usoSizes, usoGso, usoAddrs, upOrder);
+        const runs = upResult[2];
+        engine.checkSources(upFrames.sizes, k, upAddrs, upOk, upPeerOf);
+        if (runs > 0) engine.checkSources(usoSizes, runs, usoAddrs, usoOk, usoPeerOf);
+        engine.countDrops(upDrops);
+        counters[C.tap_tx_superframes] += upResult[1];
+        counters[C.rx_packets] += upResult[0];
+        counters[C.rx_uplink_frames] += k + runs;
+        counters[C.rx_uplink_ignored] += upResult[3];
+        const t2 = performance.now();
+        // in arrival order: the frames before a UDP GSO run are written before it
+        let from = 0;
+        let f = 0;
+        for (let x = 0, j = 0; x < k + runs; x++) {
+          if (upOrder[x] === 0) {
+            f++;
+            continue;
+          }
+          writeUplinkFrames(from, f);
+          from = f;
+          writeRun(j++);
+        }
+        writeUplinkFrames(from, f);
+        stampRx(counters, tu, t1, t2);
       }
-      stamp(counters, t0, t1, t2);
     }
     const tr = performance.now();
     const m = addon.recvBatch(init.rxFd, udpIn, udpOffsets, udpSizes, init.udpSlotLen, udpB, udpAddrs, udpGso);
@@ -389,43 +472,6 @@ function runOffload(init: WorkerInit): void {
         engine.accountTap(frames, consumed);
       }
       stampRx(counters, tr, t1, t2);
-    }
-    let u = 0;
-    if (upRx) {
-      const tu = performance.now();
-      u = addon.readBatch(uplinkFd!, upIn, upOffsets, upSizes, upSlotLen, upB);
-      if (u > 0) {
-        const t1 = performance.now();
-        const k = addon.rxTunnel(upIn, upOffsets, upSizes, u, init.vni, init.vxlanPort, upAddrs, upFrames.offsets, upFrames.sizes, upDrops, upResult, usoOffsets, usoSizes, usoGso, usoAddrs);
-        engine.checkSources(upFrames.sizes, k, upAddrs, upOk, upPeerOf);
-        let kept = 0;
-        for (let i = 0; i < k; i++) {
-          if (upOk[i] === 0) continue;
-          upFrames.offsets[kept] = upFrames.offsets[i];
-          upFrames.sizes[kept] = upFrames.sizes[i];
-          upLearn[kept] = i;
-          kept++;
-        }
-        engine.afterRxOffload(upIn, upFrames, kept, upLearn, upPeerOf, upResult[0], upDrops);
-        counters[C.tap_tx_superframes] += upResult[1];
-        counters[C.rx_uplink_frames] += k + upResult[2];
-        counters[C.rx_uplink_ignored] += upResult[3];
-        const t2 = performance.now();
-        if (upFrames.count > 0) {
-          const consumed = addon.writeBatch(init.tapFd, upIn, upFrames.offsets, upFrames.sizes, upFrames.count, upFrames.errs);
-          engine.accountTap(upFrames, consumed);
-        }
-        const runs = upResult[2];
-        if (runs > 0) {
-          engine.checkSources(usoSizes, runs, usoAddrs, usoOk, usoPeerOf);
-          rxDrops.fill(0);
-          const nf = addon.rxOffload(upIn, usoOffsets, usoSizes, usoGso, usoOk, runs, init.vni, upOut, 0, usoFrames.offsets, usoFrames.sizes, usoLearn, rxDrops, rxResult);
-          counters[C.tap_tx_superframes] += rxResult[2];
-          engine.afterRxOffload(upOut, usoFrames, nf, usoLearn, usoPeerOf, rxResult[1], rxDrops);
-          if (usoFrames.count > 0) engine.accountTap(usoFrames, addon.writeBatch(init.tapFd, upOut, usoFrames.offsets, usoFrames.sizes, usoFrames.count, usoFrames.errs));
-        }
-        stampRx(counters, tu, t1, t2);
-      }
     }
     if (n === 0 && m === 0 && u === 0) idle();
   }

@@ -257,12 +257,14 @@ export interface NativeAddon {
    * packet or segment above maxOuterIp bytes, UFO, a bad vnet header) gets
    * sel[i] = -1 and is left for the socket path. Output k: outOffsets[k],
    * outSizes[k] (the tunnel header included). Returns the count; result[0] =
-   * wire packets they make, result[1] = frames handed back with sel -1.
+   * wire packets they make, result[1] = frames handed back with sel -1. ipId[0] is
+   * the next outer IPv4 ID: each wire packet takes one (the kernel numbers a
+   * super-frame's segments on from its first) and it is advanced.
    */
   txTunnel(
     bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number,
     sel: Int32Array, srcPort: Uint16Array, templates: Uint8Array, dfMode: number, maxOuterIp: number,
-    outOffsets: Uint32Array, outSizes: Uint32Array, result: Uint32Array,
+    outOffsets: Uint32Array, outSizes: Uint32Array, result: Uint32Array, ipId: Uint32Array,
   ): number;
   /**
    * Uplink receive: frames read from the uplink TAP (24-byte tunnel virtio header,
@@ -278,13 +280,15 @@ export interface NativeAddon {
    * super-frames among them. A UDP GSO run of VXLAN datagrams (gso_type UDP_L4:
    * from a socket-path sender) is left whole for rxOffload: its UDP payload at
    * usoOffsets[j], usoSizes[j] bytes, segment size usoGso[j], source record at
-   * usoAddrs[j * ADDR_LEN]; result[2] = how many. Frames that are not IPv4/UDP to
-   * `port` at all are skipped and counted in result[3].
+   * usoAddrs[j * ADDR_LEN]; result[2] = how many. order[0..k+runs) gives the
+   * arrival order: 0 = the next frame, 1 = the next run. Frames that are not
+   * IPv4/UDP to `port` at all are skipped and counted in result[3]; a bad outer
+   * IPv4 header checksum counts as malformed.
    */
   rxTunnel(
     bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number, vni: number, port: number,
     addrs: Uint8Array, frameOffsets: Uint32Array, frameSizes: Uint32Array, drops: Uint32Array, result: Uint32Array,
-    usoOffsets: Uint32Array, usoSizes: Uint32Array, usoGso: Uint16Array, usoAddrs: Uint8Array,
+    usoOffsets: Uint32Array, usoSizes: Uint32Array, usoGso: Uint16Array, usoAddrs: Uint8Array, order: Uint8Array,
   ): number;
 
   // --- waiting ------------------------------------------------------------

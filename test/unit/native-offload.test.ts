@@ -993,8 +993,9 @@ describe('txTunnel wraps whole frames for a UDP-tunnel GSO uplink write', () => 
     const outOffsets = new Uint32Array(n);
     const outSizes = new Uint32Array(n);
     const result = new Uint32Array(2);
-    const k = addon.txTunnel(bufs, offsets, sizes, n, s, Uint16Array.from(sel.map((_, i) => 49152 + i)), template(), dfMode, maxOuterIp, outOffsets, outSizes, result);
-    return { k, bufs, offsets, sel: s, outOffsets, outSizes, result };
+    const ipId = Uint32Array.of(0x1234);
+    const k = addon.txTunnel(bufs, offsets, sizes, n, s, Uint16Array.from(sel.map((_, i) => 49152 + i)), template(), dfMode, maxOuterIp, outOffsets, outSizes, result, ipId);
+    return { k, bufs, offsets, sel: s, outOffsets, outSizes, result, ipId };
   }
 
   it('turns a TSO super-frame into one tunnel-GSO write with the outer headers filled in', () => {
@@ -1019,6 +1020,8 @@ describe('txTunnel wraps whole frames for a UDP-tunnel GSO uplink write', () => 
     const ipLen = dv.getUint16(o + 16);
     expect(ipLen).toBe(36 + built.frame.length);
     expect(w[o + 20] & 0x40).toBe(0); // df unset
+    expect(dv.getUint16(o + 18)).toBe(0x1234); // the outer IPv4 ID, advanced by the packets it becomes
+    expect(r.ipId[0]).toBe(0x1234 + Math.ceil(20_000 / 1398));
     expect(onesSum(w, o + 14, 20)).toBe(0xffff); // IP header checksum
     expect(dv.getUint16(o + 34)).toBe(49152);
     expect(dv.getUint16(o + 36)).toBe(4789);
@@ -1054,7 +1057,7 @@ describe('txTunnel wraps whole frames for a UDP-tunnel GSO uplink write', () => 
     const bufs = new Uint8Array(4096);
     bufs.set(f, 10);
     const args = (offset: number, sel: number) =>
-      [bufs, Uint32Array.of(offset), Uint32Array.of(f.length), 1, Int32Array.of(sel), Uint16Array.of(1), template(), 0, 1500, new Uint32Array(1), new Uint32Array(1), new Uint32Array(2)] as const;
+      [bufs, Uint32Array.of(offset), Uint32Array.of(f.length), 1, Int32Array.of(sel), Uint16Array.of(1), template(), 0, 1500, new Uint32Array(1), new Uint32Array(1), new Uint32Array(2), new Uint32Array(1)] as const;
     expect(() => addon.txTunnel(...args(10, 0))).toThrow(/headroom/);
     expect(() => addon.txTunnel(...args(100, 5))).toThrow(/sel\[0\]/);
     expect(() => addon.txTunnel(...args(100, 0).map((v, i) => (i === 7 ? 3 : v)) as unknown as Parameters<typeof addon.txTunnel>)).toThrow(/dfMode/);
@@ -1080,6 +1083,7 @@ describe('rxTunnel unwraps frames read whole from the uplink TAP', () => {
     dv.setUint16(o + 38, 16 + inner.length);
     f.set(opts.vxlan ?? VXLAN, o + 42);
     f.set(inner, o + 50);
+    dv.setUint16(o + 24, ~onesSum(f, o + 14, 20) & 0xffff);
     return f;
   }
   function call(frames: Uint8Array[]) {
@@ -1095,9 +1099,9 @@ describe('rxTunnel unwraps frames read whole from the uplink TAP', () => {
     });
     const out = {
       addrs: new Uint8Array(n * 20), frameOffsets: new Uint32Array(n), frameSizes: new Uint32Array(n), drops: new Uint32Array(3), result: new Uint32Array(4),
-      usoOffsets: new Uint32Array(n), usoSizes: new Uint32Array(n), usoGso: new Uint16Array(n), usoAddrs: new Uint8Array(n * 20),
+      usoOffsets: new Uint32Array(n), usoSizes: new Uint32Array(n), usoGso: new Uint16Array(n), usoAddrs: new Uint8Array(n * 20), order: new Uint8Array(n),
     };
-    const k = addon.rxTunnel(bufs, offsets, sizes, n, VNI, 4789, out.addrs, out.frameOffsets, out.frameSizes, out.drops, out.result, out.usoOffsets, out.usoSizes, out.usoGso, out.usoAddrs);
+    const k = addon.rxTunnel(bufs, offsets, sizes, n, VNI, 4789, out.addrs, out.frameOffsets, out.frameSizes, out.drops, out.result, out.usoOffsets, out.usoSizes, out.usoGso, out.usoAddrs, out.order);
     return { k, bufs, offsets, ...out };
   }
 
@@ -1131,9 +1135,12 @@ describe('rxTunnel unwraps frames read whole from the uplink TAP', () => {
     ipv6[24 + 13] = 0xdd;
     const run = tunnelFrame(inner, { gso: GSO_UDP_L4, gsoSize: 1000 });
     const tiny = new Uint8Array(40);
-    const r = call([ok, badFlags, wrongVni, ipv6, run, tiny]);
-    expect(r.k).toBe(1);
-    expect([...r.drops]).toEqual([0, 1, 1]);
+    const badSum = tunnelFrame(inner);
+    badSum[24 + 22] ^= 1; // TTL changed under the IPv4 header checksum
+    const r = call([ok, badFlags, wrongVni, ipv6, run, tiny, badSum, ok]);
+    expect(r.k).toBe(2);
+    expect([...r.drops]).toEqual([1, 1, 1]);
+    expect([...r.order.subarray(0, 3)]).toEqual([0, 1, 0]); // frame, run, frame: as they came
     expect(r.result[2]).toBe(1);
     expect(r.usoOffsets[0]).toBe(r.offsets[4] + 24 + 14 + 20 + 8); // the UDP payload: the VXLAN datagrams
     expect(r.usoSizes[0]).toBe(8 + inner.length);
