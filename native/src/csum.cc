@@ -45,20 +45,11 @@ inline uint64_t SumMaybeCopy(uint8_t* dst, const uint8_t* p, size_t n) {
   uint64_t lanes[2];
   _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes), a);
   uint64_t s = lanes[0] + lanes[1];  // each lane < 2^48 for any n < 2^50 bytes: no overflow
-  while (n >= 4) {
-    uint32_t w;
-    std::memcpy(&w, p, 4);
-    if (kCopy) {
-      std::memcpy(dst, &w, 4);
-      dst += 4;
-    }
-    s += w;
-    p += 4;
-    n -= 4;
-  }
 #else
-  // Portable: 32-bit words into one 64-bit accumulator (no carries below 2^32 words).
   uint64_t s = 0;
+#endif
+  // The rest (everything without SSE2): 32-bit words into one 64-bit accumulator
+  // (no carries below 2^32 words).
   while (n >= 4) {
     uint32_t w;
     std::memcpy(&w, p, 4);
@@ -70,7 +61,6 @@ inline uint64_t SumMaybeCopy(uint8_t* dst, const uint8_t* p, size_t n) {
     p += 4;
     n -= 4;
   }
-#endif
   if (n) {
     uint32_t w = 0;  // zero padding keeps every byte at its word parity
     std::memcpy(&w, p, n);

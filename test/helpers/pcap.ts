@@ -1,5 +1,6 @@
 /** A minimal pcap (libpcap file format) reader for VXLAN captures in tests. */
 import { readFileSync } from 'node:fs';
+import { expect } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import type { HostScope } from '../../src/host/netns.js';
 
@@ -91,4 +92,20 @@ export async function startCapture(scope: HostScope, netns: string, dev: string,
     dump.stderr?.on('data', (d) => String(d).includes('listening') && (clearTimeout(t), resolve()));
   });
   return dump;
+}
+
+/**
+ * Expect RFC 7348 of every captured packet: flags exactly I (0x08), reserved bits
+ * zero, the VNI, a source port in [portMin, portMax], no outer IP fragments.
+ */
+export function checkRfc7348(pkts: VxlanPacket[], want: { vni: number; portMin: number; portMax: number }): void {
+  for (const p of pkts) {
+    expect(p.flags).toBe(0x08);
+    expect(p.reserved24).toBe(0);
+    expect(p.reserved8).toBe(0);
+    expect(p.vni).toBe(want.vni);
+    expect(p.srcPort).toBeGreaterThanOrEqual(want.portMin);
+    expect(p.srcPort).toBeLessThanOrEqual(want.portMax);
+    expect(p.outerFragment).toBe(false);
+  }
 }
