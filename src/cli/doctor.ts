@@ -34,6 +34,9 @@ async function tryInNetns(ns: string, argv: string[][]): Promise<string | null> 
   }
 }
 
+/** TUN_F_CSUM | TSO4 | TSO6 | USO4 | USO6 | UDP_TUNNEL_GSO, as vxtap up --uplink-bridge sets them. */
+const UPLINK_PROBE_FLAGS = 0x01 | 0x02 | 0x04 | 0x20 | 0x40 | 0x80;
+
 /** Run every check. */
 export async function runDoctor(): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [];
@@ -53,8 +56,15 @@ export async function runDoctor(): Promise<DoctorCheck[]> {
     add('veth', veth === null, veth ?? 'veth pairs work', 'the kernel needs CONFIG_VETH (modprobe veth)');
     const tap = await tryInNetns(`${tag}t`, [['ip', 'tuntap', 'add', 'dev', 'vxbt0', 'mode', 'tap', 'multi_queue', 'vnet_hdr']]);
     add('TAP (multi-queue, vnet_hdr)', tap === null, tap ?? 'created a multi-queue vnet_hdr TAP', 'the kernel needs CONFIG_TUN; in a container add --device /dev/net/tun and CAP_NET_ADMIN');
+    const addonPath = new URL('../native/index.js', import.meta.url).href;
+    if (existsSync(new URL('../../../native/build/Release/vxtap_native.node', import.meta.url))) {
+      // what --uplink-bridge needs of the kernel: TUNSETOFFLOAD with TUN_F_UDP_TUNNEL_GSO (Linux 6.17+)
+      const probe = `import { native } from '${addonPath}'; const n = native(); const h = n.tapOpen('vxbdu0', { vnetHdr: true }); n.tapSetVnetHdrSize(h.fd, 24); n.tapSetOffload(h.fd, ${UPLINK_PROBE_FLAGS});`;
+      const tnl = await tryInNetns(`${tag}g`, [[process.execPath, '--input-type=module', '-e', probe]]);
+      add('UDP-tunnel GSO on TAP', tnl === null, tnl === null ? 'TUN_F_UDP_TUNNEL_GSO accepted (--uplink-bridge can work)' : 'refused', 'Linux 6.17 or later; needed for --uplink-bridge only', false);
+    }
   }
-  for (const [cmd, pkg, required] of [['ip', 'iproute2', true], ['iperf3', 'iperf3', true], ['tcpdump', 'tcpdump', false], ['nstat', 'iproute2', true], ['ping', 'iputils-ping', true], ['taskset', 'util-linux', false], ['ethtool', 'ethtool', false]] as const) {
+  for (const [cmd, pkg, required] of [['ip', 'iproute2', true], ['iperf3', 'iperf3', true], ['tcpdump', 'tcpdump', false], ['nstat', 'iproute2', true], ['ping', 'iputils-ping', true], ['taskset', 'util-linux', false], ['ethtool', 'ethtool', false], ['nft', 'nftables', false]] as const) {
     const ok = await haveCommand(cmd);
     let detail = ok ? 'found' : 'not found';
     if (ok && cmd === 'iperf3') detail = (await run(['iperf3', '--version'], { allowFail: true })).stdout.split('\n')[0].trim();
@@ -73,7 +83,7 @@ export async function runDoctor(): Promise<DoctorCheck[]> {
 export function register(program: Command): void {
   program
     .command('doctor')
-    .description('Check what vxtap and its bench need (root, /dev/net/tun, iperf3, tcpdump, Open vSwitch, kernel VXLAN, netem), each with a fix.')
+    .description('Check what vxtap and its bench need (root, /dev/net/tun, iperf3, tcpdump, Open vSwitch, kernel VXLAN, netem, UDP-tunnel GSO for --uplink-bridge), each with a fix.')
     .addOption(new Option('--json', 'print the checks as JSON to stdout').env('VXTAP_DOCTOR_JSON'))
     .addHelpText('after', '\nExit status: 0 when every required check passes, 1 otherwise. Optional checks only make bench modes unavailable.')
     .action(async (o: { json?: boolean }) => {
