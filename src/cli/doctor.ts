@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { haveCommand, run } from '../host/exec.js';
 import { ovsKernelModulePresent, ovsUnavailableReason, ovsVersion } from '../host/ovs.js';
 import { kernelVxlanUnavailableReason } from '../../bench/modes.js';
+import { TNL_VNET_HDR_LEN, UPLINK_OFFLOADS } from '../native/index.js';
 
 /** One check. */
 export interface DoctorCheck {
@@ -34,9 +35,6 @@ async function tryInNetns(ns: string, argv: string[][]): Promise<string | null> 
   }
 }
 
-/** TUN_F_CSUM | TSO4 | TSO6 | USO4 | USO6 | UDP_TUNNEL_GSO, as vxtap up --uplink-bridge sets them. */
-const UPLINK_PROBE_FLAGS = 0x01 | 0x02 | 0x04 | 0x20 | 0x40 | 0x80;
-
 /** Run every check. */
 export async function runDoctor(): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [];
@@ -59,7 +57,7 @@ export async function runDoctor(): Promise<DoctorCheck[]> {
     const addonPath = new URL('../native/index.js', import.meta.url).href;
     if (existsSync(new URL('../../../native/build/Release/vxtap_native.node', import.meta.url))) {
       // what --uplink-bridge needs of the kernel: TUNSETOFFLOAD with TUN_F_UDP_TUNNEL_GSO (Linux 6.17+)
-      const probe = `import { native } from '${addonPath}'; const n = native(); const h = n.tapOpen('vxbdu0', { vnetHdr: true }); n.tapSetVnetHdrSize(h.fd, 24); n.tapSetOffload(h.fd, ${UPLINK_PROBE_FLAGS});`;
+      const probe = `import { native } from '${addonPath}'; const n = native(); const h = n.tapOpen('vxbdu0', { vnetHdr: true }); n.tapSetVnetHdrSize(h.fd, ${TNL_VNET_HDR_LEN}); n.tapSetOffload(h.fd, ${UPLINK_OFFLOADS});`;
       const tnl = await tryInNetns(`${tag}g`, [[process.execPath, '--input-type=module', '-e', probe]]);
       add('UDP-tunnel GSO on TAP', tnl === null, tnl === null ? 'TUN_F_UDP_TUNNEL_GSO accepted (--uplink-bridge can work)' : 'refused', 'Linux 6.17 or later; needed for --uplink-bridge only', false);
     }

@@ -281,7 +281,7 @@ export class Engine {
       }
       this.peerBatch[peer.index] = batch;
       sel[i] = peer.index;
-      srcPort[i] = u.srcPortMin + (this.span === 1 ? 0 : hashToIndex(flowHash(bufs, o, len), this.span));
+      srcPort[i] = u.srcPortMin + this.portIndex(bufs, o, len);
       chosen++;
     }
     return chosen;
@@ -303,17 +303,13 @@ export class Engine {
     c[C.tx_uplink_bytes] += bytes;
   }
 
-  /**
-   * A TAP batch of which `frames` (frameBytes bytes, `segments` wire packets) went
-   * through the uplink; `all`: the socket path took none (it counts its own).
-   */
-  accountUplinkBatch(segments: number, frames: number, frameBytes: number, all: boolean): void {
+  /** A TAP batch of which `frames` (frameBytes bytes, `segments` wire packets) went through the uplink. */
+  accountUplinkBatch(segments: number, frames: number, frameBytes: number): void {
     const c = this.c;
     c[C.tx_uplink_packets] += segments;
     c[C.tap_rx_packets] += frames;
     c[C.tap_rx_bytes] += frameBytes;
     c[C.tap_rx_segments] += segments;
-    if (all) c[C.batches_tap]++;
   }
 
   /** Drops found while unwrapping uplink frames: [malformed, bad flags, wrong VNI]. */
@@ -350,9 +346,14 @@ export class Engine {
     return idx === FDB_MISS ? undefined : this.peers[idx];
   }
 
+  /** The source port index (into txFds) of the inner flow of the frame at `o`. */
+  private portIndex(bufs: Uint8Array, o: number, len: number): number {
+    return this.span === 1 ? 0 : hashToIndex(flowHash(bufs, o, len), this.span);
+  }
+
   /** The send socket (source port) for the inner flow of the frame at `o`. */
   private socketFor(bufs: Uint8Array, o: number, len: number): number {
-    const portIdx = this.span === 1 ? 0 : hashToIndex(flowHash(bufs, o, len), this.span);
+    const portIdx = this.portIndex(bufs, o, len);
     return this.txFdsNoDf !== undefined && !innerDf(bufs, o, len) ? this.txFdsNoDf[portIdx] : this.txFds[portIdx];
   }
 
@@ -411,7 +412,6 @@ export class Engine {
     c[C.drop_no_peer] += noPeer;
     c[C.drop_truncated] += trunc;
     c[C.drop_short] += short;
-    c[C.batches_tap]++;
   }
 
   /**
@@ -501,7 +501,6 @@ export class Engine {
     c[C.drop_wrong_vni] += wrongVni;
     c[C.drop_unknown_peer] += unknown;
     c[C.drop_loop] += loops;
-    c[C.batches_udp]++;
   }
 
   /** Account for a writeBatch result on `out`. */
@@ -583,7 +582,6 @@ export class Engine {
     c[C.tx_flood_packets] += flooded;
     c[C.tx_fragmented] += frag;
     c[C.drop_no_peer] += noPeer;
-    c[C.batches_tap]++;
   }
 
   /**
@@ -616,7 +614,6 @@ export class Engine {
     this.c[C.rx_bytes] += bytes;
     this.c[C.drop_unknown_peer] += unknown;
     this.c[C.drop_truncated] += trunc;
-    this.c[C.batches_udp]++;
   }
 
   /**

@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdirSync, unlinkSync, existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import path from 'node:path';
-import { native, TNL_VNET_HDR_LEN, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_UDP_TUNNEL_GSO, TUN_F_USO4, TUN_F_USO6, VNET_HDR_LEN } from '../native/index.js';
+import { native, TNL_VNET_HDR_LEN, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, UPLINK_OFFLOADS, VNET_HDR_LEN } from '../native/index.js';
 import { type VtepConfig, ConfigError, statsSocketPath } from '../config.js';
 import { ENCAP_OVERHEAD_V4, ENCAP_OVERHEAD_V6 } from '../wire/vxlan.js';
 import { addrRecord, addressFamily, normalizeAddress, recordAddress } from '../wire/addr.js';
@@ -66,12 +66,6 @@ interface WorkerSlot {
   counters: SharedArrayBuffer;
   exited: Promise<void>;
 }
-
-/**
- * Offloads of the uplink TAP: TSO and USO super-frames, plain and inside a UDP
- * tunnel, come to us whole (USO: a socket-path sender's UDP GSO runs).
- */
-const UPLINK_OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6 | TUN_F_UDP_TUNNEL_GSO;
 
 /** Log to stderr (human output). */
 function log(msg: string): void {

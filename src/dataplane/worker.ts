@@ -102,6 +102,7 @@ function runPlain(init: WorkerInit): void {
 
     const t0 = performance.now();
     const n = addon.readBatch(init.tapFd, tapBufs, tapOffsets, tapSizes, init.tapSlotLen, B);
+    if (n > 0) counters[C.batches_tap]++;
     if (n > 0) {
       const t1 = performance.now();
       engine.encap(tapBufs, tapOffsets, tapSizes, n, tx);
@@ -111,6 +112,7 @@ function runPlain(init: WorkerInit): void {
     }
     const tr = performance.now();
     const m = addon.recvBatch(init.rxFd, udpBufs, udpOffsets, udpSizes, init.udpSlotLen, B, udpAddrs, udpGso);
+    if (m > 0) counters[C.batches_udp]++;
     if (m > 0) {
       const t1 = performance.now();
       engine.decap(udpBufs, udpOffsets, udpSizes, m, udpAddrs, out);
@@ -384,6 +386,7 @@ function runOffload(init: WorkerInit): void {
 
     const t0 = performance.now();
     const n = addon.readBatch(init.tapFd, tapIn, tapOffsets, tapSizes, init.tapSlotLen, B);
+    if (n > 0) counters[C.batches_tap]++;
     if (n > 0) {
       const t1 = performance.now();
       const tunnelled =
@@ -420,7 +423,7 @@ function runOffload(init: WorkerInit): void {
             frames += r;
           }
         }
-        engine.accountUplinkBatch(tunResult[0], frames, bytes, frames === n);
+        engine.accountUplinkBatch(tunResult[0], frames, bytes);
         stamp(counters, t0, t1, t2);
       }
     }
@@ -459,6 +462,7 @@ function runOffload(init: WorkerInit): void {
     }
     const tr = performance.now();
     const m = addon.recvBatch(init.rxFd, udpIn, udpOffsets, udpSizes, init.udpSlotLen, udpB, udpAddrs, udpGso);
+    if (m > 0) counters[C.batches_udp]++;
     if (m > 0) {
       const t1 = performance.now();
       engine.checkSources(udpSizes, m, udpAddrs, udpOk, peerOf);

@@ -43,9 +43,8 @@ export const TNL_VNET_HDR_LEN = 24;
 export const TUNNEL_HEADROOM = 64;
 /** Bytes per peer in txTunnel's template array (50 used). */
 export const TUNNEL_TEMPLATE_STRIDE = 64;
-/** TUNSETOFFLOAD bits of Linux 6.17+: UDP-tunnel GSO (and with outer checksum). */
+/** TUNSETOFFLOAD bit of Linux 6.17+: UDP-tunnel GSO. */
 export const TUN_F_UDP_TUNNEL_GSO = 0x080;
-export const TUN_F_UDP_TUNNEL_GSO_CSUM = 0x100;
 
 /** TUNSETOFFLOAD flags (linux/if_tun.h). */
 export const TUN_F_CSUM = 0x01;
@@ -55,6 +54,12 @@ export const TUN_F_TSO_ECN = 0x08;
 export const TUN_F_UFO = 0x10;
 export const TUN_F_USO4 = 0x20;
 export const TUN_F_USO6 = 0x40;
+/**
+ * Offloads of the uplink TAP (--uplink-bridge): TSO and USO super-frames, plain
+ * and inside a UDP tunnel, come to us whole. A kernel that refuses them (before
+ * 6.17) cannot take tunnel-GSO writes either.
+ */
+export const UPLINK_OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6 | TUN_F_UDP_TUNNEL_GSO;
 
 /** poll() event bits. */
 export const POLLIN = 0x001;
