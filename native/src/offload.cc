@@ -22,28 +22,17 @@
 
 #include "common.h"
 #include "csum.h"
+#include "frame.h"
 
 namespace vxtap {
 namespace {
 
-constexpr size_t kVnetHdrLen = 10;
 constexpr size_t kVxlanLen = 8;
-constexpr size_t kEthLen = 14;
 constexpr size_t kMaxFrame = 65535;  // largest Ethernet frame a GSO TAP write takes here
-
-constexpr uint8_t kNeedsCsum = 0x01;
-constexpr uint8_t kGsoNone = 0;
-constexpr uint8_t kGsoTcpV4 = 1;
-constexpr uint8_t kGsoTcpV6 = 4;
-constexpr uint8_t kGsoUdpL4 = 5;
-constexpr uint8_t kGsoEcn = 0x80;
 
 /** UDP_SEGMENT limits (UDP_MAX_SEGMENTS; largest IPv4 UDP payload). */
 constexpr uint32_t kUdpGsoMaxSegs = 64;
 constexpr int64_t kUdpMaxPayload = 65507;
-
-constexpr uint8_t kProtoTcp = 6;
-constexpr uint8_t kProtoUdp = 17;
 
 constexpr uint8_t kTcpFin = 0x01;
 constexpr uint8_t kTcpSyn = 0x02;
@@ -54,95 +43,12 @@ constexpr uint8_t kTcpUrg = 0x20;
 constexpr uint8_t kTcpEce = 0x40;
 constexpr uint8_t kTcpCwr = 0x80;
 
-/** virtio_net_hdr in host order (no padding: 2 x u8 + 4 x u16). */
-struct VnetHdr {
-  uint8_t flags;
-  uint8_t gsoType;
-  uint16_t hdrLen;
-  uint16_t gsoSize;
-  uint16_t csumStart;
-  uint16_t csumOffset;
-};
-static_assert(sizeof(VnetHdr) == kVnetHdrLen, "virtio_net_hdr is 10 bytes");
-
-inline uint32_t Be32(const uint8_t* p) {
-  return (static_cast<uint32_t>(p[0]) << 24) | (static_cast<uint32_t>(p[1]) << 16) |
-         (static_cast<uint32_t>(p[2]) << 8) | p[3];
-}
-inline void Put16(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-inline void Put32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24);
-  p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8);
-  p[3] = static_cast<uint8_t>(v);
-}
 /** Store a memory-order 16-bit checksum value. */
 inline void PutMem16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
 inline uint16_t GetMem16(const uint8_t* p) {
   uint16_t v;
   std::memcpy(&v, p, 2);
   return v;
-}
-
-/** Where the headers of one Ethernet frame are (offsets from the frame start). */
-struct Layout {
-  size_t l3 = 0;     // IP header
-  size_t l4 = 0;     // TCP/UDP header
-  size_t l4hdr = 0;  // TCP/UDP header length (TCP data offset * 4, or 8)
-  size_t end = 0;    // end of the IP packet (trailing padding excluded)
-  uint8_t ipv = 0;   // 4 or 6
-  uint8_t proto = 0;
-};
-
-/**
- * Parse Ethernet (up to two 802.1Q/802.1ad tags), IPv4 (options allowed, not a
- * fragment) or IPv6 (no extension headers), then TCP or UDP. With
- * `zeroLenIsFrame`, an IP length of 0 (BIG TCP) means "to the end of the frame".
- * Returns false when the frame is not such a packet or any length is inconsistent.
- */
-bool ParseL4(const uint8_t* p, size_t len, bool zeroLenIsFrame, Layout* f) {
-  size_t l3;
-  uint16_t et;
-  if (!EthernetL3(p, len, &l3, &et)) return false;
-  if (et == kEthIPv4) {
-    if (l3 + 20 > len || (p[l3] >> 4) != 4) return false;
-    const size_t ihl = static_cast<size_t>(p[l3] & 0x0f) * 4;
-    size_t tot = Be16(p + l3 + 2);
-    if (tot == 0 && zeroLenIsFrame) tot = len - l3;
-    if (ihl < 20 || tot < ihl || l3 + tot > len) return false;
-    if (Be16(p + l3 + 6) & 0x3fff) return false;  // MF or a fragment offset
-    f->ipv = 4;
-    f->proto = p[l3 + 9];
-    f->l4 = l3 + ihl;
-    f->end = l3 + tot;
-  } else if (et == kEthIPv6) {
-    if (l3 + 40 > len || (p[l3] >> 4) != 6) return false;
-    size_t plen = Be16(p + l3 + 4);
-    if (plen == 0 && zeroLenIsFrame) plen = len - l3 - 40;
-    if (plen == 0 || l3 + 40 + plen > len) return false;
-    f->ipv = 6;
-    f->proto = p[l3 + 6];
-    f->l4 = l3 + 40;
-    f->end = l3 + 40 + plen;
-  } else {
-    return false;
-  }
-  f->l3 = l3;
-  if (f->proto == kProtoTcp) {
-    if (f->l4 + 20 > f->end) return false;
-    const size_t doff = static_cast<size_t>(p[f->l4 + 12] >> 4) * 4;
-    if (doff < 20 || f->l4 + doff > f->end) return false;
-    f->l4hdr = doff;
-  } else if (f->proto == kProtoUdp) {
-    if (f->l4 + 8 > f->end) return false;
-    f->l4hdr = 8;
-  } else {
-    return false;
-  }
-  return true;
 }
 
 /** Memory-order sum of the pseudo-header's addresses. */

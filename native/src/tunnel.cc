@@ -14,63 +14,35 @@
 
 #include "common.h"
 #include "csum.h"
+#include "frame.h"
 
 namespace vxtap {
 namespace {
 
-constexpr size_t kVnetLen = 10;      // virtio_net_hdr as read from the inner TAP
 constexpr size_t kTnlVnetLen = 24;   // virtio_net_hdr_v1_hash_tunnel
 constexpr size_t kOuterLen = 50;     // Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
-constexpr size_t kHeadroom = kTnlVnetLen + kOuterLen - kVnetLen;  // 64
+constexpr size_t kHeadroom = kTnlVnetLen + kOuterLen - kVnetHdrLen;  // 64
 constexpr size_t kTemplate = 64;     // template stride (50 bytes used)
-constexpr uint8_t kNeedsCsum = 0x01;
-constexpr uint8_t kGsoEcn = 0x80;
-constexpr uint8_t kGsoTcpV4 = 1, kGsoTcpV6 = 4, kGsoUdpL4 = 5;
 constexpr uint8_t kGsoUdpTunnelV4 = 0x20;
 
-
+/** The tunnel header is virtio 1.x: little-endian whatever the host. */
 inline uint16_t Le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 inline void PutLe16(uint8_t* p, uint32_t v) {
   p[0] = static_cast<uint8_t>(v);
   p[1] = static_cast<uint8_t>(v >> 8);
 }
-inline void PutBe16(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
 
 /**
- * Inner L3 and L4 offsets and header length (Ethernet .. end of TCP/UDP header)
- * of the frame at e; false for anything that is not well-formed IPv4/IPv6 TCP/UDP.
+ * Outer DF for dfMode 2 ("inherit"): the inner IPv4 DF bit; other frames count as
+ * DF set only when IPv6, as Linux does (and as the engine's socket path does).
  */
-bool InnerHeaders(const uint8_t* e, size_t len, size_t* l3, size_t* l4, size_t* hdrs, uint8_t* proto, bool* df) {
+bool InnerDf(const uint8_t* e, size_t len) {
+  size_t l3;
   uint16_t et;
-  if (!EthernetL3(e, len, l3, &et)) return false;
-  if (et == kEthIPv4) {
-    if (*l3 + 20 > len || (e[*l3] >> 4) != 4 || (e[*l3] & 0x0f) < 5) return false;
-    *l4 = *l3 + static_cast<size_t>(e[*l3] & 0x0f) * 4;
-    *proto = e[*l3 + 9];
-    *df = (e[*l3 + 6] & 0x40) != 0;
-  } else if (et == kEthIPv6) {
-    if (*l3 + 40 > len || (e[*l3] >> 4) != 6) return false;
-    *l4 = *l3 + 40;
-    *proto = e[*l3 + 6];
-    *df = true;  // IPv6 is never fragmented on the way: Linux treats it as DF
-  } else {
-    return false;
-  }
-  if (*proto == 6) {
-    if (*l4 + 20 > len || (e[*l4 + 12] >> 4) < 5) return false;
-    *hdrs = *l4 + static_cast<size_t>(e[*l4 + 12] >> 4) * 4;
-  } else if (*proto == 17) {
-    *hdrs = *l4 + 8;
-  } else {
-    return false;
-  }
-  return *hdrs <= len;
+  if (!EthernetL3(e, len, &l3, &et)) return false;
+  if (et == kEthIPv4) return l3 + 20 <= len && (e[l3 + 6] & 0x40) != 0;
+  return et == kEthIPv6;
 }
-
-inline uint16_t Be16At(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 
 /** The outer source (IPv4 header at ip, UDP at udp) as an address record (src/native/index.ts). */
 inline void PutSourceRecord(uint8_t* rec, const uint8_t* ip, const uint8_t* udp) {
@@ -121,28 +93,29 @@ napi_value TxTunnel(napi_env env, napi_callback_info info) {
     if (sel.data[i] < 0) continue;
     uint8_t* v = bufs.data + offsets.data[i];
     const size_t len = sizes.data[i];
-    if (len < kVnetLen + 14) {
+    if (len < kVnetHdrLen + 14) {
       sel.data[i] = -1;  // the socket path counts it
       refused++;
       continue;
     }
-    const uint8_t* e = v + kVnetLen;
-    const size_t elen = len - kVnetLen;
-    const uint8_t flags = v[0], gsoType = v[1];
-    const uint16_t gsoSize = Le16(v + 4), csumStart = Le16(v + 6), csumOffset = Le16(v + 8);
+    const uint8_t* e = v + kVnetHdrLen;
+    const size_t elen = len - kVnetHdrLen;
+    VnetHdr vh;
+    std::memcpy(&vh, v, kVnetHdrLen);
+    const uint8_t flags = vh.flags, gsoType = vh.gsoType;
+    const uint16_t gsoSize = vh.gsoSize, csumStart = vh.csumStart, csumOffset = vh.csumOffset;
     const uint8_t inner = static_cast<uint8_t>(gsoType & ~kGsoEcn);
-    size_t l3 = 0, l4 = 0, hdrs = 0;
-    uint8_t proto = 0;
-    bool innerDf = true;
-    const bool parsed = InnerHeaders(e, elen, &l3, &l4, &hdrs, &proto, &innerDf);
+    Layout f;
+    const bool parsed = ParseL4(e, elen, true, &f);
+    const size_t l3 = parsed ? f.l3 : 14, hdrs = f.l4 + f.l4hdr;
     // DATA_VALID (2) only says the inner checksum is complete: nothing to pass on.
     bool ok = kOuterLen - 14 + elen <= 65535 && (flags & ~(kNeedsCsum | 0x02)) == 0;
     if (ok && gsoType != 0) {
       // GSO: only TCP/USO (no UFO), matching the headers, the checksum at the inner L4
       // header; each outer segment must fit the underlay unfragmented.
       const bool tcp = inner == kGsoTcpV4 || inner == kGsoTcpV6;
-      ok = parsed && (tcp || inner == kGsoUdpL4) && proto == (tcp ? 6 : 17) && gsoSize > 0 && (flags & kNeedsCsum) &&
-           csumStart == l4 && kOuterLen - 14 + hdrs + gsoSize <= static_cast<size_t>(maxOuterIp);
+      ok = parsed && (tcp || inner == kGsoUdpL4) && f.proto == (tcp ? kProtoTcp : kProtoUdp) && gsoSize > 0 &&
+           (flags & kNeedsCsum) && csumStart == f.l4 && kOuterLen - 14 + hdrs + gsoSize <= static_cast<size_t>(maxOuterIp);
     } else if (ok) {
       ok = kOuterLen - 14 + elen <= static_cast<size_t>(maxOuterIp);  // else: the socket path fragments it
     }
@@ -172,11 +145,11 @@ napi_value TxTunnel(napi_env env, napi_callback_info info) {
     uint8_t* o = h + kTnlVnetLen;
     std::memcpy(o, templates.data + static_cast<size_t>(sel.data[i]) * kTemplate, kOuterLen);
     uint8_t* ip = o + 14;
-    PutBe16(ip + 2, static_cast<uint32_t>(kOuterLen - 14 + elen));
-    const bool df = dfMode == 1 || (dfMode == 2 && innerDf);
+    Put16(ip + 2, static_cast<uint32_t>(kOuterLen - 14 + elen));
+    const bool df = dfMode == 1 || (dfMode == 2 && InnerDf(e, elen));
     // a fresh IPv4 ID per wire packet (RFC 6864: needed where DF is clear); the
     // kernel counts up from this one across a super-frame's segments
-    PutBe16(ip + 4, id & 0xffff);
+    Put16(ip + 4, id & 0xffff);
     id += n;
     ip[6] = df ? 0x40 : 0;
     ip[7] = 0;
@@ -185,8 +158,8 @@ napi_value TxTunnel(napi_env env, napi_callback_info info) {
     const uint16_t c = static_cast<uint16_t>(~Fold16(Sum64(ip, 20)));
     std::memcpy(ip + 10, &c, 2);
     uint8_t* udp = ip + 20;
-    PutBe16(udp, srcPort.data[i]);
-    PutBe16(udp + 4, static_cast<uint32_t>(kOuterLen - 34 + elen));
+    Put16(udp, srcPort.data[i]);
+    Put16(udp + 4, static_cast<uint32_t>(kOuterLen - 34 + elen));
     udp[6] = 0;
     udp[7] = 0;  // no outer UDP checksum, as Linux VXLAN sends by default over IPv4
     outOffsets.data[emitted] = offsets.data[i] - static_cast<uint32_t>(kHeadroom);
@@ -244,17 +217,17 @@ napi_value RxTunnel(napi_env env, napi_callback_info info) {
     const size_t elen = len - kTnlVnetLen;
     const uint8_t* ip = e + 14;
     const size_t ihl = static_cast<size_t>(ip[0] & 0x0f) * 4;
-    const size_t tot = Be16At(ip + 2);
+    const size_t tot = Be16(ip + 2);
     // not IPv4/UDP to our port (not a fragment): nothing the steering rule sends us
     // (the bridge may still send a multicast our way): ignored, not a VXLAN drop
-    if (Be16At(e + 12) != kEthIPv4 || (ip[0] >> 4) != 4 || ihl < 20 || ip[9] != 17 || (Be16At(ip + 6) & 0x3fff) != 0 ||
-        14 + ihl + 8 > elen || Be16At(ip + ihl + 2) != port) {
+    if (Be16(e + 12) != kEthIPv4 || (ip[0] >> 4) != 4 || ihl < 20 || ip[9] != 17 || (Be16(ip + 6) & 0x3fff) != 0 ||
+        14 + ihl + 8 > elen || Be16(ip + ihl + 2) != port) {
       ignored++;
       continue;
     }
     // the lengths consistent, the outer IPv4 header checksum right
     const uint8_t* udp = ip + ihl;
-    if (tot < ihl + 8 + 8 + 14 || 14 + tot > elen || Be16At(udp + 4) < 8 + 8 + 14 || Be16At(udp + 4) > tot - ihl ||
+    if (tot < ihl + 8 + 8 + 14 || 14 + tot > elen || Be16(udp + 4) < 8 + 8 + 14 || Be16(udp + 4) > tot - ihl ||
         Fold16(Sum64(ip, ihl)) != 0xffff) {
       malformed++;
       continue;
@@ -312,15 +285,11 @@ napi_value RxTunnel(napi_env env, napi_callback_info info) {
       nco = csumOffset;
     }
     PutSourceRecord(addrs.data + static_cast<size_t>(kept) * kAddrLen, ip, udp);
-    uint8_t* nv = v + kTnlVnetLen + inner - kVnetLen;  // over the UDP checksum and the VXLAN header, read already
-    nv[0] = nflags;
-    nv[1] = ngso;
-    PutLe16(nv + 2, nhdr);
-    PutLe16(nv + 4, ngs);
-    PutLe16(nv + 6, ncs);
-    PutLe16(nv + 8, nco);
+    uint8_t* nv = v + kTnlVnetLen + inner - kVnetHdrLen;  // over the UDP checksum and the VXLAN header, read already
+    const VnetHdr nh{nflags, ngso, nhdr, ngs, ncs, nco};
+    std::memcpy(nv, &nh, kVnetHdrLen);
     frameOffsets.data[kept] = static_cast<uint32_t>(nv - bufs.data);
-    frameSizes.data[kept] = static_cast<uint32_t>(kVnetLen + innerLen);
+    frameSizes.data[kept] = static_cast<uint32_t>(kVnetHdrLen + innerLen);
     order.data[kept + uso] = 0;
     kept++;
   }
