@@ -265,10 +265,11 @@ export class Engine {
       const peer = this.destination(bufs, o);
       if (peer === undefined || this.uplinkOk[peer.index] !== 1) continue;
       if (now < 0) now = this.now();
-      // The socket path is sent before the uplink writes, so a peer's frames may take
-      // it only until its first uplink frame of the batch (the flow stays in order):
-      // small frames (one write each on the uplink, batched on the socket) and, once
-      // a second, one frame that makes the kernel refresh the peer's neighbour entry.
+      // A peer's frames take the socket path only until its first uplink frame of
+      // the batch, so a batch splits into few runs (the worker sends runs in batch
+      // order, one syscall each): small frames (one write each on the uplink,
+      // batched on the socket) and, once a second, one frame that makes the kernel
+      // refresh the peer's neighbour entry.
       if (this.peerBatch[peer.index] !== batch) {
         if (bufs[offsets[i] + 1] === 0 && len <= SOCKET_FRAME_MAX) {
           this.lastSocket[peer.index] = now;
