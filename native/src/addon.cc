@@ -1,8 +1,6 @@
 // vxtap native addon: module registration. See native/README.md for the design
 // and src/native/index.ts for the contract.
 #include "common.h"
-#include "offload.h"
-#include "tunnel.h"
 
 namespace vxtap {
 namespace {

@@ -17,12 +17,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "frame.h"  // kAddrLen
+
 namespace vxtap {
 
 /** Largest batch (count/max) any call accepts: UIO_MAXIOV, sendmmsg's own limit. */
 constexpr uint32_t kMaxBatch = 1024;
-/** Bytes per address record (ADDR_LEN in src/native/index.ts). */
-constexpr size_t kAddrLen = 20;
 /** Control-message space per message: one UDP_GRO int or one UDP_SEGMENT u16. */
 constexpr size_t kCmsgSpace = 32;
 
@@ -143,9 +143,15 @@ napi_value UdpOpen(napi_env, napi_callback_info);
 napi_value UdpLocalPort(napi_env, napi_callback_info);
 napi_value RecvBatch(napi_env, napi_callback_info);
 napi_value SendBatch(napi_env, napi_callback_info);
-// csum.cc
+// csum_napi.cc
 napi_value CompleteChecksums(napi_env, napi_callback_info);
 napi_value Checksum(napi_env, napi_callback_info);
+// offload_napi.cc
+napi_value TxOffload(napi_env, napi_callback_info);
+napi_value RxOffload(napi_env, napi_callback_info);
+// tunnel_napi.cc
+napi_value TxTunnel(napi_env, napi_callback_info);
+napi_value RxTunnel(napi_env, napi_callback_info);
 // wait.cc
 napi_value Poll(napi_env, napi_callback_info);
 napi_value EventfdOpen(napi_env, napi_callback_info);

@@ -1,7 +1,8 @@
 // Offload kernels for the super-frame path: txOffload segments TSO/USO frames read
 // from a vnet_hdr TAP into VXLAN-wrapped segments grouped for UDP GSO; rxOffload
 // splits UDP GRO datagrams, checks VXLAN, and re-coalesces consecutive TCP
-// segments of one flow into GSO super-frames for a vnet_hdr TAP write.
+// segments of one flow into GSO super-frames for a vnet_hdr TAP write. Pure C++:
+// the Node-API glue (argument checks) is offload_napi.cc.
 //
 // Design note. Both kernels trust nothing: every header length and offset is
 // checked against the frame (and the frame against the slab) before a byte is
@@ -20,19 +21,16 @@
 
 #include <cstring>
 
-#include "common.h"
 #include "csum.h"
 #include "frame.h"
 
 namespace vxtap {
 namespace {
 
-constexpr size_t kVxlanLen = 8;
 constexpr size_t kMaxFrame = 65535;  // largest Ethernet frame a GSO TAP write takes here
 
-/** UDP_SEGMENT limits (UDP_MAX_SEGMENTS; largest IPv4 UDP payload). */
+/** UDP_SEGMENT's limit (UDP_MAX_SEGMENTS). */
 constexpr uint32_t kUdpGsoMaxSegs = 64;
-constexpr int64_t kUdpMaxPayload = 65507;
 
 constexpr uint8_t kTcpFin = 0x01;
 constexpr uint8_t kTcpSyn = 0x02;
@@ -412,52 +410,16 @@ void RxFrame(RxOut& st, Building& b, const uint8_t* e, size_t len, uint32_t src)
   st.pos += kVnetHdrLen + len;
 }
 
-/** Throw RangeError unless every offsets[i] + sizes[i] (i < count) lies in a slab of `slabLen`. */
-bool CheckSpans(napi_env env, const View<uint32_t>& offsets, const View<uint32_t>& sizes, uint32_t count,
-                size_t slabLen) {
-  for (uint32_t i = 0; i < count; i++) {
-    if (static_cast<uint64_t>(offsets.data[i]) + sizes.data[i] > slabLen) {
-      ThrowRange(env, "offsets[%u] (%u) + sizes[%u] (%u) exceeds bufs.length (%zu)", i, offsets.data[i], i,
-                 sizes.data[i], slabLen);
-      return false;
-    }
-  }
-  return true;
-}
-
 }  // namespace
 
-napi_value TxOffload(napi_env env, napi_callback_info info) {
-  WideArgs a(env, info);
-  View<uint8_t> bufs, vxlan, out, msgBuf;
-  View<uint32_t> offsets, sizes, msgOffsets, msgSizes, msgFrame, result;
-  View<uint16_t> msgGso;
-  uint32_t count;
-  int64_t maxMsg, outOffset;
-  if (!GetU8(env, a.argv[0], "bufs", &bufs) || !GetU32(env, a.argv[1], "offsets", &offsets) ||
-      !GetU32(env, a.argv[2], "sizes", &sizes) || !GetBatchCount(env, a.argv[3], "count", &count) ||
-      !GetU8(env, a.argv[4], "vxlan", &vxlan) || !GetInt(env, a.argv[5], "maxMsgBytes", 1, kUdpMaxPayload, &maxMsg) ||
-      !GetU8(env, a.argv[6], "out", &out) || !GetInt(env, a.argv[7], "outOffset", 0, 0xffffffffLL, &outOffset) ||
-      !GetU8(env, a.argv[8], "msgBuf", &msgBuf) || !GetU32(env, a.argv[9], "msgOffsets", &msgOffsets) ||
-      !GetU32(env, a.argv[10], "msgSizes", &msgSizes) || !GetU16(env, a.argv[11], "msgGso", &msgGso) ||
-      !GetU32(env, a.argv[12], "msgFrame", &msgFrame) || !GetU32(env, a.argv[13], "result", &result) ||
-      !CheckLen(env, offsets.elems, count, "offsets", "count") || !CheckLen(env, sizes.elems, count, "sizes", "count") ||
-      !CheckLen(env, vxlan.elems, kVxlanLen, "vxlan", "the VXLAN header length") ||
-      !CheckLen(env, result.elems, 3, "result", "3") || !CheckSpans(env, offsets, sizes, count, bufs.elems)) {
-    return nullptr;
-  }
-  if (static_cast<uint64_t>(outOffset) > out.elems) {
-    return ThrowRange(env, "outOffset (%lld) exceeds out.length (%zu)", static_cast<long long>(outOffset), out.elems);
-  }
-  TxOut st{out.data, out.elems, static_cast<size_t>(outOffset), msgBuf.data, msgOffsets.data, msgSizes.data,
-           msgGso.data, msgFrame.data,
-           Min(Min(Min(msgBuf.elems, msgOffsets.elems), Min(msgSizes.elems, msgGso.elems)), msgFrame.elems)};
+TxOffloadResult TxOffloadFrames(const TxOffloadBatch& b) {
+  TxOut st{b.out, b.outLen, b.outOffset, b.msgBuf, b.msgOffsets, b.msgSizes, b.msgGso, b.msgFrame, b.msgCap};
   // Message offsets are u32; a slab beyond 4 GiB cannot be described.
   if (st.cap > 0xffffffffu) st.cap = 0xffffffffu;
   uint32_t dropped = 0;
-  for (uint32_t i = 0; i < count; i++) {
-    const size_t len = sizes.data[i];
-    uint8_t* v = bufs.data + offsets.data[i];
+  for (uint32_t i = 0; i < b.count; i++) {
+    const size_t len = b.sizes[i];
+    uint8_t* v = b.bufs + b.offsets[i];
     if (len < kVnetHdrLen + kEthLen) {
       dropped++;
       continue;
@@ -469,96 +431,68 @@ napi_value TxOffload(napi_env env, napi_callback_info info) {
     const uint8_t type = static_cast<uint8_t>(h.gsoType & ~kGsoEcn);
     bool ok;
     if (h.gsoType == kGsoNone) {
-      ok = st.nMsg < st.msgCap && kVxlanLen + elen <= static_cast<size_t>(maxMsg) &&
-           ((h.flags & kNeedsCsum) == 0 || TxFinishCsum(e, elen, h));
+      ok = st.nMsg < st.msgCap && kVxlanLen + elen <= b.maxMsg && ((h.flags & kNeedsCsum) == 0 || TxFinishCsum(e, elen, h));
       if (ok) {
-        std::memcpy(e - kVxlanLen, vxlan.data, kVxlanLen);
+        std::memcpy(e - kVxlanLen, b.vxlan, kVxlanLen);
         const size_t k = st.nMsg++;
         st.msgBuf[k] = 0;
-        st.msgOffsets[k] = offsets.data[i] + static_cast<uint32_t>(kVnetHdrLen - kVxlanLen);
+        st.msgOffsets[k] = b.offsets[i] + static_cast<uint32_t>(kVnetHdrLen - kVxlanLen);
         st.msgSizes[k] = static_cast<uint32_t>(kVxlanLen + elen);
         st.msgGso[k] = 0;
         st.msgFrame[k] = i;
         st.segments++;
       }
     } else if (type == kGsoTcpV4 || type == kGsoTcpV6 || h.gsoType == kGsoUdpL4) {
-      ok = TxSegment(e, elen, h, i, vxlan.data, static_cast<size_t>(maxMsg), st);
+      ok = TxSegment(e, elen, h, i, b.vxlan, b.maxMsg, st);
     } else {
       ok = false;  // UFO (3) and anything unknown
     }
     if (!ok) dropped++;
   }
-  result.data[0] = static_cast<uint32_t>(st.pos - static_cast<size_t>(outOffset));
-  result.data[1] = dropped;
-  result.data[2] = st.segments;
-  return Number(env, static_cast<double>(st.nMsg));
+  TxOffloadResult r;
+  r.msgs = st.nMsg;
+  r.outBytes = st.pos - b.outOffset;
+  r.dropped = dropped;
+  r.segments = st.segments;
+  return r;
 }
 
-napi_value RxOffload(napi_env env, napi_callback_info info) {
-  WideArgs a(env, info);
-  View<uint8_t> bufs, ok, out;
-  View<uint32_t> offsets, sizes, frameOffsets, frameSizes, learnSrc, drops, result;
-  View<uint16_t> gso;
-  uint32_t count;
-  int64_t vni, outOffset;
-  if (!GetU8(env, a.argv[0], "bufs", &bufs) || !GetU32(env, a.argv[1], "offsets", &offsets) ||
-      !GetU32(env, a.argv[2], "sizes", &sizes) || !GetU16(env, a.argv[3], "gso", &gso) ||
-      !GetU8(env, a.argv[4], "ok", &ok) || !GetBatchCount(env, a.argv[5], "count", &count) ||
-      !GetInt(env, a.argv[6], "vni", 0, 0xffffff, &vni) || !GetU8(env, a.argv[7], "out", &out) ||
-      !GetInt(env, a.argv[8], "outOffset", 0, 0xffffffffLL, &outOffset) ||
-      !GetU32(env, a.argv[9], "frameOffsets", &frameOffsets) || !GetU32(env, a.argv[10], "frameSizes", &frameSizes) ||
-      (!IsNullish(env, a.argv[11]) && !GetU32(env, a.argv[11], "learnSrc", &learnSrc)) ||
-      !GetU32(env, a.argv[12], "drops", &drops) || !GetU32(env, a.argv[13], "result", &result) ||
-      !CheckLen(env, offsets.elems, count, "offsets", "count") || !CheckLen(env, sizes.elems, count, "sizes", "count") ||
-      !CheckLen(env, gso.elems, count, "gso", "count") || !CheckLen(env, ok.elems, count, "ok", "count") ||
-      !CheckLen(env, drops.elems, 3, "drops", "3") || !CheckLen(env, result.elems, 3, "result", "3") ||
-      !CheckSpans(env, offsets, sizes, count, bufs.elems)) {
-    return nullptr;
-  }
-  if (static_cast<uint64_t>(outOffset) > out.elems) {
-    return ThrowRange(env, "outOffset (%lld) exceeds out.length (%zu)", static_cast<long long>(outOffset), out.elems);
-  }
-  size_t frameCap = Min(frameOffsets.elems, frameSizes.elems);
-  if (learnSrc.data) frameCap = Min(frameCap, learnSrc.elems);
-  RxOut st{out.data, out.elems, static_cast<size_t>(outOffset), frameOffsets.data, frameSizes.data, learnSrc.data,
-           frameCap};
+RxOffloadResult RxOffloadDatagrams(const RxOffloadBatch& b) {
+  RxOut st{b.out, b.outLen, b.outOffset, b.frameOffsets, b.frameSizes, b.learnSrc, b.frameCap};
   if (st.cap > 0xffffffffu) st.cap = 0xffffffffu;
-  const uint8_t want[3] = {static_cast<uint8_t>(vni >> 16), static_cast<uint8_t>(vni >> 8), static_cast<uint8_t>(vni)};
-  uint32_t shortCount = 0, badFlags = 0, wrongVni = 0, segsIn = 0;
-  Building b;
-  for (uint32_t i = 0; i < count; i++) {
-    if (!ok.data[i]) continue;
-    const uint8_t* d = bufs.data + offsets.data[i];
-    const size_t size = sizes.data[i];
+  const uint8_t want[3] = {static_cast<uint8_t>(b.vni >> 16), static_cast<uint8_t>(b.vni >> 8), static_cast<uint8_t>(b.vni)};
+  RxOffloadResult r;
+  Building sf;
+  for (uint32_t i = 0; i < b.count; i++) {
+    if (!b.ok[i]) continue;
+    const uint8_t* d = b.bufs + b.offsets[i];
+    const size_t size = b.sizes[i];
     if (size == 0) {
-      shortCount++;
+      r.dropShort++;
       continue;
     }
-    const size_t step = gso.data[i] ? gso.data[i] : size;  // UDP_GRO: segments of gso[i], the last maybe shorter
+    const size_t step = b.gso[i] ? b.gso[i] : size;  // UDP_GRO: segments of gso[i], the last maybe shorter
     for (size_t pos = 0; pos < size; pos += step) {
       const size_t seg = Min(step, size - pos);
       const uint8_t* p = d + pos;
       if (seg < kVxlanLen + kEthLen) {
-        shortCount++;
+        r.dropShort++;
       } else if (p[0] != 0x08 || p[1] != 0 || p[2] != 0 || p[3] != 0 || p[7] != 0) {
-        badFlags++;
+        r.dropBadFlags++;
       } else if (std::memcmp(p + 4, want, 3) != 0) {
-        wrongVni++;
+        r.dropWrongVni++;
       } else {
-        segsIn++;
-        RxFrame(st, b, p + kVxlanLen, seg - kVxlanLen, i);
+        r.segmentsIn++;
+        RxFrame(st, sf, p + kVxlanLen, seg - kVxlanLen, i);
       }
     }
   }
-  Finish(st, b);
-  drops.data[0] = shortCount;
-  drops.data[1] = badFlags;
-  drops.data[2] = wrongVni;
-  result.data[0] = static_cast<uint32_t>(st.pos - static_cast<size_t>(outOffset));
-  result.data[1] = segsIn;
-  result.data[2] = st.superFrames;
-  if (result.elems > 3) result.data[3] = st.noRoom;
-  return Number(env, static_cast<double>(st.nFrames));
+  Finish(st, sf);
+  r.frames = st.nFrames;
+  r.outBytes = st.pos - b.outOffset;
+  r.superFrames = st.superFrames;
+  r.noRoom = st.noRoom;
+  return r;
 }
 
 }  // namespace vxtap

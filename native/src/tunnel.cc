@@ -7,22 +7,21 @@
 // so vxtap neither segments nor checksums the payload.
 //
 // The outer headers are written in the 64 bytes in front of each frame's 10-byte
-// vnet header (headroom the caller reserved), so nothing is copied.
+// vnet header (headroom the caller reserved), so nothing is copied. Pure C++:
+// the Node-API glue (argument checks) is tunnel_napi.cc.
 #include "tunnel.h"
 
 #include <cstring>
 
-#include "common.h"
 #include "csum.h"
 #include "frame.h"
 
 namespace vxtap {
 namespace {
 
-constexpr size_t kTnlVnetLen = 24;   // virtio_net_hdr_v1_hash_tunnel
-constexpr size_t kOuterLen = 50;     // Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
-constexpr size_t kHeadroom = kTnlVnetLen + kOuterLen - kVnetHdrLen;  // 64
-constexpr size_t kTemplate = 64;     // template stride (50 bytes used)
+constexpr size_t kHeadroom = kTunnelHeadroom;
+constexpr size_t kTemplate = kTunnelTemplate;
+static_assert(kHeadroom == kTnlVnetLen + kOuterLen - kVnetHdrLen, "the outer headers end at the vnet header's end");
 constexpr uint8_t kGsoUdpTunnelV4 = 0x20;
 
 /** The tunnel header is virtio 1.x: little-endian whatever the host. */
@@ -55,46 +54,15 @@ inline void PutSourceRecord(uint8_t* rec, const uint8_t* ip, const uint8_t* udp)
 
 }  // namespace
 
-napi_value TxTunnel(napi_env env, napi_callback_info info) {
-  WideArgs a(env, info);
-  View<uint8_t> bufs, templates;
-  View<uint32_t> offsets, sizes, outOffsets, outSizes, result, ipId;
-  View<int32_t> sel;
-  View<uint16_t> srcPort;
-  uint32_t count;
-  int64_t dfMode, maxOuterIp;
-  if (!GetU8(env, a.argv[0], "bufs", &bufs) || !GetU32(env, a.argv[1], "offsets", &offsets) ||
-      !GetU32(env, a.argv[2], "sizes", &sizes) || !GetBatchCount(env, a.argv[3], "count", &count) ||
-      !GetI32(env, a.argv[4], "sel", &sel) || !GetU16(env, a.argv[5], "srcPort", &srcPort) ||
-      !GetU8(env, a.argv[6], "templates", &templates) || !GetInt(env, a.argv[7], "dfMode", 0, 2, &dfMode) ||
-      !GetInt(env, a.argv[8], "maxOuterIp", 68, 65535, &maxOuterIp) ||
-      !GetU32(env, a.argv[9], "outOffsets", &outOffsets) || !GetU32(env, a.argv[10], "outSizes", &outSizes) ||
-      !GetU32(env, a.argv[11], "result", &result) || !CheckLen(env, offsets.elems, count, "offsets", "count") ||
-      !CheckLen(env, sizes.elems, count, "sizes", "count") || !CheckLen(env, sel.elems, count, "sel", "count") ||
-      !CheckLen(env, srcPort.elems, count, "srcPort", "count") ||
-      !CheckLen(env, outOffsets.elems, count, "outOffsets", "count") ||
-      !CheckLen(env, outSizes.elems, count, "outSizes", "count") || !CheckLen(env, result.elems, 2, "result", "2") ||
-      !GetU32(env, a.argv[12], "ipId", &ipId) || !CheckLen(env, ipId.elems, 1, "ipId", "1")) {
-    return nullptr;
-  }
-  for (uint32_t i = 0; i < count; i++) {
-    if (offsets.data[i] < kHeadroom || static_cast<uint64_t>(offsets.data[i]) + sizes.data[i] > bufs.elems) {
-      return ThrowRange(env, "offsets[%u] (%u) needs %zu bytes of headroom and offsets[%u] + sizes[%u] (%u) must lie in bufs (%zu)",
-                        i, offsets.data[i], kHeadroom, i, i, sizes.data[i], bufs.elems);
-    }
-    if (sel.data[i] >= 0 && (static_cast<uint64_t>(sel.data[i]) + 1) * kTemplate > templates.elems) {
-      return ThrowRange(env, "sel[%u] (%d) has no template in templates (%zu bytes, %zu per peer)", i, sel.data[i],
-                        templates.elems, kTemplate);
-    }
-  }
+TxTunnelResult TxTunnelFrames(const TxTunnelBatch& b) {
   uint32_t emitted = 0, segments = 0, refused = 0;
-  uint32_t id = ipId.data[0];
-  for (uint32_t i = 0; i < count; i++) {
-    if (sel.data[i] < 0) continue;
-    uint8_t* v = bufs.data + offsets.data[i];
-    const size_t len = sizes.data[i];
+  uint32_t id = b.ipId;
+  for (uint32_t i = 0; i < b.count; i++) {
+    if (b.sel[i] < 0) continue;
+    uint8_t* v = b.bufs + b.offsets[i];
+    const size_t len = b.sizes[i];
     if (len < kVnetHdrLen + 14) {
-      sel.data[i] = -1;  // the socket path counts it
+      b.sel[i] = -1;  // the socket path counts it
       refused++;
       continue;
     }
@@ -115,13 +83,13 @@ napi_value TxTunnel(napi_env env, napi_callback_info info) {
       // header; each outer segment must fit the underlay unfragmented.
       const bool tcp = inner == kGsoTcpV4 || inner == kGsoTcpV6;
       ok = parsed && (tcp || inner == kGsoUdpL4) && f.proto == (tcp ? kProtoTcp : kProtoUdp) && gsoSize > 0 &&
-           (flags & kNeedsCsum) && csumStart == f.l4 && kOuterLen - 14 + hdrs + gsoSize <= static_cast<size_t>(maxOuterIp);
+           (flags & kNeedsCsum) && csumStart == f.l4 && kOuterLen - 14 + hdrs + gsoSize <= b.maxOuterIp;
     } else if (ok) {
-      ok = kOuterLen - 14 + elen <= static_cast<size_t>(maxOuterIp);  // else: the socket path fragments it
+      ok = kOuterLen - 14 + elen <= b.maxOuterIp;  // else: the socket path fragments it
     }
     if (ok && (flags & kNeedsCsum)) ok = static_cast<size_t>(csumStart) + csumOffset + 2 <= elen;
     if (!ok) {
-      sel.data[i] = -1;  // leave it to the socket path (fragmentation, drop counting)
+      b.sel[i] = -1;  // leave it to the socket path (fragmentation, drop counting)
       refused++;
       continue;
     }
@@ -140,13 +108,13 @@ napi_value TxTunnel(napi_env env, napi_callback_info info) {
       PutLe16(h + 6, static_cast<uint32_t>(csumStart + kOuterLen));
       PutLe16(h + 8, csumOffset);
     }
-    PutLe16(h + 20, 14 + 20);                                      // outer_th_offset: the outer UDP header
-    PutLe16(h + 22, static_cast<uint32_t>(kOuterLen + l3));      // inner_nh_offset: the inner IP header
+    PutLe16(h + 20, 14 + 20);                                  // outer_th_offset: the outer UDP header
+    PutLe16(h + 22, static_cast<uint32_t>(kOuterLen + l3));  // inner_nh_offset: the inner IP header
     uint8_t* o = h + kTnlVnetLen;
-    std::memcpy(o, templates.data + static_cast<size_t>(sel.data[i]) * kTemplate, kOuterLen);
+    std::memcpy(o, b.templates + static_cast<size_t>(b.sel[i]) * kTemplate, kOuterLen);
     uint8_t* ip = o + 14;
     Put16(ip + 2, static_cast<uint32_t>(kOuterLen - 14 + elen));
-    const bool df = dfMode == 1 || (dfMode == 2 && InnerDf(e, elen));
+    const bool df = b.dfMode == 1 || (b.dfMode == 2 && InnerDf(e, elen));
     // a fresh IPv4 ID per wire packet (RFC 6864: needed where DF is clear); the
     // kernel counts up from this one across a super-frame's segments
     Put16(ip + 4, id & 0xffff);
@@ -158,57 +126,30 @@ napi_value TxTunnel(napi_env env, napi_callback_info info) {
     const uint16_t c = static_cast<uint16_t>(~Fold16(Sum64(ip, 20)));
     std::memcpy(ip + 10, &c, 2);
     uint8_t* udp = ip + 20;
-    Put16(udp, srcPort.data[i]);
+    Put16(udp, b.srcPort[i]);
     Put16(udp + 4, static_cast<uint32_t>(kOuterLen - 34 + elen));
     udp[6] = 0;
     udp[7] = 0;  // no outer UDP checksum, as Linux VXLAN sends by default over IPv4
-    outOffsets.data[emitted] = offsets.data[i] - static_cast<uint32_t>(kHeadroom);
-    outSizes.data[emitted] = static_cast<uint32_t>(len + kHeadroom);
+    b.outOffsets[emitted] = b.offsets[i] - static_cast<uint32_t>(kHeadroom);
+    b.outSizes[emitted] = static_cast<uint32_t>(len + kHeadroom);
     emitted++;
   }
-  ipId.data[0] = id;
-  result.data[0] = segments;
-  result.data[1] = refused;
-  return Number(env, emitted);
+  TxTunnelResult r;
+  r.emitted = emitted;
+  r.segments = segments;
+  r.refused = refused;
+  r.nextIpId = id;
+  return r;
 }
 
-napi_value RxTunnel(napi_env env, napi_callback_info info) {
-  WideArgs a(env, info);
-  View<uint8_t> bufs, addrs, usoAddrs, order;
-  View<uint32_t> offsets, sizes, frameOffsets, frameSizes, drops, result, usoOffsets, usoSizes;
-  View<uint16_t> usoGso;
-  uint32_t count;
-  int64_t vni, port;
-  if (!GetU8(env, a.argv[0], "bufs", &bufs) || !GetU32(env, a.argv[1], "offsets", &offsets) ||
-      !GetU32(env, a.argv[2], "sizes", &sizes) || !GetBatchCount(env, a.argv[3], "count", &count) ||
-      !GetInt(env, a.argv[4], "vni", 0, 0xffffff, &vni) || !GetInt(env, a.argv[5], "port", 1, 65535, &port) ||
-      !GetU8(env, a.argv[6], "addrs", &addrs) || !GetU32(env, a.argv[7], "frameOffsets", &frameOffsets) ||
-      !GetU32(env, a.argv[8], "frameSizes", &frameSizes) || !GetU32(env, a.argv[9], "drops", &drops) ||
-      !GetU32(env, a.argv[10], "result", &result) || !CheckLen(env, offsets.elems, count, "offsets", "count") ||
-      !CheckLen(env, sizes.elems, count, "sizes", "count") || !CheckLen(env, addrs.elems, count * kAddrLen, "addrs", "count * ADDR_LEN") ||
-      !CheckLen(env, frameOffsets.elems, count, "frameOffsets", "count") ||
-      !CheckLen(env, frameSizes.elems, count, "frameSizes", "count") || !CheckLen(env, drops.elems, 3, "drops", "3") ||
-      !CheckLen(env, result.elems, 4, "result", "4") || !GetU32(env, a.argv[11], "usoOffsets", &usoOffsets) ||
-      !GetU32(env, a.argv[12], "usoSizes", &usoSizes) || !GetU16(env, a.argv[13], "usoGso", &usoGso) ||
-      !GetU8(env, a.argv[14], "usoAddrs", &usoAddrs) || !CheckLen(env, usoOffsets.elems, count, "usoOffsets", "count") ||
-      !CheckLen(env, usoSizes.elems, count, "usoSizes", "count") || !CheckLen(env, usoGso.elems, count, "usoGso", "count") ||
-      !CheckLen(env, usoAddrs.elems, count * kAddrLen, "usoAddrs", "count * ADDR_LEN") ||
-      !GetU8(env, a.argv[15], "order", &order) || !CheckLen(env, order.elems, count, "order", "count")) {
-    return nullptr;
-  }
-  for (uint32_t i = 0; i < count; i++) {
-    if (static_cast<uint64_t>(offsets.data[i]) + sizes.data[i] > bufs.elems) {
-      return ThrowRange(env, "offsets[%u] (%u) + sizes[%u] (%u) exceeds bufs.length (%zu)", i, offsets.data[i], i, sizes.data[i],
-                        bufs.elems);
-    }
-  }
-  const uint8_t want[3] = {static_cast<uint8_t>(vni >> 16), static_cast<uint8_t>(vni >> 8), static_cast<uint8_t>(vni)};
-  uint32_t kept = 0, malformed = 0, badFlags = 0, wrongVni = 0, segments = 0, supers = 0, uso = 0, ignored = 0;
-  for (uint32_t i = 0; i < count; i++) {
-    uint8_t* v = bufs.data + offsets.data[i];
-    const size_t len = sizes.data[i];
+RxTunnelResult RxTunnelFrames(const RxTunnelBatch& b) {
+  const uint8_t want[3] = {static_cast<uint8_t>(b.vni >> 16), static_cast<uint8_t>(b.vni >> 8), static_cast<uint8_t>(b.vni)};
+  RxTunnelResult r;
+  for (uint32_t i = 0; i < b.count; i++) {
+    uint8_t* v = b.bufs + b.offsets[i];
+    const size_t len = b.sizes[i];
     if (len < kTnlVnetLen + 14 + 20 + 8) {  // too short for outer IPv4/UDP: not VXLAN at all
-      ignored++;
+      r.ignored++;
       continue;
     }
     const uint8_t flags = v[0], gsoType = v[1];
@@ -221,39 +162,39 @@ napi_value RxTunnel(napi_env env, napi_callback_info info) {
     // not IPv4/UDP to our port (not a fragment): nothing the steering rule sends us
     // (the bridge may still send a multicast our way): ignored, not a VXLAN drop
     if (Be16(e + 12) != kEthIPv4 || (ip[0] >> 4) != 4 || ihl < 20 || ip[9] != 17 || (Be16(ip + 6) & 0x3fff) != 0 ||
-        14 + ihl + 8 > elen || Be16(ip + ihl + 2) != port) {
-      ignored++;
+        14 + ihl + 8 > elen || Be16(ip + ihl + 2) != b.port) {
+      r.ignored++;
       continue;
     }
     // the lengths consistent, the outer IPv4 header checksum right
     const uint8_t* udp = ip + ihl;
     if (tot < ihl + 8 + 8 + 14 || 14 + tot > elen || Be16(udp + 4) < 8 + 8 + 14 || Be16(udp + 4) > tot - ihl ||
         Fold16(Sum64(ip, ihl)) != 0xffff) {
-      malformed++;
+      r.malformed++;
       continue;
     }
     if (gsoType == kGsoUdpL4) {
       // a UDP GSO run of VXLAN datagrams (a socket-path sender): left whole for
       // rxOffload, which splits it by gso_size and checks each VXLAN header
       if (gsoSize == 0) {
-        malformed++;
+        r.malformed++;
         continue;
       }
-      PutSourceRecord(usoAddrs.data + static_cast<size_t>(uso) * kAddrLen, ip, udp);
-      usoOffsets.data[uso] = static_cast<uint32_t>(udp + 8 - bufs.data);
-      usoSizes.data[uso] = static_cast<uint32_t>(ip + tot - (udp + 8));
-      usoGso.data[uso] = gsoSize;
-      uso++;
-      order.data[kept + uso - 1] = 1;  // arrival order of frames (0) and runs (1)
+      PutSourceRecord(b.usoAddrs + static_cast<size_t>(r.uso) * kAddrLen, ip, udp);
+      b.usoOffsets[r.uso] = static_cast<uint32_t>(udp + 8 - b.bufs);
+      b.usoSizes[r.uso] = static_cast<uint32_t>(ip + tot - (udp + 8));
+      b.usoGso[r.uso] = gsoSize;
+      r.uso++;
+      b.order[r.kept + r.uso - 1] = 1;  // arrival order of frames (0) and runs (1)
       continue;
     }
     const uint8_t* vx = udp + 8;
     if (vx[0] != 0x08 || vx[1] != 0 || vx[2] != 0 || vx[3] != 0 || vx[7] != 0) {
-      badFlags++;
+      r.badFlags++;
       continue;
     }
     if (std::memcmp(vx + 4, want, 3) != 0) {
-      wrongVni++;
+      r.wrongVni++;
       continue;
     }
     const size_t inner = static_cast<size_t>(vx + 8 - e);  // offset of the inner Ethernet header in the frame
@@ -266,17 +207,17 @@ napi_value RxTunnel(napi_env env, napi_callback_info info) {
       const uint8_t innerType = static_cast<uint8_t>(gsoType & ~(kGsoUdpTunnelV4 | 0x40 | kGsoEcn));
       if ((gsoType & kGsoUdpTunnelV4) == 0 || !innerCsum || gsoSize == 0 ||
           (innerType != kGsoTcpV4 && innerType != kGsoTcpV6 && innerType != kGsoUdpL4)) {
-        malformed++;
+        r.malformed++;
         continue;
       }
       ngso = static_cast<uint8_t>(gsoType & ~(kGsoUdpTunnelV4 | 0x40));
       nhdr = static_cast<uint16_t>(hdrLen > inner ? hdrLen - inner : 0);
       ngs = gsoSize;
       const size_t data = innerLen > nhdr ? innerLen - nhdr : 0;
-      segments += static_cast<uint32_t>((data + gsoSize - 1) / gsoSize);
-      supers++;
+      r.segments += static_cast<uint32_t>((data + gsoSize - 1) / gsoSize);
+      r.supers++;
     } else {
-      segments++;
+      r.segments++;
     }
     if (innerCsum) {
       // a partial checksum on the outer UDP header only is dropped with it: the inner one is complete
@@ -284,23 +225,16 @@ napi_value RxTunnel(napi_env env, napi_callback_info info) {
       ncs = static_cast<uint16_t>(csumStart - inner);
       nco = csumOffset;
     }
-    PutSourceRecord(addrs.data + static_cast<size_t>(kept) * kAddrLen, ip, udp);
+    PutSourceRecord(b.addrs + static_cast<size_t>(r.kept) * kAddrLen, ip, udp);
     uint8_t* nv = v + kTnlVnetLen + inner - kVnetHdrLen;  // over the UDP checksum and the VXLAN header, read already
     const VnetHdr nh{nflags, ngso, nhdr, ngs, ncs, nco};
     std::memcpy(nv, &nh, kVnetHdrLen);
-    frameOffsets.data[kept] = static_cast<uint32_t>(nv - bufs.data);
-    frameSizes.data[kept] = static_cast<uint32_t>(kVnetHdrLen + innerLen);
-    order.data[kept + uso] = 0;
-    kept++;
+    b.frameOffsets[r.kept] = static_cast<uint32_t>(nv - b.bufs);
+    b.frameSizes[r.kept] = static_cast<uint32_t>(kVnetHdrLen + innerLen);
+    b.order[r.kept + r.uso] = 0;
+    r.kept++;
   }
-  drops.data[0] = malformed;
-  drops.data[1] = badFlags;
-  drops.data[2] = wrongVni;
-  result.data[0] = segments;
-  result.data[1] = supers;
-  result.data[2] = uso;
-  result.data[3] = ignored;
-  return Number(env, kept);
+  return r;
 }
 
 }  // namespace vxtap
