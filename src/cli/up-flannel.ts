@@ -2,8 +2,10 @@
  * `vxtap up --etcd-endpoints ...`: etcd (flannel) mode. The flannel control
  * plane reads the network config from etcd, starts the VTEP with its VNI and
  * port (static peers off, learning off, unknown underlay senders dropped),
- * takes a subnet lease and keeps peers, routes and neighbours in step with the
- * leases until SIGINT/SIGTERM, then releases the lease.
+ * takes a subnet lease (adopting its previous one after a crash, so the subnet
+ * is kept) and keeps peers, routes and neighbours in step with the leases until
+ * SIGINT/SIGTERM, then releases the lease. Refused leases and watch health are
+ * in `vxtap stats` under `control`.
  */
 import type { VtepConfig } from '../config.js';
 import { ConfigError } from '../config.js';
@@ -47,25 +49,34 @@ export async function runFlannelUp(cfg: VtepConfig, fl: FlannelControlOptions): 
     mode: 'etcd',
     subnet: ctl.subnet,
     lease: ctl.key,
+    vtepMac: ctl.vtepMac,
     ...ctl.stats(),
     remoteHosts: ctl.remotes().map((r) => ({ lease: r.key, subnet: formatCidr(r.subnet), publicIP: r.publicIP, vtepMac: r.vtepMac })),
+    // Bounded: a flood of hostile keys must not make the stats answer huge.
+    refusedLeases: ctl.refused().slice(0, 50).map((r) => ({ lease: r.key, reason: r.reason, detail: r.detail })),
   });
   process.stderr.write(
     `vxtap: ${v.tapName} up in etcd mode (subnet ${control.subnet}, lease ${control.key}, vni ${control.config.backend.vni}, port ${control.config.backend.port}, mtu ${v.mtu}, mac ${v.tapMac})\n`,
   );
-  const code = await new Promise<number>((resolve) => {
+  // Only a signal (an explicit leave: `systemctl stop`, Ctrl-C) releases the lease. A
+  // VTEP failure exits without releasing, like a crash: the service manager's restart
+  // adopts the same lease and subnet, and the other hosts' routes never change.
+  const { code, release } = await new Promise<{ code: number; release: boolean }>((resolve) => {
     const onSignal = (sig: string) => {
       process.stderr.write(`vxtap: ${sig}, releasing the lease and shutting down\n`);
-      resolve(0);
+      resolve({ code: 0, release: true });
     };
     process.once('SIGINT', () => onSignal('SIGINT'));
     process.once('SIGTERM', () => onSignal('SIGTERM'));
-    void v.failed.then(() => resolve(1));
+    void v.failed.then(() => {
+      process.stderr.write('vxtap: the VTEP failed; keeping the lease for the restart\n');
+      resolve({ code: 1, release: false });
+    });
     void fatalSeen.then((e) => {
       process.stderr.write(`vxtap: ${e instanceof FatalControlError ? '' : 'control plane: '}${e.message}\n`);
-      resolve(1);
+      resolve({ code: 1, release: false });
     });
   });
-  await control.stop({ release: true });
+  await control.stop({ release });
   process.exit(code);
 }

@@ -121,6 +121,14 @@ export async function deviceOfAddress(address: string, t: HostTarget = {}): Prom
   return undefined;
 }
 
+/** The addresses on `dev` with their prefix lengths (`ip -j addr show dev DEV`). */
+export async function addressesOfDevice(dev: string, t: HostTarget = {}): Promise<{ local: string; prefixlen: number; family: 4 | 6 }[]> {
+  const out = await output(['ip', '-j', 'addr', 'show', 'dev', dev], { netns: t.netns, allowFail: true });
+  if (!out) return [];
+  const links = JSON.parse(out) as { addr_info?: { family: string; local: string; prefixlen: number }[] }[];
+  return links.flatMap((l) => (l.addr_info ?? []).filter((a) => a.family === 'inet' || a.family === 'inet6').map((a) => ({ local: a.local, prefixlen: a.prefixlen, family: a.family === 'inet' ? (4 as const) : (6 as const) })));
+}
+
 /** Settings for a kernel VXLAN device as flanneld creates it. */
 export interface KernelVxlanOptions extends HostTarget {
   /** Device name, e.g. 'flannel.1'. */

@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { OverlayApplier, desiredRemotes, type OverlayHost } from '../../src/control/flannel/reconcile.js';
 import { parseSubnetKey, type Lease } from '../../src/control/flannel/lease.js';
 import { FakeDataplane } from '../helpers/fake-dataplane.js';
+import { parseNetworkConfig } from '../../src/control/flannel/config.js';
+import { parseCidr } from '../../src/control/flannel/cidr.js';
+import type { ScreenContext } from '../../src/control/flannel/lease-policy.js';
 
 function lease(key: string, publicIP: string, mac: string, extra: Partial<Lease['attrs']> = {}): Lease {
   const k = parseSubnetKey(key)!;
@@ -31,13 +34,14 @@ class FakeHost implements OverlayHost {
   }
 }
 
-const self = { key: '198.19.1.0-24', publicIP: '198.18.0.1', vni: 1 };
+const range = parseNetworkConfig(JSON.stringify({ Network: '198.19.0.0/16', Backend: { Type: 'vxlan' } })).ipv4!;
+const self: ScreenContext = { range, vni: 1, own: { key: '198.19.1.0-24', subnet: parseCidr('198.19.1.0/24'), publicIP: '198.18.0.1', vtepMac: '02:00:00:00:00:01' }, underlay: [parseCidr('198.18.0.0/24')], etcdAddresses: ['198.18.0.250'] };
 
 describe('desired remotes', () => {
   it('skips our own lease, other backends, other VNIs, missing VtepMAC and our own PublicIP', () => {
-    const { remotes, ignored } = desiredRemotes(
+    const { remotes, refused } = desiredRemotes(
       [
-        lease('198.19.1.0-24', '198.18.0.1', '02:00:00:00:00:01'),
+        lease('198.19.1.0-24', '198.18.0.1', '02:00:00:00:00:0a'),
         lease('198.19.2.0-24', '198.18.0.2', '02:00:00:00:00:02'),
         lease('198.19.3.0-24', '198.18.0.3', '02:00:00:00:00:03', { backendType: 'host-gw', vxlan: undefined }),
         lease('198.19.4.0-24', '198.18.0.4', '02:00:00:00:00:04', { vxlan: { vni: 7, vtepMac: '02:00:00:00:00:04' } }),
@@ -47,7 +51,12 @@ describe('desired remotes', () => {
       self,
     );
     expect(remotes.map((r) => [r.key, r.gateway, r.publicIP, r.vtepMac])).toEqual([['198.19.2.0-24', '198.19.2.0', '198.18.0.2', '02:00:00:00:00:02']]);
-    expect(ignored.map((i) => i.key)).toEqual(['198.19.3.0-24', '198.19.4.0-24', '198.19.5.0-24', '198.19.6.0-24']);
+    expect(refused.map((i) => [i.key, i.reason])).toEqual([
+      ['198.19.3.0-24', 'not_vxlan'],
+      ['198.19.4.0-24', 'vni_mismatch'],
+      ['198.19.5.0-24', 'bad_vtep_mac'],
+      ['198.19.6.0-24', 'own_public_ip'],
+    ]);
   });
 });
 
@@ -92,6 +101,44 @@ describe('overlay applier', () => {
     await a.apply(desiredRemotes([lease('198.19.2.0-24', '198.18.0.2', '02:00:00:00:00:99')], self).remotes);
     expect(host.ops).toEqual(['route- 198.19.2.0/24', 'neigh- 198.19.2.0', 'neigh+ 198.19.2.0 02:00:00:00:00:99', 'route+ 198.19.2.0/24 198.19.2.0']);
     expect(dp.fdb).toEqual([{ mac: '02:00:00:00:00:99', peer: '198.18.0.2' }]);
+  });
+
+  it('applies each remote on its own: one the host refuses is reported, retried, and blocks no other', async () => {
+    const dp = new FakeDataplane();
+    const host = new FakeHost();
+    const refuse = new Set(['198.19.3.0/24']);
+    const orig = host.routeReplace.bind(host);
+    host.routeReplace = async (dst: string, via: string) => {
+      if (refuse.has(dst)) throw new Error(`RTNETLINK answers: Invalid argument (${dst})`);
+      await orig(dst, via);
+    };
+    const a = new OverlayApplier(dp, host);
+    const ls = [2, 3, 4].map((i) => lease(`198.19.${i}.0-24`, `198.18.0.${i}`, `02:00:00:00:00:0${i}`));
+    const r1 = await a.apply(desiredRemotes(ls, self).remotes);
+    expect(r1.added.map((r) => r.key)).toEqual(['198.19.2.0-24', '198.19.4.0-24']);
+    expect(r1.failed.map((f) => f.remote.key)).toEqual(['198.19.3.0-24']);
+    expect([...host.routes.keys()]).toEqual(['198.19.2.0/24', '198.19.4.0/24']);
+    expect(a.pending.map((r) => r.key)).toEqual(['198.19.3.0-24']);
+    // The kernel accepts it now: the next apply with the same leases programs it.
+    refuse.clear();
+    const r2 = await a.apply(desiredRemotes(ls, self).remotes);
+    expect(r2.added.map((r) => r.key)).toEqual(['198.19.3.0-24']);
+    expect(a.pending).toEqual([]);
+    expect(host.routes.size).toBe(3);
+  });
+
+  it('cleans up a half-programmed remote once it is no longer wanted', async () => {
+    const dp = new FakeDataplane();
+    const host = new FakeHost();
+    host.routeReplace = async () => {
+      throw new Error('refused');
+    };
+    const a = new OverlayApplier(dp, host);
+    await a.apply(desiredRemotes([lease('198.19.2.0-24', '198.18.0.2', '02:00:00:00:00:02')], self).remotes);
+    expect(host.neigh.size).toBe(1); // neighbour went in, the route did not
+    await a.apply([]);
+    expect(host.neigh.size).toBe(0);
+    expect(a.pending).toEqual([]);
   });
 
   it('clear() removes everything', async () => {

@@ -73,3 +73,18 @@ export function pickFreeSubnet(range: FamilyRange, taken: Cidr[], random: () => 
   }
   return undefined;
 }
+
+/**
+ * The subnets a new lease must avoid: every record whose key names an
+ * allocatable subnet of `range` (decodable or not: its key exists, so a create
+ * there would fail), plus `reserved` (this host's underlay prefixes, etcd
+ * addresses). Keys that are not allocatable subnets (a hostile `0.0.0.0-0`, a
+ * /16 inside the network) are ignored: every host refuses to program them, and
+ * counting them would make the whole range look full.
+ */
+export function takenSubnets(records: Iterable<{ subnet?: Cidr }>, range: FamilyRange, reserved: Cidr[] = []): Cidr[] {
+  const taken: Cidr[] = [];
+  for (const r of records) if (r.subnet && inRange(range, r.subnet)) taken.push(r.subnet);
+  for (const c of reserved) if (c.family === range.network.family && cidrOverlaps(c, range.network)) taken.push(c);
+  return taken;
+}

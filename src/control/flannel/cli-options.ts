@@ -6,7 +6,7 @@
 import { Option, type Command } from 'commander';
 import { FLANNEL_DEFAULTS } from './config.js';
 import { DEFAULT_SUBNET_FILE } from './subnet-env.js';
-import type { FlannelControlOptions } from './control.js';
+import { MAX_LEASE_TTL_SECONDS, type FlannelControlOptions } from './control.js';
 
 /** One option: commander flags, environment mirror, help text, default. */
 export interface CliOptionSpec {
@@ -48,12 +48,17 @@ export function addFlannelCliOptions(cmd: Command): Command {
   return cmd;
 }
 
-/** Parse '24h', '90m', '30s', '45' (seconds) into whole seconds; throws naming --lease-ttl. */
-export function parseDurationSeconds(text: string, flag = '--lease-ttl'): number {
+/**
+ * Parse '24h', '90m', '30s', '45' (seconds) into whole seconds, between 3 s and
+ * `maxSeconds` (default: the longest lease TTL whose renewal timer a Node timer
+ * can hold, 24 days); throws naming the flag.
+ */
+export function parseDurationSeconds(text: string, flag = '--lease-ttl', maxSeconds = MAX_LEASE_TTL_SECONDS, maxReason = 'longer renewal timers overflow'): number {
   const m = /^(\d+)(s|m|h|d)?$/.exec(String(text).trim());
   if (!m) throw new TypeError(`${flag} must be a duration like 24h, 10m or 30s, got ${JSON.stringify(text)}`);
   const n = Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
   if (n < 3) throw new TypeError(`${flag} must be at least 3s, got ${JSON.stringify(text)}`);
+  if (!Number.isSafeInteger(n) || n > maxSeconds) throw new TypeError(`${flag} must be at most ${maxSeconds / 86400}d (${maxSeconds}s: ${maxReason}), got ${JSON.stringify(text)}`);
   return n;
 }
 

@@ -5,30 +5,52 @@
  * (the caller's `makeVtep`, with VNI, port and MTU from the config), take a
  * subnet lease whose value carries the VTEP's MAC, put the subnet's network
  * address (/32) on the overlay device, write subnet.env, then watch the leases
- * and program every remote host (see reconcile.ts).
+ * and program every remote host that passes the screen.
  *
- * Leases: taken in one etcd transaction per attempt (registry.ts); a restart
- * first adopts a lease holding our PublicIP, then tries the subnet recorded in
- * subnet.env, then a random free one. Renewed flannel-style (new etcd lease, put
- * iff unchanged) at TTL - min(1 h, TTL/3); released on clean stop.
+ * Three parts over one injected registry and clock, each tested alone:
+ * - `LeaseKeeper` (lease-keeper.ts): acquire (adopting our previous run's lease,
+ *   so a crash or restart keeps the subnet), renew, and release on an explicit
+ *   leave only;
+ * - `LeaseWatcher` (lease-watcher.ts): listing + watch, re-listing and
+ *   re-watching when etcd cancels the watch, periodic resync, watch health;
+ * - `screenLeases` (lease-policy.ts) and `OverlayApplier` (reconcile.ts): refuse
+ *   hostile leases (counted per reason, logged rate-limited), program each
+ *   remaining remote on its own.
  *
- * etcd outages: the dataplane keeps its last peers; renewals and watch
- * reconnects back off (200 ms .. 5 s); when etcd returns, the renewal goes
- * through (or the subnet is re-taken if it expired meanwhile) and the watch
- * resynchronises with a full listing. Losing the subnet to another host is fatal
- * (flanneld exits too): `done` rejects and `onFatal` is called.
+ * etcd outages: the dataplane keeps its last peers; renewals and re-watches back
+ * off (200 ms .. 5 s); when etcd returns the renewal goes through (or the subnet
+ * is re-taken if it expired meanwhile) and the watcher resynchronises. Losing the
+ * subnet to another host is fatal (flanneld exits too): `done` rejects and
+ * `onFatal` is called.
  */
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import { lookup } from 'node:dns/promises';
+import type { Etcd3 } from 'etcd3';
 import type { DataplaneControl } from '../../dataplane/types.js';
-import { Backoff, createEtcdClient, type EtcdClientOptions } from '../etcd-client.js';
+import { createEtcdClient, type EtcdClientOptions } from '../etcd-client.js';
 import * as routes from '../../host/routes.js';
-import { type Cidr, cidrOverlaps, formatCidr } from './cidr.js';
+import { type Cidr, formatCidr, parseAddress, prefixMask } from './cidr.js';
 import { FLANNEL_DEFAULTS, NetworkConfigError, describeNetworkConfig, type NetworkConfig } from './config.js';
-import { encodeLeaseValue, gatewayOf, subnetKey, type Lease, type LeaseAttrs } from './lease.js';
-import { inRange, pickFreeSubnet } from './allocate.js';
-import { FlannelRegistry, MissingConfigError, leaseFromKv } from './registry.js';
+import { encodeLeaseValue, gatewayOf, type LeaseAttrs } from './lease.js';
+import { EtcdLeaseRegistry, type LeaseRegistry } from './registry.js';
 import { OverlayApplier, desiredRemotes, kernelOverlayHost, type RemoteHost } from './reconcile.js';
-import { DEFAULT_SUBNET_FILE, readPreviousSubnet, renderSubnetEnv, writeSubnetEnv } from './subnet-env.js';
+import { readPreviousSubnet, renderSubnetEnv, writeSubnetEnv, DEFAULT_SUBNET_FILE } from './subnet-env.js';
+import { realClock, type Clock, type TimerHandle } from './clock.js';
+import { EtcdHealth, retrying } from './etcd-health.js';
+import { LeaseKeeper, renewIntervalSeconds, type LeaseKeeperStats } from './lease-keeper.js';
+import { DEFAULT_RESYNC_INTERVAL_MS, LeaseWatcher, type LeaseWatcherStats } from './lease-watcher.js';
+import { LogLimiter, type RefusalReason, type RefusedLease, type ScreenContext } from './lease-policy.js';
+
+export { FatalControlError } from './etcd-health.js';
+export { renewIntervalSeconds } from './lease-keeper.js';
+
+/**
+ * Longest --lease-ttl: renewal fires TTL - 1 h after the last one, and a Node
+ * timer holds at most 2^31-1 ms (about 24.8 days); 24 days keeps the renewal
+ * delay (23 days 23 h) inside it.
+ */
+export const MAX_LEASE_TTL_SECONDS = 24 * 86400;
+/** Shortest --lease-ttl (renewal at 2/3 of it). */
+export const MIN_LEASE_TTL_SECONDS = 3;
 
 /** Options of the flannel control plane (see FLANNEL_CLI_OPTIONS for the flags). */
 export interface FlannelControlOptions extends EtcdClientOptions {
@@ -38,7 +60,7 @@ export interface FlannelControlOptions extends EtcdClientOptions {
   local: string;
   /** subnet.env path (default /run/vxtap/subnet.env). */
   subnetFile?: string;
-  /** Lease lifetime in seconds (default 24 h, as flannel). */
+  /** Lease lifetime in seconds (default 24 h, as flannel; 3 s .. 24 days). */
   leaseTtlSeconds?: number;
   /** Value of FLANNEL_IPMASQ (vxtap itself never masquerades). */
   ipMasq?: boolean;
@@ -46,6 +68,8 @@ export interface FlannelControlOptions extends EtcdClientOptions {
   netns?: string;
   /** Give up start-up after this long without etcd (ms; default: keep trying). */
   startupTimeoutMs?: number;
+  /** Full lease resync period (ms; default 5 min; 0 = only after watch trouble). */
+  resyncIntervalMs?: number;
   /** Progress and warnings (default: stderr). */
   log?: (msg: string) => void;
   /** Called once when the control plane cannot continue (subnet lost to another host). */
@@ -56,6 +80,10 @@ export interface FlannelControlOptions extends EtcdClientOptions {
   random?: () => number;
   /** Use this client instead of creating one from endpoints/tls/auth (it is not closed by stop()). */
   client?: Etcd3;
+  /** Use this registry instead of etcd (tests). */
+  registry?: LeaseRegistry;
+  /** Time source (tests; default the process clock). */
+  clock?: Clock;
 }
 
 /** What the control plane asks of the VTEP it will drive. */
@@ -78,22 +106,25 @@ export type ControlledVtep = DataplaneControl & { stop(): Promise<void> };
 export type MakeVtep = (net: VtepRequest) => Promise<ControlledVtep>;
 
 /** Counters and state for `vxtap stats` and tests. */
-export interface FlannelStats {
+export interface FlannelStats extends LeaseKeeperStats {
   /** 'ok', or 'etcd-unreachable' while calls fail. */
   etcd: 'ok' | 'etcd-unreachable';
-  renewals: number;
-  renewFailures: number;
-  /** Times the subnet was re-taken after its lease expired (etcd outage longer than the TTL). */
-  retakes: number;
-  /** Lost compare-and-swap races while acquiring. */
-  acquireConflicts: number;
+  /** Full lease listings (same as watch.resyncs). */
   watchResyncs: number;
+  /** Remotes the host refused to program (each retried every second). */
   applyErrors: number;
   /** Remote hosts programmed. */
   remotes: number;
-  /** Leases not programmed (wrong backend, VNI, malformed). */
+  /** Remote hosts wanted but not programmed yet (the host refused them; retried). */
+  pendingRemotes: number;
+  /** Leases not programmed right now (sum of leasesRefused). */
   ignored: number;
-  lastRenewAtMs?: number;
+  /** Leases not programmed right now, per reason (lease-policy.ts). */
+  leasesRefused: Partial<Record<RefusalReason, number>>;
+  /** Refusals since start, per reason (each record version counted once). */
+  refusalsTotal: Partial<Record<RefusalReason, number>>;
+  /** Health of the lease watch. */
+  watch: LeaseWatcherStats;
 }
 
 /** A running flannel control plane. */
@@ -105,56 +136,79 @@ export interface FlannelControl {
   readonly key: string;
   /** The network address on the overlay device ('198.19.5.0'). */
   readonly gateway: string;
+  /** The VtepMAC our lease announces. */
+  readonly vtepMac: string;
   readonly vtep: ControlledVtep;
   stats(): FlannelStats;
   /** Remote hosts currently programmed. */
   remotes(): RemoteHost[];
+  /** Leases refused right now, with reasons. */
+  refused(): RefusedLease[];
   /** Resolves when every change seen so far has been applied. */
   settled(): Promise<void>;
   /** Renew now (tests; normally timer-driven). */
   renewNow(): Promise<void>;
+  /** Full lease resync now (tests; normally after watch trouble and periodically). */
+  resyncNow(): Promise<void>;
   /** Resolves after stop(); rejects on a fatal error. */
   readonly done: Promise<void>;
-  /** Stop watching and renewing, release the lease (default), remove routes, stop the VTEP. */
+  /**
+   * Stop watching and renewing, remove routes, stop the VTEP. `release` (default
+   * true: an explicit leave) deletes the lease; without it the lease stays until
+   * its TTL, so a restart keeps the subnet.
+   */
   stop(opts?: { release?: boolean }): Promise<void>;
-}
-
-/** Seconds between renewals for a TTL: flannel renews 1 h before expiry; short test TTLs at 2/3. */
-export function renewIntervalSeconds(ttlSeconds: number): number {
-  return ttlSeconds - Math.min(3600, ttlSeconds / 3);
 }
 
 /** Validate the options; an Error naming the option, or undefined. */
 export function validateFlannelOptions(o: FlannelControlOptions): Error | undefined {
   if (typeof o.local !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}$/.test(o.local)) return new TypeError(`--local must be this host's underlay IPv4 address, got ${JSON.stringify(o.local)}`);
   const ttl = o.leaseTtlSeconds ?? FLANNEL_DEFAULTS.leaseTtlSeconds;
-  if (!Number.isInteger(ttl) || ttl < 3 || ttl > 10 * 365 * 86400) return new TypeError(`--lease-ttl must be a whole number of seconds >= 3, got ${JSON.stringify(o.leaseTtlSeconds)}`);
+  if (!Number.isInteger(ttl) || ttl < MIN_LEASE_TTL_SECONDS || ttl > MAX_LEASE_TTL_SECONDS) {
+    return new TypeError(`--lease-ttl must be a whole number of seconds between ${MIN_LEASE_TTL_SECONDS} and ${MAX_LEASE_TTL_SECONDS} (24d: the renewal timer cannot hold longer), got ${JSON.stringify(o.leaseTtlSeconds)}`);
+  }
   const prefix = o.prefix ?? FLANNEL_DEFAULTS.prefix;
   if (!prefix.startsWith('/')) return new TypeError(`--etcd-prefix must start with '/', got ${JSON.stringify(prefix)}`);
+  if (o.resyncIntervalMs !== undefined && (!Number.isInteger(o.resyncIntervalMs) || o.resyncIntervalMs < 0 || o.resyncIntervalMs > 2 ** 31 - 1)) {
+    return new TypeError(`resyncIntervalMs must be a whole number of milliseconds between 0 and 2147483647, got ${JSON.stringify(o.resyncIntervalMs)}`);
+  }
   return undefined;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
-
-/** etcd said no to our credentials: retrying cannot help. */
-function isCredentialError(e: unknown): boolean {
-  const err = e as Error;
-  return (
-    ['EtcdAuthenticationFailedError', 'EtcdPermissionDeniedError', 'EtcdUserNotFoundError', 'EtcdRoleNotGrantedError'].includes(err?.name) ||
-    /authentication failed|user name is empty|permission denied|invalid user ID or password/i.test(err?.message ?? '')
-  );
-}
-
-function isRetryable(e: unknown): boolean {
-  return !(e instanceof NetworkConfigError || e instanceof MissingConfigError || e instanceof FatalControlError || isCredentialError(e));
-}
-
-/** An unrecoverable condition (no free subnet, subnet taken over). */
-export class FatalControlError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'FatalControlError';
+/** The IPv4 addresses of the etcd endpoints (literals as they are, names resolved; failures skipped). */
+async function endpointAddresses(endpoints: string[] | undefined): Promise<string[]> {
+  const out = new Set<string>();
+  for (const e of endpoints ?? []) {
+    let host: string;
+    try {
+      host = new URL(e).hostname.replace(/^\[|\]$/g, '');
+    } catch {
+      continue;
+    }
+    try {
+      if (parseAddress(host).family === 4) out.add(host);
+      continue;
+    } catch {
+      // a name
+    }
+    try {
+      for (const a of await lookup(host, { all: true, family: 4 })) out.add(a.address);
+    } catch {
+      // unresolvable now: nothing to protect
+    }
   }
+  return [...out];
+}
+
+/** This host's underlay prefixes: the addresses of the device holding `local`, as networks. */
+async function underlayPrefixes(dev: string, t: routes.HostTarget): Promise<Cidr[]> {
+  const addrs = await routes.addressesOfDevice(dev, t);
+  return addrs
+    .filter((a) => a.family === 4)
+    .map((a) => {
+      const v = parseAddress(a.local).value;
+      return { family: 4 as const, base: v & prefixMask(4, a.prefixlen), len: a.prefixlen };
+    });
 }
 
 /** Start the control plane; resolves once the lease is held and the VTEP configured. */
@@ -162,119 +216,38 @@ export async function startFlannelControl(opts: FlannelControlOptions, makeVtep:
   const bad = validateFlannelOptions(opts);
   if (bad) throw bad;
   const log = opts.log ?? ((m: string) => process.stderr.write(`vxtap flannel: ${m}\n`));
+  const clock = opts.clock ?? realClock;
   const prefix = opts.prefix ?? FLANNEL_DEFAULTS.prefix;
   const ttl = opts.leaseTtlSeconds ?? FLANNEL_DEFAULTS.leaseTtlSeconds;
   const subnetFile = opts.subnetFile ?? DEFAULT_SUBNET_FILE;
-  const random = opts.random ?? Math.random;
   const target: routes.HostTarget = { netns: opts.netns };
-  const ownsClient = !opts.client;
-  const client = opts.client ?? createEtcdClient(opts);
-  const reg = new FlannelRegistry(client, prefix);
-  const stats: FlannelStats = { etcd: 'ok', renewals: 0, renewFailures: 0, retakes: 0, acquireConflicts: 0, watchResyncs: 0, applyErrors: 0, remotes: 0, ignored: 0 };
+  const ownsClient = !opts.client && !opts.registry;
+  const client = opts.registry ? undefined : (opts.client ?? createEtcdClient(opts));
+  const reg: LeaseRegistry = opts.registry ?? new EtcdLeaseRegistry(client!, prefix);
+  const health = new EtcdHealth(log);
   let stopped = false;
-  const startedAt = Date.now();
-
-  const etcdFailed = (what: string, e: unknown) => {
-    if (stats.etcd === 'ok') log(`etcd unreachable (${what}: ${(e as Error).message}); keeping last known peers, retrying with backoff`);
-    stats.etcd = 'etcd-unreachable';
-  };
-  const etcdOk = () => {
-    if (stats.etcd !== 'ok') log('etcd reachable again');
-    stats.etcd = 'ok';
-  };
-
-  /** Retry `fn` on connection errors with backoff until it succeeds, stop() or the start-up deadline. */
-  async function retrying<T>(what: string, fn: () => Promise<T>, deadlineMs?: number): Promise<T> {
-    const backoff = new Backoff();
-    for (;;) {
-      try {
-        const r = await fn();
-        etcdOk();
-        return r;
-      } catch (e) {
-        if (isCredentialError(e)) throw new Error(`${what}: etcd refused our credentials (--etcd-username/--etcd-password): ${(e as Error).message}`);
-        if (!isRetryable(e) || stopped) throw e;
-        etcdFailed(what, e);
-        if (deadlineMs !== undefined && Date.now() > deadlineMs) throw new Error(`${what}: etcd unreachable: ${(e as Error).message}`);
-        await sleep(backoff.next());
-      }
-    }
-  }
-
-  const startupDeadline = opts.startupTimeoutMs !== undefined ? startedAt + opts.startupTimeoutMs : undefined;
+  const startupDeadline = opts.startupTimeoutMs !== undefined ? clock.now() + opts.startupTimeoutMs : undefined;
   let vtep: ControlledVtep | undefined;
+  let keeper: LeaseKeeper | undefined;
+  let watcher: LeaseWatcher | undefined;
   try {
-    const config = await retrying('read network config', () => reg.getConfig(), startupDeadline);
+    const config = await retrying('read network config', () => reg.getConfig(), { clock, health, stopped: () => stopped, deadlineMs: startupDeadline });
     if (config.enableIPv6) throw new NetworkConfigError('EnableIPv6', 'the IPv6 overlay is not implemented by vxtap yet (leases with IPv6 parts are read, but this host can only join with EnableIPv6 false)');
     const range = config.ipv4!;
     log(`network config: ${describeNetworkConfig(config)}`);
 
     const under = await routes.deviceOfAddress(opts.local, target);
     if (!under) throw new TypeError(`--local ${opts.local} is not an address of this host${opts.netns ? ` (namespace ${opts.netns})` : ''}`);
+    const underlay = await underlayPrefixes(under.dev, target);
+    const etcdAddresses = await endpointAddresses(opts.endpoints);
     const mtu = under.mtu - 50;
     vtep = await makeVtep({ vni: config.backend.vni, port: config.backend.port, mtu, local: opts.local, network: formatCidr(range.network) });
     const dp = vtep;
 
-    const attrs: LeaseAttrs = { publicIP: opts.local, publicIPv6: null, backendType: 'vxlan', vxlan: { vni: config.backend.vni, vtepMac: dp.tapMac.toLowerCase() } };
+    // The value carries the VTEP's current MAC; adopting our previous lease rewrites it.
+    const vtepMac = dp.tapMac.toLowerCase();
+    const attrs: LeaseAttrs = { publicIP: opts.local, publicIPv6: null, backendType: 'vxlan', vxlan: { vni: config.backend.vni, vtepMac } };
     const value = encodeLeaseValue(attrs);
-    const previous = await readPreviousSubnet(subnetFile);
-
-    // ---- acquire -------------------------------------------------------
-    async function acquireOnce(): Promise<{ subnet: Cidr; key: string; leaseId: string } | undefined> {
-      const { leases } = await reg.listLeases();
-      const leaseId = await reg.grant(ttl);
-      let ok = false;
-      try {
-        for (const l of leases) {
-          if (l.attrs.publicIP !== opts.local || !inRange(range, l.subnet) || l.ipv6Subnet) continue;
-          if (await reg.tryAdopt(l.key, value, leaseId, l.modRevision!)) {
-            if (l.etcdLease && l.etcdLease !== '0') await reg.revoke(l.etcdLease).catch(() => undefined);
-            log(`adopted existing lease ${l.key} (same PublicIP ${opts.local})`);
-            ok = true;
-            return { subnet: l.subnet, key: l.key, leaseId };
-          }
-        }
-        const taken = leases.map((l) => l.subnet);
-        const free = (c: Cidr) => !taken.some((t) => cidrOverlaps(t, c));
-        if (previous && inRange(range, previous) && free(previous)) {
-          const key = subnetKey(previous);
-          if (await reg.tryCreate(key, value, leaseId)) {
-            log(`took previous subnet ${formatCidr(previous)} again (from ${subnetFile})`);
-            ok = true;
-            return { subnet: previous, key, leaseId };
-          }
-          stats.acquireConflicts++;
-          return undefined;
-        }
-        const pick = pickFreeSubnet(range, taken, random);
-        if (!pick) throw new FatalControlError(`no free subnet between SubnetMin and SubnetMax in ${formatCidr(range.network)} (${leases.length} leases)`);
-        const key = subnetKey(pick);
-        if (await reg.tryCreate(key, value, leaseId)) {
-          ok = true;
-          return { subnet: pick, key, leaseId };
-        }
-        stats.acquireConflicts++;
-        return undefined;
-      } finally {
-        if (!ok) await reg.revoke(leaseId).catch(() => undefined);
-      }
-    }
-
-    let held: { subnet: Cidr; key: string; leaseId: string } | undefined;
-    for (let attempt = 0; !held; attempt++) {
-      if (attempt >= 100) throw new FatalControlError('could not acquire a subnet lease after 100 conflicting attempts');
-      held = await retrying('acquire lease', acquireOnce, startupDeadline);
-      if (!held) await sleep(5 + Math.floor(random() * 45));
-    }
-    const own = held;
-    const subnetText = formatCidr(own.subnet);
-    const gateway = gatewayOf(own.subnet);
-    log(`lease ${own.key}: subnet ${subnetText}, PublicIP ${opts.local}, VtepMAC ${attrs.vxlan!.vtepMac}, TTL ${ttl}s`);
-
-    // ---- local device and subnet.env ----------------------------------
-    await routes.addressReplace(dp.tapName, `${gateway}/32`, target);
-    await routes.linkUp(dp.tapName, target);
-    await writeSubnetEnv(subnetFile, renderSubnetEnv(config, own.subnet, dp.mtu, opts.ipMasq ?? false));
 
     // ---- fatal handling -------------------------------------------------
     let resolveDone!: () => void;
@@ -288,85 +261,58 @@ export async function startFlannelControl(opts: FlannelControlOptions, makeVtep:
     const fatal = (err: Error) => {
       if (fatalSeen || stopped) return;
       fatalSeen = true;
-      log(`fatal: ${err.message}`);
-      clearTimeout(renewTimer);
       rejectDone(err);
       opts.onFatal?.(err);
     };
 
-    // ---- renewal ---------------------------------------------------------
-    let renewTimer: NodeJS.Timeout | undefined;
-    let renewing: Promise<void> | undefined;
-    async function renewOnce(): Promise<void> {
-      const newId = await reg.grant(ttl);
-      let keep = false;
-      try {
-        if (await reg.tryRenew(own.key, value, newId)) {
-          keep = true;
-        } else {
-          const cur = await reg.getLease(own.key);
-          if (!cur) {
-            if (await reg.tryCreate(own.key, value, newId)) {
-              keep = true;
-              stats.retakes++;
-              log(`lease ${own.key} had expired; re-took it`);
-            }
-          } else if (!('error' in cur) && cur.attrs.publicIP === opts.local && cur.modRevision) {
-            if (await reg.tryAdopt(own.key, value, newId, cur.modRevision)) keep = true;
-          } else {
-            throw new FatalControlError(`subnet ${subnetText} is now held by ${'error' in cur ? 'a malformed record' : cur.attrs.publicIP}`);
-          }
-          if (!keep) throw new Error(`lease ${own.key} changed during renewal; retrying`);
-        }
-      } finally {
-        if (!keep) await reg.revoke(newId).catch(() => undefined);
-      }
-      const old = own.leaseId;
-      own.leaseId = newId;
-      if (old !== newId) await reg.revoke(old).catch(() => undefined);
-      stats.renewals++;
-      stats.lastRenewAtMs = Date.now();
-    }
-    function renewLoop(): Promise<void> {
-      if (renewing) return renewing;
-      renewing = (async () => {
-        clearTimeout(renewTimer);
-        const backoff = new Backoff();
-        while (!stopped && !fatalSeen) {
-          try {
-            await renewOnce();
-            etcdOk();
-            break;
-          } catch (e) {
-            if (e instanceof FatalControlError) {
-              fatal(e);
-              return;
-            }
-            stats.renewFailures++;
-            etcdFailed('renew lease', e);
-            await sleep(backoff.next());
-          }
-        }
-      })().finally(() => {
-        renewing = undefined;
-        scheduleRenew();
-      });
-      return renewing;
-    }
-    function scheduleRenew(): void {
-      if (stopped || fatalSeen) return;
-      clearTimeout(renewTimer);
-      renewTimer = setTimeout(() => void renewLoop(), renewIntervalSeconds(ttl) * 1000);
-      renewTimer.unref?.();
-    }
+    // ---- lease ------------------------------------------------------------
+    const reserved: Cidr[] = [...underlay, ...etcdAddresses.map((a) => ({ family: 4 as const, base: parseAddress(a).value, len: 32 }))];
+    const k = new LeaseKeeper({ registry: reg, clock, health, range, local: opts.local, value, ttlSeconds: ttl, previous: await readPreviousSubnet(subnetFile), subnetFile, reserved, random: opts.random, log, onFatal: fatal });
+    keeper = k;
+    const own = await k.acquire(startupDeadline);
+    const subnetText = formatCidr(own.subnet);
+    const gateway = gatewayOf(own.subnet);
+    log(`lease ${own.key}: subnet ${subnetText}, PublicIP ${opts.local}, VtepMAC ${vtepMac}, TTL ${ttl}s`);
 
-    // ---- watch and apply -------------------------------------------------
+    // ---- local device and subnet.env ----------------------------------
+    await routes.addressReplace(dp.tapName, `${gateway}/32`, target);
+    await routes.linkUp(dp.tapName, target);
+    await writeSubnetEnv(subnetFile, renderSubnetEnv(config, own.subnet, dp.mtu, opts.ipMasq ?? false));
+
+    // ---- screen and apply -------------------------------------------------
+    const screen: ScreenContext = { range, vni: config.backend.vni, own: { key: own.key, subnet: own.subnet, publicIP: opts.local, vtepMac }, underlay, etcdAddresses };
     const applier = new OverlayApplier(dp, kernelOverlayHost(dp.tapName, target));
-    const known = new Map<string, Lease>();
-    const seenRev = new Map<string, bigint>();
+    const limiter = new LogLimiter(log, () => clock.now());
+    const refusedNow = new Map<string, RefusedLease & { sig: string }>();
+    const refusalsTotal: Partial<Record<RefusalReason, number>> = {};
+    let applyErrors = 0;
     let dirty = false;
     let applying: Promise<void> | undefined;
-    let retryApply: NodeJS.Timeout | undefined;
+    let retryApply: TimerHandle | undefined;
+    const w = new LeaseWatcher({
+      registry: reg,
+      clock,
+      health,
+      log,
+      resyncIntervalMs: opts.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS,
+      onChange: () => scheduleApply(),
+      onDelete: (key) => {
+        if (key === own.key && !stopped) k.onOwnDeleted();
+      },
+    });
+    watcher = w;
+    function noteRefusals(refused: RefusedLease[]): void {
+      const keys = new Set<string>();
+      for (const r of refused) {
+        keys.add(r.key);
+        const sig = `${r.reason}@${r.modRevision ?? ''}`;
+        if (refusedNow.get(r.key)?.sig === sig) continue;
+        refusedNow.set(r.key, { ...r, sig });
+        refusalsTotal[r.reason] = (refusalsTotal[r.reason] ?? 0) + 1;
+        limiter.write(`refusing lease ${r.key} (${r.reason}): ${r.detail}`);
+      }
+      for (const key of [...refusedNow.keys()]) if (!keys.has(key)) refusedNow.delete(key);
+    }
     function scheduleApply(): void {
       dirty = true;
       if (!applying) applying = runApply();
@@ -375,91 +321,28 @@ export async function startFlannelControl(opts: FlannelControlOptions, makeVtep:
       try {
         while (dirty && !stopped) {
           dirty = false;
-          const { remotes, ignored } = desiredRemotes(known.values(), { key: own.key, publicIP: opts.local, vni: config.backend.vni });
-          stats.ignored = ignored.length;
-          try {
-            const change = await applier.apply(remotes);
-            stats.remotes = remotes.length;
-            for (const r of change.added) log(`peer ${r.key}: ${formatCidr(r.subnet)} via ${r.gateway} (VtepMAC ${r.vtepMac}) at ${r.publicIP}`);
-            for (const r of change.removed) if (!remotes.some((x) => x.key === r.key)) log(`peer ${r.key} gone: removed route, neighbour and forwarding entry`);
-            if (change.added.length || change.removed.length) opts.onApplied?.({ ...change, atMs: Date.now() });
-          } catch (e) {
-            stats.applyErrors++;
-            log(`applying peers failed: ${(e as Error).message}; retrying in 1 s`);
-            clearTimeout(retryApply);
-            retryApply = setTimeout(scheduleApply, 1000);
-            retryApply.unref?.();
+          const { remotes, refused } = desiredRemotes(w.records.values(), screen);
+          noteRefusals(refused);
+          const change = await applier.apply(remotes);
+          for (const r of change.added) log(`peer ${r.key}: ${formatCidr(r.subnet)} via ${r.gateway} (VtepMAC ${r.vtepMac}) at ${r.publicIP}`);
+          for (const r of change.removed) if (!remotes.some((x) => x.key === r.key)) log(`peer ${r.key} gone: removed route, neighbour and forwarding entry`);
+          if (change.added.length || change.removed.length) opts.onApplied?.({ added: change.added, removed: change.removed, atMs: clock.now() });
+          if (change.failed.length) {
+            applyErrors += change.failed.length;
+            for (const f of change.failed) limiter.write(`programming peer ${f.remote.key} (${formatCidr(f.remote.subnet)} via ${f.remote.publicIP}) failed: ${f.error.message}; retrying in 1 s`);
+            retryApply?.cancel();
+            retryApply = clock.setTimer(1000, () => {
+              if (applier.pending.length) scheduleApply();
+            });
           }
         }
       } finally {
         applying = undefined;
       }
     }
-    function onPut(kv: IKeyValue): void {
-      const rev = BigInt(kv.mod_revision);
-      const l = leaseFromKv(kv);
-      if (!l) return;
-      if ((seenRev.get(l.key) ?? -1n) >= rev) return;
-      seenRev.set(l.key, rev);
-      if ('error' in l) {
-        log(`ignoring malformed lease ${l.key}: ${l.error}`);
-        known.delete(l.key);
-      } else known.set(l.key, l);
-      scheduleApply();
-    }
-    function onDelete(kv: IKeyValue): void {
-      const key = kv.key.toString().slice(reg.subnetsPrefix.length);
-      const rev = BigInt(kv.mod_revision);
-      if ((seenRev.get(key) ?? -1n) >= rev) return;
-      seenRev.set(key, rev);
-      known.delete(key);
-      if (key === own.key && !stopped) {
-        log(`our lease ${key} was deleted; re-taking it`);
-        void renewLoop();
-      }
-      scheduleApply();
-    }
-    async function resync(): Promise<string> {
-      const snap = await reg.listLeases();
-      const rev = BigInt(snap.revision);
-      const present = new Set<string>();
-      for (const l of snap.leases) {
-        present.add(l.key);
-        if ((seenRev.get(l.key) ?? -1n) <= rev) {
-          known.set(l.key, l);
-          seenRev.set(l.key, rev);
-        }
-      }
-      for (const m of snap.malformed) log(`ignoring malformed lease ${m.key}: ${m.error}`);
-      for (const key of [...known.keys()]) {
-        if (!present.has(key) && (seenRev.get(key) ?? -1n) <= rev) {
-          known.delete(key);
-          seenRev.set(key, rev);
-        }
-      }
-      stats.watchResyncs++;
-      scheduleApply();
-      return snap.revision;
-    }
-    const rev0 = await retrying('list leases', resync, startupDeadline);
-    let watcher: Watcher | undefined;
-    let disconnected = false;
-    watcher = await client.watch().prefix(reg.subnetsPrefix).startRevision(String(BigInt(rev0) + 1n)).create();
-    watcher.on('put', onPut);
-    watcher.on('delete', onDelete);
-    watcher.on('disconnected', (e) => {
-      disconnected = true;
-      etcdFailed('watch', e);
-    });
-    watcher.on('error', (e) => log(`watch error: ${e.message}`));
-    watcher.on('connected', () => {
-      if (!disconnected) return;
-      disconnected = false;
-      etcdOk();
-      // Catch up on anything missed (including a compacted history).
-      void retrying('resync leases', resync).catch(() => undefined);
-    });
-    scheduleRenew();
+
+    await w.start(startupDeadline);
+    k.start();
     await applying;
 
     const control: FlannelControl = {
@@ -467,51 +350,54 @@ export async function startFlannelControl(opts: FlannelControlOptions, makeVtep:
       subnet: subnetText,
       key: own.key,
       gateway,
+      vtepMac,
       vtep: dp,
       done,
-      stats: () => ({ ...stats }),
-      remotes: () => applier.current,
-      async settled() {
-        while (applying || dirty) await (applying ?? sleep(1));
+      stats: () => {
+        const leasesRefused: Partial<Record<RefusalReason, number>> = {};
+        for (const r of refusedNow.values()) leasesRefused[r.reason] = (leasesRefused[r.reason] ?? 0) + 1;
+        return {
+          etcd: health.state,
+          ...k.stats,
+          watchResyncs: w.stats.resyncs,
+          applyErrors,
+          remotes: applier.current.length,
+          pendingRemotes: applier.pending.length,
+          ignored: refusedNow.size,
+          leasesRefused,
+          refusalsTotal: { ...refusalsTotal },
+          watch: { ...w.stats },
+        };
       },
-      renewNow: () => renewLoop(),
+      remotes: () => applier.current,
+      refused: () => [...refusedNow.values()].map(({ sig: _sig, ...r }) => r),
+      async settled() {
+        while (applying || dirty) await (applying ?? clock.sleep(1));
+      },
+      renewNow: () => k.renewNow(),
+      resyncNow: () => w.resyncNow(),
       async stop(o = {}) {
         if (stopped) return;
         stopped = true;
-        clearTimeout(renewTimer);
-        clearTimeout(retryApply);
-        await watcher?.cancel().catch(() => undefined);
-        watcher = undefined;
-        await renewing?.catch(() => undefined);
-        if (o.release ?? true) {
-          try {
-            await Promise.race([
-              (async () => {
-                await reg.tryDelete(own.key, value);
-                await reg.revoke(own.leaseId);
-              })(),
-              sleep(3000).then(() => {
-                throw new Error('timed out');
-              }),
-            ]);
-            log(`released lease ${own.key}`);
-          } catch (e) {
-            log(`could not release lease ${own.key} (${(e as Error).message}); it expires with its TTL`);
-          }
-        }
+        retryApply?.cancel();
+        await w.stop();
+        if (o.release ?? true) await k.release();
+        else await k.stop();
         await applying?.catch(() => undefined);
         await applier.clear().catch((e) => log(`removing routes failed: ${(e as Error).message}`));
         await routes.addressDel(dp.tapName, `${gateway}/32`, target).catch(() => undefined);
         await dp.stop().catch((e) => log(`stopping the VTEP failed: ${(e as Error).message}`));
-        if (ownsClient) client.close();
+        if (ownsClient) client?.close();
         resolveDone();
       },
     };
     return control;
   } catch (e) {
     stopped = true;
+    await watcher?.stop().catch(() => undefined);
+    await keeper?.stop().catch(() => undefined);
     if (vtep) await vtep.stop().catch(() => undefined);
-    if (ownsClient) client.close();
+    if (ownsClient) client?.close();
     throw e;
   }
 }

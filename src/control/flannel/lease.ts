@@ -32,6 +32,8 @@ export interface Lease {
   key: string;
   /** etcd mod revision of the record (for compare-and-swap). */
   modRevision?: string;
+  /** etcd create revision of the record: of two overlapping leases, the older one wins. */
+  createRevision?: string;
   /** etcd lease id attached to the key ('0' for none). */
   etcdLease?: string;
 }

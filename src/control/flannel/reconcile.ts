@@ -11,6 +11,8 @@
 import type { DataplaneControl } from '../../dataplane/types.js';
 import { type Cidr, formatCidr } from './cidr.js';
 import { gatewayOf, type Lease } from './lease.js';
+import type { MalformedLease } from './registry.js';
+import { screenLeases, type RefusedLease, type ScreenContext } from './lease-policy.js';
 import * as routes from '../../host/routes.js';
 
 /** One remote host as the overlay sees it. */
@@ -24,44 +26,15 @@ export interface RemoteHost {
   vtepMac: string;
 }
 
-/** Why a lease was not turned into a remote host. */
-export interface IgnoredLease {
-  key: string;
-  reason: string;
-}
-
 /**
- * The remote hosts to program: every vxlan lease other than our own, with our
- * VNI and a VtepMAC, whose PublicIP is not ours.
+ * The remote hosts to program: the leases that pass the screen (lease-policy.ts),
+ * sorted by subnet; the refused ones with their reasons.
  */
-export function desiredRemotes(
-  leases: Iterable<Lease>,
-  self: { key?: string; publicIP: string; vni: number },
-): { remotes: RemoteHost[]; ignored: IgnoredLease[] } {
-  const remotes: RemoteHost[] = [];
-  const ignored: IgnoredLease[] = [];
-  for (const l of leases) {
-    if (l.key === self.key) continue;
-    if (l.attrs.backendType !== 'vxlan') {
-      ignored.push({ key: l.key, reason: `BackendType ${JSON.stringify(l.attrs.backendType)} is not vxlan` });
-      continue;
-    }
-    if (!l.attrs.vxlan) {
-      ignored.push({ key: l.key, reason: 'no BackendData (VtepMAC)' });
-      continue;
-    }
-    if (l.attrs.vxlan.vni !== self.vni) {
-      ignored.push({ key: l.key, reason: `VNI ${l.attrs.vxlan.vni} differs from ours (${self.vni})` });
-      continue;
-    }
-    if (l.attrs.publicIP === self.publicIP) {
-      ignored.push({ key: l.key, reason: `PublicIP ${l.attrs.publicIP} is our own address (a stale lease of this host?)` });
-      continue;
-    }
-    remotes.push({ key: l.key, subnet: l.subnet, gateway: gatewayOf(l.subnet), publicIP: l.attrs.publicIP, vtepMac: l.attrs.vxlan.vtepMac });
-  }
+export function desiredRemotes(records: Iterable<Lease | MalformedLease>, ctx: ScreenContext): { remotes: RemoteHost[]; refused: RefusedLease[] } {
+  const { accepted, refused } = screenLeases(records, ctx);
+  const remotes = accepted.map((l) => ({ key: l.key, subnet: l.subnet, gateway: gatewayOf(l.subnet), publicIP: l.attrs.publicIP, vtepMac: l.attrs.vxlan!.vtepMac }));
   remotes.sort((a, b) => (a.subnet.base < b.subnet.base ? -1 : a.subnet.base > b.subnet.base ? 1 : 0));
-  return { remotes, ignored };
+  return { remotes, refused };
 }
 
 /** What the applier needs from the host: the per-subnet route and neighbour. */
@@ -86,9 +59,21 @@ function same(a: RemoteHost, b: RemoteHost): boolean {
   return a.gateway === b.gateway && a.publicIP === b.publicIP && a.vtepMac === b.vtepMac && a.subnet.len === b.subnet.len;
 }
 
-/** Applies successive desired states, touching only what changed. */
+/** A remote the host refused to program (the kernel said no), with the error. */
+export interface FailedRemote {
+  remote: RemoteHost;
+  error: Error;
+}
+
+/**
+ * Applies successive desired states, touching only what changed. Each remote is
+ * programmed on its own: one the kernel refuses is reported in `failed` and
+ * retried by the next apply, and never blocks the others.
+ */
 export class OverlayApplier {
   private applied = new Map<string, RemoteHost>();
+  /** Remotes whose programming failed (maybe half-done: neighbour without route). */
+  private failedKeys = new Map<string, RemoteHost>();
 
   constructor(private readonly dataplane: DataplaneControl, private readonly host: OverlayHost) {}
 
@@ -97,41 +82,67 @@ export class OverlayApplier {
     return [...this.applied.values()];
   }
 
+  /** Remotes wanted but not programmed because the host refused them (retried on the next apply). */
+  get pending(): RemoteHost[] {
+    return [...this.failedKeys.values()];
+  }
+
   /**
    * Bring host and dataplane to `remotes`. Removals first (route, neighbour), then
    * the dataplane's peers and FDB (full replacement), then additions (neighbour,
    * route), so that a route never points at an unresolved next hop.
-   * Returns what changed.
+   * Returns what changed and what failed.
    */
-  async apply(remotes: RemoteHost[]): Promise<{ added: RemoteHost[]; removed: RemoteHost[] }> {
+  async apply(remotes: RemoteHost[]): Promise<{ added: RemoteHost[]; removed: RemoteHost[]; failed: FailedRemote[] }> {
     const next = new Map(remotes.map((r) => [r.key, r]));
     const removed: RemoteHost[] = [];
-    const added: RemoteHost[] = [];
+    const toAdd: RemoteHost[] = [];
+    const failed: FailedRemote[] = [];
     for (const [key, old] of this.applied) {
       const n = next.get(key);
       if (!n || !same(old, n)) removed.push(old);
     }
     for (const [key, r] of next) {
       const old = this.applied.get(key);
-      if (!old || !same(old, r)) added.push(r);
+      if (!old || !same(old, r)) toAdd.push(r);
     }
     for (const r of removed) {
-      await this.host.routeDel(formatCidr(r.subnet));
-      // The next hop may be reused by the replacement entry; it is replaced below.
-      await this.host.neighDel(r.gateway);
       this.applied.delete(r.key);
+      try {
+        await this.host.routeDel(formatCidr(r.subnet));
+        // The next hop may be reused by the replacement entry; it is replaced below.
+        await this.host.neighDel(r.gateway);
+      } catch (e) {
+        failed.push({ remote: r, error: e as Error });
+      }
+    }
+    // Half-programmed remotes that are no longer wanted (or changed): clean up.
+    for (const [key, r] of this.failedKeys) {
+      const n = next.get(key);
+      if (n && same(r, n)) continue;
+      this.failedKeys.delete(key);
+      await this.host.routeDel(formatCidr(r.subnet)).catch(() => undefined);
+      await this.host.neighDel(r.gateway).catch(() => undefined);
     }
     const peers = [...new Set(remotes.map((r) => r.publicIP))];
     this.dataplane.setPeers(peers.map((address) => ({ address, flood: false })));
     const fdb = new Map<string, string>();
     for (const r of remotes) fdb.set(r.vtepMac, r.publicIP);
     this.dataplane.setStaticFdb([...fdb].map(([mac, peer]) => ({ mac, peer })));
-    for (const r of added) {
-      await this.host.neighReplace(r.gateway, r.vtepMac);
-      await this.host.routeReplace(formatCidr(r.subnet), r.gateway);
-      this.applied.set(r.key, r);
+    const added: RemoteHost[] = [];
+    for (const r of toAdd) {
+      try {
+        await this.host.neighReplace(r.gateway, r.vtepMac);
+        await this.host.routeReplace(formatCidr(r.subnet), r.gateway);
+        this.applied.set(r.key, r);
+        this.failedKeys.delete(r.key);
+        added.push(r);
+      } catch (e) {
+        this.failedKeys.set(r.key, r);
+        failed.push({ remote: r, error: e as Error });
+      }
     }
-    return { added, removed };
+    return { added, removed, failed };
   }
 
   /** Remove everything this applier programmed (routes, neighbours, peers, FDB). */

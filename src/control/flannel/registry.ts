@@ -1,21 +1,37 @@
 /**
- * flannel's etcd v3 registry: the network config at `<prefix>/config` and the
- * leases under `<prefix>/subnets/`. Every change to a lease is one etcd
- * transaction whose compare makes it safe against concurrent hosts:
+ * flannel's registry: the network config at `<prefix>/config` and the leases
+ * under `<prefix>/subnets/`. `LeaseRegistry` is what the lease keeper and the
+ * lease watcher need; `EtcdLeaseRegistry` implements it on etcd v3 and
+ * `FakeLeaseRegistry` (registry-fake.ts) in memory for unit tests.
+ *
+ * Every change to a lease is one etcd transaction whose compare makes it safe
+ * against concurrent hosts:
  * - create: `If(CreateRevision(key) == 0) Then(Put(key, value, lease))`: of ten
  *   hosts picking the same subnet, exactly one succeeds;
  * - renew: flannel-style, a fresh etcd lease and
  *   `If(Value(key) == ours) Then(Put(key, value, newLease))`;
  * - adopt (restart): `If(ModRevision(key) == seen) Then(Put(...))`.
+ *
+ * Watch: events from a revision on; a watch that etcd cancels (its start
+ * revision was compacted away during an outage) is reported through
+ * `onCancelled` and is dead: the caller lists again and watches anew.
  */
-import type { Etcd3, IKeyValue } from 'etcd3';
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from './config.js';
 import { decodeLeaseValue, parseSubnetKey, type Lease } from './lease.js';
+import type { Cidr } from './cidr.js';
 
-/** A lease record that could not be decoded. */
+/** A record under `<prefix>/subnets/` that could not be decoded. */
 export interface MalformedLease {
   key: string;
   error: string;
+  /** The subnet its key names, when the key itself is a lease key (the value is what is bad). */
+  subnet?: Cidr;
+}
+
+/** True for a record that could not be decoded. */
+export function isMalformed(x: Lease | MalformedLease): x is MalformedLease {
+  return 'error' in x;
 }
 
 /** Thrown when `<prefix>/config` does not exist. */
@@ -26,25 +42,80 @@ export class MissingConfigError extends Error {
   }
 }
 
-/** Decode one KV under the subnets prefix; undefined for keys that are not leases. */
-export function leaseFromKv(kv: IKeyValue): Lease | MalformedLease | undefined {
-  const key = kv.key.toString();
+/** Decode one record under the subnets prefix (key given without the prefix). */
+export function decodeRecord(key: string, value: string, meta: { modRevision?: string; createRevision?: string; etcdLease?: string } = {}): Lease | MalformedLease {
   const sk = parseSubnetKey(key);
-  if (!sk) return undefined;
+  if (!sk) return { key, error: 'key is not a subnet key (want e.g. 198.19.5.0-24)' };
   try {
-    const attrs = decodeLeaseValue(kv.value.toString());
-    return { subnet: sk.subnet, ipv6Subnet: sk.ipv6Subnet, key: sk.key, attrs, modRevision: kv.mod_revision, etcdLease: kv.lease };
+    const attrs = decodeLeaseValue(value);
+    return { subnet: sk.subnet, ipv6Subnet: sk.ipv6Subnet, key: sk.key, attrs, ...meta };
   } catch (e) {
-    return { key: sk.key, error: (e as Error).message };
+    return { key: sk.key, subnet: sk.subnet, error: (e as Error).message };
   }
 }
 
-function isMalformed(x: Lease | MalformedLease): x is MalformedLease {
-  return 'error' in x;
+/** Decode one etcd KV under the subnets prefix (full key). */
+export function leaseFromKv(kv: IKeyValue, subnetsPrefix?: string): Lease | MalformedLease {
+  const full = kv.key.toString();
+  const key = subnetsPrefix && full.startsWith(subnetsPrefix) ? full.slice(subnetsPrefix.length) : full.slice(full.lastIndexOf('/') + 1);
+  return decodeRecord(key, kv.value.toString(), { modRevision: kv.mod_revision, createRevision: kv.create_revision, etcdLease: kv.lease });
+}
+
+/** All records under the subnets prefix at one revision. */
+export interface LeaseSnapshot {
+  leases: Lease[];
+  malformed: MalformedLease[];
+  /** The etcd revision of the listing (watch from revision + 1). */
+  revision: string;
+}
+
+/** One change under the subnets prefix. */
+export type LeaseWatchEvent =
+  | { type: 'put'; key: string; revision: bigint; record: Lease | MalformedLease }
+  | { type: 'delete'; key: string; revision: bigint };
+
+/** Callbacks of a lease watch. */
+export interface LeaseWatchHandlers {
+  onEvent(ev: LeaseWatchEvent): void;
+  /** The stream broke; the client reconnects by itself. */
+  onDisconnected(err: Error): void;
+  /** The stream is back after onDisconnected (events may have been missed: list again). */
+  onReconnected(): void;
+  /** etcd cancelled the watch (e.g. compacted past its revision): it is dead. */
+  onCancelled(err: Error): void;
+}
+
+/** A running watch. */
+export interface LeaseWatch {
+  cancel(): Promise<void>;
+}
+
+/** The registry operations the lease keeper and lease watcher use. */
+export interface LeaseRegistry {
+  /** Read and validate the network config. Throws MissingConfigError or NetworkConfigError. */
+  getConfig(): Promise<NetworkConfig>;
+  /** All leases, with the revision of the snapshot. */
+  listLeases(): Promise<LeaseSnapshot>;
+  /** Grant an etcd lease; resolves to its id. */
+  grant(ttlSeconds: number): Promise<string>;
+  /** Revoke an etcd lease (deleting its keys); ignores unknown leases. */
+  revoke(id: string): Promise<void>;
+  /** Put `value` at `key` under `leaseId` iff the key does not exist. */
+  tryCreate(key: string, value: string, leaseId: string): Promise<boolean>;
+  /** Re-put our record under a new lease iff it still holds exactly `value`. */
+  tryRenew(key: string, value: string, leaseId: string): Promise<boolean>;
+  /** Replace a record iff it was last modified at `modRevision`. */
+  tryAdopt(key: string, value: string, leaseId: string, modRevision: string): Promise<boolean>;
+  /** Delete a record iff it still holds `value`. */
+  tryDelete(key: string, value: string): Promise<boolean>;
+  /** Read one record. */
+  getLease(key: string): Promise<Lease | MalformedLease | undefined>;
+  /** Watch the subnets prefix from `fromRevision` on (inclusive). Resolves once the watch is created. */
+  watchLeases(fromRevision: string, h: LeaseWatchHandlers): Promise<LeaseWatch>;
 }
 
 /** etcd operations on one flannel network prefix. */
-export class FlannelRegistry {
+export class EtcdLeaseRegistry implements LeaseRegistry {
   /** '<prefix>/subnets/' */
   readonly subnetsPrefix: string;
   /** '<prefix>/config' */
@@ -61,7 +132,6 @@ export class FlannelRegistry {
     return this.subnetsPrefix + key;
   }
 
-  /** Read and validate the network config. Throws MissingConfigError or NetworkConfigError. */
   async getConfig(): Promise<NetworkConfig> {
     const text = await this.client.get(this.configKey).string();
     if (text === null) throw new MissingConfigError(this.configKey);
@@ -73,27 +143,23 @@ export class FlannelRegistry {
     }
   }
 
-  /** All leases, with the etcd revision of the snapshot. */
-  async listLeases(): Promise<{ leases: Lease[]; malformed: MalformedLease[]; revision: string }> {
+  async listLeases(): Promise<LeaseSnapshot> {
     const res = await this.client.getAll().prefix(this.subnetsPrefix).exec();
     const leases: Lease[] = [];
     const malformed: MalformedLease[] = [];
     for (const kv of res.kvs) {
-      const l = leaseFromKv(kv);
-      if (!l) continue;
+      const l = leaseFromKv(kv, this.subnetsPrefix);
       if (isMalformed(l)) malformed.push(l);
       else leases.push(l);
     }
     return { leases, malformed, revision: res.header.revision };
   }
 
-  /** Grant an etcd lease; resolves to its id. */
   async grant(ttlSeconds: number): Promise<string> {
     const res = await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 });
     return String(res.ID);
   }
 
-  /** Revoke an etcd lease (deleting the keys attached to it); ignores unknown leases. */
   async revoke(id: string): Promise<void> {
     try {
       await this.client.leaseClient.leaseRevoke({ ID: id });
@@ -102,38 +168,71 @@ export class FlannelRegistry {
     }
   }
 
-  /** Put `value` at lease `key` with `leaseId` iff the key does not exist. */
   async tryCreate(key: string, value: string, leaseId: string): Promise<boolean> {
     const full = this.leaseKey(key);
     const res = await this.client.if(full, 'Create', '==', 0).then(this.client.put(full).value(value).lease(leaseId)).commit();
     return res.succeeded;
   }
 
-  /** Re-put our own record under a new etcd lease iff it still holds exactly `value`. */
   async tryRenew(key: string, value: string, leaseId: string): Promise<boolean> {
     const full = this.leaseKey(key);
     const res = await this.client.if(full, 'Value', '==', value).then(this.client.put(full).value(value).lease(leaseId)).commit();
     return res.succeeded;
   }
 
-  /** Replace a record iff it was last modified at `modRevision` (adopting our previous run's lease). */
   async tryAdopt(key: string, value: string, leaseId: string, modRevision: string): Promise<boolean> {
     const full = this.leaseKey(key);
     const res = await this.client.if(full, 'Mod', '==', modRevision).then(this.client.put(full).value(value).lease(leaseId)).commit();
     return res.succeeded;
   }
 
-  /** Delete a record iff it still holds `value` (release on clean shutdown). */
   async tryDelete(key: string, value: string): Promise<boolean> {
     const full = this.leaseKey(key);
     const res = await this.client.if(full, 'Value', '==', value).then(this.client.delete().key(full)).commit();
     return res.succeeded;
   }
 
-  /** Read one lease record. */
   async getLease(key: string): Promise<Lease | MalformedLease | undefined> {
     const res = await this.client.get(this.leaseKey(key)).exec();
     const kv = res.kvs[0];
-    return kv ? leaseFromKv(kv) : undefined;
+    return kv ? leaseFromKv(kv, this.subnetsPrefix) : undefined;
+  }
+
+  async watchLeases(fromRevision: string, h: LeaseWatchHandlers): Promise<LeaseWatch> {
+    const watcher: Watcher = this.client.watch().prefix(this.subnetsPrefix).startRevision(fromRevision).watcher();
+    let disconnected = false;
+    let created = false;
+    const prefix = this.subnetsPrefix;
+    const keyOf = (kv: IKeyValue) => kv.key.toString().slice(prefix.length);
+    watcher.on('put', (kv: IKeyValue) => h.onEvent({ type: 'put', key: keyOf(kv), revision: BigInt(kv.mod_revision), record: leaseFromKv(kv, prefix) }));
+    watcher.on('delete', (kv: IKeyValue) => h.onEvent({ type: 'delete', key: keyOf(kv), revision: BigInt(kv.mod_revision) }));
+    watcher.on('disconnected', (e: Error) => {
+      disconnected = true;
+      h.onDisconnected(e);
+    });
+    watcher.on('connected', () => {
+      if (!disconnected) return;
+      disconnected = false;
+      h.onReconnected();
+    });
+    // etcd3 emits 'error' when etcd cancels the watch (compaction, permission); the
+    // watcher is then detached from its manager and never comes back.
+    watcher.on('error', (e: Error) => {
+      if (created) h.onCancelled(e);
+    });
+    await new Promise<void>((resolve, reject) => {
+      const ok = () => {
+        watcher.off('error', bad);
+        resolve();
+      };
+      const bad = (e: Error) => {
+        watcher.off('connected', ok);
+        reject(e);
+      };
+      watcher.once('connected', ok);
+      watcher.once('error', bad);
+    });
+    created = true;
+    return { cancel: () => watcher.cancel().catch(() => undefined) };
   }
 }
