@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { Command } from 'commander';
 import { FLANNEL_CLI_OPTIONS, addFlannelCliOptions, flannelOptionsFromCli, parseDurationSeconds } from '../../src/control/flannel/cli-options.js';
 import { validateEtcdClientOptions } from '../../src/control/etcd-client.js';
-import { renewIntervalSeconds, validateFlannelOptions } from '../../src/control/flannel/control.js';
+import { MAX_LEASE_TTL_SECONDS, renewIntervalSeconds, validateFlannelOptions } from '../../src/control/flannel/control.js';
+import { MAX_TIMER_MS, realClock } from '../../src/control/flannel/clock.js';
 
 describe('etcd-mode command line', () => {
   it('parses durations with units, naming the flag on errors', () => {
@@ -41,6 +42,28 @@ describe('etcd-mode command line', () => {
     expect(validateFlannelOptions({ endpoints: ['http://a:1'], local: 'eth0' })?.message).toMatch(/--local/);
     expect(validateFlannelOptions({ endpoints: ['http://a:1'], local: '198.18.0.1', leaseTtlSeconds: 1 })?.message).toMatch(/--lease-ttl/);
     expect(validateFlannelOptions({ endpoints: ['http://a:1'], local: '198.18.0.1', prefix: 'coreos' })?.message).toMatch(/--etcd-prefix/);
+  });
+
+  it('bounds --lease-ttl so the renewal timer cannot overflow (Node timers fire after 1 ms above 2^31-1 ms)', () => {
+    expect(parseDurationSeconds('24d')).toBe(MAX_LEASE_TTL_SECONDS);
+    expect(renewIntervalSeconds(MAX_LEASE_TTL_SECONDS) * 1000).toBeLessThanOrEqual(MAX_TIMER_MS);
+    for (const bad of ['25d', '600h', '2151084', '99999999999999999999d']) {
+      expect(() => parseDurationSeconds(bad)).toThrow(/--lease-ttl must be at most 24d/);
+    }
+    const base = { endpoints: ['http://a:1'], local: '198.18.0.1' };
+    expect(validateFlannelOptions({ ...base, leaseTtlSeconds: MAX_LEASE_TTL_SECONDS })).toBeUndefined();
+    expect(validateFlannelOptions({ ...base, leaseTtlSeconds: 30 * 86400 })?.message).toMatch(/--lease-ttl must be a whole number of seconds between 3 and 2073600/);
+    const cmd = addFlannelCliOptions(new Command('up').exitOverride());
+    cmd.parse(['--etcd-endpoints', 'http://198.18.0.250:2379', '--lease-ttl', '30d'], { from: 'user' });
+    expect(() => flannelOptionsFromCli(cmd.opts(), '198.18.0.1')).toThrow(/--lease-ttl must be at most 24d/);
+  });
+
+  it('a long delay on the real clock is chained, never a 1 ms busy timer', async () => {
+    let fired = 0;
+    const h = realClock.setTimer(30 * 86400 * 1000, () => fired++);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(fired).toBe(0);
+    h.cancel();
   });
 
   it('renews like flannel: an hour before expiry for 24 h, at 2/3 of short test TTLs', () => {

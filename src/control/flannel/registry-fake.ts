@@ -91,12 +91,12 @@ export class FakeLeaseRegistry implements LeaseRegistry {
     return decodeRecord(key, kv.value, { modRevision: String(kv.modRevision), createRevision: String(kv.createRevision), etcdLease: kv.lease });
   }
 
-  private put(key: string, value: string, lease: string): void {
+  private put(key: string, value: string, lease: string, silent = false): void {
     const rev = this.bump('put', key);
     const old = this.kvs.get(key);
     const kv: Kv = { value, createRevision: old?.createRevision ?? rev, modRevision: rev, lease };
     this.kvs.set(key, kv);
-    this.emit({ type: 'put', key, revision: rev, record: this.record(key, kv) });
+    if (!silent) this.emit({ type: 'put', key, revision: rev, record: this.record(key, kv) });
   }
 
   private del(key: string): void {
@@ -112,14 +112,17 @@ export class FakeLeaseRegistry implements LeaseRegistry {
 
   // ---- test controls -------------------------------------------------
 
-  /** Write a record as another writer would (any key, any value, optional TTL). */
-  write(key: string, value: string | object, ttlSeconds?: number): void {
+  /**
+   * Write a record as another writer would (any key, any value, optional TTL).
+   * `lostEvent` keeps the event from live watches (a watch that silently missed it).
+   */
+  write(key: string, value: string | object, ttlSeconds?: number, opts: { lostEvent?: boolean } = {}): void {
     let lease = '0';
     if (ttlSeconds !== undefined) {
       lease = String(this.nextLease++);
       this.leases.set(lease, { expiresAtMs: this.clock.now() + ttlSeconds * 1000 });
     }
-    this.put(key, typeof value === 'string' ? value : JSON.stringify(value), lease);
+    this.put(key, typeof value === 'string' ? value : JSON.stringify(value), lease, opts.lostEvent);
   }
 
   /** Delete a record as another writer would. */
