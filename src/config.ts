@@ -4,7 +4,7 @@
  * names the offending field. Nothing touches the host before `validateConfig`
  * has accepted the whole configuration.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import ipaddr from 'ipaddr.js';
 import { isMacString } from './wire/mac.js';
@@ -39,7 +39,11 @@ export interface VtepConfig {
   address?: string;
   /** TAP MTU; default: underlay device MTU minus the encapsulation overhead. */
   mtu?: number;
-  /** TAP MAC ('aa:bb:...'); default: random, locally administered. */
+  /**
+   * TAP MAC ('aa:bb:...'); default: derived from name, local address and VNI
+   * (locally administered, unicast), so a restarted instance keeps its MAC and
+   * peers' neighbour caches stay right.
+   */
   mac?: string;
   /** Worker threads, each with its own TAP queue and UDP socket. */
   workers: number;
@@ -266,7 +270,70 @@ export function validateConfig(c: VtepConfig): ConfigError | null {
   return null;
 }
 
-/** The stats socket path of an instance. */
-export function statsSocketPath(c: Pick<VtepConfig, 'name' | 'statsSocket'>): string {
-  return c.statsSocket ?? `/run/vxtap/${c.name}.sock`;
+/** Where the control sockets live. */
+export const RUN_DIR = '/run/vxtap';
+
+/**
+ * The network namespace this process runs in, as the inode number of
+ * /proc/self/ns/net, and whether it is the namespace of PID 1 (the host's, or a
+ * container's own). undefined when /proc cannot tell (then every namespace is
+ * treated as "other").
+ */
+export function currentNetns(): { inode: number; isInit: boolean } | undefined {
+  try {
+    const self = statSync('/proc/self/ns/net');
+    let init: number | undefined;
+    try {
+      init = statSync('/proc/1/ns/net').ino;
+    } catch {
+      /* hidepid or not root: unknown */
+    }
+    return { inode: self.ino, isInit: init === self.ino };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The control (stats) socket path of an instance. Device names are per network
+ * namespace, so the socket is too: in PID 1's namespace it stays
+ * /run/vxtap/NAME.sock; in any other it is /run/vxtap/netns-INODE/NAME.sock,
+ * keyed by the inode of /proc/self/ns/net, which the kernel keeps unique among
+ * live namespaces. `vxtap up` and `vxtap stats` run in the same namespace compute
+ * the same path, so stats finds that namespace's instance.
+ *
+ * Why a path and not an abstract unix socket (which Linux scopes per namespace by
+ * itself and which vanishes with the process): an abstract socket has no
+ * permission check, so every user in the namespace could read /stats and /fdb;
+ * a socket file under root's /run/vxtap is only connectable by those who may
+ * write it. A reused inode of a dead namespace finds at most a stale socket
+ * file, which start-up removes after checking that nobody answers on it.
+ */
+export function statsSocketPath(c: Pick<VtepConfig, 'name' | 'statsSocket'>, netns = currentNetns()): string {
+  if (c.statsSocket !== undefined) return c.statsSocket;
+  if (!netns || !netns.isInit) return `${RUN_DIR}/netns-${netns?.inode ?? 'unknown'}/${c.name}.sock`;
+  return `${RUN_DIR}/${c.name}.sock`;
+}
+
+/**
+ * Read a secret (e.g. --etcd-password-file): the file's content without one
+ * trailing newline. Throws ConfigError naming `field` when the file cannot be
+ * read or is empty; `warn` gets a line when group or others may read it.
+ */
+export function readSecretFile(file: string, field: string, warn: (msg: string) => void = () => undefined): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+    if ((statSync(file).mode & 0o077) !== 0) warn(`${field}: '${file}' is readable by group or others (chmod 600 it)`);
+  } catch (err) {
+    throw new ConfigError(field, `cannot read '${file}': ${(err as Error).message}`);
+  }
+  const secret = text.replace(/\r?\n$/, '');
+  if (secret === '') throw new ConfigError(field, `'${file}' is empty`);
+  return secret;
+}
+
+/** The endpoints that would carry credentials in clear text (http:// URLs). */
+export function plainHttpEndpoints(endpoints: string[]): string[] {
+  return endpoints.filter((e) => /^http:\/\//i.test(e.trim()));
 }

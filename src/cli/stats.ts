@@ -10,7 +10,7 @@ export function register(program: Command): void {
     .command('stats')
     .description("Print a running VTEP's statistics (JSON on stdout).")
     .addOption(new Option('--name <name>', `instance (TAP) name (default ${DEFAULTS.name})`).env('VXTAP_NAME'))
-    .addOption(new Option('--stats-socket <path>', 'stats socket (default /run/vxtap/NAME.sock)').env('VXTAP_STATS_SOCKET'))
+    .addOption(new Option('--stats-socket <path>', 'control socket (default /run/vxtap/NAME.sock, or /run/vxtap/netns-INODE/NAME.sock outside the host network namespace)').env('VXTAP_STATS_SOCKET'))
     .addOption(new Option('--prometheus', 'print Prometheus text format instead of JSON'))
     .addOption(new Option('--fdb', 'print only the forwarding table'))
     .action(async (opts: { name?: string; statsSocket?: string; prometheus?: boolean; fdb?: boolean }) => {

@@ -9,7 +9,9 @@ import {
   DEFAULTS,
   mergeConfig,
   parsePortRange,
+  plainHttpEndpoints,
   readConfigFile,
+  readSecretFile,
   validateConfig,
   type VtepConfig,
 } from '../config.js';
@@ -38,8 +40,10 @@ Config file (--config FILE): a JSON object with any of these fields (flags win):
 Example:
   vxtap up --local 198.18.0.1 --peer 198.18.0.2 --address 198.19.0.1/16 --vni 42
 
-Statistics: 'vxtap stats --name NAME' (JSON), or HTTP on the stats socket
-(/run/vxtap/NAME.sock: /stats, /metrics in Prometheus format, /fdb).
+Statistics: 'vxtap stats --name NAME' (JSON), or HTTP on the control socket
+(/run/vxtap/NAME.sock in the host's network namespace, /run/vxtap/netns-INODE/NAME.sock
+in any other: /stats, /metrics in Prometheus format, /fdb). --metrics serves only /metrics.
+The TAP MAC is derived from --name, --local and --vni, so a restart keeps it.
 Exit status: 0 after a clean shutdown, 2 for an invalid configuration, 1 on failure.`;
 
 /** Build the VtepConfig from flags, env and the config file; throws ConfigError. */
@@ -88,7 +92,7 @@ export function register(program: Command): void {
     .addOption(new Option('--peer <addr>', 'remote VTEP underlay address; repeat or comma-separate (flood list)').argParser(collect).env('VXTAP_PEER'))
     .addOption(new Option('--address <cidr>', 'overlay address to put on the TAP, e.g. 198.19.0.1/16').env('VXTAP_ADDRESS'))
     .addOption(new Option('--mtu <bytes>', 'TAP MTU (default: underlay MTU - 50 for IPv4, - 70 for IPv6)').argParser(int('mtu')).env('VXTAP_MTU'))
-    .addOption(new Option('--mac <mac>', 'TAP MAC address (default: random, locally administered)').env('VXTAP_MAC'))
+    .addOption(new Option('--mac <mac>', 'TAP MAC address (default: derived from name, local address and VNI; stable across restarts)').env('VXTAP_MAC'))
     .addOption(new Option('--workers <n>', `worker threads, one TAP queue each (default ${DEFAULTS.workers})`).argParser(int('workers')).env('VXTAP_WORKERS'))
     .addOption(new Option('--df <mode>', `outer don't-fragment bit: set, unset or inherit (default ${DEFAULTS.df})`).env('VXTAP_DF'))
     .addOption(new Option('--no-learning', 'do not learn inner MAC -> VTEP from received packets').env('VXTAP_NO_LEARNING'))
@@ -99,8 +103,9 @@ export function register(program: Command): void {
     .addOption(new Option('--txqueuelen <frames>', `TAP transmit queue length (default ${DEFAULTS.txQueueLen}; absorbs worker scheduling hiccups)`).argParser(int('txqueuelen')).env('VXTAP_TXQUEUELEN'))
     .addOption(new Option('--uplink-bridge <bridge>', 'transmit whole TSO super-frames through a TAP port of this bridge (the one holding --local) with UDP-tunnel GSO (Linux 6.17+): the kernel segments, vxtap does not; IPv4 only').env('VXTAP_UPLINK_BRIDGE'))
     .addOption(new Option('--no-offload', 'no TSO/GSO/GRO: one MTU-sized frame per TAP read and per datagram').env('VXTAP_NO_OFFLOAD'))
-    .addOption(new Option('--stats-socket <path>', 'stats socket (default /run/vxtap/NAME.sock)').env('VXTAP_STATS_SOCKET'))
-    .addOption(new Option('--metrics <host:port>', 'also serve Prometheus /metrics over TCP here').env('VXTAP_METRICS'))
+    .addOption(new Option('--stats-socket <path>', 'control socket (default /run/vxtap/NAME.sock, per network namespace)').env('VXTAP_STATS_SOCKET'))
+    .addOption(new Option('--metrics <host:port>', 'also serve Prometheus /metrics (only) over TCP here').env('VXTAP_METRICS'))
+    .addOption(new Option('--etcd-password-file <file>', 'read the etcd password from this file (not visible in ps)').env('VXTAP_ETCD_PASSWORD_FILE'))
     .addHelpText('after', CONFIG_HELP);
   // etcd (flannel) mode: --etcd-endpoints and friends (src/control/flannel/cli-options.ts).
   addFlannelCliOptions(up)
@@ -117,10 +122,18 @@ export function register(program: Command): void {
       }
       let etcdMode;
       try {
+        if (typeof opts.etcdPasswordFile === 'string') {
+          if (opts.etcdPassword !== undefined) throw new ConfigError('etcd-password-file', 'give --etcd-password or --etcd-password-file, not both');
+          opts.etcdPassword = readSecretFile(opts.etcdPasswordFile, 'etcd-password-file', (m) => process.stderr.write(`vxtap up: warning: ${m}\n`));
+        }
         etcdMode = flannelOptionsFromCli(opts, cfg.local);
       } catch (err) {
         process.stderr.write(`vxtap up: invalid configuration: ${(err as Error).message}\n`);
         process.exit(2);
+      }
+      if (etcdMode && (opts.etcdPassword !== undefined || opts.etcdUsername !== undefined)) {
+        const plain = plainHttpEndpoints(etcdMode.endpoints);
+        if (plain.length) process.stderr.write(`vxtap up: warning: etcd credentials go in clear text to ${plain.join(', ')} (use https:// endpoints)\n`);
       }
       if (etcdMode) await runFlannelUp(cfg, etcdMode);
       else await runUp(cfg);
