@@ -8,6 +8,7 @@ import { register as registerUp } from './up.js';
 import { register as registerStats } from './stats.js';
 import { register as registerBench } from './bench.js';
 import { register as registerDoctor } from './doctor.js';
+import { register as registerDown } from './down.js';
 
 const program = new Command('vxtap')
   .description('A userspace VXLAN tunnel endpoint (VTEP) and an overlay-network benchmark harness.')
@@ -20,6 +21,7 @@ registerUp(program);
 registerStats(program);
 registerBench(program);
 registerDoctor(program);
+registerDown(program);
 
 try {
   await program.parseAsync(process.argv);
