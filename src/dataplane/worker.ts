@@ -54,8 +54,12 @@ export interface WorkerInit {
   vxlanPort: number;
 }
 
-/** Control messages from the supervisor. */
-export type WorkerCommand = { type: 'peers'; peers: PeerInfo[] };
+/**
+ * Control messages from the supervisor. `fault` is the test hook behind
+ * VXTAP_TEST_HOOKS=1: the worker fails as a bug would (throws from its loop,
+ * or ends its thread), so the supervisor's restart can be tested.
+ */
+export type WorkerCommand = { type: 'peers'; peers: PeerInfo[] } | { type: 'fault'; how: 'throw' | 'exit' };
 
 export const CTL_STOP = 0;
 export const CTL_SEQ = 1;
@@ -199,6 +203,10 @@ function makeControl(init: WorkerInit, engine: Engine): () => boolean {
       for (let m = receiveMessageOnPort(init.port); m; m = receiveMessageOnPort(init.port)) {
         const cmd = m.message as WorkerCommand;
         if (cmd.type === 'peers') engine.setPeers(cmd.peers);
+        else if (cmd.type === 'fault') {
+          if (cmd.how === 'exit') process.exit(70); // ends this thread only
+          throw new Error('injected fault (test hook)');
+        }
       }
     }
     return false;
