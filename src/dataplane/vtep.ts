@@ -7,21 +7,24 @@
  */
 import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
 import { createServer, type Server } from 'node:http';
-import { mkdirSync, unlinkSync, existsSync } from 'node:fs';
-import { connect } from 'node:net';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { native, TNL_VNET_HDR_LEN, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, UPLINK_OFFLOADS, VNET_HDR_LEN } from '../native/index.js';
-import { type VtepConfig, ConfigError, statsSocketPath } from '../config.js';
-import { ENCAP_OVERHEAD_V4, ENCAP_OVERHEAD_V6 } from '../wire/vxlan.js';
+import { native, TNL_VNET_HDR_LEN, UPLINK_OFFLOADS } from '../native/index.js';
+import { type VtepConfig, ConfigError, currentNetns } from '../config.js';
 import { addrRecord, addressFamily, normalizeAddress, recordAddress } from '../wire/addr.js';
-import { formatMac, parseMac, randomMac } from '../wire/mac.js';
+import { formatMac, parseMac } from '../wire/mac.js';
 import { Fdb, macParts, macKey } from './fdb.js';
 import { newCounterBlock, readCounters, sumCounters, dropsByReason, renderPrometheus, stageCosts, type CounterSnapshot, type StageCosts } from './stats.js';
 import type { PeerInfo, WorkerEvent } from './engine.js';
 import { CTL_SEQ, CTL_STOP, type WorkerInit } from './worker.js';
 import type { DataplaneControl, PeerEntry, StaticFdbEntry } from './types.js';
-import { deviceOfAddress, addAddress, setTxQueueLen, linkKind, addQuietBridgePort, setGsoMaxSize, nextHopMacs, steerVxlan, steeringTable, unsteerVxlan } from '../host/iproute.js';
+import { deviceOfAddress, addAddress, setTxQueueLen, linkKind, addQuietBridgePort, setGsoMaxSize, nextHopMacs, steerVxlan, unsteerVxlan, STEER_MIN_BYTES } from '../host/iproute.js';
 import { haveCommand } from '../host/exec.js';
+import { OwnedNftTable } from '../host/nft-owned.js';
+import { planVtep, type HostFacts, type SocketSpec, type VtepPlan } from './plan.js';
+import { UndoList } from './undo.js';
+import { claimSocketPath, removeSocketFile } from './control-socket.js';
+export { socketAlive } from './control-socket.js';
 
 /** Status of a running VTEP, as `vxtap stats` prints it. */
 export interface VtepStatus {
@@ -42,6 +45,8 @@ export interface VtepStatus {
   drops: Record<string, number>;
   /** ns per wire packet in each stage (both directions). */
   stages: StageCosts;
+  /** Times a worker ended unasked and was restarted (all workers). */
+  workerRestarts: number;
   /** The control plane's own state (etcd mode: subnet, lease, etcd reachability, counters), else absent. */
   control?: unknown;
   perWorker: CounterSnapshot[];
@@ -58,14 +63,32 @@ interface PeerState {
   mac?: string;
 }
 
+/** A supervised worker: its fds and counters outlive the thread, which is restarted on them. */
 interface WorkerSlot {
-  worker: Worker;
-  port: MessagePort;
+  /** Everything but the shared tables and the port (the same for every restart). */
+  init: Omit<WorkerInit, 'fdb' | 'counters' | 'control' | 'port' | 'peers'>;
+  /** The current thread (undefined only before the first start). */
+  worker: Worker | undefined;
+  port: MessagePort | undefined;
   control: Int32Array;
   wakeFd: number;
   counters: SharedArrayBuffer;
+  /** Resolves when the current thread has exited. */
   exited: Promise<void>;
+  /** Restarts so far. */
+  restarts: number;
+  /** Failures that each came less than WORKER_STABLE_MS after a start. */
+  failuresInRow: number;
+  startedAt: number;
+  restartTimer: NodeJS.Timeout | undefined;
 }
+
+/** A worker that ran this long before failing restarts at once (no back-off). */
+const WORKER_STABLE_MS = 10_000;
+/** Longest wait before restarting a worker that keeps failing. */
+const WORKER_BACKOFF_MAX_MS = 10_000;
+/** Set to 1 to enable the test-only fault injection endpoint on the stats socket. */
+export const TEST_HOOKS_ENV = 'VXTAP_TEST_HOOKS';
 
 /** Log to stderr (human output). */
 function log(msg: string): void {
@@ -81,18 +104,22 @@ export class Vtep implements DataplaneControl {
   private readonly peers = new Map<string, PeerState>();
   private nextPeerIndex = 0;
   private readonly workers: WorkerSlot[] = [];
-  private readonly fds: number[] = [];
   private server: Server | undefined;
   private metricsServer: Server | undefined;
   private ageTimer: NodeJS.Timeout | undefined;
   private readonly started = Date.now();
   private stopping: Promise<void> | undefined;
   private staticKeys = new Set<string>();
-  /** Resolves when a worker fails (the CLI then shuts down). */
+  /**
+   * Resolves only when the VTEP cannot go on (a worker cannot even be
+   * restarted); a worker that fails is restarted, and the VTEP stays up.
+   */
   readonly failed: Promise<Error>;
   private fail!: (err: Error) => void;
+  /** Owned nftables steering table (uplink receive); removed with the process. */
+  private steering: OwnedNftTable | undefined;
 
-  private constructor(readonly config: VtepConfig, tapName: string, tapMac: string, mtu: number) {
+  private constructor(readonly config: VtepConfig, tapName: string, tapMac: string, mtu: number, private readonly undo: UndoList) {
     this.tapName = tapName;
     this.tapMac = tapMac;
     this.mtu = mtu;
@@ -111,222 +138,246 @@ export class Vtep implements DataplaneControl {
   controlStatus: (() => unknown) | undefined;
 
   /**
-   * Start a VTEP for a validated configuration. On failure nothing stays behind.
+   * Start a VTEP for a validated configuration: probe the host, plan what to
+   * create (pure: plan.ts), then apply the plan, recording an undo step for each
+   * thing created. On failure the undo list runs and nothing stays behind.
    */
   static async start(config: VtepConfig): Promise<Vtep> {
-    const addon = native();
-    const family = addressFamily(config.local);
-    const underlay = await deviceOfAddress(config.local);
-    if (!underlay) throw new ConfigError('local', `'${config.local}' is not assigned to any interface in this network namespace`);
-    const overhead = family === 4 ? ENCAP_OVERHEAD_V4 : ENCAP_OVERHEAD_V6;
-    const mtu = config.mtu ?? underlay.mtu - overhead;
-    if (mtu < 68) throw new ConfigError('mtu', `underlay ${underlay.dev} MTU ${underlay.mtu} leaves ${mtu} bytes inside the tunnel`);
-    const sock = statsSocketPath(config);
-    if (existsSync(sock)) {
-      if (await socketAlive(sock)) throw new ConfigError('name', `an instance is already serving ${sock}`);
-      unlinkSync(sock);
-    }
-    const macBytes = config.mac ? parseMac(config.mac) : randomMac();
-    const fds: number[] = [];
-    let vtep: Vtep | undefined;
-    let nftTable: string | undefined; // until the Vtep owns it
+    const plan = planVtep(config, await probeHost(config));
+    const undo = new UndoList();
     try {
-      const multiQueue = config.workers > 1;
-      // Offload needs every GSO segment (inner MTU + 14 + VXLAN 8 + outer 28/48) to fit the underlay MTU.
-      let offload = config.offload;
-      if (offload && mtu + overhead > underlay.mtu) {
-        log(`offload off: TAP MTU ${mtu} + ${overhead} exceeds underlay MTU ${underlay.mtu} (UDP GSO cannot fragment)`);
-        offload = false;
-      }
-      let bridgeMac: Uint8Array | undefined;
-      if (config.uplinkBridge) {
-        // checked before anything is created: a bad uplink changes nothing on the host
-        const kind = await linkKind(config.uplinkBridge);
-        if (kind === undefined) throw new ConfigError('uplinkBridge', `no interface '${config.uplinkBridge}' in this network namespace`);
-        if (kind !== 'bridge') throw new ConfigError('uplinkBridge', `'${config.uplinkBridge}' is a ${kind || 'plain'} device, not a Linux bridge`);
-        if (underlay.dev !== config.uplinkBridge) {
-          throw new ConfigError('uplinkBridge', `local address ${config.local} is on ${underlay.dev}, not on bridge ${config.uplinkBridge}`);
-        }
-        if (!offload) log('uplink off: it needs the offload path');
-        else bridgeMac = addon.ifGetMac(config.uplinkBridge);
-      }
-      // a steering table left by a killed uplink run would send our VXLAN to a TAP that is gone
-      if (!bridgeMac && (await haveCommand('nft'))) await unsteerVxlan(steeringTable(config.name));
-      const queues: number[] = [];
-      let tapName = config.name;
-      for (let q = 0; q < config.workers; q++) {
-        const h = addon.tapOpen(tapName, { multiQueue, vnetHdr: offload });
-        fds.push(h.fd);
-        queues.push(h.fd);
-        tapName = h.name;
-      }
-      if (offload) {
-        try {
-          for (const fd of queues) addon.tapSetOffload(fd, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6);
-        } catch (err) {
-          // vnet_hdr stays on (the queues are open); without TSO frames are plain, still correct
-          log(`TAP TSO refused (${(err as Error).message}); frames stay MTU-sized`);
-        }
-      }
-      addon.ifSetMtu(tapName, mtu);
-      addon.ifSetMac(tapName, macBytes);
-      await setTxQueueLen(tapName, config.txQueueLen);
-      addon.ifSetUp(tapName, true);
-      if (config.address) await addAddress(tapName, config.address);
-      const uplinkQueues: number[] = [];
-      let uplinkName: string | undefined;
-      if (bridgeMac) {
-        // outer IPv4 length = 36 + inner frame: keep TSO frames at or below 65000 bytes
-        await setGsoMaxSize(tapName, 65000);
-        let name = `${tapName.slice(0, 14)}u`;
-        for (let q = 0; q < config.workers; q++) {
-          const h = addon.tapOpen(name, { multiQueue, vnetHdr: true });
-          fds.push(h.fd);
-          uplinkQueues.push(h.fd);
-          name = h.name;
-          addon.tapSetVnetHdrSize(h.fd, TNL_VNET_HDR_LEN);
-          // the kernel's UDP-tunnel GSO on TAP (6.17+): what it hands us, and the proof
-          // that it takes our tunnel-GSO writes (older kernels refuse the flag)
-          try {
-            addon.tapSetOffload(h.fd, UPLINK_OFFLOADS);
-          } catch (err) {
-            throw new ConfigError('uplinkBridge', `this kernel has no UDP-tunnel GSO on TAP devices (Linux 6.17+): ${(err as Error).message}`);
-          }
-        }
-        uplinkName = name;
-        await addQuietBridgePort(config.uplinkBridge!, name, underlay.mtu);
-        await setTxQueueLen(name, config.txQueueLen);
-        // receive too: VXLAN for us steered from the bridge's ingress to the uplink
-        // TAP, which then hands over whole UDP-tunnel GSO super-frames
-        if (await haveCommand('nft')) {
-          try {
-            nftTable = await steerVxlan(tapName, config.uplinkBridge!, config.local, config.port, name);
-          } catch (err) {
-            log(`uplink receive off (${(err as Error).message}); receiving on the UDP socket`);
-          }
-        } else log('uplink receive off: no nft command (apt install nftables); receiving on the UDP socket');
-      }
-
-      const bind = config.local;
-      const pmtu = config.df === 'set' || config.df === 'inherit' ? 'do' : 'dont';
-      vtep = new Vtep(config, tapName, formatMac(macBytes), mtu);
-      vtep.offload = offload;
-      vtep.fds.push(...fds);
-      fds.length = 0;
-      for (const p of config.peers) vtep.addPeer(typeof p === 'string' ? p : p.address, typeof p === 'string' ? true : p.flood ?? true, false);
-      vtep.applyStaticFdb(config.fdb);
-      if (uplinkName) {
-        vtep.uplink = { bridge: config.uplinkBridge!, port: uplinkName, receive: nftTable !== undefined };
-        vtep.nftTable = nftTable;
-        nftTable = undefined;
-        await vtep.refreshNextHops();
-        vtep.uplinkTimer = setInterval(() => void vtep!.refreshNextHops(), 1000).unref();
-        log(`uplink: ${uplinkName} on bridge ${config.uplinkBridge} carries whole TSO frames (UDP-tunnel GSO)${vtep.uplink.receive ? ' both ways' : ' out'}`);
-      }
-
-      const maxUnfragmentedPayload = underlay.mtu - (family === 4 ? 28 : 48);
-      for (let w = 0; w < config.workers; w++) {
-        const rxFd = vtep.open(() => addon.udpOpen({ address: bind, port: config.port, reusePort: true, rcvbuf: 8 << 20, sndbuf: 4 << 20, gro: offload }), 'port');
-        const txFds: number[] = [];
-        const txFdsNoDf: number[] = [];
-        for (let p = config.srcPortMin; p <= config.srcPortMax; p++) {
-          txFds.push(vtep.open(() => addon.udpOpen({ address: bind, port: p, reusePort: true, sndbuf: 4 << 20, pmtu }), 'srcPortMin'));
-          if (config.df === 'inherit') {
-            txFdsNoDf.push(vtep.open(() => addon.udpOpen({ address: bind, port: p, reusePort: true, sndbuf: 4 << 20, pmtu: 'dont' }), 'srcPortMin'));
-          }
-        }
-        const wakeFd = vtep.open(() => addon.eventfdOpen(), 'workers');
-        vtep.startWorker({
-          index: w,
-          tapFd: queues[w],
-          rxFd,
-          txFds,
-          txFdsNoDf,
-          wakeFd,
-          vni: config.vni,
-          batchSize: config.batchSize,
-          // a TSO read ignores the TAP MTU, and the MTU may be raised while running
-          // (ip link set ... mtu): slots take any frame up to 64 KiB + headers
-          tapSlotLen: (offload ? VNET_HDR_LEN : 0) + 65535 + 18,
-          udpSlotLen: 65535,
-          offload,
-          maxGsoBytes: 65507, // UDP GSO payload limit (IPv4 bound; IPv6 could take 65527)
-          learning: config.learning,
-          acceptUnknownPeers: config.acceptUnknownPeers,
-          ownMac: macBytes,
-          maxUnfragmentedPayload,
-          mtu,
-          busyPollUs: config.busyPollUs,
-          vxlanPort: config.port,
-          uplinkRx: vtep.uplink?.receive === true,
-          ...(bridgeMac && uplinkQueues.length
-            ? {
-                uplinkFd: uplinkQueues[w],
-                uplink: {
-                  srcMac: bridgeMac,
-                  srcIp: Uint8Array.from(config.local.split('.').map(Number)),
-                  srcPortMin: config.srcPortMin,
-                  maxOuterIp: underlay.mtu,
-                  dfMode: config.df === 'set' ? 1 : config.df === 'inherit' ? 2 : 0,
-                },
-              }
-            : {}),
-        });
-      }
-      vtep.ageTimer = setInterval(() => vtep!.fdb.age(config.ageingSeconds), Math.min(10_000, config.ageingSeconds * 250)).unref();
-      await vtep.serveStats(sock);
-      if (config.metrics) await vtep.serveMetrics(config.metrics);
-      return vtep;
+      return await Vtep.apply(config, plan, undo);
     } catch (err) {
-      if (nftTable) await unsteerVxlan(nftTable);
-      for (const fd of fds) closeQuietly(fd);
-      if (vtep) await vtep.stop();
+      for (const f of await undo.run()) log(`undoing a failed start: ${f}`);
       throw err;
     }
   }
 
-  private open(fn: () => number, field: string): number {
+  /** Create what `plan` says, in order, each creation followed by its undo step. */
+  private static async apply(config: VtepConfig, plan: VtepPlan, undo: UndoList): Promise<Vtep> {
+    const addon = native();
+    for (const note of plan.notes) log(note);
+    await claimSocketPath(plan.sock, config.statsSocket !== undefined ? 'statsSocket' : 'name');
+    if (plan.staleSteering) await unsteerVxlan(plan.staleSteering);
+
+    // the TAP: queues first (closing the last fd removes the device and all on it)
+    const queues: number[] = [];
+    let tapName = plan.tap.name;
+    for (let q = 0; q < plan.tap.queues; q++) {
+      const h = addon.tapOpen(tapName, { multiQueue: plan.tap.multiQueue, vnetHdr: plan.tap.vnetHdr });
+      undo.push(`TAP ${h.name} queue ${q}`, () => closeQuietly(h.fd));
+      queues.push(h.fd);
+      tapName = h.name;
+    }
+    if (plan.tap.offloadFlags) {
+      try {
+        for (const fd of queues) addon.tapSetOffload(fd, plan.tap.offloadFlags);
+      } catch (err) {
+        // vnet_hdr stays on (the queues are open); without TSO frames are plain, still correct
+        log(`TAP TSO refused (${(err as Error).message}); frames stay MTU-sized`);
+      }
+    }
+    addon.ifSetMtu(tapName, plan.mtu);
+    addon.ifSetMac(tapName, plan.mac);
+    await setTxQueueLen(tapName, plan.tap.txQueueLen);
+    enableAnnouncements(tapName);
+    // the address before the link goes up: the kernel's up-time announcement covers it
+    if (plan.tap.address) await addAddress(tapName, plan.tap.address);
+    addon.ifSetUp(tapName, true);
+
+    const uplinkQueues: number[] = [];
+    let uplinkName: string | undefined;
+    let steering: OwnedNftTable | undefined;
+    let steeredPlain: string | undefined;
+    if (plan.uplink) {
+      await setGsoMaxSize(tapName, plan.uplink.gsoMaxSize);
+      let name = plan.uplink.port;
+      for (let q = 0; q < plan.uplink.queues; q++) {
+        const h = addon.tapOpen(name, { multiQueue: plan.tap.multiQueue, vnetHdr: true });
+        undo.push(`uplink TAP ${h.name} queue ${q}`, () => closeQuietly(h.fd));
+        uplinkQueues.push(h.fd);
+        name = h.name;
+        addon.tapSetVnetHdrSize(h.fd, TNL_VNET_HDR_LEN);
+        // the kernel's UDP-tunnel GSO on TAP (6.17+): what it hands us, and the proof
+        // that it takes our tunnel-GSO writes (older kernels refuse the flag)
+        try {
+          addon.tapSetOffload(h.fd, UPLINK_OFFLOADS);
+        } catch (err) {
+          throw new ConfigError('uplinkBridge', `this kernel has no UDP-tunnel GSO on TAP devices (Linux 6.17+): ${(err as Error).message}`);
+        }
+      }
+      uplinkName = name;
+      await addQuietBridgePort(plan.uplink.bridge, name, plan.uplink.mtu);
+      await setTxQueueLen(name, plan.tap.txQueueLen);
+      // receive too: VXLAN for us steered from the bridge's ingress to the uplink
+      // TAP, which then hands over whole UDP-tunnel GSO super-frames
+      const steer = plan.uplink.steer;
+      if (steer) {
+        try {
+          steering = await OwnedNftTable.create('netdev', steer.table, steeringCommands(steer.table, plan.uplink.bridge, steer.local, steer.port, name));
+          undo.push(`steering table ${steer.table}`, () => steering!.close());
+        } catch (err) {
+          // nftables or a kernel without owner tables: a plain table, which a crash
+          // leaves behind (the next start or `vxtap down` removes it)
+          try {
+            steeredPlain = await steerVxlan(tapName, plan.uplink.bridge, steer.local, steer.port, name);
+            undo.push(`steering table ${steeredPlain}`, () => unsteerVxlan(steeredPlain!));
+            log(`uplink receive: owned nft table refused (${(err as Error).message}); using a plain table that a crash would leave (vxtap down removes it)`);
+          } catch (err2) {
+            log(`uplink receive off (${(err2 as Error).message}); receiving on the UDP socket`);
+          }
+        }
+      }
+    }
+
+    const vtep = new Vtep(config, tapName, formatMac(plan.mac), plan.mtu, undo);
+    vtep.offload = plan.offload;
+    for (const p of config.peers) vtep.addPeer(typeof p === 'string' ? p : p.address, typeof p === 'string' ? true : p.flood ?? true, false);
+    vtep.applyStaticFdb(config.fdb);
+    if (uplinkName) {
+      vtep.uplink = { bridge: plan.uplink!.bridge, port: uplinkName, receive: steering !== undefined || steeredPlain !== undefined };
+      vtep.steering = steering;
+      vtep.nftTable = steeredPlain;
+      await vtep.refreshNextHops();
+      vtep.uplinkTimer = setInterval(() => void vtep.refreshNextHops(), 1000).unref();
+      log(`uplink: ${uplinkName} on bridge ${plan.uplink!.bridge} carries whole TSO frames (UDP-tunnel GSO)${vtep.uplink.receive ? ' both ways' : ' out'}`);
+    }
+
+    for (let w = 0; w < plan.workers; w++) {
+      const rxFd = vtep.openSocket(plan.sockets.rx);
+      const txFds = plan.sockets.tx.map((s) => vtep.openSocket(s));
+      const txFdsNoDf = plan.sockets.txNoDf.map((s) => vtep.openSocket(s));
+      const wakeFd = addon.eventfdOpen();
+      undo.push(`worker ${w} eventfd`, () => closeQuietly(wakeFd));
+      vtep.startWorker({
+        ...plan.worker,
+        index: w,
+        tapFd: queues[w],
+        rxFd,
+        txFds,
+        txFdsNoDf,
+        wakeFd,
+        uplinkRx: vtep.uplink?.receive === true,
+        ...(plan.worker.uplink && uplinkQueues.length ? { uplinkFd: uplinkQueues[w] } : { uplink: undefined }),
+      });
+    }
+    vtep.ageTimer = setInterval(() => vtep.fdb.age(config.ageingSeconds), Math.min(10_000, config.ageingSeconds * 250)).unref();
+    await vtep.serveStats(plan.sock);
+    if (config.metrics) await vtep.serveMetrics(config.metrics);
+    // The kernel announced the TAP's addresses when the link came up (arp_notify;
+    // for IPv6 ndisc_notify, once DAD is done); the frames waited in the TAP's
+    // queue and the workers have just flooded them to every peer. No second
+    // announcement here: announce() flushes the TAP's neighbour cache, which would
+    // drop packets waiting for a neighbour to resolve.
+    return vtep;
+  }
+
+  /**
+   * Tell the overlay who we are: a gratuitous ARP for each IPv4 address of the
+   * TAP and an unsolicited neighbour advertisement for each IPv6 one, so peers
+   * whose neighbour caches hold another MAC for them update at once. Setting the
+   * TAP's MAC (to the same value) raises NETDEV_CHANGEADDR, on which the kernel
+   * sends both because arp_notify and ndisc_notify are on for the TAP. Start-up
+   * needs no call (the kernel announces when the link comes up); call it after
+   * adding an address to a running TAP (etcd mode adds its own). The kernel also
+   * flushes the TAP's neighbour cache on the change, so call it before traffic
+   * depends on that cache, not periodically.
+   */
+  announce(): void {
+    if (this.stopping) return;
     try {
-      const fd = fn();
-      this.fds.push(fd);
+      native().ifSetMac(this.tapName, parseMac(this.tapMac));
+    } catch (err) {
+      log(`announcing ${this.tapName} failed: ${(err as Error).message}`);
+    }
+  }
+
+  private openSocket(spec: SocketSpec): number {
+    try {
+      const { field: _field, ...opts } = spec;
+      const fd = native().udpOpen(opts);
+      this.undo.push(`UDP socket ${spec.address}:${spec.port}`, () => closeQuietly(fd));
       return fd;
     } catch (err) {
       const e = err as Error & { code?: string };
       if (e.code === 'EADDRINUSE') {
-        throw new ConfigError(field, `${e.message}: a port of the VTEP is in use by another socket`);
+        throw new ConfigError(spec.field, `${e.message}: a port of the VTEP is in use by another socket`);
       }
       throw err;
     }
   }
 
+  /** Start worker `partial.index` and supervise it: restart it with back-off whenever it ends unasked. */
   private startWorker(partial: Omit<WorkerInit, 'fdb' | 'counters' | 'control' | 'port' | 'peers'>): void {
-    const { port1, port2 } = new MessageChannel();
-    const counters = newCounterBlock();
-    const controlBuf = new SharedArrayBuffer(8);
-    const init: WorkerInit = { ...partial, fdb: this.fdb.buffer, counters, control: controlBuf, port: port2, peers: this.peerInfos() };
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init, transferList: [port2] });
     const slot: WorkerSlot = {
-      worker,
-      port: port1,
-      control: new Int32Array(controlBuf),
+      init: partial,
+      worker: undefined,
+      port: undefined,
+      control: new Int32Array(new SharedArrayBuffer(8)),
       wakeFd: partial.wakeFd,
-      counters,
-      exited: new Promise((resolve) => worker.once('exit', () => resolve())),
+      counters: newCounterBlock(),
+      exited: Promise.resolve(),
+      restarts: 0,
+      failuresInRow: 0,
+      startedAt: 0,
+      restartTimer: undefined,
     };
+    this.workers.push(slot);
+    this.spawnWorker(slot);
+  }
+
+  /** (Re)create the thread of a slot on the slot's own TAP queue, sockets and counters. */
+  private spawnWorker(slot: WorkerSlot): void {
+    const { port1, port2 } = new MessageChannel();
+    // the same stop/sequence block: a new thread starts "behind" and drains its port
+    Atomics.store(slot.control, CTL_STOP, 0);
+    const init: WorkerInit = { ...slot.init, fdb: this.fdb.buffer, counters: slot.counters, control: slot.control.buffer as SharedArrayBuffer, port: port2, peers: this.peerInfos() };
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init, transferList: [port2] });
+    slot.worker = worker;
+    slot.port = port1;
+    slot.startedAt = Date.now();
+    let reason = 'exited';
+    slot.exited = new Promise((resolve) => {
+      worker.once('exit', (code) => {
+        port1.close();
+        resolve();
+        if (this.stopping || slot.worker !== worker) return;
+        this.scheduleRestart(slot, `${reason} (exit code ${code})`);
+      });
+    });
     worker.on('message', (ev: WorkerEvent | { type: 'fatal'; message: string; code?: string } | { type: 'stopped' }) => {
       if (ev.type === 'learn') this.learn(ev.hi, ev.lo, ev.peer);
       else if (ev.type === 'unknown-peer') this.addPeer(recordAddress(ev.record, 0), false, true);
-      else if (ev.type === 'fatal') {
-        const err = Object.assign(new Error(`worker ${partial.index}: ${ev.message}`), { code: ev.code });
-        log(err.message);
-        this.fail(err);
-      }
+      else if (ev.type === 'fatal') reason = `failed: ${ev.message}${ev.code ? ` (${ev.code})` : ''}`;
     });
     worker.on('error', (err) => {
-      log(`worker ${partial.index} crashed: ${err.message}`);
-      this.fail(err);
+      reason = `crashed: ${err.message}`;
     });
-    this.workers.push(slot);
+  }
+
+  /**
+   * A worker ended without being asked: count it and start it again on the same
+   * queue and sockets. The first restart in a row is immediate (traffic back in
+   * well under a second: a thread starts in ~100 ms); a worker that keeps failing
+   * within WORKER_STABLE_MS of its start waits 100 ms, 200 ms, ... up to
+   * WORKER_BACKOFF_MAX_MS, so a persistent fault costs one log line per wait.
+   */
+  private scheduleRestart(slot: WorkerSlot, reason: string): void {
+    const ranMs = Date.now() - slot.startedAt;
+    slot.failuresInRow = ranMs >= WORKER_STABLE_MS ? 1 : slot.failuresInRow + 1;
+    const delayMs = slot.failuresInRow <= 1 ? 0 : Math.min(WORKER_BACKOFF_MAX_MS, 100 * 2 ** (slot.failuresInRow - 2));
+    slot.restarts++;
+    log(`worker ${slot.init.index} ${reason} after ${ranMs} ms; restarting it${delayMs ? ` in ${delayMs} ms` : ''} (restart ${slot.restarts})`);
+    slot.restartTimer = setTimeout(() => {
+      slot.restartTimer = undefined;
+      if (this.stopping) return;
+      try {
+        this.spawnWorker(slot);
+      } catch (err) {
+        log(`worker ${slot.init.index} cannot be restarted: ${(err as Error).message}`);
+        this.fail(err as Error);
+      }
+    }, delayMs);
   }
 
   private peerInfos(): PeerInfo[] {
@@ -363,7 +414,7 @@ export class Vtep implements DataplaneControl {
   private broadcastPeers(): void {
     const peers = this.peerInfos();
     for (const w of this.workers) {
-      w.port.postMessage({ type: 'peers', peers });
+      w.port?.postMessage({ type: 'peers', peers });
       Atomics.add(w.control, CTL_SEQ, 1);
       native().eventfdSignal(w.wakeFd);
     }
@@ -457,27 +508,48 @@ export class Vtep implements DataplaneControl {
       total,
       drops: dropsByReason(total),
       stages: stageCosts(total),
+      workerRestarts: this.workers.reduce((n, w) => n + w.restarts, 0),
       ...(this.controlStatus ? { control: this.controlStatus() } : {}),
       perWorker,
     };
   }
 
   private metrics(): string {
-    return renderPrometheus(this.tapName, this.workers.map((w) => readCounters(w.counters)), {
-      fdb_entries: this.fdb.size,
-      peers: this.peers.size,
-      workers: this.workers.length,
-    });
+    const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+    const restarts = ['# HELP vxtap_worker_restarts_total Times a worker ended unasked and was restarted.', '# TYPE vxtap_worker_restarts_total counter'];
+    for (const w of this.workers) restarts.push(`vxtap_worker_restarts_total{instance="${esc(this.tapName)}",worker="${w.init.index}"} ${w.restarts}`);
+    return (
+      renderPrometheus(this.tapName, this.workers.map((w) => readCounters(w.counters)), {
+        fdb_entries: this.fdb.size,
+        peers: this.peers.size,
+        workers: this.workers.length,
+      }) +
+      restarts.join('\n') +
+      '\n'
+    );
   }
 
+  /** The control socket: /stats (also /), /metrics, /fdb; with VXTAP_TEST_HOOKS=1 also POST /test/fail-worker. */
   private handler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void => {
-    const url = (req.url ?? '/').split('?')[0];
-    if (url === '/stats' || url === '/') {
+    const [url, query = ''] = (req.url ?? '/').split('?');
+    if (req.method === 'POST' && url === '/test/fail-worker' && process.env[TEST_HOOKS_ENV] === '1') {
+      const q = new URLSearchParams(query);
+      const index = Number(q.get('worker') ?? 0);
+      const how = q.get('how') === 'exit' ? 'exit' : 'throw';
+      const slot = this.workers[index];
+      if (!slot?.port) {
+        res.writeHead(404);
+        res.end(`no running worker ${index}\n`);
+        return;
+      }
+      this.injectFault(slot, how);
+      res.writeHead(202);
+      res.end(`worker ${index} told to ${how}\n`);
+    } else if (url === '/stats' || url === '/') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(this.status()));
     } else if (url === '/metrics') {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-      res.end(this.metrics());
+      this.metricsHandler(req, res);
     } else if (url === '/fdb') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(this.status().fdb));
@@ -487,13 +559,42 @@ export class Vtep implements DataplaneControl {
     }
   };
 
+  /** The TCP listener (--metrics): /metrics only; tables and settings stay on the root-only unix socket. */
+  private metricsHandler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void => {
+    const url = (req.url ?? '/').split('?')[0];
+    if (url === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+      res.end(this.metrics());
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  };
+
+  /**
+   * Test hook (VXTAP_TEST_HOOKS=1 only): make a worker fail as a bug would, by
+   * throwing from its loop or ending its thread, to exercise the supervision.
+   */
+  private injectFault(slot: WorkerSlot, how: 'throw' | 'exit'): void {
+    log(`test hook: worker ${slot.init.index} told to ${how}`);
+    slot.port!.postMessage({ type: 'fault', how });
+    Atomics.add(slot.control, CTL_SEQ, 1);
+    native().eventfdSignal(slot.wakeFd);
+  }
+
   private async serveStats(sock: string): Promise<void> {
-    mkdirSync(path.dirname(sock), { recursive: true });
+    mkdirSync(path.dirname(sock), { recursive: true, mode: 0o755 });
     const server = createServer(this.handler);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(sock, () => resolve());
     });
+    this.undo.push(`control socket ${sock}`, async () => {
+      await new Promise<void>((r) => server.close(() => r()));
+      removeSocketFile(sock);
+    });
+    // connecting needs write permission: only root (the owner) reads the tables
+    chmodSync(sock, 0o600);
     this.server = server;
   }
 
@@ -501,20 +602,22 @@ export class Vtep implements DataplaneControl {
     const i = hostPort.lastIndexOf(':');
     const host = hostPort.slice(0, i).replace(/^\[|\]$/g, '');
     const port = Number(hostPort.slice(i + 1));
-    const server = createServer(this.handler);
+    const server = createServer(this.metricsHandler);
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) => reject(new ConfigError('metrics', `cannot listen on ${hostPort}: ${err.message}`)));
       server.listen(port, host, () => resolve());
     });
+    this.undo.push(`metrics listener ${hostPort}`, () => new Promise<void>((r) => server.close(() => r())));
     this.metricsServer = server;
   }
 
-  /** Stop the workers, close every fd (the TAP disappears), remove the stats socket. Idempotent. */
+  /** Stop the workers, then undo everything start created (the TAP disappears, the socket goes). Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       if (this.ageTimer) clearInterval(this.ageTimer);
       if (this.uplinkTimer) clearInterval(this.uplinkTimer);
       for (const w of this.workers) {
+        if (w.restartTimer) clearTimeout(w.restartTimer);
         Atomics.store(w.control, CTL_STOP, 1);
         try {
           native().eventfdSignal(w.wakeFd);
@@ -523,21 +626,14 @@ export class Vtep implements DataplaneControl {
         }
       }
       // steering off before the uplink TAP goes, so no VXLAN is sent into the void
+      await this.steering?.close();
       if (this.nftTable) await unsteerVxlan(this.nftTable);
       await Promise.all(
         this.workers.map((w) =>
-          Promise.race([w.exited, new Promise<void>((r) => setTimeout(r, 3000))]).then(() => w.worker.terminate()),
+          Promise.race([w.exited, new Promise<void>((r) => setTimeout(r, 3000))]).then(() => w.worker?.terminate()),
         ),
       );
-      for (const fd of this.fds.splice(0)) closeQuietly(fd);
-      const sock = statsSocketPath(this.config);
-      await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
-      await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
-      try {
-        unlinkSync(sock);
-      } catch {
-        /* gone */
-      }
+      for (const f of await this.undo.run()) log(`shutdown: ${f}`);
     })();
     return this.stopping;
   }
@@ -551,15 +647,48 @@ function closeQuietly(fd: number): void {
   }
 }
 
-function socketAlive(sock: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = connect(sock);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
+/** What the planner needs to know, read from the host (no changes made). */
+async function probeHost(config: VtepConfig): Promise<HostFacts> {
+  const facts: HostFacts = { underlay: await deviceOfAddress(config.local), nft: await haveCommand('nft'), netns: currentNetns() };
+  if (config.uplinkBridge) {
+    facts.uplinkKind = await linkKind(config.uplinkBridge);
+    if (facts.uplinkKind === 'bridge') {
+      try {
+        facts.uplinkMac = native().ifGetMac(config.uplinkBridge);
+      } catch {
+        /* the planner refuses without it */
+      }
+    }
+  }
+  return facts;
+}
+
+/**
+ * The nft commands of the uplink's receive steering (one per line, for an owned
+ * table): VXLAN for `local`:`port` arriving on `bridge`, above STEER_MIN_BYTES
+ * and not an outer fragment, forwarded to the uplink TAP `to`.
+ */
+export function steeringCommands(table: string, bridge: string, local: string, port: number, to: string): string[] {
+  return [
+    `add chain netdev ${table} rx { type filter hook ingress device "${bridge}" priority -100; }`,
+    `add rule netdev ${table} rx ip daddr ${local} udp dport ${port} ip frag-off & 0x3fff == 0 meta length > ${STEER_MIN_BYTES} fwd to "${to}"`,
+  ];
+}
+
+/**
+ * Turn on the kernel's own announcements for the TAP: a gratuitous ARP per IPv4
+ * address (arp_notify) and an unsolicited neighbour advertisement per IPv6
+ * address (ndisc_notify) when the link comes up or its MAC is set. They leave
+ * through the TAP, so the workers flood them to every peer.
+ */
+function enableAnnouncements(dev: string): void {
+  for (const f of [`/proc/sys/net/ipv4/conf/${dev}/arp_notify`, `/proc/sys/net/ipv6/conf/${dev}/ndisc_notify`]) {
+    try {
+      writeFileSync(f, '1');
+    } catch {
+      /* IPv6 disabled, or /proc/sys read-only: no announcement of that family */
+    }
+  }
 }
 
 /** Fetch a running instance's status over its stats socket. */
