@@ -19,8 +19,9 @@ import { checkVxlan, writeVxlanHeader, VXLAN_HLEN } from '../wire/vxlan.js';
 import { recordKey, sameAddress } from '../wire/addr.js';
 import { pseudoSumV4, pseudoSumV6 } from '../wire/checksum.js';
 import { macHi, macLo } from '../wire/mac.js';
-import { FdbView, FDB_MISS } from './fdb.js';
-import { C } from './stats.js';
+import { FdbView, FDB_MISS, MAX_PEERS } from './fdb.js';
+import { C, P, PEER_STRIDE } from './stats.js';
+import { TokenBucket } from './ratelimit.js';
 
 /** A batch of datagrams to send (the addon's sendBatch arguments). */
 export interface TxBatch {
@@ -30,6 +31,8 @@ export interface TxBatch {
   addrs: Uint8Array;
   gso: Uint16Array;
   errs: Int32Array;
+  /** Peer index of each entry (per-peer counters). */
+  peers: Int32Array;
   count: number;
 }
 
@@ -38,6 +41,8 @@ export interface FrameBatch {
   offsets: Uint32Array;
   sizes: Uint32Array;
   errs: Int32Array;
+  /** Peer index each frame came from (-1: an accepted unknown source). */
+  peers: Int32Array;
   count: number;
 }
 
@@ -50,13 +55,14 @@ export function newTxBatch(cap: number): TxBatch {
     addrs: new Uint8Array(cap * ADDR_LEN),
     gso: new Uint16Array(cap),
     errs: new Int32Array(cap),
+    peers: new Int32Array(cap),
     count: 0,
   };
 }
 
 /** Allocate a FrameBatch with room for `cap` entries. */
 export function newFrameBatch(cap: number): FrameBatch {
-  return { offsets: new Uint32Array(cap), sizes: new Uint32Array(cap), errs: new Int32Array(cap), count: 0 };
+  return { offsets: new Uint32Array(cap), sizes: new Uint32Array(cap), errs: new Int32Array(cap), peers: new Int32Array(cap), count: 0 };
 }
 
 /** A peer as the workers know it. */
@@ -93,6 +99,8 @@ export interface EngineOptions {
   vni: number;
   fdb: FdbView;
   counters: Float64Array;
+  /** Per-peer counters (PEER_STRIDE per peer index, see stats.ts); default: private. */
+  peerCounters?: Float64Array;
   /** Send sockets by source-port index (DF per the df option). */
   txFds: Int32Array;
   /** With df 'inherit': sockets without DF, same indices (else empty). */
@@ -125,14 +133,28 @@ export interface EngineOptions {
  */
 const SOCKET_FRAME_MAX = 1024;
 
-/** Minimum seconds between two learn events for one MAC. */
+/** Minimum seconds between two learn events for one MAC (or unknown-peer events for one source). */
 const LEARN_REPOST_SECONDS = 1;
+/**
+ * Learn events one worker posts per second (and burst): random source MACs cost
+ * at most this many messages, whatever the packet rate. A peer at its share of
+ * the table costs none (FdbView.learnFull).
+ */
+const LEARN_EVENTS_PER_SECOND = 500;
+/** Unknown-peer events one worker posts per second (and burst). */
+const UNKNOWN_EVENTS_PER_SECOND = 20;
+/** Entries of the direct-mapped "recently reported" caches (power of two). */
+const RECENT_SLOTS = 1024;
 
 /** The per-worker packet core. */
 export class Engine {
   private readonly vni: number;
   private readonly fdb: FdbView;
   private readonly c: Float64Array;
+  /** Per-peer counters: PEER_STRIDE slots per peer index. */
+  private readonly pc: Float64Array;
+  /** Peer of every datagram of the last checkSources batch, -1 when mixed or none. */
+  private batchPeer = -1;
   private readonly txFds: Int32Array;
   private readonly txFdsNoDf: Int32Array | undefined;
   private readonly span: number;
@@ -162,14 +184,20 @@ export class Engine {
   private floodList: PeerInfo[] = [];
   /** source key -> peers with that key (IPv6 keys may collide) */
   private bySource = new Map<number, PeerInfo[]>();
-  /** rate limits: MAC (48-bit number) or source key -> last post second */
-  private readonly recentLearn = new Map<number, number>();
-  private readonly recentUnknown = new Map<number, number>();
+  /** Rate limits: direct-mapped caches of recently reported MACs / sources (no allocation), and token buckets. */
+  private readonly recentHi = new Int32Array(RECENT_SLOTS).fill(-1);
+  private readonly recentLo = new Int32Array(RECENT_SLOTS);
+  private readonly recentAt = new Float64Array(RECENT_SLOTS);
+  private readonly recentSrc = new Float64Array(RECENT_SLOTS).fill(-1);
+  private readonly recentSrcAt = new Float64Array(RECENT_SLOTS);
+  private readonly learnBucket = new TokenBucket(LEARN_EVENTS_PER_SECOND, LEARN_EVENTS_PER_SECOND);
+  private readonly unknownBucket = new TokenBucket(UNKNOWN_EVENTS_PER_SECOND, UNKNOWN_EVENTS_PER_SECOND);
 
   constructor(o: EngineOptions) {
     this.vni = o.vni;
     this.fdb = o.fdb;
     this.c = o.counters;
+    this.pc = o.peerCounters ?? new Float64Array(MAX_PEERS * PEER_STRIDE);
     this.txFds = o.txFds;
     this.txFdsNoDf = o.txFdsNoDf && o.txFdsNoDf.length ? o.txFdsNoDf : undefined;
     this.span = o.txFds.length;
@@ -201,7 +229,7 @@ export class Engine {
     this.peers = byIndex;
     this.floodList = peers.filter((p) => p.flood);
     this.bySource = bySource;
-    this.recentUnknown.clear();
+    this.recentSrc.fill(-1);
     if (this.uplink) this.buildTemplates(byIndex.length);
   }
 
@@ -288,18 +316,33 @@ export class Engine {
     return chosen;
   }
 
-  /** Count what the uplink TAP took of `emitted` frames (a writeBatch result). */
-  accountUplink(sizes: Uint32Array, emitted: number, consumed: number, errs: Int32Array): void {
+  /**
+   * Count what the uplink TAP took of `emitted` frames (a writeBatch result);
+   * frame k lies at bufs[offsets[k]] (its tunnel virtio header first) and goes to
+   * peer peers[k].
+   */
+  accountUplink(bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, peers: Int32Array, emitted: number, consumed: number, errs: Int32Array): void {
     const c = this.c;
+    const pc = this.pc;
     let ok = 0;
     let bytes = 0;
-    for (let k = 0; k < consumed; k++) {
-      if (errs[k] === 0) {
+    for (let k = 0; k < emitted; k++) {
+      const at = peers[k] * PEER_STRIDE;
+      if (k < consumed && errs[k] === 0) {
         ok++;
-        bytes += sizes[k] - TNL_VNET_HDR_LEN;
-      } else c[C.drop_uplink_write]++;
+        const size = sizes[k] - TNL_VNET_HDR_LEN;
+        bytes += size;
+        // wire packets the kernel makes of it: payload after hdr_len in gso_size pieces
+        const v = offsets[k];
+        const gso = bufs[v + 4] | (bufs[v + 5] << 8);
+        const hdr = bufs[v + 2] | (bufs[v + 3] << 8);
+        pc[at + P.tx_packets] += gso > 0 && size > hdr ? Math.ceil((size - hdr) / gso) : 1;
+        pc[at + P.tx_bytes] += size;
+      } else {
+        c[C.drop_uplink_write]++;
+        pc[at + P.tx_drops]++;
+      }
     }
-    c[C.drop_uplink_write] += emitted - consumed;
     c[C.tx_uplink_frames] += ok;
     c[C.tx_uplink_bytes] += bytes;
   }
@@ -330,14 +373,15 @@ export class Engine {
     return -1;
   }
 
-  private push(tx: TxBatch, fd: number, off: number, size: number, gso: number, rec: Uint8Array): void {
+  private push(tx: TxBatch, fd: number, off: number, size: number, gso: number, peer: PeerInfo): void {
     if (tx.count === tx.fds.length) this.flush(tx);
     const k = tx.count++;
     tx.fds[k] = fd;
     tx.offsets[k] = off;
     tx.sizes[k] = size;
     tx.gso[k] = gso;
-    tx.addrs.set(rec, k * ADDR_LEN);
+    tx.peers[k] = peer.index;
+    tx.addrs.set(peer.record, k * ADDR_LEN);
   }
 
   /** The peer that holds the destination MAC of the frame at `o`; undefined means flood. */
@@ -364,12 +408,12 @@ export class Engine {
    */
   private queue(tx: TxBatch, fd: number, off: number, size: number, gso: number, peer: PeerInfo | undefined): number {
     if (peer !== undefined) {
-      this.push(tx, fd, off, size, gso, peer.record);
+      this.push(tx, fd, off, size, gso, peer);
       return 0;
     }
     const list = this.floodList;
     if (list.length === 0) return -1;
-    for (let p = 0; p < list.length; p++) this.push(tx, fd, off, size, gso, list[p].record);
+    for (let p = 0; p < list.length; p++) this.push(tx, fd, off, size, gso, list[p]);
     return list.length;
   }
 
@@ -421,19 +465,28 @@ export class Engine {
    */
   accountTx(tx: TxBatch, consumed: number): void {
     const c = this.c;
+    const pc = this.pc;
     let pkts = 0;
     let bytes = 0;
     for (let k = 0; k < consumed; k++) {
       const e = tx.errs[k];
+      const at = tx.peers[k] * PEER_STRIDE;
       if (e === 0) {
         const g = tx.gso[k];
-        pkts += g === 0 ? 1 : Math.ceil(tx.sizes[k] / g); // wire datagrams of a GSO message
+        const n = g === 0 ? 1 : Math.ceil(tx.sizes[k] / g); // wire datagrams of a GSO message
+        pkts += n;
         bytes += tx.sizes[k];
-      } else if (e === 90 /* EMSGSIZE */) c[C.drop_oversize]++;
-      else c[C.drop_tx_error]++;
+        pc[at + P.tx_packets] += n;
+        pc[at + P.tx_bytes] += tx.sizes[k];
+      } else {
+        if (e === 90 /* EMSGSIZE */) c[C.drop_oversize]++;
+        else c[C.drop_tx_error]++;
+        pc[at + P.tx_drops]++;
+      }
     }
     // entries the kernel did not take (EAGAIN: socket buffer full) are dropped
     c[C.drop_tx_error] += tx.count - consumed;
+    for (let k = consumed; k < tx.count; k++) pc[tx.peers[k] * PEER_STRIDE + P.tx_drops]++;
     c[C.tx_packets] += pkts;
     c[C.tx_bytes] += bytes;
     tx.count = 0;
@@ -455,42 +508,47 @@ export class Engine {
     let loops = 0;
     let n = out.count;
     let now = -1;
+    const pc = this.pc;
     for (let i = 0; i < count; i++) {
       const o = offsets[i];
       const len = sizes[i];
       bytes += len;
-      if (len > this.rxSlotLen) {
-        trunc++;
-        continue;
-      }
-      let peer = this.sourcePeer(addrs, i * ADDR_LEN);
+      const peer = this.sourcePeer(addrs, i * ADDR_LEN);
       if (peer < 0) {
-        if (!this.acceptUnknown) {
+        if (!this.admitUnknown(addrs, i * ADDR_LEN)) {
           unknown++;
           continue;
         }
-        this.reportUnknown(addrs, i * ADDR_LEN);
+      } else {
+        pc[peer * PEER_STRIDE + P.rx_packets]++;
+        pc[peer * PEER_STRIDE + P.rx_bytes] += len;
       }
-      const bad = checkVxlan(bufs, o, len, vni);
-      if (bad !== null) {
+      let bad: string | null;
+      if (len > this.rxSlotLen) {
+        trunc++;
+        bad = 'truncated';
+      } else {
+        bad = checkVxlan(bufs, o, len, vni);
         if (bad === 'short') short++;
         else if (bad === 'bad-flags') flags++;
-        else wrongVni++;
-        continue;
+        else if (bad !== null) wrongVni++;
       }
       const f = o + VXLAN_HLEN;
-      const srcHi = macHi(bufs, f + 6);
-      const srcLo = macLo(bufs, f + 6);
-      if (srcHi === this.ownHi && srcLo === this.ownLo) {
+      if (bad === null && macHi(bufs, f + 6) === this.ownHi && macLo(bufs, f + 6) === this.ownLo) {
         loops++;
+        bad = 'loop';
+      }
+      if (bad !== null) {
+        if (peer >= 0) pc[peer * PEER_STRIDE + P.rx_drops]++;
         continue;
       }
       if (this.learning && peer >= 0 && (bufs[f + 6] & 1) === 0) {
         if (now < 0) now = this.now();
-        this.learn(srcHi, srcLo, peer, now);
+        this.learn(macHi(bufs, f + 6), macLo(bufs, f + 6), peer, now);
       }
       out.offsets[n] = f;
       out.sizes[n] = len - VXLAN_HLEN;
+      out.peers[n] = peer;
       n++;
     }
     out.count = n;
@@ -509,13 +567,15 @@ export class Engine {
     const c = this.c;
     let pkts = 0;
     let bytes = 0;
-    for (let k = 0; k < consumed; k++) {
-      if (out.errs[k] === 0) {
+    for (let k = 0; k < out.count; k++) {
+      if (k < consumed && out.errs[k] === 0) {
         pkts++;
         bytes += out.sizes[k];
-      } else c[C.drop_tap_write]++;
+      } else {
+        c[C.drop_tap_write]++;
+        if (out.peers[k] >= 0) this.pc[out.peers[k] * PEER_STRIDE + P.rx_drops]++;
+      }
     }
-    c[C.drop_tap_write] += out.count - consumed;
     c[C.tap_tx_packets] += pkts;
     c[C.tap_tx_bytes] += bytes;
     out.count = 0;
@@ -589,29 +649,40 @@ export class Engine {
    * Check the sources of received (possibly GRO-coalesced) datagrams 0..count-1
    * before rxOffload: ok[i] = 1 for a peer (or an accepted unknown source),
    * peerOf[i] its index (-1 when unknown). Truncated datagrams are dropped.
+   * `gso` (UDP GRO segment sizes) makes the per-peer packet counts wire packets;
+   * without it each datagram or frame counts once.
    */
-  checkSources(sizes: Uint32Array, count: number, addrs: Uint8Array, ok: Uint8Array, peerOf: Int32Array): void {
+  checkSources(sizes: Uint32Array, count: number, addrs: Uint8Array, ok: Uint8Array, peerOf: Int32Array, gso?: Uint16Array): void {
+    const pc = this.pc;
     let unknown = 0;
     let trunc = 0;
     let bytes = 0;
+    let single = -2;
     for (let i = 0; i < count; i++) {
-      bytes += sizes[i];
+      const size = sizes[i];
+      bytes += size;
       ok[i] = 0;
-      if (sizes[i] > this.rxSlotLen) {
-        trunc++;
-        continue;
-      }
       const peer = this.sourcePeer(addrs, i * ADDR_LEN);
       peerOf[i] = peer;
+      single = single === -2 || single === peer ? peer : -1;
       if (peer < 0) {
-        if (!this.acceptUnknown) {
+        if (!this.admitUnknown(addrs, i * ADDR_LEN)) {
           unknown++;
           continue;
         }
-        this.reportUnknown(addrs, i * ADDR_LEN);
+      } else {
+        const g = gso === undefined ? 0 : gso[i];
+        pc[peer * PEER_STRIDE + P.rx_packets] += g > 0 ? Math.ceil(size / g) : 1;
+        pc[peer * PEER_STRIDE + P.rx_bytes] += size;
+      }
+      if (size > this.rxSlotLen) {
+        trunc++;
+        if (peer >= 0) pc[peer * PEER_STRIDE + P.rx_drops]++;
+        continue;
       }
       ok[i] = 1;
     }
+    this.batchPeer = single < 0 ? -1 : single;
     this.c[C.rx_bytes] += bytes;
     this.c[C.drop_unknown_peer] += unknown;
     this.c[C.drop_truncated] += trunc;
@@ -620,32 +691,46 @@ export class Engine {
   /**
    * After rxOffload: learn from and loop-check the TAP frames 0..n-1 (vnet_hdr
    * frames in `out`), and keep the ones to write in `frames` (compacted in place).
+   * The VXLAN drops rxOffload found (`drops`) are charged to `dropPeer` when it is
+   * known (default: the peer of the whole last checkSources batch, if it had one).
    */
-  afterRxOffload(out: Uint8Array, frames: FrameBatch, n: number, learnSrc: Uint32Array, peerOf: Int32Array, segmentsIn: number, drops: Uint32Array): void {
+  afterRxOffload(out: Uint8Array, frames: FrameBatch, n: number, learnSrc: Uint32Array, peerOf: Int32Array, segmentsIn: number, drops: Uint32Array, dropPeer = this.batchPeer): void {
     const c = this.c;
+    const pc = this.pc;
     let kept = 0;
     let loops = 0;
     let now = -1;
     for (let k = 0; k < n; k++) {
-      const f = frames.offsets[k] + VNET_HDR_LEN;
+      const v = frames.offsets[k];
+      const f = v + VNET_HDR_LEN;
       const srcHi = macHi(out, f + 6);
       const srcLo = macLo(out, f + 6);
+      const peer = peerOf[learnSrc[k]];
       if (srcHi === this.ownHi && srcLo === this.ownLo) {
         loops++;
+        if (peer >= 0) pc[peer * PEER_STRIDE + P.rx_drops]++;
         continue;
       }
-      const peer = peerOf[learnSrc[k]];
       if (this.learning && peer >= 0 && (out[f + 6] & 1) === 0) {
         if (now < 0) now = this.now();
         this.learn(srcHi, srcLo, peer, now);
       }
-      if (this.tapMtu > 0 && frames.sizes[k] > VNET_HDR_LEN + 18 + this.tapMtu && out[frames.offsets[k] + 1] === 0) {
-        markGso(out, frames.offsets[k], frames.sizes[k] - VNET_HDR_LEN, this.tapMtu);
+      // A whole frame above the TAP MTU (kernel VXLAN with TSO sends such) is
+      // handed over as GSO so the kernel can forward it. That write tells the
+      // kernel to trust the payload, so only frames whose checksum is settled
+      // qualify: NEEDS_CSUM (the sender left it partial, as kernel VXLAN over
+      // veth does: there is no sum to check) or DATA_VALID. A plain header (flags
+      // 0) means rxOffload did not verify it (wrong checksum, or a segment it does
+      // not coalesce): it goes as it is, and the kernel checks it.
+      if (this.tapMtu > 0 && frames.sizes[k] > VNET_HDR_LEN + 18 + this.tapMtu && out[v + 1] === 0 && (out[v] & (VIRTIO_NEEDS_CSUM | VIRTIO_DATA_VALID)) !== 0) {
+        markGso(out, v, frames.sizes[k] - VNET_HDR_LEN, this.tapMtu);
       }
-      frames.offsets[kept] = frames.offsets[k];
+      frames.offsets[kept] = v;
       frames.sizes[kept] = frames.sizes[k];
+      frames.peers[kept] = peer;
       kept++;
     }
+    if (dropPeer >= 0) pc[dropPeer * PEER_STRIDE + P.rx_drops] += drops[0] + drops[1] + drops[2];
     frames.count = kept;
     c[C.rx_packets] += segmentsIn;
     c[C.drop_short] += drops[0];
@@ -654,32 +739,55 @@ export class Engine {
     c[C.drop_loop] += loops;
   }
 
-  /** A unicast source MAC seen from `peer`: refresh a matching entry, else report it. */
+  /**
+   * A unicast source MAC seen from `peer`: refresh a matching entry, else report
+   * it, unless the peer has its full share of the table, the MAC was reported
+   * within LEARN_REPOST_SECONDS, or the worker's learn budget is spent.
+   */
   private learn(hi: number, lo: number, peer: number, now: number): void {
-    if (this.fdb.lookup(hi, lo) === peer) this.fdb.touch(now);
-    else this.reportLearn(hi, lo, peer, now);
-  }
-
-  private reportLearn(hi: number, lo: number, peer: number, now: number): void {
-    const key = hi * 4294967296 + (lo >>> 0);
-    const last = this.recentLearn.get(key);
-    if (last !== undefined && now - last < LEARN_REPOST_SECONDS) return;
-    if (this.recentLearn.size > 4096) this.recentLearn.clear();
-    this.recentLearn.set(key, now); // allocation: only on learn events, rate-limited
+    if (this.fdb.lookup(hi, lo) === peer) {
+      this.fdb.touch(now);
+      return;
+    }
+    if (this.fdb.learnFull(peer)) {
+      this.c[C.learn_suppressed]++;
+      return;
+    }
+    const slot = (lo ^ (lo >>> 10) ^ (lo >>> 20) ^ hi) & (RECENT_SLOTS - 1);
+    if (this.recentHi[slot] === hi && this.recentLo[slot] === lo && now - this.recentAt[slot] < LEARN_REPOST_SECONDS) return;
+    if (!this.learnBucket.take(now)) {
+      this.c[C.learn_suppressed]++;
+      return;
+    }
+    this.recentHi[slot] = hi;
+    this.recentLo[slot] = lo;
+    this.recentAt[slot] = now;
     this.c[C.learned]++;
-    this.post({ type: 'learn', hi, lo, peer });
+    this.post({ type: 'learn', hi, lo, peer }); // allocation: learn events only, bounded by learnBucket
   }
 
-  private reportUnknown(addrs: Uint8Array, off: number): void {
+  /**
+   * A datagram from a source that is not a peer: with --accept-unknown-peers and
+   * room in the peer table, report the source (rate-limited) and take the
+   * datagram; else drop it.
+   */
+  private admitUnknown(addrs: Uint8Array, off: number): boolean {
+    if (!this.acceptUnknown || this.fdb.unknownPeersClosed()) return false;
     const now = this.now();
     const key = recordKey(addrs, off);
-    const last = this.recentUnknown.get(key);
-    if (last !== undefined && now - last < LEARN_REPOST_SECONDS) return;
-    if (this.recentUnknown.size > 4096) this.recentUnknown.clear();
-    this.recentUnknown.set(key, now);
-    this.post({ type: 'unknown-peer', record: addrs.slice(off, off + ADDR_LEN) }); // allocation: unknown peers only
+    const slot = (key ^ (key >>> 10) ^ (key >>> 20)) & (RECENT_SLOTS - 1);
+    if (this.recentSrc[slot] === key && now - this.recentSrcAt[slot] < LEARN_REPOST_SECONDS) return true;
+    if (!this.unknownBucket.take(now)) return true;
+    this.recentSrc[slot] = key;
+    this.recentSrcAt[slot] = now;
+    this.post({ type: 'unknown-peer', record: addrs.slice(off, off + ADDR_LEN) }); // allocation: unknown-peer events only, bounded by unknownBucket
+    return true;
   }
 }
+
+/** virtio_net_hdr flags (include/uapi/linux/virtio_net.h). */
+const VIRTIO_NEEDS_CSUM = 1;
+const VIRTIO_DATA_VALID = 2;
 
 /**
  * A TCP frame larger than the TAP MTU that arrived whole (kernel VXLAN with TSO

@@ -1,8 +1,13 @@
 /**
  * Per-worker counters in shared memory: each worker is the only writer of its own
  * Float64Array (plain stores, no locks on the hot path); the main thread reads and
- * sums them for `vxtap stats` and the Prometheus endpoint.
+ * sums them for `vxtap stats` and the Prometheus endpoint. After the named
+ * counters, the same block holds PEER_STRIDE counters per peer index (MAX_PEERS
+ * of them, as the peer table is bounded): packets, bytes and drops per peer in
+ * both directions, indexed by the peer index the packet path already has, so
+ * counting a packet is one store.
  */
+import { MAX_PEERS } from './fdb.js';
 
 /** Counter names, in slot order. Drops are named `drop_<reason>`. */
 export const COUNTERS = [
@@ -25,6 +30,7 @@ export const COUNTERS = [
   'tap_tx_superframes', // with offload: GSO super-frames built from coalesced segments
   'checksums_completed', // CHECKSUM_PARTIAL inner checksums finished before the TAP write
   'learned', // learn events reported to the main thread
+  'learn_suppressed', // learn events not reported: the peer has its share of the table, or the worker's learn budget was spent
   'batches_tap', // readBatch calls that returned frames
   'batches_udp', // recvBatch calls that returned datagrams
   'polls', // times the worker blocked in poll()
@@ -55,9 +61,52 @@ export const C: { readonly [K in CounterName]: number } = Object.freeze(
   Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as { [K in CounterName]: number },
 );
 
-/** A fresh shared counter block for one worker. */
+/** Per-peer counter names, in slot order (PEER_STRIDE slots per peer index). */
+export const PEER_COUNTERS = [
+  'rx_packets', // VXLAN datagrams received from the peer (wire packets of a GRO batch; uplink frames count once)
+  'rx_bytes', // their UDP payload bytes
+  'rx_drops', // of those, dropped (truncated, bad VXLAN header, loop, TAP refused)
+  'tx_packets', // VXLAN datagrams sent to the peer (flood copies included)
+  'tx_bytes', // their UDP payload bytes
+  'tx_drops', // sends to the peer that failed
+] as const;
+export type PeerCounterName = (typeof PEER_COUNTERS)[number];
+/** Slot of each per-peer counter within a peer's PEER_STRIDE slots. */
+export const P: { readonly [K in PeerCounterName]: number } = Object.freeze(
+  Object.fromEntries(PEER_COUNTERS.map((n, i) => [n, i])) as { [K in PeerCounterName]: number },
+);
+/** Slots per peer index (one 64-byte cache line). */
+export const PEER_STRIDE = 8;
+
+/** A fresh shared counter block for one worker (named counters, then per-peer counters). */
 export function newCounterBlock(): SharedArrayBuffer {
-  return new SharedArrayBuffer(COUNTERS.length * 8);
+  return new SharedArrayBuffer((COUNTERS.length + MAX_PEERS * PEER_STRIDE) * 8);
+}
+
+/** The per-peer part of a counter block. */
+export function peerCounterView(block: SharedArrayBuffer): Float64Array {
+  return new Float64Array(block, COUNTERS.length * 8, MAX_PEERS * PEER_STRIDE);
+}
+
+/** One peer's counters. */
+export type PeerCounters = Record<PeerCounterName, number>;
+
+/** Sum one peer index's counters over the workers' blocks. */
+export function readPeerCounters(blocks: SharedArrayBuffer[], index: number): PeerCounters {
+  const out = {} as PeerCounters;
+  for (const n of PEER_COUNTERS) out[n] = 0;
+  for (const b of blocks) {
+    const v = peerCounterView(b);
+    PEER_COUNTERS.forEach((n, i) => (out[n] += v[index * PEER_STRIDE + i]));
+  }
+  return out;
+}
+
+/** `a - b` per counter (counters of a reused peer index count from its reuse). */
+export function subPeerCounters(a: PeerCounters, b: PeerCounters): PeerCounters {
+  const out = {} as PeerCounters;
+  for (const n of PEER_COUNTERS) out[n] = a[n] - b[n];
+  return out;
 }
 
 /** Counters as a plain object. */
@@ -85,8 +134,16 @@ export function dropsByReason(s: CounterSnapshot): Record<string, number> {
   return out;
 }
 
-/** Prometheus text exposition (version 0.0.4) of per-worker counters. */
-export function renderPrometheus(instance: string, perWorker: CounterSnapshot[], gauges: Record<string, number> = {}): string {
+/** A peer's counters for the Prometheus text (label peer="ADDR"). */
+export interface PeerMetrics {
+  address: string;
+  counters: PeerCounters;
+  /** Seconds since a datagram last came from it (-1: never). */
+  rxIdleSeconds: number;
+}
+
+/** Prometheus text exposition (version 0.0.4) of per-worker counters (and per-peer ones). */
+export function renderPrometheus(instance: string, perWorker: CounterSnapshot[], gauges: Record<string, number> = {}, peers: PeerMetrics[] = []): string {
   const lines: string[] = [];
   const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
   for (const n of COUNTERS) {
@@ -103,6 +160,15 @@ export function renderPrometheus(instance: string, perWorker: CounterSnapshot[],
   for (const [g, v] of Object.entries(gauges)) {
     lines.push(`# TYPE vxtap_${g} gauge`);
     lines.push(`vxtap_${g}{instance="${esc(instance)}"} ${v}`);
+  }
+  if (peers.length > 0) {
+    for (const n of PEER_COUNTERS) {
+      lines.push(`# TYPE vxtap_peer_${n}_total counter`);
+      for (const p of peers) lines.push(`vxtap_peer_${n}_total{instance="${esc(instance)}",peer="${esc(p.address)}"} ${p.counters[n]}`);
+    }
+    lines.push('# HELP vxtap_peer_rx_idle_seconds Seconds since the peer last sent a datagram (-1: never).');
+    lines.push('# TYPE vxtap_peer_rx_idle_seconds gauge');
+    for (const p of peers) lines.push(`vxtap_peer_rx_idle_seconds{instance="${esc(instance)}",peer="${esc(p.address)}"} ${p.rxIdleSeconds}`);
   }
   return lines.join('\n') + '\n';
 }

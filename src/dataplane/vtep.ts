@@ -13,8 +13,9 @@ import { native, TNL_VNET_HDR_LEN, UPLINK_OFFLOADS } from '../native/index.js';
 import { type VtepConfig, ConfigError, currentNetns } from '../config.js';
 import { addrRecord, addressFamily, normalizeAddress, recordAddress } from '../wire/addr.js';
 import { formatMac, parseMac } from '../wire/mac.js';
-import { Fdb, macParts, macKey } from './fdb.js';
-import { newCounterBlock, readCounters, sumCounters, dropsByReason, renderPrometheus, stageCosts, type CounterSnapshot, type StageCosts } from './stats.js';
+import { Fdb, HOLD_SECONDS, MAX_PEERS, macParts, macKey, nowSeconds } from './fdb.js';
+import { newCounterBlock, readCounters, sumCounters, dropsByReason, renderPrometheus, stageCosts, readPeerCounters, subPeerCounters, peerCounterView, P, PEER_STRIDE, type CounterSnapshot, type PeerCounters, type StageCosts } from './stats.js';
+import { LogLimiter } from './ratelimit.js';
 import type { PeerInfo, WorkerEvent } from './engine.js';
 import { CTL_SEQ, CTL_STOP, type WorkerInit } from './worker.js';
 import type { DataplaneControl, PeerEntry, StaticFdbEntry } from './types.js';
@@ -39,8 +40,15 @@ export interface VtepStatus {
   /** Uplink transmit (--uplink-bridge): the bridge, the TAP port, and each peer's next-hop MAC once known. */
   uplink?: { bridge: string; port: string; receive: boolean };
   uptimeSeconds: number;
-  peers: { address: string; index: number; flood: boolean; nextHopMac?: string }[];
-  fdb: { mac: string; peer: string; static: boolean; ageSeconds: number }[];
+  /**
+   * Peers with their counters (packets, bytes, drops each way; counted from when
+   * the peer was added) and the seconds since each last sent us a datagram (-1:
+   * never), so a peer that went quiet shows.
+   */
+  peers: { address: string; index: number; flood: boolean; learned: boolean; nextHopMac?: string; counters: PeerCounters; rxIdleSeconds: number }[];
+  fdb: { mac: string; peer: string; static: boolean; ageSeconds: number; held?: boolean }[];
+  /** Forwarding table bounds and refused learn reports (flood defence). */
+  fdbLimits: { statics: number; staticCapacity: number; learned: number; learnedCapacity: number; learnedPerPeer: number; refusedFull: number; refusedPeerFull: number; held: number; moves: number };
   total: CounterSnapshot;
   drops: Record<string, number>;
   /** ns per wire packet in each stage (both directions). */
@@ -61,7 +69,22 @@ interface PeerState {
   learned: boolean;
   /** With an uplink: the underlay next hop's MAC, once the kernel resolved it. */
   mac?: string;
+  /** Its index's counters when it got the index (an index is reused after its peer left). */
+  baseline: PeerCounters;
+  /** rx_packets at the last sample, and the second it last changed (-1: never). */
+  rxSeen: number;
+  lastRx: number;
+  added: number;
 }
+
+/**
+ * With --accept-unknown-peers: most peers learned from unknown sources. At the
+ * bound, further unknown sources are dropped (unknown_peer) until a learned peer
+ * ages out (no datagram for ageingSeconds).
+ */
+export const LEARNED_PEERS_MAX = 64;
+/** A peer index is reused only this long after its peer left (events in flight name the old peer). */
+const PEER_INDEX_QUARANTINE_SECONDS = 5;
 
 /** A supervised worker: its fds and counters outlive the thread, which is restarted on them. */
 interface WorkerSlot {
@@ -100,9 +123,16 @@ export class Vtep implements DataplaneControl {
   readonly tapName: string;
   readonly tapMac: string;
   readonly mtu: number;
-  private readonly fdb = new Fdb(4096);
+  private readonly fdb = new Fdb({ staticCapacity: 1024, learnedCapacity: 4096, learnedPerPeer: 1024 });
   private readonly peers = new Map<string, PeerState>();
   private nextPeerIndex = 0;
+  /** Live peers by index, and indices freed by departed peers (with the second they were freed). */
+  private readonly peerByIndex = new Map<number, PeerState>();
+  private readonly freedIndices: { index: number; at: number }[] = [];
+  private learnedPeers = 0;
+  private broadcastPending = false;
+  /** Log lines a hostile sender can trigger (learning, unknown peers): a few per kind per 10 s. */
+  private readonly logs = new LogLimiter(log, nowSeconds);
   private readonly workers: WorkerSlot[] = [];
   private server: Server | undefined;
   private metricsServer: Server | undefined;
@@ -262,6 +292,8 @@ export class Vtep implements DataplaneControl {
       });
     }
     vtep.ageTimer = setInterval(() => vtep.fdb.age(config.ageingSeconds), Math.min(10_000, config.ageingSeconds * 250)).unref();
+    const peerTimer = setInterval(() => vtep.samplePeers(), 1000).unref();
+    undo.push('peer sampling timer', () => clearInterval(peerTimer));
     await vtep.serveStats(plan.sock);
     if (config.metrics) await vtep.serveMetrics(config.metrics);
     // The kernel announced the TAP's addresses when the link came up (arp_notify;
@@ -420,47 +452,129 @@ export class Vtep implements DataplaneControl {
     }
   }
 
-  private addPeer(address: string, flood: boolean, learned: boolean): PeerState {
+  private addPeer(address: string, flood: boolean, learned: boolean): PeerState | undefined {
     const norm = normalizeAddress(address);
     let p = this.peers.get(norm);
     if (!p) {
-      p = { index: this.nextPeerIndex++, address: norm, flood, record: addrRecord(norm, this.config.port), learned };
-      this.peers.set(norm, p);
-      if (learned) log(`accepted unknown peer ${norm}`);
-      this.broadcastPeers();
+      if (learned && this.learnedPeers >= LEARNED_PEERS_MAX) {
+        // the workers drop unknown sources once closed; reports already in flight end here
+        this.fdb.setUnknownPeersClosed(true);
+        this.logs.log('peer-table-full', () => `peer table: ${LEARNED_PEERS_MAX} learned peers, the bound; dropping datagrams from unknown ${norm}`);
+        return undefined;
+      }
+      p = this.newPeer(norm, flood, learned);
+      if (!p) return undefined;
+      if (learned) {
+        this.logs.log('peer-accepted', () => `accepted unknown peer ${norm}`);
+        if (this.learnedPeers >= LEARNED_PEERS_MAX) this.fdb.setUnknownPeersClosed(true);
+        // many sources at once cost one broadcast, not one each
+        if (!this.broadcastPending) {
+          this.broadcastPending = true;
+          setImmediate(() => {
+            this.broadcastPending = false;
+            if (!this.stopping) this.broadcastPeers();
+          });
+        }
+      } else this.broadcastPeers();
     }
     return p;
   }
 
+  /** A new peer on a free index (the lowest index out of quarantine, else a fresh one); undefined when none is left. */
+  private newPeer(address: string, flood: boolean, learned: boolean): PeerState | undefined {
+    const now = nowSeconds();
+    let index: number;
+    const q = this.freedIndices.findIndex((f) => now - f.at >= PEER_INDEX_QUARANTINE_SECONDS);
+    if (q >= 0) index = this.freedIndices.splice(q, 1)[0].index;
+    else if (this.nextPeerIndex < MAX_PEERS) index = this.nextPeerIndex++;
+    else if (this.freedIndices.length > 0) index = this.freedIndices.shift()!.index;
+    else {
+      this.logs.log('peer-index', () => `peer table: all ${MAX_PEERS} peer indices in use; not adding ${address}`);
+      return undefined;
+    }
+    const p: PeerState = {
+      index,
+      address,
+      flood,
+      record: addrRecord(address, this.config.port),
+      learned,
+      baseline: readPeerCounters(this.workers.map((w) => w.counters), index),
+      rxSeen: 0,
+      lastRx: -1,
+      added: now,
+    };
+    this.peers.set(address, p);
+    this.peerByIndex.set(index, p);
+    if (learned) this.learnedPeers++;
+    return p;
+  }
+
+  /** Forget a peer: its learned forwarding entries go, its index is reused after the quarantine. */
+  private releasePeer(p: PeerState): void {
+    this.peers.delete(p.address);
+    this.peerByIndex.delete(p.index);
+    this.fdb.deleteWhere((peer) => peer === p.index);
+    this.freedIndices.push({ index: p.index, at: nowSeconds() });
+    if (p.learned) this.learnedPeers--;
+    if (this.learnedPeers < LEARNED_PEERS_MAX) this.fdb.setUnknownPeersClosed(false);
+  }
+
+  /**
+   * Once a second: note which peers sent since the last look (rxIdleSeconds), and
+   * remove learned peers that sent nothing for ageingSeconds.
+   */
+  private samplePeers(): void {
+    const now = nowSeconds();
+    const views = this.workers.map((w) => peerCounterView(w.counters));
+    let removed = false;
+    for (const p of [...this.peers.values()]) {
+      let rx = 0;
+      for (const v of views) rx += v[p.index * PEER_STRIDE + P.rx_packets];
+      if (rx !== p.rxSeen) {
+        p.rxSeen = rx;
+        p.lastRx = now;
+      }
+      if (p.learned && now - (p.lastRx >= 0 ? p.lastRx : p.added) > this.config.ageingSeconds) {
+        this.logs.log('peer-aged', () => `learned peer ${p.address} silent for ${this.config.ageingSeconds} s; removed`);
+        this.releasePeer(p);
+        removed = true;
+      }
+    }
+    if (removed && !this.stopping) this.broadcastPeers();
+  }
+
   private learn(hi: number, lo: number, peer: number): void {
-    let live = false;
-    for (const p of this.peers.values()) if (p.index === peer) live = true; // peer removed since the worker saw it?
-    if (!live) return;
-    if (!this.fdb.set(hi, lo, peer, false)) log(`forwarding table full (${this.fdb.capacity}); not learning ${macKey(hi, lo)}`);
+    const p = this.peerByIndex.get(peer);
+    if (!p) return; // peer removed since the worker saw it
+    const r = this.fdb.learn(hi, lo, peer);
+    if (r === 'full') this.logs.log('fdb-full', () => `forwarding table: ${this.fdb.learnedCapacity} learned entries, the bound; not learning ${macKey(hi, lo)} from ${p.address}`);
+    else if (r === 'peer-full') this.logs.log('fdb-peer-full', () => `forwarding table: peer ${p.address} has its ${this.fdb.learnedPerPeer} learned entries; not learning more from it until some age out`);
+    else if (r === 'held') this.logs.log('fdb-held', () => `forwarding table: ${macKey(hi, lo)} moves between peers too often; held for ${HOLD_SECONDS} s`);
   }
 
   /** Replace the set of remote VTEPs (DataplaneControl). */
   setPeers(peers: PeerEntry[]): void {
     const want = new Map(peers.map((p) => [normalizeAddress(p.address), p.flood]));
     let changed = false;
-    for (const [addr, p] of this.peers) {
-      if (!want.has(addr)) {
-        this.peers.delete(addr);
-        this.fdb.deleteWhere((peer) => peer === p.index);
+    for (const [addr, p] of [...this.peers]) {
+      if (!want.has(addr) && !p.learned) {
+        this.releasePeer(p);
         changed = true;
       }
     }
     for (const [addr, flood] of want) {
       const p = this.peers.get(addr);
       if (!p) {
-        this.peers.set(addr, { index: this.nextPeerIndex++, address: addr, flood, record: addrRecord(addr, this.config.port), learned: false });
+        if (!this.newPeer(addr, flood, false)) throw new ConfigError('peers', `more than ${MAX_PEERS} peers`);
         changed = true;
       } else if (p.flood !== flood || p.learned) {
         p.flood = flood;
+        if (p.learned) this.learnedPeers--;
         p.learned = false;
         changed = true;
       }
     }
+    if (this.learnedPeers < LEARNED_PEERS_MAX) this.fdb.setUnknownPeersClosed(false);
     if (changed) this.broadcastPeers();
   }
 
@@ -475,7 +589,7 @@ export class Vtep implements DataplaneControl {
       const p = this.peers.get(normalizeAddress(e.peer));
       if (!p) throw new ConfigError('fdb', `peer ${e.peer} of ${e.mac} is not a peer`);
       const [hi, lo] = macParts(e.mac.toLowerCase());
-      this.fdb.set(hi, lo, p.index, true);
+      if (!this.fdb.setStatic(hi, lo, p.index)) throw new ConfigError('fdb', `more than ${this.fdb.staticCapacity} static entries`);
       next.add(macKey(hi, lo));
     }
     for (const key of this.staticKeys) {
@@ -485,6 +599,18 @@ export class Vtep implements DataplaneControl {
       }
     }
     this.staticKeys = next;
+  }
+
+  /** Each peer's counters since it was added, and seconds since it last sent (-1: never). */
+  private peerStats(): { p: PeerState; counters: PeerCounters; rxIdleSeconds: number }[] {
+    this.samplePeers();
+    const now = nowSeconds();
+    const blocks = this.workers.map((w) => w.counters);
+    return [...this.peers.values()].map((p) => ({
+      p,
+      counters: subPeerCounters(readPeerCounters(blocks, p.index), p.baseline),
+      rxIdleSeconds: p.lastRx >= 0 ? now - p.lastRx : -1,
+    }));
   }
 
   /** Counters, tables and settings. */
@@ -503,8 +629,27 @@ export class Vtep implements DataplaneControl {
       offload: this.offload,
       ...(this.uplink ? { uplink: this.uplink } : {}),
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
-      peers: [...this.peers.values()].map((p) => ({ address: p.address, index: p.index, flood: p.flood, ...(this.uplink && p.mac ? { nextHopMac: p.mac } : {}) })),
-      fdb: this.fdb.entries().map((e) => ({ mac: e.mac, peer: byIndex.get(e.peer) ?? `#${e.peer}`, static: e.static, ageSeconds: e.ageSeconds })),
+      peers: this.peerStats().map(({ p, counters, rxIdleSeconds }) => ({
+        address: p.address,
+        index: p.index,
+        flood: p.flood,
+        learned: p.learned,
+        ...(this.uplink && p.mac ? { nextHopMac: p.mac } : {}),
+        counters,
+        rxIdleSeconds,
+      })),
+      fdb: this.fdb.entries().map((e) => ({ mac: e.mac, peer: byIndex.get(e.peer) ?? `#${e.peer}`, static: e.static, ageSeconds: e.ageSeconds, ...(e.held ? { held: true } : {}) })),
+      fdbLimits: {
+        statics: this.fdb.statics,
+        staticCapacity: this.fdb.staticCapacity,
+        learned: this.fdb.learned(),
+        learnedCapacity: this.fdb.learnedCapacity,
+        learnedPerPeer: this.fdb.learnedPerPeer,
+        refusedFull: this.fdb.refusals.full,
+        refusedPeerFull: this.fdb.refusals.peerFull,
+        held: this.fdb.refusals.held,
+        moves: this.fdb.refusals.moves,
+      },
       total,
       drops: dropsByReason(total),
       stages: stageCosts(total),
@@ -519,11 +664,18 @@ export class Vtep implements DataplaneControl {
     const restarts = ['# HELP vxtap_worker_restarts_total Times a worker ended unasked and was restarted.', '# TYPE vxtap_worker_restarts_total counter'];
     for (const w of this.workers) restarts.push(`vxtap_worker_restarts_total{instance="${esc(this.tapName)}",worker="${w.init.index}"} ${w.restarts}`);
     return (
-      renderPrometheus(this.tapName, this.workers.map((w) => readCounters(w.counters)), {
-        fdb_entries: this.fdb.size,
-        peers: this.peers.size,
-        workers: this.workers.length,
-      }) +
+      renderPrometheus(
+        this.tapName,
+        this.workers.map((w) => readCounters(w.counters)),
+        {
+          fdb_entries: this.fdb.size,
+          fdb_learned_entries: this.fdb.learned(),
+          fdb_learn_refused: this.fdb.refusals.full + this.fdb.refusals.peerFull + this.fdb.refusals.held,
+          peers: this.peers.size,
+          workers: this.workers.length,
+        },
+        this.peerStats().map(({ p, counters, rxIdleSeconds }) => ({ address: p.address, counters, rxIdleSeconds })),
+      ) +
       restarts.join('\n') +
       '\n'
     );

@@ -10,7 +10,7 @@ import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from '
 import { ADDR_LEN, native, POLLIN, TNL_VNET_HDR_LEN, TUNNEL_HEADROOM, VNET_HDR_LEN } from '../native/index.js';
 import { Engine, newFrameBatch, newTxBatch, type PeerInfo, type TxBatch, type UplinkOptions } from './engine.js';
 import { FdbView, nowSeconds } from './fdb.js';
-import { C } from './stats.js';
+import { C, peerCounterView } from './stats.js';
 import { VXLAN_HLEN, writeVxlanHeader } from '../wire/vxlan.js';
 
 /** What the supervisor hands each worker. */
@@ -167,6 +167,7 @@ function makeEngine(init: WorkerInit, counters: Float64Array, slab: Uint8Array, 
     vni: init.vni,
     fdb: new FdbView(init.fdb),
     counters,
+    peerCounters: peerCounterView(init.counters),
     txFds: Int32Array.from(init.txFds),
     txFdsNoDf: Int32Array.from(init.txFdsNoDf),
     learning: init.learning,
@@ -323,6 +324,7 @@ function runOffload(init: WorkerInit): void {
   const runPeer = new Int32Array(1);
   const runOffsets = new Uint32Array(B);
   const runSizes = new Uint32Array(B);
+  const runPeers = new Int32Array(B);
   const ipId = Uint32Array.of(init.index << 12); // workers start apart in the ID space
   const usoFrames = newFrameBatch(upRx ? MAX_TAP_FRAMES : 0);
   const usoLearn = new Uint32Array(upRx ? MAX_TAP_FRAMES : 0);
@@ -386,7 +388,7 @@ function runOffload(init: WorkerInit): void {
     const nf = addon.rxOffload(upIn, runOff, runSize, runGso, runOk, 1, init.vni, upOut, 0, usoFrames.offsets, usoFrames.sizes, usoLearn, rxDrops, rxResult);
     counters[C.tap_tx_superframes] += rxResult[2];
     counters[C.drop_truncated] += rxResult[3]; // no room in upOut (sized so that it cannot happen)
-    engine.afterRxOffload(upOut, usoFrames, nf, usoLearn, runPeer, rxResult[1], rxDrops);
+    engine.afterRxOffload(upOut, usoFrames, nf, usoLearn, runPeer, rxResult[1], rxDrops, runPeer[0]);
     if (usoFrames.count > 0) engine.accountTap(usoFrames, addon.writeBatch(init.tapFd, upOut, usoFrames.offsets, usoFrames.sizes, usoFrames.count, usoFrames.errs));
   };
 
@@ -425,9 +427,10 @@ function runOffload(init: WorkerInit): void {
             for (; i < n && tunSel[i] >= 0; i++, k++, r++) {
               runOffsets[r] = tunOffsets[k];
               runSizes[r] = tunSizes[k];
+              runPeers[r] = tunSel[i];
               bytes += tapSizes[i] - VNET_HDR_LEN;
             }
-            engine.accountUplink(runSizes, r, addon.writeBatch(uplinkFd!, tapIn, runOffsets, runSizes, r, tunErrs), tunErrs);
+            engine.accountUplink(tapIn, runOffsets, runSizes, runPeers, r, addon.writeBatch(uplinkFd!, tapIn, runOffsets, runSizes, r, tunErrs), tunErrs);
             frames += r;
           }
         }
@@ -445,7 +448,7 @@ function runOffload(init: WorkerInit): void {
         const k = addon.rxTunnel(upIn, upOffsets, upSizes, u, init.vni, init.vxlanPort, upAddrs, upFrames.offsets, upFrames.sizes, upDrops, upResult, usoOffsets, usoSizes, usoGso, usoAddrs, upOrder);
         const runs = upResult[2];
         engine.checkSources(upFrames.sizes, k, upAddrs, upOk, upPeerOf);
-        if (runs > 0) engine.checkSources(usoSizes, runs, usoAddrs, usoOk, usoPeerOf);
+        if (runs > 0) engine.checkSources(usoSizes, runs, usoAddrs, usoOk, usoPeerOf, usoGso);
         engine.countDrops(upDrops);
         counters[C.tap_tx_superframes] += upResult[1];
         counters[C.rx_packets] += upResult[0];
@@ -473,7 +476,7 @@ function runOffload(init: WorkerInit): void {
     if (m > 0) counters[C.batches_udp]++;
     if (m > 0) {
       const t1 = performance.now();
-      engine.checkSources(udpSizes, m, udpAddrs, udpOk, peerOf);
+      engine.checkSources(udpSizes, m, udpAddrs, udpOk, peerOf, udpGso);
       rxDrops.fill(0);
       const nf = addon.rxOffload(udpIn, udpOffsets, udpSizes, udpGso, udpOk, m, init.vni, tapOut, 0, frames.offsets, frames.sizes, learnSrc, rxDrops, rxResult);
       counters[C.tap_tx_superframes] += rxResult[2];

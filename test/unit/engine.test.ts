@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Engine, newFrameBatch, newTxBatch, type PeerInfo, type WorkerEvent } from '../../src/dataplane/engine.js';
-import { Fdb } from '../../src/dataplane/fdb.js';
-import { C, COUNTERS } from '../../src/dataplane/stats.js';
+import { Fdb, MAX_PEERS } from '../../src/dataplane/fdb.js';
+import { C, COUNTERS, P, PEER_STRIDE } from '../../src/dataplane/stats.js';
+import { VNET_HDR_LEN } from '../../src/native/index.js';
 import { addrRecord } from '../../src/wire/addr.js';
 import { parseMac } from '../../src/wire/mac.js';
 import { VXLAN_HLEN, writeVxlanHeader } from '../../src/wire/vxlan.js';
@@ -10,15 +11,18 @@ const OWN = '02:00:00:00:00:aa';
 const A = '198.18.0.2';
 const B = '198.18.0.3';
 
-function setup(opts: { learning?: boolean; acceptUnknown?: boolean; txCap?: number } = {}) {
-  const fdb = new Fdb(64);
+function setup(opts: { learning?: boolean; acceptUnknown?: boolean; txCap?: number; fdb?: Fdb; tapMtu?: number } = {}) {
+  const fdb = opts.fdb ?? new Fdb(64);
   const counters = new Float64Array(COUNTERS.length);
+  const peerCounters = new Float64Array(MAX_PEERS * PEER_STRIDE);
   const events: WorkerEvent[] = [];
   const flushed: number[] = [];
   const engine = new Engine({
     vni: 42,
     fdb,
     counters,
+    peerCounters,
+    tapMtu: opts.tapMtu,
     txFds: Int32Array.from([10, 11, 12, 13]),
     learning: opts.learning ?? true,
     acceptUnknownPeers: opts.acceptUnknown ?? false,
@@ -37,7 +41,7 @@ function setup(opts: { learning?: boolean; acceptUnknown?: boolean; txCap?: numb
     { index: 1, record: addrRecord(B, 4789), flood: true },
   ];
   engine.setPeers(peers);
-  return { engine, fdb, counters, events, flushed, tx: newTxBatch(opts.txCap ?? 16), out: newFrameBatch(16) };
+  return { engine, fdb, counters, peerCounters, events, flushed, tx: newTxBatch(opts.txCap ?? 16), out: newFrameBatch(16) };
 }
 
 function frame(dst: string, src: string, len = 60): Uint8Array {
@@ -207,5 +211,123 @@ describe('engine: truncated TAP reads', () => {
     engine.encap(s.bufs, s.offsets, s.sizes, 1, tx);
     expect(tx.count).toBe(0);
     expect(counters[C.drop_truncated]).toBe(1);
+  });
+});
+
+describe('engine: hostile peers', () => {
+  /** `n` datagrams from `from`, each with a random unicast source MAC. */
+  function randomSources(n: number, from: string) {
+    const stride = 128;
+    const bufs = new Uint8Array(stride * n);
+    const offsets = new Uint32Array(n);
+    const sizes = new Uint32Array(n);
+    const addrs = new Uint8Array(20 * n);
+    const rec = addrRecord(from, 4789);
+    for (let i = 0; i < n; i++) {
+      const o = (offsets[i] = i * stride);
+      writeVxlanHeader(bufs, o, 42);
+      bufs.set(parseMac('02:00:00:00:00:aa'), o + 8);
+      for (let b = 0; b < 6; b++) bufs[o + 14 + b] = Math.floor(Math.random() * 256);
+      bufs[o + 14] &= 0xfe; // unicast
+      bufs[o + 20] = 0x08;
+      sizes[i] = 8 + 60;
+      addrs.set(rec, i * 20);
+    }
+    return { bufs, offsets, sizes, addrs };
+  }
+
+  it('reports random source MACs within the learn budget, and none once the peer has its share', () => {
+    const fdb = new Fdb({ staticCapacity: 4, learnedCapacity: 64, learnedPerPeer: 16 });
+    const { engine, events, counters } = setup({ fdb });
+    const out = newFrameBatch(256);
+    for (let round = 0; round < 40; round++) {
+      const d = randomSources(256, A);
+      out.count = 0;
+      engine.decap(d.bufs, d.offsets, d.sizes, 256, d.addrs, out);
+    }
+    // 10240 new MACs in one second: at most the per-worker budget (500) became messages
+    expect(events.length).toBeLessThanOrEqual(500);
+    expect(counters[C.learn_suppressed]).toBeGreaterThanOrEqual(10240 - 500);
+    // the main thread applies them: the peer reaches its share, the workers see the flag
+    for (const ev of events) if (ev.type === 'learn') fdb.learn(ev.hi, ev.lo, ev.peer);
+    expect(fdb.learned(0)).toBe(16);
+    expect(fdb.learnFull(0)).toBe(true);
+    const before = events.length;
+    const d = randomSources(256, A);
+    out.count = 0;
+    engine.decap(d.bufs, d.offsets, d.sizes, 256, d.addrs, out);
+    expect(events.length).toBe(before);
+    expect(out.count).toBe(256); // still delivered: refusing to learn is not dropping
+  });
+
+  it('counts packets, bytes and drops per peer in both directions', () => {
+    const { engine, peerCounters: pc, tx, out } = setup();
+    const s = slab([frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:01'), frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:01')]);
+    engine.encap(s.bufs, s.offsets, s.sizes, 2, tx);
+    expect(tx.count).toBe(4); // two flood copies each
+    tx.errs.set([0, 0, 0, 11]);
+    engine.accountTx(tx, 3); // the fourth (to B) not taken
+    expect(pc[0 * PEER_STRIDE + P.tx_packets]).toBe(2);
+    expect(pc[0 * PEER_STRIDE + P.tx_bytes]).toBe(2 * (60 + VXLAN_HLEN));
+    expect(pc[1 * PEER_STRIDE + P.tx_packets]).toBe(1);
+    expect(pc[1 * PEER_STRIDE + P.tx_drops]).toBe(1);
+    const d = randomSources(3, B);
+    d.bufs[d.offsets[2] + 6] = 7; // wrong VNI
+    engine.decap(d.bufs, d.offsets, d.sizes, 3, d.addrs, out);
+    expect(out.count).toBe(2);
+    expect(Array.from(out.peers.subarray(0, 2))).toEqual([1, 1]);
+    out.errs.set([0, 5]);
+    engine.accountTap(out, 2);
+    expect(pc[1 * PEER_STRIDE + P.rx_packets]).toBe(3);
+    expect(pc[1 * PEER_STRIDE + P.rx_bytes]).toBe(3 * 68);
+    expect(pc[1 * PEER_STRIDE + P.rx_drops]).toBe(2); // the wrong VNI and the refused TAP write
+    expect(pc[0 * PEER_STRIDE + P.rx_packets]).toBe(0);
+  });
+
+  it('drops unknown sources once the peer table is closed', () => {
+    const { engine, out, events, fdb, counters } = setup({ acceptUnknown: true });
+    const d = randomSources(2, '198.18.0.77');
+    engine.decap(d.bufs, d.offsets, d.sizes, 2, d.addrs, out);
+    expect(out.count).toBe(2);
+    fdb.setUnknownPeersClosed(true);
+    out.count = 0;
+    const e = randomSources(2, '198.18.0.78');
+    engine.decap(e.bufs, e.offsets, e.sizes, 2, e.addrs, out);
+    expect(out.count).toBe(0);
+    expect(counters[C.drop_unknown_peer]).toBe(2);
+    expect(events.filter((x) => x.type === 'unknown-peer').length).toBe(1);
+  });
+
+  it('hands an oversize frame over as GSO only when its checksum is settled', () => {
+    const { engine } = setup({ tapMtu: 1450 });
+    // a 4000-byte IPv4/TCP frame behind a 10-byte virtio header
+    const len = 4000;
+    const out = new Uint8Array(VNET_HDR_LEN + len);
+    const e = VNET_HDR_LEN;
+    out.set(parseMac('02:00:00:00:00:aa'), e);
+    out.set(parseMac('02:00:00:00:00:0c'), e + 6);
+    out[e + 12] = 0x08;
+    out[e + 14] = 0x45;
+    out[e + 16] = (len - 14) >> 8;
+    out[e + 17] = (len - 14) & 0xff;
+    out[e + 23] = 6;
+    out[e + 14 + 20 + 12] = 0x50;
+    out[e + 14 + 20 + 13] = 0x10;
+    out[e + 14 + 20 + 16] = 0xab; // some checksum
+    const run = (flags: number) => {
+      const buf = out.slice();
+      buf[0] = flags;
+      const frames = newFrameBatch(1);
+      frames.offsets[0] = 0;
+      frames.sizes[0] = buf.length;
+      engine.afterRxOffload(buf, frames, 1, Uint32Array.of(0), Int32Array.of(0), 1, new Uint32Array(3));
+      return buf;
+    };
+    const unverified = run(0); // rxOffload leaves flags 0 on a frame it could not verify
+    expect(Array.from(unverified.subarray(0, VNET_HDR_LEN))).toEqual(Array(VNET_HDR_LEN).fill(0));
+    expect(unverified[e + 14 + 20 + 16]).toBe(0xab); // the checksum stays, for the kernel to check
+    const partial = run(1); // NEEDS_CSUM: the sender left it partial
+    expect(partial[0]).toBe(1);
+    expect(partial[1]).toBe(1); // VIRTIO_NET_HDR_GSO_TCPV4
   });
 });
