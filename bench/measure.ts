@@ -65,6 +65,7 @@ async function maxRssBytes(pids: number[]): Promise<number> {
 }
 
 async function cpuMark(mode: ActiveMode): Promise<CpuMark> {
+  if (mode.sampleCpu) return mode.sampleCpu(); // --hosts: read by the hosts' agents
   const pids = mode.dataplanePids();
   const [stat, ticks, rssBytes] = await Promise.all([readProcStat(), processTicks(pids), maxRssBytes(pids)]);
   return { atMs: Date.now(), stat: stat.total, ticks, rssBytes };

@@ -15,8 +15,11 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../src/host/exec.js';
 import { ovsKernelModulePresent, ovsUnavailableReason, startOvs, type OvsInstance } from '../src/host/ovs.js';
+import type { CpuTimes } from '../src/host/procstat.js';
 import type { BenchHost, BenchProcess } from './host.js';
-import type { RunState } from './state.js';
+import type { RemoteHost } from './remote/client.js';
+import type { RemotePair } from './remote/pair.js';
+import { BENCH_PREFIX, type RunState } from './state.js';
 import { ADDR, addUnderlayAddresses, addUnderlayBridges, UNDERLAY_BRIDGE, type Topology } from './topology.js';
 
 /** Mode kinds the bench knows. */
@@ -93,6 +96,14 @@ export interface ActiveMode {
   overheadBytes: number;
   /** Userspace dataplane processes (both hosts) whose CPU is charged to the mode. */
   dataplanePids(): number[];
+  /** The dataplane processes on one host (--hosts: pids are per host). */
+  dataplanePidsOn?(label: 'A' | 'B'): number[];
+  /**
+   * --hosts: CPU of both hosts read by their agents (each with its own clock),
+   * summed (counted once when both are one machine). measure.ts uses it instead
+   * of reading this machine's /proc.
+   */
+  sampleCpu?(): Promise<{ atMs: number; stat: CpuTimes; ticks: number; rssBytes: number }>;
   /** Facts to keep in the result (datapath type, commands, versions). */
   info: Record<string, unknown>;
   /** The dataplane's own counters on both hosts (vxtap stats), or null for kernel dataplanes. */
@@ -121,18 +132,20 @@ const bare: ModeDriver = {
     return null;
   },
   async setup(spec, { topo }) {
-    await addUnderlayAddresses(topo);
+    // On real hosts the underlay is already addressed; it is measured as it is.
+    if (!topo.remote) await addUnderlayAddresses(topo);
     return {
       spec,
-      addrA: ADDR.underlayA,
-      addrB: ADDR.underlayB,
+      addrA: topo.addr.underlayA,
+      addrB: topo.addr.underlayB,
       innerDevA: topo.devA,
       innerDevB: topo.devB,
       innerMtu: topo.mtu,
       overheadBytes: 0,
       dataplanePids: () => [],
-      info: { dataplane: 'none (veth)' },
+      info: { dataplane: topo.remote ? `none (${topo.devA} -> ${topo.devB})` : 'none (veth)' },
       async setInnerMtu(mtu) {
+        if (topo.remote) throw new Error('never changes the MTU of a host interface');
         await setMtu(topo.a, topo.devA, mtu);
         await setMtu(topo.b, topo.devB, mtu);
       },
@@ -158,43 +171,53 @@ const kernelVxlan: ModeDriver = {
     return kernelVxlanUnavailableReason(`vxbprobe${process.pid % 10000}`);
   },
   async setup(spec, { topo }) {
-    await addUnderlayAddresses(topo);
+    if (!topo.remote) await addUnderlayAddresses(topo);
     const innerMtu = topo.mtu - VXLAN_OVERHEAD_V4;
-    const dev = 'vxbvx0';
+    const dev = topo.names.vxlan;
+    const A = topo.addr;
     const ends: [BenchHost, string, string, string, string][] = [
-      [topo.a, topo.devA, ADDR.underlayA, ADDR.underlayB, ADDR.overlayA],
-      [topo.b, topo.devB, ADDR.underlayB, ADDR.underlayA, ADDR.overlayB],
+      [topo.a, topo.devA, A.underlayA, A.underlayB, A.overlayA],
+      [topo.b, topo.devB, A.underlayB, A.underlayA, A.overlayB],
     ];
     const argv = (underDev: string, local: string, remote: string) => [
-      'ip', 'link', 'add', dev, 'type', 'vxlan', 'id', String(BENCH_VNI), 'dstport', String(VXLAN_PORT),
+      'ip', 'link', 'add', dev, 'type', 'vxlan', 'id', String(topo.vni), 'dstport', String(topo.port),
       // Source ports pinned to vxtap's default flow-hash range (49152-49215) so runs compare.
       'srcport', String(VXLAN_SRCPORT_MIN), String(VXLAN_SRCPORT_MAX + 1),
       'local', local, 'remote', remote, 'dev', underDev, 'nolearning',
     ];
-    for (const [host, underDev, local, remote, overlay] of ends) {
-      await host.exec(argv(underDev, local, remote));
-      await host.exec(['ip', 'link', 'set', dev, 'mtu', String(innerMtu)]);
-      await host.exec(['ip', 'addr', 'add', `${overlay}/${ADDR.overlayPrefix}`, 'dev', dev]);
-      await host.exec(['ip', 'link', 'set', dev, 'up']);
+    const teardown = async () => {
+      await topo.a.exec(['ip', 'link', 'del', dev], { allowFail: true });
+      await topo.b.exec(['ip', 'link', 'del', dev], { allowFail: true });
+      await topo.remote?.a.untrack({ links: [dev] });
+      await topo.remote?.b.untrack({ links: [dev] });
+    };
+    try {
+      for (const [host, underDev, local, remote, overlay] of ends) {
+        await (host as Partial<RemoteHost>).track?.({ links: [dev] }); // --hosts: in the host's state file first
+        await host.exec(argv(underDev, local, remote));
+        await host.exec(['ip', 'link', 'set', dev, 'mtu', String(innerMtu)]);
+        await host.exec(['ip', 'addr', 'add', `${overlay}/${A.overlayPrefix}`, 'dev', dev]);
+        await host.exec(['ip', 'link', 'set', dev, 'up']);
+      }
+    } catch (err) {
+      await teardown();
+      throw err;
     }
     return {
       spec,
-      addrA: ADDR.overlayA,
-      addrB: ADDR.overlayB,
+      addrA: A.overlayA,
+      addrB: A.overlayB,
       innerDevA: dev,
       innerDevB: dev,
       innerMtu,
       overheadBytes: VXLAN_OVERHEAD_V4,
       dataplanePids: () => [],
-      info: { dataplane: 'linux vxlan', command: argv(topo.devA, ADDR.underlayA, ADDR.underlayB).join(' ') },
+      info: { dataplane: 'linux vxlan', command: argv(topo.devA, A.underlayA, A.underlayB).join(' ') },
       async setInnerMtu(mtu) {
         await setMtu(topo.a, dev, mtu);
         await setMtu(topo.b, dev, mtu);
       },
-      async teardown() {
-        await topo.a.exec(['ip', 'link', 'del', dev], { allowFail: true });
-        await topo.b.exec(['ip', 'link', 'del', dev], { allowFail: true });
-      },
+      teardown,
     };
   },
 };
@@ -209,6 +232,7 @@ function ovsDriver(kind: 'ovs-gre' | 'ovs-vxlan'): ModeDriver {
     },
     async setup(spec, ctx) {
       const { topo } = ctx;
+      if (topo.remote) throw new Error(`${kind} across --hosts is not implemented yet`);
       const innerMtu = topo.mtu - overhead;
       const datapath = ovsKernelModulePresent() ? 'system' : 'netdev';
       const instances: OvsInstance[] = [];
@@ -341,25 +365,38 @@ const vxtap: ModeDriver = {
     const uplink = spec.params.uplink === 'on';
     if (spec.params.uplink !== undefined && !uplink && spec.params.uplink !== 'off') throw new Error(`--modes ${spec.id}: uplink must be on or off`);
     // the uplink variant needs the underlay address on a bridge (as on a KVM host with br0)
+    if (uplink && topo.remote) throw new Error('vxtap:uplink=on across --hosts is not supported yet');
     if (uplink) await addUnderlayBridges(topo);
-    else await addUnderlayAddresses(topo);
+    else if (!topo.remote) await addUnderlayAddresses(topo);
     const mtu = spec.params.mtu ? Number(spec.params.mtu) : topo.mtu - VXLAN_OVERHEAD_V4;
     if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new Error(`--modes ${spec.id}: mtu must be an integer 576..65535`);
     const main = vxtapMain(ctx.repoRoot);
-    const dev = 'vxb-tap';
+    const dev = topo.names.tap;
+    const A = topo.addr;
     const procs: BenchProcess[] = [];
     // The stats socket path is in the shared filesystem: one per host, or the second instance collides.
-    mkdirSync(ctx.workDir, { recursive: true });
-    ctx.state?.addDir(ctx.workDir);
-    const sockA = path.join(ctx.workDir, 'vxtap-a.sock');
-    const sockB = path.join(ctx.workDir, 'vxtap-b.sock');
+    // --hosts: in each host's own run directory (the agent removes it).
+    let sockA: string;
+    let sockB: string;
+    if (topo.remote) {
+      const tag = dev.slice(BENCH_PREFIX.length);
+      sockA = path.join(topo.remote.a.workDir, `vxtap-${tag}-a.sock`);
+      sockB = path.join(topo.remote.b.workDir, `vxtap-${tag}-b.sock`);
+      await topo.remote.a.track({ links: [dev] });
+      await topo.remote.b.track({ links: [dev] });
+    } else {
+      mkdirSync(ctx.workDir, { recursive: true });
+      ctx.state?.addDir(ctx.workDir);
+      sockA = path.join(ctx.workDir, 'vxtap-a.sock');
+      sockB = path.join(ctx.workDir, 'vxtap-b.sock');
+    }
     const ends: [BenchHost, string, string, string, string][] = [
-      [topo.a, ADDR.underlayA, ADDR.underlayB, ADDR.overlayA, sockA],
-      [topo.b, ADDR.underlayB, ADDR.underlayA, ADDR.overlayB, sockB],
+      [topo.a, A.underlayA, A.underlayB, A.overlayA, sockA],
+      [topo.b, A.underlayB, A.underlayA, A.overlayB, sockB],
     ];
     const argvFor = (local: string, peer: string, overlay: string, sock: string) => {
-      const argv = [process.execPath, main, 'up', '--name', dev, '--vni', String(BENCH_VNI), '--port', String(VXLAN_PORT),
-        '--local', local, '--peer', peer, '--address', `${overlay}/${ADDR.overlayPrefix}`, '--mtu', String(mtu), '--stats-socket', sock];
+      const argv = [process.execPath, main, 'up', '--name', dev, '--vni', String(topo.vni), '--port', String(topo.port),
+        '--local', local, '--peer', peer, '--address', `${overlay}/${A.overlayPrefix}`, '--mtu', String(mtu), '--stats-socket', sock];
       if (uplink) argv.push('--uplink-bridge', UNDERLAY_BRIDGE);
       for (const [k, v] of Object.entries(spec.params)) {
         if (k === 'mtu' || k === 'uplink') continue;
@@ -370,6 +407,8 @@ const vxtap: ModeDriver = {
     };
     const teardown = async () => {
       for (const p of procs.splice(0)) await p.stop(3000).catch(() => undefined);
+      await topo.remote?.a.untrack({ links: [dev] });
+      await topo.remote?.b.untrack({ links: [dev] });
     };
     try {
       for (const [host, local, peer, overlay, sock] of ends) procs.push(host.spawn(argvFor(local, peer, overlay, sock)));
@@ -398,14 +437,15 @@ const vxtap: ModeDriver = {
       }
       return {
         spec,
-        addrA: ADDR.overlayA,
-        addrB: ADDR.overlayB,
+        addrA: A.overlayA,
+        addrB: A.overlayB,
         innerDevA: dev,
         innerDevB: dev,
         innerMtu: mtu,
         overheadBytes: VXLAN_OVERHEAD_V4,
         dataplanePids: () => procs.map((p) => p.pid).filter((p) => p > 0),
-        info: { dataplane: 'vxtap', command: argvFor(ADDR.underlayA, ADDR.underlayB, ADDR.overlayA, sockA).slice(1).join(' '), params: spec.params, stats: await statsOf(topo.a, main, dev, sockA) },
+        dataplanePidsOn: (label) => [procs[label === 'A' ? 0 : 1]?.pid ?? -1].filter((p) => p > 0),
+        info: { dataplane: 'vxtap', command: argvFor(A.underlayA, A.underlayB, A.overlayA, sockA).slice(1).join(' '), params: spec.params, stats: await statsOf(topo.a, main, dev, sockA) },
         async counters() {
           const out: Record<string, unknown> = {};
           for (const [host, , , , sock] of ends) {
@@ -432,11 +472,77 @@ const vxtap: ModeDriver = {
   },
 };
 
+/** Field-wise sum of two /proc/stat lines (two hosts' CPU as one). */
+function addCpu(a: CpuTimes, b: CpuTimes): CpuTimes {
+  const out = { ...a };
+  for (const k of Object.keys(out) as (keyof CpuTimes)[]) out[k] = a[k] + b[k];
+  return out;
+}
+
+/**
+ * --hosts: the mode's CPU is read by each host's agent (machine CPU summed over
+ * the two hosts, as the namespace pair's single machine includes both; counted
+ * once when both hosts are one machine).
+ */
+function withHostSampling(driver: ModeDriver): ModeDriver {
+  return {
+    ...driver,
+    async setup(spec, ctx) {
+      const mode = await driver.setup(spec, ctx);
+      const remote = ctx.topo.remote;
+      if (!remote) return mode;
+      mode.sampleCpu = async () => {
+        const pidsOn = (l: 'A' | 'B') => mode.dataplanePidsOn?.(l) ?? [];
+        const [a, b] = await Promise.all([remote.a.sample(pidsOn('A')), remote.b.sample(pidsOn('B'))]);
+        return { atMs: a.atMs, stat: remote.sameMachine ? a.cpu : addCpu(a.cpu, b.cpu), ticks: a.ticks + b.ticks, rssBytes: Math.max(a.rssBytes, b.rssBytes) };
+      };
+      return mode;
+    },
+  };
+}
+
 /** The driver of a mode kind. */
 export const DRIVERS: Record<ModeKind, ModeDriver> = {
-  bare,
-  'kernel-vxlan': kernelVxlan,
+  bare: withHostSampling(bare),
+  'kernel-vxlan': withHostSampling(kernelVxlan),
   'ovs-gre': ovsDriver('ovs-gre'),
   'ovs-vxlan': ovsDriver('ovs-vxlan'),
-  vxtap,
+  vxtap: withHostSampling(vxtap),
 };
+
+/**
+ * Why `spec` cannot run across the --hosts pair, or null. Probes run on the
+ * hosts through their agents and create only tracked, run-named devices.
+ */
+export async function remoteUnavailableReason(spec: ModeSpec, pair: RemotePair): Promise<string | null> {
+  const hosts = [pair.a, pair.b];
+  switch (spec.kind) {
+    case 'bare':
+      return null;
+    case 'kernel-vxlan': {
+      for (const h of hosts) {
+        const name = `${BENCH_PREFIX}${(process.pid % 1296).toString(36)}kp`;
+        await h.track({ links: [name] });
+        const r = await h.exec(['ip', 'link', 'add', name, 'type', 'vxlan', 'id', '1', 'dstport', String(pair.opts.port), 'nolearning'], { allowFail: true });
+        await h.exec(['ip', 'link', 'del', name], { allowFail: true });
+        await h.untrack({ links: [name] });
+        if (r.code !== 0) return `host ${h.label} (${h.where}): kernel VXLAN: ip link add type vxlan failed: ${r.stderr.trim()}`;
+      }
+      return null;
+    }
+    case 'ovs-gre':
+    case 'ovs-vxlan':
+      return 'across --hosts not implemented yet: the OVS recipe moves the underlay address onto a bridge, which would disturb the interface carrying the SSH session; it needs a separate data interface (--data-dev, not implemented yet)';
+    case 'vxtap': {
+      if (spec.params.uplink === 'on') return 'vxtap:uplink=on across --hosts is not implemented yet (needs the underlay address on a bridge of the host)';
+      for (const h of hosts) {
+        if (!h.hello.build.addon) return `host ${h.label} (${h.where}): the native addon is not built in ${h.hello.repoRoot}`;
+        const r = await h.exec(['test', '-c', '/dev/net/tun'], { allowFail: true });
+        if (r.code !== 0) return `host ${h.label} (${h.where}): /dev/net/tun missing (modprobe tun)`;
+      }
+      return null;
+    }
+    default:
+      return `unknown mode kind ${spec.kind as string}`;
+  }
+}

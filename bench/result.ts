@@ -5,6 +5,7 @@
  * VXLAN taken round by round, and the claims table. summary.md and the
  * terminal summary are renderers over this object, never separate measurements.
  */
+import type { HostRecord } from './remote/pair.js';
 import type { Environment } from './environment.js';
 import type { LatencySample, TcpSample, UdpSample } from './measure.js';
 import type { ModeKind } from './modes.js';
@@ -105,8 +106,15 @@ export interface BenchResult {
   };
   profile: Profile;
   environment: Environment | null;
+  /**
+   * --hosts runs only: each host as its agent saw it (SSH destination, build,
+   * underlay device, environment with NIC driver and offloads, clock offsets).
+   */
+  hosts?: HostRecord[];
   topology: {
-    kind: 'netns-veth';
+    /** netns-veth: two namespaces on this machine; ssh-hosts: two hosts reached with --hosts. */
+    kind: 'netns-veth' | 'ssh-hosts';
+    /** `namespace`: the namespace (netns-veth) or the SSH destination (ssh-hosts). */
     hosts: { label: string; namespace: string }[];
     underlay: { a: string; b: string; prefix: number; mtu: number; netem: string | null };
     overlay: { a: string; b: string; prefix: number };

@@ -13,7 +13,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { collectEnvironment } from './environment.js';
 import { measureLatency, measureTcp, measureUdp, startServers, type MeasureContext, type Pinning } from './measure.js';
-import { DRIVERS, parseModeSpec, BENCH_VNI, VXLAN_PORT, type ActiveMode, type ModeSpec } from './modes.js';
+import type { RemotePair } from './remote/pair.js';
+import { DRIVERS, remoteUnavailableReason, parseModeSpec, BENCH_VNI, VXLAN_PORT, type ActiveMode, type ModeSpec } from './modes.js';
 import { measureMtu } from './mtu.js';
 import { estimateModeRoundSeconds, PROFILES, type Profile } from './profile.js';
 import { derive, RESULT_SCHEMA, RESULT_SCHEMA_VERSION, type BenchResult, type ModeEntry, type ModeRoundSample } from './result.js';
@@ -36,6 +37,8 @@ export interface BenchOptions {
   /** Progress lines to stderr. */
   progress: boolean;
   argv: string[];
+  /** --hosts: the two connected hosts (the CLI connects and closes them). */
+  remote?: RemotePair;
 }
 
 /** Every mode, in the default order. */
@@ -108,6 +111,7 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
     }
     aborted = true;
     abortReason = `interrupted by ${sig}`;
+    opts.remote?.interrupt();
     log(`\n${sig}: stopping the running test, tearing down the current mode...`);
     // Stop in-flight load generators now (they live in the run's namespaces); teardown follows.
     for (const ns of state.data.namespaces) {
@@ -178,8 +182,9 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
   try {
     log(`vxtap bench: profile ${profile.name}, ${profile.rounds} round(s), modes ${specs.map((s) => s.id).join(' ')}; results in ${dir}`);
     result.environment = await collectEnvironment(root, 1000);
+    opts.remote?.describe(result);
     for (const spec of specs) {
-      const reason = await DRIVERS[spec.kind].unavailable(spec, root).catch((e: Error) => `probe failed: ${e.message}`);
+      const reason = await (opts.remote ? remoteUnavailableReason(spec, opts.remote) : DRIVERS[spec.kind].unavailable(spec, root)).catch((e: Error) => `probe failed: ${e.message}`);
       const entry: ModeEntry = { id: spec.id, kind: spec.kind, params: spec.params, available: reason === null, unavailableReason: reason, info: null };
       result.modes.push(entry);
       if (reason) log(`  ${spec.id}: unavailable: ${reason}`);
@@ -223,6 +228,7 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await opts.remote?.finish().catch(() => undefined);
     result.status = result.incompleteReasons.length ? 'incomplete' : 'complete';
     result.finishedAt = new Date().toISOString();
     result.durationSeconds = (Date.now() - started.getTime()) / 1000;
@@ -267,7 +273,7 @@ async function runModeRound(spec: ModeSpec, round: number, withMtu: boolean, rc:
   };
   try {
     const tag = `${(process.pid % 1296).toString(36)}${round % 10}${spec.kind[0]}${spec.kind.length % 10}`.slice(0, 9);
-    topo = await createTopology(tag, { mtu: rc.opts.mtu, netem: rc.opts.netem, qdisc: rc.opts.qdisc }, rc.state);
+    topo = await createTopology(tag, { mtu: rc.opts.mtu, netem: rc.opts.netem, qdisc: rc.opts.qdisc, remote: rc.opts.remote }, rc.state);
     if (rc.result.topology.hosts.length === 0) {
       rc.result.topology.hosts = [{ label: 'A', namespace: topo.a.where }, { label: 'B', namespace: topo.b.where }];
       rc.result.topology.underlay.netem = topo.netem;

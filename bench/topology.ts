@@ -6,7 +6,10 @@
  */
 import { run } from '../src/host/exec.js';
 import { deleteNetns } from '../src/host/netns.js';
-import { NetnsHost } from './host.js';
+import { NetnsHost, type BenchHost } from './host.js';
+import type { RemoteHost } from './remote/client.js';
+import type { RemotePair } from './remote/pair.js';
+import { BENCH_VNI, VXLAN_PORT } from './modes.js';
 import type { RunState } from './state.js';
 import { BENCH_PREFIX } from './state.js';
 
@@ -34,12 +37,29 @@ export interface TopologyOptions {
   netem: NetemOptions;
   /** The root qdisc that realises `netem` on this kernel (see impairmentQdisc); default: netem. */
   qdisc?: string[] | null;
+  /** --hosts: the connected hosts (no namespaces are made). */
+  remote?: RemotePair;
 }
 
-/** Two hosts joined by a veth pair. */
+/** A host of a topology: a BenchHost that can stop everything it started. */
+export interface TopologyHost extends BenchHost {
+  stopAll(): Promise<void>;
+}
+
+/** Addresses of a topology (ADDR for the namespace pair; the hosts' own underlay with --hosts). */
+export interface TopologyAddresses {
+  underlayA: string;
+  underlayB: string;
+  underlayPrefix: number;
+  overlayA: string;
+  overlayB: string;
+  overlayPrefix: number;
+}
+
+/** Two hosts joined by an underlay: a veth pair between namespaces, or the real link between --hosts. */
 export interface Topology {
-  a: NetnsHost;
-  b: NetnsHost;
+  a: TopologyHost;
+  b: TopologyHost;
   /** Underlay device name inside host A / host B. */
   devA: string;
   devB: string;
@@ -49,6 +69,18 @@ export interface Topology {
   /** MAC addresses of the underlay ends. */
   macA: string;
   macB: string;
+  addr: TopologyAddresses;
+  vni: number;
+  /** VXLAN UDP port. */
+  port: number;
+  /** Names of the devices modes create (named with the run's tag on real hosts). */
+  names: { vxlan: string; tap: string };
+  /**
+   * Set for --hosts: the hosts are agents on real machines. The underlay exists
+   * already and is never changed (no address, route, MTU or neighbour of the
+   * hosts is touched); modes create only their own, tracked devices.
+   */
+  remote: { a: RemoteHost; b: RemoteHost; sameMachine: boolean } | null;
 }
 
 /** The tc netem arguments for the options, or null when none is set. */
@@ -93,7 +125,7 @@ export async function netemUnavailableReason(args: string[]): Promise<string | n
   }
 }
 
-async function macOf(host: NetnsHost, dev: string): Promise<string> {
+async function macOf(host: BenchHost, dev: string): Promise<string> {
   const out = (await host.exec(['cat', `/sys/class/net/${dev}/address`])).stdout.trim();
   return out;
 }
@@ -104,6 +136,7 @@ async function macOf(host: NetnsHost, dev: string): Promise<string> {
  * recorded in `state` before they exist.
  */
 export async function createTopology(tag: string, opts: TopologyOptions, state?: RunState): Promise<Topology> {
+  if (opts.remote) return remoteTopology(tag, opts.remote);
   const nsA = `${BENCH_PREFIX}${tag}a`;
   const nsB = `${BENCH_PREFIX}${tag}b`;
   const devA = `${BENCH_PREFIX}${tag}u`;
@@ -125,7 +158,35 @@ export async function createTopology(tag: string, opts: TopologyOptions, state?:
     await a.exec(['tc', 'qdisc', 'replace', 'dev', devA, 'root', ...qdisc]);
     await b.exec(['tc', 'qdisc', 'replace', 'dev', devB, 'root', ...qdisc]);
   }
-  return { a, b, devA, devB, mtu: opts.mtu, netem: qdisc ? qdisc.join(' ') : null, macA: await macOf(a, devA), macB: await macOf(b, devB) };
+  return {
+    a, b, devA, devB, mtu: opts.mtu, netem: qdisc ? qdisc.join(' ') : null, macA: await macOf(a, devA), macB: await macOf(b, devB),
+    addr: ADDR, vni: BENCH_VNI, port: VXLAN_PORT, names: { vxlan: 'vxbvx0', tap: 'vxb-tap' }, remote: null,
+  };
+}
+
+/**
+ * The topology of a --hosts run: the hosts as they are. Device names carry
+ * `tag` (unique per run and mode-round) so they never clash with the host's own.
+ */
+export async function remoteTopology(tag: string, pair: RemotePair): Promise<Topology> {
+  const u = pair.underlay;
+  const names = { vxlan: `${BENCH_PREFIX}${tag}x`, tap: `${BENCH_PREFIX}${tag}t` };
+  if (names.vxlan.length > 15) throw new Error(`topology tag "${tag}" makes interface names longer than 15 bytes`);
+  return {
+    a: pair.a,
+    b: pair.b,
+    devA: u.devA,
+    devB: u.devB,
+    mtu: u.mtu,
+    netem: null,
+    macA: await macOf(pair.a, u.devA),
+    macB: await macOf(pair.b, u.devB),
+    addr: { underlayA: u.a, underlayB: u.b, underlayPrefix: u.prefix, overlayA: pair.overlay.a, overlayB: pair.overlay.b, overlayPrefix: pair.overlay.prefix },
+    vni: pair.opts.vni,
+    port: pair.opts.port,
+    names,
+    remote: { a: pair.a, b: pair.b, sameMachine: pair.sameMachine },
+  };
 }
 
 /** Put the underlay addresses on the veth ends (bare, kernel VXLAN and vxtap modes). */
@@ -161,6 +222,7 @@ export async function addUnderlayBridges(t: Topology): Promise<void> {
 export async function destroyTopology(t: Topology, state?: RunState): Promise<void> {
   await t.a.stopAll().catch(() => undefined);
   await t.b.stopAll().catch(() => undefined);
+  if (t.remote) return; // the modes removed their devices; the hosts themselves stay as they were
   for (const ns of [t.a.where, t.b.where]) {
     await deleteNetns(ns).catch(() => undefined);
     state?.removeNamespace(ns);

@@ -13,6 +13,7 @@ import { renderTerminalSummary } from '../../bench/summary.js';
 import type { Pinning } from '../../bench/measure.js';
 import { impairmentQdisc, netemArgs, netemUnavailableReason } from '../../bench/topology.js';
 import { registerCompare } from './bench-compare.js';
+import { cleanupHosts, RemotePair, REMOTE_DEFAULTS, validateRemoteOptions, type RemoteOptions } from '../../bench/remote/pair.js';
 
 /** Default values of every bench flag (one place). */
 export const BENCH_DEFAULTS = {
@@ -48,12 +49,42 @@ export function register(program: Command): void {
     .addOption(new Option('--no-progress', 'no progress lines on stderr').env('VXTAP_BENCH_NO_PROGRESS'))
     .addOption(new Option('--cleanup', 'remove leftovers of killed runs (vxb* namespaces, links, OVS daemons, processes) and exit').env('VXTAP_BENCH_CLEANUP'))
     .addOption(new Option('--force', 'with --cleanup: also clean runs whose bench process is still alive').env('VXTAP_BENCH_FORCE'))
+    .addOption(new Option('--hosts <A,B>', 'bench across two real hosts: SSH destinations (user@host, host:port, an ssh_config alias, or "local" for this machine); A sends, B receives').env('VXTAP_BENCH_HOSTS'))
+    .addOption(new Option('--ssh-config <file>', 'with --hosts: ssh -F FILE').env('VXTAP_BENCH_SSH_CONFIG'))
+    .addOption(new Option('--ssh-option <opt>', 'with --hosts: ssh -o OPT (repeatable)').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]))
+    .addOption(new Option('--underlay <A,B>', 'with --hosts: the addresses the hosts use to reach each other (default: each host\'s source address towards the other, from its routing table)').env('VXTAP_BENCH_UNDERLAY'))
+    .addOption(new Option('--overlay <cidr>', 'with --hosts: overlay network (A gets .1, B .2)').default(REMOTE_DEFAULTS.overlay).env('VXTAP_BENCH_OVERLAY'))
+    .addOption(new Option('--vni <n>', 'with --hosts: VXLAN network identifier').default(String(REMOTE_DEFAULTS.vni)).env('VXTAP_BENCH_VNI'))
+    .addOption(new Option('--port <n>', 'with --hosts: VXLAN UDP port').default(String(REMOTE_DEFAULTS.port)).env('VXTAP_BENCH_PORT'))
+    .addOption(new Option('--lease <seconds>', 'with --hosts: an agent that hears nothing from this controller for this long cleans its host').default(String(REMOTE_DEFAULTS.leaseMs / 1000)).env('VXTAP_BENCH_LEASE'))
     .addHelpText('after', `
 Profiles: default = 3 rounds within ~10 minutes on a 2-core machine; --quick; --full.
 Every flag has an environment mirror (VXTAP_BENCH_MODES, VXTAP_BENCH_ROUNDS, ...).
 Traffic stays inside two namespaces (underlay 198.18.0.0/24, overlay 198.19.0.0/16).
 Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 2 bad options.`)
-    .action(async (o: Record<string, string | boolean | undefined>) => {
+    .action(async (o: Record<string, string | boolean | string[] | undefined>) => {
+      let remoteOpts: RemoteOptions | null = null;
+      if (o.hosts !== undefined) {
+        const sshOptions = [...((o.sshOption as string[] | undefined) ?? []), ...(env('VXTAP_BENCH_SSH_OPTIONS')?.split('\n') ?? [])];
+        remoteOpts = {
+          hosts: String(o.hosts).split(',').map((h) => h.trim()) as [string, string],
+          ssh: { configFile: o.sshConfig as string | undefined, options: sshOptions },
+          underlay: o.underlay !== undefined ? (String(o.underlay).split(',').map((x) => x.trim()) as [string, string]) : undefined,
+          overlay: String(o.overlay),
+          vni: Number(o.vni),
+          port: Number(o.port),
+          leaseMs: Number(o.lease) * 1000,
+        };
+        const rerr = validateRemoteOptions(remoteOpts) ?? (!(remoteOpts.leaseMs >= 5000 && remoteOpts.leaseMs <= 3_600_000) ? new TypeError('--lease must be 5..3600 seconds') : null);
+        if (rerr) {
+          process.stderr.write(`vxtap bench: ${rerr.message}\n`);
+          process.exit(2);
+        }
+      }
+      if (o.cleanup && remoteOpts) {
+        await cleanupHosts(remoteOpts, repoRoot(), !!o.force, (l) => process.stderr.write(`${l}\n`));
+        return;
+      }
       if (o.cleanup) {
         const report = await cleanupBench({ force: !!o.force });
         process.stderr.write(formatCleanupReport(report));
@@ -101,7 +132,24 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
         }
         if (why) process.stderr.write(`vxtap bench: no netem here (${why}); --rate uses tbf instead\n`);
       }
-      const { result, dir } = await runBench(opts);
+      if (remoteOpts) {
+        const runId = `vxb-${process.pid}-${Date.now().toString(36)}`;
+        process.stderr.write(`vxtap bench: connecting to ${remoteOpts.hosts.join(' and ')} (run ${runId})\n`);
+        try {
+          opts.remote = await RemotePair.connect(remoteOpts, repoRoot(), runId, (l) => process.stderr.write(`${l}\n`));
+          opts.mtu = opts.remote.underlay.mtu; // the hosts' underlay as it is (the MTU sweep sizes follow it)
+        } catch (err) {
+          process.stderr.write(`vxtap bench: ${(err as Error).message}\nnothing was created on the hosts\n`);
+          process.exit(1);
+        }
+      }
+      let ran: Awaited<ReturnType<typeof runBench>>;
+      try {
+        ran = await runBench(opts);
+      } finally {
+        await opts.remote?.close();
+      }
+      const { result, dir } = ran;
       process.stderr.write(renderTerminalSummary(result, dir));
       if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
       process.exitCode = result.status === 'complete' ? 0 : 1;

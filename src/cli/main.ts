@@ -9,6 +9,7 @@ import { register as registerStats } from './stats.js';
 import { register as registerBench } from './bench.js';
 import { register as registerDoctor } from './doctor.js';
 import { register as registerDown } from './down.js';
+import { register as registerAgent } from './agent.js';
 
 const program = new Command('vxtap')
   .description('A userspace VXLAN tunnel endpoint (VTEP) and an overlay-network benchmark harness.')
@@ -22,6 +23,7 @@ registerStats(program);
 registerBench(program);
 registerDoctor(program);
 registerDown(program);
+registerAgent(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,536 @@
+/**
+ * The bench agent (`vxtap agent --stdio`): runs on a bench host, started by
+ * the controller through SSH (or as a local child for the host `local`), and
+ * answers the requests of `protocol.ts` on its stdin/stdout.
+ *
+ * Design note. The agent, not the SSH session, owns the clean-up of its host:
+ * - Everything the run creates on the host is named in a state file
+ *   (`<state dir>/agent/<netns>-<run>.json`) before it exists: processes the
+ *   agent started (pid + argv), links the controller announced with `track`,
+ *   directories. The agent removes all of it when the run says `bye`, when its
+ *   stdin closes (the SSH connection dropped or the controller died), when its
+ *   lease runs out (the controller stopped answering), and on SIGTERM/SIGHUP.
+ *   A SIGKILLed agent leaves the state file: `vxtap bench --cleanup --hosts`
+ *   starts an agent whose `cleanup` request removes what it names.
+ * - A per-host lock (`<state dir>/agent/lock-<netns>.json`, taken with O_EXCL,
+ *   stale when its agent is gone) refuses a second measuring run.
+ * - Counters are read with the host's own clock when asked, never streamed;
+ *   spawned processes' output travels only while they start up (readiness
+ *   lines) or when asked (captures), so the control channel is quiet while a
+ *   measurement runs.
+ * Hosts are keyed by network namespace inode, so two "hosts" that are two
+ * namespaces of one machine (the tests) keep separate locks and state.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseNstat, processTicks, readProcStat } from '../../src/host/procstat.js';
+import { collectEnvironment } from '../environment.js';
+import { stateDir, writeFileAtomic } from '../state.js';
+import { buildId } from './build.js';
+import { LineSplitter, parseFrame, PROTOCOL_VERSION, STARTUP_STREAM_MS, type CountersResult, type HelloResult, type RequestFrame } from './protocol.js';
+
+/** Directory of agent state files and locks on a host. */
+export function agentDir(): string {
+  return path.join(stateDir(), 'agent');
+}
+
+/** Network namespace inode of this process ("4026531840"). */
+export function netnsId(): string {
+  try {
+    return /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/net'))?.[1] ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** What one run created on this host. */
+export interface AgentStateData {
+  runId: string;
+  agentPid: number;
+  netns: string;
+  startedAt: string;
+  processes: { pid: number; argv: string[] }[];
+  links: string[];
+  dirs: string[];
+}
+
+/** What a clean-up removed. */
+export interface AgentCleanupReport {
+  processes: string[];
+  links: string[];
+  dirs: string[];
+  skipped: string[];
+}
+
+function alive(pid: number): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function cmdline(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+  } catch {
+    return null;
+  }
+}
+
+/** True when `pid` still runs what `argv` started (pids get reused). */
+function stillRuns(pid: number, argv: string[]): boolean {
+  const cl = cmdline(pid);
+  return !!cl && argv.length > 0 && cl.includes(path.basename(argv[0]));
+}
+
+function isAgent(pid: number): boolean {
+  return alive(pid) && /agent --stdio/.test(cmdline(pid) ?? '');
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** SIGTERM the process group of `pid`, SIGKILL after `graceMs`; resolves when it is gone. */
+async function killGroup(pid: number, graceMs: number): Promise<void> {
+  const sig = (s: NodeJS.Signals) => {
+    try {
+      process.kill(-pid, s);
+    } catch {
+      try {
+        process.kill(pid, s);
+      } catch {
+        /* gone */
+      }
+    }
+  };
+  sig('SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (alive(pid) && Date.now() < deadline) await sleep(20);
+  if (alive(pid)) sig('SIGKILL');
+  const hard = Date.now() + 2000;
+  while (alive(pid) && Date.now() < hard) await sleep(20);
+}
+
+/** Run `argv` to completion (no shell); never rejects. */
+function runCapture(argv: string[], timeoutMs: number, env?: Record<string, string>): { child: ChildProcess | null; done: Promise<{ code: number; stdout: string; stderr: string }> } {
+  let child: ChildProcess;
+  try {
+    child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env, detached: true });
+  } catch (err) {
+    return { child: null, done: Promise.resolve({ code: 127, stdout: '', stderr: (err as Error).message }) };
+  }
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    if (stdout.length < 64 * 1024 * 1024) stdout += d;
+  });
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    if (stderr.length < 4 * 1024 * 1024) stderr += d;
+  });
+  const done = new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const timer = setTimeout(() => {
+      if (child.pid) void killGroup(child.pid, 500);
+    }, timeoutMs);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      resolve({ code: 127, stdout, stderr: (e as NodeJS.ErrnoException).code === 'ENOENT' ? `${argv[0]}: command not found` : e.message });
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal === 'SIGKILL' || signal === 'SIGTERM' ? 124 : 128), stdout, stderr });
+    });
+  });
+  return { child, done };
+}
+
+/** Remove what `data` names (processes, links, directories). Never throws. */
+export async function removeRunLeftovers(data: AgentStateData, report: AgentCleanupReport): Promise<void> {
+  await Promise.all(
+    data.processes.map(async (p) => {
+      if (stillRuns(p.pid, p.argv)) {
+        await killGroup(p.pid, 1000);
+        report.processes.push(`${p.pid} ${p.argv.join(' ').slice(0, 120)}`);
+      }
+    }),
+  );
+  for (const link of [...data.links].reverse()) {
+    const r = await runCapture(['ip', 'link', 'del', link], 10_000).done;
+    if (r.code === 0) report.links.push(link);
+  }
+  for (const d of data.dirs) {
+    rmSync(d, { recursive: true, force: true });
+    report.dirs.push(d);
+  }
+}
+
+/** `cleanup` on a host: remove what killed runs left (state files whose agent is gone, in this namespace). */
+export async function cleanupStaleRuns(force: boolean, selfPid = process.pid): Promise<AgentCleanupReport> {
+  const report: AgentCleanupReport = { processes: [], links: [], dirs: [], skipped: [] };
+  const dir = agentDir();
+  const ns = netnsId();
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return report;
+  }
+  for (const n of names) {
+    const file = path.join(dir, n);
+    if (n === `lock-${ns}.json`) {
+      try {
+        const l = JSON.parse(readFileSync(file, 'utf8')) as { agentPid: number; runId: string };
+        if (l.agentPid !== selfPid && (force || !isAgent(l.agentPid))) rmSync(file, { force: true });
+      } catch {
+        rmSync(file, { force: true });
+      }
+      continue;
+    }
+    if (!n.startsWith(`${ns}-`) || !n.endsWith('.json')) continue;
+    let data: AgentStateData;
+    try {
+      data = JSON.parse(readFileSync(file, 'utf8')) as AgentStateData;
+    } catch {
+      rmSync(file, { force: true });
+      continue;
+    }
+    if (data.agentPid === selfPid) continue;
+    if (isAgent(data.agentPid) && !force) {
+      report.skipped.push(`${data.runId} (agent pid ${data.agentPid} still running; use --force)`);
+      continue;
+    }
+    if (isAgent(data.agentPid)) await killGroup(data.agentPid, 3000);
+    await removeRunLeftovers(data, report);
+    rmSync(file, { force: true });
+  }
+  return report;
+}
+
+/** The agent: serve requests on `input`/`output` until told `bye` or the connection drops. */
+export class Agent {
+  private readonly splitter = new LineSplitter();
+  private state: AgentStateData | null = null;
+  private stateFile = '';
+  private lockFile = '';
+  private workDir = '';
+  private leaseMs = 30_000;
+  private leaseUntil = Date.now() + 60_000;
+  private readonly spawned = new Map<number, { child: ChildProcess; argv: string[]; out: string; err: string; sentOut: number; sentErr: number; stream: 'startup' | 'always'; startedAt: number; exited: Promise<{ code: number | null; signal: string | null }> }>();
+  private readonly execs = new Set<ChildProcess>();
+  private execDeadline = 0;
+  private nextHandle = 1;
+  private closing: Promise<void> | null = null;
+  private readonly timer: NodeJS.Timeout;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private readonly root: string;
+
+  constructor(private readonly input: NodeJS.ReadableStream, private readonly output: NodeJS.WritableStream, root: string) {
+    this.root = root;
+    input.setEncoding?.('utf8');
+    input.on('data', (d: string | Buffer) => this.onData(String(d)));
+    input.on('end', () => void this.shutdown('the controller connection closed (stdin EOF)'));
+    input.on('error', () => void this.shutdown('stdin error'));
+    output.on('error', () => void this.shutdown('the controller connection broke (stdout error)'));
+    this.timer = setInterval(() => {
+      const now = Date.now();
+      if (now > this.leaseUntil && now > this.execDeadline) void this.shutdown(`lease of ${this.leaseMs} ms ran out: the controller stopped answering`);
+    }, 500);
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => void this.shutdown(`${sig}`));
+  }
+
+  private send(frame: unknown): void {
+    try {
+      this.output.write(`${JSON.stringify(frame)}\n`);
+    } catch {
+      /* a broken pipe is handled by the error event */
+    }
+  }
+
+  private log(line: string): void {
+    try {
+      mkdirSync(agentDir(), { recursive: true });
+      appendFileSync(path.join(agentDir(), `agent-${netnsId()}.log`), `${new Date().toISOString()} pid ${process.pid} ${this.state?.runId ?? '-'}: ${line}\n`);
+    } catch {
+      /* best effort */
+    }
+  }
+
+  private onData(chunk: string): void {
+    let lines: string[];
+    try {
+      lines = this.splitter.push(chunk);
+    } catch (err) {
+      void this.shutdown((err as Error).message);
+      return;
+    }
+    for (const line of lines) {
+      this.leaseUntil = Date.now() + this.leaseMs;
+      let frame: RequestFrame;
+      try {
+        frame = parseFrame(line) as unknown as RequestFrame;
+      } catch (err) {
+        this.send({ id: -1, ok: false, error: { message: (err as Error).message, code: 'EPROTO' } });
+        continue;
+      }
+      this.handle(frame).then(
+        (result) => this.send({ id: frame.id, ok: true, result }),
+        (err: Error & { code?: string }) => this.send({ id: frame.id, ok: false, error: { message: err.message, code: err.code } }),
+      );
+    }
+  }
+
+  private saveState(): void {
+    if (this.state) writeFileAtomic(this.stateFile, JSON.stringify(this.state, null, 2));
+  }
+
+  private async handle(req: RequestFrame): Promise<unknown> {
+    if (req.op !== 'hello' && req.op !== 'clock' && !this.state) throw Object.assign(new Error('protocol: hello first'), { code: 'EPROTO' });
+    switch (req.op) {
+      case 'hello':
+        return this.hello(req.protocol, req.runId, req.lock, req.leaseMs);
+      case 'clock':
+        return { clockMs: Date.now() };
+      case 'lease':
+        this.leaseUntil = Date.now() + Math.max(this.leaseMs, req.ms);
+        return {};
+      case 'exec': {
+        const timeoutMs = req.timeoutMs ?? 60_000;
+        this.execDeadline = Math.max(this.execDeadline, Date.now() + timeoutMs + 5000);
+        const { child, done } = runCapture(req.argv, timeoutMs, req.env);
+        if (child) this.execs.add(child);
+        const r = await done;
+        if (child) this.execs.delete(child);
+        return r;
+      }
+      case 'spawn':
+        return this.spawnProc(req.argv, req.env, req.stream);
+      case 'stop': {
+        const p = this.spawned.get(req.handle);
+        if (!p) throw new Error(`no process with handle ${req.handle}`);
+        if (p.child.pid) await killGroup(p.child.pid, req.graceMs);
+        const e = await p.exited;
+        return { ...e, stdout: p.out, stderr: p.err };
+      }
+      case 'counters':
+        return this.counters(req.pids);
+      case 'track':
+      case 'untrack': {
+        const st = this.state!;
+        for (const l of req.links ?? []) {
+          st.links = st.links.filter((x) => x !== l);
+          if (req.op === 'track') st.links.push(l);
+        }
+        for (const d of req.dirs ?? []) {
+          st.dirs = st.dirs.filter((x) => x !== d);
+          if (req.op === 'track') st.dirs.push(d);
+        }
+        this.saveState();
+        return {};
+      }
+      case 'environment':
+        return this.environment(req.dev);
+      case 'interrupt':
+        for (const c of this.execs) if (c.pid) void killGroup(c.pid, 500);
+        return {};
+      case 'cleanup':
+        return cleanupStaleRuns(req.force);
+      case 'bye': {
+        const report = await this.cleanRun('the run finished');
+        setTimeout(() => void this.shutdown('bye'), 50);
+        return report;
+      }
+      default:
+        throw Object.assign(new Error(`protocol: unknown op ${(req as { op: string }).op}`), { code: 'EPROTO' });
+    }
+  }
+
+  private hello(protocol: number, runId: string, lock: boolean, leaseMs: number): HelloResult {
+    if (protocol !== PROTOCOL_VERSION) {
+      setTimeout(() => void this.shutdown('protocol mismatch'), 50);
+      throw Object.assign(new Error(`protocol version ${protocol} is not this agent's (${PROTOCOL_VERSION})`), { code: 'EPROTO' });
+    }
+    if (this.state) throw Object.assign(new Error('protocol: hello twice'), { code: 'EPROTO' });
+    if (!/^[A-Za-z0-9._-]{1,80}$/.test(runId)) throw new TypeError('hello.runId must be 1-80 characters of [A-Za-z0-9._-]');
+    const ns = netnsId();
+    mkdirSync(agentDir(), { recursive: true });
+    if (lock) this.takeLock(ns, runId);
+    this.leaseMs = Math.max(2000, leaseMs);
+    this.leaseUntil = Date.now() + this.leaseMs;
+    this.workDir = path.join(agentDir(), `${runId}-${ns}`);
+    this.stateFile = path.join(agentDir(), `${ns}-${runId}.json`);
+    this.state = { runId, agentPid: process.pid, netns: ns, startedAt: new Date().toISOString(), processes: [], links: [], dirs: [this.workDir] };
+    this.saveState();
+    mkdirSync(this.workDir, { recursive: true });
+    let bootId = '';
+    try {
+      bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    } catch {
+      /* not Linux? */
+    }
+    return {
+      protocol: PROTOCOL_VERSION,
+      build: buildId(this.root),
+      hostname: os.hostname(),
+      pid: process.pid,
+      uid: process.getuid?.() ?? -1,
+      clockMs: Date.now(),
+      netns: ns,
+      bootId,
+      sshConnection: process.env.SSH_CONNECTION ?? null,
+      nodePath: process.execPath,
+      repoRoot: this.root,
+      workDir: this.workDir,
+      stateFile: this.stateFile,
+    };
+  }
+
+  private takeLock(ns: string, runId: string): void {
+    this.lockFile = path.join(agentDir(), `lock-${ns}.json`);
+    const body = JSON.stringify({ runId, agentPid: process.pid, since: new Date().toISOString() });
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        writeFileSync(this.lockFile, body, { flag: 'wx' });
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        let holder: { runId: string; agentPid: number; since: string } | null = null;
+        try {
+          holder = JSON.parse(readFileSync(this.lockFile, 'utf8'));
+        } catch {
+          holder = null;
+        }
+        if (holder && isAgent(holder.agentPid)) {
+          const e = new Error(`host is in use by bench run ${holder.runId} (agent pid ${holder.agentPid}, since ${holder.since}); wait for it to finish, or remove a stale run with 'vxtap bench --cleanup --hosts ...'`);
+          this.lockFile = '';
+          throw Object.assign(e, { code: 'EBUSY' });
+        }
+        rmSync(this.lockFile, { force: true }); // stale: its agent is gone
+      }
+    }
+    this.lockFile = '';
+    throw Object.assign(new Error('could not take the host lock'), { code: 'EBUSY' });
+  }
+
+  private spawnProc(argv: string[], env: Record<string, string> | undefined, stream: 'startup' | 'always'): { handle: number; pid: number } {
+    const handle = this.nextHandle++;
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env, detached: true });
+    const entry = {
+      child, argv, out: '', err: '', sentOut: 0, sentErr: 0, stream, startedAt: Date.now(),
+      exited: new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+        child.once('error', () => resolve({ code: 127, signal: null }));
+        child.once('close', (code, signal) => resolve({ code, signal }));
+      }),
+    };
+    this.spawned.set(handle, entry);
+    const pid = child.pid ?? -1;
+    if (pid > 0) {
+      this.state!.processes.push({ pid, argv });
+      this.saveState();
+    }
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      if (entry.out.length < 16 * 1024 * 1024) entry.out += d;
+      this.scheduleFlush();
+    });
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      if (entry.err.length < 1024 * 1024) entry.err += d;
+      this.scheduleFlush();
+    });
+    void entry.exited.then((e) => {
+      if (this.state) {
+        this.state.processes = this.state.processes.filter((p) => p.pid !== pid);
+        this.saveState();
+      }
+      this.send({ event: 'exit', handle, code: e.code, signal: e.signal, stdout: entry.out, stderr: entry.err });
+    });
+    return { handle, pid };
+  }
+
+  /** Send new output of streaming processes, coalesced (at most every 20 ms). */
+  private scheduleFlush(): void {
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      const now = Date.now();
+      for (const [handle, p] of this.spawned) {
+        if (p.stream === 'startup' && now - p.startedAt > STARTUP_STREAM_MS) continue;
+        if (p.out.length === p.sentOut && p.err.length === p.sentErr) continue;
+        this.send({ event: 'output', handle, stdout: p.out.slice(p.sentOut), stderr: p.err.slice(p.sentErr) });
+        p.sentOut = p.out.length;
+        p.sentErr = p.err.length;
+      }
+    }, 20);
+  }
+
+  private async counters(pids: number[]): Promise<CountersResult> {
+    const [n, stat, ticks] = await Promise.all([runCapture(['nstat', '-asz', '--json'], 10_000).done, readProcStat(), processTicks(pids)]);
+    let nstat: Record<string, number> = {};
+    try {
+      nstat = parseNstat(n.stdout);
+    } catch {
+      /* nstat missing */
+    }
+    let rssBytes = 0;
+    for (const pid of pids) {
+      try {
+        const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+        if (m) rssBytes = Math.max(rssBytes, Number(m[1]) * 1024);
+      } catch {
+        /* gone */
+      }
+    }
+    return { atMs: Date.now(), nstat, cpu: stat.total, ticks, rssBytes };
+  }
+
+  private async environment(dev: string | null): Promise<unknown> {
+    const env = await collectEnvironment(this.root, 1000);
+    const nic: Record<string, unknown> = { dev };
+    if (dev) {
+      const info = await runCapture(['ethtool', '-i', dev], 10_000).done;
+      const feats = await runCapture(['ethtool', '-k', dev], 10_000).done;
+      nic.driver = /^driver:\s*(.*)$/m.exec(info.stdout)?.[1]?.trim() ?? null;
+      nic.ethtoolI = info.code === 0 ? info.stdout.trim() : null;
+      nic.offloads = Object.fromEntries(
+        feats.stdout.split('\n').map((l) => /^\s*([a-z0-9-]+):\s+(on|off)/.exec(l)).filter((m): m is RegExpExecArray => !!m).map((m) => [m[1], m[2] === 'on']),
+      );
+      try {
+        nic.mtu = Number(readFileSync(`/sys/class/net/${dev}/mtu`, 'utf8').trim());
+      } catch {
+        nic.mtu = null;
+      }
+    }
+    return { ...env, nic };
+  }
+
+  /** Remove everything this run created on the host (processes, tracked links, dirs), release the lock. */
+  private async cleanRun(why: string): Promise<AgentCleanupReport> {
+    const report: AgentCleanupReport = { processes: [], links: [], dirs: [], skipped: [] };
+    const t0 = Date.now();
+    for (const c of this.execs) if (c.pid) void killGroup(c.pid, 300);
+    if (this.state) {
+      await removeRunLeftovers(this.state, report);
+      rmSync(this.stateFile, { force: true });
+      this.log(`cleaned up (${why}) in ${Date.now() - t0} ms: ${report.processes.length} processes, links [${report.links.join(' ')}]`);
+      this.state = null;
+    }
+    if (this.lockFile) {
+      rmSync(this.lockFile, { force: true });
+      this.lockFile = '';
+    }
+    return report;
+  }
+
+  /** Clean up and exit (idempotent). */
+  shutdown(why: string): Promise<void> {
+    if (!this.closing) {
+      this.closing = (async () => {
+        clearInterval(this.timer);
+        await this.cleanRun(why).catch(() => undefined);
+        process.exit(0);
+      })();
+    }
+    return this.closing;
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * The two hosts of `vxtap bench --hosts A,B`: connects an agent on each (SSH
+ * or local), checks the build and root, takes each host's lock, finds the
+ * underlay (addresses, devices, MTU), measures the clock offsets, records
+ * each host's environment, and gives the run what it needs: mode
+ * availability on the hosts and a `Topology` whose hosts are the agents.
+ * Nothing is created on a host before all of that passed.
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import type { BenchResult } from '../result.js';
+import { buildId } from './build.js';
+import { AgentClient, RemoteHost, startKeepAlive } from './client.js';
+import { buildMismatch, describeBuild, PROTOCOL_VERSION, type BuildId, type HelloResult } from './protocol.js';
+import { agentCommand, parseHostDest, SshControl, type HostDest, type SshOptions } from './ssh.js';
+
+/** Options of a --hosts run (validated by validateRemoteOptions). */
+export interface RemoteOptions {
+  hosts: [string, string];
+  ssh: SshOptions;
+  /** Underlay addresses of A and B; default: the source address each uses towards the other. */
+  underlay?: [string, string];
+  /** Overlay network, CIDR (A gets .1, B gets .2 of it). */
+  overlay: string;
+  vni: number;
+  port: number;
+  /** Agent lease (ms): an agent that hears nothing for this long cleans its host. */
+  leaseMs: number;
+}
+
+/** Defaults of the remote flags. */
+export const REMOTE_DEFAULTS = { overlay: '198.19.0.0/16', vni: 42, port: 4789, leaseMs: 30_000 } as const;
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+
+function ipToInt(a: string): number {
+  return a.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+}
+
+function intToIp(n: number): string {
+  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
+}
+
+/** Overlay addresses of A and B (.1 and .2 of the network) and the prefix length. */
+export function overlayAddresses(cidr: string): { a: string; b: string; prefix: number } {
+  const [net, len] = cidr.split('/');
+  const prefix = Number(len);
+  const base = ipToInt(net) - (ipToInt(net) % 2 ** (32 - prefix));
+  return { a: intToIp(base + 1), b: intToIp(base + 2), prefix };
+}
+
+/** Validate; returns an Error naming the flag, or null. */
+export function validateRemoteOptions(o: RemoteOptions): Error | null {
+  if (o.hosts.length !== 2) return new TypeError('--hosts must name two hosts: A,B (A sends, B receives)');
+  try {
+    const [a, b] = o.hosts.map(parseHostDest);
+    if (a.text === b.text) return new TypeError('--hosts: A and B must be different hosts');
+  } catch (e) {
+    return e as Error;
+  }
+  if (o.underlay && (o.underlay.length !== 2 || !o.underlay.every((x) => IPV4.test(x)))) return new TypeError('--underlay must be two IPv4 addresses: ADDR_A,ADDR_B');
+  const m = /^([\d.]+)\/(\d{1,2})$/.exec(o.overlay);
+  if (!m || !IPV4.test(m[1]) || Number(m[2]) < 8 || Number(m[2]) > 30) return new TypeError('--overlay must be an IPv4 CIDR with a prefix of 8..30, e.g. 198.19.0.0/16');
+  if (!Number.isInteger(o.vni) || o.vni < 1 || o.vni > 16_777_215) return new TypeError('--vni must be an integer 1..16777215');
+  if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) return new TypeError('--port must be an integer 1..65535');
+  if (o.ssh.configFile !== undefined && !o.ssh.configFile) return new TypeError('--ssh-config must name a file');
+  return null;
+}
+
+/** What the result records about one host. */
+export interface HostRecord {
+  label: string;
+  /** The SSH destination as given (never a secret). */
+  ssh: string;
+  hostname: string;
+  build: BuildId;
+  underlay: { address: string; dev: string; mtu: number | null };
+  /** Agent clock minus controller clock (ms), at the start and at the end, with the round trip of the best sample. */
+  clockOffsetMs: { start: number | null; startRttMs: number | null; end: number | null; endRttMs: number | null };
+  environment: unknown;
+}
+
+/** Agent clock minus ours: the best (shortest round trip) of `n` samples. */
+async function clockOffset(c: AgentClient, n = 5): Promise<{ offsetMs: number; rttMs: number }> {
+  let best = { offsetMs: 0, rttMs: Infinity };
+  for (let i = 0; i < n; i++) {
+    const t0 = Date.now();
+    const { clockMs } = await c.request<{ clockMs: number }>({ op: 'clock' });
+    const t1 = Date.now();
+    if (t1 - t0 < best.rttMs) best = { offsetMs: clockMs - (t0 + t1) / 2, rttMs: t1 - t0 };
+  }
+  return best;
+}
+
+/** Start an agent on `h` (ssh, or a local child). */
+function startAgent(h: HostDest, ssh: SshControl, localRoot: string, label: string): AgentClient {
+  const main = path.join(localRoot, 'dist', 'src', 'cli', 'main.js');
+  if (h.local) {
+    return new AgentClient(label, 'local', spawn(process.execPath, [main, 'agent', '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  }
+  const b = buildId(localRoot);
+  return new AgentClient(label, h.text, ssh.start(h, agentCommand(process.execPath, main, `${b.version}-${(b.commit ?? 'nocommit').slice(0, 12)}`)));
+}
+
+/** Connected hosts of a run. */
+export class RemotePair {
+  readonly records: HostRecord[] = [];
+  private stopKeepAlive: () => void = () => undefined;
+  readonly sameMachine: boolean;
+  readonly overlay: { a: string; b: string; prefix: number };
+  underlay!: { a: string; b: string; prefix: number; devA: string; devB: string; mtu: number };
+
+  private constructor(
+    readonly opts: RemoteOptions,
+    readonly runId: string,
+    readonly a: RemoteHost,
+    readonly b: RemoteHost,
+    private readonly ssh: SshControl,
+  ) {
+    this.sameMachine = a.hello.bootId !== '' && a.hello.bootId === b.hello.bootId;
+    this.overlay = overlayAddresses(opts.overlay);
+  }
+
+  /** Both clients. */
+  get clients(): AgentClient[] {
+    return [this.a.client, this.b.client];
+  }
+
+  /**
+   * Connect both hosts and run the checks; throws an Error naming the host and
+   * the fix when one fails (nothing was created on either host then).
+   */
+  static async connect(opts: RemoteOptions, localRoot: string, runId: string, log: (l: string) => void, lock = true): Promise<RemotePair> {
+    const dests = opts.hosts.map(parseHostDest) as [HostDest, HostDest];
+    const ssh = new SshControl(opts.ssh);
+    const clients: AgentClient[] = [];
+    try {
+      const labels = ['A', 'B'];
+      const hellos: HelloResult[] = [];
+      for (let i = 0; i < 2; i++) {
+        log(`  host ${labels[i]}: connecting to ${dests[i].text}`);
+        const c = startAgent(dests[i], ssh, localRoot, labels[i]);
+        clients.push(c);
+        const hello = await Promise.race([
+          c.request<HelloResult>({ op: 'hello', protocol: PROTOCOL_VERSION, runId, label: labels[i], lock, leaseMs: opts.leaseMs }),
+          new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`host ${labels[i]} (${dests[i].text}): no answer from the agent within 30 s`)), 30_000).unref()),
+        ]).catch((e: Error) => {
+          throw new Error(explainConnectFailure(e.message));
+        });
+        hellos.push(hello);
+      }
+      const mine = buildId(localRoot);
+      for (let i = 0; i < 2; i++) {
+        const why = buildMismatch(mine, hellos[i].build);
+        if (why) throw new Error(`host ${labels[i]} (${dests[i].text}) runs another vxtap build (${why}): host ${describeBuild(hellos[i].build)}, controller ${describeBuild(mine)}; run with --deploy to copy this build to the host`);
+        if (hellos[i].uid !== 0) throw new Error(`host ${labels[i]} (${dests[i].text}): the agent is not root (uid ${hellos[i].uid}); log in as root or allow passwordless sudo (sudo -n)`);
+      }
+      const hosts = [0, 1].map((i) => new RemoteHost(labels[i], dests[i].text, clients[i], hellos[i], localRoot, opts.leaseMs)) as [RemoteHost, RemoteHost];
+      const pair = new RemotePair(opts, runId, hosts[0], hosts[1], ssh);
+      pair.stopKeepAlive = startKeepAlive(clients, opts.leaseMs);
+      await pair.findUnderlay();
+      const offsets = await Promise.all(clients.map((c) => clockOffset(c)));
+      const envs = await Promise.all([pair.a, pair.b].map((h, i) => h.client.request({ op: 'environment', dev: i === 0 ? pair.underlay.devA : pair.underlay.devB })));
+      for (let i = 0; i < 2; i++) {
+        const h = hosts[i];
+        pair.records.push({
+          label: h.label,
+          ssh: dests[i].text,
+          hostname: h.hello.hostname,
+          build: h.hello.build,
+          underlay: { address: i === 0 ? pair.underlay.a : pair.underlay.b, dev: i === 0 ? pair.underlay.devA : pair.underlay.devB, mtu: pair.underlay.mtu },
+          clockOffsetMs: { start: offsets[i].offsetMs, startRttMs: offsets[i].rttMs, end: null, endRttMs: null },
+          environment: envs[i],
+        });
+        log(`  host ${h.label}: ${h.hello.hostname}, underlay ${pair.records[i].underlay.address} on ${pair.records[i].underlay.dev}, clock offset ${offsets[i].offsetMs.toFixed(1)} ms (rtt ${offsets[i].rttMs} ms)`);
+      }
+      return pair;
+    } catch (err) {
+      await Promise.all(clients.map((c) => c.close(5000).catch(() => undefined)));
+      ssh.close();
+      throw err;
+    }
+  }
+
+  /** The device and prefix holding `addr` on host `h`, or null. */
+  private static async devOf(h: RemoteHost, addr: string): Promise<{ dev: string; prefix: number } | null> {
+    const r = await h.exec(['ip', '-o', '-4', 'addr', 'show'], { allowFail: true });
+    for (const line of r.stdout.split('\n')) {
+      const m = /^\d+:\s+(\S+)\s+inet\s+([\d.]+)\/(\d+)/.exec(line);
+      if (m && m[2] === addr) return { dev: m[1].replace(/@.*$/, ''), prefix: Number(m[3]) };
+    }
+    return null;
+  }
+
+  /** Source address and device host `h` uses towards `dst`. */
+  private static async routeTo(h: RemoteHost, dst: string): Promise<{ src: string; dev: string } | null> {
+    const r = await h.exec(['ip', '-o', 'route', 'get', dst], { allowFail: true });
+    const src = /\bsrc\s+([\d.]+)/.exec(r.stdout)?.[1];
+    const dev = /\bdev\s+(\S+)/.exec(r.stdout)?.[1];
+    return src && dev ? { src, dev } : null;
+  }
+
+  private async findUnderlay(): Promise<void> {
+    let addrs = this.opts.underlay;
+    if (!addrs) {
+      // Where each host is reached: the server address of its SSH session (a local host: the client address the other saw).
+      const seen = (h: RemoteHost, other: RemoteHost) => h.hello.sshConnection?.split(' ')[2] ?? other.hello.sshConnection?.split(' ')[0] ?? null;
+      const bAddr = seen(this.b, this.a);
+      const aAddr = seen(this.a, this.b);
+      if (!aAddr || !bAddr) throw new Error('cannot tell the hosts\' addresses from their SSH sessions (both local?); give --underlay ADDR_A,ADDR_B');
+      const ra = await RemotePair.routeTo(this.a, bAddr);
+      const rb = await RemotePair.routeTo(this.b, aAddr);
+      if (!ra || !rb) throw new Error(`no route between the hosts (A -> ${bAddr}: ${ra ? 'ok' : 'none'}, B -> ${aAddr}: ${rb ? 'ok' : 'none'}); give --underlay ADDR_A,ADDR_B`);
+      addrs = [ra.src, rb.src];
+    }
+    const [da, db] = await Promise.all([RemotePair.devOf(this.a, addrs[0]), RemotePair.devOf(this.b, addrs[1])]);
+    if (!da) throw new Error(`--underlay: host A (${this.a.where}) has no interface with address ${addrs[0]}`);
+    if (!db) throw new Error(`--underlay: host B (${this.b.where}) has no interface with address ${addrs[1]}`);
+    const mtuOf = async (h: RemoteHost, dev: string) => Number((await h.exec(['cat', `/sys/class/net/${dev}/mtu`])).stdout.trim());
+    const mtu = Math.min(await mtuOf(this.a, da.dev), await mtuOf(this.b, db.dev));
+    this.underlay = { a: addrs[0], b: addrs[1], prefix: da.prefix, devA: da.dev, devB: db.dev, mtu };
+  }
+
+  /** Put the hosts, the underlay and the overlay into a result (before the first mode-round). */
+  describe(result: BenchResult): void {
+    result.hosts = this.records;
+    result.topology = {
+      kind: 'ssh-hosts',
+      hosts: [{ label: 'A', namespace: this.a.where }, { label: 'B', namespace: this.b.where }],
+      underlay: { a: this.underlay.a, b: this.underlay.b, prefix: this.underlay.prefix, mtu: this.underlay.mtu, netem: null },
+      overlay: this.overlay,
+      vni: this.opts.vni,
+      udpPort: this.opts.port,
+    };
+    result.options.mtu = this.underlay.mtu;
+  }
+
+  /** Measure the end clock offsets into the records (best effort). */
+  async finish(): Promise<void> {
+    await Promise.all(
+      this.clients.map(async (c, i) => {
+        if (c.gone) return;
+        const o = await clockOffset(c).catch(() => null);
+        if (o) {
+          this.records[i].clockOffsetMs.end = o.offsetMs;
+          this.records[i].clockOffsetMs.endRttMs = o.rttMs;
+        }
+      }),
+    );
+  }
+
+  /** Stop what runs on the hosts now (Ctrl-C): running commands are killed, the run then tears down. */
+  interrupt(): void {
+    for (const c of this.clients) c.request({ op: 'interrupt' }).catch(() => undefined);
+  }
+
+  /** Tell each agent the run is over (it removes anything left and releases the lock) and disconnect. */
+  async close(): Promise<void> {
+    this.stopKeepAlive();
+    await Promise.all(this.clients.map((c) => c.request({ op: 'bye' }).catch(() => undefined)));
+    await Promise.all(this.clients.map((c) => c.close(5000).catch(() => undefined)));
+    this.ssh.close();
+  }
+}
+
+/** A connection failure, with the likely fix. */
+function explainConnectFailure(msg: string): string {
+  if (/sudo: .*password/i.test(msg)) return `${msg}\n  fix: log in as root, or allow passwordless sudo for this user (sudo -n must work)`;
+  if (/Permission denied|publickey/i.test(msg)) return `${msg}\n  fix: an SSH key the host accepts (ssh-copy-id), or --ssh-option IdentityFile=...`;
+  if (/not installed|command not found|exited 127/i.test(msg)) return `${msg}\n  fix: vxtap bench --deploy copies this build to the host (it needs Node.js 20)`;
+  return msg;
+}
+
+/** `vxtap bench --cleanup --hosts A,B`: remove what killed runs left on both hosts. */
+export async function cleanupHosts(opts: RemoteOptions, localRoot: string, force: boolean, log: (l: string) => void): Promise<string[]> {
+  const dests = opts.hosts.map(parseHostDest);
+  const ssh = new SshControl(opts.ssh);
+  const lines: string[] = [];
+  try {
+    for (let i = 0; i < dests.length; i++) {
+      const label = i === 0 ? 'A' : 'B';
+      const c = startAgent(dests[i], ssh, localRoot, label);
+      try {
+        await c.request({ op: 'hello', protocol: PROTOCOL_VERSION, runId: `cleanup-${process.pid}`, label, lock: false, leaseMs: opts.leaseMs });
+        const r = await c.request<{ processes: string[]; links: string[]; dirs: string[]; skipped: string[] }>({ op: 'cleanup', force });
+        for (const p of r.processes) lines.push(`host ${label} (${dests[i].text}): killed process ${p}`);
+        for (const l of r.links) lines.push(`host ${label} (${dests[i].text}): deleted link ${l}`);
+        for (const d of r.dirs) lines.push(`host ${label} (${dests[i].text}): removed directory ${d}`);
+        for (const s of r.skipped) lines.push(`host ${label} (${dests[i].text}): skipped run ${s}`);
+        await c.request({ op: 'bye' }).catch(() => undefined);
+      } catch (e) {
+        lines.push(`host ${label} (${dests[i].text}): ${(e as Error).message}`);
+      } finally {
+        await c.close(5000).catch(() => undefined);
+      }
+    }
+  } finally {
+    ssh.close();
+  }
+  if (lines.length === 0) lines.push('nothing to clean up on the hosts');
+  log(lines.join('\n'));
+  return lines;
+}

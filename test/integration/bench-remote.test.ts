@@ -1,0 +1,160 @@
+/**
+ * `vxtap bench --hosts` against two real OpenSSH servers, each in a network
+ * namespace this test creates (test/helpers/sshd.ts): the controller in the
+ * root namespace reaches them over management veths with a key made for the
+ * test; the underlay is a veth between the two namespaces.
+ *
+ * - a --quick run of bare, kernel-vxlan and vxtap across SSH: every mode
+ *   measured, the result validates, both hosts recorded, nothing left;
+ * - a second bench against the same hosts while one runs is refused by the lock;
+ * - the SSH connection to host B dropped mid-run: B's agent cleans its host by
+ *   itself within seconds, the run ends incomplete with the reason, figures kept.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { output } from '../../src/host/exec.js';
+import { validateResult } from '../../bench/validate.js';
+import type { BenchResult } from '../../bench/result.js';
+import { createSshPair, sshdSkipReason, type SshTestHost, type SshTestPair } from '../helpers/sshd.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const main = path.join(repo, 'dist', 'src', 'cli', 'main.js');
+const built = existsSync(main) && existsSync(path.join(repo, 'dist', 'bench', 'remote', 'agent.js'));
+const skipReason = sshdSkipReason() ?? (!built ? 'needs a build (npx tsc -p .)' : null);
+const PREFIX = 'vxs';
+const out = mkdtempSync(path.join(os.tmpdir(), 'vxs-bench-remote-'));
+let pair: SshTestPair | null = null;
+
+interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function startCli(args: string[], timeoutMs: number): { done: Promise<CliRun>; stderr: () => string } {
+  const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const timer = setTimeout(() => child.kill('SIGINT'), timeoutMs);
+  const done = new Promise<CliRun>((resolve) => {
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+  return { done, stderr: () => stderr };
+}
+
+function hostArgs(p: SshTestPair): string[] {
+  return ['--hosts', `${p.a.alias},${p.b.alias}`, '--ssh-config', p.sshConfig, '--underlay', `${p.a.dataAddr},${p.b.dataAddr}`];
+}
+
+/** What a run left in a host's namespace: links other than the test's own, processes other than sshd. */
+async function leftoversIn(h: SshTestHost): Promise<string[]> {
+  const found: string[] = [];
+  for (const line of (await output(['ip', '-o', 'link', 'show'], { netns: h.ns })).split('\n')) {
+    const m = /^\d+:\s+([^:@\s]+)/.exec(line);
+    if (m && !['lo', 'mgmt0', h.dataDev].includes(m[1])) found.push(`link ${m[1]} in ${h.ns}`);
+  }
+  for (const pid of (await output(['ip', 'netns', 'pids', h.ns], { allowFail: true })).split(/\s+/).filter(Boolean)) {
+    const cl = (await output(['cat', `/proc/${pid}/cmdline`], { allowFail: true })).replace(/\0/g, ' ').trim();
+    if (!/^(\/usr\/sbin\/sshd|sshd:)/.test(cl)) found.push(`process ${pid} ${cl} in ${h.ns}`);
+  }
+  return found;
+}
+
+function latestResult(): BenchResult {
+  const dirs = readdirSync(out).sort();
+  return JSON.parse(readFileSync(path.join(out, dirs[dirs.length - 1], 'result.json'), 'utf8')) as BenchResult;
+}
+
+beforeAll(async () => {
+  if (!skipReason) pair = await createSshPair(PREFIX);
+});
+
+afterAll(async () => {
+  if (pair) {
+    await startCli(['bench', '--cleanup', ...hostArgs(pair)], 30_000).done;
+    await pair.destroy();
+  }
+  rmSync(out, { recursive: true, force: true });
+});
+
+describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration${skipReason ? `: skipped, ${skipReason}` : ''})`, () => {
+  it('--quick with bare, kernel-vxlan and vxtap across two SSH hosts: measured, recorded, validated, nothing left', async () => {
+    const p = pair!;
+    const r = await startCli(['bench', '--quick', '--modes', 'bare,kernel-vxlan,vxtap', '--out', out, '--no-progress', '--json', ...hostArgs(p)], 150_000).done;
+    expect(r.code, r.stderr.slice(-3000)).toBe(0);
+    const result = JSON.parse(r.stdout.trim().split('\n').pop()!) as BenchResult;
+    expect(validateResult(result)).toEqual([]);
+    expect(result.status).toBe('complete');
+    expect(result.topology.kind).toBe('ssh-hosts');
+    expect(result.topology.underlay).toMatchObject({ a: p.a.dataAddr, b: p.b.dataAddr });
+    for (const id of ['bare', 'kernel-vxlan', 'vxtap']) {
+      const s = result.samples.find((x) => x.mode === id)!;
+      expect(s.error, `${id}: ${s.error}`).toBeNull();
+      expect(s.tcp1!.receivedBps).toBeGreaterThan(0);
+      expect(s.latencyIdle!.percentiles.count).toBeGreaterThan(0);
+    }
+    expect(result.hosts).toHaveLength(2);
+    for (const [i, h] of result.hosts!.entries()) {
+      expect(h.ssh).toBe(i === 0 ? p.a.alias : p.b.alias);
+      expect(h.underlay.dev).toBe(i === 0 ? p.a.dataDev : p.b.dataDev);
+      expect(typeof h.clockOffsetMs.start).toBe('number');
+      expect(typeof h.clockOffsetMs.end).toBe('number');
+      expect((h.environment as { kernel: string }).kernel).toBeTruthy();
+    }
+    expect([...(await leftoversIn(p.a)), ...(await leftoversIn(p.b))]).toEqual([]);
+  });
+
+  it('a second bench against the same hosts while one runs is refused by the lock', async () => {
+    const p = pair!;
+    const first = startCli(['bench', '--quick', '--modes', 'bare', '--out', out, ...hostArgs(p)], 90_000);
+    const deadline = Date.now() + 30_000;
+    while (!/round 1\/1/.test(first.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const second = await startCli(['bench', '--quick', '--modes', 'bare', '--out', out, '--no-progress', ...hostArgs(p)], 60_000).done;
+    const r1 = await first.done;
+    expect(r1.code, r1.stderr.slice(-2000)).toBe(0);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/host A \(vxs-a\): host is in use by bench run vxb-/);
+    expect(second.stderr).toMatch(/nothing was created on the hosts/);
+  });
+
+  it('the SSH connection to host B dropped mid-run: B cleans itself within seconds, the run ends incomplete with the reason', async () => {
+    const p = pair!;
+    const run = startCli(['bench', '--quick', '--modes', 'kernel-vxlan,bare', '--out', out, ...hostArgs(p)], 90_000);
+    // Wait until the kernel VXLAN device exists on B (the mode is set up), then cut B's SSH connection.
+    const deadline = Date.now() + 40_000;
+    let dev = '';
+    while (!dev && Date.now() < deadline) {
+      dev = (await output(['ip', '-o', 'link', 'show', 'type', 'vxlan'], { netns: p.b.ns, allowFail: true })).trim();
+      if (!dev) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(dev, run.stderr()).not.toBe('');
+    const t0 = Date.now();
+    expect(await p.dropConnections(p.b)).toBeGreaterThan(0);
+    let cleanMs = -1;
+    while (Date.now() - t0 < 10_000) {
+      if ((await leftoversIn(p.b)).length === 0) {
+        cleanMs = Date.now() - t0;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    console.log(`host B cleaned itself ${cleanMs} ms after its SSH connection was dropped`);
+    expect(cleanMs, (await leftoversIn(p.b)).join('\n')).toBeGreaterThanOrEqual(0);
+    const r = await run.done;
+    expect(r.code, r.stderr.slice(-2000)).toBe(1);
+    const result = latestResult();
+    expect(result.status).toBe('incomplete');
+    expect(result.incompleteReasons.join('\n')).toMatch(/host B \(vxs-b\): connection lost/);
+    expect(validateResult(result)).toEqual([]);
+    expect(await leftoversIn(p.a)).toEqual([]);
+  });
+});
