@@ -41,6 +41,8 @@ export interface MeasureContext {
   pin: Pinning;
   /** True once the run is being aborted: long loops stop early. */
   aborted: () => boolean;
+  /** The servers on host B (see ServerSet). */
+  servers: ServerSet;
 }
 
 interface CpuMark {
@@ -82,15 +84,6 @@ function cpuSince(a: CpuMark, b: CpuMark): CpuSample {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(p: BenchProcess, pattern: RegExp, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pattern.test(p.stdout())) {
-    if (p.done()) throw new Error(`${what} exited: ${p.stderr().trim().slice(-300)}`);
-    if (Date.now() > deadline) throw new Error(`${what} not ready within ${timeoutMs} ms`);
-    await sleep(25);
-  }
-}
-
 function pinArgv(pin: Pinning, side: 'client' | 'server', argv: string[]): string[] {
   if (pin === 'none') return argv;
   const cpu = pin === 'same' ? 0 : side === 'client' ? 0 : 1;
@@ -102,25 +95,95 @@ export function rrScript(repoRoot: string): string {
   return path.join(repoRoot, 'dist', 'bench', 'rr.js');
 }
 
-/** Start the iperf3 and latency servers on host B; resolves when all listen. */
-export async function startServers(ctx: MeasureContext): Promise<void> {
-  const { topo, mode } = ctx;
-  const servers: [BenchProcess, RegExp, string][] = [];
-  for (const port of [PORTS.tcp, PORTS.udp, PORTS.load]) {
-    servers.push([topo.b.spawn(['iperf3', '-s', '--forceflush', '-B', mode.addrB, '-p', String(port)]), /Server listening/, `iperf3 server :${port}`]);
+/**
+ * The servers on host B, watched. iperf3 closes its listening socket after
+ * every test and opens it again, and exits for good when that re-listen fails
+ * (iperf_run_server returns -2 and main() calls iperf_errexit): a server can be
+ * gone, or not yet listening, when the next client connects, which the client
+ * sees as "Connection refused". So before each client run the server must be
+ * alive and listening again (its "Server listening" lines outnumber its
+ * "Accepted connection" lines); one that exited is started again, and the
+ * restart, with the exit status and the last words of the old one, is kept in
+ * `events` for the sample, never silently.
+ */
+export class ServerSet {
+  private readonly procs = new Map<number, BenchProcess>();
+  /** What happened to the servers (restarts with their reason), in order. */
+  readonly events: string[] = [];
+
+  constructor(private readonly ctx: Pick<MeasureContext, 'topo' | 'mode' | 'pin' | 'repoRoot'>) {}
+
+  private argv(port: number): string[] {
+    const { mode } = this.ctx;
+    if (port === PORTS.rr) return pinArgv(this.ctx.pin, 'server', [process.execPath, rrScript(this.ctx.repoRoot), 'server', '--bind', mode.addrB, '--port', String(port)]);
+    // --rcv-timeout: a test whose client died stops after 10 s of silence instead of 120 s.
+    return ['iperf3', '-s', '--forceflush', '--rcv-timeout', '10000', '-B', mode.addrB, '-p', String(port)];
   }
-  servers.push([
-    topo.b.spawn(pinArgv(ctx.pin, 'server', [process.execPath, rrScript(ctx.repoRoot), 'server', '--bind', mode.addrB, '--port', String(PORTS.rr)])),
-    /ready/,
-    'latency server',
-  ]);
-  for (const [p, re, what] of servers) await waitFor(p, re, 5000, what);
+
+  /** Start every server; resolves when all listen. */
+  async start(): Promise<void> {
+    const ports = [PORTS.tcp, PORTS.udp, PORTS.load, PORTS.rr];
+    for (const port of ports) this.procs.set(port, this.ctx.topo.b.spawn(this.argv(port)));
+    for (const port of ports) await this.ready(port);
+  }
+
+  private listening(port: number, p: BenchProcess): boolean {
+    const out = p.stdout();
+    if (port === PORTS.rr) return /ready/.test(out);
+    return countOf(out, 'Server listening') > countOf(out, 'Accepted connection');
+  }
+
+  /**
+   * Wait until the server on `port` listens again (at most `timeoutMs`); one
+   * that exited is started again once per call and the restart recorded.
+   */
+  async ready(port: number, timeoutMs = 5000): Promise<void> {
+    let p = this.procs.get(port);
+    if (!p) throw new Error(`no server on port ${port}`);
+    const what = port === PORTS.rr ? 'latency server' : `iperf3 server :${port}`;
+    let restarted = false;
+    const deadline = Date.now() + timeoutMs;
+    while (!this.listening(port, p)) {
+      if (p.done()) {
+        const status = await p.exited;
+        const last = (p.stderr().trim() || p.stdout().trim()).split('\n').slice(-2).join(' | ').slice(-300);
+        const why = `${what} exited (${status.signal ?? `status ${status.code}`}): ${last || 'no output'}`;
+        if (restarted) throw new Error(why);
+        this.events.push(`${why}; restarted`);
+        p = this.ctx.topo.b.spawn(this.argv(port));
+        this.procs.set(port, p);
+        restarted = true;
+      } else if (Date.now() > deadline) {
+        throw new Error(`${what} not listening within ${timeoutMs} ms`);
+      }
+      await sleep(25);
+    }
+  }
 }
 
-/** Run a client command on host A with one retry on failure (a server still finishing the previous test says "busy"). */
-async function clientRun(ctx: MeasureContext, argv: string[], timeoutMs: number): Promise<string> {
+function countOf(text: string, needle: string): number {
+  let n = 0;
+  for (let i = text.indexOf(needle); i >= 0; i = text.indexOf(needle, i + needle.length)) n++;
+  return n;
+}
+
+/** Start the iperf3 and latency servers on host B; resolves when all listen. */
+export async function startServers(ctx: Pick<MeasureContext, 'topo' | 'mode' | 'pin' | 'repoRoot'>): Promise<ServerSet> {
+  const servers = new ServerSet(ctx);
+  await servers.start();
+  return servers;
+}
+
+/**
+ * Run a client command on host A against the server on `port`: the server is
+ * made ready first (see ServerSet), and a failed run is tried once more after
+ * the server is ready again (a server still finishing the previous test says
+ * "busy"). The error of the last try is returned as the output.
+ */
+async function clientRun(ctx: MeasureContext, port: number, argv: string[], timeoutMs: number): Promise<string> {
   let last = '';
   for (let attempt = 0; attempt < 2; attempt++) {
+    await ctx.servers.ready(port);
     const r = await ctx.topo.a.exec(argv, { allowFail: true, timeoutMs });
     if (r.code === 0) return r.stdout;
     last = r.stdout || r.stderr;
@@ -144,7 +207,7 @@ export async function measureTcp(ctx: MeasureContext, streams: number): Promise<
   const p = ctx.profile;
   const argv = tcpClientArgv({ server: ctx.mode.addrB, port: PORTS.tcp, seconds: p.tcpSeconds, streams, omitSeconds: p.tcpOmitSeconds });
   const a = await cpuMark(ctx.mode);
-  const out = await clientRun(ctx, argv, (p.tcpSeconds + p.tcpOmitSeconds + 15) * 1000);
+  const out = await clientRun(ctx, PORTS.tcp, argv, (p.tcpSeconds + p.tcpOmitSeconds + 15) * 1000);
   const b = await cpuMark(ctx.mode);
   const r = parseIperfTcp(out);
   const cpu = cpuSince(a, b);
@@ -191,7 +254,7 @@ export async function measureUdp(ctx: MeasureContext, frameBytes: number): Promi
       const packets = Math.max(100, Math.round(pps * seconds));
       const argv = udpClientArgv({ server: ctx.mode.addrB, port: PORTS.udp, pps, payload, packets });
       const a = await cpuMark(ctx.mode);
-      const out = await clientRun(ctx, argv, (p.udpTrialSeconds * 4 + 15) * 1000);
+      const out = await clientRun(ctx, PORTS.udp, argv, (p.udpTrialSeconds * 4 + 15) * 1000);
       const b = await cpuMark(ctx.mode);
       const r = parseIperfUdp(out);
       // Let the receiver drain before the next trial so queues start empty.
@@ -235,6 +298,7 @@ export async function measureLatency(ctx: MeasureContext, condition: 'idle' | 'l
   let load: BenchProcess | null = null;
   let loadDesc: string | null = null;
   if (condition === 'loaded') {
+    await ctx.servers.ready(PORTS.load);
     const bitrate = loadBps && loadBps > 0 ? String(Math.round(loadBps)) : undefined;
     const argv = tcpClientArgv({ server: ctx.mode.addrB, port: PORTS.load, seconds: Math.ceil(seconds + 1), streams: 1, bitrate });
     loadDesc = `iperf3 TCP 1 stream A->B ${bitrate ? `paced at ${(Number(bitrate) / 1e9).toFixed(2)} Gbit/s` : 'unpaced'}`;
@@ -242,6 +306,7 @@ export async function measureLatency(ctx: MeasureContext, condition: 'idle' | 'l
     await sleep(300);
   }
   try {
+    await ctx.servers.ready(PORTS.rr);
     const argv = pinArgv(ctx.pin, 'client', [process.execPath, rrScript(ctx.repoRoot), 'client', '--host', ctx.mode.addrB, '--port', String(PORTS.rr), '--seconds', String(seconds)]);
     const r = await ctx.topo.a.exec(argv, { allowFail: true, timeoutMs: (seconds + 15) * 1000 });
     const line = r.stdout.trim().split('\n').pop() ?? '';

@@ -46,6 +46,8 @@ export interface ModeRoundSample {
   mtu: MtuResult | null;
   /** The dataplane's own counters at the end of the mode-round (vxtap stats per host), if it has any. */
   dataplaneCounters?: Record<string, unknown> | null;
+  /** What happened to host B's servers during the mode-round (a server that exited and was restarted, with its reason). */
+  serverEvents?: string[];
 }
 
 /** One metric summarised for one mode. */

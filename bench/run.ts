@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { collectEnvironment } from './environment.js';
-import { measureLatency, measureTcp, measureUdp, startServers, type MeasureContext, type Pinning } from './measure.js';
+import { measureLatency, measureTcp, measureUdp, startServers, type MeasureContext, type ServerSet, type Pinning } from './measure.js';
 import type { RemotePair } from './remote/pair.js';
 import { DRIVERS, remoteUnavailableReason, parseModeSpec, BENCH_VNI, VXLAN_PORT, type ActiveMode, type ModeSpec } from './modes.js';
 import { measureMtu } from './mtu.js';
@@ -260,6 +260,7 @@ async function runModeRound(spec: ModeSpec, round: number, withMtu: boolean, rc:
   const t0 = Date.now();
   let topo: Topology | null = null;
   let mode: ActiveMode | null = null;
+  let servers: ServerSet | null = null;
   const step = async <T>(name: string, fn: () => Promise<T>): Promise<T | null> => {
     if (rc.aborted()) throw new Error('aborted');
     try {
@@ -272,7 +273,10 @@ async function runModeRound(spec: ModeSpec, round: number, withMtu: boolean, rc:
     }
   };
   try {
-    const tag = `${(process.pid % 1296).toString(36)}${round % 10}${spec.kind[0]}${spec.kind.length % 10}`.slice(0, 9);
+    // Unique per mode, variants included: two vxtap variants in one round once shared
+    // namespace names, so anything left of one (a process, a socket) could meet the next.
+    const modeIndex = Math.max(0, rc.result.modes.findIndex((m) => m.id === spec.id));
+    const tag = `${(process.pid % 1296).toString(36)}${round % 10}${spec.kind[0]}${modeIndex.toString(36)}`.slice(0, 9);
     topo = await createTopology(tag, { mtu: rc.opts.mtu, netem: rc.opts.netem, qdisc: rc.opts.qdisc, remote: rc.opts.remote }, rc.state);
     if (rc.result.topology.hosts.length === 0) {
       rc.result.topology.hosts = [{ label: 'A', namespace: topo.a.where }, { label: 'B', namespace: topo.b.where }];
@@ -283,8 +287,8 @@ async function runModeRound(spec: ModeSpec, round: number, withMtu: boolean, rc:
     if (entry) entry.info = mode.info;
     sample.innerMtu = mode.innerMtu;
     sample.setupSeconds = (Date.now() - t0) / 1000;
-    const ctx: MeasureContext = { topo, mode, profile: rc.profile, repoRoot: rc.root, pin: rc.opts.pin, aborted: rc.aborted };
-    await startServers(ctx);
+    servers = await startServers({ topo, mode, pin: rc.opts.pin, repoRoot: rc.root });
+    const ctx: MeasureContext = { topo, mode, profile: rc.profile, repoRoot: rc.root, pin: rc.opts.pin, aborted: rc.aborted, servers };
     // Warm-up: one ping so neighbour and flow caches are filled before the first timed trial.
     await topo.a.exec(['ping', '-c', '3', '-i', '0.05', '-W', '2', mode.addrB], { allowFail: true });
     sample.tcp1 = await step('tcp 1 stream', () => measureTcp(ctx, 1));
@@ -301,6 +305,7 @@ async function runModeRound(spec: ModeSpec, round: number, withMtu: boolean, rc:
     const msg = (err as Error).message;
     sample.error = sample.error ? `${sample.error}; ${msg}` : msg;
   } finally {
+    if (servers?.events.length) sample.serverEvents = [...servers.events];
     if (mode?.counters) sample.dataplaneCounters = await mode.counters().catch(() => null);
     if (mode) await mode.teardown().catch(() => undefined);
     if (topo) await destroyTopology(topo, rc.state);
