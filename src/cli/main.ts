@@ -4,11 +4,20 @@
  * output and progress to stderr. A usage or configuration error exits with 2.
  */
 import { Command, CommanderError } from 'commander';
-import { register as registerUp } from './up.js';
-import { register as registerStats } from './stats.js';
-import { register as registerBench } from './bench.js';
-import { register as registerDoctor } from './doctor.js';
-import { register as registerDown } from './down.js';
+
+/**
+ * The subcommands' modules, loaded on demand: `vxtap up` loads only its own
+ * (the bench and the etcd client cost ~0.5-1 s of start-up on a busy machine),
+ * so a VTEP restarted by its service manager forwards sooner. Help and unknown
+ * commands load them all.
+ */
+const SUBCOMMANDS: Record<string, () => Promise<{ register: (program: Command) => void }>> = {
+  up: () => import('./up.js'),
+  stats: () => import('./stats.js'),
+  bench: () => import('./bench.js'),
+  doctor: () => import('./doctor.js'),
+  down: () => import('./down.js'),
+};
 import { register as registerAgent } from './agent.js';
 
 const program = new Command('vxtap')
@@ -18,11 +27,8 @@ const program = new Command('vxtap')
   .enablePositionalOptions() // a sub-command's flags are its own (`bench compare ... --json` vs `bench --json`)
   .exitOverride();
 
-registerUp(program);
-registerStats(program);
-registerBench(program);
-registerDoctor(program);
-registerDown(program);
+const wanted = process.argv[2];
+for (const name of wanted && wanted in SUBCOMMANDS ? [wanted] : Object.keys(SUBCOMMANDS)) (await SUBCOMMANDS[name]()).register(program);
 registerAgent(program);
 
 try {

@@ -16,7 +16,9 @@ import {
   type VtepConfig,
 } from '../config.js';
 import { Vtep } from '../dataplane/vtep.js';
-import { addFlannelCliOptions, flannelOptionsFromCli, runFlannelUp } from './up-flannel.js';
+// etcd mode's control plane (and its etcd client, ~0.5 s to load) is imported
+// only when used: a restarted static-mode instance is forwarding sooner
+import { addFlannelCliOptions, flannelOptionsFromCli } from '../control/flannel/cli-options.js';
 
 function int(field: string) {
   return (v: string): number => {
@@ -135,7 +137,7 @@ export function register(program: Command): void {
         const plain = plainHttpEndpoints(etcdMode.endpoints);
         if (plain.length) process.stderr.write(`vxtap up: warning: etcd credentials go in clear text to ${plain.join(', ')} (use https:// endpoints)\n`);
       }
-      if (etcdMode) await runFlannelUp(cfg, etcdMode);
+      if (etcdMode) await (await import('./up-flannel.js')).runFlannelUp(cfg, etcdMode);
       else await runUp(cfg);
     });
 }

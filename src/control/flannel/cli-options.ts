@@ -4,9 +4,10 @@
  * FlannelControlOptions with `flannelOptionsFromCli()`.
  */
 import { Option, type Command } from 'commander';
-import { FLANNEL_DEFAULTS } from './config.js';
+import { FLANNEL_DEFAULTS, MAX_LEASE_TTL_SECONDS } from './config.js';
 import { DEFAULT_SUBNET_FILE } from './subnet-env.js';
-import { MAX_LEASE_TTL_SECONDS, type FlannelControlOptions } from './control.js';
+// type only: control.js loads the etcd client (~0.5 s), which `vxtap up` without etcd never needs
+import type { FlannelControlOptions } from './control.js';
 
 /** One option: commander flags, environment mirror, help text, default. */
 export interface CliOptionSpec {

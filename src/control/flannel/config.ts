@@ -11,6 +11,13 @@ import { type Cidr, formatAddress, formatCidr, parseAddress, parseCidr, prefixMa
 import { VXLAN_PORT_LINUX } from '../../wire/vxlan.js';
 
 /** flannel's defaults for the vxlan backend. */
+/**
+ * Longest --lease-ttl: renewal fires TTL - 1 h after the last one, and a Node
+ * timer holds at most 2^31-1 ms (about 24.8 days); 24 days keeps the renewal
+ * delay (23 days 23 h) inside it.
+ */
+export const MAX_LEASE_TTL_SECONDS = 24 * 86400;
+
 export const FLANNEL_DEFAULTS = {
   /** Default etcd prefix. */
   prefix: '/coreos.com/network',

@@ -29,7 +29,7 @@ import type { DataplaneControl } from '../../dataplane/types.js';
 import { createEtcdClient, type EtcdClientOptions } from '../etcd-client.js';
 import * as routes from '../../host/routes.js';
 import { type Cidr, formatCidr, parseAddress, prefixMask } from './cidr.js';
-import { FLANNEL_DEFAULTS, NetworkConfigError, describeNetworkConfig, type NetworkConfig } from './config.js';
+import { FLANNEL_DEFAULTS, MAX_LEASE_TTL_SECONDS, NetworkConfigError, describeNetworkConfig, type NetworkConfig } from './config.js';
 import { encodeLeaseValue, gatewayOf, type LeaseAttrs } from './lease.js';
 import { EtcdLeaseRegistry, type LeaseRegistry } from './registry.js';
 import { OverlayApplier, desiredRemotes, kernelOverlayHost, type RemoteHost } from './reconcile.js';
@@ -43,12 +43,8 @@ import { LogLimiter, type RefusalReason, type RefusedLease, type ScreenContext }
 export { FatalControlError } from './etcd-health.js';
 export { renewIntervalSeconds } from './lease-keeper.js';
 
-/**
- * Longest --lease-ttl: renewal fires TTL - 1 h after the last one, and a Node
- * timer holds at most 2^31-1 ms (about 24.8 days); 24 days keeps the renewal
- * delay (23 days 23 h) inside it.
- */
-export const MAX_LEASE_TTL_SECONDS = 24 * 86400;
+// MAX_LEASE_TTL_SECONDS lives in config.ts so the CLI options load without the etcd client
+export { MAX_LEASE_TTL_SECONDS };
 /** Shortest --lease-ttl (renewal at 2/3 of it). */
 export const MIN_LEASE_TTL_SECONDS = 3;
 
