@@ -7,13 +7,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostScope, twoHosts, startVxtap, kernelVxlan, ping, tcpTransfer, type Host, type RunningVtep } from '../helpers/vxtap.js';
 import { run } from '../../src/host/exec.js';
+import { named, skipReason } from '../helpers/requires.js';
 
-describe.each([
+const skip = skipReason({ root: true, tun: true, build: true, commands: ['ip', 'ping'] });
+
+describe.skipIf(skip !== null).each([
   ['vxtap on A, kernel on B, offload on', 'a', []],
   ['kernel on A, vxtap on B, offload on', 'b', []],
   ['vxtap on A, kernel on B, --no-offload', 'a', ['--no-offload']],
   ['kernel on A, vxtap on B, --no-offload', 'b', ['--no-offload']],
-])('interop: %s', (_label, vxtapSide, extra) => {
+])(named('interop: %s', skip), (_label, vxtapSide, extra) => {
   const scope = new HostScope('vxtk');
   let a: Host;
   let b: Host;
@@ -62,7 +65,7 @@ describe.each([
  * container behind it, they must reach the TAP as GSO super-frames, or the next
  * hop (MTU 1450) drops them.
  */
-describe('interop: kernel sender to a container routed behind vxtap', () => {
+describe.skipIf(skip !== null)(named('interop: kernel sender to a container routed behind vxtap', skip), () => {
   const scope = new HostScope('vxtr');
   let a: Host;
   let b: Host;

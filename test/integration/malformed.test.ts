@@ -5,6 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostScope, twoHosts, startVxtap, ping, type Host, type RunningVtep } from '../helpers/vxtap.js';
 import { run } from '../../src/host/exec.js';
+import { named, skipReason } from '../helpers/requires.js';
+
+const skip = skipReason({ root: true, tun: true, build: true, commands: ['ip', 'ping'] });
 
 const SENDER = `
 const dgram = require('node:dgram');
@@ -23,7 +26,7 @@ s.bind({ address: bind, port: 0 }, async () => {
 });
 `;
 
-describe('malformed packets', () => {
+describe.skipIf(skip !== null)(named('malformed packets', skip), () => {
   const scope = new HostScope('vxtm');
   let a: Host;
   let b: Host;

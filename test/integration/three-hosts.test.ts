@@ -4,8 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostScope, bridgedHosts, startVxtap, ping, type Host, type RunningVtep } from '../helpers/vxtap.js';
+import { named, skipReason } from '../helpers/requires.js';
 
-describe('three hosts: flooding, then learned unicast', () => {
+const skip = skipReason({ root: true, tun: true, build: true, commands: ['ip', 'ping'] });
+
+describe.skipIf(skip !== null)(named('three hosts: flooding, then learned unicast', skip), () => {
   const scope = new HostScope('vxt3');
   let hosts: Host[];
   let vteps: RunningVtep[];

@@ -7,8 +7,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostScope, twoHosts, startVxtap, ping, tcpTransfer, type Host } from '../helpers/vxtap.js';
 import { run } from '../../src/host/exec.js';
+import { named, skipReason } from '../helpers/requires.js';
 
-describe('IPv6 underlay', () => {
+const skip = skipReason({ root: true, tun: true, build: true, commands: ['ip', 'ping'] });
+
+describe.skipIf(skip !== null)(named('IPv6 underlay', skip), () => {
   const scope = new HostScope('vxt6');
   let a: Host;
   let b: Host;
@@ -32,7 +35,7 @@ describe('IPv6 underlay', () => {
   });
 });
 
-describe('outer DF and oversized frames', () => {
+describe.skipIf(skip !== null)(named('outer DF and oversized frames', skip), () => {
   const scope = new HostScope('vxtd');
   let a: Host;
   let b: Host;

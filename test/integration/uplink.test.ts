@@ -13,6 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, HostScope, kernelVxlan, ping, startVxtap, tcpTransfer, type Host, type RunningVtep } from '../helpers/vxtap.js';
 import { uniqueTag } from '../../src/host/netns.js';
 import { run, stop } from '../../src/host/exec.js';
+import { named, skipReason } from '../helpers/requires.js';
+
+const skip = skipReason({ root: true, tun: true, build: true, commands: ['ip', 'ping', 'tcpdump'] });
 
 /** Host A's underlay address sits on a bridge (as on a KVM host with br0); B is a plain veth end. */
 async function bridgedPair(scope: HostScope): Promise<{ a: Host; b: Host; bridge: string; macB: string }> {
@@ -31,10 +34,10 @@ async function bridgedPair(scope: HostScope): Promise<{ a: Host; b: Host; bridge
   return { a: { ns: a, dev: bridge, underlay: '198.18.0.1' }, b: { ns: b, dev: db, underlay: '198.18.0.2' }, bridge, macB };
 }
 
-describe.each([
+describe.skipIf(skip !== null).each([
   ['kernel VXLAN', 'kernel'],
   ['vxtap in socket mode', 'vxtap'],
-])('uplink transmit to %s', (_label, other) => {
+])(named('uplink transmit to %s', skip), (_label, other) => {
   const scope = new HostScope('vxtl');
   let a: Host;
   let b: Host;
@@ -113,7 +116,7 @@ describe.each([
   });
 });
 
-describe('uplink transmit: refusals', () => {
+describe.skipIf(skip !== null)(named('uplink transmit: refusals', skip), () => {
   const scope = new HostScope('vxtm');
   let a: Host;
   let b: Host;

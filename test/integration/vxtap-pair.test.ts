@@ -7,8 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { HostScope, twoHosts, startVxtap, ping, tcpTransfer, CLI, type Host } from '../helpers/vxtap.js';
 import { run } from '../../src/host/exec.js';
+import { named, skipReason } from '../helpers/requires.js';
 
-describe('vxtap <-> vxtap', () => {
+const skip = skipReason({ root: true, tun: true, build: true, commands: ['ip', 'ping'] });
+
+describe.skipIf(skip !== null)(named('vxtap <-> vxtap', skip), () => {
   const scope = new HostScope('vxtp');
   let a: Host;
   let b: Host;

@@ -10,8 +10,11 @@ import path from 'node:path';
 import { HostScope, twoHosts, startVxtap, ping, tcpTransfer, type Host } from '../helpers/vxtap.js';
 import { stop } from '../../src/host/exec.js';
 import { checkRfc7348, readPcap, startCapture, vxlanPackets } from '../helpers/pcap.js';
+import { named, skipReason } from '../helpers/requires.js';
 
-describe('wire format', () => {
+const skip = skipReason({ root: true, tun: true, build: true, commands: ['ip', 'ping', 'tcpdump'] });
+
+describe.skipIf(skip !== null)(named('wire format', skip), () => {
   const scope = new HostScope('vxtw');
   const dir = mkdtempSync(path.join(tmpdir(), 'vxtap-pcap-'));
   let a: Host;
