@@ -13,6 +13,9 @@
  *   fake-vtep.mjs flood JSON         `count` frames with random unicast source MACs,
  *                                    paced (`burst` frames every `gapMs`), bounded by
  *                                    count and time. Prints a JSON line.
+ *   fake-vtep.mjs sources JSON       `count` frames from each of the addresses in
+ *                                    `binds` (one socket each): many underlay sources;
+ *                                    `rounds` times (default 1), `gapMs` apart.
  *
  * JSON fields: bind (local underlay), bindPort (default 0), remote (vxtap host
  * underlay), port (default 4789), vni; tcp-corrupt: dstMac, srcMac, srcIp, dstIp,
@@ -23,9 +26,14 @@ import dgram from 'node:dgram';
 const [mode, json] = process.argv.slice(2);
 const o = JSON.parse(json);
 const port = o.port ?? 4789;
-const sock = dgram.createSocket('udp4');
-await new Promise((r) => sock.bind({ address: o.bind, port: o.bindPort ?? 0 }, r));
-const send = (buf) => new Promise((r, j) => sock.send(buf, port, o.remote, (err) => (err ? j(err) : r())));
+const bindTo = async (address, p) => {
+  const s = dgram.createSocket('udp4');
+  await new Promise((r) => s.bind({ address, port: p }, r));
+  return s;
+};
+const sock = await bindTo(o.bind ?? o.binds[0], o.bindPort ?? 0);
+const sendOn = (s, buf) => new Promise((r, j) => s.send(buf, port, o.remote, (err) => (err ? j(err) : r())));
+const send = (buf) => sendOn(sock, buf);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** The byte at stream offset i of the test pattern. */
@@ -151,8 +159,30 @@ async function flood() {
   return { sent };
 }
 
+async function sources() {
+  let sent = 0;
+  const socks = [sock];
+  for (const address of o.binds.slice(1)) socks.push(await bindTo(address, 0));
+  for (let round = 0; round < (o.rounds ?? 1); round++) {
+    if (round > 0) await sleep(o.gapMs ?? 0);
+    for (const s of socks) {
+      for (let i = 0; i < o.count; i++, sent++) {
+      const frame = Buffer.alloc(8 + 60);
+      frame[0] = 0x08;
+      frame.writeUIntBE(o.vni, 4, 3);
+      frame.fill(0xff, 8, 14);
+      Buffer.from([0x02, 0, 0, 0, (sent >> 8) & 0xff, sent & 0xff]).copy(frame, 14);
+      frame.writeUInt16BE(0x88b5, 8 + 12);
+      await sendOn(s, frame);
+      }
+    }
+  }
+  for (const s of socks.slice(1)) s.close();
+  return { sent };
+}
+
 try {
-  const r = mode === 'tcp-corrupt' ? await tcpCorrupt() : mode === 'flood' ? await flood() : null;
+  const r = mode === 'tcp-corrupt' ? await tcpCorrupt() : mode === 'flood' ? await flood() : mode === 'sources' ? await sources() : null;
   if (!r) throw new Error(`unknown mode '${mode}'`);
   process.stdout.write(JSON.stringify(r) + '\n');
 } finally {
