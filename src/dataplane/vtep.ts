@@ -123,7 +123,8 @@ export class Vtep implements DataplaneControl {
   readonly tapName: string;
   readonly tapMac: string;
   readonly mtu: number;
-  private readonly fdb = new Fdb({ staticCapacity: 1024, learnedCapacity: 4096, learnedPerPeer: 1024 });
+  /** Statics: one per peer in etcd mode (its VtepMAC), so as many as peer indices. */
+  private readonly fdb = new Fdb({ staticCapacity: MAX_PEERS, learnedCapacity: 4096, learnedPerPeer: 1024 });
   private readonly peers = new Map<string, PeerState>();
   private nextPeerIndex = 0;
   /** Live peers by index, and indices freed by departed peers (with the second they were freed). */
