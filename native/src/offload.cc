@@ -304,9 +304,11 @@ bool Continues(const RxOut& st, const Building& b, const uint8_t* e, const Layou
     // Version, traffic class, flow label; next header, hop limit; addresses.
     if (std::memcmp(h + l3, e + l3, 4) != 0 || std::memcmp(h + l3 + 6, e + l3 + 6, 34) != 0) return false;
   }
-  // Ports, ack, window, options (the data offset is equal already); flags were
-  // checked by the caller (ACK, maybe PSH/FIN, nothing else).
-  return std::memcmp(h + l4, e + l4, 4) == 0 && std::memcmp(h + l4 + 8, e + l4 + 8, 4) == 0 &&
+  // Ports, ack, data offset with the reserved bits (AccECN's AE among them: Linux's
+  // tcp_gro_receive compares the whole word at offset 12 but CWR/FIN/PSH; the fuzzer
+  // found segments differing there coalesced), window, options; flags were checked
+  // by the caller (ACK, maybe PSH/FIN, nothing else).
+  return std::memcmp(h + l4, e + l4, 4) == 0 && std::memcmp(h + l4 + 8, e + l4 + 8, 4) == 0 && h[l4 + 12] == e[l4 + 12] &&
          std::memcmp(h + l4 + 14, e + l4 + 14, 2) == 0 && std::memcmp(h + l4 + 20, e + l4 + 20, f.l4hdr - 20) == 0;
 }
 

@@ -43,6 +43,17 @@ bool InnerDf(const uint8_t* e, size_t len) {
   return et == kEthIPv6;
 }
 
+/**
+ * Wire packets a GSO frame with `data` bytes behind its headers makes: at least
+ * one, since a frame no longer than one segment is sent as it is (Linux's
+ * virtio_net_hdr_to_skb drops the GSO type then); the fuzzer found a
+ * header-only super-frame counted as 0 packets, which also gave the next frame
+ * the same outer IPv4 ID.
+ */
+inline uint32_t WirePackets(size_t data, size_t gsoSize) {
+  return data <= gsoSize ? 1 : static_cast<uint32_t>((data + gsoSize - 1) / gsoSize);
+}
+
 /** The outer source (IPv4 header at ip, UDP at udp) as an address record (src/native/index.ts). */
 inline void PutSourceRecord(uint8_t* rec, const uint8_t* ip, const uint8_t* udp) {
   std::memset(rec, 0, kAddrLen);
@@ -79,10 +90,12 @@ TxTunnelResult TxTunnelFrames(const TxTunnelBatch& b) {
     // DATA_VALID (2) only says the inner checksum is complete: nothing to pass on.
     bool ok = kOuterLen - 14 + elen <= 65535 && (flags & ~(kNeedsCsum | 0x02)) == 0;
     if (ok && gsoType != 0) {
-      // GSO: only TCP/USO (no UFO), matching the headers, the checksum at the inner L4
-      // header; each outer segment must fit the underlay unfragmented.
+      // GSO: only TCP/USO (no UFO), matching the headers (TCPV4 on IPv4, TCPV6 on IPv6,
+      // as txOffload requires; the fuzzer found TCPV4 on IPv6 wrapped), the checksum at
+      // the inner L4 header; each outer segment must fit the underlay unfragmented.
       const bool tcp = inner == kGsoTcpV4 || inner == kGsoTcpV6;
-      ok = parsed && (tcp || inner == kGsoUdpL4) && f.proto == (tcp ? kProtoTcp : kProtoUdp) && gsoSize > 0 &&
+      ok = parsed && (tcp || inner == kGsoUdpL4) && f.proto == (tcp ? kProtoTcp : kProtoUdp) &&
+           (!tcp || f.ipv == (inner == kGsoTcpV4 ? 4 : 6)) && gsoSize > 0 &&
            (flags & kNeedsCsum) && csumStart == f.l4 && kOuterLen - 14 + hdrs + gsoSize <= b.maxOuterIp;
     } else if (ok) {
       ok = kOuterLen - 14 + elen <= b.maxOuterIp;  // else: the socket path fragments it
@@ -101,7 +114,7 @@ TxTunnelResult TxTunnelFrames(const TxTunnelBatch& b) {
       h[1] = static_cast<uint8_t>(gsoType | kGsoUdpTunnelV4);
       PutLe16(h + 2, static_cast<uint32_t>(kOuterLen + hdrs));
       PutLe16(h + 4, gsoSize);
-      n = static_cast<uint32_t>((elen - hdrs + gsoSize - 1) / gsoSize);
+      n = WirePackets(elen - hdrs, gsoSize);
     }
     segments += n;
     if (flags & kNeedsCsum) {
@@ -214,7 +227,7 @@ RxTunnelResult RxTunnelFrames(const RxTunnelBatch& b) {
       nhdr = static_cast<uint16_t>(hdrLen > inner ? hdrLen - inner : 0);
       ngs = gsoSize;
       const size_t data = innerLen > nhdr ? innerLen - nhdr : 0;
-      r.segments += static_cast<uint32_t>((data + gsoSize - 1) / gsoSize);
+      r.segments += WirePackets(data, gsoSize);
       r.supers++;
     } else {
       r.segments++;
