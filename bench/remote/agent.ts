@@ -22,6 +22,7 @@
  * namespaces of one machine (the tests) keep separate locks and state.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -51,7 +52,8 @@ export interface AgentStateData {
   agentPid: number;
   netns: string;
   startedAt: string;
-  processes: { pid: number; argv: string[] }[];
+  /** Started processes; `startTicks` tells the same process from a reused pid. */
+  processes: { pid: number; argv: string[]; startTicks: number | null }[];
   links: string[];
   dirs: string[];
 }
@@ -82,10 +84,20 @@ function cmdline(pid: number): string | null {
   }
 }
 
-/** True when `pid` still runs what `argv` started (pids get reused). */
-function stillRuns(pid: number, argv: string[]): boolean {
-  const cl = cmdline(pid);
-  return !!cl && argv.length > 0 && cl.includes(path.basename(argv[0]));
+/** Start time of `pid` (field 22 of /proc/<pid>/stat, clock ticks since boot), or null when it is gone. */
+function startTicks(pid: number): number | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(text.slice(text.lastIndexOf(')') + 1).trim().split(/\s+/)[22 - 3]);
+  } catch {
+    return null;
+  }
+}
+
+/** True when `pid` is still the process that was started (pids get reused; the start time does not change on exec). */
+function stillRuns(p: { pid: number; startTicks: number | null }): boolean {
+  const t = startTicks(p.pid);
+  return t !== null && p.startTicks !== null && t === p.startTicks;
 }
 
 function isAgent(pid: number): boolean {
@@ -151,7 +163,7 @@ function runCapture(argv: string[], timeoutMs: number, env?: Record<string, stri
 export async function removeRunLeftovers(data: AgentStateData, report: AgentCleanupReport): Promise<void> {
   await Promise.all(
     data.processes.map(async (p) => {
-      if (stillRuns(p.pid, p.argv)) {
+      if (stillRuns(p)) {
         await killGroup(p.pid, 1000);
         report.processes.push(`${p.pid} ${p.argv.join(' ').slice(0, 120)}`);
       }
@@ -337,6 +349,17 @@ export class Agent {
         return {};
       case 'cleanup':
         return cleanupStaleRuns(req.force);
+      case 'udpListen':
+        return this.udpListen(req.addr, req.port);
+      case 'udpSend':
+        return this.udpSend(req.from, req.to, req.port, req.count);
+      case 'udpResult': {
+        const l = this.udpListeners.get(req.handle);
+        if (!l) throw new Error(`no UDP listener ${req.handle}`);
+        this.udpListeners.delete(req.handle);
+        l.sock.close();
+        return { received: l.from.get(req.from) ?? 0, fromOthers: [...l.from].filter(([a]) => a !== req.from).reduce((n, [, c]) => n + c, 0) };
+      }
       case 'bye': {
         const report = await this.cleanRun('the run finished');
         setTimeout(() => void this.shutdown('bye'), 50);
@@ -427,7 +450,7 @@ export class Agent {
     this.spawned.set(handle, entry);
     const pid = child.pid ?? -1;
     if (pid > 0) {
-      this.state!.processes.push({ pid, argv });
+      this.state!.processes.push({ pid, argv, startTicks: startTicks(pid) });
       this.saveState();
     }
     child.stdout?.setEncoding('utf8').on('data', (d: string) => {
@@ -462,6 +485,44 @@ export class Agent {
         p.sentErr = p.err.length;
       }
     }, 20);
+  }
+
+  private readonly udpListeners = new Map<number, { sock: dgram.Socket; from: Map<string, number> }>();
+
+  private udpListen(addr: string, port: number): Promise<{ handle: number }> {
+    const sock = dgram.createSocket('udp4');
+    const from = new Map<string, number>();
+    sock.on('message', (_m, rinfo) => from.set(rinfo.address, (from.get(rinfo.address) ?? 0) + 1));
+    return new Promise((resolve, reject) => {
+      sock.once('error', (e: NodeJS.ErrnoException) => {
+        sock.close();
+        reject(Object.assign(new Error(`cannot bind UDP ${addr}:${port}: ${e.code === 'EADDRINUSE' ? 'the port is in use on this host (another VXLAN endpoint?)' : e.message}`), { code: e.code }));
+      });
+      sock.bind(port, addr, () => {
+        const handle = this.nextHandle++;
+        this.udpListeners.set(handle, { sock, from });
+        resolve({ handle });
+      });
+    });
+  }
+
+  private async udpSend(from: string, to: string, port: number, count: number): Promise<{ sent: number }> {
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(0, from, () => resolve());
+    });
+    const payload = Buffer.alloc(50, 0); // a VXLAN-sized header's worth of zeros; nobody acts on it
+    let sent = 0;
+    for (let i = 0; i < Math.min(count, 100); i++) {
+      await new Promise<void>((resolve) => sock.send(payload, port, to, (err) => {
+        if (!err) sent++;
+        resolve();
+      }));
+      await sleep(10);
+    }
+    sock.close();
+    return { sent };
   }
 
   private async counters(pids: number[]): Promise<CountersResult> {
@@ -509,6 +570,8 @@ export class Agent {
     const report: AgentCleanupReport = { processes: [], links: [], dirs: [], skipped: [] };
     const t0 = Date.now();
     for (const c of this.execs) if (c.pid) void killGroup(c.pid, 300);
+    for (const l of this.udpListeners.values()) l.sock.close();
+    this.udpListeners.clear();
     if (this.state) {
       await removeRunLeftovers(this.state, report);
       rmSync(this.stateFile, { force: true });

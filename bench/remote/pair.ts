@@ -78,6 +78,19 @@ export interface HostRecord {
   /** Agent clock minus controller clock (ms), at the start and at the end, with the round trip of the best sample. */
   clockOffsetMs: { start: number | null; startRttMs: number | null; end: number | null; endRttMs: number | null };
   environment: unknown;
+  /** What the preflight found on this host (see preflight()). */
+  preflight: HostPreflight | null;
+}
+
+/** Preflight findings of one host. */
+export interface HostPreflight {
+  /** Datagrams to the VXLAN port that arrived from the peer (of `sent`); null when the port was busy here. */
+  vxlanUdpFromPeer: { sent: number; received: number } | null;
+  /** Largest IPv4 packet (bytes) that reaches the peer whole with DF set. */
+  pathMtuToPeer: number | null;
+  /** Non-required doctor checks that failed (they only limit modes). */
+  doctorWarnings: string[];
+  warnings: string[];
 }
 
 /** Agent clock minus ours: the best (shortest round trip) of `n` samples. */
@@ -159,6 +172,7 @@ export class RemotePair {
       const pair = new RemotePair(opts, runId, hosts[0], hosts[1], ssh);
       pair.stopKeepAlive = startKeepAlive(clients, opts.leaseMs);
       await pair.findUnderlay();
+      const pre = await pair.preflight(localRoot, log);
       const offsets = await Promise.all(clients.map((c) => clockOffset(c)));
       const envs = await Promise.all([pair.a, pair.b].map((h, i) => h.client.request({ op: 'environment', dev: i === 0 ? pair.underlay.devA : pair.underlay.devB })));
       for (let i = 0; i < 2; i++) {
@@ -171,7 +185,11 @@ export class RemotePair {
           underlay: { address: i === 0 ? pair.underlay.a : pair.underlay.b, dev: i === 0 ? pair.underlay.devA : pair.underlay.devB, mtu: pair.underlay.mtu },
           clockOffsetMs: { start: offsets[i].offsetMs, startRttMs: offsets[i].rttMs, end: null, endRttMs: null },
           environment: envs[i],
+          preflight: pre[i],
         });
+        const steal = (envs[i] as { baselineStealRatio?: number | null }).baselineStealRatio;
+        if (typeof steal === 'number' && steal > 0.05) pre[i].warnings.push(`idle steal ${(steal * 100).toFixed(1)}%: the hypervisor takes CPU from this host; figures will be noisy`);
+        for (const w of pre[i].warnings) log(`  host ${h.label}: warning: ${w}`);
         log(`  host ${h.label}: ${h.hello.hostname}, underlay ${pair.records[i].underlay.address} on ${pair.records[i].underlay.dev}, clock offset ${offsets[i].offsetMs.toFixed(1)} ms (rtt ${offsets[i].rttMs} ms)`);
       }
       return pair;
@@ -219,6 +237,81 @@ export class RemotePair {
     const mtuOf = async (h: RemoteHost, dev: string) => Number((await h.exec(['cat', `/sys/class/net/${dev}/mtu`])).stdout.trim());
     const mtu = Math.min(await mtuOf(this.a, da.dev), await mtuOf(this.b, db.dev));
     this.underlay = { a: addrs[0], b: addrs[1], prefix: da.prefix, devA: da.dev, devB: db.dev, mtu };
+  }
+
+  /**
+   * Before anything is created: `vxtap doctor` on each host (a failed required
+   * check refuses, with its fix), VXLAN UDP to the port in both directions (a
+   * firewall that drops it is named: host, direction, fix), path MTU both ways.
+   * Throws one Error listing every failure.
+   */
+  async preflight(localRoot: string, log: (l: string) => void): Promise<[HostPreflight, HostPreflight]> {
+    const hosts = [this.a, this.b];
+    const addr = [this.underlay.a, this.underlay.b];
+    const pre: [HostPreflight, HostPreflight] = [
+      { vxlanUdpFromPeer: null, pathMtuToPeer: null, doctorWarnings: [], warnings: [] },
+      { vxlanUdpFromPeer: null, pathMtuToPeer: null, doctorWarnings: [], warnings: [] },
+    ];
+    const failures: string[] = [];
+    const main = path.join(localRoot, 'dist', 'src', 'cli', 'main.js');
+    log('  preflight: vxtap doctor, VXLAN UDP both ways, path MTU both ways');
+    const docs = await Promise.all(hosts.map((h) => h.exec([process.execPath, main, 'doctor', '--json'], { allowFail: true, timeoutMs: 60_000 })));
+    for (let i = 0; i < 2; i++) {
+      let checks: { name: string; ok: boolean; detail: string; fix: string | null; required: boolean }[] = [];
+      try {
+        checks = (JSON.parse(docs[i].stdout) as { checks: typeof checks }).checks;
+      } catch {
+        failures.push(`host ${hosts[i].label} (${hosts[i].where}): vxtap doctor failed: ${(docs[i].stderr || docs[i].stdout).trim().slice(0, 300)}`);
+      }
+      for (const c of checks.filter((x) => !x.ok)) {
+        const line = `${c.name}: ${c.detail}${c.fix ? `; fix: ${c.fix}` : ''}`;
+        if (c.required) failures.push(`host ${hosts[i].label} (${hosts[i].where}): doctor: ${line}`);
+        else pre[i].doctorWarnings.push(line);
+      }
+    }
+    const port = this.opts.port;
+    for (const [s, d] of [[0, 1], [1, 0]] as const) {
+      const src = hosts[s];
+      const dst = hosts[d];
+      let handle: number;
+      try {
+        handle = (await dst.client.request<{ handle: number }>({ op: 'udpListen', addr: addr[d], port })).handle;
+      } catch (e) {
+        pre[d].warnings.push(`VXLAN UDP check from host ${src.label} skipped: ${(e as Error).message.replace(/^host \S+ \([^)]*\): /, '')}`);
+        continue;
+      }
+      const { sent } = await src.client.request<{ sent: number }>({ op: 'udpSend', from: addr[s], to: addr[d], port, count: 5 });
+      await new Promise((r) => setTimeout(r, 300));
+      const { received } = await dst.client.request<{ received: number }>({ op: 'udpResult', handle, from: addr[s] });
+      pre[d].vxlanUdpFromPeer = { sent, received };
+      if (received === 0) {
+        failures.push(
+          `VXLAN (UDP port ${port}) from host ${src.label} (${src.where}, ${addr[s]}) does not arrive at host ${dst.label} (${dst.where}, ${addr[d]}): ${sent} sent, 0 received. ` +
+            `A firewall drops it (host ${dst.label}'s input, host ${src.label}'s output, or a filter between them). ` +
+            `Fix on host ${dst.label}: nft insert rule inet filter input ip saddr ${addr[s]} udp dport ${port} accept (or: iptables -I INPUT -p udp -s ${addr[s]} --dport ${port} -j ACCEPT), and let it leave host ${src.label}`,
+        );
+      }
+    }
+    for (const [s, d] of [[0, 1], [1, 0]] as const) {
+      const ok = async (size: number) => (await hosts[s].exec(['ping', '-n', '-c', '1', '-W', '1', '-M', 'do', '-s', String(size - 28), addr[d]], { allowFail: true, timeoutMs: 5000 })).code === 0;
+      let pmtu: number | null = null;
+      if (await ok(this.underlay.mtu)) pmtu = this.underlay.mtu;
+      else if (await ok(576)) {
+        let lo = 576;
+        let hi = this.underlay.mtu;
+        while (hi - lo > 1) {
+          const mid = (lo + hi) >> 1;
+          if (await ok(mid)) lo = mid;
+          else hi = mid;
+        }
+        pmtu = lo;
+      }
+      pre[s].pathMtuToPeer = pmtu;
+      if (pmtu === null) failures.push(`host ${hosts[s].label} (${hosts[s].where}) cannot ping host ${hosts[d].label} at ${addr[d]} (ICMP echo, 576 bytes, DF): no path or ICMP filtered; allow ICMP echo between the hosts`);
+      else if (pmtu < this.underlay.mtu) pre[s].warnings.push(`path MTU to host ${hosts[d].label} is ${pmtu}, below the interface MTU ${this.underlay.mtu}: overlays will see fragmentation or drops`);
+    }
+    if (failures.length) throw new Error(`preflight failed:\n  ${failures.join('\n  ')}`);
+    return pre;
   }
 
   /** Put the hosts, the underlay and the overlay into a result (before the first mode-round). */

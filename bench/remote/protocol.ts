@@ -138,6 +138,31 @@ export interface CleanupRequest {
   force: boolean;
 }
 
+/**
+ * Preflight: does UDP to the VXLAN port arrive? `udpListen` binds a socket on
+ * the host (answered once bound), the other host sends with `udpSend`,
+ * `udpResult` closes the socket and says how many datagrams arrived from `from`.
+ */
+export interface UdpListenRequest {
+  op: 'udpListen';
+  addr: string;
+  port: number;
+}
+
+export interface UdpSendRequest {
+  op: 'udpSend';
+  from: string;
+  to: string;
+  port: number;
+  count: number;
+}
+
+export interface UdpResultRequest {
+  op: 'udpResult';
+  handle: number;
+  from: string;
+}
+
 /** Everything the controller may send. */
 export type Request =
   | HelloRequest
@@ -148,6 +173,9 @@ export type Request =
   | TrackRequest
   | LeaseRequest
   | CleanupRequest
+  | UdpListenRequest
+  | UdpSendRequest
+  | UdpResultRequest
   | { op: 'clock' }
   | { op: 'environment'; dev: string | null }
   | { op: 'interrupt' }

@@ -6,9 +6,12 @@
  *
  * - a --quick run of bare, kernel-vxlan and vxtap across SSH: every mode
  *   measured, the result validates, both hosts recorded, nothing left;
- * - a second bench against the same hosts while one runs is refused by the lock;
+ *   a second bench against the same hosts meanwhile is refused by the lock;
  * - the SSH connection to host B dropped mid-run: B's agent cleans its host by
- *   itself within seconds, the run ends incomplete with the reason, figures kept.
+ *   itself within seconds, the run ends incomplete with the reason, figures kept;
+ * - a firewall in B dropping the VXLAN port: the preflight refuses, naming the
+ *   host and the direction, and nothing is created;
+ * - the controller and B's agent SIGKILLed mid-run, then `--cleanup --hosts`.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -16,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { output } from '../../src/host/exec.js';
+import { output, run } from '../../src/host/exec.js';
 import { validateResult } from '../../bench/validate.js';
 import type { BenchResult } from '../../bench/result.js';
 import { createSshPair, sshdSkipReason, type SshTestHost, type SshTestPair } from '../helpers/sshd.js';
@@ -35,7 +38,7 @@ interface CliRun {
   stderr: string;
 }
 
-function startCli(args: string[], timeoutMs: number): { done: Promise<CliRun>; stderr: () => string } {
+function startCli(args: string[], timeoutMs: number): { done: Promise<CliRun>; stderr: () => string; pid: number } {
   const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -48,7 +51,7 @@ function startCli(args: string[], timeoutMs: number): { done: Promise<CliRun>; s
       resolve({ code, stdout, stderr });
     });
   });
-  return { done, stderr: () => stderr };
+  return { done, stderr: () => stderr, pid: child.pid ?? -1 };
 }
 
 function hostArgs(p: SshTestPair): string[] {
@@ -87,9 +90,16 @@ afterAll(async () => {
 });
 
 describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration${skipReason ? `: skipped, ${skipReason}` : ''})`, () => {
-  it('--quick with bare, kernel-vxlan and vxtap across two SSH hosts: measured, recorded, validated, nothing left', async () => {
+  it('--quick with bare, kernel-vxlan and vxtap across two SSH hosts: measured, recorded, validated, nothing left; a second bench meanwhile is refused by the lock', async () => {
     const p = pair!;
-    const r = await startCli(['bench', '--quick', '--modes', 'bare,kernel-vxlan,vxtap', '--out', out, '--no-progress', '--json', ...hostArgs(p)], 150_000).done;
+    const first = startCli(['bench', '--quick', '--modes', 'bare,kernel-vxlan,vxtap', '--out', out, '--json', ...hostArgs(p)], 150_000);
+    const deadline = Date.now() + 40_000;
+    while (!/\[1\/3\] round 1\/1/.test(first.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const second = await startCli(['bench', '--quick', '--modes', 'bare', '--out', out, '--no-progress', ...hostArgs(p)], 60_000).done;
+    expect(second.code, second.stderr).toBe(1);
+    expect(second.stderr).toMatch(/host A \(vxs-a\): host is in use by bench run vxb-/);
+    expect(second.stderr).toMatch(/nothing was created on the hosts/);
+    const r = await first.done;
     expect(r.code, r.stderr.slice(-3000)).toBe(0);
     const result = JSON.parse(r.stdout.trim().split('\n').pop()!) as BenchResult;
     expect(validateResult(result)).toEqual([]);
@@ -111,19 +121,6 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
       expect((h.environment as { kernel: string }).kernel).toBeTruthy();
     }
     expect([...(await leftoversIn(p.a)), ...(await leftoversIn(p.b))]).toEqual([]);
-  });
-
-  it('a second bench against the same hosts while one runs is refused by the lock', async () => {
-    const p = pair!;
-    const first = startCli(['bench', '--quick', '--modes', 'bare', '--out', out, ...hostArgs(p)], 90_000);
-    const deadline = Date.now() + 30_000;
-    while (!/round 1\/1/.test(first.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    const second = await startCli(['bench', '--quick', '--modes', 'bare', '--out', out, '--no-progress', ...hostArgs(p)], 60_000).done;
-    const r1 = await first.done;
-    expect(r1.code, r1.stderr.slice(-2000)).toBe(0);
-    expect(second.code).toBe(1);
-    expect(second.stderr).toMatch(/host A \(vxs-a\): host is in use by bench run vxb-/);
-    expect(second.stderr).toMatch(/nothing was created on the hosts/);
   });
 
   it('the SSH connection to host B dropped mid-run: B cleans itself within seconds, the run ends incomplete with the reason', async () => {
@@ -156,5 +153,49 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
     expect(result.incompleteReasons.join('\n')).toMatch(/host B \(vxs-b\): connection lost/);
     expect(validateResult(result)).toEqual([]);
     expect(await leftoversIn(p.a)).toEqual([]);
+  });
+
+  it('a firewall on host B dropping the VXLAN port: the preflight refuses, naming the host and the direction, and creates nothing', async () => {
+    const p = pair!;
+    await run(['nft', 'add', 'table', 'inet', 'vxsfw'], { netns: p.b.ns });
+    await run(['nft', 'add', 'chain', 'inet', 'vxsfw', 'in', '{ type filter hook input priority 0 ; }'], { netns: p.b.ns });
+    await run(['nft', 'add', 'rule', 'inet', 'vxsfw', 'in', 'udp', 'dport', '4789', 'drop'], { netns: p.b.ns });
+    try {
+      const r = await startCli(['bench', '--quick', '--modes', 'bare', '--out', out, ...hostArgs(p)], 60_000).done;
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/VXLAN \(UDP port 4789\) from host A \(vxs-a, 198\.18\.238\.1\) does not arrive at host B \(vxs-b, 198\.18\.238\.2\)/);
+      expect(r.stderr).not.toMatch(/from host B \([^)]*\) does not arrive/);
+      expect(r.stderr).toMatch(/Fix on host B: nft insert rule/);
+      expect(r.stderr).toMatch(/nothing was created on the hosts/);
+      expect([...(await leftoversIn(p.a)), ...(await leftoversIn(p.b))]).toEqual([]);
+    } finally {
+      await run(['nft', 'delete', 'table', 'inet', 'vxsfw'], { netns: p.b.ns, allowFail: true });
+    }
+  });
+
+  it('the controller and host B\'s agent SIGKILLed mid-run, then --cleanup --hosts: nothing left on either host', async () => {
+    const p = pair!;
+    const ctl = startCli(['bench', '--quick', '--modes', 'kernel-vxlan', '--out', out, ...hostArgs(p)], 90_000);
+    const deadline = Date.now() + 40_000;
+    // Mid-run: the mode is set up and B's servers run.
+    while (!(await leftoversIn(p.b)).some((l) => /iperf3/.test(l)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    // B's agent killed first (nothing cleans B then), the controller next (A's agent sees its stdin close).
+    for (const pid of (await output(['ip', 'netns', 'pids', p.b.ns])).split(/\s+/).filter(Boolean)) {
+      const cl = (await output(['cat', `/proc/${pid}/cmdline`], { allowFail: true })).replace(/\0/g, ' ');
+      if (/agent --stdio/.test(cl)) process.kill(Number(pid), 'SIGKILL');
+    }
+    process.kill(ctl.pid, 'SIGKILL');
+    await ctl.done;
+    expect((await leftoversIn(p.b)).length, 'B keeps what its killed agent made').toBeGreaterThan(0);
+    const c = await startCli(['bench', '--cleanup', ...hostArgs(p)], 60_000).done;
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stderr).toMatch(/host B \(vxs-b\): (killed process|deleted link)/);
+    const settle = Date.now() + 5000;
+    let left = [...(await leftoversIn(p.a)), ...(await leftoversIn(p.b))];
+    while (left.length && Date.now() < settle) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = [...(await leftoversIn(p.a)), ...(await leftoversIn(p.b))];
+    }
+    expect(left).toEqual([]);
   });
 });
