@@ -24,6 +24,9 @@ const APT = [
   ['etcd-client', '/usr/bin/etcdctl'],
   ['openssl', '/usr/bin/openssl'],
   ['kmod', '/usr/bin/kmod'],
+  // bench --hosts tests: real sshd in namespaces, the system ssh client as the transport
+  ['openssh-server', '/usr/sbin/sshd'],
+  ['openssh-client', '/usr/bin/ssh'],
 ];
 
 function sh(cmd, args, opts = {}) {
