@@ -22,6 +22,8 @@ import { RunState, writeFileAtomic } from './state.js';
 import { renderSummaryMarkdown } from './summary.js';
 import { ADDR, createTopology, destroyTopology, type NetemOptions, type Topology } from './topology.js';
 import { validateResult } from './validate.js';
+import type { PlanFlags } from './plan.js';
+import { writeReportHtml } from './report/write.js';
 
 /** Options of a run (validated). */
 export interface BenchOptions {
@@ -39,6 +41,8 @@ export interface BenchOptions {
   argv: string[];
   /** --hosts: the two connected hosts (the CLI connects and closes them). */
   remote?: RemotePair;
+  /** --target and its companions: the capacity plan report.html carries (stored as options.plan). */
+  plan?: PlanFlags | null;
 }
 
 /** Every mode, in the default order. */
@@ -173,6 +177,8 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
     derived: { metrics: [], byMode: {}, claims: [] },
   };
 
+  // Plan flags ride in options (the schema leaves options open), so `vxtap report` re-renders the same plan.
+  if (opts.plan) Object.assign(result.options, { plan: opts.plan });
   const save = () => {
     result.derived = derive(result);
     writeFileAtomic(path.join(dir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
@@ -234,6 +240,13 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
     result.durationSeconds = (Date.now() - started.getTime()) / 1000;
     save();
     state.finish();
+    // report.html once at the end (complete or not): rendering costs ~1 s of CPU, too much between mode-rounds.
+    try {
+      const rep = writeReportHtml(dir, result);
+      log(`report: ${rep.file} (${Math.round(rep.bytes / 1024)} KiB)`);
+    } catch (err) {
+      log(`warning: report.html not written: ${(err as Error).message}`);
+    }
   }
   const errors = validateResult(result);
   if (errors.length) log(`warning: result.json does not match the schema: ${errors.slice(0, 5).join('; ')}`);

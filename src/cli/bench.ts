@@ -13,6 +13,8 @@ import { renderTerminalSummary } from '../../bench/summary.js';
 import type { Pinning } from '../../bench/measure.js';
 import { impairmentQdisc, netemArgs, netemUnavailableReason } from '../../bench/topology.js';
 import { registerCompare } from './bench-compare.js';
+import { addPlanOptions, planFlagsOf } from './plan.js';
+import { parsePlanFlags } from '../../bench/plan.js';
 import { cleanupHosts, RemotePair, REMOTE_DEFAULTS, validateRemoteOptions, type RemoteOptions } from '../../bench/remote/pair.js';
 
 /** Default values of every bench flag (one place). */
@@ -117,6 +119,15 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
         process.stderr.write(`vxtap bench: ${err.message}\n`);
         process.exit(2);
       }
+      opts.plan = planFlagsOf(o, 'bench');
+      if (opts.plan) {
+        try {
+          parsePlanFlags(opts.plan);
+        } catch (planErr) {
+          process.stderr.write(`vxtap bench: ${(planErr as Error).message.replace(/--(pps|hosts|cores|headroom)\b/, '--target-$1')}\n`);
+          process.exit(2);
+        }
+      }
       if (process.getuid?.() !== 0) {
         process.stderr.write('vxtap bench: needs root (network namespaces, veth, OVS); run with sudo. See: vxtap doctor\n');
         process.exit(2);
@@ -154,5 +165,6 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
       if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
       process.exitCode = result.status === 'complete' ? 0 : 1;
     });
+  addPlanOptions(bench, 'VXTAP_BENCH', 'bench');
   registerCompare(bench);
 }

@@ -17,8 +17,10 @@ const SUBCOMMANDS: Record<string, () => Promise<{ register: (program: Command) =
   bench: () => import('./bench.js'),
   doctor: () => import('./doctor.js'),
   down: () => import('./down.js'),
+  agent: () => import('./agent.js'),
+  report: () => import('./report.js'),
+  plan: () => import('./plan.js'),
 };
-import { register as registerAgent } from './agent.js';
 
 const program = new Command('vxtap')
   .description('A userspace VXLAN tunnel endpoint (VTEP) and an overlay-network benchmark harness.')
@@ -29,7 +31,6 @@ const program = new Command('vxtap')
 
 const wanted = process.argv[2];
 for (const name of wanted && wanted in SUBCOMMANDS ? [wanted] : Object.keys(SUBCOMMANDS)) (await SUBCOMMANDS[name]()).register(program);
-registerAgent(program);
 
 try {
   await program.parseAsync(process.argv);
