@@ -9,7 +9,9 @@
  *                                    than the TAP MTU, one of them corrupted (payload
  *                                    changed after its checksum was computed), then
  *                                    the same segment intact, then FIN. Prints a JSON
- *                                    line with what it sent.
+ *                                    line with what it sent. `corrupt: false` skips
+ *                                    the corrupted copy; `partial: true` sends the
+ *                                    data segments with partial checksums.
  *   fake-vtep.mjs flood JSON         `count` frames with random unicast source MACs,
  *                                    paced (`burst` frames every `gapMs`), bounded by
  *                                    count and time. Prints a JSON line.
@@ -58,8 +60,12 @@ function sum16(buf, start, end, init = 0) {
 const mac = (s) => Buffer.from(s.split(':').map((h) => parseInt(h, 16)));
 const ip4 = (s) => Buffer.from(s.split('.').map(Number));
 
-/** Ethernet + IPv4 + TCP frame with a correct checksum. */
-function tcpFrame({ seq, ack, flags, payload = Buffer.alloc(0), options = Buffer.alloc(0) }) {
+/**
+ * Ethernet + IPv4 + TCP frame with a correct checksum, or with `partial` the
+ * folded pseudo-header sum only (CHECKSUM_PARTIAL, as kernel VXLAN with TSO
+ * over veth sends: the receiver's stack finishes it).
+ */
+function tcpFrame({ seq, ack, flags, payload = Buffer.alloc(0), options = Buffer.alloc(0), partial = false }) {
   const tcpLen = 20 + options.length;
   const f = Buffer.alloc(14 + 20 + tcpLen + payload.length);
   mac(o.dstMac).copy(f, 0);
@@ -87,7 +93,7 @@ function tcpFrame({ seq, ack, flags, payload = Buffer.alloc(0), options = Buffer
   const l4 = tcpLen + payload.length;
   let pseudo = sum16(f, ip + 12, ip + 20);
   pseudo += 6 + l4;
-  f.writeUInt16BE(~sum16(f, t, t + l4, pseudo) & 0xffff, t + 16);
+  f.writeUInt16BE(partial ? sum16(Buffer.alloc(0), 0, 0, pseudo) : ~sum16(f, t, t + l4, pseudo) & 0xffff, t + 16);
   return f;
 }
 
@@ -121,8 +127,8 @@ async function tcpCorrupt() {
   let corrupted = 0;
   for (let k = 0; k < o.segments; k++) {
     const payload = data.subarray(k * seg, (k + 1) * seg);
-    const frame = tcpFrame({ seq: isn + 1 + k * seg, ack, flags: ACK | PSH, payload });
-    if (k === 1) {
+    const frame = tcpFrame({ seq: isn + 1 + k * seg, ack, flags: ACK | PSH, payload, partial: o.partial === true });
+    if (k === 1 && o.corrupt !== false) {
       // corrupt after the checksum: what a bad link or a buggy middlebox does
       const bad = Buffer.from(frame);
       for (let i = bad.length - seg + 100; i < bad.length - seg + 356; i++) bad[i] ^= 0x55;
@@ -136,7 +142,7 @@ async function tcpCorrupt() {
   await sleep(200);
   await send(vxlan(tcpFrame({ seq: isn + 1 + data.length, ack, flags: ACK | FIN })));
   await sleep(300);
-  return { sent: data.length, corrupted, segment: seg };
+  return { sent: data.length, corrupted, segment: seg, partial: o.partial === true };
 }
 
 async function flood() {
