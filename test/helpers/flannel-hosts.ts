@@ -21,29 +21,34 @@ import * as routes from '../../src/host/routes.js';
 import type { EtcdServer } from './etcd.js';
 import type { ControlledVtep, MakeVtep } from '../../src/control/flannel/index.js';
 
-/** The test underlay: one bridge in namespace `${prefix}ul`. */
+/** The test underlay: one bridge in namespace `${prefix}ul`; link names start with the scope's prefix. */
 export class Underlay {
   private constructor(readonly scope: HostScope, readonly ns: string, readonly bridge: string) {}
 
   static async create(scope: HostScope): Promise<Underlay> {
     const ns = await scope.netns('ul');
-    await scope.bridge('vxebr', ns);
-    return new Underlay(scope, ns, 'vxebr');
+    await scope.bridge(`${scope.prefix}br`, ns);
+    return new Underlay(scope, ns, `${scope.prefix}br`);
+  }
+
+  /** The underlay device's name inside each host namespace (`vxeu0` for prefix `vxe`). */
+  get dev(): string {
+    return `${this.scope.prefix}u0`;
   }
 
   /**
-   * Create host namespace `${prefix}h${index}` with veth `vxeu0` on the underlay
+   * Create host namespace `${prefix}h${index}` with veth `${prefix}u0` on the underlay
    * and address 198.18.0.${index}/24; IPv4 forwarding on (it routes for its containers).
    */
   async host(index: number, mtu = 1500): Promise<{ ns: string; local: string; dev: string }> {
     const ns = await this.scope.netns(`h${index}`);
-    const outer = `vxeh${index}`;
-    await this.scope.veth({ name: 'vxeu0', netns: ns }, { name: outer, netns: this.ns }, mtu);
+    const outer = `${this.scope.prefix}h${index}`;
+    await this.scope.veth({ name: this.dev, netns: ns }, { name: outer, netns: this.ns }, mtu);
     await this.scope.enslave(outer, this.bridge, this.ns);
     const local = `198.18.0.${index}`;
-    await this.scope.addr(ns, 'vxeu0', `${local}/24`);
+    await this.scope.addr(ns, this.dev, `${local}/24`);
     await run(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], { netns: ns });
-    return { ns, local, dev: 'vxeu0' };
+    return { ns, local, dev: this.dev };
   }
 }
 

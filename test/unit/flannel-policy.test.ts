@@ -62,7 +62,6 @@ describe('lease screen: one row per rule', () => {
     ['outside the network', '10.1.2.0-24', v('198.18.0.45', '02:00:00:00:00:45'), 'outside_network'],
     ['the whole network', '198.19.0.0-16', v('198.18.0.46', '02:00:00:00:00:46'), 'outside_network'],
     ['wrong length inside the network', '198.19.40.0-25', v('198.18.0.47', '02:00:00:00:00:47'), 'outside_network'],
-    ['the first subnet (below SubnetMin)', '198.19.0.0-24', v('198.18.0.48', '02:00:00:00:00:48'), 'outside_network'],
     ['our subnet under another key', '198.19.1.0-24&2001:2::-64', v('198.18.0.49', '02:00:00:00:00:49'), 'overlaps_own'],
     ['a newer duplicate of a host subnet', '198.19.2.0-24&2001:2::-64', v('198.18.0.50', '02:00:00:00:00:50'), 'overlaps_lease'],
     ["a newer lease with a host's VtepMAC", '198.19.51.0-24', v('198.18.0.51', '02:00:00:00:00:02'), 'duplicate_vtep_mac'],
@@ -85,6 +84,13 @@ describe('lease screen: one row per rule', () => {
       expect(accepted.map((l) => l.key).sort()).toEqual(['198.19.2.0-24', '198.19.3.0-24']);
     });
   }
+
+  it('a lease inside Network but outside SubnetMin..SubnetMax (the bounds were narrowed, or a flanneld with other bounds) is programmed', () => {
+    const narrow: ScreenContext = { ...ctx, range: parseNetworkConfig(JSON.stringify({ Network: '198.19.0.0/16', SubnetLen: 24, SubnetMin: '198.19.1.0', SubnetMax: '198.19.9.0', Backend: { Type: 'vxlan' } })).ipv4! };
+    const { accepted, refused } = screenLeases([rec('198.19.200.0-24', v('198.18.0.200', '02:00:00:00:00:c8')), rec('198.19.0.0-24', v('198.18.0.201', '02:00:00:00:00:c9'))], narrow);
+    expect(refused).toEqual([]);
+    expect(accepted.map((l) => l.key).sort()).toEqual(['198.19.0.0-24', '198.19.200.0-24']);
+  });
 
   it('first come, first served: the older of two overlapping leases wins whichever order they are listed in', () => {
     const older = good(2);
@@ -129,7 +135,7 @@ describe('lease screen: properties', () => {
         const guarded = [...ctx.etcdAddresses.map((a) => parseAddress(a).value), ...pubs];
         const macs = new Set<string>();
         for (const l of accepted) {
-          expect(inRange(range, l.subnet)).toBe(true);
+          expect(l.subnet.len === range.subnetLen && cidrOverlaps(l.subnet, range.network)).toBe(true);
           expect(cidrOverlaps(l.subnet, ctx.own.subnet!)).toBe(false);
           for (const u of ctx.underlay) expect(cidrOverlaps(l.subnet, u)).toBe(false);
           for (const g of guarded) expect(cidrContains(l.subnet, 4, g)).toBe(false);

@@ -15,9 +15,8 @@
  * - has a subnet that covers an etcd endpoint (`covers_etcd`: it would cut the
  *   host off from etcd), a peer's PublicIP (`covers_peer`: a loop), or this
  *   host's underlay (`covers_underlay`: interception of underlay traffic);
- * - has a subnet that is not an allocatable subnet of the network config
- *   (`outside_network`: wrong length, unaligned, outside SubnetMin..SubnetMax;
- *   `0.0.0.0-0` is one);
+ * - has a subnet that is not a SubnetLen subnet of the config's Network
+ *   (`outside_network`; `0.0.0.0-0` is one);
  * - overlaps our subnet (`overlaps_own`), or another lease that was created
  *   earlier (`overlaps_lease`: first come, first served, so a newcomer cannot
  *   take over an existing host's subnet), or repeats an earlier lease's VtepMAC
@@ -29,7 +28,6 @@
 import { type Cidr, cidrContains, cidrOverlaps, formatCidr, parseAddress } from './cidr.js';
 import type { FamilyRange } from './config.js';
 import type { Lease } from './lease.js';
-import { inRange } from './allocate.js';
 import { isMalformed, type MalformedLease } from './registry.js';
 
 /** Why a lease is not programmed. */
@@ -116,6 +114,16 @@ function badMac(mac: string, ctx: ScreenContext): string | undefined {
   return undefined;
 }
 
+/**
+ * A subnet the network config can hold: inside Network, SubnetLen long (keys are
+ * aligned by construction). SubnetMin..SubnetMax bound only allocation: an
+ * operator may narrow them while older leases outside the new bounds live on,
+ * and flanneld programs those too.
+ */
+function isNetworkSubnet(range: FamilyRange, c: Cidr): boolean {
+  return c.family === range.network.family && c.len === range.subnetLen && cidrOverlaps(range.network, c) && c.len >= range.network.len;
+}
+
 const covers = (c: Cidr, addr: bigint | undefined) => addr !== undefined && cidrContains(c, 4, addr);
 
 function byAge(a: Lease, b: Lease): number {
@@ -198,8 +206,8 @@ export function screenLeases(records: Iterable<Lease | MalformedLease>, ctx: Scr
       refuse(r, 'covers_underlay', `subnet ${sText} covers this host's underlay ${ul ? formatCidr(ul) : ctx.own.publicIP}`);
       continue;
     }
-    if (!inRange(ctx.range, s)) {
-      refuse(r, 'outside_network', `subnet ${sText} is not an allocatable /${ctx.range.subnetLen} of the network config ${formatCidr(ctx.range.network)}`);
+    if (!isNetworkSubnet(ctx.range, s)) {
+      refuse(r, 'outside_network', `subnet ${sText} is not a /${ctx.range.subnetLen} inside the network ${formatCidr(ctx.range.network)}`);
       continue;
     }
     if (ctx.own.subnet && cidrOverlaps(ctx.own.subnet, s)) {

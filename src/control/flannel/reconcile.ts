@@ -89,9 +89,10 @@ export class OverlayApplier {
 
   /**
    * Bring host and dataplane to `remotes`. Removals first (route, neighbour), then
-   * the dataplane's peers and FDB (full replacement), then additions (neighbour,
-   * route), so that a route never points at an unresolved next hop.
-   * Returns what changed and what failed.
+   * the dataplane's peers and FDB (full replacement), then additions and changes
+   * (neighbour, route; `replace`, so a changed remote keeps its route throughout),
+   * so that a route never points at an unresolved next hop.
+   * Returns what changed (a changed remote is in `added` only) and what failed.
    */
   async apply(remotes: RemoteHost[]): Promise<{ added: RemoteHost[]; removed: RemoteHost[]; failed: FailedRemote[] }> {
     const next = new Map(remotes.map((r) => [r.key, r]));
@@ -100,7 +101,9 @@ export class OverlayApplier {
     const failed: FailedRemote[] = [];
     for (const [key, old] of this.applied) {
       const n = next.get(key);
-      if (!n || !same(old, n)) removed.push(old);
+      // Same key, same subnet and next hop (a restarted host with a new VtepMAC or
+      // PublicIP): replaced in place below, so its route never disappears.
+      if (!n || n.gateway !== old.gateway || n.subnet.len !== old.subnet.len) removed.push(old);
     }
     for (const [key, r] of next) {
       const old = this.applied.get(key);

@@ -198,8 +198,16 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
     return kv ? leaseFromKv(kv, this.subnetsPrefix) : undefined;
   }
 
-  async watchLeases(fromRevision: string, h: LeaseWatchHandlers): Promise<LeaseWatch> {
-    const watcher: Watcher = this.client.watch().prefix(this.subnetsPrefix).startRevision(fromRevision).watcher();
+  /**
+   * Each watch gets its own watch stream (a fresh `namespace('')`, so its own etcd3
+   * WatchManager): when etcd answers a watch creation with "created and cancelled"
+   * (its start revision was compacted), etcd3 1.1 leaves that manager's attach queue
+   * waiting for the cancelled watcher forever, and any later watch on the same
+   * manager would never be created. A creation that takes longer than
+   * `createTimeoutMs` is given up (the caller retries with backoff).
+   */
+  async watchLeases(fromRevision: string, h: LeaseWatchHandlers, createTimeoutMs = 30_000): Promise<LeaseWatch> {
+    const watcher: Watcher = this.client.namespace('').watch().prefix(this.subnetsPrefix).startRevision(fromRevision).watcher();
     let disconnected = false;
     let created = false;
     const prefix = this.subnetsPrefix;
@@ -217,15 +225,26 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
     });
     // etcd3 emits 'error' when etcd cancels the watch (compaction, permission); the
     // watcher is then detached from its manager and never comes back.
+    let dead = false;
     watcher.on('error', (e: Error) => {
+      dead = true;
       if (created) h.onCancelled(e);
     });
     await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        watcher.off('connected', ok);
+        watcher.off('error', bad);
+        void watcher.cancel().catch(() => undefined);
+        reject(new Error(`watch on ${this.subnetsPrefix} not created after ${createTimeoutMs} ms`));
+      }, createTimeoutMs);
+      timer.unref?.();
       const ok = () => {
+        clearTimeout(timer);
         watcher.off('error', bad);
         resolve();
       };
       const bad = (e: Error) => {
+        clearTimeout(timer);
         watcher.off('connected', ok);
         reject(e);
       };
@@ -233,6 +252,16 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
       watcher.once('error', bad);
     });
     created = true;
-    return { cancel: () => watcher.cancel().catch(() => undefined) };
+    return {
+      // A watch etcd already cancelled is gone: etcd3 would send a cancel request for it
+      // and wait for an answer that never comes. Otherwise wait at most 2 s.
+      cancel: async () => {
+        if (dead) return;
+        dead = true;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([watcher.cancel().catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, 2000)))]);
+        clearTimeout(timer);
+      },
+    };
   }
 }
