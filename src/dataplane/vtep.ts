@@ -7,7 +7,8 @@
  */
 import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
 import { createServer, type Server } from 'node:http';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants as fsConstants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { native, TNL_VNET_HDR_LEN, UPLINK_OFFLOADS } from '../native/index.js';
 import { type VtepConfig, ConfigError, currentNetns } from '../config.js';
@@ -19,8 +20,8 @@ import { LogLimiter } from './ratelimit.js';
 import type { PeerInfo, WorkerEvent } from './engine.js';
 import { CTL_SEQ, CTL_STOP, type WorkerInit } from './worker.js';
 import type { DataplaneControl, PeerEntry, StaticFdbEntry } from './types.js';
-import { deviceOfAddress, addAddress, setTxQueueLen, linkKind, addQuietBridgePort, setGsoMaxSize, nextHopMacs, steerVxlan, unsteerVxlan, STEER_MIN_BYTES } from '../host/iproute.js';
-import { haveCommand } from '../host/exec.js';
+import { deviceOfAddress, setTxQueueLen, linkKind, addQuietBridgePort, setGsoMaxSize, nextHopMacs, steerVxlan, unsteerVxlan, STEER_MIN_BYTES } from '../host/iproute.js';
+import { run } from '../host/exec.js';
 import { OwnedNftTable } from '../host/nft-owned.js';
 import { planVtep, type HostFacts, type SocketSpec, type VtepPlan } from './plan.js';
 import { UndoList } from './undo.js';
@@ -189,7 +190,10 @@ export class Vtep implements DataplaneControl {
     const addon = native();
     for (const note of plan.notes) log(note);
     await claimSocketPath(plan.sock, config.statsSocket !== undefined ? 'statsSocket' : 'name');
-    if (plan.staleSteering) await unsteerVxlan(plan.staleSteering);
+    // each command costs ~0.1-0.2 s on a busy machine: the stale-table removal
+    // runs beside the TAP's set-up and is awaited before any worker forwards
+    const unsteered = plan.staleSteering ? unsteerVxlan(plan.staleSteering) : Promise.resolve();
+    undo.push('stale steering table removal', () => unsteered);
 
     // the TAP: queues first (closing the last fd removes the device and all on it)
     const queues: number[] = [];
@@ -210,11 +214,14 @@ export class Vtep implements DataplaneControl {
     }
     addon.ifSetMtu(tapName, plan.mtu);
     addon.ifSetMac(tapName, plan.mac);
-    await setTxQueueLen(tapName, plan.tap.txQueueLen);
     enableAnnouncements(tapName);
-    // the address before the link goes up: the kernel's up-time announcement covers it
-    if (plan.tap.address) await addAddress(tapName, plan.tap.address);
+    // queue length and address in one ip process; the address before the link
+    // goes up, so the kernel's up-time announcement covers it
+    await run(['ip', '-batch', '-'], {
+      input: `link set dev ${tapName} txqueuelen ${plan.tap.txQueueLen}\n${plan.tap.address ? `addr add ${plan.tap.address} dev ${tapName}\n` : ''}`,
+    });
     addon.ifSetUp(tapName, true);
+    await unsteered;
 
     const uplinkQueues: number[] = [];
     let uplinkName: string | undefined;
@@ -802,7 +809,10 @@ function closeQuietly(fd: number): void {
 
 /** What the planner needs to know, read from the host (no changes made). */
 async function probeHost(config: VtepConfig): Promise<HostFacts> {
-  const facts: HostFacts = { underlay: await deviceOfAddress(config.local), nft: await haveCommand('nft'), netns: currentNetns() };
+  // no child processes on the way to a forwarding VTEP when they can be avoided:
+  // the interface list and PATH are read in-process (ip is asked only for an
+  // address on a link that is down, which Node's list leaves out)
+  const facts: HostFacts = { underlay: underlayOf(config.local) ?? (await deviceOfAddress(config.local)), nft: onPath('nft'), netns: currentNetns() };
   if (config.uplinkBridge) {
     facts.uplinkKind = await linkKind(config.uplinkBridge);
     if (facts.uplinkKind === 'bridge') {
@@ -814,6 +824,33 @@ async function probeHost(config: VtepConfig): Promise<HostFacts> {
     }
   }
   return facts;
+}
+
+/** The interface holding `address` and its MTU, from Node's interface list (links that are up). */
+function underlayOf(address: string): { dev: string; mtu: number } | undefined {
+  const want = normalizeAddress(address);
+  for (const [dev, addrs] of Object.entries(networkInterfaces())) {
+    if (!addrs?.some((a) => normalizeAddress(a.address.replace(/%.*$/, '')) === want)) continue;
+    try {
+      return { dev, mtu: Number(readFileSync(`/sys/class/net/${dev}/mtu`, 'utf8')) };
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/** Whether an executable `cmd` is on PATH (no shell spawned). */
+function onPath(cmd: string): boolean {
+  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    try {
+      accessSync(path.join(dir || '.', cmd), fsConstants.X_OK);
+      return true;
+    } catch {
+      /* not here */
+    }
+  }
+  return false;
 }
 
 /**

@@ -96,6 +96,20 @@ function darkTime(replies: { seq: number; t: number }[], from: number): { gapMs:
   return { gapMs: Math.round(gapMs), lost, firstReplyAfterMs: first ? Math.round(first.t - from) : NaN };
 }
 
+/**
+ * Wait until `target` answers a ping from `ns` (5 s at most): the first packet
+ * of a fresh pair waits for ARP through the overlay, and a just-started VTEP's
+ * workers may still be loading, so a single ping is no readiness check.
+ */
+async function reachable(ns: string, target: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const p = await ping(ns, target, 1, 0.1, ['-W', '1']);
+    if (p.loss < 1) return;
+    if (Date.now() > deadline) throw new Error(`${target} unreachable from ${ns}: ${p.out}`);
+  }
+}
+
 /** POST to the control socket (the test hook). */
 function post(sock: string, path: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -138,7 +152,7 @@ describe('vxtap lifecycle', () => {
       const r = await run(['node', CLI, 'stats'], { netns: h.ns });
       expect((JSON.parse(r.stdout) as VtepStatus).local).toBe(h.underlay);
     }
-    expect((await ping(a.ns, '198.19.0.2', 3, 0.1)).loss).toBe(0);
+    await reachable(a.ns, '198.19.0.2');
     await stop(ua.child);
     await stop(ub.child);
     expect(ua.child.exitCode).toBe(0);
@@ -153,7 +167,7 @@ describe('vxtap lifecycle', () => {
     const ub = upIn(b, ['--name', 'vxlr0', '--peer', a.underlay, '--address', '198.19.0.2/16']);
     const before = await ready(ua, sockA);
     await ready(ub, defaultSock(b.ns, 'vxlr0'));
-    expect((await ping(b.ns, '198.19.0.1', 3, 0.1)).loss).toBe(0);
+    await reachable(b.ns, '198.19.0.1');
 
     const flow = pingFlow(scope, b.ns, '198.19.0.1', 7);
     await new Promise((r) => setTimeout(r, 1500));
@@ -183,7 +197,7 @@ describe('vxtap lifecycle', () => {
     const ub = upIn(b, ['--name', 'vxlm0', '--peer', a.underlay, '--address', '198.19.0.2/16']);
     await ready(ua, sockA);
     await ready(ub, defaultSock(b.ns, 'vxlm0'));
-    expect((await ping(b.ns, '198.19.0.1', 3, 0.1)).loss).toBe(0);
+    await reachable(b.ns, '198.19.0.1');
     const neigh = async () => (await run(['ip', 'neigh', 'show', '198.19.0.1', 'dev', 'vxlm0'], { netns: b.ns })).stdout;
     expect(await neigh()).toContain('02:00:5e:00:00:01');
     await kill9(ua);
@@ -192,7 +206,7 @@ describe('vxtap lifecycle', () => {
     const deadline = Date.now() + 3000;
     while (!(await neigh()).includes('02:00:5e:00:00:02') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(await neigh()).toContain('02:00:5e:00:00:02');
-    expect((await ping(b.ns, '198.19.0.1', 3, 0.1)).loss).toBe(0);
+    await reachable(b.ns, '198.19.0.1');
     await stop(ua.child);
     await stop(ub.child);
   });
@@ -203,7 +217,7 @@ describe('vxtap lifecycle', () => {
     const ub = upIn(b, ['--name', 'vxlw0', '--peer', a.underlay, '--address', '198.19.0.2/16']);
     await ready(ua, sockA);
     await ready(ub, defaultSock(b.ns, 'vxlw0'));
-    expect((await ping(b.ns, '198.19.0.1', 3, 0.1)).loss).toBe(0);
+    await reachable(b.ns, '198.19.0.1');
     const flow = pingFlow(scope, b.ns, '198.19.0.1', 4);
     await new Promise((r) => setTimeout(r, 1000));
     const faultAt = Date.now();

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { mergeConfig, validateConfig, readConfigFile, parsePortRange, ConfigError, DEFAULTS } from '../../src/config.js';
+import { mergeConfig, validateConfig, readConfigFile, parsePortRange, ConfigError, DEFAULTS, statsSocketPath, currentNetns, readSecretFile, plainHttpEndpoints } from '../../src/config.js';
 
 const ok = { local: '198.18.0.1', peers: [{ address: '198.18.0.2' }] };
 
@@ -77,5 +77,41 @@ describe('configuration validation', () => {
   it('parses port ranges', () => {
     expect(parsePortRange('1-2')).toEqual([1, 2]);
     expect(() => parsePortRange('1:2')).toThrow(/not a range/);
+  });
+});
+
+describe('control socket path, secrets, plain-http credentials', () => {
+  it('keys the default socket by network namespace', () => {
+    expect(statsSocketPath({ name: 'v0' }, { inode: 4026531840, isInit: true })).toBe('/run/vxtap/v0.sock');
+    expect(statsSocketPath({ name: 'v0' }, { inode: 4026532999, isInit: false })).toBe('/run/vxtap/netns-4026532999/v0.sock');
+    expect(statsSocketPath({ name: 'v0', statsSocket: '/tmp/s.sock' }, { inode: 1, isInit: false })).toBe('/tmp/s.sock');
+    // two namespaces, one name: two paths
+    expect(statsSocketPath({ name: 'v0' }, { inode: 1, isInit: false })).not.toBe(statsSocketPath({ name: 'v0' }, { inode: 2, isInit: false }));
+    const here = currentNetns();
+    expect(here?.inode).toBeGreaterThan(0);
+  });
+
+  it('reads a password file without its trailing newline, warns when others may read it, names the field', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'vxl-secret-'));
+    try {
+      const f = path.join(dir, 'pw');
+      writeFileSync(f, 's3cret pass\n', { mode: 0o600 });
+      const warnings: string[] = [];
+      expect(readSecretFile(f, 'etcd-password-file', (m) => warnings.push(m))).toBe('s3cret pass');
+      expect(warnings).toEqual([]);
+      chmodSync(f, 0o644);
+      expect(readSecretFile(f, 'etcd-password-file', (m) => warnings.push(m))).toBe('s3cret pass');
+      expect(warnings[0]).toMatch(/etcd-password-file: .* readable by group or others/);
+      writeFileSync(f, '\n');
+      expect(() => readSecretFile(f, 'etcd-password-file')).toThrow(/etcd-password-file: .* is empty/);
+      expect(() => readSecretFile(path.join(dir, 'missing'), 'etcd-password-file')).toThrow(ConfigError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('finds the endpoints that would carry credentials in clear text', () => {
+    expect(plainHttpEndpoints(['http://198.18.0.250:2379', 'https://198.18.0.251:2379', ' HTTP://x:1'])).toEqual(['http://198.18.0.250:2379', ' HTTP://x:1']);
+    expect(plainHttpEndpoints(['https://a:2379'])).toEqual([]);
   });
 });
