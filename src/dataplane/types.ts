@@ -33,7 +33,11 @@ export interface DataplaneControl {
   readonly tapMac: string;
   /** The TAP's MTU. */
   readonly mtu: number;
-  /** Replace the set of remote VTEPs. Packets from other addresses are dropped and counted. */
+  /**
+   * Replace the set of remote VTEPs. Packets from other addresses are dropped and
+   * counted (peers learned with --accept-unknown-peers stay until they age out).
+   * Throws ConfigError beyond MAX_PEERS peers.
+   */
   setPeers(peers: PeerEntry[]): void;
   /** Replace the static forwarding entries (learned entries are kept). */
   setStaticFdb(entries: StaticFdbEntry[]): void;
