@@ -331,3 +331,24 @@ describe('engine: hostile peers', () => {
     expect(partial[1]).toBe(1); // VIRTIO_NET_HDR_GSO_TCPV4
   });
 });
+
+describe('engine: uplink accounting', () => {
+  it('counts uplink frames per peer as the wire packets the kernel makes of them', () => {
+    const { engine, counters, peerCounters: pc } = setup();
+    // two tunnel frames (24-byte virtio header: hdr_len 100, gso_size 1000), the second refused
+    const bufs = new Uint8Array(2 * 8192);
+    const offsets = Uint32Array.of(0, 8192);
+    const sizes = Uint32Array.of(24 + 100 + 4500, 24 + 100 + 900);
+    for (const o of offsets) {
+      bufs[o + 2] = 100;
+      bufs[o + 4] = 1000 & 0xff;
+      bufs[o + 5] = 1000 >> 8;
+    }
+    engine.accountUplink(bufs, offsets, sizes, Int32Array.of(1, 0), 2, 2, Int32Array.of(0, 5));
+    expect(pc[1 * PEER_STRIDE + P.tx_packets]).toBe(5); // 4500 bytes in 1000-byte segments
+    expect(pc[1 * PEER_STRIDE + P.tx_bytes]).toBe(4600);
+    expect(pc[0 * PEER_STRIDE + P.tx_drops]).toBe(1);
+    expect(counters[C.tx_uplink_frames]).toBe(1);
+    expect(counters[C.drop_uplink_write]).toBe(1);
+  });
+});
