@@ -5,7 +5,9 @@
 # coverage reached (libFuzzer's cov: edges and ft: features); exits non-zero when
 # any target reports a finding (a crash, a sanitizer report, a failed invariant,
 # a leak or a timeout). The input that found it is kept under
-# native/fuzz/build/findings/<target>/ with the end of the log.
+# native/fuzz/build/findings/<target>/ with the end of the log. With
+# VXTAP_FUZZ_KEEP=DIR the inputs a run adds are kept in DIR/<target> (for
+# coverage.sh, or to go on from there) instead of being deleted.
 # Usage: native/fuzz/run.sh [SECONDS-PER-TARGET (default 60)] [TARGET...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -15,8 +17,13 @@ case "$seconds" in '' | *[!0-9]*) echo "run.sh: SECONDS must be a whole number, 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(segment coalesce tunnel checksum)
 "$here/build.sh" "${targets[@]}"
-work="$(mktemp -d /tmp/vxtap-fuzz.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
+if [ -n "${VXTAP_FUZZ_KEEP:-}" ]; then
+  work="$VXTAP_FUZZ_KEEP"
+  mkdir -p "$work"
+else
+  work="$(mktemp -d /tmp/vxtap-fuzz.XXXXXX)"
+  trap 'rm -rf "$work"' EXIT
+fi
 # a smaller ASan quarantine: the machine is shared, and the harnesses free fast
 export ASAN_OPTIONS="${ASAN_OPTIONS:-quarantine_size_mb=64:detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"

@@ -712,6 +712,18 @@ describe('rxOffload: VXLAN checks and TCP re-coalescing', () => {
     expect(runRx(wrap(frames[0], bigger)).n).toBe(2);
   });
 
+  it('does not coalesce segments whose TCP reserved bits (AccECN AE) differ, as Linux GRO does not', () => {
+    // found by native/fuzz (coalesce); partial checksums do not cover the header, so both stay verified
+    const { frames } = flowSegments(2, 800, { csum: 'partial' });
+    const l4 = 14 + 20;
+    const other = frames[1].slice();
+    other[l4 + 12] |= 0x01;
+    const r = runRx(wrap(frames[0], other));
+    expect(r.n).toBe(2);
+    expect(r.supers).toBe(0);
+    expect(runRx(wrap(frames[0], frames[1])).supers).toBe(1);
+  });
+
   it('ends a super-frame after a short, PSH or FIN segment', () => {
     const { frames } = flowSegments(4, 800, {}, 300);
     // 800, 800, 800, 300 then one more 800 segment continuing the seq.
@@ -1058,6 +1070,22 @@ describe('txTunnel wraps whole frames for a UDP-tunnel GSO uplink write', () => 
     // a refused frame's bytes and headroom are as they were
     expect([...r.bufs.subarray(r.offsets[2] - HEAD, r.offsets[2])].every((x) => x === 0)).toBe(true);
     expect([...r.bufs.subarray(r.offsets[0] - HEAD, r.offsets[0])].every((x) => x === 0)).toBe(true);
+  });
+
+  it('hands back a TSO frame whose GSO type names the other IP version; a header-only one is one wire packet', () => {
+    // both found by native/fuzz (tunnel)
+    const v6 = superFrame({ v6: true, payload: randomBytes(3000), mss: 1200 }).tap;
+    v6[1] = GSO_TCPV4;
+    const v4 = superFrame({ payload: randomBytes(3000), mss: 1200 }).tap;
+    v4[1] = GSO_TCPV6;
+    const r = call([v6, v4], [0, 0]);
+    expect(r.k).toBe(0);
+    expect([...r.sel]).toEqual([-1, -1]);
+    const empty = superFrame({ payload: new Uint8Array(0), mss: 1200 }).tap;
+    const e = call([empty, empty], [0, 0]);
+    expect(e.k).toBe(2);
+    expect(e.result[0]).toBe(2);
+    expect(e.ipId[0]).toBe(0x1234 + 2); // each took its own outer IPv4 ID
   });
 
   it('sets DF as asked: set, or copied from the inner IPv4 header', () => {
