@@ -27,6 +27,9 @@ const APT = [
   // bench --hosts tests: real sshd in namespaces, the system ssh client as the transport
   ['openssh-server', '/usr/sbin/sshd'],
   ['openssh-client', '/usr/bin/ssh'],
+  // report.html browser test: headless Debian Chromium driven by playwright-core (no browser download)
+  ['chromium', '/usr/bin/chromium'],
+  ['fonts-dejavu-core', '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf'],
 ];
 
 function sh(cmd, args, opts = {}) {

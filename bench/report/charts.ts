@@ -58,13 +58,14 @@ export function medianWithRounds(opts: { title: string; unit: string; categories
 }
 
 /** Lines over x (one per series), e.g. iperf3 interval throughput over seconds. */
-export function lines(opts: { title: string; xName: string; unit: string; series: { name: string; color: string; points: [number, number][]; dashed?: boolean }[]; xLog?: boolean; yLog?: boolean; xLabels?: (v: number) => string; yMin?: number; xMin?: number }): Chart {
+export function lines(opts: { title: string; xName: string; unit: string; series: { name: string; color: string; points: [number, number][]; dashed?: boolean }[]; xLog?: boolean; yLog?: boolean; xLabels?: (v: number) => string; yMin?: number; xMin?: number; xInteger?: boolean }): Chart {
+  const names = [...new Set(opts.series.map((s) => s.name))];
   const points = opts.series.reduce((t, s) => t + s.points.length, 0);
   const svg = renderSvg({
-    title: { text: opts.title, left: 'center', top: opts.series.length > 6 ? 52 : 22, textStyle: { ...FONT, fontSize: 14 } },
-    legend: legend(opts.series.map((s) => s.name)),
-    grid: { ...baseGrid, top: opts.series.length > 6 ? 96 : 64 },
-    xAxis: { type: opts.xLog ? 'log' : 'value', name: opts.xName, nameLocation: 'middle', nameGap: 28, nameTextStyle: FONT, axisLabel: { ...FONT, ...(opts.xLabels ? { formatter: opts.xLabels } : {}) }, min: opts.xMin ?? (opts.xLog ? undefined : 'dataMin'), max: 'dataMax' },
+    title: { text: opts.title, left: 'center', top: names.length > 6 ? 52 : 22, textStyle: { ...FONT, fontSize: 14 } },
+    legend: legend(names),
+    grid: { ...baseGrid, top: names.length > 6 ? 96 : 64 },
+    xAxis: { type: opts.xLog ? 'log' : 'value', name: opts.xName, nameLocation: 'middle', nameGap: 28, nameTextStyle: FONT, axisLabel: { ...FONT, ...(opts.xLabels ? { formatter: opts.xLabels } : {}) }, min: opts.xMin ?? (opts.xLog ? undefined : 'dataMin'), max: 'dataMax', minInterval: opts.xInteger ? 1 : undefined },
     yAxis: { type: opts.yLog ? 'log' : 'value', name: opts.unit, nameTextStyle: FONT, min: opts.yMin },
     series: opts.series.map((s) => ({ type: 'line', name: s.name, data: s.points, showSymbol: true, symbolSize: 4, lineStyle: { color: s.color, width: 1.5, type: s.dashed ? 'dashed' : 'solid' }, itemStyle: { color: s.color } })),
   });

@@ -164,14 +164,14 @@ function intervalsSection(r: BenchResult, colors: Record<string, string>): strin
       for (const s of samplesOf(r, m.id)) {
         const iv = s[which]?.intervalBps ?? [];
         if (!iv.length) continue;
-        series.push({ name: `${m.id} r${s.round}`, color: colors[m.id], points: iv.map((b, i) => [i + 1, b / 1e9]), dashed: s.round % 2 === 0 });
+        series.push({ name: m.id, color: colors[m.id], points: iv.map((b, i) => [i + 1, b / 1e9]), dashed: s.round % 2 === 0 });
         const sp = spreadOf(iv.map((b) => b / 1e9));
         rows.push([esc(m.id), String(s.round), iv.map((b) => fmtNum(b / 1e9)).join(', '), sp.min !== null && sp.max !== null && sp.median ? `${(((sp.max - sp.min) / sp.median) * 100).toFixed(0)}%` : 'n/a']);
       }
     }
     if (!series.length) { figs.push(noData(`intervals-${which}`, `${title}: this result does not record per-interval throughput (written before iperf3 intervals were kept).`)); continue; }
-    const chart = lines({ title: `${title}: throughput per interval`, xName: 'second of the test', unit: 'Gbit/s', series, yMin: 0 });
-    figs.push(figure(`intervals-${which}`, `${title}: sender bits/s per iperf3 interval, one line per mode and round; a ramp or a dip shows an unstable test.`, chart, htmlTable(['mode', 'round', 'Gbit/s per interval', '(max − min) / median'], rows)));
+    const chart = lines({ title: `${title}: throughput per interval`, xName: 'second of the test', unit: 'Gbit/s', series, yMin: 0, xInteger: true });
+    figs.push(figure(`intervals-${which}`, `${title}: sender bits/s per iperf3 interval, one line per mode and round (rounds alternate solid and dashed); a ramp or a dip shows an unstable test.`, chart, htmlTable(['mode', 'round', 'Gbit/s per interval', '(max − min) / median'], rows)));
   }
   return `<section id="intervals"><h2>Throughput over time</h2><div class="grid">${figs.join('')}</div></section>`;
 }
