@@ -51,6 +51,33 @@ export async function neighDel(dev: string, ip: string, t: HostTarget = {}): Pro
   await run(ipArgv(familyOf(ip), ['neigh', 'del', ip, 'dev', dev]), { netns: t.netns, allowFail: true });
 }
 
+/**
+ * Run `ip` commands (without the leading `ip`) in one process: `ip -force -batch -`,
+ * which goes on after a failing line. Resolves to one entry per line: undefined when
+ * it went through, else ip's error text. One process instead of one per command
+ * matters on a loaded machine, where each spawn costs tens of milliseconds.
+ */
+export async function ipBatch(lines: string[], t: HostTarget = {}): Promise<(string | undefined)[]> {
+  const out: (string | undefined)[] = lines.map(() => undefined);
+  if (!lines.length) return out;
+  const r = await run(['ip', '-force', '-batch', '-'], { netns: t.netns, input: lines.join('\n') + '\n', allowFail: true });
+  if (r.code === 0) return out;
+  let pending: string[] = [];
+  let any = false;
+  for (const line of r.stderr.split('\n')) {
+    const m = /^Command failed -:(\d+)$/.exec(line.trim());
+    if (m) {
+      const i = Number(m[1]) - 1;
+      if (i >= 0 && i < out.length) out[i] = pending.join('; ') || 'failed';
+      pending = [];
+      any = true;
+    } else if (line.trim()) pending.push(line.trim());
+  }
+  // ip failed without naming a line (e.g. it could not start): every line failed.
+  if (!any) return lines.map(() => r.stderr.trim() || `ip -batch exited with ${r.code}`);
+  return out;
+}
+
 /** A route to `dst` via `via`, onlink, on `dev` (flannel's per-subnet route). */
 export async function routeReplaceOnlink(dst: string, via: string, dev: string, t: HostTarget = {}): Promise<void> {
   await run(ipArgv(familyOf(dst), ['route', 'replace', dst, 'via', via, 'dev', dev, 'onlink']), { netns: t.netns });

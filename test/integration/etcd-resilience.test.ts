@@ -205,6 +205,7 @@ describe.skipIf(!canRun)('etcd mode: hostile leases, a cancelled watch, SIGKILL 
     const rev = status[0].Status.header.revision;
     await etcd.ctl(['compact', String(rev)]);
     expect((await control(h4)).remoteHosts.some((r) => r.publicIP === '198.18.0.5')).toBe(false);
+    expect(await pingOnce(h4.ns, h1.gateway, 2), 'h4 -> h1 while cut off from etcd (last known peers kept)').toBe(true);
     await run(['nft', 'delete', 'table', 'inet', 'vxf'], { netns: h4.ns });
     const healed = Date.now();
     const reply = await pingUntil(h4.ns, h5.gateway, healed + 60_000, 100);

@@ -9,7 +9,7 @@ import { LogLimiter, screenLeases, REFUSAL_REASONS, type RefusalReason, type Scr
 import { decodeRecord, type MalformedLease } from '../../src/control/flannel/registry.js';
 import { parseNetworkConfig } from '../../src/control/flannel/config.js';
 import { cidrContains, cidrOverlaps, parseAddress, parseCidr } from '../../src/control/flannel/cidr.js';
-import { inRange, pickFreeSubnet, takenSubnets } from '../../src/control/flannel/allocate.js';
+import { pickFreeSubnet, takenSubnets } from '../../src/control/flannel/allocate.js';
 import type { Lease } from '../../src/control/flannel/lease.js';
 
 const range = parseNetworkConfig(JSON.stringify({ Network: '198.19.0.0/16', SubnetLen: 24, Backend: { Type: 'vxlan' } })).ipv4!;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OverlayApplier, desiredRemotes, type OverlayHost } from '../../src/control/flannel/reconcile.js';
+import { OverlayApplier, desiredRemotes, type OverlayHost, type OverlayOp } from '../../src/control/flannel/reconcile.js';
 import { parseSubnetKey, type Lease } from '../../src/control/flannel/lease.js';
 import { FakeDataplane } from '../helpers/fake-dataplane.js';
 import { parseNetworkConfig } from '../../src/control/flannel/config.js';
@@ -11,7 +11,7 @@ function lease(key: string, publicIP: string, mac: string, extra: Partial<Lease[
   return { ...k, attrs: { publicIP, publicIPv6: null, backendType: 'vxlan', vxlan: { vni: 1, vtepMac: mac }, ...extra } };
 }
 
-class FakeHost implements OverlayHost {
+class PlainHost implements OverlayHost {
   readonly ops: string[] = [];
   readonly neigh = new Map<string, string>();
   readonly routes = new Map<string, string>();
@@ -60,7 +60,29 @@ describe('desired remotes', () => {
   });
 });
 
-describe('overlay applier', () => {
+/** The same host, applying changes through `batch` (as the kernel host does with `ip -batch`). */
+class FakeBatchHost extends PlainHost {
+  batches = 0;
+  async batch(ops: OverlayOp[]): Promise<(Error | undefined)[]> {
+    this.batches++;
+    const out: (Error | undefined)[] = [];
+    for (const o of ops) {
+      try {
+        if (o.op === 'neighReplace') await this.neighReplace(o.ip, o.mac);
+        else if (o.op === 'neighDel') await this.neighDel(o.ip);
+        else if (o.op === 'routeReplace') await this.routeReplace(o.dst, o.via);
+        else await this.routeDel(o.dst);
+        out.push(undefined);
+      } catch (e) {
+        out.push(e as Error);
+      }
+    }
+    return out;
+  }
+}
+
+// One suite over both ways of talking to the host.
+for (const FakeHost of [PlainHost, FakeBatchHost]) describe(`overlay applier (${FakeHost.name})`, () => {
   it('programs neighbour, route, peer and FDB per remote, and removes them when the lease goes', async () => {
     const dp = new FakeDataplane();
     const host = new FakeHost();

@@ -36,7 +36,7 @@ import { OverlayApplier, desiredRemotes, kernelOverlayHost, type RemoteHost } fr
 import { readPreviousSubnet, renderSubnetEnv, writeSubnetEnv, DEFAULT_SUBNET_FILE } from './subnet-env.js';
 import { realClock, type Clock, type TimerHandle } from './clock.js';
 import { EtcdHealth, retrying } from './etcd-health.js';
-import { LeaseKeeper, renewIntervalSeconds, type LeaseKeeperStats } from './lease-keeper.js';
+import { LeaseKeeper, type LeaseKeeperStats } from './lease-keeper.js';
 import { DEFAULT_RESYNC_INTERVAL_MS, LeaseWatcher, type LeaseWatcherStats } from './lease-watcher.js';
 import { LogLimiter, type RefusalReason, type RefusedLease, type ScreenContext } from './lease-policy.js';
 

@@ -37,12 +37,25 @@ export function desiredRemotes(records: Iterable<Lease | MalformedLease>, ctx: S
   return { remotes, refused };
 }
 
+/** One host change, for `OverlayHost.batch`. */
+export type OverlayOp =
+  | { op: 'neighReplace'; ip: string; mac: string }
+  | { op: 'neighDel'; ip: string }
+  | { op: 'routeReplace'; dst: string; via: string }
+  | { op: 'routeDel'; dst: string };
+
 /** What the applier needs from the host: the per-subnet route and neighbour. */
 export interface OverlayHost {
   neighReplace(ip: string, mac: string): Promise<void>;
   neighDel(ip: string): Promise<void>;
   routeReplace(dst: string, via: string): Promise<void>;
   routeDel(dst: string): Promise<void>;
+  /**
+   * Optional: apply several changes at once, in order, going on after a failure;
+   * resolves to one entry per op (undefined = done, else the error). Deletes of
+   * absent entries may fail here; the applier ignores failed deletes.
+   */
+  batch?(ops: OverlayOp[]): Promise<(Error | undefined)[]>;
 }
 
 /** The real host: ip neigh / ip route on `dev` (in `netns`, if given). */
@@ -52,6 +65,22 @@ export function kernelOverlayHost(dev: string, t: routes.HostTarget = {}): Overl
     neighDel: (ip) => routes.neighDel(dev, ip, t),
     routeReplace: (dst, via) => routes.routeReplaceOnlink(dst, via, dev, t),
     routeDel: (dst) => routes.routeDel(dst, dev, t),
+    async batch(ops) {
+      const lines = ops.map((o) => {
+        switch (o.op) {
+          case 'neighReplace':
+            return `neigh replace ${o.ip} lladdr ${o.mac} dev ${dev} nud permanent`;
+          case 'neighDel':
+            return `neigh del ${o.ip} dev ${dev}`;
+          case 'routeReplace':
+            return `route replace ${o.dst} via ${o.via} dev ${dev} onlink`;
+          case 'routeDel':
+            return `route del ${o.dst} dev ${dev}`;
+        }
+      });
+      const res = await routes.ipBatch(lines, t);
+      return res.map((e, i) => (e === undefined ? undefined : new Error(`ip ${lines[i]}: ${e}`)));
+    },
   };
 }
 
@@ -109,6 +138,7 @@ export class OverlayApplier {
       const old = this.applied.get(key);
       if (!old || !same(old, r)) toAdd.push(r);
     }
+    if (this.host.batch) return this.applyBatched(remotes, next, removed, toAdd, this.host.batch.bind(this.host));
     for (const r of removed) {
       this.applied.delete(r.key);
       try {
@@ -145,6 +175,63 @@ export class OverlayApplier {
         failed.push({ remote: r, error: e as Error });
       }
     }
+    return { added, removed, failed };
+  }
+
+  private setDataplane(remotes: RemoteHost[]): void {
+    const peers = [...new Set(remotes.map((r) => r.publicIP))];
+    this.dataplane.setPeers(peers.map((address) => ({ address, flood: false })));
+    const fdb = new Map<string, string>();
+    for (const r of remotes) fdb.set(r.vtepMac, r.publicIP);
+    this.dataplane.setStaticFdb([...fdb].map(([mac, peer]) => ({ mac, peer })));
+  }
+
+  /**
+   * `apply` over `OverlayHost.batch`: three host calls whatever the number of
+   * remotes (removals; neighbours; routes for the remotes whose neighbour went in).
+   */
+  private async applyBatched(
+    remotes: RemoteHost[],
+    next: Map<string, RemoteHost>,
+    removed: RemoteHost[],
+    toAdd: RemoteHost[],
+    batch: (ops: OverlayOp[]) => Promise<(Error | undefined)[]>,
+  ): Promise<{ added: RemoteHost[]; removed: RemoteHost[]; failed: FailedRemote[] }> {
+    const failed: FailedRemote[] = [];
+    const gone: RemoteHost[] = [...removed];
+    for (const r of removed) this.applied.delete(r.key);
+    for (const [key, r] of this.failedKeys) {
+      const n = next.get(key);
+      if (n && same(r, n)) continue;
+      this.failedKeys.delete(key);
+      gone.push(r);
+    }
+    // Failed deletes are entries that were not there: nothing to report.
+    if (gone.length) await batch([...gone.map((r): OverlayOp => ({ op: 'routeDel', dst: formatCidr(r.subnet) })), ...gone.map((r): OverlayOp => ({ op: 'neighDel', ip: r.gateway }))]);
+    this.setDataplane(remotes);
+    const added: RemoteHost[] = [];
+    if (!toAdd.length) return { added, removed, failed };
+    const neighErr = await batch(toAdd.map((r) => ({ op: 'neighReplace', ip: r.gateway, mac: r.vtepMac })));
+    const ready: RemoteHost[] = [];
+    toAdd.forEach((r, i) => {
+      const e = neighErr[i];
+      if (e) {
+        this.failedKeys.set(r.key, r);
+        failed.push({ remote: r, error: e });
+      } else ready.push(r);
+    });
+    const routeErr = ready.length ? await batch(ready.map((r) => ({ op: 'routeReplace', dst: formatCidr(r.subnet), via: r.gateway }))) : [];
+    ready.forEach((r, i) => {
+      const e = routeErr[i];
+      if (e) {
+        this.failedKeys.set(r.key, r);
+        failed.push({ remote: r, error: e });
+      } else {
+        this.applied.set(r.key, r);
+        this.failedKeys.delete(r.key);
+        added.push(r);
+      }
+    });
     return { added, removed, failed };
   }
 
