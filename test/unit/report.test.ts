@@ -1,0 +1,211 @@
+/**
+ * report.html and the result reader: every checked-in result of every schema
+ * version renders; the page is self-contained (no scripts, no external
+ * references, the result embedded and safe inside its script element); bad
+ * input is one clear message and exit 2; claim verdicts carry the rounds'
+ * uncertainty; several results give a comparison and, as a history, a trend.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { RESULT_SCHEMA_VERSION } from '../../bench/result.js';
+import { judge, judgeClaims } from '../../bench/report/claims.js';
+import { environmentFingerprint, notAHistory, renderComparisonHtml } from '../../bench/report/compare.js';
+import { markdownToHtml, renderReportHtml, shellJoin } from '../../bench/report/html.js';
+import { loadResult, migrateResult, readableVersions, ResultInputError } from '../../bench/report/migrate.js';
+import { renderReportFor } from '../../bench/report/write.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const main = path.join(repo, 'dist', 'src', 'cli', 'main.js');
+/** Checked-in results of each schema version (older writers of a version included). */
+const FIXTURES: Record<number, string[]> = {
+  1: [path.join(repo, 'test', 'fixtures', 'bench', 'golden-result.json'), path.join(repo, 'test', 'fixtures', 'report', 'v1-current.json')],
+};
+const [older, current] = FIXTURES[1];
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'vxr-unit-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** What makes a page reach outside itself (fragment references such as url(#clip) and href="#tcp" stay inside). */
+function externalReferences(html: string): string[] {
+  const found: string[] = [];
+  for (const re of [/<script(?![^>]*type="application\/json")[^>]*>/gi, /<link\b[^>]*>/gi, /<[a-z][^>]*\s(src|href|xlink:href)\s*=\s*(?!["']?#)[^\s>]*/gi, /url\((?!#)/gi, /@import/gi, /<iframe/gi, /<object/gi, /https?:\/\/(?!www\.w3\.org\/)[^\s"'<)]+/gi]) {
+    for (const m of html.matchAll(re)) found.push(m[0]);
+  }
+  return found;
+}
+
+describe('reading results', () => {
+  it('there is a checked-in result for every version this build reads', () => {
+    expect(readableVersions()).toContain(RESULT_SCHEMA_VERSION);
+    for (const v of readableVersions()) expect(FIXTURES[v]?.length, `fixture of version ${v}`).toBeGreaterThan(0);
+  });
+  it('older version-1 results get the fields added since as "not recorded", and derived is recomputed', () => {
+    const raw = JSON.parse(readFileSync(older, 'utf8'));
+    expect(raw.samples[0].tcp1.intervalBps).toBeUndefined();
+    const r = loadResult(older);
+    expect(r.samples[0].tcp1?.intervalBps).toEqual([]);
+    expect(r.samples[0].dataplaneCounters).toBeNull();
+    expect(r.derived.metrics.map((m) => m.key)).toContain('tcp1DataplaneRssMb');
+    expect(r.derived.byMode.vxtap.tcp1Gbps.summary.median).toBeCloseTo(raw.derived.byMode.vxtap.tcp1Gbps.summary.median, 9);
+  });
+  it('does not modify its input', () => {
+    const raw = JSON.parse(readFileSync(older, 'utf8'));
+    const before = JSON.stringify(raw);
+    migrateResult(raw, 'x');
+    expect(JSON.stringify(raw)).toBe(before);
+  });
+  it('refuses what is not a result, with the file and the reason', () => {
+    const base = JSON.parse(readFileSync(current, 'utf8'));
+    const cases: [unknown, RegExp][] = [
+      [null, /x: not a vxtap bench result/],
+      [[1, 2], /not a vxtap bench result/],
+      [{ hello: 'world' }, /not a vxtap bench result/],
+      [{ ...base, schemaVersion: '1' }, /schemaVersion must be an integer \(got "1"\)/],
+      [{ ...base, schemaVersion: 2 }, /unknown schemaVersion 2 \(this vxtap reads 1\); it was written by a newer vxtap/],
+      [{ ...base, schemaVersion: 0 }, /unknown schemaVersion 0/],
+      [{ ...base, samples: 'none' }, /does not match result.schema.json version 1: \$\.samples: expected array/],
+    ];
+    for (const [data, re] of cases) {
+      expect(() => migrateResult(data, 'x')).toThrow(ResultInputError);
+      expect(() => migrateResult(data, 'x')).toThrow(re);
+    }
+  });
+  it('names unreadable and non-JSON files', () => {
+    const bad = path.join(tmp, 'bad.json');
+    writeFileSync(bad, '{"schema": ');
+    expect(() => loadResult(bad)).toThrow(/bad\.json: not JSON/);
+    expect(() => loadResult(path.join(tmp, 'missing.json'))).toThrow(/missing\.json: cannot read \(ENOENT\)/);
+  });
+});
+
+describe('report.html', () => {
+  for (const [version, files] of Object.entries(FIXTURES)) {
+    for (const file of files) {
+      it(`renders ${path.basename(file)} (version ${version}) as one self-contained page`, () => {
+        const r = loadResult(file);
+        const html = renderReportFor(r);
+        expect(externalReferences(html)).toEqual([]);
+        for (const id of ['verdicts', 'tcp', 'intervals', 'latency', 'cpu', 'pps', 'mtu', 'claims', 'environment', 'data']) expect(html, id).toContain(`<section id="${id}">`);
+        const json = /<script type="application\/json" id="vxtap-result">([\s\S]*?)<\/script>/.exec(html)?.[1];
+        expect(JSON.parse(json ?? 'null').runId).toBe(r.runId);
+        expect(html.match(/<figure class="chart"/g)?.length).toBeGreaterThanOrEqual(8);
+        expect(html).not.toMatch(/data-points="0"/);
+        expect(html).toContain(`vxtap ${shellJoin(r.options.argv)}`);
+      });
+    }
+  }
+  it('the plan stored by bench --target lands in the report; --target on report overrides it', () => {
+    const r = loadResult(current);
+    expect(renderReportFor(r)).toMatch(/<section id="plan">[\s\S]*5\.00 Gbit\/s shown\?/);
+    expect(renderReportFor(r, { target: '20gbit' })).toMatch(/20\.0 Gbit\/s shown\?/);
+    expect(renderReportHtml(loadResult(older))).not.toContain('<section id="plan">');
+  });
+  it('text from the result cannot break out of the page or its embedded JSON', () => {
+    const r = loadResult(current);
+    r.status = 'incomplete';
+    r.incompleteReasons = ['</script><script>alert(1)</script><img src=x onerror=alert(2)>'];
+    const html = renderReportHtml(r);
+    expect(externalReferences(html)).toEqual([]);
+    expect(html.match(/<\/script>/g)).toHaveLength(1);
+    expect(html).toContain('&lt;/script&gt;&lt;script&gt;alert(1)');
+    const json = /<script type="application\/json" id="vxtap-result">([\s\S]*?)<\/script>/.exec(html)?.[1];
+    expect(JSON.parse(json ?? 'null').incompleteReasons).toEqual(r.incompleteReasons);
+  });
+  it('the MTU grid colours each probe by outcome', () => {
+    const html = renderReportHtml(loadResult(older));
+    for (const o of ['whole', 'inner-fragmented', 'refused-locally', 'dropped']) expect(html, o).toMatch(new RegExp(`<td class="o-${o}" title="`));
+  });
+  it('is small enough to mail: under 1 MB for the default profile', () => {
+    expect(Buffer.byteLength(renderReportFor(loadResult(current)))).toBeLessThan(1_000_000);
+  });
+});
+
+describe('claims with uncertainty', () => {
+  it('held inside the bound, not held outside it, undecided when the rounds straddle it', () => {
+    // "~40% below VXLAN", bound 30-50%: rounds 42 and 46 held; 51 and 55 not held; 46 and 52 undecided
+    expect(judge([0.42, 0.46], 0.3, 0.5)).toBe('held');
+    expect(judge([0.51, 0.55], 0.3, 0.5)).toBe('not held');
+    expect(judge([0.46, 0.52], 0.3, 0.5)).toBe('undecided');
+    expect(judge([0.1, 0.2], 0.3, 0.5)).toBe('not held');
+    expect(judge([null, 12], null, 20)).toBe('held');
+    expect(judge([18, 25], null, 20)).toBe('undecided');
+    expect(judge([null, null], 0, 1)).toBe('n/a');
+  });
+  it('judges the result\'s claims round by round', () => {
+    const claims = judgeClaims(loadResult(older));
+    const below = claims.find((c) => c.id === 'userspace-40pct-below-vxlan')!;
+    expect(below.evidence?.perRound.every((v) => v !== null && v > 0.5)).toBe(true);
+    expect(below.judged).toBe('not held');
+    expect(claims.find((c) => c.id === 'inner-mtu-1450-1472')!.judged).toBe(claims.find((c) => c.id === 'inner-mtu-1450-1472')!.verdict);
+  });
+});
+
+describe('comparison and trend', () => {
+  const base = loadResult(current);
+  const run = (i: number, host = base.environment!.hostname) => {
+    const r = structuredClone(base);
+    r.runId = `run-${i}`;
+    r.startedAt = `2026-12-0${i}T10:00:00.000Z`;
+    r.environment!.hostname = host;
+    return r;
+  };
+  it('three runs of one fingerprint are a history, sorted by start time', () => {
+    expect(notAHistory([run(1), run(2)])).toMatch(/three or more runs/);
+    expect(notAHistory([run(1), run(2), run(3, 'other')])).toMatch(/differ in environment/);
+    expect(environmentFingerprint(run(1))).toBe(environmentFingerprint(run(2)));
+    const html = renderComparisonHtml([run(3), run(1), run(2)]);
+    expect(html.indexOf('run-1')).toBeLessThan(html.indexOf('run-3'));
+    expect(html).toMatch(/<figure class="chart" id="chart-trend-tcp1Gbps"/);
+    expect(externalReferences(html)).toEqual([]);
+  });
+  it('two runs: side by side, and the trend section says why there is none', () => {
+    const html = renderComparisonHtml([run(1), run(2)]);
+    expect(html).toMatch(/<figure class="chart" id="chart-compare-tcp1Gbps"/);
+    expect(html).toContain('No trend: a trend needs three or more runs (got 2).');
+  });
+});
+
+describe('markdownToHtml', () => {
+  it('turns the plan\'s subset into tables, lists and headings, escaping text', () => {
+    const html = markdownToHtml('# T\n\n**bold** `code` <b>\n\n| a | b \\| c |\n| --- | --- |\n| 1 | 2 |\n\n- x\n- y\n');
+    expect(html).toContain('<h2>T</h2>');
+    expect(html).toContain('<strong>bold</strong> <code>code</code> &lt;b&gt;');
+    expect(html).toContain('<th>b | c</th>');
+    expect(html).toContain('<ul><li>x</li><li>y</li></ul>');
+  });
+});
+
+describe.skipIf(!existsSync(main))('vxtap report (CLI)', () => {
+  const cli = (args: string[]) => {
+    try {
+      return { code: 0, stderr: execFileSync(process.execPath, [main, 'report', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
+    } catch (e) {
+      const err = e as { status: number; stderr: string };
+      return { code: err.status, stderr: err.stderr };
+    }
+  };
+  it('writes the report, and exits 2 with one line on bad input', () => {
+    const out = path.join(tmp, 'r.html');
+    expect(cli([current, '--out', out]).code).toBe(0);
+    expect(readFileSync(out, 'utf8')).toMatch(/^<!doctype html>/);
+    const v9 = path.join(tmp, 'v9.json');
+    writeFileSync(v9, JSON.stringify({ schema: 'vxtap-bench-result', schemaVersion: 9 }));
+    const cases: [string[], RegExp][] = [
+      [[path.join(repo, 'package.json')], /not a vxtap bench result/],
+      [[v9], /unknown schemaVersion 9/],
+      [[current, '--target', '-1gbit'], /--target must be greater than 0/],
+      [[current, '--target', 'fast'], /--target must be a bit rate/],
+      [[current, current, '--target', '1g'], /apply to one result/],
+    ];
+    for (const [args, re] of cases) {
+      const r = cli([...args, '--out', path.join(tmp, 'never.html')]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(re);
+    }
+    expect(existsSync(path.join(tmp, 'never.html'))).toBe(false);
+  });
+});
