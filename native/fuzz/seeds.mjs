@@ -179,7 +179,13 @@ add('tunnel', 'rx-mixed', [
   ...rec(uplink(frame({ payload: bytes(80) }).bytes, { vni: VNI + 1 })),
   ...rec(uplink(frame({ payload: bytes(80) }).bytes, { vxFlags: 0x0c })),
   ...rec(uplink(frame({ payload: bytes(80) }).bytes, { port: 8472 })),
-  ...rec(cat(uplink(new Uint8Array(0), { gsoType: 5, gsoSize: usoRun.length / 3 }).subarray(0, 24 + 42), usoRun)),
+  ...rec(uplink(usoRun.subarray(8), { gsoType: 5, gsoSize: usoRun.length / 3 })), // the run starts with our VXLAN header
+]);
+
+add('tunnel', 'rx-uso-gso0-and-bad-csum', [
+  ...tunHead(1),
+  ...rec(uplink(usoRun.subarray(8), { gsoType: 5, gsoSize: 0 })),
+  ...rec(uplink(frame({ payload: bytes(80) }).bytes, { gsoType: 0x21, gsoSize: 0, flags: 1, csumStart: 84, csumOffset: 16 })),
 ]);
 
 // --- checksum: [u8 misalign | options][u16 prefix][bytes]
