@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { BenchResult } from '../result.js';
 import { buildId } from './build.js';
+import { cacheSubdir, deployBuild } from './deploy.js';
 import { AgentClient, RemoteHost, startKeepAlive } from './client.js';
 import { buildMismatch, describeBuild, PROTOCOL_VERSION, type BuildId, type HelloResult } from './protocol.js';
 import { agentCommand, parseHostDest, SshControl, type HostDest, type SshOptions } from './ssh.js';
@@ -26,6 +27,8 @@ export interface RemoteOptions {
   port: number;
   /** Agent lease (ms): an agent that hears nothing for this long cleans its host. */
   leaseMs: number;
+  /** Copy this build to the hosts' cache first (deploy.ts). */
+  deploy?: boolean;
 }
 
 /** Defaults of the remote flags. */
@@ -106,13 +109,12 @@ async function clockOffset(c: AgentClient, n = 5): Promise<{ offsetMs: number; r
 }
 
 /** Start an agent on `h` (ssh, or a local child). */
-function startAgent(h: HostDest, ssh: SshControl, localRoot: string, label: string): AgentClient {
+function startAgent(h: HostDest, ssh: SshControl, localRoot: string, label: string, preferDeployed = false): AgentClient {
   const main = path.join(localRoot, 'dist', 'src', 'cli', 'main.js');
   if (h.local) {
     return new AgentClient(label, 'local', spawn(process.execPath, [main, 'agent', '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] }));
   }
-  const b = buildId(localRoot);
-  return new AgentClient(label, h.text, ssh.start(h, agentCommand(process.execPath, main, `${b.version}-${(b.commit ?? 'nocommit').slice(0, 12)}`)));
+  return new AgentClient(label, h.text, ssh.start(h, agentCommand(process.execPath, main, cacheSubdir(buildId(localRoot)), preferDeployed)));
 }
 
 /** Connected hosts of a run. */
@@ -150,22 +152,37 @@ export class RemotePair {
     try {
       const labels = ['A', 'B'];
       const hellos: HelloResult[] = [];
-      for (let i = 0; i < 2; i++) {
-        log(`  host ${labels[i]}: connecting to ${dests[i].text}`);
-        const c = startAgent(dests[i], ssh, localRoot, labels[i]);
-        clients.push(c);
-        const hello = await Promise.race([
+      const mine = buildId(localRoot); // once: another commit landing mid-connect must not split the check
+      const hello = async (i: number, preferDeployed: boolean): Promise<HelloResult> => {
+        const c = startAgent(dests[i], ssh, localRoot, labels[i], preferDeployed);
+        clients[i] = c;
+        const h = await Promise.race([
           c.request<HelloResult>({ op: 'hello', protocol: PROTOCOL_VERSION, runId, label: labels[i], lock, leaseMs: opts.leaseMs }),
           new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`host ${labels[i]} (${dests[i].text}): no answer from the agent within 30 s`)), 30_000).unref()),
         ]).catch((e: Error) => {
           throw new Error(explainConnectFailure(e.message));
         });
-        hellos.push(hello);
-      }
-      const mine = buildId(localRoot);
+        const why = buildMismatch(mine, h.build);
+        if (why) {
+          await c.close(5000).catch(() => undefined);
+          throw Object.assign(new Error(`host ${labels[i]} (${dests[i].text}) runs another vxtap build (${why}): host ${describeBuild(h.build)}, controller ${describeBuild(mine)}; run with --deploy to copy this build to the host`), { code: 'EBUILD' });
+        }
+        return h;
+      };
       for (let i = 0; i < 2; i++) {
-        const why = buildMismatch(mine, hellos[i].build);
-        if (why) throw new Error(`host ${labels[i]} (${dests[i].text}) runs another vxtap build (${why}): host ${describeBuild(hellos[i].build)}, controller ${describeBuild(mine)}; run with --deploy to copy this build to the host`);
+        log(`  host ${labels[i]}: connecting to ${dests[i].text}`);
+        try {
+          hellos.push(await hello(i, false));
+        } catch (err) {
+          // --deploy: a host without this build (none, or another) gets it, then a second try.
+          const missing = (err as { code?: string }).code === 'EBUILD' || /not installed|exited 127/.test((err as Error).message);
+          if (!opts.deploy || dests[i].local || !missing) throw err;
+          await clients[i]?.close(5000).catch(() => undefined);
+          deployBuild(ssh, dests[i], labels[i], localRoot, mine, log);
+          hellos.push(await hello(i, true));
+        }
+      }
+      for (let i = 0; i < 2; i++) {
         if (hellos[i].uid !== 0) throw new Error(`host ${labels[i]} (${dests[i].text}): the agent is not root (uid ${hellos[i].uid}); log in as root or allow passwordless sudo (sudo -n)`);
       }
       const hosts = [0, 1].map((i) => new RemoteHost(labels[i], dests[i].text, clients[i], hellos[i], localRoot, opts.leaseMs)) as [RemoteHost, RemoteHost];

@@ -53,15 +53,16 @@ export function shQuote(s: string): string {
  * The remote command that starts the agent: as root, or through `sudo -n`
  * (never a password prompt); vxtap from the --deploy cache, else the
  * controller's checkout path when the host has it (a shared filesystem or the
- * same machine), else `vxtap` on PATH.
+ * same machine), else `vxtap` on PATH; with --deploy the cache comes first.
  */
-export function agentCommand(controllerNode: string, controllerMain: string, cacheSubdir: string): string {
+export function agentCommand(controllerNode: string, controllerMain: string, cacheSubdir: string, preferDeployed: boolean): string {
   const q = shQuote;
+  const deployed = 'if [ -f "$D/dist/src/cli/main.js" ]; then exec $S node "$D/dist/src/cli/main.js" agent --stdio; fi';
+  const checkout = `if [ -f ${q(controllerMain)} ]; then if [ -x ${q(controllerNode)} ]; then N=${q(controllerNode)}; else N=node; fi; exec $S "$N" ${q(controllerMain)} agent --stdio; fi`;
   return [
     'if [ "$(id -u)" = 0 ]; then S=; else S="sudo -n"; fi',
     `D="\${XDG_CACHE_HOME:-$HOME/.cache}/vxtap/${cacheSubdir}"`,
-    'if [ -f "$D/dist/src/cli/main.js" ]; then exec $S node "$D/dist/src/cli/main.js" agent --stdio; fi',
-    `if [ -f ${q(controllerMain)} ]; then if [ -x ${q(controllerNode)} ]; then N=${q(controllerNode)}; else N=node; fi; exec $S "$N" ${q(controllerMain)} agent --stdio; fi`,
+    ...(preferDeployed ? [deployed, checkout] : [checkout, deployed]),
     'if command -v vxtap >/dev/null 2>&1; then exec $S vxtap agent --stdio; fi',
     'echo "vxtap is not installed on this host (vxtap bench --deploy copies this build)" >&2; exit 127',
   ].join('\n');

@@ -43,6 +43,12 @@ export interface SshTestPair {
   b: SshTestHost;
   /** ssh_config file naming both hosts (key, user root, no host key checks). */
   sshConfig: string;
+  /**
+   * Host B as a machine without vxtap: a second sshd in B's namespace (port
+   * 2222) whose sessions run in a private mount namespace with `hiddenRoot`
+   * (the checkout) covered by an empty tmpfs, and XDG_CACHE_HOME = `cacheDir`.
+   */
+  bBare: { alias: string; cacheDir: string };
   dir: string;
   /** Kill every sshd session process (not the listener) of a host: drops its connections. */
   dropConnections(h: SshTestHost): Promise<number>;
@@ -67,7 +73,7 @@ async function waitPort(host: string, port: number, timeoutMs: number): Promise<
 }
 
 /** Build the pair; `prefix` (<= 5 characters) names namespaces and root-side links. */
-export async function createSshPair(prefix: string): Promise<SshTestPair> {
+export async function createSshPair(prefix: string, hiddenRoot: string): Promise<SshTestPair> {
   const dir = mkdtempSync(path.join(os.tmpdir(), `${prefix}-ssh-`));
   const hosts: SshTestHost[] = [];
   const names = { nsA: `${prefix}a`, nsB: `${prefix}b`, mA: `${prefix}ma`, mB: `${prefix}mb` };
@@ -127,27 +133,54 @@ export async function createSshPair(prefix: string): Promise<SshTestPair> {
           'MaxSessions 32',
           'MaxStartups 32',
           'PrintMotd no',
+          `SetEnv XDG_CACHE_HOME=${path.join(dir, `cache-${s.ns}`)}`, // a --deploy never writes to this machine's ~/.cache
           '',
         ].join('\n'),
       );
       const sshd = spawn('ip', ['netns', 'exec', s.ns, '/usr/sbin/sshd', '-D', '-f', conf, '-E', path.join(dir, `sshd-${s.ns}.log`)], { stdio: 'ignore' });
       hosts.push({ ns: s.ns, alias: s.alias, mgmtAddr: s.mgmtAddr, dataAddr: s.dataAddr, dataDev: s.dataDev, sshd });
     }
-    await Promise.all(hosts.map((h) => waitPort(h.mgmtAddr, 22, 10_000)));
+    // B without vxtap: the checkout hidden from its sessions.
+    const cacheDir = path.join(dir, 'cache-b-bare');
+    const wrapper = path.join(dir, 'bare-session.sh');
+    writeFileSync(wrapper, `#!/bin/sh\nexec unshare -m /bin/sh -c 'mount -t tmpfs tmpfs "$0" && exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"' ${hiddenRoot}\n`, { mode: 0o755 });
+    const bareConf = path.join(dir, 'sshd-bare.conf');
+    writeFileSync(
+      bareConf,
+      [
+        'Port 2222',
+        `ListenAddress ${spec[1].mgmtAddr}`,
+        `HostKey ${path.join(dir, 'hostkey')}`,
+        `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
+        'PidFile none',
+        'PermitRootLogin prohibit-password',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'UsePAM no',
+        'StrictModes no',
+        `SetEnv XDG_CACHE_HOME=${cacheDir}`,
+        `ForceCommand ${wrapper}`,
+        '',
+      ].join('\n'),
+    );
+    const bareSshd = spawn('ip', ['netns', 'exec', spec[1].ns, '/usr/sbin/sshd', '-D', '-f', bareConf, '-E', path.join(dir, 'sshd-bare.log')], { stdio: 'ignore' });
+    hosts.push({ ns: spec[1].ns, alias: `${prefix}-b-bare`, mgmtAddr: spec[1].mgmtAddr, dataAddr: spec[1].dataAddr, dataDev: spec[1].dataDev, sshd: bareSshd });
+    await Promise.all(hosts.map((h) => waitPort(h.mgmtAddr, h.alias.endsWith('-bare') ? 2222 : 22, 10_000)));
     const sshConfig = path.join(dir, 'ssh_config');
     writeFileSync(
       sshConfig,
       hosts
-        .map((h) => [`Host ${h.alias}`, `  HostName ${h.mgmtAddr}`, '  User root', `  IdentityFile ${path.join(dir, 'id')}`, '  IdentitiesOnly yes', '  StrictHostKeyChecking no', '  UserKnownHostsFile /dev/null', '  LogLevel ERROR', ''].join('\n'))
+        .map((h) => [`Host ${h.alias}`, `  HostName ${h.mgmtAddr}`, ...(h.alias.endsWith('-bare') ? ['  Port 2222'] : []), '  User root', `  IdentityFile ${path.join(dir, 'id')}`, '  IdentitiesOnly yes', '  StrictHostKeyChecking no', '  UserKnownHostsFile /dev/null', '  LogLevel ERROR', ''].join('\n'))
         .join('\n'),
     );
     const dropConnections = async (h: SshTestHost) => {
       // Session processes are the namespace's sshd processes other than the listener.
       const pids = (await output(['ip', 'netns', 'pids', h.ns])).split(/\s+/).filter(Boolean).map(Number);
       let n = 0;
+      const listeners = new Set(hosts.map((x) => x.sshd.pid));
       for (const p of pids) {
         const cl = (await output(['cat', `/proc/${p}/cmdline`], { allowFail: true })).replace(/\0/g, ' ');
-        if (p !== h.sshd.pid && /^sshd: /.test(cl.trim())) {
+        if (!listeners.has(p) && /^sshd: /.test(cl.trim())) {
           try {
             process.kill(p, 'SIGKILL');
             n++;
@@ -158,7 +191,7 @@ export async function createSshPair(prefix: string): Promise<SshTestPair> {
       }
       return n;
     };
-    return { a: hosts[0], b: hosts[1], sshConfig, dir, dropConnections, destroy };
+    return { a: hosts[0], b: hosts[1], bBare: { alias: hosts[2].alias, cacheDir }, sshConfig, dir, dropConnections, destroy };
   } catch (err) {
     await destroy();
     throw err;

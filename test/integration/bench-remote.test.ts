@@ -11,10 +11,12 @@
  *   itself within seconds, the run ends incomplete with the reason, figures kept;
  * - a firewall in B dropping the VXLAN port: the preflight refuses, naming the
  *   host and the direction, and nothing is created;
- * - the controller and B's agent SIGKILLed mid-run, then `--cleanup --hosts`.
+ * - the controller and B's agent SIGKILLed mid-run, then `--cleanup --hosts`;
+ * - `--deploy` to a host without vxtap (B's second sshd hides the checkout);
+ *   another build on a host refused with both versions.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,7 +69,7 @@ async function leftoversIn(h: SshTestHost): Promise<string[]> {
   }
   for (const pid of (await output(['ip', 'netns', 'pids', h.ns], { allowFail: true })).split(/\s+/).filter(Boolean)) {
     const cl = (await output(['cat', `/proc/${pid}/cmdline`], { allowFail: true })).replace(/\0/g, ' ').trim();
-    if (!/^(\/usr\/sbin\/sshd|sshd:)/.test(cl)) found.push(`process ${pid} ${cl} in ${h.ns}`);
+    if (!/^(\/usr\/sbin\/sshd|sshd:|ip netns exec)/.test(cl)) found.push(`process ${pid} ${cl} in ${h.ns}`);
   }
   return found;
 }
@@ -78,7 +80,7 @@ function latestResult(): BenchResult {
 }
 
 beforeAll(async () => {
-  if (!skipReason) pair = await createSshPair(PREFIX);
+  if (!skipReason) pair = await createSshPair(PREFIX, repo);
 });
 
 afterAll(async () => {
@@ -197,5 +199,29 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
       left = [...(await leftoversIn(p.a)), ...(await leftoversIn(p.b))];
     }
     expect(left).toEqual([]);
+  });
+
+  it('--deploy copies this build to a host without vxtap; another build on a host is refused with both versions', async () => {
+    const p = pair!;
+    const args = ['--hosts', `${p.a.alias},${p.bBare.alias}`, '--ssh-config', p.sshConfig, '--underlay', `${p.a.dataAddr},${p.b.dataAddr}`, '--quick', '--modes', 'bare', '--out', out, '--no-progress'];
+    const without = await startCli(['bench', ...args], 60_000).done;
+    expect(without.code, without.stderr).toBe(1);
+    expect(without.stderr).toMatch(/host B \(vxs-b-bare\): .*vxtap is not installed on this host/);
+    expect(without.stderr).toMatch(/--deploy/);
+    const deployed = await startCli(['bench', ...args, '--deploy', '--json'], 120_000).done;
+    expect(deployed.code, deployed.stderr.slice(-2000)).toBe(0);
+    expect(deployed.stderr).toMatch(/host B \(vxs-b-bare\): copying this build/);
+    const result = JSON.parse(deployed.stdout.trim().split('\n').pop()!) as BenchResult;
+    expect(result.status).toBe('complete');
+    expect(result.hosts![1].build).toEqual(result.hosts![0].build);
+    // Another build on B: its stamp says another commit.
+    const stampFile = path.join(p.bBare.cacheDir, 'vxtap', 'bundle', 'build.json');
+    const stamp = JSON.parse(readFileSync(stampFile, 'utf8')) as { commit: string };
+    writeFileSync(stampFile, JSON.stringify({ ...stamp, commit: 'f'.repeat(40) }));
+    const other = await startCli(['bench', ...args], 60_000).done;
+    expect(other.code, other.stderr).toBe(1);
+    // (the controller's commit is whatever HEAD is now: other work may land on the branch meanwhile)
+    expect(other.stderr).toMatch(/host B \(vxs-b-bare\) runs another vxtap build \(differs in commit\): host [^ ]+ \(commit ffffffffffff[^)]*\), controller [^ ]+ \(commit (?!ffffffffffff)[0-9a-f]{12}/);
+    expect(await leftoversIn(p.b)).toEqual([]);
   });
 });
