@@ -111,6 +111,16 @@ interface WorkerSlot {
 const WORKER_STABLE_MS = 10_000;
 /** Longest wait before restarting a worker that keeps failing. */
 const WORKER_BACKOFF_MAX_MS = 10_000;
+/**
+ * The supervisor's back-off: a worker that ran for WORKER_STABLE_MS or more
+ * restarts at once (its failure starts a new row); each further failure in a
+ * row waits 100 ms, 200 ms, 400 ms, ... up to WORKER_BACKOFF_MAX_MS.
+ */
+export function workerRestartDelay(ranMs: number, failuresInRow: number): { delayMs: number; failuresInRow: number } {
+  const row = ranMs >= WORKER_STABLE_MS ? 1 : failuresInRow + 1;
+  return { delayMs: row <= 1 ? 0 : Math.min(WORKER_BACKOFF_MAX_MS, 100 * 2 ** (row - 2)), failuresInRow: row };
+}
+
 /** Set to 1 to enable the test-only fault injection endpoint on the stats socket. */
 export const TEST_HOOKS_ENV = 'VXTAP_TEST_HOOKS';
 
@@ -404,8 +414,9 @@ export class Vtep implements DataplaneControl {
    */
   private scheduleRestart(slot: WorkerSlot, reason: string): void {
     const ranMs = Date.now() - slot.startedAt;
-    slot.failuresInRow = ranMs >= WORKER_STABLE_MS ? 1 : slot.failuresInRow + 1;
-    const delayMs = slot.failuresInRow <= 1 ? 0 : Math.min(WORKER_BACKOFF_MAX_MS, 100 * 2 ** (slot.failuresInRow - 2));
+    const next = workerRestartDelay(ranMs, slot.failuresInRow);
+    slot.failuresInRow = next.failuresInRow;
+    const delayMs = next.delayMs;
     slot.restarts++;
     log(`worker ${slot.init.index} ${reason} after ${ranMs} ms; restarting it${delayMs ? ` in ${delayMs} ms` : ''} (restart ${slot.restarts})`);
     slot.restartTimer = setTimeout(() => {

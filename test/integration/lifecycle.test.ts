@@ -190,23 +190,28 @@ describe('vxtap lifecycle', () => {
     await stop(ub.child);
   });
 
-  it('announces a new MAC so a peer updates its neighbour cache at once', async () => {
-    const args = ['--name', 'vxlm0', '--peer', b.underlay, '--address', '198.19.0.1/16'];
+  it.each([
+    ['IPv4 (gratuitous ARP)', '198.19.0.1/16', '198.19.0.2/16'],
+    ['IPv6 (unsolicited neighbour advertisement)', '2001:2:0:1::1/64', '2001:2:0:1::2/64'],
+  ])('announces a new MAC so a peer updates its neighbour cache at once: %s', async (_family, addrA, addrB) => {
+    const target = addrA.split('/')[0];
+    const args = ['--name', 'vxlm0', '--peer', b.underlay, '--address', addrA];
     const sockA = defaultSock(a.ns, 'vxlm0');
     let ua = upIn(a, [...args, '--mac', '02:00:5e:00:00:01']);
-    const ub = upIn(b, ['--name', 'vxlm0', '--peer', a.underlay, '--address', '198.19.0.2/16']);
+    const ub = upIn(b, ['--name', 'vxlm0', '--peer', a.underlay, '--address', addrB]);
     await ready(ua, sockA);
     await ready(ub, defaultSock(b.ns, 'vxlm0'));
-    await reachable(b.ns, '198.19.0.1');
-    const neigh = async () => (await run(['ip', 'neigh', 'show', '198.19.0.1', 'dev', 'vxlm0'], { netns: b.ns })).stdout;
+    await reachable(b.ns, target); // IPv6: after duplicate address detection on both ends
+    const neigh = async () => (await run(['ip', 'neigh', 'show', target, 'dev', 'vxlm0'], { netns: b.ns })).stdout;
     expect(await neigh()).toContain('02:00:5e:00:00:01');
     await kill9(ua);
     ua = upIn(a, [...args, '--mac', '02:00:5e:00:00:02']);
     await ready(ua, sockA);
-    const deadline = Date.now() + 3000;
+    // IPv6 announces once DAD is done (~1 s)
+    const deadline = Date.now() + 5000;
     while (!(await neigh()).includes('02:00:5e:00:00:02') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(await neigh()).toContain('02:00:5e:00:00:02');
-    await reachable(b.ns, '198.19.0.1');
+    await reachable(b.ns, target);
     await stop(ua.child);
     await stop(ub.child);
   });

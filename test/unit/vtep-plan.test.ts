@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { mergeConfig, ConfigError, type VtepConfig } from '../../src/config.js';
 import { derivedMac, planVtep, steeringTableName, type HostFacts } from '../../src/dataplane/plan.js';
 import { steeringTable } from '../../src/host/iproute.js';
-import { steeringCommands } from '../../src/dataplane/vtep.js';
+import { steeringCommands, workerRestartDelay } from '../../src/dataplane/vtep.js';
 import { UndoList } from '../../src/dataplane/undo.js';
 import { formatMac } from '../../src/wire/mac.js';
 
@@ -144,5 +144,19 @@ describe('UndoList', () => {
     expect(done).toEqual(['c', 'a']);
     expect(await u.run()).toEqual([]);
     expect(done).toEqual(['c', 'a']);
+  });
+});
+
+describe('workerRestartDelay', () => {
+  it('restarts at once, then backs off 100 ms, 200 ms, ... to 10 s while failures come fast, and forgets after a stable run', () => {
+    let row = 0;
+    const delays: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const d = workerRestartDelay(50, row);
+      row = d.failuresInRow;
+      delays.push(d.delayMs);
+    }
+    expect(delays).toEqual([0, 100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000, 10_000]);
+    expect(workerRestartDelay(10_000, row)).toEqual({ delayMs: 0, failuresInRow: 1 });
   });
 });
