@@ -11,7 +11,9 @@
  * this machine is a loaded 2-core VM. Recovery itself is asserted.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, lstatSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { request } from 'node:http';
 import type { ChildProcess } from 'node:child_process';
 import { CLI, HostScope, ping, twoHosts, type Host } from '../helpers/vxtap.js';
@@ -111,9 +113,9 @@ async function reachable(ns: string, target: string): Promise<void> {
 }
 
 /** POST to the control socket (the test hook). */
-function post(sock: string, path: string): Promise<number> {
+function post(sock: string, urlPath: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: sock, path, method: 'POST' }, (res) => {
+    const req = request({ socketPath: sock, path: urlPath, method: 'POST' }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
     });
@@ -241,6 +243,24 @@ describe('vxtap lifecycle', () => {
     expect(ua.child.exitCode).toBe(0);
   });
 
+  it('takes the etcd password from a file, not both; a bad file is exit 2 before anything is created', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'vxl-pw-'));
+    try {
+      const pw = path.join(dir, 'pw');
+      writeFileSync(pw, 'secret\n', { mode: 0o600 });
+      const base = ['node', CLI, 'up', '--name', 'vxlpw0', '--local', a.underlay, '--etcd-endpoints', 'http://198.18.0.250:2379', '--etcd-username', 'u'];
+      const both = await run([...base, '--etcd-password', 'x', '--etcd-password-file', pw], { netns: a.ns, allowFail: true });
+      expect(both.code).toBe(2);
+      expect(both.stderr).toContain('etcd-password-file: give --etcd-password or --etcd-password-file, not both');
+      const missing = await run([...base, '--etcd-password-file', path.join(dir, 'none')], { netns: a.ns, allowFail: true });
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(/etcd-password-file: cannot read/);
+      expect((await run(['ip', '-o', 'link', 'show'], { netns: a.ns })).stdout).not.toContain('vxlpw0');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('never removes a control socket path that is not a socket; hooks are off without the variable', async () => {
     const dir = `/run/vxtap/test-vxl-${uniqueTag()}`;
     mkdirSync(dir, { recursive: true });
@@ -295,6 +315,20 @@ describe('uplink steering table after a crash', () => {
   afterAll(() => scope.cleanup());
 
   const table = (ns: string) => run(['nft', 'list', 'table', 'netdev', 'vxtap_vxls0'], { netns: ns, allowFail: true });
+  /** Datagrams (of 10 sent from B, 1200 bytes each) that a UDP socket on A's 198.18.0.1:4789 receives. */
+  const udpDelivered = async (): Promise<number> => {
+    const listener = run(
+      ['node', '-e', "const s=require('dgram').createSocket('udp4');let n=0;s.on('message',()=>n++);s.bind(4789,'198.18.0.1',()=>console.log('bound'));setTimeout(()=>{console.log(n);process.exit(0)},2000)"],
+      { netns: a.ns, timeoutMs: 10_000 },
+    );
+    await new Promise((r) => setTimeout(r, 700));
+    await run(
+      ['node', '-e', "const s=require('dgram').createSocket('udp4');let i=0;const t=setInterval(()=>{s.send(Buffer.alloc(1200),4789,'198.18.0.1');if(++i===10){clearInterval(t);setTimeout(()=>s.close(),100)}},50)"],
+      { netns: b.ns, timeoutMs: 10_000 },
+    );
+    const out = (await listener).stdout.trim().split('\n');
+    return Number(out.at(-1));
+  };
 
   it('a stale plain table is a black hole (fwd to a gone ifindex); vxtap up and vxtap down remove it', async () => {
     // what an older vxtap (or the fallback without owner tables) leaves after SIGKILL
@@ -304,10 +338,13 @@ describe('uplink steering table after a crash', () => {
       input: `table netdev vxtap_vxls0 {\n chain rx {\n  type filter hook ingress device "${bridge}" priority -100;\n  udp dport 4789 fwd to "vxlgone"\n }\n}\n`,
     });
     await run(['ip', 'link', 'del', 'vxlgone'], { netns: a.ns });
-    expect((await table(a.ns)).stdout).toMatch(/fwd to \d+/); // the name is gone: packets are dropped
+    expect((await table(a.ns)).stdout).toMatch(/fwd to \d+/); // nft kept the ifindex of a device that is gone
+    // what reaches a UDP socket on A's VXLAN port while the stale table is there: nothing
+    expect(await udpDelivered()).toBe(0);
     const r = await run(['node', CLI, 'down', '--name', 'vxls0'], { netns: a.ns });
     expect(r.stderr).toContain('nftables table netdev vxtap_vxls0');
     expect((await table(a.ns)).code).not.toBe(0);
+    expect(await udpDelivered()).toBeGreaterThan(0);
     // and `vxtap up` removes one at start (socket mode: no table of its own)
     await run(['nft', '-f', '-'], { netns: a.ns, input: `table netdev vxtap_vxls0 {\n chain rx {\n  type filter hook ingress device "${bridge}" priority -100;\n }\n}\n` });
     const up = spawnUp(scope, a, ['--name', 'vxls0', '--peer', b.underlay]);
@@ -334,6 +371,13 @@ describe('uplink steering table after a crash', () => {
     up = spawnUp(scope, a, args);
     expect((await ready(up, sock)).uplink?.receive).toBe(true);
     expect((await table(a.ns)).stdout).toContain('fwd to "vxls0u"');
+    // and it steers: large VXLAN datagrams from B arrive through the uplink TAP
+    const vb = spawnUp(scope, b, ['--name', 'vxls0', '--peer', a.underlay, '--address', '198.19.0.2/16']);
+    await ready(vb, defaultSock(b.ns, 'vxls0'));
+    const p = await ping(b.ns, '198.19.0.1', 10, 0.05, ['-s', '1400']);
+    expect(p.loss).toBeLessThan(1);
+    expect((JSON.parse(await fetchStatus(sock)) as VtepStatus).total.rx_uplink_frames).toBeGreaterThan(0);
+    await stop(vb.child);
     await stop(up.child);
     expect((await table(a.ns)).code).not.toBe(0);
   });
