@@ -9,7 +9,8 @@
  * never extrapolated. The bench's two hosts are two namespaces on one machine,
  * so the machine CPU of one test is one encapsulation and one decapsulation
  * per bit (both ends) plus the load generators; a host that sends and
- * receives RATE pays that figure at RATE. Pure: parsing, validation, the plan
+ * receives RATE pays that figure at RATE (for --hosts runs the CPU figures
+ * already sum both hosts: the same reading). Pure: parsing, validation, the plan
  * and its Markdown are functions of the result and the request.
  */
 import type { BenchResult, ModeRoundSample } from './result.js';
@@ -316,7 +317,7 @@ export function planCapacity(r: BenchResult, req: PlanRequest): CapacityPlan {
       'CPU is linear in rate within the measured range: cores = measured CPU-seconds per Gbit (per Mpkt) x rate, round by round; medians with the rounds\' min-max. Below the measured rate batching is weaker, so cores at low rates are a lower bound.',
       'Nothing is extrapolated: a rate above the median a mode carried in this run is "not shown by this run".',
       `Bulk is read from the TCP ${r.profile.tcpStreams}-stream test (1 stream where N is missing); small packets from the smallest UDP frame at PDR (0.5% loss). Bulk and small-packet loads add.`,
-      'The bench\'s two hosts share one machine: its CPU is one encapsulation and one decapsulation per bit plus the iperf3 load generators, so a host that sends and receives the target pays the machine figure at that rate (an upper bound for the overlay\'s own cost; the dataplane column is that cost alone for userspace dataplanes, and "over bare" subtracts what bare spends for the same load).',
+      `${r.topology.kind === 'netns-veth' ? 'The bench\'s two hosts share one machine' : 'The CPU figures sum the two hosts'}: the measured CPU is one encapsulation and one decapsulation per bit plus the iperf3 load generators, so a host that sends and receives the target pays that figure at that rate (an upper bound for the overlay's own cost; the dataplane column is that cost alone for userspace dataplanes, and "over bare" subtracts what bare spends for the same load).`,
       `The measured hosts' CPU (${env?.cpuModel ?? 'unknown model'}, ${env?.cpuCount ?? '?'} CPUs, kernel ${env?.kernel ?? '?'}); other CPUs scale by their per-core speed. Steal as measured (baseline ${env?.baselineStealRatio != null ? `${(env.baselineStealRatio * 100).toFixed(1)}%` : 'n/a'}); on a busier host steal adds cores.`,
       `Headroom ${req.headroomPct}%: the plan is made for the target x ${k.toFixed(2)}.`,
     ],

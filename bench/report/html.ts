@@ -282,6 +282,33 @@ function claimsSection(r: BenchResult): string {
   return `<section id="claims"><h2>Claims</h2><p class="muted">Judged on every round: <span class="v-held">held</span> when all rounds are within the claim's bound, <span class="v-not-held">not held</span> when all are outside it, <span class="v-undecided">undecided</span> when the rounds straddle the bound. "On the median" is the verdict of summary.md.</p>${htmlTable(['claim', 'measured (median)', 'per round', 'verdict', 'on the median', 'how'], rows)}</section>`;
 }
 
+const KNOWN_ENV = new Set(['hostname', 'kernel', 'os', 'cpuModel', 'cpuCount', 'memoryBytes', 'virtualization', 'container', 'kvm', 'baselineStealRatio', 'baselineBusyRatio', 'git', 'tools']);
+
+/** Offload facts a mode recorded (any info or stats key naming offloads), for the environment table. */
+function offloadFacts(info: Record<string, unknown> | null): string {
+  const found: string[] = [];
+  const walk = (o: unknown, at: string, depth: number) => {
+    if (!o || typeof o !== 'object' || depth > 3) return;
+    for (const [k, v] of Object.entries(o as Record<string, unknown>)) {
+      if (/offload|gso|gro|tso|csum|checksum/i.test(k)) found.push(`${at}${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+      else walk(v, `${at}${k}.`, depth + 1);
+    }
+  };
+  walk(info, '', 0);
+  return found.length ? found.slice(0, 12).join(', ') : 'not recorded';
+}
+
+/** --hosts runs: each real host as its agent saw it (build, underlay, clock offset, environment with NIC offloads). */
+function hostsTable(r: BenchResult): string {
+  const hosts = (r as { hosts?: Record<string, unknown>[] }).hosts;
+  if (!Array.isArray(hosts) || !hosts.length) return '';
+  const rows = hosts.map((h) => {
+    const u = h.underlay as { address?: string; dev?: string; mtu?: number | null } | undefined;
+    return [esc(h.label ?? ''), esc(h.ssh ?? ''), esc(h.hostname ?? ''), esc(u ? `${u.address ?? '?'} on ${u.dev ?? '?'}, MTU ${u.mtu ?? '?'}` : 'n/a'), `<details><summary>environment, offloads, clock</summary><code>${esc(JSON.stringify({ build: h.build, clockOffsetMs: h.clockOffsetMs, environment: h.environment, preflight: h.preflight }))}</code></details>`];
+  });
+  return `<h3>Hosts</h3>${htmlTable(['label', 'SSH', 'hostname', 'underlay', 'facts'], rows)}`;
+}
+
 function environmentSection(r: BenchResult): string {
   const e = r.environment;
   const envRows: string[][] = e ? [
@@ -290,6 +317,8 @@ function environmentSection(r: BenchResult): string {
     ['baseline steal / busy', `${e.baselineStealRatio != null ? (e.baselineStealRatio * 100).toFixed(1) : 'n/a'}% / ${e.baselineBusyRatio != null ? (e.baselineBusyRatio * 100).toFixed(1) : 'n/a'}%`],
     ['vxtap commit', `${esc(e.git.commit ?? 'n/a')}${e.git.dirty ? ' (dirty)' : ''}`],
     ...Object.entries(e.tools).map(([k, v]) => [esc(k), esc(v ?? 'not found')]),
+    // fields added by later writers (remote hosts, CPU placement, offloads, ...) show as they are
+    ...Object.entries(e).filter(([k]) => !KNOWN_ENV.has(k)).map(([k, v]) => [esc(k), `<code>${esc(typeof v === 'string' ? v : JSON.stringify(v))}</code>`]),
   ] : [['environment', 'not recorded']];
   const t = r.topology;
   const topoRows = [
@@ -298,11 +327,10 @@ function environmentSection(r: BenchResult): string {
     ['overlay', `${esc(t.overlay.a)} – ${esc(t.overlay.b)} /${t.overlay.prefix}, VNI ${t.vni}, UDP ${t.udpPort}`],
     ['latency pinning', esc(r.options.pin)], ['profile', esc(JSON.stringify(r.profile))],
   ];
-  const modeRows = r.modes.map((m) => [esc(m.id), m.available ? 'yes' : `no: ${esc(m.unavailableReason ?? '')}`, `<code>${esc(JSON.stringify(m.info ?? {}))}</code>`]);
-  const offloads = r.modes.map((m) => (m.info as Record<string, unknown> | null)?.offloads).filter(Boolean);
+  const modeRows = r.modes.map((m) => [esc(m.id), m.available ? 'yes' : `no: ${esc(m.unavailableReason ?? '')}`, esc(offloadFacts(m.info)), `<details><summary>facts</summary><code>${esc(JSON.stringify(m.info ?? {}))}</code></details>`]);
   return `<section id="environment"><h2>Environment and command</h2><h3>Command</h3><pre>vxtap ${esc(shellJoin(r.options.argv))}</pre>
 <div class="grid"><div><h3>Machine</h3>${htmlTable(['', ''], envRows)}</div><div><h3>Topology</h3>${htmlTable(['', ''], topoRows)}</div></div>
-<h3>Modes</h3>${htmlTable(['mode', 'ran', 'setup facts (datapath, command, offloads)'], modeRows)}${offloads.length ? '' : '<p class="muted">NIC offloads: as recorded per mode above (veth defaults unless a mode says otherwise).</p>'}
+${hostsTable(r)}<h3>Modes</h3>${htmlTable(['mode', 'ran', 'offloads recorded', 'setup facts (datapath, command, counters)'], modeRows)}<p class="muted">Underlay NIC offloads are the veth defaults unless a mode records otherwise.</p>
 <h3>Rounds</h3>${htmlTable(['round', 'order'], r.order.map((o, i) => [String(i + 1), esc(o.join(' → '))]))}</section>`;
 }
 
