@@ -12,7 +12,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import path from 'node:path';
 import { request } from 'node:http';
 import type { ChildProcess } from 'node:child_process';
@@ -20,6 +20,12 @@ import { CLI, HostScope, ping, twoHosts, type Host } from '../helpers/vxtap.js';
 import { uniqueTag } from '../../src/host/netns.js';
 import { run, stop } from '../../src/host/exec.js';
 import { fetchStatus, type VtepStatus } from '../../src/dataplane/vtep.js';
+import { named, skipReason } from '../helpers/requires.js';
+
+const skip = skipReason({ root: true, tun: true, build: true, commands: ['ip', 'ping'] });
+// the uplink needs nft and a kernel with UDP-tunnel GSO on TAP (Linux 6.17+)
+const [major, minor] = (/^(\d+)\.(\d+)/.exec(release()) ?? ['', '0', '0']).slice(1).map(Number);
+const skipUplink = skip ?? skipReason({ commands: ['nft'] }) ?? (major > 6 || (major === 6 && minor >= 17) ? null : `needs Linux 6.17+ for the uplink (UDP-tunnel GSO on TAP), this is ${release()}`);
 
 /** The default control socket of instance `name` in namespace `ns` (keyed by the namespace's inode). */
 function defaultSock(ns: string, name = 'vxtap0'): string {
@@ -124,7 +130,7 @@ function post(sock: string, urlPath: string): Promise<number> {
   });
 }
 
-describe('vxtap lifecycle', () => {
+describe.skipIf(skip !== null)(named('vxtap lifecycle', skip), () => {
   const scope = new HostScope('vxl');
   let a: Host;
   let b: Host;
@@ -293,7 +299,7 @@ describe('vxtap lifecycle', () => {
   });
 });
 
-describe('uplink steering table after a crash', () => {
+describe.skipIf(skipUplink !== null)(named('uplink steering table after a crash', skipUplink), () => {
   const scope = new HostScope('vxl');
   let a: Host;
   let b: Host;
