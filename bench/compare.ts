@@ -2,27 +2,41 @@
  * `vxtap bench compare OLD NEW`: regression tracking between two bench results,
  * in the manner of benchstat. For every mode present in both results and every
  * metric of the metric table (bench/result.ts), the per-round values of each
- * side are compared: medians, the change in percent, a two-sided Mann-Whitney U
- * test on the rounds and a verdict. A difference is only called `better` or
- * `worse` when p <= alpha; otherwise it is `~`. With few rounds the test cannot
- * reach alpha at all (3 vs 3 rounds: the smallest possible two-sided p is
- * 2 / C(6,3) = 0.1), and the output says so instead of pretending.
+ * side are compared: medians, the change in percent, the CV over rounds of each
+ * side, a two-sided Mann-Whitney U test on the rounds, the p-values of all rows
+ * corrected together (Holm-Bonferroni: one comparison is one family of tests,
+ * and CI fails on ANY `worse`, so the family-wise error is what must stay at
+ * alpha) and a verdict per row: `better`, `worse`, `same` or `unknown`.
+ *
+ * Two per-metric thresholds turn significance into a decision (see
+ * {@link MetricThreshold}): a significant change below `minEffectPct` is
+ * `same` (the machine's A/A noise, not a regression), and a non-significant
+ * one is `same` only if the test could have seen a change of `detectPct`
+ * (minimum detectable effect at the observed noise and rounds); otherwise it is
+ * `unknown`: too noisy or too few rounds to say. With few rounds the exact test
+ * cannot reach the level at all (3 vs 3 rounds: the smallest possible
+ * two-sided p is 2 / C(6,3) = 0.1), and the output says so instead of
+ * pretending. Figures whose CV exceeds `cvMax` are flagged `noisy`.
+ * Thresholds default to {@link defaultThreshold} and are meant to be derived
+ * from A/A runs ({@link calibrateThresholds}).
  *
  * Pure code: the CLI (src/cli/bench-compare.ts) reads and validates the files
  * and passes parsed results in; everything here is a function of its arguments.
  * Markdown and JSON are renderers over one {@link Comparison} object.
  */
 import { metricDefs, perRoundValues, type BenchResult, type MetricDef } from './result.js';
-import { median } from './stats.js';
+import { cv, median } from './stats.js';
 
 /** Identifier and version of the `--json` output. */
 export const COMPARE_SCHEMA = 'vxtap-bench-compare';
-export const COMPARE_SCHEMA_VERSION = 1;
+export const COMPARE_SCHEMA_VERSION = 2;
 
 /** Defaults of the comparison (one place). */
 export const COMPARE_DEFAULTS = {
-  /** Significance level of the two-sided Mann-Whitney test. */
+  /** Family-wise significance level of the two-sided Mann-Whitney tests of one comparison. */
   alpha: 0.05,
+  /** Holm-Bonferroni over all rows (bench/README.md says why Holm and not Benjamini-Hochberg). */
+  correction: 'holm' as 'holm' | 'none',
   /** Rounds per side we recommend: 4 + 4 can reach p < 0.05 only with no overlap at all. */
   recommendedRounds: 5,
 };
@@ -152,34 +166,357 @@ export function mannWhitney(xIn: readonly number[], yIn: readonly number[]): Man
   return { n1, n2, u, p: Math.min(1, erfc(z / Math.SQRT2)), method: 'normal', ties, direction };
 }
 
-/** One side of a row: the per-round values that were present, and their median. */
+/**
+ * Inverse of the standard normal CDF (Acklam's rational approximation,
+ * relative error below 1.2e-9 on (0, 1)). Used for the minimum detectable
+ * effect and the rounds a stopping rule asks for, never for p-values.
+ */
+export function normalQuantile(p: number): number {
+  if (!(p > 0 && p < 1)) throw new RangeError(`normalQuantile needs 0 < p < 1 (got ${p})`);
+  const a = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239];
+  const b = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+  const c = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+  const lo = 0.02425;
+  let x: number;
+  if (p < lo) {
+    const q = Math.sqrt(-2 * Math.log(p));
+    x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  } else if (p <= 1 - lo) {
+    const q = p - 0.5;
+    const r = q * q;
+    x = ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+  } else {
+    const q = Math.sqrt(-2 * Math.log(1 - p));
+    x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  }
+  return x;
+}
+
+/**
+ * Holm's step-down adjusted p-values (Holm 1979, "A simple sequentially
+ * rejective multiple test procedure", Scand. J. Statist. 6:65-70): sort the m
+ * p-values ascending, p~(k) = max over j <= k of min(1, (m - j) p(j)) (0-based
+ * k). Rejecting every hypothesis with p~ <= alpha keeps the family-wise error
+ * rate (the chance of at least one false `better`/`worse` in the whole table)
+ * at alpha under any dependence between the tests. Nulls stay null and are
+ * not counted in m.
+ */
+export function holmAdjust(ps: readonly (number | null)[]): (number | null)[] {
+  const idx = ps.map((p, i) => ({ p, i })).filter((x): x is { p: number; i: number } => x.p !== null).sort((a, b) => a.p - b.p || a.i - b.i);
+  const m = idx.length;
+  const out: (number | null)[] = ps.map(() => null);
+  let running = 0;
+  for (const [k, { p, i }] of idx.entries()) {
+    running = Math.max(running, Math.min(1, (m - k) * p));
+    out[i] = running;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- thresholds
+
+/** Identifier and version of a thresholds file (`--thresholds`, written by `--calibrate`). */
+export const THRESHOLDS_SCHEMA = 'vxtap-bench-thresholds';
+export const THRESHOLDS_SCHEMA_VERSION = 1;
+
+/** How a metric is judged: the effect sizes that matter and the spread that is too large. */
+export interface MetricThreshold {
+  /** A significant change smaller than this many percent of the old median still counts as `same` (the machine's A/A noise). */
+  minEffectPct: number;
+  /**
+   * The change (percent) a comparison must be able to see: a non-significant
+   * result is `same` only when the test would have detected a change this
+   * large with 80% power at the observed noise and rounds; `unknown` otherwise.
+   */
+  detectPct: number;
+  /** Coefficient of variation over rounds (either side) above which the figure is flagged `noisy`. */
+  cvMax: number;
+}
+
+/** A thresholds file: per metric key, optionally per mode and metric key (mode entries win). */
+export interface Thresholds {
+  schema: typeof THRESHOLDS_SCHEMA;
+  schemaVersion: typeof THRESHOLDS_SCHEMA_VERSION;
+  /** Where the figures come from (files, runs, pairs); free-form, for people. */
+  source: string;
+  metrics: Record<string, MetricThreshold>;
+  modes: Record<string, Record<string, MetricThreshold>>;
+}
+
+/**
+ * Default thresholds per metric family. They are placeholders TO BE DERIVED
+ * FROM MEASURED A/A NOISE on the runner (`vxtap bench compare --calibrate
+ * A1.json A2.json ...` prints a thresholds file): minEffectPct is of the order
+ * of the issue-11 targets for the CV over rounds (5% TCP, 10% latency p50) and
+ * detectPct twice that (a 10% throughput slowdown must be seen).
+ */
+export function defaultThreshold(key: string): MetricThreshold {
+  if (/^(tcp1Gbps|tcpNGbps)$|^udp\d+(Ndr|Pdr)Kpps$/.test(key)) return { minEffectPct: 5, detectPct: 10, cvMax: 0.1 };
+  if (/^lat(Idle|Loaded)(P50|P90)$/.test(key)) return { minEffectPct: 10, detectPct: 20, cvMax: 0.2 };
+  if (/^lat(Idle|Loaded)(P99|P999|Max)$/.test(key)) return { minEffectPct: 25, detectPct: 50, cvMax: 0.5 };
+  if (/Retransmits$/.test(key)) return { minEffectPct: 50, detectPct: 100, cvMax: 1 };
+  if (/Share$/.test(key)) return { minEffectPct: 25, detectPct: 50, cvMax: 0.5 };
+  return { minEffectPct: 10, detectPct: 20, cvMax: 0.2 }; // CPU per Gbit / Mpkt, RSS
+}
+
+/** The threshold of `mode`/`key`: the file's mode entry, its metric entry, or the default. */
+export function thresholdFor(t: Thresholds | null, mode: string, key: string): MetricThreshold {
+  return t?.modes[mode]?.[key] ?? t?.metrics[key] ?? defaultThreshold(key);
+}
+
+function checkThreshold(v: unknown, where: string): MetricThreshold | Error {
+  if (typeof v !== 'object' || v === null) return new TypeError(`${where} must be an object {minEffectPct, detectPct, cvMax}`);
+  const o = v as Record<string, unknown>;
+  for (const f of ['minEffectPct', 'detectPct', 'cvMax'] as const) {
+    if (typeof o[f] !== 'number' || !Number.isFinite(o[f]) || (o[f] as number) < 0) return new TypeError(`${where}.${f} must be a number >= 0 (got ${JSON.stringify(o[f])})`);
+  }
+  return { minEffectPct: o.minEffectPct as number, detectPct: o.detectPct as number, cvMax: o.cvMax as number };
+}
+
+/** Validate a parsed thresholds file; returns an Error naming the field. */
+export function parseThresholds(v: unknown): Thresholds | Error {
+  if (typeof v !== 'object' || v === null) return new TypeError('thresholds: not a JSON object');
+  const o = v as Record<string, unknown>;
+  if (o.schema !== THRESHOLDS_SCHEMA) return new TypeError(`thresholds: schema must be "${THRESHOLDS_SCHEMA}" (got ${JSON.stringify(o.schema)})`);
+  if (o.schemaVersion !== THRESHOLDS_SCHEMA_VERSION) return new TypeError(`thresholds: schemaVersion must be ${THRESHOLDS_SCHEMA_VERSION} (got ${JSON.stringify(o.schemaVersion)})`);
+  const metrics: Record<string, MetricThreshold> = {};
+  if (typeof o.metrics !== 'object' || o.metrics === null) return new TypeError('thresholds: metrics must be an object keyed by metric');
+  for (const [k, t] of Object.entries(o.metrics)) {
+    const c = checkThreshold(t, `thresholds: metrics.${k}`);
+    if (c instanceof Error) return c;
+    metrics[k] = c;
+  }
+  const modes: Record<string, Record<string, MetricThreshold>> = {};
+  if (o.modes !== undefined) {
+    if (typeof o.modes !== 'object' || o.modes === null) return new TypeError('thresholds: modes must be an object keyed by mode');
+    for (const [m, by] of Object.entries(o.modes)) {
+      if (typeof by !== 'object' || by === null) return new TypeError(`thresholds: modes.${m} must be an object keyed by metric`);
+      modes[m] = {};
+      for (const [k, t] of Object.entries(by)) {
+        const c = checkThreshold(t, `thresholds: modes.${m}.${k}`);
+        if (c instanceof Error) return c;
+        modes[m][k] = c;
+      }
+    }
+  }
+  return { schema: THRESHOLDS_SCHEMA, schemaVersion: THRESHOLDS_SCHEMA_VERSION, source: typeof o.source === 'string' ? o.source : '', metrics, modes };
+}
+
+/** Round up to one decimal (percent thresholds). */
+function ceil1(x: number): number {
+  return Math.ceil(x * 10 - 1e-9) / 10;
+}
+
+/**
+ * Thresholds from A/A results: two or more results of the SAME build on the
+ * same machine and profile. For every mode and metric measured in at least two
+ * of them: minEffectPct = the largest |change of the median| (percent) between
+ * any two of the results (at least 1%): a difference the machine produces by
+ * itself between consecutive runs is not a regression; detectPct = twice that;
+ * cvMax = 1.5 x the largest CV over rounds seen in any of them (at least 0.01).
+ * Per-metric entries take the largest over modes. More results give a truer
+ * (and larger) maximum; two is the minimum.
+ */
+export function calibrateThresholds(results: { label: string; result: BenchResult }[]): Thresholds {
+  if (results.length < 2) throw new RangeError(`calibration needs two or more A/A results (got ${results.length})`);
+  const modes: Thresholds['modes'] = {};
+  const metrics: Thresholds['metrics'] = {};
+  const modeIds = [...new Set(results.flatMap((r) => r.result.modes.map((m) => m.id)))];
+  const keys = [...new Set(results.flatMap((r) => metricDefs(r.result.profile).map((d) => d.key)))];
+  for (const mode of modeIds) {
+    for (const key of keys) {
+      const sides = results.map((r) => side(r.result, mode, key)).filter((s) => s.n > 0);
+      if (sides.length < 2) continue;
+      let maxDelta = 0;
+      for (let i = 0; i < sides.length; i++) {
+        for (let j = i + 1; j < sides.length; j++) {
+          const a = sides[i].median as number;
+          const b = sides[j].median as number;
+          const d = a === 0 ? (b === 0 ? 0 : 100) : (Math.abs(b - a) / Math.abs(a)) * 100;
+          maxDelta = Math.max(maxDelta, d);
+        }
+      }
+      const maxCv = Math.max(0, ...sides.map((s) => s.cv ?? 0));
+      const minEffectPct = Math.max(1, ceil1(maxDelta));
+      const t: MetricThreshold = { minEffectPct, detectPct: ceil1(2 * minEffectPct), cvMax: Math.max(0.01, Math.ceil(maxCv * 1.5 * 1000) / 1000) };
+      (modes[mode] ??= {})[key] = t;
+      const prev = metrics[key];
+      metrics[key] = prev ? { minEffectPct: Math.max(prev.minEffectPct, t.minEffectPct), detectPct: Math.max(prev.detectPct, t.detectPct), cvMax: Math.max(prev.cvMax, t.cvMax) } : { ...t };
+    }
+  }
+  const pairs = (results.length * (results.length - 1)) / 2;
+  return {
+    schema: THRESHOLDS_SCHEMA,
+    schemaVersion: THRESHOLDS_SCHEMA_VERSION,
+    source: `A/A calibration over ${results.length} results (${pairs} pair${pairs === 1 ? '' : 's'}): ${results.map((r) => `${r.label} (run ${r.result.runId})`).join(', ')}`,
+    metrics,
+    modes,
+  };
+}
+
+// ---------------------------------------------------------------- judging one family of tests
+
+/** Statistical power the minimum detectable effect is computed for. */
+export const MDE_POWER = 0.8;
+/** Asymptotic relative efficiency of the Mann-Whitney test to the t-test under normal noise (3/pi). */
+const MW_EFFICIENCY = 3 / Math.PI;
+
+/**
+ * Minimum detectable effect in percent of `base`: the shift a two-sided test
+ * at `level` would detect with {@link MDE_POWER} power, given the pooled
+ * standard deviation of both sides and n1, n2 rounds (normal approximation,
+ * scaled by the Mann-Whitney efficiency 3/pi). Null when it cannot be
+ * estimated (fewer than 3 values in all, or base 0).
+ */
+export function minDetectableEffectPct(x: readonly number[], y: readonly number[], base: number | null, level: number): number | null {
+  const n1 = x.length;
+  const n2 = y.length;
+  if (n1 + n2 < 3 || n1 === 0 || n2 === 0 || base === null || base === 0) return null;
+  const ss = (v: readonly number[]) => {
+    const m = v.reduce((s, a) => s + a, 0) / v.length;
+    return v.reduce((s, a) => s + (a - m) ** 2, 0);
+  };
+  const sd = Math.sqrt((ss(x) + ss(y)) / (n1 + n2 - 2));
+  const z = normalQuantile(1 - level / 2) + normalQuantile(MDE_POWER);
+  return ((z * sd * Math.sqrt(1 / n1 + 1 / n2)) / Math.sqrt(MW_EFFICIENCY) / Math.abs(base)) * 100;
+}
+
+/**
+ * Rounds per side (equal sizes) at which {@link minDetectableEffectPct} falls
+ * to `detectPct` for a relative standard deviation `cvRel` (sd / base) at
+ * `level`; at least {@link minRoundsFor}(level) so the exact test can reach it.
+ */
+export function roundsToDetect(cvRel: number, detectPct: number, level: number): number {
+  const z = normalQuantile(1 - level / 2) + normalQuantile(MDE_POWER);
+  const d = detectPct / 100;
+  const n = d > 0 ? Math.ceil((2 * (z * cvRel) ** 2) / (d * d) / MW_EFFICIENCY) : Number.POSITIVE_INFINITY;
+  return Math.max(minRoundsFor(level), n);
+}
+
+/** Multiple-testing correction over the rows of one comparison. */
+export type Correction = 'holm' | 'none';
+
+/** One metric to judge: per-round values of both sides. */
+export interface JudgeInput {
+  old: readonly (number | null)[];
+  new: readonly (number | null)[];
+  higherIsBetter: boolean;
+  threshold: MetricThreshold;
+}
+
+/** The judgement of one metric. */
+export interface Judgement {
+  old: CompareSide;
+  new: CompareSide;
+  deltaPct: number | null;
+  p: number | null;
+  /** p after the multiple-testing correction (Holm), null when untested. */
+  pAdjusted: number | null;
+  method: MannWhitney['method'] | null;
+  direction: -1 | 0 | 1;
+  /** Minimum detectable effect (percent) at the family's per-test level; null when not estimable. */
+  mdePct: number | null;
+  /** Either side's CV over rounds exceeds threshold.cvMax. */
+  noisy: boolean;
+  verdict: Verdict;
+  /** Why the verdict is what it is when that is not plain significance (null otherwise). */
+  note: string | null;
+}
+
+/** A two-sided two-sample test (Mann-Whitney by default; the Monte Carlo in decide.ts passes a faster exact equivalent). */
+export type TwoSampleTest = (x: readonly number[], y: readonly number[]) => Pick<MannWhitney, 'p' | 'method' | 'direction'>;
+
+function sideOf(values: readonly (number | null)[]): CompareSide {
+  const v = values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+  return { n: v.length, median: median(v), cv: v.length >= 2 ? cv(v) : null, values: v };
+}
+
+/**
+ * Judge a family of metrics at once (the rows of one comparison). Each row
+ * gets the two-sided test; the p-values are corrected together (Holm, unless
+ * `correction` is 'none'); then per row:
+ * - `better` / `worse`: adjusted p <= alpha and |delta| >= minEffectPct (a
+ *   rise from an old median of 0 counts as large);
+ * - `same`: significant but |delta| < minEffectPct; or not significant, the
+ *   medians within minEffectPct, and the test could have seen a change of
+ *   detectPct (MDE <= detectPct); or all values equal;
+ * - `unknown`: no data on a side; the exact test cannot reach the per-test
+ *   level with these rounds; or not significant with an MDE above detectPct
+ *   (too noisy or too few rounds to say), or with medians apart by more than
+ *   minEffectPct.
+ * The per-test level used for "can reach" and the MDE is alpha / m with Holm
+ * (the strictest step; m = rows with data on both sides) and alpha without.
+ */
+export function judgeFamily(inputs: readonly JudgeInput[], opts: { alpha: number; correction: Correction; test?: TwoSampleTest }): Judgement[] {
+  const test = opts.test ?? mannWhitney;
+  const sides = inputs.map((x) => ({ o: sideOf(x.old), n: sideOf(x.new) }));
+  const tests = sides.map(({ o, n }) => (o.n > 0 && n.n > 0 ? test(o.values, n.values) : null));
+  const ps = tests.map((t) => t?.p ?? null);
+  const m = ps.filter((p) => p !== null).length;
+  const adjusted = opts.correction === 'holm' ? holmAdjust(ps) : ps;
+  const level = opts.correction === 'holm' && m > 0 ? opts.alpha / m : opts.alpha;
+  const levelText = opts.correction === 'holm' && m > 1 ? `${fmtP(level)} (alpha ${opts.alpha} / ${m} tests, Holm)` : `${opts.alpha}`;
+  return inputs.map((input, i) => {
+    const { o, n } = sides[i];
+    const t = tests[i];
+    const th = input.threshold;
+    let deltaPct: number | null = null;
+    if (o.median !== null && n.median !== null) {
+      if (o.median !== 0) deltaPct = ((n.median - o.median) / Math.abs(o.median)) * 100;
+      else if (n.median === 0) deltaPct = 0;
+    }
+    const noisy = (o.cv ?? 0) > th.cvMax || (n.cv ?? 0) > th.cvMax;
+    const base: Judgement = { old: o, new: n, deltaPct, p: t?.p ?? null, pAdjusted: adjusted[i], method: t?.method ?? null, direction: t?.direction ?? 0, mdePct: null, noisy, verdict: 'unknown', note: null };
+    if (!t) return { ...base, note: `no data in ${o.n === 0 ? 'OLD' : 'NEW'}` };
+    base.mdePct = minDetectableEffectPct(o.values, n.values, o.median, level);
+    const all = [...o.values, ...n.values];
+    if (all.every((v) => v === all[0])) return { ...base, verdict: 'same', note: 'all samples are equal' };
+    const pAdj = adjusted[i] as number;
+    if (pAdj <= opts.alpha && t.direction !== 0) {
+      if (deltaPct !== null && Math.abs(deltaPct) < th.minEffectPct) {
+        return { ...base, verdict: 'same', note: `significant, but |delta| is below the minimum effect of ${th.minEffectPct}%` };
+      }
+      return { ...base, verdict: t.direction > 0 === input.higherIsBetter ? 'better' : 'worse' };
+    }
+    const minP = smallestPossibleP(o.n, n.n);
+    if (minP > level) {
+      const need = Math.max(COMPARE_DEFAULTS.recommendedRounds, minRoundsFor(level));
+      return { ...base, note: `n=${o.n}+${n.n} rounds can never reach p <= ${levelText} (smallest possible p = ${fmtP(minP)}); run both with --rounds ${need} or more` };
+    }
+    if (base.mdePct === null || base.mdePct > th.detectPct) {
+      return { ...base, note: 'not significant, and at this noise and these rounds the test would only see a change of the size in column MDE, more than the metric\'s detect size' };
+    }
+    if (deltaPct === null || Math.abs(deltaPct) >= th.minEffectPct) {
+      return { ...base, note: 'not significant, but the medians differ by at least the minimum effect' };
+    }
+    return { ...base, verdict: 'same' };
+  });
+}
+
+// ---------------------------------------------------------------- comparing two results
+
+/** One side of a row: the per-round values that were present, their median and CV over rounds. */
 export interface CompareSide {
   n: number;
   median: number | null;
+  /** Coefficient of variation over rounds (sample sd / |mean|); null for n < 2 or mean 0. */
+  cv: number | null;
   values: number[];
 }
 
-/** Verdict of one row. */
-export type Verdict = '~' | 'better' | 'worse';
+/** Verdict of one row: `unknown` = too noisy or too few rounds to say either way. */
+export type Verdict = 'better' | 'worse' | 'same' | 'unknown';
 
 /** One mode x metric comparison. */
-export interface CompareRow {
+export interface CompareRow extends Judgement {
   mode: string;
   metric: string;
   table: string;
   title: string;
   unit: string;
   higherIsBetter: boolean;
-  old: CompareSide;
-  new: CompareSide;
-  /** (new median - old median) / |old median| * 100; null when a median is missing or the old median is 0 and the new is not. */
-  deltaPct: number | null;
-  /** Two-sided Mann-Whitney p-value; null when a side has no values. */
-  p: number | null;
-  method: MannWhitney['method'] | null;
-  verdict: Verdict;
-  /** Why the verdict is `~` regardless of p (too few rounds, no data on one side, all samples equal); null otherwise. */
-  note: string | null;
+  threshold: MetricThreshold;
 }
 
 /** Identification of one input in the comparison. */
@@ -197,20 +534,29 @@ export interface Comparison {
   schemaVersion: typeof COMPARE_SCHEMA_VERSION;
   alpha: number;
   test: 'Mann-Whitney U, two-sided';
+  correction: Correction;
+  /** Number of tests in the family (rows with data on both sides). */
+  tests: number;
+  /** Where the thresholds came from: "defaults" or the thresholds file's source. */
+  thresholds: string;
   old: RunRef;
   new: RunRef;
   /** Differences in environment or options that make the comparison doubtful, results not complete, modes not comparable. */
   warnings: string[];
   rows: CompareRow[];
-  counts: { better: number; worse: number; same: number };
+  counts: { better: number; worse: number; same: number; unknown: number; noisy: number };
 }
 
 /** Options of {@link compareResults}. */
 export interface CompareOptions {
-  /** Significance level, 0 < alpha < 1 (default {@link COMPARE_DEFAULTS}.alpha). */
+  /** Family-wise significance level, 0 < alpha < 1 (default {@link COMPARE_DEFAULTS}.alpha). */
   alpha: number;
   /** Metric keys to compare; null = all of the metric table. */
   metrics: string[] | null;
+  /** Multiple-testing correction (default holm). */
+  correction: Correction;
+  /** Per-metric thresholds; null = {@link defaultThreshold}. */
+  thresholds: Thresholds | null;
 }
 
 /** Raw option values as the CLI receives them (strings from flags or environment). */
@@ -218,12 +564,13 @@ export interface RawCompareOptions {
   alpha?: string;
   metrics?: string;
   failOnRegression?: string;
+  correction?: string;
   json?: boolean | string;
 }
 
-/** Validated CLI options. */
-export interface CompareCliOptions extends CompareOptions {
-  /** Exit 1 when a significant `worse` change exceeds this many percent; null = never. */
+/** Validated CLI options (the thresholds file is read by the CLI). */
+export interface CompareCliOptions extends Omit<CompareOptions, 'thresholds'> {
+  /** Exit 1 when a `worse` change exceeds this many percent; null = never. */
   failOnRegressionPct: number | null;
   json: boolean;
 }
@@ -244,8 +591,10 @@ export function parseCompareOptions(raw: RawCompareOptions): CompareCliOptions |
     metrics = String(raw.metrics).split(',').map((m) => m.trim()).filter(Boolean);
     if (metrics.length === 0) return new TypeError('--metrics must list at least one metric key, e.g. tcp1Gbps,latIdleP50');
   }
+  const correction = (raw.correction ?? COMPARE_DEFAULTS.correction) as Correction;
+  if (correction !== 'holm' && correction !== 'none') return new TypeError(`--correction must be "holm" or "none" (got "${raw.correction}")`);
   const json = raw.json === true || raw.json === 'true' || raw.json === '1';
-  return { alpha, metrics, failOnRegressionPct, json };
+  return { alpha, metrics, correction, failOnRegressionPct, json };
 }
 
 /** The metric table both results share (old's order), or an Error naming unknown keys of `wanted`. */
@@ -298,86 +647,65 @@ export function contextWarnings(oldR: BenchResult, newR: BenchResult, oldLabel =
 }
 
 function side(r: BenchResult, mode: string, key: string): CompareSide {
-  const values = perRoundValues(r, mode, key).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
-  return { n: values.length, median: median(values), values };
+  return sideOf(perRoundValues(r, mode, key));
 }
 
 function fmtP(p: number): string {
-  return p.toFixed(3);
+  return p >= 0.001 || p === 0 ? p.toFixed(3) : p.toExponential(1);
 }
 
 /**
  * Compare two validated results. Rows: every mode present in both (old's
  * order) x every shared metric (or `options.metrics`); a mode-metric without
- * values on either side is left out. Throws a TypeError for an unknown metric
- * key (check with {@link sharedMetrics} first to get it as a value).
+ * values on either side is left out. All rows form one family for the
+ * multiple-testing correction. Throws a TypeError for an unknown metric key
+ * (check with {@link sharedMetrics} first to get it as a value).
  */
 export function compareResults(oldIn: { label: string; result: BenchResult }, newIn: { label: string; result: BenchResult }, options: Partial<CompareOptions> = {}): Comparison {
   const alpha = options.alpha ?? COMPARE_DEFAULTS.alpha;
+  const correction = options.correction ?? COMPARE_DEFAULTS.correction;
+  const thresholds = options.thresholds ?? null;
   const oldR = oldIn.result;
   const newR = newIn.result;
   const defs = sharedMetrics(oldR, newR, options.metrics ?? null);
   if (defs instanceof Error) throw defs;
   const newModes = new Set(newR.modes.map((m) => m.id));
-  const rows: CompareRow[] = [];
+  const keys: { mode: string; def: MetricDef; threshold: MetricThreshold; o: (number | null)[]; n: (number | null)[] }[] = [];
   for (const mode of oldR.modes.map((m) => m.id).filter((id) => newModes.has(id))) {
     for (const def of defs) {
-      const o = side(oldR, mode, def.key);
-      const n = side(newR, mode, def.key);
-      if (o.n === 0 && n.n === 0) continue;
-      let deltaPct: number | null = null;
-      if (o.median !== null && n.median !== null) {
-        if (o.median !== 0) deltaPct = ((n.median - o.median) / Math.abs(o.median)) * 100;
-        else if (n.median === 0) deltaPct = 0;
-      }
-      let p: number | null = null;
-      let method: CompareRow['method'] = null;
-      let verdict: Verdict = '~';
-      let note: string | null = null;
-      if (o.n === 0 || n.n === 0) {
-        note = `no data in ${o.n === 0 ? 'OLD' : 'NEW'}`;
-      } else {
-        const t = mannWhitney(o.values, n.values);
-        p = t.p;
-        method = t.method;
-        const minP = smallestPossibleP(o.n, n.n);
-        const all = [...o.values, ...n.values];
-        if (minP > alpha) {
-          note = `n=${o.n}+${n.n} rounds can never reach p <= ${alpha} (smallest possible p = ${fmtP(minP)}); run both with --rounds ${Math.max(COMPARE_DEFAULTS.recommendedRounds, minRoundsFor(alpha))} or more`;
-        } else if (all.every((v) => v === all[0])) {
-          note = 'all samples are equal';
-        } else if (t.p <= alpha && t.direction !== 0) {
-          const up = t.direction > 0;
-          verdict = up === def.higherIsBetter ? 'better' : 'worse';
-        }
-      }
-      rows.push({ mode, metric: def.key, table: def.table, title: def.title, unit: def.unit, higherIsBetter: def.higherIsBetter, old: o, new: n, deltaPct, p, method, verdict, note });
+      const o = perRoundValues(oldR, mode, def.key);
+      const n = perRoundValues(newR, mode, def.key);
+      if (!o.some((v) => v !== null && Number.isFinite(v)) && !n.some((v) => v !== null && Number.isFinite(v))) continue;
+      keys.push({ mode, def, threshold: thresholdFor(thresholds, mode, def.key), o, n });
     }
   }
+  const judged = judgeFamily(keys.map((k) => ({ old: k.o, new: k.n, higherIsBetter: k.def.higherIsBetter, threshold: k.threshold })), { alpha, correction });
+  const rows: CompareRow[] = keys.map((k, i) => ({ mode: k.mode, metric: k.def.key, table: k.def.table, title: k.def.title, unit: k.def.unit, higherIsBetter: k.def.higherIsBetter, threshold: k.threshold, ...judged[i] }));
   const ref = (label: string, r: BenchResult): RunRef => ({ label, runId: r.runId, status: r.status, rounds: r.options.rounds, commit: r.environment?.git.commit ?? null });
+  const count = (v: Verdict) => rows.filter((r) => r.verdict === v).length;
   return {
     schema: COMPARE_SCHEMA,
     schemaVersion: COMPARE_SCHEMA_VERSION,
     alpha,
     test: 'Mann-Whitney U, two-sided',
+    correction,
+    tests: rows.filter((r) => r.p !== null).length,
+    thresholds: thresholds ? thresholds.source || 'thresholds file' : 'defaults (to be derived from measured A/A noise: vxtap bench compare --calibrate)',
     old: ref(oldIn.label, oldR),
     new: ref(newIn.label, newR),
     warnings: contextWarnings(oldR, newR),
     rows,
-    counts: {
-      better: rows.filter((r) => r.verdict === 'better').length,
-      worse: rows.filter((r) => r.verdict === 'worse').length,
-      same: rows.filter((r) => r.verdict === '~').length,
-    },
+    counts: { better: count('better'), worse: count('worse'), same: count('same'), unknown: count('unknown'), noisy: rows.filter((r) => r.noisy).length },
   };
 }
 
 /**
- * Rows that fail `--fail-on-regression PCT`: verdict `worse` (significant) and a
- * change larger than `pct` percent in the bad direction. A significant rise
- * from an old median of 0 (delta undefined) counts as exceeding any PCT.
+ * Rows that fail `--fail-on-regression PCT`: verdict `worse` (significant after
+ * the correction, beyond the minimum effect) and a change larger than `pct`
+ * percent. A significant rise from an old median of 0 (delta undefined) counts
+ * as exceeding any PCT.
  */
-export function regressions(c: Comparison, pct: number): CompareRow[] {
+export function regressions(c: Pick<Comparison, 'rows'>, pct: number): CompareRow[] {
   return c.rows.filter((r) => r.verdict === 'worse' && (r.deltaPct === null || Math.abs(r.deltaPct) > pct));
 }
 
@@ -400,14 +728,21 @@ function short(commit: string | null): string {
   return commit ? commit.slice(0, 12) : 'unknown';
 }
 
-/** Render the comparison as Markdown: header, warnings, the table, footnotes for `~` reasons. */
+function fmtCv(c: number | null): string {
+  return c === null ? 'n/a' : `${(c * 100).toFixed(1)}%`;
+}
+
+/** Render the comparison as Markdown: header, warnings, the table, footnotes for the notes. */
 export function renderCompareMarkdown(c: Comparison): string {
   const out: string[] = [];
   out.push('# vxtap bench compare', '');
   for (const [name, r] of [['old', c.old], ['new', c.new]] as const) {
     out.push(`- ${name}: \`${r.label}\` (run ${r.runId}, commit ${short(r.commit)}, ${r.rounds} round${r.rounds === 1 ? '' : 's'}, ${r.status})`);
   }
-  out.push(`- test: ${c.test} over the per-round values, alpha = ${c.alpha}; \`~\` = no significant difference`, '');
+  const corr = c.correction === 'holm' ? `Holm-Bonferroni over ${c.tests} tests (family-wise error <= alpha)` : 'no correction for multiple tests';
+  out.push(`- test: ${c.test} over the per-round values, alpha = ${c.alpha}, ${corr}; p is the adjusted p-value`);
+  out.push(`- verdicts: better / worse = significant and at least the metric's minimum effect; same = not significant although a change of the metric's detect size would have been seen, or below the minimum effect; unknown = too noisy or too few rounds to say; MDE = the smallest change the test would see with 80% power at this noise and these rounds; noisy = CV over rounds above the metric's limit`);
+  out.push(`- thresholds: ${c.thresholds}`, '');
   if (c.warnings.length) {
     out.push('**Warnings** (the two results may not be comparable):', '');
     for (const w of c.warnings) out.push(`- ${w}`);
@@ -424,14 +759,16 @@ export function renderCompareMarkdown(c: Comparison): string {
     if (i < 0) i = notes.push(note) - 1;
     return ` [${i + 1}]`;
   };
-  out.push('| mode | metric | old | new | delta | p | verdict |', '| --- | --- | ---: | ---: | ---: | ---: | --- |');
+  out.push('| mode | metric | old | new | delta | p (n) | CV old / new | MDE | min effect / detect | verdict |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
   for (const r of c.rows) {
-    const p = r.p === null ? 'n/a' : `${fmtP(r.p)} (n=${r.old.n}+${r.new.n})`;
-    out.push(`| ${r.mode} | ${r.metric} (${r.unit}) | ${formatValue(r.old.median)} | ${formatValue(r.new.median)} | ${formatDelta(r.deltaPct)} | ${p} | ${r.verdict}${noteRef(r.note)} |`);
+    const p = r.pAdjusted === null ? 'n/a' : `${fmtP(r.pAdjusted)} (n=${r.old.n}+${r.new.n})`;
+    const spread = `${fmtCv(r.old.cv)} / ${fmtCv(r.new.cv)}`;
+    const verdict = `${r.verdict}${r.noisy ? ', **noisy**' : ''}${noteRef(r.note)}`;
+    out.push(`| ${r.mode} | ${r.metric} (${r.unit}) | ${formatValue(r.old.median)} | ${formatValue(r.new.median)} | ${formatDelta(r.deltaPct)} | ${p} | ${spread} | ${r.mdePct === null ? 'n/a' : `${r.mdePct.toFixed(1)}%`} | ${r.threshold.minEffectPct}% / ${r.threshold.detectPct}% | ${verdict} |`);
   }
   out.push('');
   for (const [i, n] of notes.entries()) out.push(`[${i + 1}] ${n}`);
   if (notes.length) out.push('');
-  out.push(`${c.counts.better} better, ${c.counts.worse} worse, ${c.counts.same} ~ (old and new are medians over rounds; metric keys as in result.json derived.metrics)`, '');
+  out.push(`${c.counts.better} better, ${c.counts.worse} worse, ${c.counts.same} same, ${c.counts.unknown} unknown; ${c.counts.noisy} noisy (old and new are medians over rounds; metric keys as in result.json derived.metrics)`, '');
   return out.join('\n');
 }
