@@ -7,7 +7,7 @@
 // namespace with every non-file request blocked, and OUTDIR/README.md with sizes and the commands.
 // Needs root and a build (npx tsc -p tsconfig.json).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,8 +34,8 @@ try {
   const opened = await b.open(html, 1280, 900);
   const { page } = opened;
   log = opened.log;
-  await page.screenshot({ path: path.join(outDir, 'report-full.png'), fullPage: true });
-  shots.push('report-full.png');
+  await page.screenshot({ path: path.join(outDir, 'report-top.png') });
+  shots.push('report-top.png');
   await page.addStyleTag({ content: 'nav{position:static}' }); // the sticky bar would cover section shots
   const ids = await page.evaluate(() => [...document.querySelectorAll('main > section[id]')].map((s) => s.id));
   for (const id of ids) {
@@ -50,10 +50,11 @@ if (log.blockedRequests.length || log.consoleErrors.length || log.pageErrors.len
   process.stderr.write(`the page misbehaved: ${JSON.stringify(log)}\n`);
   process.exit(1);
 }
+const runId = JSON.parse(readFileSync(path.join(outDir, 'plan.json'), 'utf8')).source.runId;
 const kib = (f) => `${(statSync(path.join(outDir, f)).size / 1024).toFixed(0)} KiB`;
 writeFileSync(path.join(outDir, 'README.md'), `# Example report
 
-Rendered from \`${path.relative(repo, path.resolve(result))}\` by \`node scripts/report-screenshots.mjs ${[path.relative(repo, path.resolve(result)), path.relative(repo, path.resolve(outDir)), ...rest].join(' ')}\`.
+Rendered from \`${path.relative(repo, path.resolve(result))}\` (run \`${runId}\`${runId.startsWith('synthetic') ? ', a test fixture built from a real default run with invented iperf3 intervals; regenerate from a fresh default run' : ''}) by \`node scripts/report-screenshots.mjs ${[path.relative(repo, path.resolve(result)), path.relative(repo, path.resolve(outDir)), ...rest].join(' ')}\`.
 
 - [report.html](report.html): ${kib('report.html')}, one self-contained file (SVG charts, the result's JSON embedded, no scripts, no network).
 - [plan.md](plan.md) / [plan.json](plan.json): \`vxtap plan ${path.basename(result)} ${planFlags.join(' ')}\`.

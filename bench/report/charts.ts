@@ -33,7 +33,7 @@ export function renderSvg(option: echarts.EChartsOption, size = CHART_SIZE): str
   }
 }
 
-const baseGrid = { left: 64, right: 16, top: 48, bottom: 56, containLabel: false };
+const baseGrid = { left: 84, right: 24, top: 48, bottom: 56, containLabel: false };
 const legend = (names: string[]) => ({ type: 'plain' as const, top: 4, left: 8, right: 8, itemGap: 8, data: names, textStyle: FONT });
 
 /**
