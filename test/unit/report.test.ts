@@ -17,6 +17,7 @@ import { environmentFingerprint, notAHistory, renderComparisonHtml } from '../..
 import { markdownToHtml, renderReportHtml, shellJoin } from '../../bench/report/html.js';
 import { loadResult, migrateResult, readableVersions, ResultInputError } from '../../bench/report/migrate.js';
 import { renderReportFor } from '../../bench/report/write.js';
+import { latencyDistribution } from '../../bench/report/data.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const main = path.join(repo, 'dist', 'src', 'cli', 'main.js');
@@ -120,6 +121,20 @@ describe('report.html', () => {
   });
   it('is small enough to mail: under 1 MB for the default profile', () => {
     expect(Buffer.byteLength(renderReportFor(loadResult(current)))).toBeLessThan(1_000_000);
+  });
+});
+
+describe('latency distribution', () => {
+  it('merges the rounds\' HDR histograms: the merged p50 lies within the rounds\' p50s, percentiles ascend', () => {
+    const r = loadResult(older);
+    for (const mode of ['bare', 'vxtap']) {
+      const d = latencyDistribution(r, mode, 'idle')!;
+      const p50s = r.samples.filter((s) => s.mode === mode).map((s) => s.latencyIdle!.percentiles.p50Us);
+      const merged = d.find((x) => x.percentile === 50)!.us;
+      expect(merged).toBeGreaterThanOrEqual(Math.min(...p50s));
+      expect(merged).toBeLessThanOrEqual(Math.max(...p50s));
+      for (let i = 1; i < d.length; i++) expect(d[i].us).toBeGreaterThanOrEqual(d[i - 1].us);
+    }
   });
 });
 
