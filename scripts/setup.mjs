@@ -30,6 +30,7 @@ const APT = [
   // report.html browser test: headless Debian Chromium driven by playwright-core (no browser download)
   ['chromium', '/usr/bin/chromium'],
   ['fonts-dejavu-core', '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf'],
+  ['fonts-liberation', '/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf'], // Arial metrics: the charts' text layout
 ];
 
 function sh(cmd, args, opts = {}) {

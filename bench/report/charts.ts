@@ -20,7 +20,9 @@ export const CHART_SIZE = { width: 600, height: 340 };
 /** One colour per mode, stable across every chart of a report. */
 export const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
 
-const FONT = { fontFamily: 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif', fontSize: 12 };
+// Text is laid out here without a browser, from zrender's Arial width table: draw it in Arial or
+// its metric twin Liberation Sans so legends and labels land where the layout put them.
+const FONT = { fontFamily: 'Arial, "Liberation Sans", Helvetica, sans-serif', fontSize: 12 };
 
 /** Render an ECharts option to an SVG string (animation off, instance disposed). */
 export function renderSvg(option: echarts.EChartsOption, size = CHART_SIZE): string {
@@ -34,7 +36,7 @@ export function renderSvg(option: echarts.EChartsOption, size = CHART_SIZE): str
 }
 
 const baseGrid = { left: 84, right: 24, top: 48, bottom: 56, containLabel: false };
-const legend = (names: string[]) => ({ type: 'plain' as const, top: 4, left: 8, right: 8, itemGap: 8, data: names, textStyle: FONT });
+const legend = (names: string[]) => ({ type: 'plain' as const, top: 4, left: 8, right: 8, itemGap: 12, data: names, textStyle: FONT });
 
 /**
  * Bars of the median per category with each round drawn as a marker on top

@@ -48,7 +48,7 @@ export function renderComparisonHtml(input: BenchResult[], opts: ComparisonOptio
   const runRows = results.map((r, i) => [esc(label(r, i)), `<code>${esc(r.runId)}</code>`, esc(opts.sources?.[input.indexOf(r)] ?? ''), esc(r.environment?.git.commit?.slice(0, 10) ?? 'n/a'), esc(`${r.options.profile}, ${r.options.rounds} round(s)`), esc(r.status), esc(`${r.environment?.hostname ?? '?'} ${r.environment?.kernel ?? ''}`)]);
   const side: string[] = [];
   for (const d of defs) {
-    const series = results.map((r, i) => ({ name: label(r, i), color: PALETTE[i % PALETTE.length], data: modes.map((m) => r.derived.byMode[m]?.[d.key]?.summary.median ?? null) }));
+    const series = results.map((r, i) => ({ name: `#${i + 1}`, color: PALETTE[i % PALETTE.length], data: modes.map((m) => r.derived.byMode[m]?.[d.key]?.summary.median ?? null) }));
     const chart = bars({ title: `${d.table}: ${d.title}`, unit: d.unit, categories: modes, series });
     const rows = modes.map((m) => {
       const first = results[0].derived.byMode[m]?.[d.key]?.summary.median ?? null;
@@ -59,7 +59,7 @@ export function renderComparisonHtml(input: BenchResult[], opts: ComparisonOptio
         return `${esc(v)}${r === results[0] ? '' : esc(delta)}`;
       })];
     });
-    side.push(figure(`compare-${d.key}`, `${d.title} (${d.unit}), median over rounds per run; ${d.higherIsBetter ? 'higher' : 'lower'} is better. Changes are against run #1 and are not significance tests (use vxtap bench compare).`, chart, htmlTable(['mode', ...results.map((r, i) => esc(label(r, i)))], rows)));
+    side.push(figure(`compare-${d.key}`, `${d.title} (${d.unit}), median over rounds per run (#N as in Runs); ${d.higherIsBetter ? 'higher' : 'lower'} is better. Changes are against run #1 and are not significance tests (use vxtap bench compare).`, chart, htmlTable(['mode', ...results.map((r, i) => esc(label(r, i)))], rows)));
   }
   let trend = '';
   const why = notAHistory(results);
