@@ -10,7 +10,9 @@
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { calibrateThresholds, COMPARE_DEFAULTS, compareResults, parseCompareOptions, parseThresholds, regressions, renderCompareMarkdown, sharedMetrics, formatDelta, type Thresholds } from '../../bench/compare.js';
-import type { BenchResult } from '../../bench/result.js';
+import { METRICS, udpMetricDefs, type BenchResult, type MetricDef } from '../../bench/result.js';
+import { DECIDE_DEFAULTS, estimateRates, lookAlpha, parseSchedule, poolDrawsWithReplacement, resampledDraw, roundTable, simulatedDraw, type FamilyMetric } from '../../bench/decide.js';
+import { thresholdFor } from '../../bench/compare.js';
 import { validateResult } from '../../bench/validate.js';
 
 /** Most schema errors printed per file. */
@@ -56,8 +58,18 @@ async function loadThresholds(file: string): Promise<Thresholds> {
   return t;
 }
 
-/** Register `compare` under the `bench` command. */
+/** The metric definition of a key (fixed metrics and udp<frame>... keys), or null. */
+function metricDef(key: string): MetricDef | null {
+  const m = /^udp(\d+)/.exec(key);
+  return METRICS.find((d) => d.key === key) ?? (m ? udpMetricDefs(Number(m[1])).find((d) => d.key === key) ?? null : null);
+}
+
+/** Identifier and version of `bench validate-decision` output. */
+export const VALIDATION_SCHEMA = 'vxtap-bench-decision-validation';
+
+/** Register `compare` and `validate-decision` under the `bench` command. */
 export function registerCompare(bench: Command): void {
+  registerValidateDecision(bench);
   bench
     .command('compare')
     .description('Compare two bench results (result.json) mode by mode and metric by metric: medians over rounds, change in %, Mann-Whitney U test with Holm correction, verdict better/worse/same/unknown. With --calibrate: derive thresholds from A/A results.')
@@ -124,5 +136,90 @@ Example (CI; scripts/bench-ci.sh does this):
         for (const r of bad) process.stderr.write(`vxtap bench compare: regression: ${r.mode} ${r.metric} ${formatDelta(r.deltaPct)} (adjusted p = ${r.pAdjusted?.toPrecision(2)}) beyond ${opts.failOnRegressionPct}%\n`);
         process.exitCode = bad.length ? 1 : 0;
       }
+    });
+}
+
+/**
+ * `vxtap bench validate-decision [RESULT.json ...]`: the false-alarm and
+ * detection rates of the whole decision procedure (compare's verdicts, Holm,
+ * minimum effects, the sequential stopping rule of bench/decide.ts), by
+ * resampling the per-round data of a long run, or by simulation
+ * (--simulate-cv) when no file is given. JSON on stdout.
+ */
+function registerValidateDecision(bench: Command): void {
+  bench
+    .command('validate-decision')
+    .description('Estimate the A/A false-alarm rate and the detection rate of a slowdown for compare + the sequential stopping rule, by resampling rounds of long runs (or by simulation with --simulate-cv). Prints JSON.')
+    .argument('[results...]', 'result.json files of one build with many rounds (a long interleaved run; several files are pooled)')
+    .addOption(new Option('--mode <id>', 'mode whose rounds form the pool').default('vxtap').env('VXTAP_BENCH_VALIDATE_MODE'))
+    .addOption(new Option('--slow-mode <id>', 'mode of the same run carrying a real slowdown (e.g. a test-only knob); default: the pool shifted by --shift').env('VXTAP_BENCH_VALIDATE_SLOW_MODE'))
+    .addOption(new Option('--metrics <keys>', 'the family judged together (Holm within each look)').default('tcp1Gbps,tcpNGbps,latIdleP50').env('VXTAP_BENCH_VALIDATE_METRICS'))
+    .addOption(new Option('--targets <keys>', 'metrics a detection must flag worse (default: the first of --metrics)').env('VXTAP_BENCH_VALIDATE_TARGETS'))
+    .addOption(new Option('--shift <percent>', 'change applied to the targets on the new side, e.g. -10 (throughput 10% lower)').default('-10').env('VXTAP_BENCH_VALIDATE_SHIFT'))
+    .addOption(new Option('--simulate-cv <ratio>', 'no files: simulated independent normal noise with this coefficient of variation, e.g. 0.05').env('VXTAP_BENCH_VALIDATE_SIMULATE_CV'))
+    .addOption(new Option('--schedule <rounds>', 'rounds per side at each look').default(`${DECIDE_DEFAULTS.initialRounds},${DECIDE_DEFAULTS.initialRounds + DECIDE_DEFAULTS.stepRounds},${DECIDE_DEFAULTS.maxRounds}`).env('VXTAP_BENCH_VALIDATE_SCHEDULE'))
+    .addOption(new Option('--alpha <p>', 'family-wise false-alarm budget over all looks and metrics').default(String(DECIDE_DEFAULTS.alpha)).env('VXTAP_BENCH_VALIDATE_ALPHA'))
+    .addOption(new Option('--comparisons <n>', 'comparisons per rate').default(String(DECIDE_DEFAULTS.comparisons)).env('VXTAP_BENCH_VALIDATE_COMPARISONS'))
+    .addOption(new Option('--seed <n>', 'random seed (results are reproducible)').default(String(DECIDE_DEFAULTS.seed)).env('VXTAP_BENCH_VALIDATE_SEED'))
+    .addOption(new Option('--thresholds <file>', 'thresholds file as for compare').env('VXTAP_BENCH_VALIDATE_THRESHOLDS'))
+    .addHelpText('after', `
+A/A: pairs of disjoint sets of rounds drawn from the pool, compared with the
+sequential rule; any better/worse is a false alarm. Detection: the new side's
+targets shifted by --shift (or drawn from --slow-mode); all targets worse is a
+detection. With fewer than 2 x cap rounds in the pool, rounds are drawn with
+replacement and the output says so. Exit status: 0, 2 on bad input.`)
+    .action(async (files: string[], o: Record<string, string | undefined>) => {
+      const plan = parseSchedule(String(o.schedule), Number(o.alpha));
+      if (plan instanceof Error) fail(plan.message);
+      const comparisons = Number(o.comparisons);
+      if (!Number.isInteger(comparisons) || comparisons < 1 || comparisons > 1_000_000) fail(`--comparisons must be an integer 1..1000000 (got "${o.comparisons}")`);
+      const seed = Number(o.seed);
+      if (!Number.isInteger(seed)) fail(`--seed must be an integer (got "${o.seed}")`);
+      const shiftPct = Number(String(o.shift).replace(/%$/, ''));
+      if (!Number.isFinite(shiftPct) || shiftPct <= -100) fail(`--shift must be a percentage > -100, e.g. -10 (got "${o.shift}")`);
+      const keys = String(o.metrics).split(',').map((k) => k.trim()).filter(Boolean);
+      const defs = keys.map((k) => metricDef(k));
+      const unknownKey = keys.find((_, i) => !defs[i]);
+      if (!keys.length || unknownKey !== undefined) fail(`--metrics: unknown metric "${unknownKey ?? ''}"`);
+      const targetKeys = o.targets ? String(o.targets).split(',').map((k) => k.trim()).filter(Boolean) : [keys[0]];
+      const targets = targetKeys.map((k) => keys.indexOf(k));
+      if (targets.some((t) => t < 0)) fail(`--targets must be among --metrics (got "${o.targets}")`);
+      const thresholds = o.thresholds ? await loadThresholds(String(o.thresholds)) : null;
+      const mode = String(o.mode);
+      const family: FamilyMetric[] = keys.map((k, i) => ({ key: k, higherIsBetter: (defs[i] as MetricDef).higherIsBetter, threshold: thresholdFor(thresholds, mode, k) }));
+      const cap = plan.schedule[plan.schedule.length - 1];
+      let source: Record<string, unknown>;
+      let aaDraw;
+      let shiftDraw;
+      if (files.length === 0) {
+        if (o.simulateCv === undefined) fail('give result files, or --simulate-cv RATIO for simulated data');
+        const cv = Number(o.simulateCv);
+        if (!(cv >= 0 && cv < 1)) fail(`--simulate-cv must be a ratio 0 <= cv < 1, e.g. 0.05 (got "${o.simulateCv}")`);
+        source = { kind: 'simulated', cv, noise: 'independent normal, per metric and round' };
+        aaDraw = simulatedDraw(keys.length, cv, 0, []);
+        shiftDraw = simulatedDraw(keys.length, cv, shiftPct, targets);
+      } else {
+        const results: BenchResult[] = [];
+        for (const [i, f] of files.entries()) results.push(await loadResult(`RESULT${i + 1}`, f));
+        const a = roundTable(results, mode, keys);
+        if (a.length < 2) fail(`mode ${mode}: ${a.length} round(s) with data in ${files.join(', ')}; a pool needs many rounds (a long interleaved run)`);
+        const b = o.slowMode ? roundTable(results, String(o.slowMode), keys) : undefined;
+        if (b && b.length < 2) fail(`--slow-mode ${o.slowMode}: ${b.length} round(s) with data`);
+        source = { kind: 'resampled', files, mode, rounds: a.length, slowMode: o.slowMode ?? null, slowRounds: b?.length ?? null, withReplacement: { aa: poolDrawsWithReplacement({ a }, cap), shifted: poolDrawsWithReplacement({ a, b }, cap) } };
+        aaDraw = resampledDraw({ a }, 0, []);
+        shiftDraw = b ? resampledDraw({ a, b }, 0, []) : resampledDraw({ a }, shiftPct, targets);
+      }
+      const aa = estimateRates(aaDraw, family, plan, { comparisons, seed, targets: [] });
+      const sh = estimateRates(shiftDraw, family, plan, { comparisons, seed: seed + 1, targets });
+      const out = {
+        schema: VALIDATION_SCHEMA,
+        schemaVersion: 1,
+        source,
+        plan: { schedule: plan.schedule, alpha: plan.alpha, lookAlpha: lookAlpha(plan), correction: plan.correction, spending: 'bonferroni over looks' },
+        family,
+        aa: { falseAlarmRate: aa.anySignificant / comparisons, worseRate: aa.anyWorse / comparisons, ...aa },
+        shifted: { shiftPct: o.slowMode && files.length ? null : shiftPct, slowMode: files.length ? o.slowMode ?? null : null, targets: targetKeys, detectionRate: sh.targetsWorse / comparisons, ...sh },
+      };
+      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     });
 }
