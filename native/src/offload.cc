@@ -114,8 +114,10 @@ bool TxSegment(const uint8_t* e, size_t len, const VnetHdr& h, uint32_t frameIdx
   const size_t l3 = f.l3, l4 = f.l4, ihl = l4 - l3;
   const uint64_t addrs = AddrSum(e, f);
   const uint16_t id = Be16(e + l3 + 4);
-  const uint32_t seq = Be32(e + l4 + 4);
-  const uint8_t flags = e[l4 + 13];
+  // TCP only: a UDP header is 8 bytes, so l4 + 13 can lie past a USO frame's end
+  // (the fuzzer found that read past the frame: a USO frame with < 6 payload bytes).
+  const uint32_t seq = tcp ? Be32(e + l4 + 4) : 0;
+  const uint8_t flags = tcp ? e[l4 + 13] : 0;
   const size_t base = st.pos;
   uint8_t* s = st.out + base;
   for (size_t k = 0; k < nseg; k++) {
