@@ -5,7 +5,8 @@
  * artifact, and shows everything without JavaScript. The result's JSON is
  * embedded (script type application/json, never executed), so the report
  * carries its own data. Every chart sits in a <figure class="chart"> with
- * data-points (points drawn) and a <details> table of its numbers.
+ * data-points (points drawn), a <title> on each data mark (the value on
+ * hover) and a <details> table of its numbers (a click away).
  */
 import type { BenchResult, MetricByMode } from '../result.js';
 import type { MtuProbe } from '../mtu.js';
@@ -158,13 +159,13 @@ function intervalsSection(r: BenchResult, colors: Record<string, string>): strin
   const figs: string[] = [];
   for (const which of ['tcp1', 'tcpN'] as const) {
     const title = which === 'tcp1' ? 'TCP 1 stream' : `TCP ${r.profile.tcpStreams} streams`;
-    const series: { name: string; color: string; points: [number, number][]; dashed?: boolean }[] = [];
+    const series: { name: string; color: string; points: [number, number][]; dashed?: boolean; tipName?: string }[] = [];
     const rows: string[][] = [];
     for (const m of ranModes(r)) {
       for (const s of samplesOf(r, m.id)) {
         const iv = s[which]?.intervalBps ?? [];
         if (!iv.length) continue;
-        series.push({ name: m.id, color: colors[m.id], points: iv.map((b, i) => [i + 1, b / 1e9]), dashed: s.round % 2 === 0 });
+        series.push({ name: m.id, tipName: `${m.id} round ${s.round}`, color: colors[m.id], points: iv.map((b, i) => [i + 1, b / 1e9]), dashed: s.round % 2 === 0 });
         const sp = spreadOf(iv.map((b) => b / 1e9));
         rows.push([esc(m.id), String(s.round), iv.map((b) => fmtNum(b / 1e9)).join(', '), sp.min !== null && sp.max !== null && sp.median ? `${(((sp.max - sp.min) / sp.median) * 100).toFixed(0)}%` : 'n/a']);
       }

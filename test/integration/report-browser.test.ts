@@ -31,7 +31,7 @@ function cli(args: string[]): string {
 
 /** What the page says about itself. */
 interface PageFacts {
-  charts: { id: string; points: number; svgMarks: number; rows: number; widthPx: number }[];
+  charts: { id: string; points: number; svgMarks: number; rows: number; widthPx: number; hoverTitles: number }[];
   noData: string[];
   scrollWidth: number;
   embeddedRunIds: string[];
@@ -53,6 +53,7 @@ async function facts(b: IsolatedBrowser, file: string, shot: string): Promise<{ 
           svgMarks: fig.querySelectorAll('svg path, svg rect, svg circle').length,
           rows: fig.querySelectorAll('details table tbody tr').length,
           widthPx: fig.querySelector('svg')?.getBoundingClientRect().width ?? 0,
+          hoverTitles: fig.querySelectorAll('svg title').length,
         })),
         noData: [...document.querySelectorAll('[data-nodata]')].map((e) => e.getAttribute('data-nodata') ?? ''),
         scrollWidth: document.documentElement.scrollWidth,
@@ -83,6 +84,7 @@ function expectClean(log: import('../../bench/report/browser.js').PageLog, f: Pa
     expect(c.points, `${c.id}: data points`).toBeGreaterThan(0);
     expect(c.svgMarks, `${c.id}: SVG marks`).toBeGreaterThan(c.points > 0 ? 5 : 0);
     expect(c.rows, `${c.id}: rows in its numbers table`).toBeGreaterThan(0);
+    expect(c.hoverTitles, `${c.id}: values on hover`).toBeGreaterThan(0);
     expect(c.widthPx, `${c.id}: drawn width at 1280 px`).toBeGreaterThanOrEqual(500); // two charts a row, each legible
   }
 }
