@@ -15,9 +15,9 @@
  * - A per-host lock (`<state dir>/agent/lock-<netns>.json`, taken with O_EXCL,
  *   stale when its agent is gone) refuses a second measuring run.
  * - Counters are read with the host's own clock when asked, never streamed;
- *   spawned processes' output travels only while they start up (readiness
- *   lines) or when asked (captures), so the control channel is quiet while a
- *   measurement runs.
+ *   spawned processes' output travels only when the controller asks for it
+ *   (readiness checks and probes, between measurements), so the control
+ *   channel is quiet while a measurement runs.
  * Hosts are keyed by network namespace inode, so two "hosts" that are two
  * namespaces of one machine (the tests) keep separate locks and state.
  */
@@ -30,7 +30,7 @@ import { parseNstat, processTicks, readProcStat } from '../../src/host/procstat.
 import { collectEnvironment } from '../environment.js';
 import { stateDir, writeFileAtomic } from '../state.js';
 import { buildId } from './build.js';
-import { LineSplitter, parseFrame, PROTOCOL_VERSION, STARTUP_STREAM_MS, type CountersResult, type HelloResult, type RequestFrame } from './protocol.js';
+import { LineSplitter, parseFrame, PROTOCOL_VERSION, type CountersResult, type HelloResult, type RequestFrame } from './protocol.js';
 
 /** Directory of agent state files and locks on a host. */
 export function agentDir(): string {
@@ -101,7 +101,7 @@ function stillRuns(p: { pid: number; startTicks: number | null }): boolean {
 }
 
 function isAgent(pid: number): boolean {
-  return alive(pid) && /agent --stdio/.test(cmdline(pid) ?? '');
+  return alive(pid) && /agent(\.js)? --stdio/.test(cmdline(pid) ?? '');
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -230,13 +230,12 @@ export class Agent {
   private workDir = '';
   private leaseMs = 30_000;
   private leaseUntil = Date.now() + 60_000;
-  private readonly spawned = new Map<number, { child: ChildProcess; argv: string[]; out: string; err: string; sentOut: number; sentErr: number; stream: 'startup' | 'always'; startedAt: number; exited: Promise<{ code: number | null; signal: string | null }> }>();
+  private readonly spawned = new Map<number, { child: ChildProcess; argv: string[]; out: string; err: string; sentOut: number; sentErr: number; exited: Promise<{ code: number | null; signal: string | null }> }>();
   private readonly execs = new Set<ChildProcess>();
   private execDeadline = 0;
   private nextHandle = 1;
   private closing: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout;
-  private flushTimer: NodeJS.Timeout | null = null;
   private readonly root: string;
 
   constructor(private readonly input: NodeJS.ReadableStream, private readonly output: NodeJS.WritableStream, root: string) {
@@ -264,7 +263,7 @@ export class Agent {
   private log(line: string): void {
     try {
       mkdirSync(agentDir(), { recursive: true });
-      appendFileSync(path.join(agentDir(), `agent-${netnsId()}.log`), `${new Date().toISOString()} pid ${process.pid} ${this.state?.runId ?? '-'}: ${line}\n`);
+      appendFileSync(path.join(agentDir(), 'agent.log'), `${new Date().toISOString()} netns ${netnsId()} pid ${process.pid} ${this.state?.runId ?? '-'}: ${line}\n`);
     } catch {
       /* best effort */
     }
@@ -318,7 +317,15 @@ export class Agent {
         return r;
       }
       case 'spawn':
-        return this.spawnProc(req.argv, req.env, req.stream);
+        return this.spawnProc(req.argv, req.env);
+      case 'output': {
+        const p = this.spawned.get(req.handle);
+        if (!p) throw new Error(`no process with handle ${req.handle}`);
+        const r = { stdout: p.out.slice(p.sentOut), stderr: p.err.slice(p.sentErr) };
+        p.sentOut = p.out.length;
+        p.sentErr = p.err.length;
+        return r;
+      }
       case 'stop': {
         const p = this.spawned.get(req.handle);
         if (!p) throw new Error(`no process with handle ${req.handle}`);
@@ -437,11 +444,11 @@ export class Agent {
     throw Object.assign(new Error('could not take the host lock'), { code: 'EBUSY' });
   }
 
-  private spawnProc(argv: string[], env: Record<string, string> | undefined, stream: 'startup' | 'always'): { handle: number; pid: number } {
+  private spawnProc(argv: string[], env: Record<string, string> | undefined): { handle: number; pid: number } {
     const handle = this.nextHandle++;
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env, detached: true });
     const entry = {
-      child, argv, out: '', err: '', sentOut: 0, sentErr: 0, stream, startedAt: Date.now(),
+      child, argv, out: '', err: '', sentOut: 0, sentErr: 0,
       exited: new Promise<{ code: number | null; signal: string | null }>((resolve) => {
         child.once('error', () => resolve({ code: 127, signal: null }));
         child.once('close', (code, signal) => resolve({ code, signal }));
@@ -455,11 +462,9 @@ export class Agent {
     }
     child.stdout?.setEncoding('utf8').on('data', (d: string) => {
       if (entry.out.length < 16 * 1024 * 1024) entry.out += d;
-      this.scheduleFlush();
     });
     child.stderr?.setEncoding('utf8').on('data', (d: string) => {
       if (entry.err.length < 1024 * 1024) entry.err += d;
-      this.scheduleFlush();
     });
     void entry.exited.then((e) => {
       if (this.state) {
@@ -469,22 +474,6 @@ export class Agent {
       this.send({ event: 'exit', handle, code: e.code, signal: e.signal, stdout: entry.out, stderr: entry.err });
     });
     return { handle, pid };
-  }
-
-  /** Send new output of streaming processes, coalesced (at most every 20 ms). */
-  private scheduleFlush(): void {
-    if (this.flushTimer) return;
-    this.flushTimer = setTimeout(() => {
-      this.flushTimer = null;
-      const now = Date.now();
-      for (const [handle, p] of this.spawned) {
-        if (p.stream === 'startup' && now - p.startedAt > STARTUP_STREAM_MS) continue;
-        if (p.out.length === p.sentOut && p.err.length === p.sentErr) continue;
-        this.send({ event: 'output', handle, stdout: p.out.slice(p.sentOut), stderr: p.err.slice(p.sentErr) });
-        p.sentOut = p.out.length;
-        p.sentErr = p.err.length;
-      }
-    }, 20);
   }
 
   private readonly udpListeners = new Map<number, { sock: dgram.Socket; from: Map<string, number> }>();
@@ -542,7 +531,14 @@ export class Agent {
         /* gone */
       }
     }
-    return { atMs: Date.now(), nstat, cpu: stat.total, ticks, rssBytes };
+    const outputs: CountersResult['outputs'] = {};
+    for (const [handle, p] of this.spawned) {
+      if (p.out.length === p.sentOut && p.err.length === p.sentErr) continue;
+      outputs[handle] = { stdout: p.out.slice(p.sentOut), stderr: p.err.slice(p.sentErr) };
+      p.sentOut = p.out.length;
+      p.sentErr = p.err.length;
+    }
+    return { atMs: Date.now(), nstat, cpu: stat.total, ticks, rssBytes, outputs };
   }
 
   private async environment(dev: string | null): Promise<unknown> {

@@ -158,26 +158,21 @@ class RemoteProcess implements BenchProcess {
   private out = '';
   private err = '';
   private finished = false;
+  private pulling = false;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private resolveExit!: (v: { code: number | null; signal: NodeJS.Signals | null }) => void;
   readonly started: Promise<void>;
 
   constructor(private readonly host: RemoteHost, readonly argv: string[], wire: string[], env: Record<string, string> | undefined) {
     this.exited = new Promise((r) => (this.resolveExit = r));
-    const stream = /(^|\/)tcpdump$/.test(wire[0]) ? 'always' : 'startup';
-    this.started = host.client.request<{ handle: number; pid: number }>({ op: 'spawn', argv: wire, env, stream }).then(
+    this.started = host.client.request<{ handle: number; pid: number }>({ op: 'spawn', argv: wire, env }).then(
       ({ handle, pid }) => {
         this.handle = handle;
         this.pidValue = pid;
         host.client.listen(handle, (e) => {
-          if (e.event === 'output') {
-            this.out += e.stdout;
-            this.err += e.stderr;
-          } else {
-            this.out = e.stdout;
-            this.err = e.stderr;
-            this.finish(e.code, e.signal as NodeJS.Signals | null);
-          }
+          this.out = e.stdout;
+          this.err = e.stderr;
+          this.finish(e.code, e.signal as NodeJS.Signals | null);
         });
       },
       (e: Error) => {
@@ -192,6 +187,18 @@ class RemoteProcess implements BenchProcess {
     });
   }
 
+  /** The agent's handle of the process (-1 until it started). */
+  get agentHandle(): number {
+    return this.handle;
+  }
+
+  /** New output that came with another reply (counters). */
+  append(o: { stdout: string; stderr: string }): void {
+    if (this.finished) return;
+    this.out += o.stdout;
+    this.err += o.stderr;
+  }
+
   private finish(code: number | null, signal: NodeJS.Signals | null): void {
     if (this.finished) return;
     this.finished = true;
@@ -204,11 +211,34 @@ class RemoteProcess implements BenchProcess {
     return this.pidValue;
   }
 
+  /**
+   * Output is pulled, not pushed: reading it asks the agent for what is new
+   * (one request in flight at a time); the caller polls, as it does for a
+   * local process, and sees the new text on a later read.
+   */
+  private pull(): void {
+    if (this.pulling || this.finished || this.handle < 0) return;
+    this.pulling = true;
+    this.host.client.request<{ stdout: string; stderr: string }>({ op: 'output', handle: this.handle }).then(
+      (r) => {
+        this.pulling = false;
+        if (this.finished) return; // the exit event carried everything
+        this.out += r.stdout;
+        this.err += r.stderr;
+      },
+      () => {
+        this.pulling = false;
+      },
+    );
+  }
+
   stdout(): string {
+    this.pull();
     return this.out;
   }
 
   stderr(): string {
+    this.pull();
     return this.err;
   }
 
@@ -288,8 +318,13 @@ export class RemoteHost implements BenchHost {
   }
 
   /** Counters and the CPU ticks / RSS of `pids` on this host, with the host's clock. */
-  sample(pids: number[]): Promise<CountersResult> {
-    return this.client.request<CountersResult>({ op: 'counters', pids });
+  async sample(pids: number[]): Promise<CountersResult> {
+    const c = await this.client.request<CountersResult>({ op: 'counters', pids });
+    for (const p of this.live) {
+      const o = c.outputs?.[p.agentHandle];
+      if (o) p.append(o);
+    }
+    return c;
   }
 
   async readCounters(): Promise<HostCounters> {

@@ -110,9 +110,10 @@ async function clockOffset(c: AgentClient, n = 5): Promise<{ offsetMs: number; r
 
 /** Start an agent on `h` (ssh, or a local child). */
 function startAgent(h: HostDest, ssh: SshControl, localRoot: string, label: string, preferDeployed = false): AgentClient {
-  const main = path.join(localRoot, 'dist', 'src', 'cli', 'main.js');
+  // dist/src/cli/agent.js is `vxtap agent` without loading the rest of the CLI (see there).
+  const main = path.join(localRoot, 'dist', 'src', 'cli', 'agent.js');
   if (h.local) {
-    return new AgentClient(label, 'local', spawn(process.execPath, [main, 'agent', '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] }));
+    return new AgentClient(label, 'local', spawn(process.execPath, [main, '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] }));
   }
   return new AgentClient(label, h.text, ssh.start(h, agentCommand(process.execPath, main, cacheSubdir(buildId(localRoot)), preferDeployed)));
 }
@@ -169,19 +170,23 @@ export class RemotePair {
         }
         return h;
       };
-      for (let i = 0; i < 2; i++) {
+      const connectOne = async (i: number): Promise<HelloResult> => {
         log(`  host ${labels[i]}: connecting to ${dests[i].text}`);
         try {
-          hellos.push(await hello(i, false));
+          return await hello(i, false);
         } catch (err) {
           // --deploy: a host without this build (none, or another) gets it, then a second try.
           const missing = (err as { code?: string }).code === 'EBUILD' || /not installed|exited 127/.test((err as Error).message);
           if (!opts.deploy || dests[i].local || !missing) throw err;
           await clients[i]?.close(5000).catch(() => undefined);
           deployBuild(ssh, dests[i], labels[i], localRoot, mine, log);
-          hellos.push(await hello(i, true));
+          return hello(i, true);
         }
-      }
+      };
+      // Both hosts at once; the first failure (in host order) is the one reported.
+      const settled = await Promise.allSettled([connectOne(0), connectOne(1)]);
+      for (const r of settled) if (r.status === 'rejected') throw r.reason;
+      for (const r of settled) if (r.status === 'fulfilled') hellos.push(r.value);
       for (let i = 0; i < 2; i++) {
         if (hellos[i].uid !== 0) throw new Error(`host ${labels[i]} (${dests[i].text}): the agent is not root (uid ${hellos[i].uid}); log in as root or allow passwordless sudo (sudo -n)`);
       }
@@ -189,9 +194,12 @@ export class RemotePair {
       const pair = new RemotePair(opts, runId, hosts[0], hosts[1], ssh);
       pair.stopKeepAlive = startKeepAlive(clients, opts.leaseMs);
       await pair.findUnderlay();
+      // The environments (a 1 s steal sample each) are read while the preflight runs.
+      const envsP = Promise.all([pair.a, pair.b].map((h, i) => h.client.request({ op: 'environment', dev: i === 0 ? pair.underlay.devA : pair.underlay.devB })));
+      envsP.catch(() => undefined);
       const pre = await pair.preflight(localRoot, log);
+      const envs = await envsP;
       const offsets = await Promise.all(clients.map((c) => clockOffset(c)));
-      const envs = await Promise.all([pair.a, pair.b].map((h, i) => h.client.request({ op: 'environment', dev: i === 0 ? pair.underlay.devA : pair.underlay.devB })));
       for (let i = 0; i < 2; i++) {
         const h = hosts[i];
         pair.records.push({
@@ -264,7 +272,6 @@ export class RemotePair {
    */
   async preflight(localRoot: string, log: (l: string) => void): Promise<[HostPreflight, HostPreflight]> {
     const hosts = [this.a, this.b];
-    const addr = [this.underlay.a, this.underlay.b];
     const pre: [HostPreflight, HostPreflight] = [
       { vxlanUdpFromPeer: null, pathMtuToPeer: null, doctorWarnings: [], warnings: [] },
       { vxlanUdpFromPeer: null, pathMtuToPeer: null, doctorWarnings: [], warnings: [] },
@@ -272,7 +279,11 @@ export class RemotePair {
     const failures: string[] = [];
     const main = path.join(localRoot, 'dist', 'src', 'cli', 'main.js');
     log('  preflight: vxtap doctor, VXLAN UDP both ways, path MTU both ways');
-    const docs = await Promise.all(hosts.map((h) => h.exec([process.execPath, main, 'doctor', '--json'], { allowFail: true, timeoutMs: 60_000 })));
+    // doctor runs while the packets go both ways
+    const docsP = Promise.all(hosts.map((h) => h.exec([process.execPath, main, 'doctor', '--json'], { allowFail: true, timeoutMs: 60_000 })));
+    docsP.catch(() => undefined);
+    await this.preflightNetwork(pre, failures);
+    const docs = await docsP;
     for (let i = 0; i < 2; i++) {
       let checks: { name: string; ok: boolean; detail: string; fix: string | null; required: boolean }[] = [];
       try {
@@ -286,6 +297,14 @@ export class RemotePair {
         else pre[i].doctorWarnings.push(line);
       }
     }
+    if (failures.length) throw new Error(`preflight failed:\n  ${failures.join('\n  ')}`);
+    return pre;
+  }
+
+  /** VXLAN UDP both ways and path MTU both ways (part of preflight). */
+  private async preflightNetwork(pre: [HostPreflight, HostPreflight], failures: string[]): Promise<void> {
+    const hosts = [this.a, this.b];
+    const addr = [this.underlay.a, this.underlay.b];
     const port = this.opts.port;
     for (const [s, d] of [[0, 1], [1, 0]] as const) {
       const src = hosts[s];
@@ -327,8 +346,6 @@ export class RemotePair {
       if (pmtu === null) failures.push(`host ${hosts[s].label} (${hosts[s].where}) cannot ping host ${hosts[d].label} at ${addr[d]} (ICMP echo, 576 bytes, DF): no path or ICMP filtered; allow ICMP echo between the hosts`);
       else if (pmtu < this.underlay.mtu) pre[s].warnings.push(`path MTU to host ${hosts[d].label} is ${pmtu}, below the interface MTU ${this.underlay.mtu}: overlays will see fragmentation or drops`);
     }
-    if (failures.length) throw new Error(`preflight failed:\n  ${failures.join('\n  ')}`);
-    return pre;
   }
 
   /** Put the hosts, the underlay and the overlay into a result (before the first mode-round). */

@@ -6,9 +6,10 @@
  * - A request carries `id` and `op`; the agent answers each with exactly one
  *   response carrying the same `id` (`ok: true` + `result`, or `ok: false` +
  *   `error`). Requests may be answered out of order.
- * - The agent sends events without an id: `output` (a spawned process wrote
- *   something, only while it starts up or for captures, see `SpawnRequest`) and
- *   `exit` (a spawned process ended; carries its output).
+ * - The agent sends one kind of event (no id): `exit`, when a spawned process
+ *   ended (with its output). A running process's output travels only when the
+ *   controller asks for it (`output`), i.e. when the bench reads it: readiness
+ *   checks and probes, between measurements.
  * - `hello` is the first request; its `protocol` must equal the agent's
  *   PROTOCOL_VERSION or the agent refuses and exits. Any change to a message
  *   shape bumps the version.
@@ -97,13 +98,12 @@ export interface SpawnRequest {
   op: 'spawn';
   argv: string[];
   env?: Record<string, string>;
-  /**
-   * When its output travels to the controller: `startup` = the first
-   * STARTUP_STREAM_MS after the start (readiness lines), later output is kept
-   * and comes with `exit` / `stop`; `always` = every write, coalesced (captures
-   * whose lines are read while probing).
-   */
-  stream: 'startup' | 'always';
+}
+
+/** What a spawned process wrote since the last `output` request for it. */
+export interface OutputRequest {
+  op: 'output';
+  handle: number;
 }
 
 /** SIGTERM a spawned process group, SIGKILL after graceMs; answered after it exited. */
@@ -174,6 +174,7 @@ export type Request =
   | LeaseRequest
   | CleanupRequest
   | UdpListenRequest
+  | OutputRequest
   | UdpSendRequest
   | UdpResultRequest
   | { op: 'clock' }
@@ -188,12 +189,7 @@ export type RequestFrame = Request & { id: number };
 export type ResponseFrame = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: { message: string; code?: string } };
 
 /** An event on the wire. */
-export type EventFrame =
-  | { event: 'output'; handle: number; stdout: string; stderr: string }
-  | { event: 'exit'; handle: number; code: number | null; signal: string | null; stdout: string; stderr: string };
-
-/** How long a spawned process's output streams after its start with `stream: 'startup'`. */
-export const STARTUP_STREAM_MS = 5000;
+export type EventFrame = { event: 'exit'; handle: number; code: number | null; signal: string | null; stdout: string; stderr: string };
 
 /** Result of `counters`. */
 export interface CountersResult {
@@ -204,6 +200,11 @@ export interface CountersResult {
   ticks: number;
   /** Largest VmRSS of the requested pids, bytes. */
   rssBytes: number;
+  /**
+   * New output of every running spawned process, by handle (as `output` would
+   * return it): reading counters also brings a capture's lines up to date.
+   */
+  outputs: Record<number, { stdout: string; stderr: string }>;
 }
 
 /** Split a byte stream into lines; `push` returns the complete lines so far. */

@@ -55,10 +55,10 @@ export function shQuote(s: string): string {
  * controller's checkout path when the host has it (a shared filesystem or the
  * same machine), else `vxtap` on PATH; with --deploy the cache comes first.
  */
-export function agentCommand(controllerNode: string, controllerMain: string, cacheSubdir: string, preferDeployed: boolean): string {
+export function agentCommand(controllerNode: string, controllerAgentJs: string, cacheSubdir: string, preferDeployed: boolean): string {
   const q = shQuote;
-  const deployed = 'if [ -f "$D/dist/src/cli/main.js" ]; then exec $S node "$D/dist/src/cli/main.js" agent --stdio; fi';
-  const checkout = `if [ -f ${q(controllerMain)} ]; then if [ -x ${q(controllerNode)} ]; then N=${q(controllerNode)}; else N=node; fi; exec $S "$N" ${q(controllerMain)} agent --stdio; fi`;
+  const deployed = 'if [ -f "$D/dist/src/cli/agent.js" ]; then exec $S node "$D/dist/src/cli/agent.js" --stdio; fi';
+  const checkout = `if [ -f ${q(controllerAgentJs)} ]; then if [ -x ${q(controllerNode)} ]; then N=${q(controllerNode)}; else N=node; fi; exec $S "$N" ${q(controllerAgentJs)} --stdio; fi`;
   return [
     'if [ "$(id -u)" = 0 ]; then S=; else S="sudo -n"; fi',
     `D="\${XDG_CACHE_HOME:-$HOME/.cache}/vxtap/${cacheSubdir}"`,

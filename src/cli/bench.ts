@@ -6,6 +6,7 @@
  * `--cleanup` removes what a killed run left behind.
  */
 import { Command, Option } from 'commander';
+import os from 'node:os';
 import path from 'node:path';
 import { cleanupBench, formatCleanupReport } from '../../bench/cleanup.js';
 import { DEFAULT_MODES, QUICK_MODES, repoRoot, runBench, validateOptions, type BenchOptions } from '../../bench/run.js';
@@ -130,7 +131,11 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
           process.exit(2);
         }
       }
-      if (process.getuid?.() !== 0) {
+      // --hosts between two other machines: the controller (a laptop, a CI runner) needs no root;
+      // its run state then lives in a per-user temporary directory.
+      const controllerOnly = remoteOpts !== null && !remoteOpts.hosts.includes('local');
+      if (controllerOnly && process.getuid?.() !== 0 && !env('VXTAP_BENCH_STATE_DIR')) process.env.VXTAP_BENCH_STATE_DIR = path.join(os.tmpdir(), `vxtap-bench-${process.getuid?.()}`);
+      if (process.getuid?.() !== 0 && !controllerOnly) {
         process.stderr.write('vxtap bench: needs root (network namespaces, veth, OVS); run with sudo. See: vxtap doctor\n');
         process.exit(2);
       }

@@ -184,7 +184,7 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
     // B's agent killed first (nothing cleans B then), the controller next (A's agent sees its stdin close).
     for (const pid of (await output(['ip', 'netns', 'pids', p.b.ns])).split(/\s+/).filter(Boolean)) {
       const cl = (await output(['cat', `/proc/${pid}/cmdline`], { allowFail: true })).replace(/\0/g, ' ');
-      if (/agent --stdio/.test(cl)) process.kill(Number(pid), 'SIGKILL');
+      if (/agent(\.js)? --stdio/.test(cl)) process.kill(Number(pid), 'SIGKILL');
     }
     process.kill(ctl.pid, 'SIGKILL');
     await ctl.done;
