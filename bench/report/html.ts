@@ -207,14 +207,19 @@ function cpuSection(r: BenchResult): string {
     const title = which === 'tcp1' ? 'TCP 1 stream' : `TCP ${r.profile.tcpStreams} streams`;
     const modes = ranModes(r).map((m) => m.id).filter((m) => samplesOf(r, m).some((s) => s[which]));
     if (!modes.length) { figs.push(noData(`cpu-${which}`, `CPU during ${title}: not measured.`)); continue; }
-    const per = (m: string, f: (t: NonNullable<ReturnType<typeof pick>>) => number) => spreadOf(perRound(r, m, (s) => { const t = pick(s); const g = t ? (t.receivedBps * t.seconds) / 1e9 : 0; return t && g > 0 ? f(t) / g : null; })).median;
-    const pick = (s: BenchResult['samples'][number]) => s[which];
+    type Tcp = NonNullable<BenchResult['samples'][number]['tcp1']>;
+    /** Median over rounds of f(test) per Gbit carried in that test. */
+    const per = (m: string, f: (t: Tcp) => number) => spreadOf(perRound(r, m, (s) => {
+      const t = s[which];
+      const gbit = t ? (t.receivedBps * t.seconds) / 1e9 : 0;
+      return t && gbit > 0 ? f(t) / gbit : null;
+    }));
     const series = [
-      ...cats.map(([k, name, color]) => ({ name, color, stack: 'machine', data: modes.map((m) => per(m, (t) => (t.cpu.machine as unknown as Record<string, number>)[k] ?? 0)) })),
-      { name: 'dataplane', color: '#b07aa1', stack: 'dataplane', data: modes.map((m) => per(m, (t) => t.cpu.dataplaneSeconds)) },
+      ...cats.map(([k, name, color]) => ({ name, color, stack: 'machine', data: modes.map((m) => per(m, (t) => (t.cpu.machine as unknown as Record<string, number>)[k] ?? 0).median) })),
+      { name: 'dataplane', color: '#b07aa1', stack: 'dataplane', data: modes.map((m) => per(m, (t) => t.cpu.dataplaneSeconds).median) },
     ];
     const chart = bars({ title: `CPU-seconds per Gbit, ${title}`, unit: 'CPU-s/Gbit', categories: modes, series, horizontal: true });
-    const rows = modes.map((m, i) => [esc(m), ...series.map((s) => fmtNum(s.data[i])), fmtSpread(spreadOf(perRound(r, m, (s) => { const t = pick(s); const g = t ? (t.receivedBps * t.seconds) / 1e9 : 0; return t && g > 0 ? t.cpu.machine.busySeconds / g : null; })))]);
+    const rows = modes.map((m, i) => [esc(m), ...series.map((s) => fmtNum(s.data[i])), fmtSpread(per(m, (t) => t.cpu.machine.busySeconds))]);
     figs.push(figure(`cpu-${which}`, `Machine CPU per Gbit carried during ${title} (both hosts and the load generators), split by /proc/stat category (user, system, softirq, irq, steal); the dataplane processes' own CPU (ovs-vswitchd, vxtap up; part of the machine figure) drawn apart. CPU-s per Gbit = cores per Gbit/s.`, chart, htmlTable(['mode', ...series.map((s) => esc(s.name)), 'machine busy (min–max)'], rows)));
   }
   return `<section id="cpu"><h2>CPU per Gbit/s</h2><div class="grid">${figs.join('')}</div></section>`;
@@ -233,7 +238,8 @@ function ppsSection(r: BenchResult, colors: Record<string, string>): string {
       const ss = samplesOf(r, m).map((s) => s.udp.find((u) => u.frameBytes === f));
       const skipped = ss.find((u) => u?.skipped)?.skipped;
       const limited = ss.some((u) => u?.search?.senderLimited);
-      return [esc(m), `${f} B`, roundCells(r.derived.byMode[m]?.[key(f)]?.perRound ?? []), fmtSpread(r.derived.byMode[m]?.[key(f)] ? { n: r.derived.byMode[m][key(f)].summary.n, median: r.derived.byMode[m][key(f)].summary.median, min: r.derived.byMode[m][key(f)].summary.min, max: r.derived.byMode[m][key(f)].summary.max } : null), fmtSpread(spreadOf(ss.map((u) => u?.cpuSecondsPerMpkt))), esc(skipped ?? (limited ? 'sender-limited in a round: at least this much' : ''))];
+      const metric = r.derived.byMode[m]?.[key(f)];
+      return [esc(m), `${f} B`, roundCells(metric?.perRound ?? []), fmtSpread(metric?.summary), fmtSpread(spreadOf(ss.map((u) => u?.cpuSecondsPerMpkt))), esc(skipped ?? (limited ? 'sender-limited in a round: at least this much' : ''))];
     }));
     figs.push(figure(`pps-${which}`, `Paced UDP trials A→B, bisection per frame size; medians over rounds (a missing bar: no rate passed, or the size exceeds the inner MTU).`, chart, htmlTable(['mode', 'frame', 'kpps per round', 'median (min–max)', 'CPU-s/Mpkt at PDR', 'note'], rows)));
   }
