@@ -56,7 +56,8 @@ describe.skipIf(!canRun)('vxtap up in etcd mode, four hosts and a flanneld-style
     h.child.stdout?.on('data', (d: Buffer) => h.log.push(d.toString()));
     hosts.set(i, h);
     const t0 = Date.now();
-    while (!existsSync(h.subnetFile)) {
+    // Not the subnet file: a restarted host finds its previous one already there.
+    while (!h.log.join('').includes('up in etcd mode')) {
       if (h.child.exitCode !== null || Date.now() - t0 > 15_000) throw new Error(`vxtap h${i} did not come up: ${h.log.join('')}`);
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -213,7 +214,6 @@ describe.skipIf(!canRun)('vxtap up in etcd mode, four hosts and a flanneld-style
     console.log(`vxtap, etcd down ${OUTAGE_S} s: ${pings - lost}/${pings} container pings h1->h3 answered`);
     expect(lost).toBe(0);
     await etcd.start();
-    const back = Date.now();
     // etcd restarts its leases with a full TTL; had the hosts not renewed, their 10 s leases would
     // be gone 12 s later. They are all still there, and say so in their logs.
     await new Promise((r) => setTimeout(r, 12_000));
