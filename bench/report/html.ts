@@ -347,6 +347,8 @@ export interface ReportOptions {
   plan?: CapacityPlan | null;
   /** Embed the result's JSON (default true). */
   embedJson?: boolean;
+  /** Sections added by other tools (e.g. a CI comparison against a base run), placed before the environment. */
+  extraSections?: { id: string; title: string; html: string }[];
 }
 
 /** JSON safe inside a <script> element. */
@@ -372,7 +374,7 @@ export function renderReportHtml(r: BenchResult, opts: ReportOptions = {}): stri
   const statusNote = r.status === 'complete' ? '' : `<div class="warnbox"><strong>This run is ${esc(r.status)}.</strong> ${r.status === 'running' ? 'The bench was killed or is still running; figures cover what was measured so far.' : ''}<ul>${r.incompleteReasons.map((x) => `<li>${esc(x)}</li>`).join('')}</ul></div>`;
   const unavailable = r.modes.filter((m) => !m.available);
   const header = `<h1>vxtap bench report</h1><div>run <code>${esc(r.runId)}</code> · <span class="badge s-${esc(r.status)}">${esc(r.status)}</span> · ${esc(r.options.profile)} profile, ${r.options.rounds} round(s) · started ${esc(r.startedAt)}${r.durationSeconds != null ? ` · ${(r.durationSeconds / 60).toFixed(1)} min` : ''} · ${esc(r.environment?.hostname ?? '')} ${esc(r.environment?.kernel ?? '')}</div>`;
-  const nav: [string, string][] = [['verdicts', 'Verdicts'], ['tcp', 'TCP'], ['intervals', 'Over time'], ['latency', 'Latency'], ['cpu', 'CPU'], ['pps', 'Packets/s'], ['mtu', 'MTU'], ['claims', 'Claims'], ...(opts.plan ? [['plan', 'Capacity plan'] as [string, string]] : []), ['environment', 'Environment'], ['data', 'Data']];
+  const nav: [string, string][] = [['verdicts', 'Verdicts'], ['tcp', 'TCP'], ['intervals', 'Over time'], ['latency', 'Latency'], ['cpu', 'CPU'], ['pps', 'Packets/s'], ['mtu', 'MTU'], ['claims', 'Claims'], ...(opts.plan ? [['plan', 'Capacity plan'] as [string, string]] : []), ...(opts.extraSections ?? []).map((x) => [x.id, x.title] as [string, string]), ['environment', 'Environment'], ['data', 'Data']];
   const body = [
     statusNote,
     unavailable.length ? `<p class="muted">Not run: ${unavailable.map((m) => `${esc(m.id)} (${esc(m.unavailableReason ?? '')})`).join('; ')}</p>` : '',
@@ -385,6 +387,7 @@ export function renderReportHtml(r: BenchResult, opts: ReportOptions = {}): stri
     mtuSection(r),
     claimsSection(r),
     opts.plan ? `<section id="plan"><h2>Capacity plan</h2>${markdownToHtml(renderPlanMarkdown(opts.plan).replace(/^# .*\n/, ''), 1)}</section>` : '',
+    ...(opts.extraSections ?? []).map((x) => `<section id="${esc(x.id)}"><h2>${esc(x.title)}</h2>${x.html}</section>`),
     environmentSection(r),
     `<section id="data"><h2>Data</h2><p class="muted">The result (schema ${esc(r.schema)} version ${r.schemaVersion}) is embedded in this file as JSON: <code>document.getElementById('vxtap-result').textContent</code>, or extract it with any HTML parser. summary.md and the terminal summary are rendered from the same JSON.</p></section>`,
   ].join('\n');

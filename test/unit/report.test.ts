@@ -115,6 +115,11 @@ describe('report.html', () => {
     const json = /<script type="application\/json" id="vxtap-result">([\s\S]*?)<\/script>/.exec(html)?.[1];
     expect(JSON.parse(json ?? 'null').incompleteReasons).toEqual(r.incompleteReasons);
   });
+  it('takes extra sections from other tools (a CI comparison) before the environment, with a nav link', () => {
+    const html = renderReportHtml(loadResult(current), { extraSections: [{ id: 'ci-compare', title: 'Against main', html: '<p>same</p>' }] });
+    expect(html).toContain('<a href="#ci-compare">Against main</a>');
+    expect(html.indexOf('<section id="ci-compare"><h2>Against main</h2><p>same</p></section>')).toBeLessThan(html.indexOf('<section id="environment">'));
+  });
   it('the MTU grid colours each probe by outcome', () => {
     const html = renderReportHtml(loadResult(older));
     for (const o of ['whole', 'inner-fragmented', 'refused-locally', 'dropped']) expect(html, o).toMatch(new RegExp(`<td class="o-${o}" title="`));
