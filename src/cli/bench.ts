@@ -14,6 +14,7 @@ import { renderTerminalSummary } from '../../bench/summary.js';
 import type { Pinning } from '../../bench/measure.js';
 import { impairmentQdisc, netemArgs, netemUnavailableReason } from '../../bench/topology.js';
 import { registerCompare } from './bench-compare.js';
+import { registerHistory } from './bench-history.js';
 import { addPlanOptions, planFlagsOf } from './plan.js';
 import { parsePlanFlags } from '../../bench/plan.js';
 import { cleanupHosts, RemotePair, REMOTE_DEFAULTS, validateRemoteOptions, type RemoteOptions } from '../../bench/remote/pair.js';
@@ -174,4 +175,5 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
     });
   addPlanOptions(bench, 'VXTAP_BENCH', 'bench');
   registerCompare(bench);
+  registerHistory(bench);
 }
