@@ -6,6 +6,7 @@
  * in at `ComparisonOptions.trendExtra`: HTML placed in the trend section.
  */
 import type { BenchResult } from '../result.js';
+import { fingerprint } from '../history.js';
 import { bars, lines, PALETTE } from './charts.js';
 import { esc, figure, htmlTable, page, scriptJson } from './html.js';
 import { fmtNum, fmtSpread } from './data.js';
@@ -13,10 +14,9 @@ import { fmtNum, fmtSpread } from './data.js';
 /** Headline metrics of the comparison and the trend. */
 export const COMPARE_KEYS = ['tcp1Gbps', 'tcpNGbps', 'latIdleP50', 'latLoadedP99', 'tcp1CpuPerGbit', 'udp64PdrKpps'];
 
-/** What must match for runs to be one history: hosts, kernel, CPU, profile, underlay MTU, netem, pinning. */
+/** What must match for runs to be one history: `vxtap bench history`'s fingerprint (hosts, kernel, CPU, profile, modes, MTU, netem, pinning), as a string. */
 export function environmentFingerprint(r: BenchResult): string {
-  const e = r.environment;
-  return JSON.stringify([e?.hostname ?? null, e?.kernel ?? null, e?.cpuModel ?? null, e?.cpuCount ?? null, r.options.profile, r.options.mtu, r.options.netem, r.options.pin]);
+  return JSON.stringify(fingerprint(r));
 }
 
 /** Why `results` are not a history (null when they are): fewer than 3 runs, or differing fingerprints. */
