@@ -22,7 +22,7 @@ export const FLANNEL_CLI_OPTIONS: readonly CliOptionSpec[] = [
   { flags: '--etcd-endpoints <urls>', env: 'VXTAP_ETCD_ENDPOINTS', description: 'comma-separated etcd URLs (http:// or https://); enables etcd (flannel) mode' },
   { flags: '--etcd-prefix <path>', env: 'VXTAP_ETCD_PREFIX', description: 'etcd key prefix of the flannel network', default: FLANNEL_DEFAULTS.prefix },
   { flags: '--subnet-file <path>', env: 'VXTAP_SUBNET_FILE', description: 'where to write subnet.env (FLANNEL_NETWORK, FLANNEL_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ)', default: DEFAULT_SUBNET_FILE },
-  { flags: '--lease-ttl <duration>', env: 'VXTAP_LEASE_TTL', description: 'subnet lease lifetime (e.g. 24h, 30s; plain number = seconds)', default: '24h' },
+  { flags: '--lease-ttl <duration>', env: 'VXTAP_LEASE_TTL', description: 'subnet lease lifetime, 3s to 24d (e.g. 24h, 30s; plain number = seconds)', default: '24h' },
   { flags: '--etcd-cafile <path>', env: 'VXTAP_ETCD_CAFILE', description: 'PEM CA bundle to verify etcd (https endpoints)' },
   { flags: '--etcd-certfile <path>', env: 'VXTAP_ETCD_CERTFILE', description: 'PEM client certificate for etcd' },
   { flags: '--etcd-keyfile <path>', env: 'VXTAP_ETCD_KEYFILE', description: 'PEM client key for etcd' },
