@@ -9,10 +9,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { calibrateThresholds, COMPARE_DEFAULTS, compareResults, parseCompareOptions, parseThresholds, regressions, renderCompareMarkdown, sharedMetrics, formatDelta, type Thresholds } from '../../bench/compare.js';
+import { calibrateThresholds, COMPARE_DEFAULTS, compareResults, parseCompareOptions, parseThresholds, regressions, renderCompareMarkdown, sharedMetrics, formatDelta, thresholdFor, type Thresholds } from '../../bench/compare.js';
 import { METRICS, udpMetricDefs, type BenchResult, type MetricDef } from '../../bench/result.js';
 import { DECIDE_DEFAULTS, estimateRates, lookAlpha, parseSchedule, poolDrawsWithReplacement, resampledDraw, roundTable, simulatedDraw, type FamilyMetric } from '../../bench/decide.js';
-import { thresholdFor } from '../../bench/compare.js';
 import { validateResult } from '../../bench/validate.js';
 
 /** Most schema errors printed per file. */
