@@ -271,9 +271,16 @@ export async function startFlannelControl(opts: FlannelControlOptions, makeVtep:
     log(`lease ${own.key}: subnet ${subnetText}, PublicIP ${opts.local}, VtepMAC ${vtepMac}, TTL ${ttl}s`);
 
     // ---- local device and subnet.env ----------------------------------
-    await routes.addressReplace(dp.tapName, `${gateway}/32`, target);
-    await routes.linkUp(dp.tapName, target);
-    await writeSubnetEnv(subnetFile, renderSubnetEnv(config, own.subnet, dp.mtu, opts.ipMasq ?? false));
+    // One `ip` process for both, overlapped with the lease listing and watch below
+    // (routes are applied once the device is up: onlink routes need it). After a
+    // restart this is the time the host's subnet is dark.
+    const deviceReady = (async () => {
+      const errs = await routes.ipBatch([`addr replace ${gateway}/32 dev ${dp.tapName}`, `link set ${dp.tapName} up`], target);
+      const bad = errs.find((e) => e !== undefined);
+      if (bad) throw new Error(`configuring ${dp.tapName}: ${bad}`);
+      await writeSubnetEnv(subnetFile, renderSubnetEnv(config, own.subnet, dp.mtu, opts.ipMasq ?? false));
+    })();
+    deviceReady.catch(() => undefined);
 
     // ---- screen and apply -------------------------------------------------
     const screen: ScreenContext = { range, vni: config.backend.vni, own: { key: own.key, subnet: own.subnet, publicIP: opts.local, vtepMac }, underlay, etcdAddresses };
@@ -311,10 +318,13 @@ export async function startFlannelControl(opts: FlannelControlOptions, makeVtep:
     }
     function scheduleApply(): void {
       dirty = true;
-      if (!applying) applying = runApply();
+      if (applying) return;
+      applying = runApply();
+      applying.catch(() => undefined); // only a failed device set-up rejects; start-up reports it
     }
     async function runApply(): Promise<void> {
       try {
+        await deviceReady;
         while (dirty && !stopped) {
           dirty = false;
           const { remotes, refused } = desiredRemotes(w.records.values(), screen);
@@ -337,7 +347,7 @@ export async function startFlannelControl(opts: FlannelControlOptions, makeVtep:
       }
     }
 
-    await w.start(startupDeadline);
+    await Promise.all([deviceReady, w.start(startupDeadline)]);
     k.start();
     await applying;
 
