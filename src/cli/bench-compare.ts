@@ -205,6 +205,9 @@ replacement and the output says so. Exit status: 0, 2 on bad input.`)
         const b = o.slowMode ? roundTable(results, String(o.slowMode), keys) : undefined;
         if (b && b.length < 2) fail(`--slow-mode ${o.slowMode}: ${b.length} round(s) with data`);
         source = { kind: 'resampled', files, mode, rounds: a.length, slowMode: o.slowMode ?? null, slowRounds: b?.length ?? null, withReplacement: { aa: poolDrawsWithReplacement({ a }, cap), shifted: poolDrawsWithReplacement({ a, b }, cap) } };
+        if (poolDrawsWithReplacement({ a }, cap) || (b && poolDrawsWithReplacement({ a, b }, cap))) {
+          process.stderr.write(`vxtap bench validate-decision: warning: ${a.length} round(s) of ${mode}${b ? ` and ${b.length} of ${o.slowMode}` : ''} are fewer than the plan needs without replacement (${b ? cap : 2 * cap}); rounds are drawn with replacement and the rates are optimistic\n`);
+        }
         aaDraw = resampledDraw({ a }, 0, []);
         shiftDraw = b ? resampledDraw({ a, b }, 0, []) : resampledDraw({ a }, shiftPct, targets);
       }

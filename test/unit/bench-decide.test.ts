@@ -217,6 +217,11 @@ describe('roundTable and vxtap bench validate-decision (CLI)', () => {
     expect(o.source).toMatchObject({ kind: 'resampled', mode: 'bare', rounds: 30, withReplacement: { aa: false, shifted: false } });
     expect(o.aa.comparisons).toBe(200);
     expect(o.family.map((f: { key: string }) => f.key)).toEqual(['tcp1Gbps', 'latIdleP50']);
+    expect(r.stderr).toBe('');
+    // 30 rounds cannot give two disjoint sides of 20: drawn with replacement, and said so.
+    const thin = await run('long.json', '--mode', 'bare', '--metrics', 'tcp1Gbps', '--comparisons', '20', '--schedule', '10,20');
+    expect(JSON.parse(thin.stdout).source.withReplacement.aa).toBe(true);
+    expect(thin.stderr).toMatch(/30 round\(s\) of bare are fewer than the plan needs without replacement \(40\)/);
   });
 
   it('bad input exits 2 naming the option', async () => {
