@@ -71,8 +71,12 @@ export interface ChangePoint {
   q: number;
 }
 
-/** Best split of `v[from..to)`: tau (absolute index) and Q; null when the segment is shorter than 2 x minSize. */
-function bestSplit(v: readonly number[], from: number, to: number, minSize: number): { tau: number; q: number } | null {
+/**
+ * Best split of `v[from..to)`: tau (absolute index of the first value of the
+ * right part) and its energy statistic Q, in O(n^2) with running pair sums;
+ * null when the segment is shorter than 2 x minSize.
+ */
+export function bestSplit(v: readonly number[], from: number, to: number, minSize: number): { tau: number; q: number } | null {
   const len = to - from;
   if (len < 2 * minSize) return null;
   // rowSum[i] = sum_j |v_i - v_j| over the segment; maintained incrementally as tau moves right.

@@ -3,9 +3,10 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gaussian, mulberry32 } from '../../bench/decide.js';
-import { analyzeHistory, eDivisive, fingerprint, readHistoryDir, renderHistoryMarkdown, trendView } from '../../bench/history.js';
+import { analyzeHistory, bestSplit, eDivisive, fingerprint, readHistoryDir, renderHistoryMarkdown, trendView } from '../../bench/history.js';
 import { derive, type BenchResult } from '../../bench/result.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -19,7 +20,40 @@ function series(seed: number, n: number, cv: number, shape: (i: number) => numbe
   return Array.from({ length: n }, (_, i) => 100 * (1 + cv * gaussian(g)) * shape(i));
 }
 
+/** Slow reference: Q(tau) straight from the paper's definition, every pair summed afresh. */
+function slowBestSplit(v: number[], minSize: number): { tau: number; q: number } | null {
+  let best: { tau: number; q: number } | null = null;
+  for (let tau = minSize; tau <= v.length - minSize; tau++) {
+    const x = v.slice(0, tau);
+    const y = v.slice(tau);
+    const m = x.length;
+    const n = y.length;
+    let between = 0;
+    for (const a of x) for (const b of y) between += Math.abs(a - b);
+    const within = (w: number[]) => {
+      let s = 0;
+      for (let i = 0; i < w.length; i++) for (let j = i + 1; j < w.length; j++) s += Math.abs(w[i] - w[j]);
+      return w.length > 1 ? s / ((w.length * (w.length - 1)) / 2) : 0;
+    };
+    const q = ((m * n) / (m + n)) * ((2 * between) / (m * n) - within(x) - within(y));
+    if (!best || q > best.q + 1e-9) best = { tau, q };
+  }
+  return best;
+}
+
 describe('E-divisive means on synthetic histories', () => {
+  it('the running-sum split search equals the definition on random series', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: -50, max: 50 }), { minLength: 2, maxLength: 25 }), fc.integer({ min: 1, max: 4 }), (v, minSize) => {
+        const fast = bestSplit(v, 0, v.length, minSize);
+        const slow = slowBestSplit(v, minSize);
+        if (!slow || v.length < 2 * minSize) return fast === null;
+        return fast !== null && Math.abs(fast.q - slow.q) < 1e-6 * Math.max(1, Math.abs(slow.q));
+      }),
+      { numRuns: 300, seed: 21 },
+    );
+  });
+
   it('a 10% step at run 20 of 40 (2% noise) is found at index 20, and only there', () => {
     for (const seed of [1, 2, 3]) {
       const cps = eDivisive(series(seed, 40, 0.02, (i) => (i >= 20 ? 0.9 : 1)));
