@@ -14,11 +14,12 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../src/host/exec.js';
-import { ovsKernelModulePresent, ovsUnavailableReason, startOvs, type OvsInstance } from '../src/host/ovs.js';
+import { ovsKernelModulePresent, ovsUnavailableReason, startOvs } from '../src/host/ovs.js';
 import type { CpuTimes } from '../src/host/procstat.js';
 import type { BenchHost, BenchProcess } from './host.js';
 import type { RemoteHost } from './remote/client.js';
 import type { RemotePair } from './remote/pair.js';
+import { remoteOvsUnavailableReason, startRemoteOvs } from './remote/ovs.js';
 import { BENCH_PREFIX, type RunState } from './state.js';
 import { ADDR, addUnderlayAddresses, addUnderlayBridges, UNDERLAY_BRIDGE, type Topology } from './topology.js';
 
@@ -222,6 +223,15 @@ const kernelVxlan: ModeDriver = {
   },
 };
 
+/** What the OVS modes need of an instance: local (src/host/ovs.ts) or on a --hosts host (remote/ovs.ts). */
+interface OvsLike {
+  readonly pids: { ovsdb: number; vswitchd: number };
+  vsctl(args: string[], allowFail?: boolean): Promise<unknown>;
+  appctl(args: string[], allowFail?: boolean): Promise<{ stdout: string }>;
+  datapathTypes(): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
 function ovsDriver(kind: 'ovs-gre' | 'ovs-vxlan'): ModeDriver {
   const tunnelType = kind === 'ovs-gre' ? 'gre' : 'vxlan';
   const overhead = kind === 'ovs-gre' ? GRE_KEY_OVERHEAD_V4 : VXLAN_OVERHEAD_V4;
@@ -232,71 +242,98 @@ function ovsDriver(kind: 'ovs-gre' | 'ovs-vxlan'): ModeDriver {
     },
     async setup(spec, ctx) {
       const { topo } = ctx;
-      if (topo.remote) throw new Error(`${kind} across --hosts is not implemented yet`);
+      const remote = topo.remote;
+      const A = topo.addr;
+      const phy = topo.names.ovsPhy;
+      const int = topo.names.ovsInt;
       const innerMtu = topo.mtu - overhead;
-      const datapath = ovsKernelModulePresent() ? 'system' : 'netdev';
-      const instances: OvsInstance[] = [];
+      // --hosts: always the userspace datapath (the kernel one would be shared with the host's own OVS).
+      const datapath = !remote && ovsKernelModulePresent() ? 'system' : 'netdev';
+      const instances: OvsLike[] = [];
+      const ends = [
+        { host: topo.a, rh: remote?.a, dev: topo.devA, local: A.underlayA, peer: A.underlayB, overlay: A.overlayA, tag: 'a' },
+        { host: topo.b, rh: remote?.b, dev: topo.devB, local: A.underlayB, peer: A.underlayA, overlay: A.overlayB, tag: 'b' },
+      ];
+      // --hosts --data-dev: the underlay address moves from the data interface onto the bridge and back.
+      const restoreOf = (e: (typeof ends)[number]) => [
+        ['ip', 'addr', 'add', `${e.local}/${A.underlayPrefix}`, 'dev', e.dev],
+        ['ip', 'link', 'set', e.dev, 'arp', 'on'],
+      ];
+      const moved: (typeof ends)[number][] = [];
       const teardown = async () => {
         for (const o of instances.splice(0)) {
           await o.stop().catch(() => undefined);
         }
+        for (const e of moved.splice(0)) {
+          for (const argv of restoreOf(e)) await e.host.exec(argv, { allowFail: true });
+          await e.rh?.untrack({ restore: restoreOf(e), links: [phy, int] });
+        }
       };
       try {
-        const ends = [
-          { host: topo.a, dev: topo.devA, local: ADDR.underlayA, peer: ADDR.underlayB, overlay: ADDR.overlayA, tag: 'a' },
-          { host: topo.b, dev: topo.devB, local: ADDR.underlayB, peer: ADDR.underlayA, overlay: ADDR.overlayB, tag: 'b' },
-        ];
         for (const e of ends) {
-          const dir = path.join(ctx.workDir, `ovs-${e.tag}`);
-          ctx.state?.addDir(dir);
-          const o = await startOvs(e.host.where, dir, (pid, what) => ctx.state?.addProcess(pid, [what, dir]));
+          let o: OvsLike;
+          if (e.rh) {
+            o = await startRemoteOvs(e.rh, path.join(e.rh.workDir, `ovs-${phy.slice(BENCH_PREFIX.length)}-${e.tag}`));
+            await e.rh.track({ links: [phy, int] });
+          } else {
+            const dir = path.join(ctx.workDir, `ovs-${e.tag}`);
+            ctx.state?.addDir(dir);
+            o = await startOvs(e.host.where, dir, (pid, what) => ctx.state?.addProcess(pid, [what, dir]));
+          }
           instances.push(o);
-          await o.vsctl(['add-br', 'br-phy', '--', 'set', 'bridge', 'br-phy', `datapath_type=${datapath}`]);
-          await o.vsctl(['add-port', 'br-phy', e.dev]);
-          // ARP off on the veth: the kernel would otherwise answer for the br-phy address with the veth MAC.
+          await o.vsctl(['add-br', phy, '--', 'set', 'bridge', phy, `datapath_type=${datapath}`]);
+          await o.vsctl(['add-port', phy, e.dev]);
+          if (e.rh) {
+            // recorded before the change, so the agent puts the address back even if this run dies
+            await e.rh.track({ restore: restoreOf(e) });
+            moved.push(e);
+            await e.host.exec(['ip', 'addr', 'del', `${e.local}/${A.underlayPrefix}`, 'dev', e.dev]);
+          }
+          // ARP off on the port: the kernel would otherwise answer for the bridge address with the port's MAC.
           await e.host.exec(['ip', 'link', 'set', e.dev, 'arp', 'off']);
-          await e.host.exec(['ip', 'addr', 'add', `${e.local}/${ADDR.underlayPrefix}`, 'dev', 'br-phy']);
-          await e.host.exec(['ip', 'link', 'set', 'br-phy', 'up']);
-          await o.vsctl(['add-br', 'br-int', '--', 'set', 'bridge', 'br-int', `datapath_type=${datapath}`]);
-          await o.vsctl(['set', 'interface', 'br-int', `mtu_request=${innerMtu}`]);
-          const tunOpts = [`options:remote_ip=${e.peer}`, `options:key=${BENCH_VNI}`];
-          if (tunnelType === 'vxlan') tunOpts.push(`options:dst_port=${VXLAN_PORT}`);
-          await o.vsctl(['add-port', 'br-int', 'tun0', '--', 'set', 'interface', 'tun0', `type=${tunnelType}`, ...tunOpts]);
-          await e.host.exec(['ip', 'addr', 'add', `${e.overlay}/${ADDR.overlayPrefix}`, 'dev', 'br-int']);
-          await e.host.exec(['ip', 'link', 'set', 'br-int', 'up']);
+          await e.host.exec(['ip', 'addr', 'add', `${e.local}/${A.underlayPrefix}`, 'dev', phy]);
+          await e.host.exec(['ip', 'link', 'set', phy, 'up']);
+          await o.vsctl(['add-br', int, '--', 'set', 'bridge', int, `datapath_type=${datapath}`]);
+          await o.vsctl(['set', 'interface', int, `mtu_request=${innerMtu}`]);
+          const tunOpts = [`options:remote_ip=${e.peer}`, `options:key=${topo.vni}`];
+          if (tunnelType === 'vxlan') tunOpts.push(`options:dst_port=${topo.port}`);
+          await o.vsctl(['add-port', int, 'tun0', '--', 'set', 'interface', 'tun0', `type=${tunnelType}`, ...tunOpts]);
+          await e.host.exec(['ip', 'addr', 'add', `${e.overlay}/${A.overlayPrefix}`, 'dev', int]);
+          await e.host.exec(['ip', 'link', 'set', int, 'up']);
         }
-        // Seed the tunnel neighbour caches with the peers' br-phy MACs and the kernel's neighbours too.
-        const macs = await Promise.all(ends.map((e) => e.host.exec(['cat', '/sys/class/net/br-phy/address']).then((r) => r.stdout.trim())));
+        // Seed the tunnel neighbour caches with the peers' bridge MACs and the kernel's neighbours too.
+        const macs = await Promise.all(ends.map((e) => e.host.exec(['cat', `/sys/class/net/${phy}/address`]).then((r) => r.stdout.trim())));
         for (let i = 0; i < 2; i++) {
           const peerMac = macs[1 - i];
-          await instances[i].appctl(['tnl/neigh/set', 'br-phy', ends[i].peer, peerMac]);
-          await ends[i].host.exec(['ip', 'neigh', 'replace', ends[i].peer, 'lladdr', peerMac, 'dev', 'br-phy', 'nud', 'permanent']);
+          await instances[i].appctl(['tnl/neigh/set', phy, ends[i].peer, peerMac]);
+          await ends[i].host.exec(['ip', 'neigh', 'replace', ends[i].peer, 'lladdr', peerMac, 'dev', phy, 'nud', 'permanent']);
         }
         const dpTypes = await instances[0].datapathTypes();
         const backer = await instances[0].appctl(['dpif/show'], true);
         return {
           spec,
-          addrA: ADDR.overlayA,
-          addrB: ADDR.overlayB,
-          innerDevA: 'br-int',
-          innerDevB: 'br-int',
+          addrA: A.overlayA,
+          addrB: A.overlayB,
+          innerDevA: int,
+          innerDevB: int,
           innerMtu,
           overheadBytes: overhead,
           dataplanePids: () => instances.map((o) => o.pids.vswitchd),
+          dataplanePidsOn: (label) => [instances[label === 'A' ? 0 : 1]?.pids.vswitchd ?? -1].filter((p) => p > 0),
           info: {
             dataplane: `openvswitch ${tunnelType}`,
             datapathType: datapath,
             supportedDatapathTypes: dpTypes,
-            kernelModule: ovsKernelModulePresent(),
+            kernelModule: remote ? null : ovsKernelModulePresent(),
             dpifShow: backer.stdout.trim().split('\n').slice(0, 12),
           },
           async setInnerMtu(mtu) {
-            for (const o of instances) await o.vsctl(['set', 'interface', 'br-int', `mtu_request=${mtu}`]);
+            for (const o of instances) await o.vsctl(['set', 'interface', int, `mtu_request=${mtu}`]);
             // mtu_request is applied asynchronously: wait until the kernel side shows it.
             for (const e of ends) {
               const deadline = Date.now() + 3000;
               while (Date.now() < deadline) {
-                const cur = (await e.host.exec(['cat', '/sys/class/net/br-int/mtu'], { allowFail: true })).stdout.trim();
+                const cur = (await e.host.exec(['cat', `/sys/class/net/${int}/mtu`], { allowFail: true })).stdout.trim();
                 if (Number(cur) === mtu) break;
                 await new Promise((r) => setTimeout(r, 50));
               }
@@ -505,8 +542,8 @@ function withHostSampling(driver: ModeDriver): ModeDriver {
 export const DRIVERS: Record<ModeKind, ModeDriver> = {
   bare: withHostSampling(bare),
   'kernel-vxlan': withHostSampling(kernelVxlan),
-  'ovs-gre': ovsDriver('ovs-gre'),
-  'ovs-vxlan': ovsDriver('ovs-vxlan'),
+  'ovs-gre': withHostSampling(ovsDriver('ovs-gre')),
+  'ovs-vxlan': withHostSampling(ovsDriver('ovs-vxlan')),
   vxtap: withHostSampling(vxtap),
 };
 
@@ -531,8 +568,14 @@ export async function remoteUnavailableReason(spec: ModeSpec, pair: RemotePair):
       return null;
     }
     case 'ovs-gre':
-    case 'ovs-vxlan':
-      return 'across --hosts not implemented yet: the OVS recipe moves the underlay address onto a bridge, which would disturb the interface carrying the SSH session; it needs a separate data interface (--data-dev, not implemented yet)';
+    case 'ovs-vxlan': {
+      if (!pair.opts.dataDev) return 'the OVS recipe moves the underlay address onto a bridge, which would disturb the host\'s interface (maybe the one carrying the SSH session): name separate data interfaces with --data-dev DEV_A,DEV_B';
+      for (const h of hosts) {
+        const why = await remoteOvsUnavailableReason(h);
+        if (why) return why;
+      }
+      return null;
+    }
     case 'vxtap': {
       if (spec.params.uplink === 'on') return 'vxtap:uplink=on across --hosts is not implemented yet (needs the underlay address on a bridge of the host)';
       for (const h of hosts) {

@@ -74,7 +74,7 @@ export interface Topology {
   /** VXLAN UDP port. */
   port: number;
   /** Names of the devices modes create (named with the run's tag on real hosts). */
-  names: { vxlan: string; tap: string };
+  names: { vxlan: string; tap: string; ovsPhy: string; ovsInt: string };
   /**
    * Set for --hosts: the hosts are agents on real machines. The underlay exists
    * already and is never changed (no address, route, MTU or neighbour of the
@@ -160,7 +160,7 @@ export async function createTopology(tag: string, opts: TopologyOptions, state?:
   }
   return {
     a, b, devA, devB, mtu: opts.mtu, netem: qdisc ? qdisc.join(' ') : null, macA: await macOf(a, devA), macB: await macOf(b, devB),
-    addr: ADDR, vni: BENCH_VNI, port: VXLAN_PORT, names: { vxlan: 'vxbvx0', tap: 'vxb-tap' }, remote: null,
+    addr: ADDR, vni: BENCH_VNI, port: VXLAN_PORT, names: { vxlan: 'vxbvx0', tap: 'vxb-tap', ovsPhy: 'br-phy', ovsInt: 'br-int' }, remote: null,
   };
 }
 
@@ -170,7 +170,8 @@ export async function createTopology(tag: string, opts: TopologyOptions, state?:
  */
 export async function remoteTopology(tag: string, pair: RemotePair): Promise<Topology> {
   const u = pair.underlay;
-  const names = { vxlan: `${BENCH_PREFIX}${tag}x`, tap: `${BENCH_PREFIX}${tag}t` };
+  // OVS bridges too: a real host may run its own Open vSwitch with a br-int.
+  const names = { vxlan: `${BENCH_PREFIX}${tag}x`, tap: `${BENCH_PREFIX}${tag}t`, ovsPhy: `${BENCH_PREFIX}${tag}p`, ovsInt: `${BENCH_PREFIX}${tag}i` };
   if (names.vxlan.length > 15) throw new Error(`topology tag "${tag}" makes interface names longer than 15 bytes`);
   return {
     a: pair.a,

@@ -56,6 +56,8 @@ export interface AgentStateData {
   processes: { pid: number; argv: string[]; startTicks: number | null }[];
   links: string[];
   dirs: string[];
+  /** Commands undoing changes to the host's own interfaces (--data-dev), run after the processes stop. */
+  restore?: string[][];
 }
 
 /** What a clean-up removed. */
@@ -169,6 +171,10 @@ export async function removeRunLeftovers(data: AgentStateData, report: AgentClea
       }
     }),
   );
+  for (const argv of [...(data.restore ?? [])].reverse()) {
+    await runCapture(argv, 10_000).done;
+    report.processes.push(`restored: ${argv.join(' ')}`);
+  }
   for (const link of [...data.links].reverse()) {
     const r = await runCapture(['ip', 'link', 'del', link], 10_000).done;
     if (r.code === 0) report.links.push(link);
@@ -345,6 +351,15 @@ export class Agent {
         for (const d of req.dirs ?? []) {
           st.dirs = st.dirs.filter((x) => x !== d);
           if (req.op === 'track') st.dirs.push(d);
+        }
+        for (const pid of req.pids ?? []) {
+          st.processes = st.processes.filter((p) => p.pid !== pid);
+          if (req.op === 'track') st.processes.push({ pid, argv: (cmdline(pid) ?? '').split(' '), startTicks: startTicks(pid) });
+        }
+        for (const argv of req.restore ?? []) {
+          const key = JSON.stringify(argv);
+          st.restore = (st.restore ?? []).filter((x) => JSON.stringify(x) !== key);
+          if (req.op === 'track') st.restore.push(argv);
         }
         this.saveState();
         return {};

@@ -333,11 +333,11 @@ export class RemoteHost implements BenchHost {
   }
 
   /** Name links or directories in the host's state file before creating them. */
-  async track(what: { links?: string[]; dirs?: string[] }): Promise<void> {
+  async track(what: { links?: string[]; dirs?: string[]; pids?: number[]; restore?: string[][] }): Promise<void> {
     await this.client.request({ op: 'track', ...what });
   }
 
-  async untrack(what: { links?: string[]; dirs?: string[] }): Promise<void> {
+  async untrack(what: { links?: string[]; dirs?: string[]; pids?: number[]; restore?: string[][] }): Promise<void> {
     await this.client.request({ op: 'untrack', ...what }).catch(() => undefined);
   }
 

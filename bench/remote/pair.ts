@@ -29,6 +29,12 @@ export interface RemoteOptions {
   leaseMs: number;
   /** Copy this build to the hosts' cache first (deploy.ts). */
   deploy?: boolean;
+  /**
+   * --data-dev DEV_A,DEV_B: the interfaces holding the underlay addresses, which
+   * the OVS modes may take over (their recipe moves the address onto a bridge
+   * and puts it back). Refused when one carries the SSH session.
+   */
+  dataDev?: [string, string];
 }
 
 /** Defaults of the remote flags. */
@@ -67,6 +73,7 @@ export function validateRemoteOptions(o: RemoteOptions): Error | null {
   if (!Number.isInteger(o.vni) || o.vni < 1 || o.vni > 16_777_215) return new TypeError('--vni must be an integer 1..16777215');
   if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) return new TypeError('--port must be an integer 1..65535');
   if (o.ssh.configFile !== undefined && !o.ssh.configFile) return new TypeError('--ssh-config must name a file');
+  if (o.dataDev && (o.dataDev.length !== 2 || !o.dataDev.every((d) => /^[A-Za-z0-9_.@-]{1,15}$/.test(d)))) return new TypeError('--data-dev must be two interface names: DEV_A,DEV_B');
   return null;
 }
 
@@ -259,6 +266,16 @@ export class RemotePair {
     const [da, db] = await Promise.all([RemotePair.devOf(this.a, addrs[0]), RemotePair.devOf(this.b, addrs[1])]);
     if (!da) throw new Error(`--underlay: host A (${this.a.where}) has no interface with address ${addrs[0]}`);
     if (!db) throw new Error(`--underlay: host B (${this.b.where}) has no interface with address ${addrs[1]}`);
+    if (this.opts.dataDev) {
+      for (const [i, h, d] of [[0, this.a, da], [1, this.b, db]] as const) {
+        const want = this.opts.dataDev[i];
+        if (d.dev !== want) throw new Error(`--data-dev: host ${h.label} (${h.where}): ${want} does not hold the underlay address ${addrs[i]} (it is on ${d.dev})`);
+        // The SSH session's route: the interface it leaves by must not be handed to OVS.
+        const client = h.hello.sshConnection?.split(' ')[0];
+        const r = client ? await RemotePair.routeTo(h, client) : null;
+        if (r && r.dev === want) throw new Error(`--data-dev: host ${h.label} (${h.where}): ${want} carries this bench's SSH session (to ${client}); name a separate data interface`);
+      }
+    }
     const mtuOf = async (h: RemoteHost, dev: string) => Number((await h.exec(['cat', `/sys/class/net/${dev}/mtu`])).stdout.trim());
     const mtu = Math.min(await mtuOf(this.a, da.dev), await mtuOf(this.b, db.dev));
     this.underlay = { a: addrs[0], b: addrs[1], prefix: da.prefix, devA: da.dev, devB: db.dev, mtu };

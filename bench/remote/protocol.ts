@@ -124,6 +124,10 @@ export interface TrackRequest {
   op: 'track' | 'untrack';
   links?: string[];
   dirs?: string[];
+  /** Daemons the run started itself (they detach): killed at clean-up if still the same process. */
+  pids?: number[];
+  /** Commands that undo a change to the host (an address moved with --data-dev), run at clean-up. */
+  restore?: string[][];
 }
 
 /** Keep the agent alive for `ms` more (sent between measurements only). */

@@ -60,6 +60,7 @@ export function register(program: Command): void {
     .addOption(new Option('--overlay <cidr>', 'with --hosts: overlay network (A gets .1, B .2)').default(REMOTE_DEFAULTS.overlay).env('VXTAP_BENCH_OVERLAY'))
     .addOption(new Option('--vni <n>', 'with --hosts: VXLAN network identifier').default(String(REMOTE_DEFAULTS.vni)).env('VXTAP_BENCH_VNI'))
     .addOption(new Option('--port <n>', 'with --hosts: VXLAN UDP port').default(String(REMOTE_DEFAULTS.port)).env('VXTAP_BENCH_PORT'))
+    .addOption(new Option('--data-dev <A,B>', 'with --hosts: interfaces holding the underlay addresses that the OVS modes may take over (address moved onto a bridge and back); never the SSH interface').env('VXTAP_BENCH_DATA_DEV'))
     .addOption(new Option('--deploy', 'with --hosts: copy this build to each host\'s ~/.cache/vxtap first (the host needs Node.js 20)').env('VXTAP_BENCH_DEPLOY'))
     .addOption(new Option('--lease <seconds>', 'with --hosts: an agent that hears nothing from this controller for this long cleans its host').default(String(REMOTE_DEFAULTS.leaseMs / 1000)).env('VXTAP_BENCH_LEASE'))
     .addHelpText('after', `
@@ -80,6 +81,7 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
           port: Number(o.port),
           leaseMs: Number(o.lease) * 1000,
           deploy: !!o.deploy,
+          dataDev: o.dataDev !== undefined ? (String(o.dataDev).split(',').map((x) => x.trim()) as [string, string]) : undefined,
         };
         const rerr = validateRemoteOptions(remoteOpts) ?? (!(remoteOpts.leaseMs >= 5000 && remoteOpts.leaseMs <= 3_600_000) ? new TypeError('--lease must be 5..3600 seconds') : null);
         if (rerr) {

@@ -4,14 +4,16 @@
  * root namespace reaches them over management veths with a key made for the
  * test; the underlay is a veth between the two namespaces.
  *
- * - a --quick run of bare, kernel-vxlan and vxtap across SSH: every mode
- *   measured, the result validates, both hosts recorded, nothing left;
+ * - a --quick run of bare, kernel-vxlan, ovs-gre (with --data-dev) and vxtap
+ *   across SSH: every mode measured, the result validates, both hosts
+ *   recorded, nothing left, the data addresses back where they were;
  *   a second bench against the same hosts meanwhile is refused by the lock;
  * - the SSH connection to host B dropped mid-run: B's agent cleans its host by
  *   itself within seconds, the run ends incomplete with the reason, figures kept;
  * - a firewall in B dropping the VXLAN port: the preflight refuses, naming the
  *   host and the direction, and nothing is created;
- * - the controller and B's agent SIGKILLed mid-run, then `--cleanup --hosts`;
+ * - the controller and B's agent SIGKILLed mid-run while OVS holds B's data
+ *   address, then `--cleanup --hosts`: nothing left, the address restored;
  * - `--deploy` to a host without vxtap (B's second sshd hides the checkout);
  *   another build on a host refused with both versions.
  */
@@ -74,6 +76,12 @@ async function leftoversIn(h: SshTestHost): Promise<string[]> {
   return found;
 }
 
+/** The IPv4 address on a host's data interface, or null. */
+async function dataAddressOf(h: SshTestHost): Promise<string | null> {
+  const m = /inet ([\d.]+)\//.exec(await output(['ip', '-o', '-4', 'addr', 'show', 'dev', h.dataDev], { netns: h.ns, allowFail: true }));
+  return m ? m[1] : null;
+}
+
 function latestResult(): BenchResult {
   const dirs = readdirSync(out).sort();
   return JSON.parse(readFileSync(path.join(out, dirs[dirs.length - 1], 'result.json'), 'utf8')) as BenchResult;
@@ -92,11 +100,11 @@ afterAll(async () => {
 });
 
 describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration${skipReason ? `: skipped, ${skipReason}` : ''})`, () => {
-  it('--quick with bare, kernel-vxlan and vxtap across two SSH hosts: measured, recorded, validated, nothing left; a second bench meanwhile is refused by the lock', async () => {
+  it('--quick with bare, kernel-vxlan, ovs-gre (--data-dev) and vxtap across two SSH hosts: measured, recorded, validated, nothing left; a second bench meanwhile is refused by the lock', async () => {
     const p = pair!;
-    const first = startCli(['bench', '--quick', '--modes', 'bare,kernel-vxlan,vxtap', '--out', out, '--json', ...hostArgs(p)], 150_000);
+    const first = startCli(['bench', '--quick', '--modes', 'bare,kernel-vxlan,ovs-gre,vxtap', '--data-dev', `${p.a.dataDev},${p.b.dataDev}`, '--out', out, '--json', ...hostArgs(p)], 180_000);
     const deadline = Date.now() + 40_000;
-    while (!/\[1\/3\] round 1\/1/.test(first.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while (!/\[1\/4\] round 1\/1/.test(first.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     const second = await startCli(['bench', '--quick', '--modes', 'bare', '--out', out, '--no-progress', ...hostArgs(p)], 60_000).done;
     expect(second.code, second.stderr).toBe(1);
     expect(second.stderr).toMatch(/host A \(vxs-a\): host is in use by bench run vxb-/);
@@ -108,7 +116,7 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
     expect(result.status).toBe('complete');
     expect(result.topology.kind).toBe('ssh-hosts');
     expect(result.topology.underlay).toMatchObject({ a: p.a.dataAddr, b: p.b.dataAddr });
-    for (const id of ['bare', 'kernel-vxlan', 'vxtap']) {
+    for (const id of ['bare', 'kernel-vxlan', 'ovs-gre', 'vxtap']) {
       const s = result.samples.find((x) => x.mode === id)!;
       expect(s.error, `${id}: ${s.error}`).toBeNull();
       expect(s.tcp1!.receivedBps).toBeGreaterThan(0);
@@ -123,6 +131,8 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
       expect((h.environment as { kernel: string }).kernel).toBeTruthy();
     }
     expect([...(await leftoversIn(p.a)), ...(await leftoversIn(p.b))]).toEqual([]);
+    expect(await dataAddressOf(p.a)).toBe(p.a.dataAddr); // OVS moved it onto its bridge and back
+    expect(await dataAddressOf(p.b)).toBe(p.b.dataAddr);
   });
 
   it('the SSH connection to host B dropped mid-run: B cleans itself within seconds, the run ends incomplete with the reason', async () => {
@@ -175,9 +185,9 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
     }
   });
 
-  it('the controller and host B\'s agent SIGKILLed mid-run, then --cleanup --hosts: nothing left on either host', async () => {
+  it('the controller and host B\'s agent SIGKILLed mid-run (OVS holding B\'s data address), then --cleanup --hosts: nothing left, the address back', async () => {
     const p = pair!;
-    const ctl = startCli(['bench', '--quick', '--modes', 'kernel-vxlan', '--out', out, ...hostArgs(p)], 90_000);
+    const ctl = startCli(['bench', '--quick', '--modes', 'ovs-gre', '--data-dev', `${p.a.dataDev},${p.b.dataDev}`, '--out', out, ...hostArgs(p)], 90_000);
     const deadline = Date.now() + 40_000;
     // Mid-run: the mode is set up and B's servers run.
     while (!(await leftoversIn(p.b)).some((l) => /iperf3/.test(l)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -189,6 +199,7 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
     process.kill(ctl.pid, 'SIGKILL');
     await ctl.done;
     expect((await leftoversIn(p.b)).length, 'B keeps what its killed agent made').toBeGreaterThan(0);
+    expect(await dataAddressOf(p.b), 'the address is on the OVS bridge').toBeNull();
     const c = await startCli(['bench', '--cleanup', ...hostArgs(p)], 60_000).done;
     expect(c.code, c.stderr).toBe(0);
     expect(c.stderr).toMatch(/host B \(vxs-b\): (killed process|deleted link)/);
@@ -199,6 +210,8 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
       left = [...(await leftoversIn(p.a)), ...(await leftoversIn(p.b))];
     }
     expect(left).toEqual([]);
+    expect(await dataAddressOf(p.a)).toBe(p.a.dataAddr);
+    expect(await dataAddressOf(p.b)).toBe(p.b.dataAddr);
   });
 
   it('--deploy copies this build to a host without vxtap; another build on a host is refused with both versions', async () => {

@@ -103,6 +103,8 @@ describe('validateRemoteOptions', () => {
     [{ overlay: '198.19.0.0/31' }, /--overlay/],
     [{ vni: 0 }, /--vni/],
     [{ port: 65536 }, /--port/],
+    [{ dataDev: ['eth1'] }, /--data-dev/],
+    [{ dataDev: ['eth1', 'a b'] }, /--data-dev/],
   ])('refuses %j', (patch, re) => {
     expect(validateRemoteOptions({ ...ok, ...(patch as Partial<RemoteOptions>) })?.message).toMatch(re);
   });
