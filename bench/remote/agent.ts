@@ -30,7 +30,7 @@ import { parseNstat, processTicks, readProcStat } from '../../src/host/procstat.
 import { collectEnvironment } from '../environment.js';
 import { stateDir, writeFileAtomic } from '../state.js';
 import { buildId } from './build.js';
-import { LineSplitter, parseFrame, PROTOCOL_VERSION, type CountersResult, type HelloResult, type RequestFrame } from './protocol.js';
+import { LineSplitter, parseFrame, PROTOCOL_VERSION, preciseNowMs, type CountersResult, type HelloResult, type RequestFrame } from './protocol.js';
 
 /** Directory of agent state files and locks on a host. */
 export function agentDir(): string {
@@ -309,7 +309,7 @@ export class Agent {
       case 'hello':
         return this.hello(req.protocol, req.runId, req.lock, req.leaseMs);
       case 'clock':
-        return { clockMs: Date.now() };
+        return { clockMs: preciseNowMs() };
       case 'lease':
         this.leaseUntil = Date.now() + Math.max(this.leaseMs, req.ms);
         return {};

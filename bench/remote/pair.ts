@@ -12,7 +12,7 @@ import type { BenchResult } from '../result.js';
 import { buildId } from './build.js';
 import { cacheSubdir, deployBuild } from './deploy.js';
 import { AgentClient, RemoteHost, startKeepAlive } from './client.js';
-import { buildMismatch, describeBuild, PROTOCOL_VERSION, type BuildId, type HelloResult } from './protocol.js';
+import { buildMismatch, describeBuild, preciseNowMs, PROTOCOL_VERSION, type BuildId, type HelloResult } from './protocol.js';
 import { agentCommand, parseHostDest, SshControl, type HostDest, type SshOptions } from './ssh.js';
 
 /** Options of a --hosts run (validated by validateRemoteOptions). */
@@ -35,6 +35,8 @@ export interface RemoteOptions {
    * and puts it back). Refused when one carries the SSH session.
    */
   dataDev?: [string, string];
+  /** A mode needs GRE (ovs-gre): GRE that does not arrive fails the preflight (else a warning). */
+  greRequired?: boolean;
 }
 
 /** Defaults of the remote flags. */
@@ -96,6 +98,8 @@ export interface HostRecord {
 export interface HostPreflight {
   /** Datagrams to the VXLAN port that arrived from the peer (of `sent`); null when the port was busy here. */
   vxlanUdpFromPeer: { sent: number; received: number } | null;
+  /** GRE (IP protocol 47) packets that arrived from the peer; null when not checked (no python3 for raw sockets). */
+  greFromPeer?: { sent: number; received: number } | null;
   /** Largest IPv4 packet (bytes) that reaches the peer whole with DF set. */
   pathMtuToPeer: number | null;
   /** Non-required doctor checks that failed (they only limit modes). */
@@ -107,9 +111,9 @@ export interface HostPreflight {
 async function clockOffset(c: AgentClient, n = 5): Promise<{ offsetMs: number; rttMs: number }> {
   let best = { offsetMs: 0, rttMs: Infinity };
   for (let i = 0; i < n; i++) {
-    const t0 = Date.now();
+    const t0 = preciseNowMs();
     const { clockMs } = await c.request<{ clockMs: number }>({ op: 'clock' });
-    const t1 = Date.now();
+    const t1 = preciseNowMs();
     if (t1 - t0 < best.rttMs) best = { offsetMs: clockMs - (t0 + t1) / 2, rttMs: t1 - t0 };
   }
   return best;
@@ -222,7 +226,7 @@ export class RemotePair {
         const steal = (envs[i] as { baselineStealRatio?: number | null }).baselineStealRatio;
         if (typeof steal === 'number' && steal > 0.05) pre[i].warnings.push(`idle steal ${(steal * 100).toFixed(1)}%: the hypervisor takes CPU from this host; figures will be noisy`);
         for (const w of pre[i].warnings) log(`  host ${h.label}: warning: ${w}`);
-        log(`  host ${h.label}: ${h.hello.hostname}, underlay ${pair.records[i].underlay.address} on ${pair.records[i].underlay.dev}, clock offset ${offsets[i].offsetMs.toFixed(1)} ms (rtt ${offsets[i].rttMs} ms)`);
+        log(`  host ${h.label}: ${h.hello.hostname}, underlay ${pair.records[i].underlay.address} on ${pair.records[i].underlay.dev}, clock offset ${offsets[i].offsetMs.toFixed(3)} ms (rtt ${offsets[i].rttMs.toFixed(3)} ms)`);
       }
       return pair;
     } catch (err) {
@@ -290,12 +294,12 @@ export class RemotePair {
   async preflight(localRoot: string, log: (l: string) => void): Promise<[HostPreflight, HostPreflight]> {
     const hosts = [this.a, this.b];
     const pre: [HostPreflight, HostPreflight] = [
-      { vxlanUdpFromPeer: null, pathMtuToPeer: null, doctorWarnings: [], warnings: [] },
-      { vxlanUdpFromPeer: null, pathMtuToPeer: null, doctorWarnings: [], warnings: [] },
+      { vxlanUdpFromPeer: null, greFromPeer: null, pathMtuToPeer: null, doctorWarnings: [], warnings: [] },
+      { vxlanUdpFromPeer: null, greFromPeer: null, pathMtuToPeer: null, doctorWarnings: [], warnings: [] },
     ];
     const failures: string[] = [];
     const main = path.join(localRoot, 'dist', 'src', 'cli', 'main.js');
-    log('  preflight: vxtap doctor, VXLAN UDP both ways, path MTU both ways');
+    log('  preflight: vxtap doctor, VXLAN UDP and GRE both ways, path MTU both ways');
     // doctor runs while the packets go both ways
     const docsP = Promise.all(hosts.map((h) => h.exec([process.execPath, main, 'doctor', '--json'], { allowFail: true, timeoutMs: 60_000 })));
     docsP.catch(() => undefined);
@@ -318,8 +322,46 @@ export class RemotePair {
     return pre;
   }
 
+  /**
+   * GRE (IP protocol 47) both ways: raw sockets, which Node has not, so python3
+   * on both hosts (skipped with a warning without it). A raw socket receives
+   * after the firewall's input hook, so a drop there is seen.
+   */
+  private async preflightGre(pre: [HostPreflight, HostPreflight], failures: string[]): Promise<void> {
+    const hosts = [this.a, this.b];
+    const addr = [this.underlay.a, this.underlay.b];
+    const py = await Promise.all(hosts.map((h) => h.exec(['sh', '-c', 'command -v python3'], { allowFail: true })));
+    if (py.some((r) => r.code !== 0)) {
+      for (const p of pre) p.warnings.push('GRE (IP protocol 47) check skipped: python3 missing on a host (raw sockets)');
+      return;
+    }
+    const recv = 'import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_RAW,47)\ns.bind((sys.argv[1],0))\ns.settimeout(0.05)\nprint("ready",flush=True)\nn=0\nend=time.time()+float(sys.argv[3])\nwhile time.time()<end:\n  try:\n    d,a=s.recvfrom(4096)\n    n+=a[0]==sys.argv[2]\n  except socket.timeout:\n    pass\nprint(n,flush=True)\n';
+    const send = 'import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_RAW,47)\ns.bind((sys.argv[1],0))\nfor i in range(5):\n  s.sendto(bytes([0,0,0x65,0x58]),(sys.argv[2],0))\n  time.sleep(0.01)\n';
+    for (const [s, d] of [[0, 1], [1, 0]] as const) {
+      const listener = hosts[d].spawn(['python3', '-c', recv, addr[d], addr[s], '1.5']);
+      const deadline = Date.now() + 5000;
+      while (!/ready/.test(listener.stdout()) && !listener.done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      await hosts[s].exec(['python3', '-c', send, addr[s], addr[d]], { allowFail: true, timeoutMs: 10_000 });
+      await listener.exited;
+      const received = Number(listener.stdout().trim().split('\n').pop());
+      if (!Number.isFinite(received)) {
+        pre[d].warnings.push(`GRE check from host ${hosts[s].label} failed to run: ${listener.stderr().trim().slice(-200)}`);
+        continue;
+      }
+      pre[d].greFromPeer = { sent: 5, received };
+      if (received === 0) {
+        const msg =
+          `GRE (IP protocol 47) from host ${hosts[s].label} (${hosts[s].where}, ${addr[s]}) does not arrive at host ${hosts[d].label} (${hosts[d].where}, ${addr[d]}): a firewall drops it. ` +
+          `Fix on host ${hosts[d].label}: nft insert rule inet filter input ip saddr ${addr[s]} ip protocol gre accept (or: iptables -I INPUT -p gre -s ${addr[s]} -j ACCEPT)`;
+        if (this.opts.greRequired) failures.push(msg);
+        else pre[d].warnings.push(msg);
+      }
+    }
+  }
+
   /** VXLAN UDP both ways and path MTU both ways (part of preflight). */
   private async preflightNetwork(pre: [HostPreflight, HostPreflight], failures: string[]): Promise<void> {
+    await this.preflightGre(pre, failures);
     const hosts = [this.a, this.b];
     const addr = [this.underlay.a, this.underlay.b];
     const port = this.opts.port;

@@ -211,6 +211,11 @@ export interface CountersResult {
   outputs: Record<number, { stdout: string; stderr: string }>;
 }
 
+/** Wall clock with sub-millisecond resolution (ms since epoch), on both ends of `clock`: offsets between hosts are often < 1 ms. */
+export function preciseNowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 /** Split a byte stream into lines; `push` returns the complete lines so far. */
 export class LineSplitter {
   private rest = '';

@@ -157,6 +157,7 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
         const runId = `vxb-${process.pid}-${Date.now().toString(36)}`;
         process.stderr.write(`vxtap bench: connecting to ${remoteOpts.hosts.join(' and ')} (run ${runId})\n`);
         try {
+          remoteOpts.greRequired = opts.modes.some((m) => m.startsWith('ovs-gre'));
           opts.remote = await RemotePair.connect(remoteOpts, repoRoot(), runId, (l) => process.stderr.write(`${l}\n`));
           opts.mtu = opts.remote.underlay.mtu; // the hosts' underlay as it is (the MTU sweep sizes follow it)
         } catch (err) {

@@ -129,6 +129,8 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
       expect(typeof h.clockOffsetMs.start).toBe('number');
       expect(typeof h.clockOffsetMs.end).toBe('number');
       expect((h.environment as { kernel: string }).kernel).toBeTruthy();
+      expect((h as { preflight: { vxlanUdpFromPeer: { received: number }; greFromPeer: { received: number } | null } }).preflight.vxlanUdpFromPeer.received).toBeGreaterThan(0);
+      expect((h as { preflight: { greFromPeer: { received: number } | null } }).preflight.greFromPeer?.received ?? 1).toBeGreaterThan(0);
     }
     expect([...(await leftoversIn(p.a)), ...(await leftoversIn(p.b))]).toEqual([]);
     expect(await dataAddressOf(p.a)).toBe(p.a.dataAddr); // OVS moved it onto its bridge and back
