@@ -17,6 +17,7 @@ const SUBCOMMANDS: Record<string, () => Promise<{ register: (program: Command) =
   bench: () => import('./bench.js'),
   doctor: () => import('./doctor.js'),
   down: () => import('./down.js'),
+  leave: () => import('./leave.js'),
   agent: () => import('./agent.js'),
   report: () => import('./report.js'),
   plan: () => import('./plan.js'),

@@ -4,7 +4,8 @@
  * port (static peers off, learning off, unknown underlay senders dropped),
  * takes a subnet lease (adopting its previous one after a crash, so the subnet
  * is kept) and keeps peers, routes and neighbours in step with the leases until
- * SIGINT/SIGTERM, then releases the lease. Refused leases and watch health are
+ * a signal (the lease is kept for the next start) or `vxtap leave` (the lease is
+ * released). Refused leases and watch health are
  * in `vxtap stats` under `control`.
  */
 import type { VtepConfig } from '../config.js';
@@ -58,16 +59,21 @@ export async function runFlannelUp(cfg: VtepConfig, fl: FlannelControlOptions): 
   process.stderr.write(
     `vxtap: ${v.tapName} up in etcd mode (subnet ${control.subnet}, lease ${control.key}, vni ${control.config.backend.vni}, port ${control.config.backend.port}, mtu ${v.mtu}, mac ${v.tapMac})\n`,
   );
-  // Only a signal (an explicit leave: `systemctl stop`, Ctrl-C) releases the lease. A
-  // VTEP failure exits without releasing, like a crash: the service manager's restart
-  // adopts the same lease and subnet, and the other hosts' routes never change.
+  // Only an explicit leave (`vxtap leave`: POST /leave on the control socket) releases
+  // the lease, as with flanneld. A signal (`systemctl restart`, Ctrl-C), a VTEP failure
+  // or a crash keeps it: the next start adopts the same lease and subnet, and the other
+  // hosts' routes never change; a host that never comes back drops out after the TTL.
   const { code, release } = await new Promise<{ code: number; release: boolean }>((resolve) => {
     const onSignal = (sig: string) => {
-      process.stderr.write(`vxtap: ${sig}, releasing the lease and shutting down\n`);
-      resolve({ code: 0, release: true });
+      process.stderr.write(`vxtap: ${sig}, shutting down; keeping the lease ${ctl.key} for the next start (vxtap leave releases it)\n`);
+      resolve({ code: 0, release: false });
     };
     process.once('SIGINT', () => onSignal('SIGINT'));
     process.once('SIGTERM', () => onSignal('SIGTERM'));
+    v.onLeave = () => {
+      process.stderr.write('vxtap: leave requested, releasing the lease and shutting down\n');
+      resolve({ code: 0, release: true });
+    };
     void v.failed.then(() => {
       process.stderr.write('vxtap: the VTEP failed; keeping the lease for the restart\n');
       resolve({ code: 1, release: false });

@@ -178,6 +178,12 @@ export class Vtep implements DataplaneControl {
 
   /** State of the control plane driving this VTEP (etcd mode), shown by `vxtap stats`. */
   controlStatus: (() => unknown) | undefined;
+  /**
+   * Set by a control plane that holds a lease (etcd mode): `vxtap leave` (POST
+   * /leave on the control socket) calls it to release the lease and stop. Null
+   * where there is nothing to leave (static peers).
+   */
+  onLeave: (() => void) | undefined;
 
   /**
    * Start a VTEP for a validated configuration: probe the host, plan what to
@@ -716,6 +722,15 @@ export class Vtep implements DataplaneControl {
       this.injectFault(slot, how);
       res.writeHead(202);
       res.end(`worker ${index} told to ${how}\n`);
+    } else if (req.method === 'POST' && url === '/leave') {
+      if (!this.onLeave) {
+        res.writeHead(409);
+        res.end('nothing to leave: this instance holds no lease (static peers); stop it with SIGTERM\n');
+        return;
+      }
+      res.writeHead(202);
+      res.end('releasing the lease and stopping\n');
+      this.onLeave();
     } else if (url === '/stats' || url === '/') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(this.status()));

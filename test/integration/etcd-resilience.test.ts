@@ -92,6 +92,14 @@ describe.skipIf(!canRun)('etcd mode: hostile leases, a cancelled watch, SIGKILL 
     return h;
   }
 
+  /** The explicit leave: `vxtap leave` releases the lease and the instance exits. */
+  async function leave(h: Host): Promise<void> {
+    const r = await run(['node', MAIN, 'leave', '--stats-socket', h.sock], { allowFail: true, timeoutMs: 40_000 });
+    expect(r.code, `vxtap leave: ${r.stderr}; h${h.i} log:\n${h.log.join('').slice(-3000)}`).toBe(0);
+    expect(JSON.parse(r.stdout).left).toBe(true);
+    await stop(h.child, 10_000);
+  }
+
   async function control(h: Host): Promise<ControlState> {
     const r = await run(['node', MAIN, 'stats', '--stats-socket', h.sock]);
     return JSON.parse(r.stdout).control as ControlState;
@@ -218,8 +226,8 @@ describe.skipIf(!canRun)('etcd mode: hostile leases, a cancelled watch, SIGKILL 
     expect(after.watch.restarts).toBeGreaterThan(before.watch.restarts);
     expect(h4.log.join('')).toMatch(/lease watch cancelled by etcd/);
     expect(await pingOnce(h5.ns, h4.gateway, 2)).toBe(true);
-    // And the re-created watch delivers: h5 leaving (SIGTERM releases) is seen at once.
-    await stop(h5.child, 10_000);
+    // And the re-created watch delivers: h5 leaving (vxtap leave releases) is seen at once.
+    await leave(h5);
     await waitFor('h4 to drop h5 after its leave', async () => !(await control(h4)).remoteHosts.some((r) => r.publicIP === '198.18.0.5'), 5000, h4);
   });
 
@@ -287,11 +295,20 @@ describe.skipIf(!canRun)('etcd mode: hostile leases, a cancelled watch, SIGKILL 
     console.log(`restart with a new MAC: h1's route missing in ${routeMissing}/${samples} samples`);
     expect(routeMissing).toBe(0);
 
-    // A clean SIGTERM is an explicit leave: the lease goes.
+    // A signal (systemctl restart, Ctrl-C) keeps the lease for the next start, as flanneld does ...
     await stop(third.child, 10_000);
+    expect(third.log.join('')).toMatch(/keeping the lease/);
+    const kept = await etcd.ctl(['get', `${PREFIX}/subnets/${key}`, '--print-value-only']);
+    expect(JSON.parse(kept.stdout).PublicIP).toBe('198.18.0.2');
+    expect((await routes.listRoutes(TAP, { netns: h1.ns })).some((r) => r.dst === third.subnet)).toBe(true);
+    // ... and the next start adopts it; only the explicit leave releases it.
+    const fourth = await startVxtap(2, ['--mac', '02:0f:aa:bb:cc:02'], '30s');
+    expect(fourth.subnet).toBe(third.subnet);
+    await leave(fourth);
     const gone = await etcd.ctl(['get', `${PREFIX}/subnets/${key}`, '--print-value-only']);
     expect(gone.stdout.trim()).toBe('');
-    expect(third.log.join('')).toMatch(/released lease/);
+    expect(fourth.log.join('')).toMatch(/released lease/);
+    await waitFor("h1 to drop h2's route after its leave", async () => !(await routes.listRoutes(TAP, { netns: h1.ns })).some((r) => r.dst === third.subnet), 5000, h1);
   });
 });
 
