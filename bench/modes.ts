@@ -402,8 +402,8 @@ const vxtap: ModeDriver = {
     const uplink = spec.params.uplink === 'on';
     if (spec.params.uplink !== undefined && !uplink && spec.params.uplink !== 'off') throw new Error(`--modes ${spec.id}: uplink must be on or off`);
     // the uplink variant needs the underlay address on a bridge (as on a KVM host with br0)
-    if (uplink && topo.remote) throw new Error('vxtap:uplink=on across --hosts is not supported yet');
-    if (uplink) await addUnderlayBridges(topo);
+    // --hosts: the underlay address already sits on a bridge of each host (checked by remoteUnavailableReason).
+    if (uplink && !topo.remote) await addUnderlayBridges(topo);
     else if (!topo.remote) await addUnderlayAddresses(topo);
     const mtu = spec.params.mtu ? Number(spec.params.mtu) : topo.mtu - VXLAN_OVERHEAD_V4;
     if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new Error(`--modes ${spec.id}: mtu must be an integer 576..65535`);
@@ -434,7 +434,7 @@ const vxtap: ModeDriver = {
     const argvFor = (local: string, peer: string, overlay: string, sock: string) => {
       const argv = [process.execPath, main, 'up', '--name', dev, '--vni', String(topo.vni), '--port', String(topo.port),
         '--local', local, '--peer', peer, '--address', `${overlay}/${A.overlayPrefix}`, '--mtu', String(mtu), '--stats-socket', sock];
-      if (uplink) argv.push('--uplink-bridge', UNDERLAY_BRIDGE);
+      if (uplink) argv.push('--uplink-bridge', topo.remote ? (local === A.underlayA ? topo.devA : topo.devB) : UNDERLAY_BRIDGE);
       for (const [k, v] of Object.entries(spec.params)) {
         if (k === 'mtu' || k === 'uplink') continue;
         if (v === 'off') argv.push(`--no-${k}`); // vxtap:offload=off -> --no-offload
@@ -577,7 +577,13 @@ export async function remoteUnavailableReason(spec: ModeSpec, pair: RemotePair):
       return null;
     }
     case 'vxtap': {
-      if (spec.params.uplink === 'on') return 'vxtap:uplink=on across --hosts is not implemented yet (needs the underlay address on a bridge of the host)';
+      if (spec.params.uplink === 'on') {
+        // As on a KVM host with br0: vxtap adds its TAP port to that bridge (and its steering rule), nothing else.
+        for (const [h, dev] of [[pair.a, pair.underlay.devA], [pair.b, pair.underlay.devB]] as const) {
+          const r = await h.exec(['test', '-d', `/sys/class/net/${dev}/bridge`], { allowFail: true });
+          if (r.code !== 0) return `host ${h.label} (${h.where}): the underlay address is on ${dev}, not on a bridge; vxtap:uplink=on needs it on a bridge (as br0 on a KVM host)`;
+        }
+      }
       for (const h of hosts) {
         if (!h.hello.build.addon) return `host ${h.label} (${h.where}): the native addon is not built in ${h.hello.repoRoot}`;
         const r = await h.exec(['test', '-c', '/dev/net/tun'], { allowFail: true });

@@ -55,7 +55,7 @@ export function register(program: Command): void {
     .addOption(new Option('--force', 'with --cleanup: also clean runs whose bench process is still alive').env('VXTAP_BENCH_FORCE'))
     .addOption(new Option('--hosts <A,B>', 'bench across two real hosts: SSH destinations (user@host, host:port, an ssh_config alias, or "local" for this machine); A sends, B receives').env('VXTAP_BENCH_HOSTS'))
     .addOption(new Option('--ssh-config <file>', 'with --hosts: ssh -F FILE').env('VXTAP_BENCH_SSH_CONFIG'))
-    .addOption(new Option('--ssh-option <opt>', 'with --hosts: ssh -o OPT (repeatable)').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]))
+    .addOption(new Option('--ssh-option <opt>', 'with --hosts: ssh -o OPT (repeatable; env VXTAP_BENCH_SSH_OPTIONS, one per line)').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]))
     .addOption(new Option('--underlay <A,B>', 'with --hosts: the addresses the hosts use to reach each other (default: each host\'s source address towards the other, from its routing table)').env('VXTAP_BENCH_UNDERLAY'))
     .addOption(new Option('--overlay <cidr>', 'with --hosts: overlay network (A gets .1, B .2)').default(REMOTE_DEFAULTS.overlay).env('VXTAP_BENCH_OVERLAY'))
     .addOption(new Option('--vni <n>', 'with --hosts: VXLAN network identifier').default(String(REMOTE_DEFAULTS.vni)).env('VXTAP_BENCH_VNI'))
