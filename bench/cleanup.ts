@@ -6,8 +6,9 @@
  * it removed. A run whose bench process is still alive is left alone unless
  * `force` is set.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { output, run } from '../src/host/exec.js';
+import { pidAlive as alive, pidCmdline as cmdline } from '../src/host/procstat.js';
 import { deleteNetns, listNetns } from '../src/host/netns.js';
 import { killAndWait } from '../src/host/ovs.js';
 import { BENCH_PREFIX, listRunStates, stateDir } from './state.js';
@@ -21,23 +22,6 @@ export interface CleanupReport {
   skippedRuns: string[];
 }
 
-function alive(pid: number): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function cmdline(pid: number): string | null {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-  } catch {
-    return null;
-  }
-}
 
 /** Remove leftovers of bench runs. */
 export async function cleanupBench(opts: { force?: boolean } = {}): Promise<CleanupReport> {

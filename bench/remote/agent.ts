@@ -26,7 +26,7 @@ import dgram from 'node:dgram';
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseNstat, processTicks, readProcStat } from '../../src/host/procstat.js';
+import { parseNstat, pidAlive as alive, pidCmdline as cmdline, processTicks, readProcStat } from '../../src/host/procstat.js';
 import { collectEnvironment } from '../environment.js';
 import { stateDir, writeFileAtomic } from '../state.js';
 import { buildId } from './build.js';
@@ -68,23 +68,6 @@ export interface AgentCleanupReport {
   skipped: string[];
 }
 
-function alive(pid: number): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function cmdline(pid: number): string | null {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-  } catch {
-    return null;
-  }
-}
 
 /** Start time of `pid` (field 22 of /proc/<pid>/stat, clock ticks since boot), or null when it is gone. */
 function startTicks(pid: number): number | null {

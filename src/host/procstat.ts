@@ -4,6 +4,7 @@
  * counters such as IpFragCreates). Pure functions over text plus thin readers,
  * so the parsers are tested on captured fixtures.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 
 /** Clock ticks per second used by /proc accounting (USER_HZ; 100 on every Linux ABI that matters). */
@@ -166,4 +167,24 @@ export function counterDelta(a: Record<string, number>, b: Record<string, number
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(b)) out[k] = v - (a[k] ?? 0);
   return out;
+}
+
+/** True while a process with this pid exists (signal 0); false for pid 0. */
+export function pidAlive(pid: number): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The command line of `pid`, arguments joined by spaces, or null when it is gone. */
+export function pidCmdline(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+  } catch {
+    return null;
+  }
 }
