@@ -64,7 +64,7 @@ describe.skipIf(skipReason !== null)(`vxtap bench (integration${skipReason ? `: 
     expect(r.stderr).toContain('vxtap bench:');
     const result = JSON.parse(r.stdout) as BenchResult;
     expect(validateResult(result)).toEqual([]);
-    expect(result.modes.map((m) => m.kind)).toEqual(['bare', 'kernel-vxlan', 'ovs-gre', 'ovs-vxlan', 'vxtap']);
+    expect(result.modes.map((m) => m.kind)).toEqual(['bare', 'kernel-vxlan', 'ovs-gre', 'vxtap']);
     for (const m of result.modes) {
       if (!m.available) {
         // Unavailable is allowed only with a reason, never a silent drop.
