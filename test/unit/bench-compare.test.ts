@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -30,6 +29,7 @@ import {
 } from '../../bench/compare.js';
 import { derive, type BenchResult, type ModeRoundSample } from '../../bench/result.js';
 import { validateResult } from '../../bench/validate.js';
+import { ensureBuilt, runVxtap } from '../helpers/cli.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.join(here, '..', '..');
@@ -480,12 +480,11 @@ describe('compareResults', () => {
 // ---------------------------------------------------------------- CLI
 
 describe('vxtap bench compare (CLI)', () => {
-  const CLI = path.join(REPO, 'dist', 'src', 'cli', 'main.js');
   let dir: string;
   beforeAll(async () => {
     // Build so dist matches the sources (errors elsewhere in the tree do not stop emit). Asynchronous:
     // a synchronous child blocks the test worker, and vitest's RPC times out on a loaded machine.
-    await new Promise((resolve) => execFile(process.execPath, [path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', REPO], { timeout: 300_000 }, resolve));
+    await ensureBuilt();
     dir = mkdtempSync(path.join(tmpdir(), 'vxtap-compare-'));
     const o = old5();
     writeFileSync(path.join(dir, 'old.json'), JSON.stringify(o));
@@ -505,13 +504,7 @@ describe('vxtap bench compare (CLI)', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const run = (...args: string[]) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VXTAP_BENCH')));
-      execFile(process.execPath, [CLI, 'bench', 'compare', ...args], { cwd: dir, encoding: 'utf8', timeout: 60_000, env }, (err, stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-      });
-    });
+  const run = (...args: string[]) => runVxtap(['bench', 'compare', ...args], { cwd: dir, timeoutMs: 60_000 });
 
   it('prints the golden Markdown and exits 0 without --fail-on-regression', async () => {
     const r = await run('old10.json', 'new10.json');

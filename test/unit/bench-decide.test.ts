@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -23,6 +22,7 @@ import {
   type FamilyMetric,
 } from '../../bench/decide.js';
 import { derive, type BenchResult, type ModeRoundSample } from '../../bench/result.js';
+import { ensureBuilt, runVxtap } from '../helpers/cli.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.join(here, '..', '..');
@@ -174,10 +174,9 @@ function longRun(n: number): BenchResult {
 }
 
 describe('roundTable and vxtap bench validate-decision (CLI)', () => {
-  const CLI = path.join(REPO, 'dist', 'src', 'cli', 'main.js');
   let dir: string;
   beforeAll(async () => {
-    await new Promise((resolve) => execFile(process.execPath, [path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', REPO], { timeout: 300_000 }, resolve));
+    await ensureBuilt();
     dir = mkdtempSync(path.join(tmpdir(), 'vxtap-decide-'));
     writeFileSync(path.join(dir, 'long.json'), JSON.stringify(longRun(30)));
   }, 300_000);
@@ -185,13 +184,7 @@ describe('roundTable and vxtap bench validate-decision (CLI)', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const run = (...args: string[]) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VXTAP_BENCH')));
-      execFile(process.execPath, [CLI, 'bench', 'validate-decision', ...args], { cwd: dir, encoding: 'utf8', timeout: 120_000, env }, (err, stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-      });
-    });
+  const run = (...args: string[]) => runVxtap(['bench', 'validate-decision', ...args], { cwd: dir, timeoutMs: 120_000 });
 
   it('roundTable: one row per round with data, one column per metric, several files pooled', () => {
     const r = longRun(4);

