@@ -72,6 +72,36 @@ async function waitPort(host: string, port: number, timeoutMs: number): Promise<
   }
 }
 
+/**
+ * sshd_config for a test server: key-only root login with the test's host key
+ * and authorized_keys, no PAM, no pid file; XDG_CACHE_HOME points into the
+ * test's directory so a --deploy never writes to this machine's ~/.cache.
+ */
+function sshdConfig(dir: string, o: { port: number; listen: string; cacheDir: string; extra: string[] }): string {
+  return [
+    `Port ${o.port}`,
+    `ListenAddress ${o.listen}`,
+    `HostKey ${path.join(dir, 'hostkey')}`,
+    `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
+    'PidFile none',
+    'PermitRootLogin prohibit-password',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'UsePAM no',
+    'StrictModes no',
+    `SetEnv XDG_CACHE_HOME=${o.cacheDir}`,
+    ...o.extra,
+    '',
+  ].join('\n');
+}
+
+/** Write `config` to DIR/NAME.conf and start sshd in the foreground inside `ns`, logging to DIR/NAME.log. */
+function startSshd(dir: string, ns: string, name: string, config: string): ChildProcess {
+  const conf = path.join(dir, `${name}.conf`);
+  writeFileSync(conf, config);
+  return spawn('ip', ['netns', 'exec', ns, '/usr/sbin/sshd', '-D', '-f', conf, '-E', path.join(dir, `${name}.log`)], { stdio: 'ignore' });
+}
+
 /** Build the pair; `prefix` (<= 5 characters) names namespaces and root-side links. */
 export async function createSshPair(prefix: string, hiddenRoot: string): Promise<SshTestPair> {
   const dir = mkdtempSync(path.join(os.tmpdir(), `${prefix}-ssh-`));
@@ -116,54 +146,14 @@ export async function createSshPair(prefix: string, hiddenRoot: string): Promise
     for (const s of spec) {
       await run(['ip', 'addr', 'add', `${s.dataAddr}/24`, 'dev', s.dataDev], { netns: s.ns });
       await run(['ip', 'link', 'set', s.dataDev, 'up'], { netns: s.ns });
-      const conf = path.join(dir, `sshd-${s.ns}.conf`);
-      writeFileSync(
-        conf,
-        [
-          'Port 22',
-          `ListenAddress ${s.mgmtAddr}`,
-          `HostKey ${path.join(dir, 'hostkey')}`,
-          `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-          'PidFile none',
-          'PermitRootLogin prohibit-password',
-          'PasswordAuthentication no',
-          'KbdInteractiveAuthentication no',
-          'UsePAM no',
-          'StrictModes no',
-          'MaxSessions 32',
-          'MaxStartups 32',
-          'PrintMotd no',
-          `SetEnv XDG_CACHE_HOME=${path.join(dir, `cache-${s.ns}`)}`, // a --deploy never writes to this machine's ~/.cache
-          '',
-        ].join('\n'),
-      );
-      const sshd = spawn('ip', ['netns', 'exec', s.ns, '/usr/sbin/sshd', '-D', '-f', conf, '-E', path.join(dir, `sshd-${s.ns}.log`)], { stdio: 'ignore' });
+      const sshd = startSshd(dir, s.ns, `sshd-${s.ns}`, sshdConfig(dir, { port: 22, listen: s.mgmtAddr, cacheDir: path.join(dir, `cache-${s.ns}`), extra: ['MaxSessions 32', 'MaxStartups 32', 'PrintMotd no'] }));
       hosts.push({ ns: s.ns, alias: s.alias, mgmtAddr: s.mgmtAddr, dataAddr: s.dataAddr, dataDev: s.dataDev, sshd });
     }
     // B without vxtap: the checkout hidden from its sessions.
     const cacheDir = path.join(dir, 'cache-b-bare');
     const wrapper = path.join(dir, 'bare-session.sh');
     writeFileSync(wrapper, `#!/bin/sh\nexec unshare -m /bin/sh -c 'mount -t tmpfs tmpfs "$0" && exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"' ${hiddenRoot}\n`, { mode: 0o755 });
-    const bareConf = path.join(dir, 'sshd-bare.conf');
-    writeFileSync(
-      bareConf,
-      [
-        'Port 2222',
-        `ListenAddress ${spec[1].mgmtAddr}`,
-        `HostKey ${path.join(dir, 'hostkey')}`,
-        `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-        'PidFile none',
-        'PermitRootLogin prohibit-password',
-        'PasswordAuthentication no',
-        'KbdInteractiveAuthentication no',
-        'UsePAM no',
-        'StrictModes no',
-        `SetEnv XDG_CACHE_HOME=${cacheDir}`,
-        `ForceCommand ${wrapper}`,
-        '',
-      ].join('\n'),
-    );
-    const bareSshd = spawn('ip', ['netns', 'exec', spec[1].ns, '/usr/sbin/sshd', '-D', '-f', bareConf, '-E', path.join(dir, 'sshd-bare.log')], { stdio: 'ignore' });
+    const bareSshd = startSshd(dir, spec[1].ns, 'sshd-bare', sshdConfig(dir, { port: 2222, listen: spec[1].mgmtAddr, cacheDir, extra: [`ForceCommand ${wrapper}`] }));
     hosts.push({ ns: spec[1].ns, alias: `${prefix}-b-bare`, mgmtAddr: spec[1].mgmtAddr, dataAddr: spec[1].dataAddr, dataDev: spec[1].dataDev, sshd: bareSshd });
     await Promise.all(hosts.map((h) => waitPort(h.mgmtAddr, h.alias.endsWith('-bare') ? 2222 : 22, 10_000)));
     const sshConfig = path.join(dir, 'ssh_config');
