@@ -18,7 +18,7 @@
 import { HostScope } from '../../src/host/netns.js';
 import { run } from '../../src/host/exec.js';
 import * as routes from '../../src/host/routes.js';
-import type { EtcdServer } from './etcd.js';
+import { startEtcd, type EtcdServer } from './etcd.js';
 import type { ControlledVtep, MakeVtep } from '../../src/control/flannel/index.js';
 
 /** The test underlay: one bridge in namespace `${prefix}ul`; link names start with the scope's prefix. */
@@ -29,6 +29,21 @@ export class Underlay {
     const ns = await scope.netns('ul');
     await scope.bridge(`${scope.prefix}br`, ns);
     return new Underlay(scope, ns, `${scope.prefix}br`);
+  }
+
+  /**
+   * An etcd server on the underlay at 198.18.0.250 (namespace `${prefix}etcd`, veth
+   * `${prefix}u0` bridged as `${prefix}he`), destroyed with the scope.
+   */
+  async etcd(): Promise<EtcdServer> {
+    const p = this.scope.prefix;
+    const etcdNs = await this.scope.netns('etcd');
+    await this.scope.veth({ name: `${p}u0`, netns: etcdNs }, { name: `${p}he`, netns: this.ns });
+    await this.scope.enslave(`${p}he`, this.bridge, this.ns);
+    await this.scope.addr(etcdNs, `${p}u0`, '198.18.0.250/24');
+    const etcd = await startEtcd({ netns: etcdNs, host: '198.18.0.250' });
+    this.scope.onCleanup(() => etcd.destroy());
+    return etcd;
   }
 
   /** The underlay device's name inside each host namespace (`vxeu0` for prefix `vxe`). */

@@ -16,7 +16,7 @@ import type { ChildProcess } from 'node:child_process';
 import { HostScope } from '../../src/host/netns.js';
 import { haveCommand, run, stop } from '../../src/host/exec.js';
 import * as routes from '../../src/host/routes.js';
-import { startEtcd, putNetworkConfig, type EtcdServer } from '../helpers/etcd.js';
+import { putNetworkConfig, type EtcdServer } from '../helpers/etcd.js';
 import { Underlay, pingOnce, pingUntil } from '../helpers/flannel-hosts.js';
 
 const PREFIX = '/vxf/network';
@@ -120,12 +120,7 @@ describe.skipIf(!canRun)('etcd mode: hostile leases, a cancelled watch, SIGKILL 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'vxf-'));
     underlay = await Underlay.create(scope);
-    const etcdNs = await scope.netns('etcd');
-    await scope.veth({ name: 'vxfu0', netns: etcdNs }, { name: 'vxfhe', netns: underlay.ns });
-    await scope.enslave('vxfhe', underlay.bridge, underlay.ns);
-    await scope.addr(etcdNs, 'vxfu0', '198.18.0.250/24');
-    etcd = await startEtcd({ netns: etcdNs, host: '198.18.0.250' });
-    scope.onCleanup(() => etcd.destroy());
+    etcd = await underlay.etcd();
     // Eight subnets (198.19.1.0 .. 198.19.8.0); the hostile keys below hold three of them.
     await putNetworkConfig(etcd, PREFIX, { Network: '198.19.0.0/16', SubnetLen: 24, SubnetMin: '198.19.1.0', SubnetMax: '198.19.8.0', Backend: { Type: 'vxlan' } });
     for (const i of [1, 2, 3, 4, 5]) await underlay.host(i);

@@ -17,7 +17,7 @@ import type { ChildProcess } from 'node:child_process';
 import { HostScope } from '../../src/host/netns.js';
 import { haveCommand, run, stop } from '../../src/host/exec.js';
 import * as routes from '../../src/host/routes.js';
-import { startEtcd, putNetworkConfig, type EtcdServer } from '../helpers/etcd.js';
+import { putNetworkConfig, type EtcdServer } from '../helpers/etcd.js';
 import { Underlay, KernelFlannelHost, addContainers, pingOnce, pingUntil } from '../helpers/flannel-hosts.js';
 
 const PREFIX = '/coreos.com/network';
@@ -87,12 +87,7 @@ describe.skipIf(!canRun)('vxtap up in etcd mode, four hosts and a flanneld-style
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'vxe-e2e-'));
     underlay = await Underlay.create(scope);
-    const etcdNs = await scope.netns('etcd');
-    await scope.veth({ name: 'vxeu0', netns: etcdNs }, { name: 'vxehe', netns: underlay.ns });
-    await scope.enslave('vxehe', underlay.bridge, underlay.ns);
-    await scope.addr(etcdNs, 'vxeu0', '198.18.0.250/24');
-    etcd = await startEtcd({ netns: etcdNs, host: '198.18.0.250' });
-    scope.onCleanup(() => etcd.destroy());
+    etcd = await underlay.etcd();
     await putNetworkConfig(etcd, PREFIX, { Network: '198.19.0.0/16', SubnetLen: 24, SubnetMax: '198.19.199.0', Backend: { Type: 'vxlan' } });
     for (const i of [1, 2, 3, 4, 5, 6, 7, 8]) await underlay.host(i);
   });
