@@ -166,9 +166,12 @@ describe.skipIf(!canRun)('flannel control plane on etcd (kernel VXLAN hosts)', (
     expect(joinToReachable).toBeLessThan(2000);
     // The others program h11 on their own watch events; start-up is fast enough now that a
     // ping right after h1 saw it can beat them, so wait for each (same 2 s bound).
+    // remotes() lists a peer once its lease is seen, a moment before its route, neighbour and
+    // FDB entry are in the kernel, so ping until the same 2 s bound rather than once.
     for (const i of [2, 5, 10]) {
+      const at = Date.now();
       await waitFor(`h${i} to program h11`, () => controls.get(i)!.remotes().some((r) => r.key === c11.key), 2000);
-      expect(await pingOnce(`vxeh${i}`, c11.gateway)).toBe(true);
+      expect(await pingUntil(`vxeh${i}`, c11.gateway, at + 2000), `h${i} -> h11`).toBeDefined();
     }
 
     const key = c11.key;
@@ -246,6 +249,7 @@ describe.skipIf(!canRun)('flannel control plane on etcd (kernel VXLAN hosts)', (
     const ttlLeft = await etcd.ctl(['get', `${PREFIX}/subnets/${c1.key}`, '-w', 'json']);
     expect(JSON.parse(ttlLeft.stdout).kvs).toHaveLength(1);
 
+    await stopHost(11); // a failed earlier test may have left it running
     const c11 = await startHost(11);
     const at = Date.now();
     const reply = await pingUntil('vxeh1', c11.gateway, at + 5000);
