@@ -31,6 +31,14 @@ const APT = [
   ['chromium', '/usr/bin/chromium'],
   ['fonts-dejavu-core', '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf'],
   ['fonts-liberation', '/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf'], // Arial metrics: the charts' text layout
+  // pods through the standard CNI plugins (bridge, host-local) that the vxtap CNI plugin delegates to
+  ['containernetworking-plugins', '/usr/lib/cni/bridge'],
+  // bench claims: a real database through each mode, and CPU contention
+  ['redis-server', '/usr/bin/redis-server'],
+  ['redis-tools', '/usr/bin/redis-benchmark'],
+  ['stress-ng', '/usr/bin/stress-ng'],
+  // the C++ formatter that .ci/run checks the addon with
+  ['clang-format', '/usr/bin/clang-format'],
 ];
 
 function sh(cmd, args, opts = {}) {
@@ -40,7 +48,7 @@ function sh(cmd, args, opts = {}) {
 
 // Needed by the tests only: `setup.mjs --for bench` (what `npm run bench` runs) leaves
 // them out, so the bench's first run on a fresh machine does not wait for a browser.
-const TEST_ONLY = new Set(['etcd-server', 'etcd-client', 'openssl', 'openssh-server', 'chromium', 'fonts-dejavu-core']);
+const TEST_ONLY = new Set(['etcd-server', 'etcd-client', 'openssl', 'openssh-server', 'chromium', 'fonts-dejavu-core', 'containernetworking-plugins', 'clang-format']);
 const forBench = process.argv.includes('--for') && process.argv[process.argv.indexOf('--for') + 1] === 'bench';
 
 const missing = APT.filter(([pkg, file]) => !existsSync(file) && !(forBench && TEST_ONLY.has(pkg))).map(([pkg]) => pkg);
