@@ -1,10 +1,18 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects. Unit tests are pure and run two files at a time (one per core).
-// Integration tests build namespaces and move real traffic on a 2-core machine:
-// their files run one at a time so that their figures and timeouts do not fight.
-// `npm test` (scripts/test.sh) runs the unit project at nice 15 beside the
-// integration project, so unit tests only take CPU the integration tests leave idle.
+// Three projects. Unit tests are pure and run two files at a time (one per core).
+// Integration tests build namespaces and run real processes on a 2-core machine;
+// they are split by what they spend their time on, and each project runs its files
+// one at a time:
+// - `control`: the control plane on a real etcd, restarts, CNI pods. These files
+//   mostly wait (lease TTLs, an etcd outage, restarts) and assert bounds on time
+//   (join within 2 s, dark time within 1 s), so they get CPU first.
+// - `traffic`: the dataplane and the bench, which move real traffic and are CPU-bound.
+// `npm test` (scripts/test.sh) runs `control` and `traffic` side by side, `traffic`
+// at a lower priority, and `unit` at nice 15 beside both. Every file uses its own
+// name prefix for namespaces and links, so files in different projects never meet.
+const CONTROL = ['test/integration/etcd-*.test.ts', 'test/integration/lifecycle.test.ts', 'test/integration/cni.test.ts'];
+
 export default defineConfig({
   test: {
     testTimeout: 120_000,
@@ -12,7 +20,8 @@ export default defineConfig({
     pool: 'forks',
     projects: [
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'], fileParallelism: true, poolOptions: { forks: { maxForks: 2, minForks: 1 } } } },
-      { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts'], fileParallelism: false } },
+      { extends: true, test: { name: 'control', include: CONTROL, fileParallelism: false } },
+      { extends: true, test: { name: 'traffic', include: ['test/integration/**/*.test.ts'], exclude: CONTROL, fileParallelism: false } },
     ],
   },
 });

@@ -1,25 +1,36 @@
 #!/usr/bin/env bash
-# `npm test`: the two vitest projects side by side. Integration files run one at
-# a time at normal priority; they mostly wait on real processes (etcd TTLs and
-# outages, pings, SSH, bench trials). The unit files are pure and CPU-bound, so they
-# run beside them at nice 15 and take only CPU time the integration tests leave
-# idle (a nice-15 task gets ~3% of a contended CPU against a nice-0 one). One after
-# the other the suite took 11 min on 2 cores; side by side it fits in 10.
+# `npm test`: the three vitest projects (vitest.config.ts) side by side.
+# - control (etcd, restarts, CNI): mostly waits on TTLs, outages and restarts, and
+#   asserts time bounds, so it runs at normal priority;
+# - traffic (dataplane, bench): CPU-bound real traffic, at nice 5, so that a control
+#   file's time bound is not spent waiting behind an iperf3 run (CFS weights
+#   1024:335, control gets ~3/4 of a contended CPU);
+# - unit: pure and CPU-bound, at nice 15, taking only what the others leave idle.
+# One after the other the suite took over 11 min on 2 cores; side by side it fits in 10.
 # Arguments (`npm test -- test/unit/fdb.test.ts`) run plain `vitest run ARGS`.
 set -u
 cd "$(dirname "$0")/.."
 vitest=node_modules/.bin/vitest
 if [ $# -gt 0 ]; then exec "$vitest" run "$@"; fi
+control_log=$(mktemp /tmp/vxtap-control.XXXXXX)
 unit_log=$(mktemp /tmp/vxtap-unit.XXXXXX)
-trap 'rm -f "$unit_log"' EXIT
+trap 'rm -f "$control_log" "$unit_log"' EXIT
+t0=$SECONDS
+"$vitest" run --project control >"$control_log" 2>&1 &
+control_pid=$!
 nice -n 15 "$vitest" run --project unit >"$unit_log" 2>&1 &
 unit_pid=$!
-"$vitest" run --project integration
-integration_rc=$?
+nice -n 5 "$vitest" run --project traffic
+traffic_rc=$?
+wait "$control_pid"
+control_rc=$?
 wait "$unit_pid"
 unit_rc=$?
 echo
-echo "---- unit project (ran at nice 15 beside the integration project) ----"
+echo "---- control project (etcd, restarts, CNI; ran beside the traffic project) ----"
+cat "$control_log"
+echo
+echo "---- unit project (ran at nice 15 beside the integration projects) ----"
 cat "$unit_log"
-echo "npm test: integration exit $integration_rc, unit exit $unit_rc"
-[ "$integration_rc" -eq 0 ] && [ "$unit_rc" -eq 0 ]
+echo "npm test: traffic exit $traffic_rc, control exit $control_rc, unit exit $unit_rc, $((SECONDS - t0)) s"
+[ "$traffic_rc" -eq 0 ] && [ "$control_rc" -eq 0 ] && [ "$unit_rc" -eq 0 ]
