@@ -21,6 +21,7 @@ const SUBCOMMANDS: Record<string, () => Promise<{ register: (program: Command) =
   agent: () => import('./agent.js'),
   report: () => import('./report.js'),
   plan: () => import('./plan.js'),
+  cni: () => import('./cni.js'),
 };
 
 const program = new Command('vxtap')
