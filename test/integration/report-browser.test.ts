@@ -29,6 +29,21 @@ function cli(args: string[]): string {
   return execFileSync(process.execPath, [main, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+/**
+ * The little of the DOM that the page-side function in `facts()` uses. The
+ * project compiles without lib "dom" (it runs on Node), so the one function
+ * that runs in the browser declares what it touches here, in this module only.
+ */
+interface PageElement {
+  textContent: string | null;
+  scrollWidth: number;
+  getAttribute(name: string): string | null;
+  querySelector(selector: string): PageElement | null;
+  querySelectorAll(selector: string): ArrayLike<PageElement> & Iterable<PageElement>;
+  getBoundingClientRect(): { width: number };
+}
+declare const document: PageElement & { documentElement: PageElement; getElementById(id: string): PageElement | null };
+
 /** What the page says about itself. */
 interface PageFacts {
   charts: { id: string; points: number; svgMarks: number; rows: number; widthPx: number; hoverTitles: number }[];
