@@ -15,6 +15,7 @@ import type { Pinning } from '../../bench/measure.js';
 import { impairmentQdisc, netemArgs, netemUnavailableReason } from '../../bench/topology.js';
 import { registerCompare } from './bench-compare.js';
 import { registerHistory } from './bench-history.js';
+import { registerCi } from './bench-ci.js';
 import { addPlanOptions, planFlagsOf } from './plan.js';
 import { parsePlanFlags } from '../../bench/plan.js';
 import { cleanupHosts, RemotePair, REMOTE_DEFAULTS, validateRemoteOptions, type RemoteOptions } from '../../bench/remote/pair.js';
@@ -179,4 +180,5 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
   addPlanOptions(bench, 'VXTAP_BENCH', 'bench');
   registerCompare(bench);
   registerHistory(bench);
+  registerCi(bench);
 }
