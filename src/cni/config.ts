@@ -16,8 +16,10 @@
  *   - `ipam`: `n.ipam` (e.g. its `dataDir`), `type` host-local unless given, the
  *     range from FLANNEL_SUBNET given as its network address with the first
  *     usable address as gateway (host-local refuses `198.19.5.1/24`), and the
- *     routes of `n.ipam.routes` plus one to FLANNEL_NETWORK (via the IPAM
- *     gateway, the bridge's address). The IPv6 pair adds a range and a route.
+ *     routes of `n.ipam.routes` plus one to FLANNEL_NETWORK via that gateway (the
+ *     bridge's address; named, not implied, so that the result lists it and the
+ *     bridge plugin's CHECK finds the route it expects). The IPv6 pair adds a
+ *     range and a route.
  */
 import { type Cidr, formatAddress, formatCidr, parseCidr } from '../control/flannel/cidr.js';
 import { parseSubnetEnv } from '../control/flannel/subnet-env.js';
@@ -216,11 +218,11 @@ export function buildDelegateConf(n: NetConf, env: SubnetEnv): JsonObject {
   const routes: JsonObject[] = Array.isArray(ipam.routes) ? [...(ipam.routes as JsonObject[])] : [];
   if (env.subnet && env.network) {
     ranges.push([{ subnet: formatCidr(env.subnet), gateway: env.gateway }]);
-    routes.push({ dst: formatCidr(env.network) });
+    routes.push({ dst: formatCidr(env.network), gw: env.gateway });
   }
   if (env.ipv6Subnet && env.ipv6Network) {
     ranges.push([{ subnet: formatCidr(env.ipv6Subnet), gateway: env.ipv6Gateway }]);
-    routes.push({ dst: formatCidr(env.ipv6Network) });
+    routes.push({ dst: formatCidr(env.ipv6Network), gw: env.ipv6Gateway });
   }
   ipam.ranges = ranges;
   ipam.routes = routes;
