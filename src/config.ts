@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os';
 import ipaddr from 'ipaddr.js';
 import { isMacString } from './wire/mac.js';
 import { VNI_MAX, VXLAN_PORT_IANA } from './wire/vxlan.js';
+import { MAX_BATCH as ADDON_MAX_BATCH } from './native/limits.js';
 
 /** Outer don't-fragment behaviour, as kernel VXLAN's `df` option. */
 export type DfMode = 'set' | 'unset' | 'inherit';
@@ -111,8 +112,8 @@ export const DEFAULTS: Readonly<Omit<VtepConfig, 'local'>> = Object.freeze({
 
 /** Most source ports one worker opens a socket for. */
 export const MAX_SRC_PORTS = 1024;
-/** Largest batch the addon takes. */
-export const MAX_BATCH = 512;
+/** Largest --batch: the addon's batch limit (native/limits.json, the one source). */
+export const MAX_BATCH = ADDON_MAX_BATCH;
 
 /** A configuration error: names the field. The CLI prints it and exits with 2. */
 export class ConfigError extends Error {

@@ -19,8 +19,10 @@ mkdir -p "$out"
 flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -Wall -Wextra
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all)
 kernels=("$src/csum.cc" "$src/frame.cc" "$src/offload.cc" "$src/tunnel.cc")
+# the shared limits header, generated from native/limits.json as the addon build does
+node "$here/../gen-limits.mjs" "$out/gen/vxtap_limits.h"
 for t in "${targets[@]}"; do
   [ -f "$here/fuzz_$t.cc" ] || { echo "build.sh: no target '$t' (fuzz_$t.cc)" >&2; exit 2; }
   echo "build.sh: fuzz_$t" >&2
-  "$CXX" "${flags[@]}" -I"$src" "$here/fuzz_$t.cc" "${kernels[@]}" -o "$out/fuzz_$t"
+  "$CXX" "${flags[@]}" -I"$src" -I"$out/gen" "$here/fuzz_$t.cc" "${kernels[@]}" -o "$out/fuzz_$t"
 done

@@ -14,9 +14,10 @@ profdata="$(command -v "llvm-profdata-$ver" || command -v llvm-profdata)"
 cov="$(command -v "llvm-cov-$ver" || command -v llvm-cov)"
 mkdir -p "$out"
 if [ $# -gt 0 ]; then targets=("$1"); shift; else targets=(segment coalesce tunnel checksum); fi
+node "$here/../gen-limits.mjs" "$out/gen/vxtap_limits.h"  # the shared limits (native/limits.json)
 for t in "${targets[@]}"; do
   bin="$out/fuzz_$t"
-  "$CXX" -std=c++17 -g -O1 -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping -I"$src" \
+  "$CXX" -std=c++17 -g -O1 -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping -I"$src" -I"$out/gen" \
     "$here/fuzz_$t.cc" "$src/csum.cc" "$src/frame.cc" "$src/offload.cc" "$src/tunnel.cc" -o "$bin"
   rm -f "$out/$t".*.profraw
   LLVM_PROFILE_FILE="$out/$t.%p.profraw" "$bin" -runs=0 "$here/corpus/$t" "$@" >/dev/null 2>&1

@@ -37,6 +37,8 @@ constexpr Export kExports[] = {
     {"eventfdSignal", EventfdSignal},
     {"eventfdDrain", EventfdDrain},
     {"close", Close},
+    {"netnsEnter", NetnsEnter},
+    {"netnsEnterFd", NetnsEnterFd},
 };
 
 }  // namespace
@@ -50,6 +52,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     if (napi_create_function(env, e.name, NAPI_AUTO_LENGTH, e.fn, nullptr, &fn) != napi_ok) return exports;
     exports.Set(e.name, Napi::Value(env, fn));
   }
+  // The numbers shared with TypeScript, as compiled (from native/limits.json):
+  // a unit test checks that they equal what src/native/limits.ts read.
+  Napi::Object limits = Napi::Object::New(env);
+  for (const auto& l : kSharedLimits) limits.Set(l.name, Napi::Number::New(env, l.value));
+  limits.Freeze();
+  exports.Set("limits", limits);
   return exports;
 }
 

@@ -17,12 +17,10 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "frame.h"  // kAddrLen
+#include "frame.h"  // kAddrLen, and kMaxBatch from the generated vxtap_limits.h
 
 namespace vxtap {
 
-/** Largest batch (count/max) any call accepts: UIO_MAXIOV, sendmmsg's own limit. */
-constexpr uint32_t kMaxBatch = 1024;
 /** Control-message space per message: one UDP_GRO int or one UDP_SEGMENT u16. */
 constexpr size_t kCmsgSpace = 32;
 
@@ -158,5 +156,7 @@ napi_value EventfdOpen(napi_env, napi_callback_info);
 napi_value EventfdSignal(napi_env, napi_callback_info);
 napi_value EventfdDrain(napi_env, napi_callback_info);
 napi_value Close(napi_env, napi_callback_info);
+napi_value NetnsEnter(napi_env, napi_callback_info);
+napi_value NetnsEnterFd(napi_env, napi_callback_info);
 
 }  // namespace vxtap

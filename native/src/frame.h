@@ -6,12 +6,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "vxtap_limits.h"  // generated from native/limits.json: kVnetHdrLen, kAddrLen, ...
+
 namespace vxtap {
 
-constexpr size_t kVnetHdrLen = 10;  // virtio_net_hdr on a vnet_hdr TAP (no num_buffers)
 constexpr size_t kEthLen = 14;
-/** Bytes per address record (ADDR_LEN in src/native/index.ts). */
-constexpr size_t kAddrLen = 20;
 
 constexpr uint8_t kNeedsCsum = 0x01;
 constexpr uint8_t kGsoNone = 0;

@@ -29,9 +29,6 @@ namespace {
 
 constexpr size_t kMaxFrame = 65535;  // largest Ethernet frame a GSO TAP write takes here
 
-/** UDP_SEGMENT's limit (UDP_MAX_SEGMENTS). */
-constexpr uint32_t kUdpGsoMaxSegs = 64;
-
 constexpr uint8_t kTcpFin = 0x01;
 constexpr uint8_t kTcpSyn = 0x02;
 constexpr uint8_t kTcpRst = 0x04;

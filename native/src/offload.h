@@ -7,11 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "vxtap_limits.h"  // kVxlanLen, kUdpMaxPayload, kUdpGsoMaxSegs (native/limits.json)
+
 namespace vxtap {
 
-constexpr size_t kVxlanLen = 8;
-/** Largest IPv4 UDP payload, and so the largest UDP GSO message (maxMsg). */
-constexpr size_t kUdpMaxPayload = 65507;
 
 /**
  * One txOffload batch. Preconditions (checked by the glue, relied on here):

@@ -6,12 +6,14 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "vxtap_limits.h"  // kTnlVnetLen, kTunnelHeadroom, kTunnelTemplate (native/limits.json)
+
 namespace vxtap {
 
-constexpr size_t kTnlVnetLen = 24;  // virtio_net_hdr_v1_hash_tunnel
-constexpr size_t kOuterLen = 50;    // Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
-constexpr size_t kTunnelHeadroom = kTnlVnetLen + kOuterLen - 10;  // 64: in front of each 10-byte vnet header
-constexpr size_t kTunnelTemplate = 64;                            // template stride (50 bytes used)
+constexpr size_t kOuterLen = 50;  // Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
+static_assert(kTunnelHeadroom == kTnlVnetLen + kOuterLen - kVnetHdrLen,
+              "limits.json: TUNNEL_HEADROOM is the tunnel vnet header plus the outer headers, less the 10-byte vnet header");
+static_assert(kTunnelTemplate >= kOuterLen, "limits.json: a template holds the 50 outer header bytes");
 
 /**
  * One txTunnel batch. Preconditions (checked by the glue): for i < count,

@@ -1,6 +1,8 @@
 // poll(2) and eventfd(2): how a worker thread without an event loop sleeps until a
 // queue is readable and how another thread wakes it.
+#include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -83,6 +85,45 @@ napi_value Close(napi_env env, napi_callback_info info) {
   if (!GetFd(env, a.argv[0], "fd", &fd)) return nullptr;
   // Linux releases the descriptor even when close reports EINTR: never retry.
   if (close(fd) < 0 && errno != EINTR) return ThrowErrno(env, errno, "close");
+  return Undefined(env);
+}
+
+}  // namespace vxtap
+
+namespace vxtap {
+
+// setns(2) for the calling thread's network namespace: sockets and TAPs opened
+// afterwards live in it. Only the calling thread moves (Linux allows CLONE_NEWNET
+// in a multithreaded process). Returns an fd of the namespace the thread was in,
+// to go back with netnsEnterFd; the caller closes it.
+napi_value NetnsEnter(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  char path[256];
+  size_t len;
+  if (!GetString(env, a.argv[0], "path", path, sizeof(path) - 1, &len)) return nullptr;
+  int prev = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (prev < 0) return ThrowErrno(env, errno, "open(/proc/thread-self/ns/net)");
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    close(prev);
+    return ThrowErrno(env, err, "open(netns)");
+  }
+  if (setns(fd, CLONE_NEWNET) < 0) {
+    int err = errno;
+    close(fd);
+    close(prev);
+    return ThrowErrno(env, err, "setns");
+  }
+  close(fd);
+  return Number(env, prev);
+}
+
+napi_value NetnsEnterFd(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  int fd;
+  if (!GetFd(env, a.argv[0], "fd", &fd)) return nullptr;
+  if (setns(fd, CLONE_NEWNET) < 0) return ThrowErrno(env, errno, "setns");
   return Undefined(env);
 }
 

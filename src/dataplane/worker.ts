@@ -7,7 +7,8 @@
  * shutdown is a flag plus an eventfd signal.
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { ADDR_LEN, native, POLLIN, TNL_VNET_HDR_LEN, TUNNEL_HEADROOM, VNET_HDR_LEN } from '../native/index.js';
+import { ADDR_LEN, MAX_BATCH, native, POLLIN, TNL_VNET_HDR_LEN, TUNNEL_HEADROOM, UDP_GSO_MAX_SEGMENTS, VNET_HDR_LEN } from '../native/index.js';
+import { sendBatchCapacity } from './sizing.js';
 import { Engine, newFrameBatch, newTxBatch, type PeerInfo, type TxBatch, type UplinkOptions } from './engine.js';
 import { FdbView, nowSeconds } from './fdb.js';
 import { C, peerCounterView } from './stats.js';
@@ -98,7 +99,7 @@ function runPlain(init: WorkerInit): void {
   }
   const out = newFrameBatch(B);
 
-  const { engine, tx, sendTx } = makeEngine(init, counters, tapBufs, B * 4);
+  const { engine, tx, sendTx } = makeEngine(init, counters, tapBufs, sendBatchCapacity(B));
   const idle = makeIdle(init, counters);
   const stopped = makeControl(init, engine);
 
@@ -243,9 +244,9 @@ function makeIdle(init: WorkerInit, counters: Float64Array): () => void {
 }
 
 /** Most inner frames one rxOffload call may produce (the addon's batch limit). */
-const MAX_TAP_FRAMES = 1024;
+const MAX_TAP_FRAMES = MAX_BATCH;
 /** UDP GSO: at most 64 segments per message. */
-const GRO_MAX_SEGMENTS = 64;
+const GRO_MAX_SEGMENTS = UDP_GSO_MAX_SEGMENTS;
 
 /**
  * The offload path: TSO super-frames from a vnet_hdr TAP are cut into wire-size
@@ -329,7 +330,7 @@ function runOffload(init: WorkerInit): void {
   const usoFrames = newFrameBatch(upRx ? MAX_TAP_FRAMES : 0);
   const usoLearn = new Uint32Array(upRx ? MAX_TAP_FRAMES : 0);
   const maxOuterIp = init.uplink?.maxOuterIp ?? 1500;
-  const maxMsgs = Math.min(1024, B * 4);
+  const maxMsgs = sendBatchCapacity(B);
   const msgBuf = new Uint8Array(maxMsgs);
   const msgOffsets = new Uint32Array(maxMsgs);
   const msgSizes = new Uint32Array(maxMsgs);

@@ -25,8 +25,6 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
-/** Bytes per address record in `addrs` arrays. */
-export const ADDR_LEN = 20;
 /**
  * Address record layout (ADDR_LEN bytes): [0] family (4 or 6), [1] 0,
  * [2..3] UDP port big-endian, [4..19] address (IPv4 in [4..7], rest zero).
@@ -35,14 +33,10 @@ export const ADDR_FAMILY = 0;
 export const ADDR_PORT = 2;
 export const ADDR_IP = 4;
 
-/** virtio_net_hdr size used on vnet_hdr TAPs (without num_buffers). */
-export const VNET_HDR_LEN = 10;
-/** virtio_net_hdr_v1_hash_tunnel: the uplink TAP's vnet header size (TUNSETVNETHDRSZ). */
-export const TNL_VNET_HDR_LEN = 24;
-/** Bytes txTunnel needs in front of each frame's vnet header. */
-export const TUNNEL_HEADROOM = 64;
-/** Bytes per peer in txTunnel's template array (50 used). */
-export const TUNNEL_TEMPLATE_STRIDE = 64;
+// Shared with C++ through native/limits.json (one source; see limits.ts).
+export { ADDR_LEN, MAX_BATCH, TNL_VNET_HDR_LEN, TUNNEL_HEADROOM, TUNNEL_TEMPLATE_STRIDE, UDP_GSO_MAX_SEGMENTS, UDP_MAX_PAYLOAD, VNET_HDR_LEN, LIMITS } from './limits.js';
+import type { LimitName } from './limits.js';
+
 /** TUNSETOFFLOAD bit of Linux 6.17+: UDP-tunnel GSO. */
 export const TUN_F_UDP_TUNNEL_GSO = 0x080;
 
@@ -100,6 +94,8 @@ export interface UdpOpenOptions {
 }
 
 export interface NativeAddon {
+  /** The shared limits as compiled into the addon (from native/limits.json). */
+  readonly limits: Readonly<Record<LimitName, number>>;
   // --- TAP and interfaces -------------------------------------------------
   /** open('/dev/net/tun') + TUNSETIFF(IFF_TAP|IFF_NO_PI[...]), O_NONBLOCK|O_CLOEXEC. */
   tapOpen(name: string, options?: TapOpenOptions): TapHandle;
@@ -311,6 +307,16 @@ export interface NativeAddon {
   eventfdDrain(fd: number): number;
   /** close(fd). */
   close(fd: number): void;
+
+  // --- namespaces (tests and tools; not on the packet path) -----------------
+  /**
+   * setns(CLONE_NEWNET) of the calling thread to the namespace at `path`
+   * ('/run/netns/NAME'): sockets and TAPs opened afterwards live there. Returns
+   * an fd of the namespace the thread was in (for netnsEnterFd; close it after).
+   */
+  netnsEnter(path: string): number;
+  /** setns(CLONE_NEWNET) to the namespace fd `fd` (from netnsEnter). */
+  netnsEnterFd(fd: number): void;
 }
 
 /** Error thrown by the addon. */
