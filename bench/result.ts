@@ -10,6 +10,8 @@ import type { Environment } from './environment.js';
 import type { LatencySample, TcpSample, UdpSample } from './measure.js';
 import type { ModeKind } from './modes.js';
 import type { MtuResult } from './mtu.js';
+import { mtuMismatchClaims, type MtuMismatchResult } from './mtu-mismatch.js';
+import { redisClaims, type RedisResult } from './redis.js';
 import type { Profile } from './profile.js';
 import { roundRatios, summarize, type Summary } from './stats.js';
 
@@ -48,6 +50,10 @@ export interface ModeRoundSample {
   dataplaneCounters?: Record<string, unknown> | null;
   /** What happened to host B's servers during the mode-round (a server that exited and was restarted, with its reason). */
   serverEvents?: string[];
+  /** --measure mtu-mismatch (round 1): transfers with the endpoints forced to the underlay MTU. */
+  mtuMismatch?: MtuMismatchResult | null;
+  /** --measure redis (round 1): redis-benchmark against redis-server through the mode. */
+  redis?: RedisResult | null;
 }
 
 /** One metric summarised for one mode. */
@@ -105,6 +111,8 @@ export interface BenchResult {
     netem: { delay: string | null; loss: string | null; rate: string | null };
     pin: string;
     argv: string[];
+    /** What was measured (--measure): standard, mtu-mismatch, redis; absent in older results (= standard). */
+    measure?: string[];
   };
   profile: Profile;
   environment: Environment | null;
@@ -301,6 +309,8 @@ export function evaluateClaims(r: Pick<BenchResult, 'modes' | 'samples' | 'optio
       detail: 'idle TCP request/response, median of rounds; other overlays listed for comparison',
     });
   }
+  // Claims measured only on request (--measure): one row per mode each.
+  claims.push(...mtuMismatchClaims(r), ...redisClaims(r));
   return claims;
 }
 

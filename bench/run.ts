@@ -16,6 +16,7 @@ import { measureLatency, measureTcp, measureUdp, startServers, type MeasureConte
 import type { RemotePair } from './remote/pair.js';
 import { DRIVERS, remoteUnavailableReason, parseModeSpec, BENCH_VNI, VXLAN_PORT, type ActiveMode, type ModeSpec } from './modes.js';
 import { measureMtu } from './mtu.js';
+import { measureClaimsRound, validateMeasures, type Measure } from './claim-measures.js';
 import { estimateModeRoundSeconds, PROFILES, type Profile } from './profile.js';
 import { derive, RESULT_SCHEMA, RESULT_SCHEMA_VERSION, type BenchResult, type ModeEntry, type ModeRoundSample } from './result.js';
 import { RunState, writeFileAtomic } from './state.js';
@@ -39,6 +40,8 @@ export interface BenchOptions {
   /** Progress lines to stderr. */
   progress: boolean;
   argv: string[];
+  /** --measure: standard (default) and/or the claim measurements mtu-mismatch, redis (claim-measures.ts). */
+  measure?: Measure[];
   /** --hosts: the two connected hosts (the CLI connects and closes them). */
   remote?: RemotePair;
   /** --target and its companions: the capacity plan report.html carries (stored as options.plan). */
@@ -72,6 +75,7 @@ export function validateOptions(o: BenchOptions): Error | null {
   if (o.netem.loss && !/^\d+(\.\d+)?%$/.test(o.netem.loss)) return new TypeError('--loss must look like 0.1%');
   if (o.netem.rate && !/^\d+(\.\d+)?(bit|kbit|mbit|gbit)$/i.test(o.netem.rate)) return new TypeError('--rate must look like 1gbit or 100mbit');
   if (!['cross', 'same', 'none'].includes(o.pin)) return new TypeError('--pin must be cross, same or none');
+  if (o.measure !== undefined && validateMeasures(o.measure)) return validateMeasures(o.measure);
   return null;
 }
 
@@ -165,6 +169,7 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
       netem: { delay: opts.netem.delay ?? null, loss: opts.netem.loss ?? null, rate: opts.netem.rate ?? null },
       pin: opts.pin,
       argv: opts.argv,
+      measure: opts.measure ?? ['standard'],
     },
     profile,
     environment: null,
@@ -309,16 +314,21 @@ async function runModeRound(spec: ModeSpec, round: number, withMtu: boolean, rc:
     const ctx: MeasureContext = { topo, mode, profile: rc.profile, repoRoot: rc.root, pin: rc.opts.pin, aborted: rc.aborted, servers };
     // Warm-up: one ping so neighbour and flow caches are filled before the first timed trial.
     await topo.a.exec(['ping', '-c', '3', '-i', '0.05', '-W', '2', mode.addrB], { allowFail: true });
-    sample.tcp1 = await step('tcp 1 stream', () => measureTcp(ctx, 1));
-    sample.tcpN = await step(`tcp ${rc.profile.tcpStreams} streams`, () => measureTcp(ctx, rc.profile.tcpStreams));
-    for (const frame of rc.profile.udpFrameSizes) {
-      const u = await step(`udp ${frame} B`, () => measureUdp(ctx, frame));
-      if (u) sample.udp.push(u);
+    // --measure: the standard set unless left out; the claim measurements (claim-measures.ts) on request, round 1.
+    const measures = rc.opts.measure ?? ['standard'];
+    if (measures.includes('standard')) {
+      sample.tcp1 = await step('tcp 1 stream', () => measureTcp(ctx, 1));
+      sample.tcpN = await step(`tcp ${rc.profile.tcpStreams} streams`, () => measureTcp(ctx, rc.profile.tcpStreams));
+      for (const frame of rc.profile.udpFrameSizes) {
+        const u = await step(`udp ${frame} B`, () => measureUdp(ctx, frame));
+        if (u) sample.udp.push(u);
+      }
+      sample.latencyIdle = await step('latency idle', () => measureLatency(ctx, 'idle'));
+      const loadBps = sample.tcp1 ? sample.tcp1.receivedBps * 0.5 : 0;
+      sample.latencyLoaded = await step('latency loaded', () => measureLatency(ctx, 'loaded', loadBps));
+      if (withMtu) sample.mtu = await step('mtu sweep', () => measureMtu(topo as Topology, mode as ActiveMode, rc.profile.mtuSweepSizes.map((x) => x + rc.opts.mtu - 1500), rc.profile.pingTimeoutSeconds));
     }
-    sample.latencyIdle = await step('latency idle', () => measureLatency(ctx, 'idle'));
-    const loadBps = sample.tcp1 ? sample.tcp1.receivedBps * 0.5 : 0;
-    sample.latencyLoaded = await step('latency loaded', () => measureLatency(ctx, 'loaded', loadBps));
-    if (withMtu) sample.mtu = await step('mtu sweep', () => measureMtu(topo as Topology, mode as ActiveMode, rc.profile.mtuSweepSizes.map((x) => x + rc.opts.mtu - 1500), rc.profile.pingTimeoutSeconds));
+    if (withMtu) await measureClaimsRound(sample, { ctx, measures, workDir: rc.workDir, userDelay: rc.opts.netem.delay ?? null, qdisc: rc.opts.qdisc ?? null, step });
   } catch (err) {
     const msg = (err as Error).message;
     sample.error = sample.error ? `${sample.error}; ${msg}` : msg;

@@ -4,6 +4,8 @@
  * functions of the JSON, tested against a golden result.
  */
 import type { BenchResult, MetricByMode, MetricDef } from './result.js';
+import { renderMtuMismatchMarkdown } from './mtu-mismatch.js';
+import { renderRedisMarkdown } from './redis.js';
 
 function num(v: number | null | undefined, unit: string): string {
   if (v === null || v === undefined) return 'n/a';
@@ -118,6 +120,10 @@ export function renderSummaryMarkdown(r: BenchResult): string {
   out.push(mtuRows.length ? table(['mode', 'configuration', 'largest whole with DF (B)', 'sweep with DF', 'sweep without DF'], mtuRows) : 'Not measured.');
   out.push('');
   out.push('Sizes are inner IPv4 packet bytes. whole = carried unfragmented; inner-fragmented = the inner stack fragmented before encapsulation; underlay-fragmented = fragments seen on the underlay (capture / IpFragCreates); refused-locally = the sender\'s route MTU refused it (EMSGSIZE); dropped = no reply; +icmp = ICMP destination unreachable / frag needed seen.');
+
+  // --measure claim measurements: sections only when measured (older results render as before).
+  const claimSections = [...renderMtuMismatchMarkdown(r, table), ...renderRedisMarkdown(r, table)];
+  if (claimSections.length) out.push('', ...claimSections.slice(0, -1));
 
   out.push('');
   out.push('## Claims');

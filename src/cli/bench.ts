@@ -18,6 +18,7 @@ import { registerHistory } from './bench-history.js';
 import { registerCi } from './bench-ci.js';
 import { addPlanOptions, planFlagsOf } from './plan.js';
 import { parsePlanFlags } from '../../bench/plan.js';
+import { defaultMeasures, measuresRemoteError, parseMeasureList, type Measure } from '../../bench/claim-measures.js';
 import { cleanupHosts, RemotePair, REMOTE_DEFAULTS, validateRemoteOptions, type RemoteOptions } from '../../bench/remote/pair.js';
 
 /** Default values of every bench flag (one place). */
@@ -49,6 +50,7 @@ export function register(program: Command): void {
     .addOption(new Option('--loss <percent>', 'netem loss on each underlay end, e.g. 0.1%').env('VXTAP_BENCH_LOSS'))
     .addOption(new Option('--rate <rate>', 'netem rate limit on each underlay end, e.g. 1gbit').env('VXTAP_BENCH_RATE'))
     .addOption(new Option('--pin <how>', 'CPU pinning of the latency client/server: cross (CPU 0 / CPU 1), same (both CPU 0), none').default(BENCH_DEFAULTS.pin).env('VXTAP_BENCH_PIN'))
+    .addOption(new Option('--measure <list>', 'what to measure per mode: standard (TCP, UDP, latency, MTU sweep), mtu-mismatch (TCP transfers with the endpoints forced to the underlay MTU, PMTUD on/off; not with --hosts), redis (redis-benchmark GET/SET through the overlay, idle, loaded, netem RTT sweep where netem exists), or all; the claim measurements run in round 1 (default: standard; --full: all)').env('VXTAP_BENCH_MEASURE'))
     .addOption(new Option('--out <dir>', 'results directory (a <timestamp>-<hostname> folder is created inside)').default(BENCH_DEFAULTS.out).env('VXTAP_BENCH_OUT'))
     .addOption(new Option('--json', 'print result.json to stdout when done (human output stays on stderr)').env('VXTAP_BENCH_JSON'))
     .addOption(new Option('--no-progress', 'no progress lines on stderr').env('VXTAP_BENCH_NO_PROGRESS'))
@@ -100,6 +102,15 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
         if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         return;
       }
+      let measure: Measure[] | undefined;
+      try {
+        measure = o.measure !== undefined ? parseMeasureList(String(o.measure)) : undefined;
+        const merr = measure && remoteOpts ? measuresRemoteError(measure) : null;
+        if (merr) throw merr;
+      } catch (merr) {
+        process.stderr.write(`vxtap bench: ${(merr as Error).message}\n`);
+        process.exit(2);
+      }
       if (o.quick && o.full) {
         process.stderr.write('vxtap bench: --quick and --full exclude each other\n');
         process.exit(2);
@@ -120,6 +131,7 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
         pin: String(o.pin) as Pinning,
         progress: o.progress !== false,
         argv: process.argv.slice(2),
+        measure: measure ?? defaultMeasures(o.quick ? 'quick' : o.full ? 'full' : 'default'),
       };
       const err = validateOptions(opts);
       if (err) {
