@@ -97,7 +97,8 @@ export function parseNetConf(text: string): NetConf | CniError {
   }
   if (typeof raw.type !== 'string' || !raw.type) return invalid('type is missing');
   for (const k of ['subnetFile', 'dataDir'] as const) {
-    if (raw[k] !== undefined && (typeof raw[k] !== 'string' || !(raw[k] as string).startsWith('/'))) return invalid(`${k} must be an absolute path, got ${JSON.stringify(raw[k])}`);
+    const v = raw[k];
+    if (v !== undefined && (typeof v !== 'string' || !v.startsWith('/'))) return invalid(`${k} must be an absolute path, got ${JSON.stringify(v)}`);
   }
   for (const k of ['delegate', 'ipam', 'runtimeConfig', 'prevResult'] as const) {
     if (raw[k] !== undefined && !isObject(raw[k])) return invalid(`${k} must be a JSON object`);
@@ -150,7 +151,7 @@ function parseBool(s: string): boolean | undefined {
  * FLANNEL_SUBNET, FLANNEL_IPV6_NETWORK + FLANNEL_IPV6_SUBNET (each pair whole).
  */
 export function parseSubnetEnvText(text: string, file: string): SubnetEnv | CniError {
-  const kv = parseSubnetEnv(text);
+  const kv: Partial<Record<string, string>> = parseSubnetEnv(text);
   const bad = (key: string, why: string) => invalid(`${key} in ${file}: ${why}`);
   const out: Partial<SubnetEnv> = {};
   for (const [netKey, subKey, family] of [['FLANNEL_NETWORK', 'FLANNEL_SUBNET', 4], ['FLANNEL_IPV6_NETWORK', 'FLANNEL_IPV6_SUBNET', 6]] as const) {

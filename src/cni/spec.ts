@@ -113,14 +113,13 @@ export function parseCniEnv(env: Record<string, string | undefined>): CniArgs | 
     return new CniError(ErrorCode.InvalidEnvironment, `CNI_COMMAND: unknown command ${JSON.stringify(command)} (ADD, DEL, CHECK or VERSION)`);
   }
   const missing = REQUIRED[command].filter((k) => !env[k]);
+  const { CNI_CONTAINERID: containerId = '', CNI_IFNAME: ifname = '', CNI_PATH: cniPath = '' } = env;
   if (missing.length) return new CniError(ErrorCode.InvalidEnvironment, `${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not set (required for ${command})`);
-  const containerId = env.CNI_CONTAINERID!;
   if (!CONTAINER_ID.test(containerId)) {
     return new CniError(ErrorCode.InvalidEnvironment, `CNI_CONTAINERID ${JSON.stringify(containerId)} is invalid (alphanumerics, '_', '.', '-'; starting with an alphanumeric)`);
   }
-  const ifname = env.CNI_IFNAME!;
   if (!isValidIfname(ifname)) return new CniError(ErrorCode.InvalidEnvironment, `CNI_IFNAME ${JSON.stringify(ifname)} is not a valid interface name (1-15 bytes, no '/', ':' or white space)`);
-  const path = env.CNI_PATH!.split(':').filter(Boolean);
+  const path = cniPath.split(':').filter(Boolean);
   if (!path.length) return new CniError(ErrorCode.InvalidEnvironment, 'CNI_PATH holds no directory');
   return { command, containerId, netns: env.CNI_NETNS ?? '', ifname, path };
 }

@@ -57,7 +57,7 @@ describe.skipIf(skip !== null)(named('vxtap CNI plugin: pods on vxtap hosts and 
   let etcd: EtcdServer;
   let dir: string;
   let bin: string;
-  const tag = `${process.pid.toString(36)}`;
+  const tag = process.pid.toString(36);
   const vxtaps: { child: ChildProcess; log: string[] }[] = [];
   const subnets = new Map<number, string>();
   const pods = new Map<string, Pod>();
