@@ -8,6 +8,7 @@ import os from 'node:os';
 import { run } from '../src/host/exec.js';
 import { cpuDelta, readProcStat } from '../src/host/procstat.js';
 import { ovsKernelModulePresent, ovsVersion } from '../src/host/ovs.js';
+import type { UnderlayOffloadRecord } from './offloads.js';
 
 /** The environment block of a result. */
 export interface Environment {
@@ -29,6 +30,8 @@ export interface Environment {
   tools: Record<string, string | null>;
   git: { commit: string | null; dirty: boolean | null };
   ovsKernelModule: boolean;
+  /** --underlay-offloads: each host's underlay device offload state during the run (offloads.ts); filled by the run. */
+  underlayOffloads?: UnderlayOffloadRecord;
 }
 
 async function firstLine(argv: string[]): Promise<string | null> {

@@ -14,6 +14,9 @@ import { mtuMismatchClaims, type MtuMismatchResult } from './mtu-mismatch.js';
 import { redisClaims, type RedisResult } from './redis.js';
 import type { Profile } from './profile.js';
 import { roundRatios, summarize, type Summary } from './stats.js';
+import { contendedId, contentionClaims, type ContentionOptions, type ContentionSample } from './contention.js';
+import { offloadClaims, type UnderlayOffloads } from './offloads.js';
+import type { Endpoints, PodInfo } from './pods.js';
 
 /** Schema identifier and version of result.json. */
 export const RESULT_SCHEMA = 'vxtap-bench-result';
@@ -28,6 +31,8 @@ export interface ModeEntry {
   unavailableReason: string | null;
   /** Facts from the last setup (datapath type, command line). */
   info: Record<string, unknown> | null;
+  /** --contention: this entry is mode `of` run under the CPU hog (id `<of>@cpu<PCT>`, contention.ts). */
+  variant?: { contention: ContentionOptions; of: string };
 }
 
 /** Everything measured for one mode in one round. */
@@ -54,6 +59,10 @@ export interface ModeRoundSample {
   mtuMismatch?: MtuMismatchResult | null;
   /** --measure redis (round 1): redis-benchmark against redis-server through the mode. */
   redis?: RedisResult | null;
+  /** --endpoints pod: the pods the load generators ran in (pods.ts). */
+  pods?: PodInfo;
+  /** --contention: what the CPU hog did during this mode-round (contention.ts). */
+  contention?: ContentionSample;
 }
 
 /** One metric summarised for one mode. */
@@ -113,6 +122,12 @@ export interface BenchResult {
     argv: string[];
     /** What was measured (--measure): standard, mtu-mismatch, redis; absent in older results (= standard). */
     measure?: string[];
+    /** Where the load generators ran (pods.ts); absent in older results (= host). */
+    endpoints?: Endpoints;
+    /** --contention (contention.ts); null = off. */
+    contention?: ContentionOptions | null;
+    /** --underlay-offloads (offloads.ts); absent = full. */
+    underlayOffloads?: UnderlayOffloads;
   };
   profile: Profile;
   environment: Environment | null;
@@ -296,7 +311,7 @@ export function evaluateClaims(r: Pick<BenchResult, 'modes' | 'samples' | 'optio
   {
     const base = med(bare, 'latIdleP50');
     const parts: string[] = [];
-    for (const m of r.modes.filter((x) => x.available && x.kind !== 'bare')) {
+    for (const m of r.modes.filter((x) => x.available && x.kind !== 'bare' && !x.variant)) {
       const v = med(m.id, 'latIdleP50');
       if (v !== null && base !== null) parts.push(`${m.id} ${v - base >= 0 ? '+' : ''}${(v - base).toFixed(0)} us`);
     }
@@ -311,6 +326,8 @@ export function evaluateClaims(r: Pick<BenchResult, 'modes' | 'samples' | 'optio
   }
   // Claims measured only on request (--measure): one row per mode each.
   claims.push(...mtuMismatchClaims(r), ...redisClaims(r));
+  // Claims of the opt-in variants (--contention, --underlay-offloads no-tunnel-tso): rows only when measured.
+  claims.push(...contentionClaims(r, byMode), ...offloadClaims(r, byMode));
   return claims;
 }
 
@@ -322,10 +339,14 @@ export function derive(r: Pick<BenchResult, 'modes' | 'samples' | 'options' | 'p
   const kv = modeOfKind(r, 'kernel-vxlan');
   for (const m of r.modes) {
     byMode[m.id] = {};
+    // A contended variant is compared with the contended bare / kernel-vxlan of the same round.
+    const pct = m.variant?.contention.pct;
+    const bareOf = bare && pct !== undefined ? contendedId(bare, pct) : bare;
+    const kvOf = kv && pct !== undefined ? contendedId(kv, pct) : kv;
     for (const def of metrics) {
       const perRound = perRoundValues(r, m.id, def.key);
-      const base = bare ? perRoundValues(r, bare, def.key) : null;
-      const kvv = kv ? perRoundValues(r, kv, def.key) : null;
+      const base = bareOf ? perRoundValues(r, bareOf, def.key) : null;
+      const kvv = kvOf ? perRoundValues(r, kvOf, def.key) : null;
       const rb = base ? roundRatios(perRound, base) : [];
       const rk = kvv ? roundRatios(perRound, kvv) : [];
       byMode[m.id][def.key] = {

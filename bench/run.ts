@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { collectEnvironment } from './environment.js';
 import { measureLatency, measureTcp, measureUdp, startServers, type MeasureContext, type ServerSet, type Pinning } from './measure.js';
 import type { RemotePair } from './remote/pair.js';
+import type { RemoteHost } from './remote/client.js';
 import { DRIVERS, remoteUnavailableReason, parseModeSpec, BENCH_VNI, VXLAN_PORT, type ActiveMode, type ModeSpec } from './modes.js';
 import { measureMtu } from './mtu.js';
 import { measureClaimsRound, validateMeasures, type Measure } from './claim-measures.js';
@@ -21,10 +22,14 @@ import { estimateModeRoundSeconds, PROFILES, type Profile } from './profile.js';
 import { derive, RESULT_SCHEMA, RESULT_SCHEMA_VERSION, type BenchResult, type ModeEntry, type ModeRoundSample } from './result.js';
 import { RunState, writeFileAtomic } from './state.js';
 import { renderSummaryMarkdown } from './summary.js';
-import { ADDR, createTopology, destroyTopology, type NetemOptions, type Topology } from './topology.js';
+import { ADDR, createTopology, destroyTopology, type NetemOptions, type Topology, type TopologyHost } from './topology.js';
 import { validateResult } from './validate.js';
 import type { PlanFlags } from './plan.js';
 import { writeReportHtml } from './report/write.js';
+import { CONTENTION_METHOD, contendedId, excludeHogCpu, Hog } from './contention.js';
+import { applyUnderlayOffloads, restoreUnderlayOffloads, validateUnderlayOffloads, type HostOffloads, type UnderlayOffloads } from './offloads.js';
+import { createPods, podView, validateEndpoints, type Endpoints, type Pods } from './pods.js';
+import { processTicks } from '../src/host/procstat.js';
 
 /** Options of a run (validated). */
 export interface BenchOptions {
@@ -46,6 +51,12 @@ export interface BenchOptions {
   remote?: RemotePair;
   /** --target and its companions: the capacity plan report.html carries (stored as options.plan). */
   plan?: PlanFlags | null;
+  /** --endpoints: load generators on the hosts (default) or in pods behind a CNI-style bridge (pods.ts). */
+  endpoints?: Endpoints;
+  /** --contention PCT: every mode also runs with a CPU hog taking PCT% of each host (contention.ts); null/undefined = off. */
+  contention?: number | null;
+  /** --underlay-offloads: full (default) or no-tunnel-tso (offloads.ts). */
+  underlayOffloads?: UnderlayOffloads;
 }
 
 /**
@@ -76,7 +87,23 @@ export function validateOptions(o: BenchOptions): Error | null {
   if (o.netem.rate && !/^\d+(\.\d+)?(bit|kbit|mbit|gbit)$/i.test(o.netem.rate)) return new TypeError('--rate must look like 1gbit or 100mbit');
   if (!['cross', 'same', 'none'].includes(o.pin)) return new TypeError('--pin must be cross, same or none');
   if (o.measure !== undefined && validateMeasures(o.measure)) return validateMeasures(o.measure);
+  if (o.endpoints !== undefined && validateEndpoints(o.endpoints)) return validateEndpoints(o.endpoints);
+  if (o.contention !== undefined && o.contention !== null && !(typeof o.contention === 'number' && o.contention > 0 && o.contention < 100)) return new TypeError(`--contention must be a CPU share in percent, more than 0 and less than 100 (got "${String(o.contention)}")`);
+  if (o.underlayOffloads !== undefined && validateUnderlayOffloads(o.underlayOffloads)) return validateUnderlayOffloads(o.underlayOffloads);
   return null;
+}
+
+/**
+ * Tests only: VXTAP_BENCH_TEST_PROFILE, a JSON object of Profile fields laid over
+ * the chosen profile (shorter trials, fewer frame sizes), so an integration test
+ * can run the bench's whole path in seconds. The result's `profile` shows it.
+ */
+function testProfileOverride(): Partial<Profile> {
+  const text = process.env.VXTAP_BENCH_TEST_PROFILE;
+  if (!text) return {};
+  const o = JSON.parse(text) as Partial<Profile>;
+  delete o.name;
+  return o;
 }
 
 /** The repository root (the directory holding package.json above dist/bench/). */
@@ -103,7 +130,7 @@ export function rotate<T>(list: readonly T[], k: number): T[] {
 
 /** Run the bench; resolves to the result and the directory it was written to. */
 export async function runBench(opts: BenchOptions): Promise<{ result: BenchResult; dir: string }> {
-  const profile: Profile = { ...PROFILES[opts.profile] };
+  const profile: Profile = { ...PROFILES[opts.profile], ...testProfileOverride() };
   if (opts.rounds) profile.rounds = opts.rounds;
   const root = repoRoot();
   const started = new Date();
@@ -170,6 +197,9 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
       pin: opts.pin,
       argv: opts.argv,
       measure: opts.measure ?? ['standard'],
+      endpoints: opts.endpoints ?? 'host',
+      contention: opts.contention ? { pct: opts.contention, method: CONTENTION_METHOD } : null,
+      underlayOffloads: opts.underlayOffloads ?? 'full',
     },
     profile,
     environment: null,
@@ -187,6 +217,7 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
     derived: { metrics: [], byMode: {}, claims: [] },
   };
 
+  let hostOffloads: { host: RemoteHost; rec: HostOffloads }[] = [];
   // Plan flags ride in options (the schema leaves options open), so `vxtap report` re-renders the same plan.
   if (opts.plan) Object.assign(result.options, { plan: opts.plan });
   const save = () => {
@@ -205,9 +236,17 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
       result.modes.push(entry);
       if (reason) log(`  ${spec.id}: unavailable: ${reason}`);
     }
+    // --contention: each mode also runs under the CPU hog, as a variant `<mode>@cpu<PCT>` (contention.ts).
+    if (opts.contention) {
+      for (const m of [...result.modes]) result.modes.push({ ...m, id: contendedId(m.id, opts.contention), variant: { contention: { pct: opts.contention, method: CONTENTION_METHOD }, of: m.id } });
+    }
+    // --hosts --underlay-offloads no-tunnel-tso: once for the run on each host's underlay device (restored in finally).
+    if (opts.remote) hostOffloads = await remoteOffloads(opts, result);
     save();
 
-    const available = specs.filter((s) => result.modes.find((m) => m.id === s.id)?.available);
+    const availableSpecs = specs.filter((s) => result.modes.find((m) => m.id === s.id)?.available);
+    // Run units: each mode, and with --contention each mode again under the hog, interleaved.
+    const available: RunUnit[] = availableSpecs.flatMap((s) => (opts.contention ? [{ ...s, unitId: s.id, contention: null }, { ...s, unitId: contendedId(s.id, opts.contention), contention: opts.contention }] : [{ ...s, unitId: s.id, contention: null }]));
     const perRound = (withMtu: boolean) => available.reduce((t, s) => t + estimateModeRoundSeconds(profile, withMtu) + (s.kind.startsWith('ovs') ? 3 : 1), 0);
     let remaining = perRound(true) + perRound(false) * (profile.rounds - 1);
     let estimatedDone = 0;
@@ -217,20 +256,20 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
 
     for (let round = 1; round <= profile.rounds && !aborted; round++) {
       const order = rotate(available, round - 1);
-      result.order.push(order.map((s) => s.id));
+      result.order.push(order.map((s) => s.unitId));
       for (const spec of order) {
         if (aborted) break;
-        const withMtu = round === 1;
+        const withMtu = round === 1 && spec.contention === null;
         const est = estimateModeRoundSeconds(profile, withMtu) + (spec.kind.startsWith('ovs') ? 3 : 1);
         const elapsed = (Date.now() - t0) / 1000;
         // Scale the static estimate by how fast this machine has been so far.
         const pace = estimatedDone > 0 ? elapsed / estimatedDone : 1;
-        log(`[${done + 1}/${total}] round ${round}/${profile.rounds} ${spec.id}  elapsed ${fmtDuration(elapsed)}  ETA ${fmtDuration(Math.max(0, remaining * pace))}`);
+        log(`[${done + 1}/${total}] round ${round}/${profile.rounds} ${spec.unitId}  elapsed ${fmtDuration(elapsed)}  ETA ${fmtDuration(Math.max(0, remaining * pace))}`);
         const sample = await runModeRound(spec, round, withMtu, { opts, profile, root, state, aborted: () => aborted, log, workDir: path.join(state.runDir(), `${spec.kind}-${round}`), result });
         result.samples.push(sample);
         if (sample.error) {
-          result.incompleteReasons.push(`round ${round} ${spec.id}: ${sample.error}`);
-          log(`  ${spec.id}: failed: ${sample.error}`);
+          result.incompleteReasons.push(`round ${round} ${spec.unitId}: ${sample.error}`);
+          log(`  ${spec.unitId}: failed: ${sample.error}`);
         }
         remaining -= est;
         estimatedDone += est;
@@ -244,6 +283,7 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    if (opts.remote) for (const rec of hostOffloads) await restoreUnderlayOffloads(rec.host, rec.rec);
     await opts.remote?.finish().catch(() => undefined);
     result.status = result.incompleteReasons.length ? 'incomplete' : 'complete';
     result.finishedAt = new Date().toISOString();
@@ -263,6 +303,23 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
   return { result, dir };
 }
 
+/** A mode as one round runs it: the mode, and whether under the CPU hog (`unitId` = `<mode>@cpu<PCT>` then). */
+interface RunUnit extends ModeSpec {
+  unitId: string;
+  contention: number | null;
+}
+
+/** --hosts: apply --underlay-offloads to each host's underlay device once (restore registered with the agents first). */
+async function remoteOffloads(opts: BenchOptions, result: BenchResult): Promise<{ host: RemoteHost; rec: HostOffloads }[]> {
+  const pair = opts.remote as RemotePair;
+  const variant = opts.underlayOffloads ?? 'full';
+  const ends = pair.sameMachine && pair.underlay.devA === pair.underlay.devB ? [[pair.a, pair.underlay.devA] as const] : ([[pair.a, pair.underlay.devA], [pair.b, pair.underlay.devB]] as const);
+  const out: { host: RemoteHost; rec: HostOffloads }[] = [];
+  for (const [host, dev] of ends) out.push({ host, rec: await applyUnderlayOffloads(host, dev, variant, host) });
+  if (result.environment) result.environment.underlayOffloads = { variant, hosts: out.map((o) => o.rec) };
+  return out;
+}
+
 interface RoundContext {
   opts: BenchOptions;
   profile: Profile;
@@ -275,15 +332,17 @@ interface RoundContext {
 }
 
 /** Set up, measure and tear down one mode for one round. Never throws: failures land in `error`. */
-async function runModeRound(spec: ModeSpec, round: number, withMtu: boolean, rc: RoundContext): Promise<ModeRoundSample> {
+async function runModeRound(spec: RunUnit, round: number, withMtu: boolean, rc: RoundContext): Promise<ModeRoundSample> {
   const sample: ModeRoundSample = {
-    round, mode: spec.id, startedAt: new Date().toISOString(), setupSeconds: null, durationSeconds: null, error: null, innerMtu: null,
+    round, mode: spec.unitId, startedAt: new Date().toISOString(), setupSeconds: null, durationSeconds: null, error: null, innerMtu: null,
     tcp1: null, tcpN: null, udp: [], latencyIdle: null, latencyLoaded: null, mtu: null,
   };
   const t0 = Date.now();
   let topo: Topology | null = null;
   let mode: ActiveMode | null = null;
   let servers: ServerSet | null = null;
+  let pods: Pods | null = null;
+  let hog: Hog | null = null;
   const step = async <T>(name: string, fn: () => Promise<T>): Promise<T | null> => {
     if (rc.aborted()) throw new Error('aborted');
     try {
@@ -298,22 +357,41 @@ async function runModeRound(spec: ModeSpec, round: number, withMtu: boolean, rc:
   try {
     // Unique per mode, variants included: two vxtap variants in one round once shared
     // namespace names, so anything left of one (a process, a socket) could meet the next.
-    const modeIndex = Math.max(0, rc.result.modes.findIndex((m) => m.id === spec.id));
+    const modeIndex = Math.max(0, rc.result.modes.findIndex((m) => m.id === spec.unitId));
     const tag = `${(process.pid % 1296).toString(36)}${round % 10}${spec.kind[0]}${modeIndex.toString(36)}`.slice(0, 9);
     topo = await createTopology(tag, { mtu: rc.opts.mtu, netem: rc.opts.netem, qdisc: rc.opts.qdisc, remote: rc.opts.remote }, rc.state);
     if (rc.result.topology.hosts.length === 0) {
       rc.result.topology.hosts = [{ label: 'A', namespace: topo.a.where }, { label: 'B', namespace: topo.b.where }];
       rc.result.topology.underlay.netem = topo.netem;
     }
+    // --underlay-offloads on the fresh veth pair (--hosts: applied once for the run, see remoteOffloads).
+    if (!topo.remote) {
+      const variant = rc.opts.underlayOffloads ?? 'full';
+      const recs = [await applyUnderlayOffloads(topo.a, topo.devA, variant), await applyUnderlayOffloads(topo.b, topo.devB, variant)];
+      if (rc.result.environment && !rc.result.environment.underlayOffloads) rc.result.environment.underlayOffloads = { variant, hosts: recs };
+    }
     mode = await DRIVERS[spec.kind].setup(spec, { topo, repoRoot: rc.root, state: rc.state, workDir: rc.workDir, readyTimeoutMs: 20_000 });
     const entry = rc.result.modes.find((m) => m.id === spec.id);
     if (entry) entry.info = mode.info;
     sample.innerMtu = mode.innerMtu;
     sample.setupSeconds = (Date.now() - t0) / 1000;
-    servers = await startServers({ topo, mode, pin: rc.opts.pin, repoRoot: rc.root });
-    const ctx: MeasureContext = { topo, mode, profile: rc.profile, repoRoot: rc.root, pin: rc.opts.pin, aborted: rc.aborted, servers };
+    // --endpoints pod: the load generators run in pods behind a bridge on each host (pods.ts).
+    let view = { topo, mode };
+    if ((rc.opts.endpoints ?? 'host') === 'pod') {
+      pods = await createPods(topo, mode, tag, rc.state);
+      sample.pods = pods.info;
+      view = podView(topo, mode, pods);
+    }
+    // --contention: the CPU hog runs while this mode-round measures, its own CPU left out of the samples.
+    if (spec.contention !== null) {
+      hog = await startHog(topo, spec.contention, estimateModeRoundSeconds(rc.profile, withMtu) * 3 + 60);
+      view = { ...view, mode: excludeHogCpu(view.mode, hog) };
+    }
+    servers = await startServers({ topo: view.topo, mode: view.mode, pin: rc.opts.pin, repoRoot: rc.root });
+    const ctx: MeasureContext = { topo: view.topo, mode: view.mode, profile: rc.profile, repoRoot: rc.root, pin: rc.opts.pin, aborted: rc.aborted, servers };
     // Warm-up: one ping so neighbour and flow caches are filled before the first timed trial.
-    await topo.a.exec(['ping', '-c', '3', '-i', '0.05', '-W', '2', mode.addrB], { allowFail: true });
+    const warm = await view.topo.a.exec(['ping', '-c', '3', '-i', '0.05', '-W', '2', view.mode.addrB], { allowFail: true });
+    if (pods && warm.code !== 0) throw new Error(`pod ${pods.addrA} cannot reach pod ${pods.addrB}: ${(warm.stdout + warm.stderr).trim().split('\n').slice(-2).join(' | ')}`);
     // --measure: the standard set unless left out; the claim measurements (claim-measures.ts) on request, round 1.
     const measures = rc.opts.measure ?? ['standard'];
     if (measures.includes('standard')) {
@@ -333,11 +411,32 @@ async function runModeRound(spec: ModeSpec, round: number, withMtu: boolean, rc:
     const msg = (err as Error).message;
     sample.error = sample.error ? `${sample.error}; ${msg}` : msg;
   } finally {
+    if (hog) {
+      await hog.stop();
+      sample.contention = hog.summary(await hostCpus(topo as Topology));
+    }
     if (servers?.events.length) sample.serverEvents = [...servers.events];
     if (mode?.counters) sample.dataplaneCounters = await mode.counters().catch(() => null);
+    if (pods) await pods.teardown();
     if (mode) await mode.teardown().catch(() => undefined);
     if (topo) await destroyTopology(topo, rc.state);
     sample.durationSeconds = (Date.now() - t0) / 1000;
   }
   return sample;
+}
+
+/** CPUs of the machines behind the topology (one machine for the namespace pair or two --hosts on one machine). */
+async function hostCpus(topo: Topology): Promise<number> {
+  const hosts = !topo.remote || topo.remote.sameMachine ? [topo.a] : [topo.a, topo.b];
+  let n = 0;
+  for (const h of hosts) n += topo.remote ? Number((await h.exec(['nproc'], { allowFail: true })).stdout.trim()) || 1 : os.cpus().length;
+  return n;
+}
+
+/** Start the CPU hog on each machine of the topology (one for the namespace pair). */
+async function startHog(topo: Topology, pct: number, maxSeconds: number): Promise<Hog> {
+  const hosts = !topo.remote || topo.remote.sameMachine ? [topo.a] : [topo.a, topo.b];
+  const withCpus: { host: TopologyHost; cpus: number }[] = [];
+  for (const h of hosts) withCpus.push({ host: h, cpus: topo.remote ? Number((await h.exec(['nproc'], { allowFail: true })).stdout.trim()) || 1 : os.cpus().length });
+  return Hog.start(withCpus, pct, maxSeconds, async (host, pids) => (topo.remote ? (await (host as RemoteHost).sample(pids)).ticks : processTicks(pids)));
 }

@@ -7,8 +7,13 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
-/** Name prefix of every namespace, link and state entry the bench creates. */
-export const BENCH_PREFIX = 'vxb';
+/**
+ * Name prefix of every namespace, link and state entry the bench creates.
+ * VXTAP_BENCH_PREFIX (tests only: 'vx' + 1-3 lowercase letters or digits) gives a
+ * test's bench run names of its own, so another test's leftover check or clean-up
+ * never meets them; anything else is ignored.
+ */
+export const BENCH_PREFIX = /^vx[a-z0-9]{1,3}$/.test(process.env.VXTAP_BENCH_PREFIX ?? '') ? (process.env.VXTAP_BENCH_PREFIX as string) : 'vxb';
 
 /** The state directory. */
 export function stateDir(): string {

@@ -39,6 +39,20 @@ function ranModes(r: BenchResult): string[] {
   return r.modes.filter((m) => m.available).map((m) => m.id);
 }
 
+/**
+ * The run's variant options in one line (endpoints, CPU contention, underlay
+ * offloads); null for results written before these options existed.
+ */
+export function variantLine(r: BenchResult): string | null {
+  const o = r.options;
+  if (o.endpoints === undefined && o.contention === undefined && o.underlayOffloads === undefined) return null;
+  const endpoints = o.endpoints === 'pod' ? 'pod to pod (a pod per host behind a bridge, CNI bridge plugin style)' : 'host to host';
+  const contention = o.contention ? `every mode also under ${o.contention.pct}% CPU contention (${o.contention.method}), as \`<mode>@cpu${o.contention.pct}\`` : 'no CPU contention';
+  const offl = r.environment?.underlayOffloads;
+  const feats = offl ? offl.hosts.map((h) => `${h.label} ${h.dev}: tnl-tso ${h.features['tx-udp_tnl-segmentation'] ?? '?'}, uso ${h.features['tx-udp-segmentation'] ?? '?'}, gro ${h.features['generic-receive-offload'] ?? '?'}`).join('; ') : '';
+  return `Endpoints: ${endpoints}; ${contention}; underlay offloads ${o.underlayOffloads ?? 'full'}${feats ? ` (${feats})` : ''}.`;
+}
+
 /** Render summary.md from a result. */
 export function renderSummaryMarkdown(r: BenchResult): string {
   const out: string[] = [];
@@ -46,6 +60,8 @@ export function renderSummaryMarkdown(r: BenchResult): string {
   out.push(`# vxtap bench ${r.runId}`);
   out.push('');
   out.push(`Status: **${r.status}**${r.incompleteReasons.length ? ` (${r.incompleteReasons.join('; ')})` : ''}. Profile ${r.options.profile}, ${r.options.rounds} round(s), modes interleaved; underlay MTU ${r.options.mtu}${r.topology.underlay.netem ? `, netem ${r.topology.underlay.netem}` : ''}; latency pinning ${r.options.pin}.`);
+  const variants = variantLine(r);
+  if (variants) out.push('', variants);
   if (env) {
     out.push('');
     out.push(`Machine: ${env.hostname}, kernel ${env.kernel}, ${env.cpuCount} x ${env.cpuModel ?? 'unknown CPU'}, virtualisation ${env.virtualization ?? 'unknown'}${env.container && env.container !== 'none' ? ` (container ${env.container})` : ''}, KVM ${env.kvm ? 'yes' : 'no'}, baseline steal ${env.baselineStealRatio !== null ? (env.baselineStealRatio * 100).toFixed(2) + '%' : 'n/a'}, busy ${env.baselineBusyRatio !== null && env.baselineBusyRatio !== undefined ? (env.baselineBusyRatio * 100).toFixed(1) + '%' : 'n/a'}. ${env.tools.iperf3 ?? ''}; ${env.tools.ovs ?? 'no OVS'}; node ${env.tools.node}; vxtap ${env.git.commit?.slice(0, 12) ?? 'unknown'}${env.git.dirty ? ' (dirty)' : ''}.`);

@@ -9,6 +9,8 @@
  */
 import type { BenchResult, Claim } from '../result.js';
 import { modeOfKind, perRound, spreadOf, type Spread } from './data.js';
+import { CONTENTION_GROWTH_HELD, overheadGrowthPerRound, plainBare } from '../contention.js';
+import { ratioToKvPerRound } from '../offloads.js';
 
 /** held / not held / undecided (the spread straddles the bound) / n/a. */
 export type UncertainVerdict = 'held' | 'not held' | 'undecided' | 'n/a';
@@ -55,8 +57,27 @@ export function judgeClaims(r: BenchResult): JudgedClaim[] {
       return { quantity: 'kernel-vxlan idle p50 minus bare, same round', unit: 'us', perRound: v, spread: spreadOf(v), bound: [null, 20] };
     },
   };
+  // --contention rows (one per mode) and the no-tunnel-tso row, judged per round like the others.
+  const variantEvidence = (id: string): (() => JudgedClaim['evidence']) | undefined => {
+    const c = r.options.contention;
+    const base = plainBare(r);
+    if (id.startsWith('contention-overhead-grows:') && c && base) {
+      const mode = id.slice('contention-overhead-grows:'.length);
+      return () => {
+        const v = overheadGrowthPerRound(r.derived.byMode, mode, base, c.pct);
+        return { quantity: `${mode}: growth of the TCP 1-stream deficit to bare under ${c.pct}% CPU contention`, unit: 'fraction', perRound: v, spread: spreadOf(v), bound: [CONTENTION_GROWTH_HELD, null] };
+      };
+    }
+    if (id === 'no-tunnel-tso-vxtap-ahead' && tap && kv) {
+      return () => {
+        const v = ratioToKvPerRound(r.derived.byMode, tap, kv);
+        return { quantity: `${tap} / kernel-vxlan, TCP 1 stream, no tunnel TSO`, unit: 'ratio', perRound: v, spread: spreadOf(v), bound: [1, null] };
+      };
+    }
+    return undefined;
+  };
   return r.derived.claims.map((c) => {
-    const ev = bounded[c.id]?.() ?? null;
+    const ev = (bounded[c.id] ?? variantEvidence(c.id))?.() ?? null;
     if (!ev || ev.spread.n === 0) return { ...c, judged: c.verdict, evidence: ev };
     return { ...c, judged: judge(ev.perRound, ev.bound[0], ev.bound[1]), evidence: ev };
   });

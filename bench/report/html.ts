@@ -15,6 +15,7 @@ import { renderPlanMarkdown } from '../plan.js';
 import { bars, lines, medianWithRounds, PALETTE, type Chart } from './charts.js';
 import { judgeClaims } from './claims.js';
 import { fmtNum, fmtSpread, latencyDistribution, LATENCY_PERCENTILES, modeOfKind, perRound, ranModes, samplesOf, spreadOf, udpFrames } from './data.js';
+import { variantLine } from '../summary.js';
 
 /** Escape text for HTML content and attribute values. */
 export function esc(s: unknown): string {
@@ -373,7 +374,7 @@ export function renderReportHtml(r: BenchResult, opts: ReportOptions = {}): stri
   const colors = modeColors(r);
   const statusNote = r.status === 'complete' ? '' : `<div class="warnbox"><strong>This run is ${esc(r.status)}.</strong> ${r.status === 'running' ? 'The bench was killed or is still running; figures cover what was measured so far.' : ''}<ul>${r.incompleteReasons.map((x) => `<li>${esc(x)}</li>`).join('')}</ul></div>`;
   const unavailable = r.modes.filter((m) => !m.available);
-  const header = `<h1>vxtap bench report</h1><div>run <code>${esc(r.runId)}</code> · <span class="badge s-${esc(r.status)}">${esc(r.status)}</span> · ${esc(r.options.profile)} profile, ${r.options.rounds} round(s) · started ${esc(r.startedAt)}${r.durationSeconds != null ? ` · ${(r.durationSeconds / 60).toFixed(1)} min` : ''} · ${esc(r.environment?.hostname ?? '')} ${esc(r.environment?.kernel ?? '')}</div>`;
+  const header = `<h1>vxtap bench report</h1><div>run <code>${esc(r.runId)}</code> · <span class="badge s-${esc(r.status)}">${esc(r.status)}</span> · ${esc(r.options.profile)} profile, ${r.options.rounds} round(s) · started ${esc(r.startedAt)}${r.durationSeconds != null ? ` · ${(r.durationSeconds / 60).toFixed(1)} min` : ''} · ${esc(r.environment?.hostname ?? '')} ${esc(r.environment?.kernel ?? '')}</div>${variantLine(r) ? `<div>${esc(variantLine(r) as string)}</div>` : ''}`;
   const nav: [string, string][] = [['verdicts', 'Verdicts'], ['tcp', 'TCP'], ['intervals', 'Over time'], ['latency', 'Latency'], ['cpu', 'CPU'], ['pps', 'Packets/s'], ['mtu', 'MTU'], ['claims', 'Claims'], ...(opts.plan ? [['plan', 'Capacity plan'] as [string, string]] : []), ...(opts.extraSections ?? []).map((x) => [x.id, x.title] as [string, string]), ['environment', 'Environment'], ['data', 'Data']];
   const body = [
     statusNote,

@@ -18,6 +18,9 @@ import { registerHistory } from './bench-history.js';
 import { registerCi } from './bench-ci.js';
 import { addPlanOptions, planFlagsOf } from './plan.js';
 import { parsePlanFlags } from '../../bench/plan.js';
+import { parseContention } from '../../bench/contention.js';
+import type { UnderlayOffloads } from '../../bench/offloads.js';
+import type { Endpoints } from '../../bench/pods.js';
 import { defaultMeasures, measuresRemoteError, parseMeasureList, type Measure } from '../../bench/claim-measures.js';
 import { cleanupHosts, RemotePair, REMOTE_DEFAULTS, validateRemoteOptions, type RemoteOptions } from '../../bench/remote/pair.js';
 
@@ -28,6 +31,8 @@ export const BENCH_DEFAULTS = {
   mtu: 1500,
   out: 'results',
   pin: 'cross' as Pinning,
+  endpoints: 'host' as Endpoints,
+  underlayOffloads: 'full' as UnderlayOffloads,
 };
 
 function env(name: string): string | undefined {
@@ -49,6 +54,9 @@ export function register(program: Command): void {
     .addOption(new Option('--delay <time>', 'netem delay on each underlay end, e.g. 2ms').env('VXTAP_BENCH_DELAY'))
     .addOption(new Option('--loss <percent>', 'netem loss on each underlay end, e.g. 0.1%').env('VXTAP_BENCH_LOSS'))
     .addOption(new Option('--rate <rate>', 'netem rate limit on each underlay end, e.g. 1gbit').env('VXTAP_BENCH_RATE'))
+    .addOption(new Option('--endpoints <where>', 'where the load generators run: host (the hosts themselves) or pod (a pod namespace per host behind a bridge, as the CNI bridge plugin attaches pods)').default(BENCH_DEFAULTS.endpoints).env('VXTAP_BENCH_ENDPOINTS'))
+    .addOption(new Option('--contention <pct>', 'also run every mode with a CPU hog (stress-ng) taking PCT% of each host\'s CPUs, interleaved with the plain runs (0 < PCT < 100; off by default)').env('VXTAP_BENCH_CONTENTION'))
+    .addOption(new Option('--underlay-offloads <set>', 'underlay device offloads: full, or no-tunnel-tso (tx-udp_tnl-segmentation and tx-udp_tnl-csum-segmentation off, USO on; with --hosts applied to the real underlay device and restored at the end)').default(BENCH_DEFAULTS.underlayOffloads).env('VXTAP_BENCH_UNDERLAY_OFFLOADS'))
     .addOption(new Option('--pin <how>', 'CPU pinning of the latency client/server: cross (CPU 0 / CPU 1), same (both CPU 0), none').default(BENCH_DEFAULTS.pin).env('VXTAP_BENCH_PIN'))
     .addOption(new Option('--measure <list>', 'what to measure per mode: standard (TCP, UDP, latency, MTU sweep), mtu-mismatch (TCP transfers with the endpoints forced to the underlay MTU, PMTUD on/off; not with --hosts), redis (redis-benchmark GET/SET through the overlay, idle, loaded, netem RTT sweep where netem exists), or all; the claim measurements run in round 1 (default: standard; --full: all)').env('VXTAP_BENCH_MEASURE'))
     .addOption(new Option('--out <dir>', 'results directory (a <timestamp>-<hostname> folder is created inside)').default(BENCH_DEFAULTS.out).env('VXTAP_BENCH_OUT'))
@@ -131,8 +139,18 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
         pin: String(o.pin) as Pinning,
         progress: o.progress !== false,
         argv: process.argv.slice(2),
+        endpoints: String(o.endpoints) as Endpoints,
+        underlayOffloads: String(o.underlayOffloads) as UnderlayOffloads,
         measure: measure ?? defaultMeasures(o.quick ? 'quick' : o.full ? 'full' : 'default'),
       };
+      if (o.contention !== undefined) {
+        const pct = parseContention(String(o.contention));
+        if (pct instanceof Error) {
+          process.stderr.write(`vxtap bench: ${pct.message}\n`);
+          process.exit(2);
+        }
+        opts.contention = pct;
+      }
       const err = validateOptions(opts);
       if (err) {
         process.stderr.write(`vxtap bench: ${err.message}\n`);
