@@ -151,11 +151,8 @@ async function waitFor(p: BenchProcess, re: RegExp, what: string, timeoutMs: num
 }
 
 async function setPmtud(hosts: BenchHost[], on: boolean): Promise<void> {
-  for (const h of hosts) {
-    await h.exec(['sysctl', '-qw', `net.ipv4.ip_no_pmtu_disc=${on ? 0 : 1}`]);
-    // Forget PMTU exceptions learnt by the previous transfer (rt_cache_flush + fnhe genid bump).
-    await h.exec(['ip', 'route', 'flush', 'cache'], { allowFail: true });
-  }
+  // Also forget PMTU exceptions learnt by earlier transfers (route/flush does rt_cache_flush + an fnhe genid bump).
+  await Promise.all(hosts.map((h) => h.exec(['sh', '-c', `sysctl -qw net.ipv4.ip_no_pmtu_disc=${on ? 0 : 1} && ip route flush cache`])));
 }
 
 /** The MTU-mismatch measurement of one mode. Restores MTU, routes and sysctls. Never leaves the server running. */
@@ -194,6 +191,8 @@ export async function measureMtuMismatch(topo: Topology, mode: ActiveMode, plan:
     }
     server = b.spawn([process.execPath, transferScript(repoRoot), 'server', '--bind', mode.addrB, '--port', String(TRANSFER_PORT)]);
     await waitFor(server, /ready/, 'transfer server', 5000);
+    // Neighbours again after the MTU change, so the first transfer does not pay for ARP.
+    await a.exec(['ping', '-n', '-q', '-c', '3', '-i', '0.05', '-W', '2', mode.addrB], { allowFail: true, timeoutMs: 10_000 });
     capture = a.spawn(['tcpdump', '-i', topo.devA, '-n', '-tt', '-l', '-p', '--immediate-mode', 'ip and (ip[6:2] & 0x3fff != 0)']);
     try {
       await waitFor(capture, /listening on/, 'tcpdump', 3000);
@@ -206,8 +205,6 @@ export async function measureMtuMismatch(topo: Topology, mode: ActiveMode, plan:
       await setPmtud([a, b], pmtud === 'on');
       for (const messages of ['small', 'large'] as const) {
         result.transfers.push(await oneTransfer(topo, mode, plan, repoRoot, pmtud, messages, capture));
-        await b.exec(['ip', 'route', 'flush', 'cache'], { allowFail: true });
-        await a.exec(['ip', 'route', 'flush', 'cache'], { allowFail: true });
       }
     }
   } finally {
