@@ -30,7 +30,7 @@ import { readFile } from 'node:fs/promises';
 import { processTicks, readProcStat, type CpuTimes } from '../src/host/procstat.js';
 import type { BenchHost, BenchProcess } from './host.js';
 import type { ActiveMode } from './modes.js';
-import type { BenchResult, Claim, Derived } from './result.js';
+import type { BenchResult, Claim, Derived, MetricByMode } from './result.js';
 
 /** How the contention is made (recorded in the result). */
 export const CONTENTION_METHOD = 'stress-ng --cpu N --cpu-load PCT --cpu-method int64';
@@ -214,10 +214,20 @@ export const CONTENTION_GROWTH_HELD = 0.05;
 type ByMode = Derived['byMode'];
 
 function pairwise(a: (number | null)[], b: (number | null)[], f: (x: number, y: number) => number | null): (number | null)[] {
-  return a.map((x, i) => (x !== null && b[i] !== null && b[i] !== undefined ? f(x, b[i] as number) : null));
+  return a.map((x, i) => {
+    const y = b.at(i);
+    return x !== null && y !== null && y !== undefined ? f(x, y) : null;
+  });
 }
 
-function medianOf(v: (number | null)[]): number | null {
+/** Values per round of metric `key` of mode `id` ([] when the mode or metric is absent). */
+export function perRoundOf(byMode: ByMode, id: string, key: string): (number | null)[] {
+  const m: Partial<Record<string, Partial<Record<string, MetricByMode>>>> = byMode;
+  return m[id]?.[key]?.perRound ?? [];
+}
+
+/** Median of the non-null values, or null. */
+export function medianOf(v: (number | null)[]): number | null {
   const xs = v.filter((x): x is number => x !== null).sort((p, q) => p - q);
   if (!xs.length) return null;
   const mid = xs.length >> 1;
@@ -230,7 +240,7 @@ function medianOf(v: (number | null)[]): number | null {
  * overhead grew under contention; null where a value is missing.
  */
 export function overheadGrowthPerRound(byMode: ByMode, modeId: string, bareId: string, pct: number, key = 'tcp1Gbps'): (number | null)[] {
-  const pr = (id: string) => byMode[id]?.[key]?.perRound ?? [];
+  const pr = (id: string) => perRoundOf(byMode, id, key);
   const over = (m: (number | null)[], b: (number | null)[]) => pairwise(m, b, (x, y) => (y > 0 ? 1 - x / y : null));
   const idle = over(pr(modeId), pr(bareId));
   const busy = over(pr(contendedId(modeId, pct)), pr(contendedId(bareId, pct)));
@@ -247,7 +257,7 @@ export function contentionClaims(r: Pick<BenchResult, 'modes' | 'samples' | 'opt
   const c = r.options.contention;
   if (!c) return [];
   const bare = plainBare(r);
-  const med = (id: string, key: string) => medianOf(byMode[id]?.[key]?.perRound ?? []);
+  const med = (id: string, key: string) => medianOf(perRoundOf(byMode, id, key));
   const pctText = (v: number | null) => (v === null ? 'n/a' : `${(v * 100).toFixed(1)}%`);
   const out: Claim[] = [];
   for (const m of r.modes.filter((x) => x.available && !x.variant && x.kind !== 'bare')) {
@@ -265,9 +275,9 @@ export function contentionClaims(r: Pick<BenchResult, 'modes' | 'samples' | 'opt
     };
     const cpu = (id: string) => med(id, 'tcp1CpuPerGbit');
     const steal = med(v, 'tcp1StealShare');
-    const hogShares = r.samples.filter((s) => s.mode === v && s.contention?.achievedShare != null).map((s) => s.contention!.achievedShare as number);
+    const hogShares = r.samples.filter((s) => s.mode === v).map((s) => s.contention?.achievedShare ?? null);
     const measured = bare
-      ? `TCP 1 stream below bare: ${pctText(over(m.id, bare))} without, ${pctText(over(v, contendedId(bare, c.pct)))} with ${c.pct}% CPU contention (growth ${growth === null ? 'n/a' : `${(growth * 100).toFixed(1)} points`}); idle p50 over bare ${lat(m.id, bare)} -> ${lat(v, contendedId(bare, c.pct))}; machine CPU-s/Gbit ${cpu(m.id)?.toFixed(3) ?? 'n/a'} -> ${cpu(v)?.toFixed(3) ?? 'n/a'}; steal ${pctText(steal)}; hog took ${hogShares.length ? pctText(medianOf(hogShares)) : 'n/a'} of the CPUs`
+      ? `TCP 1 stream below bare: ${pctText(over(m.id, bare))} without, ${pctText(over(v, contendedId(bare, c.pct)))} with ${c.pct}% CPU contention (growth ${growth === null ? 'n/a' : `${(growth * 100).toFixed(1)} points`}); idle p50 over bare ${lat(m.id, bare)} -> ${lat(v, contendedId(bare, c.pct))}; machine CPU-s/Gbit ${cpu(m.id)?.toFixed(3) ?? 'n/a'} -> ${cpu(v)?.toFixed(3) ?? 'n/a'}; steal ${pctText(steal)}; hog took ${pctText(medianOf(hogShares))} of the CPUs`
       : 'bare not measured';
     out.push({
       id: `contention-overhead-grows:${m.id}`,

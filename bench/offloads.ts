@@ -25,6 +25,7 @@
 import type { BenchHost } from './host.js';
 import type { RemoteHost } from './remote/client.js';
 import type { BenchResult, Claim, Derived } from './result.js';
+import { medianOf, perRoundOf } from './contention.js';
 
 /** The underlay offload variants. */
 export const UNDERLAY_OFFLOADS = ['full', 'no-tunnel-tso'] as const;
@@ -81,17 +82,17 @@ export function validateUnderlayOffloads(v: unknown): Error | null {
 }
 
 /** Parse `ethtool -k DEV` output into feature states (pure). */
-export function parseEthtoolFeatures(text: string): Record<string, FeatureState> {
-  const out: Record<string, FeatureState> = {};
+export function parseEthtoolFeatures(text: string): Partial<Record<string, FeatureState>> {
+  const out: Partial<Record<string, FeatureState>> = {};
   for (const line of text.split('\n')) {
-    const m = /^\s*([a-z0-9_-]+):\s+(on|off)(\s+\[(?:fixed|requested \w+)\])?/.exec(line);
-    if (m) out[m[1]] = { on: m[2] === 'on', fixed: /fixed/.test(m[3] ?? '') };
+    const m = /^\s*([a-z0-9_-]+):\s+(on|off)\b/.exec(line);
+    if (m) out[m[1]] = { on: m[2] === 'on', fixed: /\[fixed\]/.test(line) };
   }
   return out;
 }
 
 /** The recorded subset, as text ("on", "off [fixed]"). */
-export function recordedFeatures(all: Record<string, FeatureState>): Record<string, string> {
+export function recordedFeatures(all: Partial<Record<string, FeatureState>>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const f of RECORDED_FEATURES) {
     const s = all[f];
@@ -106,14 +107,14 @@ export function ethtoolSetArgv(dev: string, features: readonly string[], on: boo
 }
 
 /** What to change for `variant`: the features that are on and not fixed, and those fixed on. */
-export function planChange(variant: UnderlayOffloads, current: Record<string, FeatureState>): { change: string[]; unchangeable: string[] } {
+export function planChange(variant: UnderlayOffloads, current: Partial<Record<string, FeatureState>>): { change: string[]; unchangeable: string[] } {
   if (variant === 'full') return { change: [], unchangeable: [] };
-  const change = TUNNEL_TSO_FEATURES.filter((f) => current[f]?.on && !current[f].fixed);
-  const unchangeable = TUNNEL_TSO_FEATURES.filter((f) => current[f]?.on && current[f].fixed);
+  const change = TUNNEL_TSO_FEATURES.filter((f) => current[f]?.on === true && !current[f].fixed);
+  const unchangeable = TUNNEL_TSO_FEATURES.filter((f) => current[f]?.on === true && current[f].fixed);
   return { change, unchangeable };
 }
 
-async function readFeatures(host: BenchHost, dev: string): Promise<Record<string, FeatureState>> {
+async function readFeatures(host: BenchHost, dev: string): Promise<Partial<Record<string, FeatureState>>> {
   const r = await host.exec(['ethtool', '-k', dev], { allowFail: true, timeoutMs: 10_000 });
   if (r.code !== 0) throw new Error(`host ${host.label}: ethtool -k ${dev} failed: ${(r.stderr || r.stdout).trim().slice(0, 200)}`);
   return parseEthtoolFeatures(r.stdout);
@@ -148,16 +149,11 @@ export async function restoreUnderlayOffloads(agent: RemoteHost, rec: HostOffloa
 
 /** Round-by-round ratio `mode / kernel-vxlan` on `key` (TCP 1 stream by default), null where missing. */
 export function ratioToKvPerRound(byMode: Derived['byMode'], modeId: string, kvId: string, key = 'tcp1Gbps'): (number | null)[] {
-  const a = byMode[modeId]?.[key]?.perRound ?? [];
-  const b = byMode[kvId]?.[key]?.perRound ?? [];
-  return a.map((x, i) => (x !== null && b[i] !== null && b[i] !== undefined && (b[i] as number) > 0 ? x / (b[i] as number) : null));
-}
-
-function medianOf(v: (number | null)[]): number | null {
-  const xs = v.filter((x): x is number => x !== null).sort((p, q) => p - q);
-  if (!xs.length) return null;
-  const mid = xs.length >> 1;
-  return xs.length % 2 ? xs[mid] : (xs[mid - 1] + xs[mid]) / 2;
+  const b = perRoundOf(byMode, kvId, key);
+  return perRoundOf(byMode, modeId, key).map((x, i) => {
+    const y = b.at(i);
+    return x !== null && y !== null && y !== undefined && y > 0 ? x / y : null;
+  });
 }
 
 /** The plain (not contended) mode of `kind` that ran, if any. */
@@ -172,7 +168,7 @@ export function offloadClaims(r: Pick<BenchResult, 'modes' | 'samples' | 'option
   const kv = plainOf(r, 'kernel-vxlan');
   const ratio1 = tap && kv ? medianOf(ratioToKvPerRound(byMode, tap, kv)) : null;
   const ratioN = tap && kv ? medianOf(ratioToKvPerRound(byMode, tap, kv, 'tcpNGbps')) : null;
-  const g = (id: string | null, key: string) => (id ? medianOf(byMode[id]?.[key]?.perRound ?? []) : null);
+  const g = (id: string | null, key: string) => (id ? medianOf(perRoundOf(byMode, id, key)) : null);
   const f = (v: number | null, d = 2) => (v === null ? 'n/a' : v.toFixed(d));
   return [
     {

@@ -115,7 +115,7 @@ describe('contention accounting', () => {
     fc.assert(
       fc.property(fc.nat(10_000), fc.nat(10_000), fc.nat(10_000), fc.nat(30_000), (u, s, i, hog) => {
         const t = withoutHog(cpu(u, s, i), hog);
-        const sum = (x: CpuTimes) => Object.values(x).reduce((a, b) => a + b, 0);
+        const sum = (x: CpuTimes) => (Object.values(x) as number[]).reduce((a, b) => a + b, 0);
         expect(sum(t)).toBe(sum(cpu(u, s, i)));
         expect(t.user).toBeGreaterThanOrEqual(0);
         expect(t.system).toBeGreaterThanOrEqual(0);
