@@ -155,17 +155,18 @@ async function setPmtud(hosts: BenchHost[], on: boolean): Promise<void> {
   await Promise.all(hosts.map((h) => h.exec(['sh', '-c', `sysctl -qw net.ipv4.ip_no_pmtu_disc=${on ? 0 : 1} && ip route flush cache`])));
 }
 
-/** The MTU-mismatch measurement of one mode. Restores MTU, routes and sysctls. Never leaves the server running. */
-export async function measureMtuMismatch(topo: Topology, mode: ActiveMode, plan: MtuMismatchPlan, repoRoot: string): Promise<MtuMismatchResult> {
+/**
+ * The MTU-mismatch measurement of one mode. Restores MTU, routes and sysctls.
+ * Never leaves the server running. `skip`: record why it is not measured instead.
+ */
+export async function measureMtuMismatch(topo: Topology, mode: ActiveMode, plan: MtuMismatchPlan, repoRoot: string, skip: string | null = null): Promise<MtuMismatchResult> {
   const started = Date.now();
   const result: MtuMismatchResult = {
     underlayMtu: topo.mtu, configuredInnerMtu: mode.innerMtu, forcedMtu: topo.mtu, forcedBy: 'none', deviceRefused: null,
-    plan, captureAvailable: false, transfers: [], skipped: null,
+    plan, captureAvailable: false, transfers: [], skipped: skip,
   };
-  if (topo.remote) {
-    result.skipped = 'not on --hosts: it changes the sending hosts\' net.ipv4.ip_no_pmtu_disc and interface MTUs';
-    return result;
-  }
+  if (!skip && topo.remote) result.skipped = 'not on --hosts: it changes the sending hosts\' net.ipv4.ip_no_pmtu_disc and interface MTUs';
+  if (result.skipped) return result;
   const { a, b } = topo;
   const routes: [BenchHost, string, string, string][] = [
     [a, mode.addrB, mode.innerDevA, mode.addrA],

@@ -178,6 +178,8 @@ export interface RedisContext {
   netemUnavailable: string | null;
   /** The run already delays the underlay (--delay): no sweep. */
   userDelay: string | null;
+  /** Another reason not to sweep (the endpoints are pods: the underlay devices are not in their namespaces), or null. */
+  noSweep: string | null;
   /** Other netem/tbf arguments of the run to keep during the sweep (loss, rate), or null. */
   baseQdisc: string[] | null;
   /** Background load: the iperf3 server port on B (made ready by the caller) and the pacing, bits/s (0 = unpaced). */
@@ -273,6 +275,7 @@ export async function measureRedis(ctx: RedisContext): Promise<RedisResult> {
     if (topo.remote) result.sweepSkipped = 'on --hosts the RTT is what it is (the hosts\' underlay is never changed)';
     else if (ctx.netemUnavailable) result.sweepSkipped = `no netem on this kernel (${ctx.netemUnavailable}): no added-RTT sweep; undelayed figures with the measured RTT`;
     else if (ctx.userDelay) result.sweepSkipped = `the run already delays the underlay (--delay ${ctx.userDelay})`;
+    else if (ctx.noSweep) result.sweepSkipped = ctx.noSweep;
     else {
       swept = true;
       for (const added of REDIS_RTT_SWEEP_MS.filter((x) => x > 0)) {
