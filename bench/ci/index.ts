@@ -17,7 +17,7 @@
  * --fail-on-regression or a build/bench that failed, 2 bad input, 130 interrupted.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseThresholds, renderCompareMarkdown, type Comparison, type Thresholds } from '../compare.js';
@@ -148,16 +148,17 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
     }
     rmSync(tmp, { recursive: true, force: true });
   };
-  let interrupted: NodeJS.Signals | null = null;
-  hooks.setAbort((sig) => {
-    if (interrupted) {
+  // A holder, not a let: the signal handler sets it behind the compiler's back.
+  const sig: { interrupted: NodeJS.Signals | null } = { interrupted: null };
+  hooks.setAbort((signal) => {
+    if (sig.interrupted) {
       // A second signal: no more waiting for the round's teardown.
       cleanup();
       process.exit(130);
     }
-    interrupted = sig;
-    log(`bench ci: ${sig}: stopping the running step, then removing the worktrees`);
-    procs.abort(sig === 'SIGINT' ? 'SIGINT' : 'SIGTERM');
+    sig.interrupted = signal;
+    log(`bench ci: ${signal}: stopping the running step, then removing the worktrees`);
+    procs.abort(signal === 'SIGINT' ? 'SIGINT' : 'SIGTERM');
   });
 
   const summary: Record<string, unknown> = { schema: CI_SCHEMA, schemaVersion: CI_SCHEMA_VERSION, dir, base: { ref: o.base, commit: pre.baseCommit }, head: { ref: o.head ?? 'working tree', commit: pre.headCommit, dirty: pre.headDirty }, options: { profile: o.profile, modes: o.modes, cap: o.cap, metrics: o.metrics, alpha: o.alpha, failOnRegressionPct: o.failOnRegressionPct, hosts: o.remote?.hosts ?? null } };
@@ -187,7 +188,7 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
     summary.builds = Object.fromEntries(Object.entries(builds).map(([k, b]) => [k, { ref: b.ref, commit: b.commit, worktree: b.worktree, nodeModules: b.nodeModules, seconds: b.seconds }]));
 
     let done = 0;
-    let badInputSide: Side | null = null;
+    const refused: { side: Side | null } = { side: null }; // set inside runRound
     const runRound = async (side: Side, round: number): Promise<BenchResult> => {
       const b = builds[side];
       const name = `${side}-${String(round).padStart(2, '0')}`;
@@ -197,7 +198,7 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
       const r = await procs.run([process.execPath, b.cli, ...roundArgv(o, round, out)], { cwd: b.root, env: { ...roundEnv(process.env), ...b.env }, logFile: path.join(dir, 'rounds', `${name}.log`) });
       if (procs.aborted) throw new Error('interrupted');
       if (r.code === 2) {
-        badInputSide = side;
+        refused.side = side;
         throw new Error(`the ${side} build's bench refused the options (exit 2): ${r.tail.split('\n').filter(Boolean).slice(-1)[0] ?? ''}`);
       }
       const res = roundResult(out);
@@ -222,10 +223,10 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
         log,
       });
     } catch (err) {
-      if (interrupted) return finish(130, { error: `interrupted by ${interrupted}` });
+      if (sig.interrupted) return finish(130, { error: `interrupted by ${sig.interrupted}` });
       const msg = (err as Error).message;
       hooks.log(`vxtap bench ci: ${msg}`);
-      return finish(badInputSide ? 2 : 1, { error: msg });
+      return finish(refused.side ? 2 : 1, { error: msg });
     }
     const c: Comparison = outcome.comparison;
     const exitStatus = ciExitStatus(c, o.failOnRegressionPct);
@@ -251,7 +252,7 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
       status: { base: outcome.base.status, head: outcome.head.status },
     });
   } catch (err) {
-    if (interrupted) return finish(130, { error: `interrupted by ${interrupted}` });
+    if (sig.interrupted) return finish(130, { error: `interrupted by ${sig.interrupted}` });
     const msg = (err as Error).message;
     hooks.log(`vxtap bench ci: ${msg}`);
     return finish(1, { error: msg });

@@ -86,7 +86,7 @@ const REF_RE = /^[A-Za-z0-9_][A-Za-z0-9_./~^@{}+-]*$/;
 
 /** Parse, then validate: an Error naming the flag, or the options. `outDir` is resolved by the caller. */
 export function parseCiOptions(o: RawCiOptions, sshOptionsEnv: string[] = []): CiOptions | Error {
-  const str = (v: unknown): string | null => (v === undefined || v === null || v === '' ? null : String(v));
+  const str = (v: unknown): string | null => (typeof v === 'string' ? (v === '' ? null : v) : typeof v === 'number' ? String(v) : null);
   const base = str(o.base);
   if (base === null) return new TypeError('--base is required: the commit to compare against, e.g. --base origin/main');
   if (!REF_RE.test(base)) return new TypeError(`--base must be a git ref or commit (got "${base}")`);
@@ -230,7 +230,8 @@ export function mergeRounds(parts: readonly BenchResult[], meta: { runId: string
   if (parts.length === 0) throw new RangeError('mergeRounds needs at least one result');
   const first = parts[0];
   for (const p of parts) {
-    if (p.schema !== first.schema || p.schemaVersion !== first.schemaVersion) throw new RangeError(`run ${p.runId}: schema ${p.schema} ${p.schemaVersion}, not ${first.schema} ${first.schemaVersion}`);
+    // Results read from disk: the types promise one schema, the files may not keep it.
+    if (JSON.stringify([p.schema, p.schemaVersion]) !== JSON.stringify([first.schema, first.schemaVersion])) throw new RangeError(`run ${p.runId}: schema ${p.schema} ${p.schemaVersion}, not ${first.schema} ${first.schemaVersion}`);
     if (p.options.profile !== first.options.profile) throw new RangeError(`run ${p.runId}: profile ${p.options.profile}, not ${first.options.profile}`);
     if (p.options.mtu !== first.options.mtu) throw new RangeError(`run ${p.runId}: MTU ${p.options.mtu}, not ${first.options.mtu}`);
   }

@@ -34,9 +34,9 @@ function run(cli: string, args: string[], opts: { cwd?: string; env?: NodeJS.Pro
     const child = spawn(process.execPath, [cli, ...args], { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => {
-      stderr += d;
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
       opts.onStderr?.(stderr, child);
     });
     const timer = setTimeout(() => child.kill('SIGINT'), opts.timeoutMs ?? 60_000);

@@ -93,7 +93,7 @@ function result12(day: number, factor: number): BenchResult {
   r.samples = [];
   for (let k = 1; k <= 12; k++) {
     for (const s of base.filter((x) => x.round === ((k - 1) % 3) + 1)) {
-      const c = structuredClone(s) as ModeRoundSample;
+      const c: ModeRoundSample = structuredClone(s);
       c.round = k;
       const f = (1 + 0.004 * (k - 6.5)) * (s.mode === 'vxtap' ? factor : 1);
       for (const t of [c.tcp1, c.tcpN]) if (t) t.receivedBps *= f;
