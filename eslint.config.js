@@ -20,14 +20,39 @@ export default tseslint.config(
       // everyday template (`${mtu}`, `198.18.0.${i}`); their formatting is never in
       // doubt. Booleans, nullish values, objects and `any` in templates stay errors.
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
+      // `(err) => reject(err)` and `() => resolve()` are the codebase's callback
+      // idiom; the rule still flags a void call used as a value anywhere else.
+      '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true }],
+      // A leading underscore marks a parameter an interface requires but this
+      // implementation does not read, and `{ drop: _drop, ...rest }` omits a field.
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }],
     },
   },
   {
     // Tests check a value with expect() and then use it with `!`: a wrong `!`
     // fails the test with a TypeError at that line, which is what a test is for.
     // Source and bench code keep the rule.
+    // Tests also read what the CLI and the bench printed (JSON.parse of stdout,
+    // result.json, etcd values: `any`) and poke into it; the expect() on the
+    // field is the check, and restating every output schema as a type in the
+    // test would only repeat bench/result.ts. So `any` may flow in tests; source
+    // and bench code keep all five no-unsafe-* rules.
     files: ['test/**/*.ts'],
-    rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
+    rules: {
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-call': 'off',
+      '@typescript-eslint/no-unsafe-return': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+    },
+  },
+  {
+    // Fakes and stubs (beside their interfaces, and in tests) implement async
+    // interfaces (OverlayHost, LeaseRegistry, trial functions) without awaiting
+    // anything; `async` keeps their throws rejections, as in the real thing.
+    files: ['test/**/*.ts', 'src/**/*-fake.ts', 'src/**/fake.ts', 'src/**/fake-*.ts'],
+    rules: { '@typescript-eslint/require-await': 'off' },
   },
   {
     files: ['**/*.js', '**/*.mjs'],

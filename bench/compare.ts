@@ -269,7 +269,7 @@ function checkThreshold(v: unknown, where: string): MetricThreshold | Error {
   if (typeof v !== 'object' || v === null) return new TypeError(`${where} must be an object {minEffectPct, detectPct, cvMax}`);
   const o = v as Record<string, unknown>;
   for (const f of ['minEffectPct', 'detectPct', 'cvMax'] as const) {
-    if (typeof o[f] !== 'number' || !Number.isFinite(o[f]) || (o[f] as number) < 0) return new TypeError(`${where}.${f} must be a number >= 0 (got ${JSON.stringify(o[f])})`);
+    if (typeof o[f] !== 'number' || !Number.isFinite(o[f]) || o[f] < 0) return new TypeError(`${where}.${f} must be a number >= 0 (got ${JSON.stringify(o[f])})`);
   }
   return { minEffectPct: o.minEffectPct as number, detectPct: o.detectPct as number, cvMax: o.cvMax as number };
 }
@@ -290,7 +290,7 @@ export function parseThresholds(v: unknown): Thresholds | Error {
   const modes: Record<string, Record<string, MetricThreshold>> = {};
   if (o.modes !== undefined) {
     if (typeof o.modes !== 'object' || o.modes === null) return new TypeError('thresholds: modes must be an object keyed by mode');
-    for (const [m, by] of Object.entries(o.modes)) {
+    for (const [m, by] of Object.entries(o.modes as Record<string, unknown>)) {
       if (typeof by !== 'object' || by === null) return new TypeError(`thresholds: modes.${m} must be an object keyed by metric`);
       modes[m] = {};
       for (const [k, t] of Object.entries(by)) {
@@ -341,7 +341,7 @@ export function calibrateThresholds(results: { label: string; result: BenchResul
       const minEffectPct = Math.max(1, ceil1(maxDelta));
       const t: MetricThreshold = { minEffectPct, detectPct: ceil1(2 * minEffectPct), cvMax: Math.max(0.01, Math.ceil(maxCv * 1.5 * 1000) / 1000) };
       (modes[mode] ??= {})[key] = t;
-      const prev = metrics[key];
+      const prev = metrics[key] as MetricThreshold | undefined;
       metrics[key] = prev ? { minEffectPct: Math.max(prev.minEffectPct, t.minEffectPct), detectPct: Math.max(prev.detectPct, t.detectPct), cvMax: Math.max(prev.cvMax, t.cvMax) } : { ...t };
     }
   }
@@ -581,17 +581,17 @@ export function parseCompareOptions(raw: RawCompareOptions): CompareCliOptions |
   if (!Number.isFinite(alpha) || alpha <= 0 || alpha >= 1) return new TypeError(`--alpha must be a number between 0 and 1 exclusive (got "${raw.alpha}")`);
   let failOnRegressionPct: number | null = null;
   if (raw.failOnRegression !== undefined) {
-    failOnRegressionPct = Number(String(raw.failOnRegression).replace(/%$/, ''));
-    if (String(raw.failOnRegression).trim() === '' || !Number.isFinite(failOnRegressionPct) || failOnRegressionPct < 0) {
+    failOnRegressionPct = Number(raw.failOnRegression.replace(/%$/, ''));
+    if (raw.failOnRegression.trim() === '' || !Number.isFinite(failOnRegressionPct) || failOnRegressionPct < 0) {
       return new TypeError(`--fail-on-regression must be a percentage >= 0, e.g. 5 or 5% (got "${raw.failOnRegression}")`);
     }
   }
   let metrics: string[] | null = null;
   if (raw.metrics !== undefined) {
-    metrics = String(raw.metrics).split(',').map((m) => m.trim()).filter(Boolean);
+    metrics = raw.metrics.split(',').map((m) => m.trim()).filter(Boolean);
     if (metrics.length === 0) return new TypeError('--metrics must list at least one metric key, e.g. tcp1Gbps,latIdleP50');
   }
-  const correction = (raw.correction ?? COMPARE_DEFAULTS.correction) as Correction;
+  const correction = raw.correction ?? COMPARE_DEFAULTS.correction;
   if (correction !== 'holm' && correction !== 'none') return new TypeError(`--correction must be "holm" or "none" (got "${raw.correction}")`);
   const json = raw.json === true || raw.json === 'true' || raw.json === '1';
   return { alpha, metrics, correction, failOnRegressionPct, json };

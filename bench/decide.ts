@@ -99,7 +99,7 @@ export type StepDecision =
  * index into plan.schedule) and its verdicts.
  */
 export function nextStep(plan: SequentialPlan, look: number, verdicts: readonly Verdict[]): StepDecision {
-  const n = plan.schedule[look];
+  const n = plan.schedule[look] as number | undefined;
   if (n === undefined) throw new RangeError(`look ${look} is not in the plan (${plan.schedule.length} looks)`);
   const worse = verdicts.filter((v) => v === 'worse').length;
   const unknown = verdicts.filter((v) => v === 'unknown').length;

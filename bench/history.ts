@@ -386,7 +386,7 @@ export function renderHistoryMarkdown(h: History): string {
     out.push('');
   }
   for (const [gi, g] of h.groups.entries()) {
-    out.push(`## Group ${gi + 1}: ${g.runs.length} run(s)`, '', `${g.label}`, '');
+    out.push(`## Group ${gi + 1}: ${g.runs.length} run(s)`, '', g.label, '');
     out.push(`Runs ${g.runs[0].startedAt} (${g.runs[0].runId}) to ${g.runs[g.runs.length - 1].startedAt} (${g.runs[g.runs.length - 1].runId}).`, '');
     const changed = g.series.filter((s) => s.changes.length);
     if (changed.length) {

@@ -88,7 +88,7 @@ export function parseIperfTcp(text: string): TcpResult {
     cpuHostPercent: typeof cpu.host_total === 'number' ? cpu.host_total : null,
     cpuRemotePercent: typeof cpu.remote_total === 'number' ? cpu.remote_total : null,
     intervalBps: Array.isArray(data.intervals)
-      ? (data.intervals as Json[]).map((i) => (i && typeof i.sum === 'object' && i.sum && typeof (i.sum as Json).bits_per_second === 'number' ? ((i.sum as Json).bits_per_second as number) : 0))
+      ? (data.intervals as (Json | null)[]).map((i) => (i && typeof i.sum === 'object' && i.sum && typeof (i.sum as Json).bits_per_second === 'number' ? ((i.sum as Json).bits_per_second as number) : 0))
       : [],
   };
 }

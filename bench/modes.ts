@@ -59,7 +59,7 @@ export function parseModeSpec(text: string): ModeSpec {
   if (paramText) {
     if (kind !== 'vxtap') throw new Error(`--modes: mode "${kind}" takes no parameters (got "${paramText}")`);
     for (const kv of paramText.split(',')) {
-      const [k, v] = kv.split('=', 2);
+      const [k, v] = kv.split('=', 2) as [string, string?];
       if (!k || v === undefined || !/^[a-z][a-z-]*$/.test(k) || !/^[A-Za-z0-9._-]+$/.test(v)) {
         throw new Error(`--modes: bad parameter "${kv}" in "${text}" (expected key=value)`);
       }
@@ -400,7 +400,7 @@ const vxtap: ModeDriver = {
   async setup(spec, ctx) {
     const { topo } = ctx;
     const uplink = spec.params.uplink === 'on';
-    if (spec.params.uplink !== undefined && !uplink && spec.params.uplink !== 'off') throw new Error(`--modes ${spec.id}: uplink must be on or off`);
+    if ((spec.params.uplink as string | undefined) !== undefined && !uplink && spec.params.uplink !== 'off') throw new Error(`--modes ${spec.id}: uplink must be on or off`);
     // the uplink variant needs the underlay address on a bridge (as on a KVM host with br0)
     // --hosts: the underlay address already sits on a bridge of each host (checked by remoteUnavailableReason).
     if (uplink && !topo.remote) await addUnderlayBridges(topo);

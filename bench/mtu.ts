@@ -122,8 +122,9 @@ export class MtuProber {
     await new Promise((res) => setTimeout(res, 30));
     const t1 = Date.now();
     const [ca2, cb2] = await Promise.all([a.readCounters(), b.readCounters()]);
-    const da = counterDelta(ca.nstat, ca2.nstat);
-    const db = counterDelta(cb.nstat, cb2.nstat);
+    // a counter the kernel did not move is absent from the delta
+    const da: Partial<Record<string, number>> = counterDelta(ca.nstat, ca2.nstat);
+    const db: Partial<Record<string, number>> = counterDelta(cb.nstat, cb2.nstat);
     let underlayFragments = 0;
     if (this.capture) underlayFragments = parseCaptureTimes(this.capture.stdout()).filter((t) => t >= t0 - 5 && t <= t1 + 5).length;
     const evidence = {

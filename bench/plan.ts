@@ -191,7 +191,8 @@ function bulkPlan(r: BenchResult, mode: string, requiredGbps: number): WorkloadP
   const split = splitOf(r.samples.filter((s) => s.mode === mode && bulkSample(s) && gbit(s) > 0).map((s) => {
     const c = (bulkSample(s) as NonNullable<ReturnType<typeof bulkSample>>).cpu.machine;
     const g = gbit(s);
-    return { user: c.userSeconds / g, system: c.systemSeconds / g, softirq: c.softirqSeconds / g, irq: (c.irqSeconds ?? 0) / g, steal: c.stealSeconds / g };
+    // results written before irqSeconds was recorded have none
+    return { user: c.userSeconds / g, system: c.systemSeconds / g, softirq: c.softirqSeconds / g, irq: ((c.irqSeconds as number | undefined) ?? 0) / g, steal: c.stealSeconds / g };
   }));
   const measured = spreadOf(gbps);
   return workload(`TCP ${streams} stream${streams > 1 ? 's' : ''}`, requiredGbps, 'Gbit/s', measured, false, cpuPerUnit, dataplanePerUnit, split, requiredGbps);
@@ -217,8 +218,8 @@ function smallPacketPlan(r: BenchResult, mode: string, pps: number): WorkloadPla
   const split = splitOf(r.samples.filter((s) => s.mode === mode).flatMap((s) => {
     const u = udp(s);
     const c = u?.cpuAtPdr?.machine;
-    const mpkt = u?.cpuAtPdr && u.cpuSecondsPerMpkt ? c!.busySeconds / u.cpuSecondsPerMpkt : 0;
-    return c && mpkt > 0 ? [{ user: c.userSeconds / mpkt, system: c.systemSeconds / mpkt, softirq: c.softirqSeconds / mpkt, irq: (c.irqSeconds ?? 0) / mpkt, steal: c.stealSeconds / mpkt }] : [];
+    const mpkt = c && u.cpuSecondsPerMpkt ? c.busySeconds / u.cpuSecondsPerMpkt : 0;
+    return c && mpkt > 0 ? [{ user: c.userSeconds / mpkt, system: c.systemSeconds / mpkt, softirq: c.softirqSeconds / mpkt, irq: ((c.irqSeconds as number | undefined) ?? 0) / mpkt, steal: c.stealSeconds / mpkt }] : [];
   }));
   return workload(`${frame} B frames at PDR (0.5% loss)`, pps / 1000, 'kpps', spreadOf(kpps), atLeast, cpuPerUnit, dataplanePerUnit, split, pps / 1e6);
 }
@@ -234,7 +235,7 @@ export function largerPacketsOf(r: BenchResult, mode: string): { innerMtu: numbe
   const innerMtu = s?.innerMtu ?? null;
   const mtu = r.samples.find((x) => x.mode === mode && x.mtu)?.mtu ?? null;
   if (!mtu) return { innerMtu, text: 'not measured (no MTU sweep in this run)' };
-  const conf = mtu.sweeps.find((w) => w.config === 'configured') ?? mtu.sweeps[0];
+  const conf = mtu.sweeps.find((w) => w.config === 'configured') ?? mtu.sweeps.at(0);
   const limit = conf?.innerMtu ?? innerMtu;
   const over = (conf?.probes ?? []).filter((p) => limit !== null && p.ipBytes > limit);
   const parts: string[] = [];
@@ -277,7 +278,7 @@ export function planCapacity(r: BenchResult, req: PlanRequest): CapacityPlan {
     const dpParts = [bulk?.dataplaneCores ?? null, ...(requiredPps !== null ? [small?.dataplaneCores ?? null] : [])];
     const dataplaneCores = dpParts.every((p) => p && p.median !== null) ? sumSpreads(dpParts as Spread[]) : null;
     const coresLeft = coresPerHost && req.cores !== null ? { n: coresPerHost.n, median: req.cores - (coresPerHost.median ?? 0), min: coresPerHost.max !== null ? req.cores - coresPerHost.max : null, max: coresPerHost.min !== null ? req.cores - coresPerHost.min : null } : null;
-    if (coresLeft && (coresLeft.median ?? 0) < 0) reasons.push(`needs ${fmtNum(coresPerHost?.median)} cores per host, more than --cores ${req.cores}`);
+    if (coresLeft && coresLeft.median < 0) reasons.push(`needs ${fmtNum(coresPerHost?.median)} cores per host, more than --cores ${req.cores}`);
     const mtuInfo = largerPacketsOf(r, m.id);
     const lat = {
       idleP50Us: latencyOf(r, m.id, 'idle', 'p50Us'),

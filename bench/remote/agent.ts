@@ -173,7 +173,7 @@ export async function cleanupStaleRuns(force: boolean, selfPid = process.pid): P
   const report: AgentCleanupReport = { processes: [], links: [], dirs: [], skipped: [] };
   const dir = agentDir();
   const ns = netnsId();
-  let names: string[] = [];
+  let names: string[];
   try {
     names = readdirSync(dir);
   } catch {
@@ -229,7 +229,7 @@ export class Agent {
 
   constructor(private readonly input: NodeJS.ReadableStream, private readonly output: NodeJS.WritableStream, root: string) {
     this.root = root;
-    input.setEncoding?.('utf8');
+    input.setEncoding('utf8');
     input.on('data', (d: string | Buffer) => this.onData(String(d)));
     input.on('end', () => void this.shutdown('the controller connection closed (stdin EOF)'));
     input.on('error', () => void this.shutdown('stdin error'));
@@ -238,7 +238,7 @@ export class Agent {
       const now = Date.now();
       if (now > this.leaseUntil && now > this.execDeadline) void this.shutdown(`lease of ${this.leaseMs} ms ran out: the controller stopped answering`);
     }, 500);
-    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => void this.shutdown(`${sig}`));
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => void this.shutdown(sig));
   }
 
   private send(frame: unknown): void {
@@ -277,9 +277,15 @@ export class Agent {
       }
       this.handle(frame).then(
         (result) => this.send({ id: frame.id, ok: true, result }),
-        (err: Error & { code?: string }) => this.send({ id: frame.id, ok: false, error: { message: err.message, code: err.code } }),
+        (err: unknown) => this.send({ id: frame.id, ok: false, error: { message: (err as Error).message, code: (err as { code?: string }).code } }),
       );
     }
+  }
+
+  /** The state of the run begun on this host; the protocol sends `begin` before any request that needs it. */
+  private begun(): AgentStateData {
+    if (!this.state) throw new Error('no run begun on this host (the controller must send "begin" first)');
+    return this.state;
   }
 
   private saveState(): void {
@@ -326,7 +332,7 @@ export class Agent {
         return this.counters(req.pids);
       case 'track':
       case 'untrack': {
-        const st = this.state!;
+        const st = this.begun();
         for (const l of req.links ?? []) {
           st.links = st.links.filter((x) => x !== l);
           if (req.op === 'track') st.links.push(l);
@@ -424,9 +430,9 @@ export class Agent {
         return;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        let holder: { runId: string; agentPid: number; since: string } | null = null;
+        let holder: { runId: string; agentPid: number; since: string } | null;
         try {
-          holder = JSON.parse(readFileSync(this.lockFile, 'utf8'));
+          holder = JSON.parse(readFileSync(this.lockFile, 'utf8')) as { runId: string; agentPid: number; since: string };
         } catch {
           holder = null;
         }
@@ -455,13 +461,13 @@ export class Agent {
     this.spawned.set(handle, entry);
     const pid = child.pid ?? -1;
     if (pid > 0) {
-      this.state!.processes.push({ pid, argv, startTicks: startTicks(pid) });
+      this.begun().processes.push({ pid, argv, startTicks: startTicks(pid) });
       this.saveState();
     }
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
       if (entry.out.length < 16 * 1024 * 1024) entry.out += d;
     });
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
       if (entry.err.length < 1024 * 1024) entry.err += d;
     });
     void entry.exited.then((e) => {

@@ -18,7 +18,7 @@ export function addonPath(root: string): string {
 /** The build at `root` (a checkout or a deployed bundle). */
 export function buildId(root: string): BuildId {
   const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version?: string };
-  let commit: string | null = null;
+  let commit: string | null;
   const stamp = path.join(root, 'build.json');
   if (existsSync(stamp)) {
     commit = (JSON.parse(readFileSync(stamp, 'utf8')) as { commit?: string | null }).commit ?? null;

@@ -9,7 +9,8 @@
  * longer than the lease (a long iperf3 trial), the other hosts' leases are
  * extended first.
  */
-import type { ChildProcess } from 'node:child_process';
+import type { ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { CommandError, type RunResult } from '../../src/host/exec.js';
 import type { BenchHost, BenchProcess, ExecOptions, HostCounters } from '../host.js';
 import { LineSplitter, parseFrame, type CountersResult, type EventFrame, type HelloResult, type Request } from './protocol.js';
@@ -33,14 +34,14 @@ export class AgentClient {
   /** The other agents of the run (for keep-alive decisions). */
   group: AgentClient[] = [];
 
-  constructor(readonly label: string, readonly dest: string, private readonly child: ChildProcess) {
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (d: string) => this.onData(d));
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (d: string) => {
+  constructor(readonly label: string, readonly dest: string, private readonly child: ChildProcessByStdio<Writable, Readable, Readable>) {
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => this.onData(d));
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d: string) => {
       this.stderrTail = (this.stderrTail + d).slice(-2000);
     });
-    child.stdin!.on('error', () => undefined);
+    child.stdin.on('error', () => undefined);
     child.once('exit', (code, signal) => this.fail(`connection lost (${this.transportName()} exited ${signal ?? code})${this.stderrTail.trim() ? `: ${this.stderrTail.trim().split('\n').slice(-3).join(' | ')}` : ''}`));
     child.once('error', (e) => this.fail(`cannot start ${this.transportName()}: ${e.message}`));
   }
@@ -107,7 +108,7 @@ export class AgentClient {
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.lastSentAt = Date.now();
-      this.child.stdin!.write(`${JSON.stringify({ ...req, id })}\n`);
+      this.child.stdin.write(`${JSON.stringify({ ...req, id })}\n`);
     });
   }
 
@@ -126,7 +127,7 @@ export class AgentClient {
   async close(timeoutMs = 10_000): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
-    this.child.stdin!.end();
+    this.child.stdin.end();
     const t = setTimeout(() => this.child.kill('SIGTERM'), timeoutMs);
     await exited;
     clearTimeout(t);
@@ -175,8 +176,8 @@ class RemoteProcess implements BenchProcess {
           this.finish(e.code, e.signal as NodeJS.Signals | null);
         });
       },
-      (e: Error) => {
-        this.err += e.message;
+      (e: unknown) => {
+        this.err += (e as Error).message;
         this.finish(127, null);
       },
     );
@@ -321,7 +322,7 @@ export class RemoteHost implements BenchHost {
   async sample(pids: number[]): Promise<CountersResult> {
     const c = await this.client.request<CountersResult>({ op: 'counters', pids });
     for (const p of this.live) {
-      const o = c.outputs?.[p.agentHandle];
+      const o = c.outputs[p.agentHandle] as { stdout: string; stderr: string } | undefined;
       if (o) p.append(o);
     }
     return c;

@@ -29,8 +29,7 @@ export function productionDeps(root: string): string[] {
   const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
   const seen = new Set<string>();
   const queue = Object.keys(pkg.dependencies ?? {});
-  while (queue.length) {
-    const d = queue.pop()!;
+  for (let d = queue.pop(); d !== undefined; d = queue.pop()) {
     if (seen.has(d)) continue;
     const file = path.join(root, 'node_modules', d, 'package.json');
     if (!existsSync(file)) continue; // an optional dependency not installed here
@@ -74,7 +73,7 @@ export function deployBuild(ssh: SshControl, h: HostDest, label: string, root: s
   }
   const files = bundlePaths(root);
   const tar = spawnSync('tar', ['--use-compress-program=gzip -1', '-cf', '-', '-C', root, ...files], { maxBuffer: 1024 * 1024 * 1024 });
-  if (tar.status !== 0) throw new Error(`--deploy: tar of the bundle failed: ${tar.stderr?.toString().trim()}`);
+  if (tar.status !== 0) throw new Error(`--deploy: tar of the bundle failed: ${(tar.stderr as Buffer | null)?.toString().trim() ?? tar.error?.message ?? ''}`);
   log(`  ${who}: copying this build (${(tar.stdout.length / 1e6).toFixed(1)} MB) to ~/.cache/vxtap/${cacheSubdir(b)}`);
   const script = [
     `D=${D}`,

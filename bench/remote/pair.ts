@@ -62,20 +62,21 @@ export function overlayAddresses(cidr: string): { a: string; b: string; prefix: 
 
 /** Validate; returns an Error naming the flag, or null. */
 export function validateRemoteOptions(o: RemoteOptions): Error | null {
-  if (o.hosts.length !== 2) return new TypeError('--hosts must name two hosts: A,B (A sends, B receives)');
+  // the CLI splits the flags on ',': the tuple types hold only after these checks
+  if ((o.hosts as readonly string[]).length !== 2) return new TypeError('--hosts must name two hosts: A,B (A sends, B receives)');
   try {
     const [a, b] = o.hosts.map(parseHostDest);
     if (a.text === b.text) return new TypeError('--hosts: A and B must be different hosts');
   } catch (e) {
     return e as Error;
   }
-  if (o.underlay && (o.underlay.length !== 2 || !o.underlay.every((x) => IPV4.test(x)))) return new TypeError('--underlay must be two IPv4 addresses: ADDR_A,ADDR_B');
+  if (o.underlay && ((o.underlay as readonly string[]).length !== 2 || !o.underlay.every((x) => IPV4.test(x)))) return new TypeError('--underlay must be two IPv4 addresses: ADDR_A,ADDR_B');
   const m = /^([\d.]+)\/(\d{1,2})$/.exec(o.overlay);
   if (!m || !IPV4.test(m[1]) || Number(m[2]) < 8 || Number(m[2]) > 30) return new TypeError('--overlay must be an IPv4 CIDR with a prefix of 8..30, e.g. 198.19.0.0/16');
   if (!Number.isInteger(o.vni) || o.vni < 1 || o.vni > 16_777_215) return new TypeError('--vni must be an integer 1..16777215');
   if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) return new TypeError('--port must be an integer 1..65535');
   if (o.ssh.configFile !== undefined && !o.ssh.configFile) return new TypeError('--ssh-config must name a file');
-  if (o.dataDev && (o.dataDev.length !== 2 || !o.dataDev.every((d) => /^[A-Za-z0-9_.@-]{1,15}$/.test(d)))) return new TypeError('--data-dev must be two interface names: DEV_A,DEV_B');
+  if (o.dataDev && ((o.dataDev as readonly string[]).length !== 2 || !o.dataDev.every((d) => /^[A-Za-z0-9_.@-]{1,15}$/.test(d)))) return new TypeError('--data-dev must be two interface names: DEV_A,DEV_B');
   return null;
 }
 
@@ -171,8 +172,8 @@ export class RemotePair {
         const h = await Promise.race([
           c.request<HelloResult>({ op: 'hello', protocol: PROTOCOL_VERSION, runId, label: labels[i], lock, leaseMs: opts.leaseMs }),
           new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`host ${labels[i]} (${dests[i].text}): no answer from the agent within 30 s`)), 30_000).unref()),
-        ]).catch((e: Error) => {
-          throw new Error(explainConnectFailure(e.message));
+        ]).catch((e: unknown) => {
+          throw new Error(explainConnectFailure((e as Error).message), { cause: e });
         });
         const why = buildMismatch(mine, h.build);
         if (why) {

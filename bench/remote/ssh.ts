@@ -6,7 +6,8 @@
  * fails instead of prompting. `local` means this machine: the agent is then a
  * child process, no SSH.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -91,7 +92,7 @@ export class SshControl {
   }
 
   /** Start `command` on host `h` through the (shared) master connection; stdio piped. */
-  start(h: HostDest, command: string): ChildProcess {
+  start(h: HostDest, command: string): ChildProcessByStdio<Writable, Readable, Readable> {
     this.masters.add(h);
     return spawn('ssh', [...this.baseArgs(h), '-T', h.dest, command], { stdio: ['pipe', 'pipe', 'pipe'] });
   }
@@ -100,7 +101,10 @@ export class SshControl {
   runSync(h: HostDest, command: string, input?: Buffer, timeoutMs = 60_000): { code: number; stdout: string; stderr: string } {
     this.masters.add(h);
     const r = spawnSync('ssh', [...this.baseArgs(h), '-T', h.dest, command], { input, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
-    return { code: r.status ?? 124, stdout: r.stdout?.toString() ?? '', stderr: r.stderr?.toString() ?? (r.error?.message ?? '') };
+    // stdout and stderr are null when ssh could not be started (r.error says why)
+    const out = r.stdout as Buffer | null;
+    const err = r.stderr as Buffer | null;
+    return { code: r.status ?? 124, stdout: out?.toString() ?? '', stderr: err?.toString() ?? r.error?.message ?? '' };
   }
 
   /** Close every master connection and remove the ControlPath directory. */

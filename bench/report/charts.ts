@@ -107,7 +107,8 @@ export function lines(opts: { title: string; xName: string; unit: string; series
 export function bars(opts: { title: string; unit: string; categories: string[]; series: { name: string; color: string; data: (number | null)[]; stack?: string }[]; log?: boolean; horizontal?: boolean }): Chart {
   const points = opts.series.reduce((t, s) => t + s.data.filter((v) => v !== null).length, 0);
   const cat = { type: 'category' as const, data: opts.categories, axisLabel: { interval: 0, ...FONT, rotate: !opts.horizontal && opts.categories.length > 5 ? 20 : 0 } };
-  const val = { type: (opts.log ? 'log' : 'value') as 'log' | 'value', name: opts.unit, nameTextStyle: FONT };
+  const axisType: 'log' | 'value' = opts.log ? 'log' : 'value';
+  const val = { type: axisType, name: opts.unit, nameTextStyle: FONT };
   const svg = renderSvg({
     title: { text: opts.title, left: 'center', top: 22, textStyle: { ...FONT, fontSize: 14 } },
     legend: legend(opts.series.map((s) => s.name)),

@@ -5,11 +5,17 @@
  * Regression tracking (issue 11: `vxtap bench history`, change points) plugs
  * in at `ComparisonOptions.trendExtra`: HTML placed in the trend section.
  */
-import type { BenchResult } from '../result.js';
+import type { BenchResult, MetricByMode } from '../result.js';
 import { fingerprint } from '../history.js';
 import { bars, lines, PALETTE } from './charts.js';
 import { esc, figure, htmlTable, page, scriptJson } from './html.js';
 import { fmtNum, fmtSpread } from './data.js';
+
+/** The summary of metric `key` for mode `m` in run `r`; undefined where that run did not measure it (runs differ in modes and metrics). */
+function summaryOf(r: BenchResult, m: string, key: string): MetricByMode['summary'] | undefined {
+  const byMetric = r.derived.byMode[m] as Partial<Record<string, MetricByMode>> | undefined;
+  return byMetric?.[key]?.summary;
+}
 
 /** Headline metrics of the comparison and the trend. */
 export const COMPARE_KEYS = ['tcp1Gbps', 'tcpNGbps', 'latIdleP50', 'latLoadedP99', 'tcp1CpuPerGbit', 'udp64PdrKpps'];
@@ -48,12 +54,12 @@ export function renderComparisonHtml(input: BenchResult[], opts: ComparisonOptio
   const runRows = results.map((r, i) => [esc(label(r, i)), `<code>${esc(r.runId)}</code>`, esc(opts.sources?.[input.indexOf(r)] ?? ''), esc(r.environment?.git.commit?.slice(0, 10) ?? 'n/a'), esc(`${r.options.profile}, ${r.options.rounds} round(s)`), esc(r.status), esc(`${r.environment?.hostname ?? '?'} ${r.environment?.kernel ?? ''}`)]);
   const side: string[] = [];
   for (const d of defs) {
-    const series = results.map((r, i) => ({ name: `#${i + 1}`, color: PALETTE[i % PALETTE.length], data: modes.map((m) => r.derived.byMode[m]?.[d.key]?.summary.median ?? null) }));
+    const series = results.map((r, i) => ({ name: `#${i + 1}`, color: PALETTE[i % PALETTE.length], data: modes.map((m) => summaryOf(r, m, d.key)?.median ?? null) }));
     const chart = bars({ title: `${d.table}: ${d.title}`, unit: d.unit, categories: modes, series });
     const rows = modes.map((m) => {
-      const first = results[0].derived.byMode[m]?.[d.key]?.summary.median ?? null;
+      const first = summaryOf(results[0], m, d.key)?.median ?? null;
       return [esc(m), ...results.map((r) => {
-        const s = r.derived.byMode[m]?.[d.key]?.summary;
+        const s = summaryOf(r, m, d.key);
         const v = s ? fmtSpread({ n: s.n, median: s.median, min: s.min, max: s.max }) : 'n/a';
         const delta = s?.median != null && first ? ` (${s.median >= first ? '+' : ''}${(((s.median - first) / first) * 100).toFixed(1)}%)` : '';
         return `${esc(v)}${r === results[0] ? '' : esc(delta)}`;
@@ -61,13 +67,13 @@ export function renderComparisonHtml(input: BenchResult[], opts: ComparisonOptio
     });
     side.push(figure(`compare-${d.key}`, `${d.title} (${d.unit}), median over rounds per run (#N as in Runs); ${d.higherIsBetter ? 'higher' : 'lower'} is better. Changes are against run #1 and are not significance tests (use vxtap bench compare).`, chart, htmlTable(['mode', ...results.map((r, i) => esc(label(r, i)))], rows)));
   }
-  let trend = '';
+  let trend: string;
   const why = notAHistory(results);
   if (why === null) {
     const figs = defs.map((d) => {
-      const series = modes.map((m, mi) => ({ name: m, color: PALETTE[mi % PALETTE.length], points: results.flatMap((r, i): [number, number][] => { const v = r.derived.byMode[m]?.[d.key]?.summary.median; return v != null ? [[i + 1, v]] : []; }) })).filter((s) => s.points.length);
+      const series = modes.map((m, mi) => ({ name: m, color: PALETTE[mi % PALETTE.length], points: results.flatMap((r, i): [number, number][] => { const v = summaryOf(r, m, d.key)?.median; return v != null ? [[i + 1, v]] : []; }) })).filter((s) => s.points.length);
       const chart = lines({ title: `${d.title} over runs`, xName: 'run (oldest first)', unit: d.unit, series });
-      return figure(`trend-${d.key}`, `${d.table}: ${d.title} per run, oldest first.`, chart, htmlTable(['run', ...modes.map(esc)], results.map((r, i) => [esc(label(r, i)), ...modes.map((m) => fmtNum(r.derived.byMode[m]?.[d.key]?.summary.median ?? null))])));
+      return figure(`trend-${d.key}`, `${d.table}: ${d.title} per run, oldest first.`, chart, htmlTable(['run', ...modes.map(esc)], results.map((r, i) => [esc(label(r, i)), ...modes.map((m) => fmtNum(summaryOf(r, m, d.key)?.median ?? null))])));
     });
     trend = `<section id="trend"><h2>Trend</h2><div class="grid">${figs.join('')}</div>${opts.trendExtra ?? ''}</section>`;
   } else trend = `<section id="trend"><h2>Trend</h2><p class="nodata" data-nodata="trend">No trend: ${esc(why)}.</p>${opts.trendExtra ?? ''}</section>`;

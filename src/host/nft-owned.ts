@@ -54,12 +54,12 @@ export class OwnedNftTable {
     (child.stderr as NodeJS.ReadableStream & { unref?: () => void }).unref?.();
     let out = '';
     let err = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.stdin!.on('error', () => undefined); // EPIPE when nft died; reported below
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.stdin.on('error', () => undefined); // EPIPE when nft died; reported below
     const holder = new OwnedNftTable(table, child);
     const lines = [`add table ${family} ${table} { flags owner; }`, ...commands, `list table ${family} ${table}`];
-    child.stdin!.write(lines.join('\n') + '\n');
+    child.stdin.write(lines.join('\n') + '\n');
     const deadline = Date.now() + (opts.timeoutMs ?? 5000);
     // the listing ends with the table's closing brace at column 0
     while (!/^}\s*$/m.test(out) && !/Error:/.test(err) && holder.alive && Date.now() < deadline) {

@@ -33,7 +33,7 @@ describe('VXLAN header', () => {
     ['reserved low byte', [0x08, 0, 0, 0, 0, 0, 1, 5], 'bad-flags'],
     ['valid', [0x08, 0, 0, 0, 0, 0, 1, 0], null],
   ])('checks %s', (_n, hdr, want) => {
-    expect(checkVxlan(frameWith(hdr as number[]), 0, VXLAN_HLEN + 14, 1)).toBe(want);
+    expect(checkVxlan(frameWith(hdr), 0, VXLAN_HLEN + 14, 1)).toBe(want);
   });
 
   it('refuses datagrams shorter than VXLAN + Ethernet', () => {
