@@ -435,8 +435,11 @@ async function hostCpus(topo: Topology): Promise<number> {
 
 /** Start the CPU hog on each machine of the topology (one for the namespace pair). */
 async function startHog(topo: Topology, pct: number, maxSeconds: number): Promise<Hog> {
-  const hosts = !topo.remote || topo.remote.sameMachine ? [topo.a] : [topo.a, topo.b];
+  const remote = topo.remote;
+  if (!remote) return Hog.start([{ host: topo.a, cpus: os.cpus().length }], pct, maxSeconds, (_host, pids) => processTicks(pids));
+  // --hosts: one hog per machine, its CPU read by that host's agent.
+  const hosts: RemoteHost[] = remote.sameMachine ? [remote.a] : [remote.a, remote.b];
   const withCpus: { host: TopologyHost; cpus: number }[] = [];
-  for (const h of hosts) withCpus.push({ host: h, cpus: topo.remote ? Number((await h.exec(['nproc'], { allowFail: true })).stdout.trim()) || 1 : os.cpus().length });
-  return Hog.start(withCpus, pct, maxSeconds, async (host, pids) => (topo.remote ? (await (host as RemoteHost).sample(pids)).ticks : processTicks(pids)));
+  for (const h of hosts) withCpus.push({ host: h, cpus: Number((await h.exec(['nproc'], { allowFail: true })).stdout.trim()) || 1 });
+  return Hog.start(withCpus, pct, maxSeconds, async (host, pids) => (await (hosts.find((h) => h === host) ?? hosts[0]).sample(pids)).ticks);
 }
