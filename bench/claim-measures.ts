@@ -68,7 +68,7 @@ let netemProbe: Promise<string | null> | null = null;
 
 /** Whether netem works here (probed once per process, as the CLI probes it for --delay). */
 function netemReason(): Promise<string | null> {
-  netemProbe ??= netemUnavailableReason(['delay', '1ms']).catch((e: Error) => `probe failed: ${e.message}`);
+  netemProbe ??= netemUnavailableReason(['delay', '1ms']).catch((e: unknown) => `probe failed: ${(e as Error).message}`);
   return netemProbe;
 }
 

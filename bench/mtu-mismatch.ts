@@ -231,7 +231,7 @@ async function oneTransfer(topo: Topology, mode: ActiveMode, plan: MtuMismatchPl
     '--message-bytes', String(messageBytes), '--count', String(count), '--window', String(window), '--stall-ms', String(plan.stallMs), '--timeout-ms', String(plan.timeoutMs)];
   const r = await a.exec(argv, { allowFail: true, timeoutMs: plan.timeoutMs + 10_000 });
   let output: TransferOutput | null = null;
-  let error: string | null = null;
+  let error: string | null;
   try {
     output = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as TransferOutput;
     error = output.error;
@@ -242,8 +242,9 @@ async function oneTransfer(topo: Topology, mode: ActiveMode, plan: MtuMismatchPl
   await sleep(30);
   const t1 = Date.now();
   const [ca2, cb2] = await Promise.all([a.readCounters(), b.readCounters()]);
-  const da = counterDelta(ca.nstat, ca2.nstat);
-  const db = counterDelta(cb.nstat, cb2.nstat);
+  // A counter nstat did not print is absent from the delta: 0.
+  const da: Partial<Record<string, number>> = counterDelta(ca.nstat, ca2.nstat);
+  const db: Partial<Record<string, number>> = counterDelta(cb.nstat, cb2.nstat);
   const evidence: MismatchEvidence = {
     fragCreatesA: da.IpFragCreates ?? 0,
     fragCreatesB: db.IpFragCreates ?? 0,
@@ -300,8 +301,9 @@ export function mtuMismatchClaims(r: Pick<BenchResult, 'modes' | 'samples' | 'op
 export function renderMtuMismatchMarkdown(r: Pick<BenchResult, 'samples'>, table: (header: string[], rows: string[][]) => string): string[] {
   const rows: string[][] = [];
   let first: MtuMismatchResult | null = null;
-  for (const s of r.samples.filter((x) => x.mtuMismatch)) {
-    const mm = s.mtuMismatch!;
+  for (const s of r.samples) {
+    const mm = s.mtuMismatch;
+    if (!mm) continue;
     first ??= mm;
     if (mm.skipped) {
       rows.push([s.mode, '-', '-', '-', `not measured: ${mm.skipped}`, '', '', '']);
@@ -317,8 +319,8 @@ export function renderMtuMismatchMarkdown(r: Pick<BenchResult, 'samples'>, table
       ]);
     }
   }
-  if (!rows.length) return [];
-  const p = first!.plan;
+  if (!rows.length || !first) return [];
+  const p = first.plan;
   return [
     '## MTU mismatch (endpoints forced to the underlay MTU)',
     '',

@@ -360,8 +360,9 @@ export function renderRedisMarkdown(r: Pick<BenchResult, 'samples'>, table: (hea
   const notes = new Set<string>();
   let first: RedisResult | null = null;
   const f = (v: number | undefined, d: number) => (v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(d));
-  for (const s of r.samples.filter((x) => x.redis)) {
-    const rd = s.redis!;
+  for (const s of r.samples) {
+    const rd = s.redis;
+    if (!rd) continue;
     first ??= rd;
     if (rd.skipped) notes.add(`${s.mode}: ${rd.skipped}`);
     if (rd.sweepSkipped) notes.add(rd.sweepSkipped);

@@ -58,7 +58,7 @@ export function transferState(s: { nowMs: number; lastProgressMs: number; acked:
 
 function arg(argv: string[], name: string, dflt?: string): string {
   const i = argv.indexOf(`--${name}`);
-  if (i >= 0 && argv[i + 1] !== undefined) return argv[i + 1];
+  if (i >= 0 && i + 1 < argv.length) return argv[i + 1];
   if (dflt === undefined) throw new TypeError(`transfer: --${name} is required`);
   return dflt;
 }

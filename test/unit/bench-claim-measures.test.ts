@@ -93,7 +93,7 @@ describe('MTU-mismatch classification', () => {
     fragCreatesA: fc.nat(50), fragCreatesB: fc.nat(50), fragFailsA: fc.nat(50), reassembled: fc.nat(50), underlayFragments: fc.option(fc.nat(50)),
     icmpUnreachReceivedA: fc.nat(5), icmpUnreachSentB: fc.nat(5), retransSegsA: fc.nat(50),
   });
-  const out = fc.record({ connected: fc.boolean(), end: fc.constantFrom('completed', 'stalled', 'timeout', 'error') as fc.Arbitrary<TransferOutput['end']>, acked: fc.nat(100) });
+  const out = fc.record({ connected: fc.boolean(), end: fc.constantFrom<TransferOutput['end'][]>('completed', 'stalled', 'timeout', 'error'), acked: fc.nat(100) });
 
   it('never calls a finished transfer stalled, nor an unconnected one anything but failed', () => {
     fc.assert(fc.property(fc.option(out), evidence, (o, e) => {
@@ -184,7 +184,7 @@ describe('claim rows and summary sections', () => {
     expect(claims.map((c) => [c.id, c.verdict])).toEqual([['mtu-mismatch-drops:ovs-gre', 'held'], ['mtu-mismatch-drops:kernel-vxlan', 'not held'], ['mtu-mismatch-drops:vxtap', 'n/a']]);
     expect(claims[0].measured).toMatch(/large \(65536 B x 32\), PMTUD on: stalls, nothing delivered, then nothing for 1\.5 s/);
     expect(claims[1].detail).toMatch(/route MTU/);
-    const md = renderMtuMismatchMarkdown(r as BenchResult, (h, rows) => [h.join('|'), ...rows.map((x) => x.join('|'))].join('\n')).join('\n');
+    const md = renderMtuMismatchMarkdown(r, (h, rows) => [h.join('|'), ...rows.map((x) => x.join('|'))].join('\n')).join('\n');
     expect(md).toContain('## MTU mismatch');
     expect(md).toContain('ovs-gre|1450 -> 1500 (device)|on|large 65536 B x 32|stalls|0.000|n/a');
   });
@@ -196,7 +196,7 @@ describe('claim rows and summary sections', () => {
     expect(c0[1].measured).toMatch(/GET 5000 ops\/s .*GET 50% of bare.*no netem on this kernel/);
     const swept = result([{ mode: 'kernel-vxlan', redis: redis(10000, [[1, 900], [2, 480], [3, 320], [5, 195]], null) }, { mode: 'vxtap', redis: redis(10000, [[1, 9000], [2, 8000], [3, 7000], [5, 2000]], null) }]);
     expect(redisClaims(swept).map((c) => c.verdict)).toEqual(['held', 'not held']);
-    const md = renderRedisMarkdown(swept as BenchResult, (h, rows) => [h.join('|'), ...rows.map((x) => x.join('|'))].join('\n')).join('\n');
+    const md = renderRedisMarkdown(swept, (h, rows) => [h.join('|'), ...rows.map((x) => x.join('|'))].join('\n')).join('\n');
     expect(md).toContain('kernel-vxlan|+3 ms RTT|3.050 / 3.060|320|');
     expect(renderRedisMarkdown(result([{ mode: 'bare' }]) as BenchResult, () => '')).toEqual([]);
   });
