@@ -75,7 +75,7 @@ BASE=$(git rev-parse --verify "$BASE^{commit}")
 
 # 2. base and head interleaved, the stopping rule, the comparison
 say "comparing $REF ($HEAD_COMMIT) with $BASE: modes $MODES, up to $ROUNDS rounds per side"
-extra=(--modes "$MODES" --rounds "$ROUNDS" --metrics "$METRICS" --fail-on-regression 0 --out "$OUT/ci" --no-progress)
+extra=(--modes "$MODES" --rounds "$ROUNDS" --metrics "$METRICS" --fail-on-regression 0 --out "$OUT/ci")
 [[ -n $THRESHOLDS ]] && extra+=(--thresholds "$THRESHOLDS")
 ci_status=0
 "${VXTAP_CMD[@]}" bench ci --base "$BASE" "${extra[@]}" "$@" || ci_status=$?
