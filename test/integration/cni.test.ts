@@ -43,7 +43,9 @@ interface Pod {
   ns: string;
   id: string;
   addr: string;
-  result: { cniVersion: string; ips: { address: string; gateway?: string }[]; interfaces: { name: string; sandbox?: string }[]; routes?: { dst: string }[] };
+  result: { cniVersion: string; ips: { address: string; gateway?: string; version?: string }[]; interfaces: { name: string; sandbox?: string }[]; routes?: { dst: string }[] };
+  /** Configuration keys this pod was added with (the runtime sends the same on CHECK and DEL). */
+  extra: Record<string, unknown>;
 }
 
 interface CniRun {
@@ -106,17 +108,17 @@ describe.skipIf(skip !== null)(named('vxtap CNI plugin: pods on vxtap hosts and 
     const r = await cni(h, podVars('ADD', h, ns, id), JSON.stringify(conf(h, extra)));
     expect(r.code, `ADD ${name}: ${r.stdout} ${r.stderr}`).toBe(0);
     const result = JSON.parse(r.stdout) as Pod['result'];
-    const pod: Pod = { h, ns, id, addr: result.ips[0].address.split('/')[0], result };
+    const pod: Pod = { h, ns, id, addr: result.ips[0].address.split('/')[0], result, extra };
     pods.set(name, pod);
     return pod;
   }
 
-  async function delPod(p: Pod, extra: Record<string, unknown> = {}): Promise<CniRun> {
-    return cni(p.h, podVars('DEL', p.h, p.ns, p.id), JSON.stringify({ ...conf(p.h, extra), prevResult: p.result }));
+  async function delPod(p: Pod): Promise<CniRun> {
+    return cni(p.h, podVars('DEL', p.h, p.ns, p.id), JSON.stringify({ ...conf(p.h, p.extra), prevResult: p.result }));
   }
 
   async function checkPod(p: Pod): Promise<CniRun> {
-    return cni(p.h, podVars('CHECK', p.h, p.ns, p.id), JSON.stringify({ ...conf(p.h), prevResult: p.result }));
+    return cni(p.h, podVars('CHECK', p.h, p.ns, p.id), JSON.stringify({ ...conf(p.h, p.extra), prevResult: p.result }));
   }
 
   /** A checksummed TCP transfer of `bytes` from pod `a` to pod `b`. */
@@ -133,8 +135,8 @@ describe.skipIf(skip !== null)(named('vxtap CNI plugin: pods on vxtap hosts and 
     const tc = Date.now();
     const c = await run(['node', TCP, 'client', b.addr, String(port), String(bytes)], { netns: a.ns, allowFail: true, timeoutMs: 30_000 });
     timings.push(`tcp-client ${Date.now() - tc} (server up ${tc - t1})`);
-    const exited = new Promise((r) => srv.once('exit', r));
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    const waitMs = Date.now() + 5000; // the server exits by itself once the client closed
+    while (srv.exitCode === null && srv.signalCode === null && Date.now() < waitMs) await new Promise((r) => setTimeout(r, 20));
     await stop(srv);
     expect(c.code, `TCP ${a.addr} -> ${b.addr}: ${c.stderr}`).toBe(0);
     const sent = JSON.parse(c.stdout);
@@ -249,7 +251,10 @@ describe.skipIf(skip !== null)(named('vxtap CNI plugin: pods on vxtap hosts and 
   it('three vxtap hosts: a third host and a second pod per host; every pod reaches every other', async () => {
     // delegate overrides: no masquerading on h3 (the pod's own address crosses the overlay).
     const c = await addPod(3, '3a', { delegate: { ipMasq: false, hairpinMode: true } });
-    const a2 = await addPod(1, '1b');
+    // An older runtime: cniVersion 0.4.0 in, the 0.4.0 result format out (ips carry "version").
+    const a2 = await addPod(1, '1b', { cniVersion: '0.4.0' });
+    expect(a2.result.cniVersion).toBe('0.4.0');
+    expect(a2.result.ips[0].version).toBe('4');
     expect((await run(['iptables', '-t', 'nat', '-S'], { netns: hostNs(3) })).stdout).not.toContain(c.id);
     const all = ['1a', '1b', '2a', '3a'].map((n) => pods.get(n)!);
     expect(await pingUntil(all[0].ns, c.addr, Date.now() + 5000)).toBeDefined();
@@ -257,8 +262,7 @@ describe.skipIf(skip !== null)(named('vxtap CNI plugin: pods on vxtap hosts and 
     for (const x of all) for (const y of all) if (x !== y && !(await pingOnce(x.ns, y.addr, 2))) failures.push(`${x.addr} -> ${y.addr}`);
     expect(failures).toEqual([]);
     await transfer(c, a2);
-    const checked = await checkPod(c);
-    expect(checked.code, checked.stdout).toBe(0);
+    for (const checked of await Promise.all([c, a2].map((p) => checkPod(p)))) expect(checked.code, checked.stdout).toBe(0);
   });
 
   it('a flanneld-style kernel VXLAN host: its pod and the vxtap hosts\' pods reach each other', async () => {
@@ -268,8 +272,11 @@ describe.skipIf(skip !== null)(named('vxtap CNI plugin: pods on vxtap hosts and 
     expect((await run(['iptables', '-t', 'nat', '-S'], { netns: hostNs(4) })).stdout).not.toContain(k.id);
     for (const n of ['1a', '2a', '3a']) {
       const p = pods.get(n)!;
+      const tp = Date.now();
       expect(await pingUntil(p.ns, k.addr, Date.now() + 5000), `${p.addr} -> ${k.addr}`).toBeDefined();
+      const tq = Date.now();
       expect(await pingOnce(k.ns, p.addr, 2), `${k.addr} -> ${p.addr}`).toBe(true);
+      timings.push(`ping ${n}->4a ${tq - tp}, 4a->${n} ${Date.now() - tq}`);
     }
     await transfer(pods.get('1a')!, k);
     await transfer(k, pods.get('3a')!);
