@@ -7,7 +7,8 @@
  * work after subnet.env changed or vanished (flannel's plugin does the same).
  *
  * Idempotence: the state is written before the delegate's ADD (a crash halfway
- * leaves what DEL needs); a failed ADD is undone with the delegate's DEL at once.
+ * leaves what DEL needs); a failed ADD is undone with the delegate's DEL at once,
+ * unless the attachment existed before (a repeated ADD never tears down a pod).
  * DEL without stored state rebuilds the configuration from subnet.env when it can
  * (bridge and host-local DEL are idempotent) and otherwise has nothing to do:
  * success, as the spec asks of a DEL whose resources are gone.
@@ -125,20 +126,35 @@ function add(n: NetConf, args: CniArgs, env: NodeJS.ProcessEnv): string | CniErr
   if (senv instanceof CniError) return senv;
   const conf = buildDelegateConf(n, senv);
   const file = statePath(n, args);
-  const stored = writeState(file, n.dataDir ?? DEFAULT_DATA_DIR, conf);
+  const dir = n.dataDir ?? DEFAULT_DATA_DIR;
+  const previous = readState(file);
+  if (previous instanceof CniError) return previous;
+  if (previous) {
+    // A second ADD for an attachment that exists: never undo the working one on failure,
+    // and keep its stored configuration unless this ADD succeeds.
+    const out = execDelegate('ADD', conf, args, env);
+    if (out instanceof CniError) return out;
+    return parseResult(out, conf) ?? writeState(file, dir, conf) ?? JSON.stringify(JSON.parse(out));
+  }
+  const stored = writeState(file, dir, conf);
   if (stored) return stored;
   const out = execDelegate('ADD', conf, args, env);
-  if (out instanceof CniError) {
+  const failed = out instanceof CniError ? out : parseResult(out, conf);
+  if (failed) {
     // Undo what the delegate may have done; the runtime's DEL then finds nothing left.
     execDelegate('DEL', conf, args, env);
     removeState(file);
-    return out;
+    return failed;
   }
+  return JSON.stringify(JSON.parse(out as string));
+}
+
+/** A CniError when the delegate's ADD output is not JSON. */
+function parseResult(out: string, conf: JsonObject): CniError | undefined {
   try {
-    return JSON.stringify(JSON.parse(out));
+    JSON.parse(out);
+    return undefined;
   } catch (e) {
-    execDelegate('DEL', conf, args, env);
-    removeState(file);
     return new CniError(ErrorCode.DecodingFailure, `${String(conf.type)} ADD printed a result that is not JSON`, (e as Error).message);
   }
 }

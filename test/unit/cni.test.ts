@@ -278,6 +278,17 @@ describe('plugin commands against fake delegates (temp CNI_PATH, no root)', () =
     expect(existsSync(join(dir, 'state', 'c2@eth0.json'))).toBe(false);
   });
 
+  it('a repeated ADD that fails leaves the existing attachment and its state alone (no DEL)', () => {
+    expect(runPlugin(env('ADD', 'c8'), stdinOf()).exitCode).toBe(0);
+    const before = readFileSync(join(dir, 'state', 'c8@eth0.json'), 'utf8');
+    rmSync(log, { force: true });
+    const again = runPlugin({ ...env('ADD', 'c8'), CNI_NETNS: '/var/run/netns/fail' }, stdinOf({ delegate: { bridge: 'other' } }));
+    expect(again.exitCode).toBe(1);
+    expect(calls().map((l) => l.split(' ')[0])).toEqual(['ADD']);
+    expect(readFileSync(join(dir, 'state', 'c8@eth0.json'), 'utf8')).toBe(before);
+    expect(runPlugin(env('DEL', 'c8'), stdinOf()).exitCode).toBe(0);
+  });
+
   it('DEL without state rebuilds the configuration from subnet.env (bridge and host-local DEL are idempotent)', () => {
     rmSync(log, { force: true });
     expect(runPlugin(env('DEL', 'c3'), stdinOf())).toEqual({ stdout: '', exitCode: 0 });
