@@ -4,6 +4,7 @@
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -193,16 +194,22 @@ napi_value ReadBatch(napi_env env, napi_callback_info info) {
                         static_cast<unsigned long long>(slot), bufs.elems);
     }
   }
+  // A TAP read of a frame longer than the buffer copies what fits and returns
+  // that (Linux 6.18: the length is not the frame's), so a frame cut to exactly
+  // the slot would look whole. One spare byte after the slot tells them apart:
+  // a read that reaches it was cut, and is reported as slot + 1.
+  unsigned char spare[1];
+  struct iovec iov[2] = {{nullptr, static_cast<size_t>(slot)}, {spare, sizeof(spare)}};
   uint32_t n = 0;
   while (n < max) {
-    ssize_t r = read(fd, bufs.data + offsets.data[n], slot);
+    iov[0].iov_base = bufs.data + offsets.data[n];
+    ssize_t r = readv(fd, iov, 2);
     if (r < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       if (n > 0) break;  // report what was read; the error recurs on the next call
       return ThrowErrno(env, errno, "read");
     }
-    // A TAP read reports the frame's full length even when it was cut to the slot.
     sizes.data[n] = static_cast<uint64_t>(r) > slot ? static_cast<uint32_t>(slot + 1) : static_cast<uint32_t>(r);
     n++;
   }
