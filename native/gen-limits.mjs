@@ -30,6 +30,22 @@ for (const l of limits) {
   }
   lines.push(`/** ${l.doc} (${l.name} in TypeScript). */`, `constexpr ${l.type} ${l.cxx} = ${l.value};`);
 }
+const { views = [] } = JSON.parse(readFileSync(path.join(here, 'limits.json'), 'utf8'));
+for (const v of views) {
+  if (!/^[A-Z][A-Za-z0-9]+$/.test(v.cxx) || !/^[A-Z0-9_]+$/.test(v.name) || !Array.isArray(v.slots) || !v.slots.every((x) => /^[A-Z0-9_]+$/.test(x))) {
+    console.error(`gen-limits: bad view ${JSON.stringify(v)}`);
+    process.exit(1);
+  }
+  lines.push('', `/** Slots of ${v.doc} (${v.name} in TypeScript): a Uint32Array of LENGTH elements. */`, `struct ${v.cxx} {`);
+  v.slots.forEach((x, i) => lines.push(`  static constexpr uint32_t ${x} = ${i};`));
+  lines.push(`  static constexpr uint32_t LENGTH = ${v.slots.length};`, '};');
+}
+lines.push('', '/** Every view slot by its TypeScript names (the addon exports them as `views`). */');
+lines.push('struct SharedSlot {', '  const char* view;', '  const char* name;', '  uint32_t index;', '};');
+lines.push('constexpr SharedSlot kSharedSlots[] = {');
+for (const v of views) v.slots.forEach((x, i) => lines.push(`    {"${v.name}", "${x}", ${i}},`));
+if (views.length === 0) lines.push('    {"", "", 0},');
+lines.push('};');
 lines.push('', '/** Every shared limit by its TypeScript name (the addon exports them as `limits`). */');
 lines.push('struct SharedLimit {', '  const char* name;', '  double value;', '};');
 lines.push('constexpr SharedLimit kSharedLimits[] = {');

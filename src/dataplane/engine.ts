@@ -13,7 +13,7 @@
  * headroom in front of it (offsets[i] >= VXLAN_HLEN, bytes before it are ours to
  * overwrite). `decap` leaves the inner frame in place and points at it.
  */
-import { ADDR_IP, ADDR_LEN, ADDR_PORT, TNL_VNET_HDR_LEN, TUNNEL_TEMPLATE_STRIDE, VNET_HDR_LEN } from '../native/index.js';
+import { ADDR_IP, ADDR_LEN, ADDR_PORT, TUNNEL_TEMPLATE_STRIDE, VNET_HDR_LEN } from '../native/index.js';
 import { flowHash, hashToIndex } from '../wire/flowhash.js';
 import { checkVxlan, writeVxlanHeader, VXLAN_HLEN } from '../wire/vxlan.js';
 import { recordKey, sameAddress } from '../wire/addr.js';
@@ -22,48 +22,16 @@ import { macHi, macLo } from '../wire/mac.js';
 import { FdbView, FDB_MISS, MAX_PEERS } from './fdb.js';
 import { C, P, PEER_STRIDE } from './stats.js';
 import { TokenBucket } from './ratelimit.js';
+import { newBatch, type Batch } from './batch.js';
 
-/** A batch of datagrams to send (the addon's sendBatch arguments). */
-export interface TxBatch {
-  fds: Int32Array;
-  offsets: Uint32Array;
-  sizes: Uint32Array;
-  addrs: Uint8Array;
-  gso: Uint16Array;
-  errs: Int32Array;
-  /** Peer index of each entry (per-peer counters). */
-  peers: Int32Array;
-  count: number;
-}
-
-/** A batch of frames to write to the TAP. */
-export interface FrameBatch {
-  offsets: Uint32Array;
-  sizes: Uint32Array;
-  errs: Int32Array;
-  /** Peer index each frame came from (-1: an accepted unknown source). */
-  peers: Int32Array;
-  count: number;
-}
-
-/** Allocate a TxBatch with room for `cap` entries. */
-export function newTxBatch(cap: number): TxBatch {
-  return {
-    fds: new Int32Array(cap),
-    offsets: new Uint32Array(cap),
-    sizes: new Uint32Array(cap),
-    addrs: new Uint8Array(cap * ADDR_LEN),
-    gso: new Uint16Array(cap),
-    errs: new Int32Array(cap),
-    peers: new Int32Array(cap),
-    count: 0,
-  };
-}
-
-/** Allocate a FrameBatch with room for `cap` entries. */
-export function newFrameBatch(cap: number): FrameBatch {
-  return { offsets: new Uint32Array(cap), sizes: new Uint32Array(cap), errs: new Int32Array(cap), peers: new Int32Array(cap), count: 0 };
-}
+/** A batch of datagrams to send (socks, addrs and gso per entry): the one Batch type. */
+export type TxBatch = Batch;
+/** A batch of frames to write to the TAP (peers per entry): the one Batch type. */
+export type FrameBatch = Batch;
+/** Allocate a batch with room for `cap` entries. */
+export const newTxBatch = (cap: number): Batch => newBatch(cap);
+/** Allocate a batch with room for `cap` entries. */
+export const newFrameBatch = (cap: number): Batch => newBatch(cap);
 
 /** A peer as the workers know it. */
 export interface PeerInfo {
@@ -235,7 +203,8 @@ export class Engine {
 
   /** Outer Ethernet/IPv4/UDP/VXLAN templates for txTunnel (control-plane time only). */
   private buildTemplates(n: number): void {
-    const u = this.uplink!;
+    const u = this.uplink;
+    if (u === undefined) return;
     const t = new Uint8Array(Math.max(1, n) * TUNNEL_TEMPLATE_STRIDE);
     const ok = new Uint8Array(n);
     const last = new Float64Array(n);
@@ -316,54 +285,6 @@ export class Engine {
     return chosen;
   }
 
-  /**
-   * Count what the uplink TAP took of `emitted` frames (a writeBatch result);
-   * frame k lies at bufs[offsets[k]] (its tunnel virtio header first) and goes to
-   * peer peers[k].
-   */
-  accountUplink(bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, peers: Int32Array, emitted: number, consumed: number, errs: Int32Array): void {
-    const c = this.c;
-    const pc = this.pc;
-    let ok = 0;
-    let bytes = 0;
-    for (let k = 0; k < emitted; k++) {
-      const at = peers[k] * PEER_STRIDE;
-      if (k < consumed && errs[k] === 0) {
-        ok++;
-        const size = sizes[k] - TNL_VNET_HDR_LEN;
-        bytes += size;
-        // wire packets the kernel makes of it: payload after hdr_len in gso_size pieces
-        const v = offsets[k];
-        const gso = bufs[v + 4] | (bufs[v + 5] << 8);
-        const hdr = bufs[v + 2] | (bufs[v + 3] << 8);
-        pc[at + P.tx_packets] += gso > 0 && size > hdr ? Math.ceil((size - hdr) / gso) : 1;
-        pc[at + P.tx_bytes] += size;
-      } else {
-        c[C.drop_uplink_write]++;
-        pc[at + P.tx_drops]++;
-      }
-    }
-    c[C.tx_uplink_frames] += ok;
-    c[C.tx_uplink_bytes] += bytes;
-  }
-
-  /** A TAP batch of which `frames` (frameBytes bytes, `segments` wire packets) went through the uplink. */
-  accountUplinkBatch(segments: number, frames: number, frameBytes: number): void {
-    const c = this.c;
-    c[C.tx_uplink_packets] += segments;
-    c[C.tap_rx_packets] += frames;
-    c[C.tap_rx_bytes] += frameBytes;
-    c[C.tap_rx_segments] += segments;
-  }
-
-  /** Drops found while unwrapping uplink frames: [malformed, bad flags, wrong VNI]. */
-  countDrops(drops: Uint32Array): void {
-    this.c[C.drop_malformed] += drops[0];
-    this.c[C.drop_bad_flags] += drops[1];
-    this.c[C.drop_wrong_vni] += drops[2];
-  }
-
-
   /** The peer index of the source record at addrs[off..], or -1. */
   private sourcePeer(addrs: Uint8Array, off: number): number {
     const list = this.bySource.get(recordKey(addrs, off));
@@ -374,9 +295,9 @@ export class Engine {
   }
 
   private push(tx: TxBatch, fd: number, off: number, size: number, gso: number, peer: PeerInfo): void {
-    if (tx.count === tx.fds.length) this.flush(tx);
+    if (tx.count === tx.socks.length) this.flush(tx);
     const k = tx.count++;
-    tx.fds[k] = fd;
+    tx.socks[k] = fd;
     tx.offsets[k] = off;
     tx.sizes[k] = size;
     tx.gso[k] = gso;
@@ -460,39 +381,6 @@ export class Engine {
   }
 
   /**
-   * Account for a sendBatch result: counts sent datagrams and errors by reason.
-   * `consumed` entries of tx were handled by the kernel.
-   */
-  accountTx(tx: TxBatch, consumed: number): void {
-    const c = this.c;
-    const pc = this.pc;
-    let pkts = 0;
-    let bytes = 0;
-    for (let k = 0; k < consumed; k++) {
-      const e = tx.errs[k];
-      const at = tx.peers[k] * PEER_STRIDE;
-      if (e === 0) {
-        const g = tx.gso[k];
-        const n = g === 0 ? 1 : Math.ceil(tx.sizes[k] / g); // wire datagrams of a GSO message
-        pkts += n;
-        bytes += tx.sizes[k];
-        pc[at + P.tx_packets] += n;
-        pc[at + P.tx_bytes] += tx.sizes[k];
-      } else {
-        if (e === 90 /* EMSGSIZE */) c[C.drop_oversize]++;
-        else c[C.drop_tx_error]++;
-        pc[at + P.tx_drops]++;
-      }
-    }
-    // entries the kernel did not take (EAGAIN: socket buffer full) are dropped
-    c[C.drop_tx_error] += tx.count - consumed;
-    for (let k = consumed; k < tx.count; k++) pc[tx.peers[k] * PEER_STRIDE + P.tx_drops]++;
-    c[C.tx_packets] += pkts;
-    c[C.tx_bytes] += bytes;
-    tx.count = 0;
-  }
-
-  /**
    * Decapsulate datagrams 0..count-1 (bufs[offsets[i]], sizes[i] bytes, sources in
    * addrs) into `out` (inner frames, in place).
    */
@@ -560,25 +448,6 @@ export class Engine {
     c[C.drop_wrong_vni] += wrongVni;
     c[C.drop_unknown_peer] += unknown;
     c[C.drop_loop] += loops;
-  }
-
-  /** Account for a writeBatch result on `out`. */
-  accountTap(out: FrameBatch, consumed: number): void {
-    const c = this.c;
-    let pkts = 0;
-    let bytes = 0;
-    for (let k = 0; k < out.count; k++) {
-      if (k < consumed && out.errs[k] === 0) {
-        pkts++;
-        bytes += out.sizes[k];
-      } else {
-        c[C.drop_tap_write]++;
-        if (out.peers[k] >= 0) this.pc[out.peers[k] * PEER_STRIDE + P.rx_drops]++;
-      }
-    }
-    c[C.tap_tx_packets] += pkts;
-    c[C.tap_tx_bytes] += bytes;
-    out.count = 0;
   }
 
   /**

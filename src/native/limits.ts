@@ -23,10 +23,26 @@ export const LIMIT_NAMES = [
 ] as const;
 export type LimitName = (typeof LIMIT_NAMES)[number];
 
+/** The result views in native/limits.json: slot names in slot order. */
+export const VIEW_SLOTS = {
+  TX_OFFLOAD: ['OUT_BYTES', 'DROPPED', 'SEGMENTS'],
+  RX_OFFLOAD: ['OUT_BYTES', 'SEGMENTS_IN', 'SUPER_FRAMES', 'NO_ROOM', 'DROP_SHORT', 'DROP_BAD_FLAGS', 'DROP_WRONG_VNI'],
+  TX_TUNNEL: ['SEGMENTS', 'REFUSED', 'NEXT_IP_ID'],
+  RX_TUNNEL: ['SEGMENTS', 'SUPER_FRAMES', 'USO_RUNS', 'IGNORED', 'DROP_MALFORMED', 'DROP_BAD_FLAGS', 'DROP_WRONG_VNI'],
+} as const;
+export type ViewName = keyof typeof VIEW_SLOTS;
+/** A result view's slot indices by name, and LENGTH (the Uint32Array's length). */
+export type View<K extends ViewName> = Readonly<Record<(typeof VIEW_SLOTS)[K][number] | 'LENGTH', number>>;
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** Read and check native/limits.json (from src/native or dist/src/native). */
-function load(): Readonly<Record<LimitName, number>> {
+interface LimitsFile {
+  limits: { name: string; value: number }[];
+  views: { name: string; slots: string[] }[];
+}
+
+/** Read native/limits.json (from src/native or dist/src/native). */
+function readFile(): LimitsFile {
   const candidates = [path.resolve(here, '../../native/limits.json'), path.resolve(here, '../../../native/limits.json')];
   let text: string | undefined;
   for (const file of candidates) {
@@ -38,7 +54,14 @@ function load(): Readonly<Record<LimitName, number>> {
     }
   }
   if (text === undefined) throw new Error(`native/limits.json not found (looked in ${candidates.join(', ')})`);
-  const parsed = JSON.parse(text) as { limits: { name: string; value: number }[] };
+  return JSON.parse(text) as LimitsFile;
+}
+
+const FILE = readFile();
+
+/** Check and index the limits. */
+function load(): Readonly<Record<LimitName, number>> {
+  const parsed = FILE;
   const out = {} as Record<LimitName, number>;
   for (const name of LIMIT_NAMES) {
     const e = parsed.limits.find((l) => l.name === name);
@@ -50,6 +73,25 @@ function load(): Readonly<Record<LimitName, number>> {
 
 /** Every shared limit by name. */
 export const LIMITS = load();
+
+/** View `name`'s slot indices, checked against the names TypeScript expects (same slots, same order). */
+function view<K extends ViewName>(name: K): View<K> {
+  const v = FILE.views.find((x) => x.name === name);
+  const want: readonly string[] = VIEW_SLOTS[name];
+  if (!v || v.slots.join(',') !== want.join(',')) throw new Error(`native/limits.json: view ${name} must have the slots ${want.join(', ')}`);
+  const out: Record<string, number> = { LENGTH: want.length };
+  want.forEach((slot, i) => (out[slot] = i));
+  return Object.freeze(out) as View<K>;
+}
+
+/** txOffload's result view. */
+export const TX_OFFLOAD = view('TX_OFFLOAD');
+/** rxOffload's result view (set, not accumulated, per call). */
+export const RX_OFFLOAD = view('RX_OFFLOAD');
+/** txTunnel's result view; NEXT_IP_ID is read and advanced by each call. */
+export const TX_TUNNEL = view('TX_TUNNEL');
+/** rxTunnel's result view. */
+export const RX_TUNNEL = view('RX_TUNNEL');
 
 /** Largest count/max of any batch call (UIO_MAXIOV, sendmmsg's own limit). */
 export const MAX_BATCH = LIMITS.MAX_BATCH;
@@ -63,6 +105,8 @@ export const TNL_VNET_HDR_LEN = LIMITS.TNL_VNET_HDR_LEN;
 export const TUNNEL_HEADROOM = LIMITS.TUNNEL_HEADROOM;
 /** Bytes per peer in txTunnel's template array (50 used). */
 export const TUNNEL_TEMPLATE_STRIDE = LIMITS.TUNNEL_TEMPLATE_STRIDE;
+/** VXLAN header bytes (RFC 7348). */
+export const VXLAN_HLEN = LIMITS.VXLAN_HLEN;
 /** Largest IPv4 UDP payload, and so the largest UDP GSO message. */
 export const UDP_MAX_PAYLOAD = LIMITS.UDP_MAX_PAYLOAD;
 /** Segments per UDP GSO message. */

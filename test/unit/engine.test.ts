@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { Accounting } from '../../src/dataplane/accounting.js';
+import { newBatch } from '../../src/dataplane/batch.js';
 import { Engine, newFrameBatch, newTxBatch, type PeerInfo, type WorkerEvent } from '../../src/dataplane/engine.js';
 import { Fdb, MAX_PEERS } from '../../src/dataplane/fdb.js';
 import { C, COUNTERS, P, PEER_STRIDE } from '../../src/dataplane/stats.js';
@@ -41,7 +43,8 @@ function setup(opts: { learning?: boolean; acceptUnknown?: boolean; txCap?: numb
     { index: 1, record: addrRecord(B, 4789), flood: true },
   ];
   engine.setPeers(peers);
-  return { engine, fdb, counters, peerCounters, events, flushed, tx: newTxBatch(opts.txCap ?? 16), out: newFrameBatch(16) };
+  const acct = new Accounting(counters, peerCounters);
+  return { engine, acct, fdb, counters, peerCounters, events, flushed, tx: newTxBatch(opts.txCap ?? 16), out: newFrameBatch(16) };
 }
 
 function frame(dst: string, src: string, len = 60): Uint8Array {
@@ -88,7 +91,7 @@ describe('engine: encapsulation', () => {
     engine.encap(s.bufs, s.offsets, s.sizes, 2, tx);
     expect(tx.count).toBe(2);
     expect(tx.addrs[4 + 3]).toBe(3);
-    expect(tx.fds[0]).toBe(tx.fds[1]);
+    expect(tx.socks[0]).toBe(tx.socks[1]);
   });
 
   it('flushes a full tx batch mid-way and counts frames with nowhere to go', () => {
@@ -105,11 +108,11 @@ describe('engine: encapsulation', () => {
   });
 
   it('accounts send results by errno', () => {
-    const { engine, tx, counters } = setup();
+    const { acct, tx, counters } = setup();
     tx.count = 3;
     tx.sizes.set([100, 100, 100]);
     tx.errs.set([0, 90, 0]);
-    engine.accountTx(tx, 2); // third not taken (EAGAIN)
+    acct.sent(tx, 2); // third not taken (EAGAIN)
     expect(counters[C.tx_packets]).toBe(1);
     expect(counters[C.drop_oversize]).toBe(1);
     expect(counters[C.drop_tx_error]).toBe(1);
@@ -261,12 +264,12 @@ describe('engine: hostile peers', () => {
   });
 
   it('counts packets, bytes and drops per peer in both directions', () => {
-    const { engine, peerCounters: pc, tx, out } = setup();
+    const { engine, acct, peerCounters: pc, tx, out } = setup();
     const s = slab([frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:01'), frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:01')]);
     engine.encap(s.bufs, s.offsets, s.sizes, 2, tx);
     expect(tx.count).toBe(4); // two flood copies each
     tx.errs.set([0, 0, 0, 11]);
-    engine.accountTx(tx, 3); // the fourth (to B) not taken
+    acct.sent(tx, 3); // the fourth (to B) not taken
     expect(pc[0 * PEER_STRIDE + P.tx_packets]).toBe(2);
     expect(pc[0 * PEER_STRIDE + P.tx_bytes]).toBe(2 * (60 + VXLAN_HLEN));
     expect(pc[1 * PEER_STRIDE + P.tx_packets]).toBe(1);
@@ -277,7 +280,7 @@ describe('engine: hostile peers', () => {
     expect(out.count).toBe(2);
     expect(Array.from(out.peers.subarray(0, 2))).toEqual([1, 1]);
     out.errs.set([0, 5]);
-    engine.accountTap(out, 2);
+    acct.written(out, 2);
     expect(pc[1 * PEER_STRIDE + P.rx_packets]).toBe(3);
     expect(pc[1 * PEER_STRIDE + P.rx_bytes]).toBe(3 * 68);
     expect(pc[1 * PEER_STRIDE + P.rx_drops]).toBe(2); // the wrong VNI and the refused TAP write
@@ -334,7 +337,7 @@ describe('engine: hostile peers', () => {
 
 describe('engine: uplink accounting', () => {
   it('counts uplink frames per peer as the wire packets the kernel makes of them', () => {
-    const { engine, counters, peerCounters: pc } = setup();
+    const { acct, counters, peerCounters: pc } = setup();
     // two tunnel frames (24-byte virtio header: hdr_len 100, gso_size 1000), the second refused
     const bufs = new Uint8Array(2 * 8192);
     const offsets = Uint32Array.of(0, 8192);
@@ -344,7 +347,13 @@ describe('engine: uplink accounting', () => {
       bufs[o + 4] = 1000 & 0xff;
       bufs[o + 5] = 1000 >> 8;
     }
-    engine.accountUplink(bufs, offsets, sizes, Int32Array.of(1, 0), 2, 2, Int32Array.of(0, 5));
+    const run = newBatch(2, bufs);
+    run.offsets.set(offsets);
+    run.sizes.set(sizes);
+    run.peers.set([1, 0]);
+    run.errs.set([0, 5]);
+    run.count = 2;
+    acct.uplinkWritten(run, 2);
     expect(pc[1 * PEER_STRIDE + P.tx_packets]).toBe(5); // 4500 bytes in 1000-byte segments
     expect(pc[1 * PEER_STRIDE + P.tx_bytes]).toBe(4600);
     expect(pc[0 * PEER_STRIDE + P.tx_drops]).toBe(1);

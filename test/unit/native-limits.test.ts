@@ -16,6 +16,8 @@ import { Engine, newTxBatch, type PeerInfo } from '../../src/dataplane/engine.js
 import { Fdb, MAX_PEERS } from '../../src/dataplane/fdb.js';
 import { C, COUNTERS, PEER_STRIDE } from '../../src/dataplane/stats.js';
 import { sendBatchCapacity } from '../../src/dataplane/sizing.js';
+import { Accounting } from '../../src/dataplane/accounting.js';
+import type { Batch } from '../../src/dataplane/batch.js';
 import { addrRecord } from '../../src/wire/addr.js';
 import { parseMac } from '../../src/wire/mac.js';
 
@@ -68,12 +70,12 @@ describe('plain path: send batches within the addon limit (--no-offload --batch 
     }
     // as the worker's plain path: the engine fills a batch of sendBatchCapacity(B)
     // entries and flushes it through the addon when full; then the rest is sent
-    let engine: Engine;
-    const send = (tx: ReturnType<typeof newTxBatch>): void => {
-      const consumed = addon.sendBatch(tx.fds, bufs, tx.offsets, tx.sizes, tx.count, tx.addrs, tx.gso, tx.errs);
-      engine.accountTx(tx, consumed);
+    const acct = new Accounting(counters, new Float64Array(MAX_PEERS * PEER_STRIDE));
+    const send = (tx: Batch): void => {
+      const consumed = addon.sendBatch(tx.socks, bufs, tx.offsets, tx.sizes, tx.count, tx.addrs, tx.gso, tx.errs);
+      acct.sent(tx, consumed);
     };
-    engine = new Engine({
+    const engine = new Engine({
       vni: 7,
       fdb: new Fdb(64),
       counters,
