@@ -11,7 +11,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { contendedId, contentionClaims, hogArgv, overheadGrowthPerRound, parseContendedId, parseContention, withoutHog, CONTENTION_METHOD } from '../../bench/contention.js';
 import { ethtoolSetArgv, offloadClaims, parseEthtoolFeatures, planChange, recordedFeatures, validateUnderlayOffloads } from '../../bench/offloads.js';
-import { podNames, POD_NET, validateEndpoints } from '../../bench/pods.js';
+import { createPods, podNames, POD_NET, validateEndpoints } from '../../bench/pods.js';
+import type { ActiveMode } from '../../bench/modes.js';
+import type { Topology } from '../../bench/topology.js';
 import { derive, type BenchResult } from '../../bench/result.js';
 import { validateOptions, type BenchOptions } from '../../bench/run.js';
 import { renderSummaryMarkdown } from '../../bench/summary.js';
@@ -199,5 +201,61 @@ describe('variant results', () => {
     expect(md).toMatch(/50% CPU contention/);
     expect(md).toMatch(/underlay offloads no-tunnel-tso \(A vxb1u: tnl-tso off, uso on/);
     expect(renderSummaryMarkdown(golden())).not.toMatch(/Endpoints:/);
+  });
+});
+
+describe('pods on --hosts hosts (fake agents)', () => {
+  /** A stand-in for RemoteHost that records every call in order and answers `cat .../forwarding` with 0. */
+  function fakeAgent(label: 'A' | 'B', calls: string[]) {
+    const rec = (s: string) => calls.push(`${label} ${s}`);
+    return {
+      label,
+      where: `host-${label}`,
+      exec: (argv: string[]) => {
+        rec(`exec ${argv.join(' ')}`);
+        return Promise.resolve({ code: 0, stdout: argv[0] === 'cat' ? '0\n' : '', stderr: '' });
+      },
+      spawn: () => {
+        throw new Error('not used');
+      },
+      readCounters: () => Promise.reject(new Error('not used')),
+      stopAll: () => Promise.resolve(),
+      track: (w: { links?: string[]; restore?: string[][] }) => {
+        rec(`track ${JSON.stringify(w)}`);
+        return Promise.resolve();
+      },
+      untrack: (w: { links?: string[]; restore?: string[][] }) => {
+        rec(`untrack ${JSON.stringify(w)}`);
+        return Promise.resolve();
+      },
+    };
+  }
+
+  it('registers every restore with the agent before the change it undoes, and undoes everything at teardown (bare: the underlay device)', async () => {
+    const calls: string[] = [];
+    const a = fakeAgent('A', calls);
+    const b = fakeAgent('B', calls);
+    const topo = {
+      a, b, devA: 'eth1', devB: 'eth1', mtu: 1500, netem: null, macA: '', macB: '',
+      addr: { underlayA: '192.0.2.1', underlayB: '192.0.2.2', underlayPrefix: 24, overlayA: '198.19.0.1', overlayB: '198.19.0.2', overlayPrefix: 16 },
+      vni: 42, port: 4789, names: { vxlan: 'vxb1x', tap: 'vxb1t', ovsPhy: 'vxb1p', ovsInt: 'vxb1i' }, remote: { a, b, sameMachine: false },
+    } as unknown as Topology;
+    const mode = { addrA: '192.0.2.1', addrB: '192.0.2.2', innerDevA: 'eth1', innerDevB: 'eth1', innerMtu: 1500 } as unknown as ActiveMode;
+    const pods = await createPods(topo, mode, 'k1b0', undefined);
+    const at = (re: RegExp) => calls.findIndex((c) => re.test(c));
+    expect(at(/^A track .*"ip","netns","del","vxb.*k1b0ap"/)).toBeGreaterThanOrEqual(0);
+    expect(at(/^A track .*ip","netns","del/)).toBeLessThan(at(/^A exec ip netns add/));
+    expect(at(/^A track .*"ip","route","del","198\.18\.221\.0\/24","via","192\.0\.2\.2","dev","eth1"/)).toBeLessThan(at(/^A exec ip route replace 198\.18\.221\.0\/24 via 192\.0\.2\.2 dev eth1/));
+    // The underlay device's forwarding is put back to what it was (0), registered before it is set.
+    expect(at(/^A track .*"sysctl","-qw","net\/ipv4\/conf\/eth1\/forwarding=0"/)).toBeLessThan(at(/^A exec sysctl -qw net\/ipv4\/conf\/eth1\/forwarding=1/));
+    expect(calls.some((c) => c.startsWith('A exec ip netns exec vxb') && c.endsWith('ip route add default via 198.18.220.1'))).toBe(true);
+    expect(pods.addrB).toBe('198.18.221.2');
+    calls.length = 0;
+    await pods.teardown();
+    for (const l of ['A', 'B']) {
+      expect(calls.some((c) => c.startsWith(`${l} exec ip netns del`))).toBe(true);
+      expect(calls.some((c) => c.startsWith(`${l} exec sysctl -qw net/ipv4/conf/eth1/forwarding=0`))).toBe(true);
+      expect(calls.some((c) => c.startsWith(`${l} untrack`) && c.includes('"links":["vxb'))).toBe(true);
+    }
   });
 });
