@@ -11,9 +11,9 @@
  *
  * Opt-in (VXTAP_TEST_BENCH_CI=1): two builds (the clone and the base: node-gyp
  * and tsc each) plus two bench rounds take 2-3 minutes on this 2-core machine
- * (measured: clone build 40 s idle, 241 s at load 13; the ci run 192 s at
- * load 13, of it the base build 77 s at load 10), over the minute a test file
- * may take in `npm test`. The bad-input cases need no
+ * (measured: the whole file 125 s at load ~9, of it clone build 36 s and the
+ * ci run 65 s; 575 s at load 13-19), over the minute a test file may take in
+ * `npm test`. The bad-input cases need no
  * build and always run, against this checkout.
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
