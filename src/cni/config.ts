@@ -21,11 +21,15 @@
  *     bridge plugin's CHECK finds the route it expects). The IPv6 pair adds a
  *     range and a route.
  */
-import { type Cidr, formatAddress, formatCidr, parseCidr } from '../control/flannel/cidr.js';
-import { parseSubnetEnv } from '../control/flannel/subnet-env.js';
+import { formatIp, formatPrefix, parseEnvLines, parseIp, parsePrefix, type Prefix, prefixWithin } from './addr.js';
 import { CniError, ErrorCode, isSupportedVersion, SUPPORTED_VERSIONS } from './spec.js';
 
-export { DEFAULT_SUBNET_FILE } from '../control/flannel/subnet-env.js';
+/**
+ * Where `vxtap up` writes subnet.env: src/control/flannel/subnet-env.ts's
+ * DEFAULT_SUBNET_FILE, repeated so that the plugin does not load the control
+ * plane's modules (a unit test checks that the two agree).
+ */
+export const DEFAULT_SUBNET_FILE = '/run/vxtap/subnet.env';
 
 /** Where the plugin keeps the delegate configuration of each attachment (flannel: /var/lib/cni/flannel). */
 export const DEFAULT_DATA_DIR = '/var/lib/cni/vxtap';
@@ -54,13 +58,13 @@ export interface NetConf {
 
 /** What subnet.env says, validated. */
 export interface SubnetEnv {
-  network?: Cidr;
+  network?: Prefix;
   /** FLANNEL_SUBNET as a network (`198.19.5.0/24`). */
-  subnet?: Cidr;
+  subnet?: Prefix;
   /** The address part of FLANNEL_SUBNET (`198.19.5.1`), the pods' gateway. */
   gateway?: string;
-  ipv6Network?: Cidr;
-  ipv6Subnet?: Cidr;
+  ipv6Network?: Prefix;
+  ipv6Subnet?: Prefix;
   ipv6Gateway?: string;
   mtu: number;
   /** FLANNEL_IPMASQ: the network daemon masquerades traffic leaving the network. */
@@ -127,7 +131,7 @@ export function parseNetConf(text: string): NetConf | CniError {
       for (const [i, r] of ipam.routes.entries()) {
         if (!isObject(r) || typeof r.dst !== 'string') return invalid(`ipam.routes[${i}].dst must be a CIDR string`);
         try {
-          parseCidr(r.dst, false);
+          parsePrefix(r.dst, false);
         } catch (e) {
           return invalid(`ipam.routes[${i}].dst: ${(e as Error).message}`);
         }
@@ -151,7 +155,7 @@ function parseBool(s: string): boolean | undefined {
  * FLANNEL_SUBNET, FLANNEL_IPV6_NETWORK + FLANNEL_IPV6_SUBNET (each pair whole).
  */
 export function parseSubnetEnvText(text: string, file: string): SubnetEnv | CniError {
-  const kv: Partial<Record<string, string>> = parseSubnetEnv(text);
+  const kv = parseEnvLines(text);
   const bad = (key: string, why: string) => invalid(`${key} in ${file}: ${why}`);
   const out: Partial<SubnetEnv> = {};
   for (const [netKey, subKey, family] of [['FLANNEL_NETWORK', 'FLANNEL_SUBNET', 4], ['FLANNEL_IPV6_NETWORK', 'FLANNEL_IPV6_SUBNET', 6]] as const) {
@@ -160,15 +164,15 @@ export function parseSubnetEnvText(text: string, file: string): SubnetEnv | CniE
     if (netText === undefined && subText === undefined) continue;
     if (netText === undefined) return bad(netKey, `missing (${subKey} is set)`);
     if (subText === undefined) return bad(subKey, `missing (${netKey} is set)`);
-    let network: Cidr;
-    let subnet: Cidr;
+    let network: Prefix;
+    let subnet: Prefix;
     try {
-      network = parseCidr(netText, true);
+      network = parsePrefix(netText, true);
     } catch (e) {
       return bad(netKey, (e as Error).message);
     }
     try {
-      subnet = parseCidr(subText, false);
+      subnet = parsePrefix(subText, false);
     } catch (e) {
       return bad(subKey, (e as Error).message);
     }
@@ -176,13 +180,13 @@ export function parseSubnetEnvText(text: string, file: string): SubnetEnv | CniE
     if (subnet.family !== family) return bad(subKey, `${subText} is not an IPv${family} subnet`);
     const bits = family === 4 ? 32 : 128;
     if (subnet.len < network.len || subnet.len > bits - 2) return bad(subKey, `prefix length /${subnet.len} must be between /${network.len} (${netKey}) and /${bits - 2}`);
-    if (!cidrWithin(subnet, network)) return bad(subKey, `${subText} is not inside ${netKey} ${netText}`);
+    if (!prefixWithin(subnet, network)) return bad(subKey, `${subText} is not inside ${netKey} ${netText}`);
     // The pods' gateway: the address FLANNEL_SUBNET names (flannel writes the first usable
     // one), or the first usable address when the file gives the network address itself.
-    const addr = parseCidr(`${subText.split('/')[0]}/${bits}`, true).base;
+    const addr = parseIp(subText.split('/')[0])?.value ?? subnet.base;
     const gw = addr === subnet.base ? subnet.base + 1n : addr;
-    if (family === 4) Object.assign(out, { network, subnet, gateway: formatAddress(4, gw) });
-    else Object.assign(out, { ipv6Network: network, ipv6Subnet: subnet, ipv6Gateway: formatAddress(6, gw) });
+    if (family === 4) Object.assign(out, { network, subnet, gateway: formatIp(4, gw) });
+    else Object.assign(out, { ipv6Network: network, ipv6Subnet: subnet, ipv6Gateway: formatIp(6, gw) });
   }
   if (!out.subnet && !out.ipv6Subnet) return bad('FLANNEL_NETWORK', 'missing (neither FLANNEL_NETWORK/FLANNEL_SUBNET nor the IPv6 pair is set)');
   const mtuText = kv.FLANNEL_MTU;
@@ -194,13 +198,6 @@ export function parseSubnetEnvText(text: string, file: string): SubnetEnv | CniE
   const ipMasq = parseBool(masqText);
   if (ipMasq === undefined) return bad('FLANNEL_IPMASQ', `${JSON.stringify(masqText)} must be true or false`);
   return { ...out, mtu, ipMasq };
-}
-
-function cidrWithin(inner: Cidr, outer: Cidr): boolean {
-  if (inner.family !== outer.family || inner.len < outer.len) return false;
-  const bits = BigInt(inner.family === 4 ? 32 : 128);
-  const shift = bits - BigInt(outer.len);
-  return inner.base >> shift === outer.base >> shift;
 }
 
 /** The delegate's configuration for ADD (stored, and used again for CHECK and DEL). */
@@ -218,12 +215,12 @@ export function buildDelegateConf(n: NetConf, env: SubnetEnv): JsonObject {
   const ranges: JsonObject[][] = [];
   const routes: JsonObject[] = Array.isArray(ipam.routes) ? [...(ipam.routes as JsonObject[])] : [];
   if (env.subnet && env.network) {
-    ranges.push([{ subnet: formatCidr(env.subnet), gateway: env.gateway }]);
-    routes.push({ dst: formatCidr(env.network), gw: env.gateway });
+    ranges.push([{ subnet: formatPrefix(env.subnet), gateway: env.gateway }]);
+    routes.push({ dst: formatPrefix(env.network), gw: env.gateway });
   }
   if (env.ipv6Subnet && env.ipv6Network) {
-    ranges.push([{ subnet: formatCidr(env.ipv6Subnet), gateway: env.ipv6Gateway }]);
-    routes.push({ dst: formatCidr(env.ipv6Network), gw: env.ipv6Gateway });
+    ranges.push([{ subnet: formatPrefix(env.ipv6Subnet), gateway: env.ipv6Gateway }]);
+    routes.push({ dst: formatPrefix(env.ipv6Network), gw: env.ipv6Gateway });
   }
   ipam.ranges = ranges;
   ipam.routes = routes;

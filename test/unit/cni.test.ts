@@ -14,8 +14,9 @@ import { buildDelegateConf, DEFAULT_SUBNET_FILE, parseNetConf, parseSubnetEnvTex
 import { CniError, compareVersions, parseCniEnv, SUPPORTED_VERSIONS } from '../../src/cni/spec.js';
 import { runPlugin } from '../../src/cni/plugin.js';
 import { installPlugin, renderPluginScript, shellQuote } from '../../src/cni/install.js';
-import { renderSubnetEnv } from '../../src/control/flannel/subnet-env.js';
-import { formatCidr, parseCidr } from '../../src/control/flannel/cidr.js';
+import { DEFAULT_SUBNET_FILE as FLANNEL_DEFAULT_SUBNET_FILE, parseSubnetEnv, renderSubnetEnv } from '../../src/control/flannel/subnet-env.js';
+import { formatAddress, formatCidr, parseCidr } from '../../src/control/flannel/cidr.js';
+import { formatIp, formatPrefix, parseEnvLines, parseIp, parsePrefix } from '../../src/cni/addr.js';
 import type { NetworkConfig } from '../../src/control/flannel/config.js';
 
 const REPO = join(import.meta.dirname, '../..');
@@ -112,6 +113,65 @@ describe('network configuration', () => {
     const e = err(parseNetConf(text));
     expect(e.code).toBe(code);
     expect(e.message).toMatch(msg);
+  });
+});
+
+describe('addr.ts against the control plane\'s cidr.ts (ipaddr.js), the slow reference', () => {
+  const v4 = fc.bigInt({ min: 0n, max: (1n << 32n) - 1n });
+  // IPv6 values with runs of zero groups, so that '::' compression is exercised.
+  const v6 = fc.array(fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 }).map((g) => g.reduce((v, x) => (v << 16n) | BigInt(x), 0n));
+  const addrs = fc.oneof(v4.map((value) => ({ family: 4 as const, value })), v6.map((value) => ({ family: 6 as const, value })));
+
+  it('formats and parses every address as the reference does (property)', () => {
+    fc.assert(
+      fc.property(addrs, ({ family, value }) => {
+        const text = formatIp(family, value);
+        expect(text).toBe(formatAddress(family, value));
+        expect(parseIp(text)).toEqual({ family, value });
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('parses prefixes as the reference does, strict and not (property)', () => {
+    fc.assert(
+      fc.property(addrs, fc.integer({ min: 0, max: 128 }), fc.boolean(), ({ family, value }, l, strict) => {
+        const len = l % ((family === 4 ? 32 : 128) + 1);
+        const text = `${formatIp(family, value)}/${len}`;
+        let ref: ReturnType<typeof parseCidr> | Error;
+        try {
+          ref = parseCidr(text, strict);
+        } catch (e) {
+          ref = e as Error;
+        }
+        if (ref instanceof Error) expect(() => parsePrefix(text, strict)).toThrow(/host bits/);
+        else {
+          expect(parsePrefix(text, strict)).toEqual(ref);
+          expect(formatPrefix(ref)).toBe(formatCidr(ref));
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('reads the uncompressed, upper-case and IPv4-tail spellings; refuses what is not an address', () => {
+    expect(parseIp('FD00:0:0:0:0:0:0:1')).toEqual({ family: 6, value: (0xfd00n << 112n) | 1n });
+    expect(parseIp('::ffff:198.19.5.1')).toEqual(parseIp('::ffff:c613:501'));
+    for (const bad of ['', '1.2.3', '1.2.3.256', '01.2.3.4', '1.2.3.4.5', '::1::', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7', 'fe80::1%eth0', '12345::', 'g::', ':1:2:3:4:5:6:7']) {
+      expect(parseIp(bad), bad).toBeUndefined();
+    }
+    expect(() => parsePrefix('198.19.5.1', false)).toThrow(/missing \/len/);
+    expect(() => parsePrefix('198.19.5.1/33', false)).toThrow(/bad prefix length/);
+  });
+
+  it('reads KEY=VALUE lines as the control plane\'s parseSubnetEnv (property)', () => {
+    const line = fc.oneof(fc.constantFrom('FLANNEL_MTU=1450', '  FLANNEL_IPMASQ=true  ', '# comment', 'lower=x', 'FLANNEL_SUBNET=198.19.5.1/24\r', 'A_1=', 'X=a=b'), fc.string({ maxLength: 12 }));
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 8 }), (lines) => {
+        const text = lines.join('\n');
+        expect(parseEnvLines(text)).toEqual(parseSubnetEnv(text));
+      }),
+    );
   });
 });
 
@@ -213,7 +273,7 @@ describe('delegate configuration', () => {
   });
 
   it('defaults to the subnet.env vxtap writes', () => {
-    expect(DEFAULT_SUBNET_FILE).toBe('/run/vxtap/subnet.env');
+    expect(DEFAULT_SUBNET_FILE).toBe(FLANNEL_DEFAULT_SUBNET_FILE);
   });
 });
 
