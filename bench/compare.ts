@@ -636,6 +636,10 @@ export function contextWarnings(oldR: BenchResult, newR: BenchResult, oldLabel =
   differ('options.mtu', oldR.options.mtu, newR.options.mtu);
   differ('options.netem', oldR.options.netem, newR.options.netem);
   differ('options.pin', oldR.options.pin, newR.options.pin);
+  // Absent in older results: host endpoints, full offloads, no contention.
+  differ('options.endpoints', oldR.options.endpoints ?? 'host', newR.options.endpoints ?? 'host');
+  differ('options.underlayOffloads', oldR.options.underlayOffloads ?? 'full', newR.options.underlayOffloads ?? 'full');
+  differ('options.contention', oldR.options.contention ?? null, newR.options.contention ?? null);
   const newIds = new Set(newR.modes.map((m) => m.id));
   const oldIds = new Set(oldR.modes.map((m) => m.id));
   for (const m of oldR.modes) if (!newIds.has(m.id)) w.push(`mode ${m.id} only in ${oldLabel} (not compared)`);

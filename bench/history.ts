@@ -163,19 +163,24 @@ export interface Fingerprint {
   mtu: number;
   netem: BenchResult['options']['netem'];
   pin: string;
+  /** Non-default --endpoints / --underlay-offloads / --contention (absent otherwise, so older fingerprints are unchanged). */
+  variant?: string;
 }
 
 /** The environment fingerprint of a result. */
 export function fingerprint(r: BenchResult): Fingerprint {
   const e = r.environment;
   const hosts = r.topology.kind === 'ssh-hosts' ? (r.hosts?.map((h) => h.hostname || h.ssh) ?? r.topology.hosts.map((h) => h.namespace)) : [e?.hostname ?? 'unknown'];
-  return { hosts, kernel: e?.kernel ?? null, cpuModel: e?.cpuModel ?? null, cpuCount: e?.cpuCount ?? null, profile: r.options.profile, modes: [...r.options.modes].sort(), mtu: r.options.mtu, netem: r.options.netem, pin: r.options.pin };
+  const o = r.options;
+  // Pod-to-pod, no-tunnel-TSO and contended runs measure other things than the default run: never one series with it.
+  const variant = [o.endpoints === 'pod' ? 'endpoints pod' : '', o.underlayOffloads && o.underlayOffloads !== 'full' ? `underlay-offloads ${o.underlayOffloads}` : '', o.contention ? `contention ${o.contention.pct}%` : ''].filter(Boolean).join(', ');
+  return { hosts, kernel: e?.kernel ?? null, cpuModel: e?.cpuModel ?? null, cpuCount: e?.cpuCount ?? null, profile: o.profile, modes: [...o.modes].sort(), mtu: o.mtu, netem: o.netem, pin: o.pin, ...(variant ? { variant } : {}) };
 }
 
 /** A short human label of a fingerprint. */
 export function fingerprintLabel(f: Fingerprint): string {
   const netem = Object.entries(f.netem).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(' ');
-  return `${f.hosts.join(' + ')}, kernel ${f.kernel ?? '?'}, ${f.cpuCount ?? '?'} x ${f.cpuModel ?? '?'}, profile ${f.profile}, modes ${f.modes.join(',')}, MTU ${f.mtu}${netem ? `, ${netem}` : ''}, pin ${f.pin}`;
+  return `${f.hosts.join(' + ')}, kernel ${f.kernel ?? '?'}, ${f.cpuCount ?? '?'} x ${f.cpuModel ?? '?'}, profile ${f.profile}, modes ${f.modes.join(',')}, MTU ${f.mtu}${netem ? `, ${netem}` : ''}, pin ${f.pin}${f.variant ? `, ${f.variant}` : ''}`;
 }
 
 /** One run in a history. */
