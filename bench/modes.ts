@@ -21,7 +21,7 @@ import type { RemoteHost } from './remote/client.js';
 import type { RemotePair } from './remote/pair.js';
 import { remoteOvsUnavailableReason, startRemoteOvs } from './remote/ovs.js';
 import { BENCH_PREFIX, type RunState } from './state.js';
-import { ADDR, addUnderlayAddresses, addUnderlayBridges, UNDERLAY_BRIDGE, type Topology } from './topology.js';
+import { addUnderlayAddresses, addUnderlayBridges, UNDERLAY_BRIDGE, type Topology } from './topology.js';
 
 /** Mode kinds the bench knows. */
 export const MODE_KINDS = ['bare', 'kernel-vxlan', 'ovs-gre', 'ovs-vxlan', 'vxtap'] as const;
@@ -129,8 +129,8 @@ async function setMtu(host: BenchHost, dev: string, mtu: number): Promise<void> 
 
 const bare: ModeDriver = {
   kind: 'bare',
-  async unavailable() {
-    return null;
+  unavailable() {
+    return Promise.resolve(null);
   },
   async setup(spec, { topo }) {
     // On real hosts the underlay is already addressed; it is measured as it is.

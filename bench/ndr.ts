@@ -146,7 +146,7 @@ export async function searchNdrPdr(trial: (pps: number) => Promise<TrialOutcome>
     return t;
   };
 
-  let stoppedBy: SearchResult['stoppedBy'] = 'precision';
+  let stoppedBy: SearchResult['stoppedBy'];
   const first = await runTrial(maxPps);
   let mrrHint: number | null = first.loss > 0 ? Math.max(minPps, Math.min(maxPps, first.rxPps * 0.99)) : null;
 

@@ -65,7 +65,8 @@ export function percentilesOf(encoded: string): LatencyPercentiles {
 
 function arg(argv: string[], name: string, dflt?: string): string {
   const i = argv.indexOf(`--${name}`);
-  if (i >= 0 && argv[i + 1] !== undefined) return argv[i + 1];
+  const value = i >= 0 ? argv.at(i + 1) : undefined;
+  if (value !== undefined) return value;
   if (dflt === undefined) throw new TypeError(`rr: --${name} is required`);
   return dflt;
 }

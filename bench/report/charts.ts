@@ -67,8 +67,8 @@ export function medianWithRounds(opts: { title: string; unit: string; categories
   const roundOf: number[] = [];
   opts.rounds.forEach((vals, i) => vals.forEach((v, r) => { if (v !== null) { roundPoints.push([i, v]); roundOf.push(r + 1); } }));
   const tip: TipFn = (s, d) => {
-    if (s === 0) { const v = opts.medians[d]; return v === null || v === undefined ? null : `${opts.categories[d]}: median ${fmt(v)} ${opts.unit}`; }
-    const p = roundPoints[d];
+    if (s === 0) { const v = opts.medians.at(d); return v === null || v === undefined ? null : `${opts.categories[d]}: median ${fmt(v)} ${opts.unit}`; }
+    const p = roundPoints.at(d);
     return p ? `${opts.categories[p[0]]}, round ${roundOf[d]}: ${fmt(p[1])} ${opts.unit}` : null;
   };
   const points = opts.medians.filter((v) => v !== null).length + roundPoints.length;
@@ -78,8 +78,8 @@ export function medianWithRounds(opts: { title: string; unit: string; categories
     xAxis: { type: 'category', data: opts.categories, axisLabel: { interval: 0, rotate: opts.categories.length > 5 ? 20 : 0, ...FONT } },
     yAxis: { type: opts.log ? 'log' : 'value', name: opts.unit, nameTextStyle: FONT },
     series: [
-      { type: 'bar', name: 'median', barWidth: '50%', data: opts.medians.map((v, i) => ({ value: v ?? '-', itemStyle: { color: opts.colors[i], opacity: 0.75 } })), label: { show: true, position: 'insideTop', formatter: (p: { value: unknown }) => (typeof p.value === 'number' ? fmt(p.value) : ''), ...FONT } },
-      { type: 'scatter', name: 'rounds', symbolSize: 9, itemStyle: { color: '#222', borderColor: '#fff', borderWidth: 1 }, data: roundPoints },
+      { type: 'bar', name: 'median', barWidth: '50%', data: opts.medians.map((v, i) => ({ value: v ?? '-', itemStyle: { color: opts.colors[i], opacity: 0.75 } })), label: { show: true, position: 'insideTop', formatter: (p: { value: unknown }) => (typeof p.value === 'number' ? fmt(p.value) : ''), ...FONT } } satisfies echarts.BarSeriesOption,
+      { type: 'scatter', name: 'rounds', symbolSize: 9, itemStyle: { color: '#222', borderColor: '#fff', borderWidth: 1 }, data: roundPoints } satisfies echarts.ScatterSeriesOption,
     ],
   }, CHART_SIZE, tip);
   return { svg, points };
@@ -97,7 +97,7 @@ export function lines(opts: { title: string; xName: string; unit: string; series
     yAxis: { type: opts.yLog ? 'log' : 'value', name: opts.unit, nameTextStyle: FONT, min: opts.yMin },
     series: opts.series.map((s) => ({ type: 'line', name: s.name, data: s.points, showSymbol: true, symbolSize: 4, lineStyle: { color: s.color, width: 1.5, type: s.dashed ? 'dashed' : 'solid' }, itemStyle: { color: s.color } })),
   }, CHART_SIZE, (si, di) => {
-    const p = opts.series[si]?.points[di];
+    const p = opts.series.at(si)?.points.at(di);
     return p ? `${opts.series[si].tipName ?? opts.series[si].name}: ${opts.xLabels ? opts.xLabels(p[0]) : `${opts.xName} ${Number.isInteger(p[0]) ? p[0] : fmt(p[0])}`}, ${fmt(p[1])} ${opts.unit}` : null;
   });
   return { svg, points };
@@ -117,7 +117,7 @@ export function bars(opts: { title: string; unit: string; categories: string[]; 
     yAxis: opts.horizontal ? { ...cat, inverse: true } : val,
     series: opts.series.map((s) => ({ type: 'bar', name: s.name, stack: s.stack, itemStyle: { color: s.color }, data: s.data.map((v) => v ?? '-') })),
   }, CHART_SIZE, (si, di) => {
-    const v = opts.series[si]?.data[di];
+    const v = opts.series.at(si)?.data.at(di);
     return v === null || v === undefined ? null : `${opts.categories[di]}, ${opts.series[si].name}: ${fmt(v)} ${opts.unit}`;
   });
   return { svg, points };

@@ -50,7 +50,7 @@ function normalize(r: BenchResult): BenchResult {
   for (const s of r.samples) {
     for (const t of [s.tcp1, s.tcpN]) {
       if (!t) continue;
-      t.intervalBps ??= [];
+      (t as Partial<typeof t>).intervalBps ??= [];
       t.dataplaneCpuSecondsPerGbit ??= null;
       t.cpuHostPercent ??= null;
       t.cpuRemotePercent ??= null;

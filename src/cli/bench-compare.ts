@@ -180,10 +180,10 @@ replacement and the output says so. Exit status: 0, 2 on bad input.`)
       const defs = keys.map((k) => metricDef(k));
       const unknownKey = keys.find((_, i) => !defs[i]);
       if (!keys.length || unknownKey !== undefined) fail(`--metrics: unknown metric "${unknownKey ?? ''}"`);
-      const targetKeys = o.targets ? String(o.targets).split(',').map((k) => k.trim()).filter(Boolean) : [keys[0]];
+      const targetKeys = o.targets ? o.targets.split(',').map((k) => k.trim()).filter(Boolean) : [keys[0]];
       const targets = targetKeys.map((k) => keys.indexOf(k));
       if (targets.some((t) => t < 0)) fail(`--targets must be among --metrics (got "${o.targets}")`);
-      const thresholds = o.thresholds ? await loadThresholds(String(o.thresholds)) : null;
+      const thresholds = o.thresholds ? await loadThresholds(o.thresholds) : null;
       const mode = String(o.mode);
       const family: FamilyMetric[] = keys.map((k, i) => ({ key: k, higherIsBetter: (defs[i] as MetricDef).higherIsBetter, threshold: thresholdFor(thresholds, mode, k) }));
       const cap = plan.schedule[plan.schedule.length - 1];
@@ -202,7 +202,7 @@ replacement and the output says so. Exit status: 0, 2 on bad input.`)
         for (const [i, f] of files.entries()) results.push(await loadResult(`RESULT${i + 1}`, f));
         const a = roundTable(results, mode, keys);
         if (a.length < 2) fail(`mode ${mode}: ${a.length} round(s) with data in ${files.join(', ')}; a pool needs many rounds (a long interleaved run)`);
-        const b = o.slowMode ? roundTable(results, String(o.slowMode), keys) : undefined;
+        const b = o.slowMode ? roundTable(results, o.slowMode, keys) : undefined;
         if (b && b.length < 2) fail(`--slow-mode ${o.slowMode}: ${b.length} round(s) with data`);
         source = { kind: 'resampled', files, mode, rounds: a.length, slowMode: o.slowMode ?? null, slowRounds: b?.length ?? null, withReplacement: { aa: poolDrawsWithReplacement({ a }, cap), shifted: poolDrawsWithReplacement({ a, b }, cap) } };
         if (poolDrawsWithReplacement({ a }, cap) || (b && poolDrawsWithReplacement({ a, b }, cap))) {

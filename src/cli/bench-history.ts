@@ -45,7 +45,7 @@ still-running results are listed as skipped.`)
       const seed = Number(o.seed);
       if (!Number.isInteger(seed)) fail(`--seed must be an integer (got "${o.seed}")`);
       const metrics = o.metrics ? String(o.metrics).split(',').map((k) => k.trim()).filter(Boolean) : null;
-      const st = await stat(dir).catch((err: NodeJS.ErrnoException) => fail(`${dir}: cannot read (${err.code ?? err.message})`));
+      const st = await stat(dir).catch((err: unknown) => fail(`${dir}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`));
       if (!st.isDirectory()) fail(`${dir}: not a directory`);
       const { entries, skipped } = await readHistoryDir(dir);
       const h = analyzeHistory(entries, { significance, permutations, minSize, seed, metrics }, skipped);

@@ -44,7 +44,9 @@ export async function runFlannelUp(cfg: VtepConfig, fl: FlannelControlOptions): 
     process.stderr.write(`vxtap up: ${usage ? 'invalid configuration: ' : ''}${e.message}\n`);
     process.exit(usage ? 2 : 1);
   }
-  const v = control.vtep as Vtep;
+  // the factory above made it; control.vtep is the same object, seen through the ControlledVtep interface
+  if (!vtep) throw new Error('etcd mode started without a VTEP');
+  const v = vtep;
   const ctl = control;
   v.controlStatus = () => ({
     mode: 'etcd',

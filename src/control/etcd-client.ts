@@ -81,7 +81,7 @@ export function createEtcdClient(o: EtcdClientOptions): Etcd3 {
       try {
         return readFileSync(p);
       } catch (e) {
-        throw new Error(`etcd.tls.${what}: cannot read ${p}: ${(e as Error).message}`);
+        throw new Error(`etcd.tls.${what}: cannot read ${p}: ${(e as Error).message}`, { cause: e });
       }
     };
     opts.credentials = {

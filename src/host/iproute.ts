@@ -29,7 +29,7 @@ export async function setTxQueueLen(dev: string, frames: number, netns?: string)
 export async function linkKind(dev: string, netns?: string): Promise<string | undefined> {
   const r = await run(['ip', '-j', '-d', 'link', 'show', 'dev', dev], { netns, allowFail: true });
   if (r.code !== 0) return undefined;
-  const [l] = JSON.parse(r.stdout) as { linkinfo?: { info_kind?: string } }[];
+  const l = (JSON.parse(r.stdout) as { linkinfo?: { info_kind?: string } }[]).at(0);
   return l?.linkinfo?.info_kind ?? '';
 }
 

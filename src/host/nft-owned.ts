@@ -13,7 +13,7 @@
  * SIGKILL included, the pipe closes, nft reads EOF and exits, and the kernel
  * drops the table with it. Nothing is left to clean up after a crash.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { inNetns } from './exec.js';
 
 /** A table held by an `nft -i` child; `close()` removes it. */
@@ -21,7 +21,7 @@ export class OwnedNftTable {
   private exited: Promise<void>;
   private constructor(
     readonly table: string,
-    private readonly child: ChildProcess,
+    private readonly child: ChildProcessWithoutNullStreams,
   ) {
     this.exited = new Promise((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) resolve();
@@ -74,7 +74,7 @@ export class OwnedNftTable {
   /** Remove the table: close nft's stdin, and kill it if it does not exit. Idempotent. */
   async close(): Promise<void> {
     if (!this.alive) return;
-    this.child.stdin!.end();
+    this.child.stdin.end();
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 2000);
     await this.exited;
     clearTimeout(timer);

@@ -148,7 +148,7 @@ export function parseNstat(text: string): Record<string, number> {
   const trimmed = text.trim();
   const out: Record<string, number> = {};
   if (trimmed.startsWith('{')) {
-    const data = JSON.parse(trimmed) as Record<string, Record<string, unknown>>;
+    const data = JSON.parse(trimmed) as Record<string, Record<string, unknown> | null>;
     for (const group of Object.values(data)) {
       for (const [k, v] of Object.entries(group ?? {})) if (typeof v === 'number') out[k] = v;
     }
@@ -156,7 +156,7 @@ export function parseNstat(text: string): Record<string, number> {
   }
   for (const line of trimmed.split('\n')) {
     if (!line || line.startsWith('#')) continue;
-    const [name, value] = line.trim().split(/\s+/);
+    const [name, value] = line.trim().split(/\s+/) as [string, string?];
     if (name && value !== undefined && Number.isFinite(Number(value))) out[name] = Number(value);
   }
   return out;

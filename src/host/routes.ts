@@ -127,7 +127,7 @@ export async function listNeighbours(dev: string, t: HostTarget = {}): Promise<{
 export async function listVxlanFdb(dev: string, t: HostTarget = {}): Promise<{ mac: string; dst: string }[]> {
   const out = await output(['bridge', '-j', 'fdb', 'show', 'dev', dev], { netns: t.netns, allowFail: true });
   if (!out) return [];
-  return (JSON.parse(out) as { mac: string; dst?: string }[]).filter((e) => e.dst).map((e) => ({ mac: e.mac, dst: e.dst! }));
+  return (JSON.parse(out) as { mac: string; dst?: string }[]).flatMap((e) => (e.dst ? [{ mac: e.mac, dst: e.dst }] : []));
 }
 
 /** A link's MAC and MTU (`ip -j link show DEV`). */

@@ -89,7 +89,12 @@ export async function startCapture(scope: HostScope, netns: string, dev: string,
   const dump = scope.spawn(['tcpdump', '-i', dev, '-U', '--immediate-mode', '-n', '-s', '128', '-c', '20000', '-w', file, filter], { netns });
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('tcpdump did not start')), 10_000);
-    dump.stderr?.on('data', (d) => String(d).includes('listening') && (clearTimeout(t), resolve()));
+    dump.stderr?.on('data', (d: Buffer) => {
+      if (d.toString().includes('listening')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
   });
   return dump;
 }

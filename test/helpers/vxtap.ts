@@ -79,7 +79,7 @@ export async function startVxtap(scope: HostScope, host: Host, args: string[], n
   const sock = `/run/vxtap/test-${name}.sock`;
   const child = scope.spawn(['node', CLI, 'up', '--name', name, '--local', host.underlay, '--stats-socket', sock, ...args], { netns: host.ns });
   let err = '';
-  child.stderr?.on('data', (d) => (err += d));
+  child.stderr?.on('data', (d: Buffer | string) => (err += d.toString()));
   child.stdout?.resume();
   const deadline = Date.now() + 15_000;
   for (;;) {
@@ -131,7 +131,7 @@ export async function ping(ns: string, target: string, count = 5, intervalS = 0.
 export async function tcpTransfer(scope: HostScope, fromNs: string, toNs: string, addr: string, bytes: number, port = 5001) {
   const server = scope.spawn(['node', TRANSFER, 'server', addr, String(port)], { netns: toNs });
   let serverOut = '';
-  server.stdout?.on('data', (d) => (serverOut += d));
+  server.stdout?.on('data', (d: Buffer | string) => (serverOut += d.toString()));
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('transfer server did not start')), 10_000);
     server.stderr?.on('data', (d) => {

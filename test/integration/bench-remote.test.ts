@@ -46,8 +46,8 @@ function startCli(args: string[], timeoutMs: number): { done: Promise<CliRun>; s
   const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
+  child.stdout.on('data', (d: Buffer | string) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer | string) => (stderr += d.toString()));
   const timer = setTimeout(() => child.kill('SIGINT'), timeoutMs);
   const done = new Promise<CliRun>((resolve) => {
     child.on('exit', (code) => {

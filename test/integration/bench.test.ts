@@ -27,8 +27,8 @@ function runCli(args: string[], timeoutMs: number): Promise<{ code: number | nul
     const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.on('data', (d: Buffer | string) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer | string) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill('SIGINT'), timeoutMs);
     child.on('exit', (code) => {
       clearTimeout(timer);
@@ -93,7 +93,7 @@ describe.skipIf(skipReason !== null)(`vxtap bench (integration${skipReason ? `: 
   it('a run killed with SIGKILL mid-run is removed by --cleanup', async () => {
     const child = spawn(process.execPath, [main, 'bench', '--quick', '--modes', 'ovs-gre,bare', '--out', out], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stderr.on('data', (d: Buffer | string) => (stderr += d.toString()));
     // Wait until the OVS daemons of the first mode are up, then kill the bench outright.
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {

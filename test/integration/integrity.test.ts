@@ -66,7 +66,7 @@ describe('integrity of oversize frames', () => {
     expect(st.offload).toBe(true); // the path that hands oversize frames over as GSO
     const server = scope.spawn(['node', '-e', SERVER, addr, String(port)], { netns: ns });
     let out = '';
-    server.stdout?.on('data', (d) => (out += d));
+    server.stdout?.on('data', (d: Buffer | string) => (out += d.toString()));
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('server did not start')), 10_000);
       server.stderr?.on('data', (d) => {

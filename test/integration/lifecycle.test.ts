@@ -43,7 +43,7 @@ function spawnUp(scope: HostScope, host: Host, args: string[], env: Record<strin
   const startedAt = Date.now();
   const child = scope.spawn(['node', CLI, 'up', '--local', host.underlay, ...args], { netns: host.ns, env });
   let err = '';
-  child.stderr?.on('data', (d) => (err += d));
+  child.stderr?.on('data', (d: Buffer | string) => (err += d.toString()));
   child.stdout?.resume();
   const up = { child, startedAt, stderr: () => err };
   track?.push(up);
@@ -76,7 +76,7 @@ async function kill9(up: Up): Promise<void> {
 function pingFlow(scope: HostScope, ns: string, target: string, seconds: number): Promise<{ sent: number; replies: { seq: number; t: number }[] }> {
   const child = scope.spawn(['ping', '-n', '-D', '-i', '0.01', '-W', '1', '-w', String(seconds), target], { netns: ns });
   let out = '';
-  child.stdout?.on('data', (d) => (out += d));
+  child.stdout?.on('data', (d: Buffer | string) => (out += d.toString()));
   return new Promise((resolve) => {
     child.once('exit', () => {
       const replies = [...out.matchAll(/^\[(\d+\.\d+)\] .*icmp_seq=(\d+)/gm)].map((m) => ({ t: Number(m[1]) * 1000, seq: Number(m[2]) }));

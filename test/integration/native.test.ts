@@ -140,10 +140,10 @@ async function respond(fd: number, hdr: number, done: Promise<unknown>, timeoutM
   const outSizes = new Uint32Array(MAX);
   const errs = new Int32Array(MAX);
   const seen = { arp: 0, echo: 0, written: 0, hdrs: [] as number[][] };
-  let finished = false;
-  void done.finally(() => (finished = true));
+  const run = { finished: false }; // set from the promise callback
+  void done.finally(() => (run.finished = true));
   const deadline = Date.now() + timeoutMs;
-  while (!finished && Date.now() < deadline) {
+  while (!run.finished && Date.now() < deadline) {
     const count = n.readBatch(fd, bufs, offsets, sizes, SLOT, MAX);
     let w = 0;
     for (let i = 0; i < count; i++) {

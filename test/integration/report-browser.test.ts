@@ -110,7 +110,7 @@ describe.skipIf(skipReason !== null)(`report.html in headless Chromium${skipReas
     b = await launchIsolated(ns);
   }, 90_000);
   afterAll(async () => {
-    await b?.close();
+    await (b as IsolatedBrowser | undefined)?.close(); // undefined when the launch failed
     rmSync(tmp, { recursive: true, force: true });
     expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(ns);
   });

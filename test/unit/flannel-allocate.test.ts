@@ -25,7 +25,7 @@ const rangeArb = fc
       Backend: { Type: 'vxlan' },
     });
     if (r instanceof Error) throw r;
-    return r.ipv4!;
+    return r.ipv4;
   });
 
 /** Slow reference: every subnet of the range that overlaps nothing taken. */
@@ -85,7 +85,7 @@ describe('subnet allocation', () => {
   it('treats taken subnets of other lengths (a foreign /23) as blocking what they overlap', () => {
     const r = validateNetworkConfig({ Network: '198.19.0.0/16', SubnetMin: '198.19.4.0', SubnetMax: '198.19.7.0', Backend: { Type: 'vxlan' } });
     if (r instanceof Error) throw r;
-    const range = r.ipv4!;
+    const range = r.ipv4;
     const foreign: Cidr = { family: 4, base: 0xc6130400n, len: 23 }; // 198.19.4.0/23
     const picks = new Set<bigint>();
     for (let i = 0; i < 50; i++) picks.add(pickFreeSubnet(range, [foreign])!.base);

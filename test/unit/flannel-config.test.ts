@@ -14,16 +14,16 @@ describe('flannel network config', () => {
   it('applies flannel defaults: VNI 1, port 8472, SubnetMin skips the first subnet, SubnetMax is the last', () => {
     const c = parseNetworkConfig(JSON.stringify(base));
     expect(c.backend).toMatchObject({ type: 'vxlan', vni: 1, port: 8472, portExplicit: false });
-    expect(formatCidr(c.ipv4!.network)).toBe('198.19.0.0/16');
-    expect(c.ipv4!.subnetLen).toBe(24);
-    expect(formatAddress(4, c.ipv4!.subnetMin)).toBe('198.19.1.0');
-    expect(formatAddress(4, c.ipv4!.subnetMax)).toBe('198.19.255.0');
+    expect(formatCidr(c.ipv4.network)).toBe('198.19.0.0/16');
+    expect(c.ipv4.subnetLen).toBe(24);
+    expect(formatAddress(4, c.ipv4.subnetMin)).toBe('198.19.1.0');
+    expect(formatAddress(4, c.ipv4.subnetMax)).toBe('198.19.255.0');
     expect(c.enableIPv6).toBe(false);
   });
 
   it('defaults SubnetLen like flanneld: /24 for networks up to /22, else Network+2', () => {
-    expect(parseNetworkConfig('{"Network":"198.19.0.0/22","Backend":{"Type":"vxlan"}}').ipv4!.subnetLen).toBe(24);
-    expect(parseNetworkConfig('{"Network":"198.19.0.0/26","Backend":{"Type":"vxlan"}}').ipv4!.subnetLen).toBe(28);
+    expect(parseNetworkConfig('{"Network":"198.19.0.0/22","Backend":{"Type":"vxlan"}}').ipv4.subnetLen).toBe(24);
+    expect(parseNetworkConfig('{"Network":"198.19.0.0/26","Backend":{"Type":"vxlan"}}').ipv4.subnetLen).toBe(28);
   });
 
   it('takes VNI, Port, SubnetMin/Max and IPv6 fields', () => {
@@ -39,8 +39,8 @@ describe('flannel network config', () => {
       }),
     );
     expect(c.backend).toMatchObject({ vni: 42, port: 4789, portExplicit: true });
-    expect(formatAddress(4, c.ipv4!.subnetMin)).toBe('198.19.10.0');
-    expect(formatAddress(4, c.ipv4!.subnetMax)).toBe('198.19.20.0');
+    expect(formatAddress(4, c.ipv4.subnetMin)).toBe('198.19.10.0');
+    expect(formatAddress(4, c.ipv4.subnetMax)).toBe('198.19.20.0');
     expect(formatCidr(c.ipv6!.network)).toBe('2001:2::/48');
     expect(formatAddress(6, c.ipv6!.subnetMin)).toBe('2001:2:0:1::');
     expect(formatAddress(6, c.ipv6!.subnetMax)).toBe('2001:2:0:ffff::');

@@ -13,7 +13,7 @@ import { encodeLeaseValue } from '../../src/control/flannel/lease.js';
 import { formatCidr, parseCidr } from '../../src/control/flannel/cidr.js';
 
 const CONFIG = { Network: '198.19.0.0/16', SubnetLen: 24, SubnetMax: '198.19.9.0', Backend: { Type: 'vxlan' } };
-const range = parseNetworkConfig(JSON.stringify(CONFIG)).ipv4!;
+const range = parseNetworkConfig(JSON.stringify(CONFIG)).ipv4;
 const value = (ip: string, mac: string) => encodeLeaseValue({ publicIP: ip, publicIPv6: null, backendType: 'vxlan', vxlan: { vni: 1, vtepMac: mac } });
 
 function setup() {

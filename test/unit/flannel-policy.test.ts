@@ -12,7 +12,7 @@ import { cidrContains, cidrOverlaps, parseAddress, parseCidr } from '../../src/c
 import { pickFreeSubnet, takenSubnets } from '../../src/control/flannel/allocate.js';
 import type { Lease } from '../../src/control/flannel/lease.js';
 
-const range = parseNetworkConfig(JSON.stringify({ Network: '198.19.0.0/16', SubnetLen: 24, Backend: { Type: 'vxlan' } })).ipv4!;
+const range = parseNetworkConfig(JSON.stringify({ Network: '198.19.0.0/16', SubnetLen: 24, Backend: { Type: 'vxlan' } })).ipv4;
 const ctx: ScreenContext = {
   range,
   vni: 1,
@@ -86,7 +86,7 @@ describe('lease screen: one row per rule', () => {
   }
 
   it('a lease inside Network but outside SubnetMin..SubnetMax (the bounds were narrowed, or a flanneld with other bounds) is programmed', () => {
-    const narrow: ScreenContext = { ...ctx, range: parseNetworkConfig(JSON.stringify({ Network: '198.19.0.0/16', SubnetLen: 24, SubnetMin: '198.19.1.0', SubnetMax: '198.19.9.0', Backend: { Type: 'vxlan' } })).ipv4! };
+    const narrow: ScreenContext = { ...ctx, range: parseNetworkConfig(JSON.stringify({ Network: '198.19.0.0/16', SubnetLen: 24, SubnetMin: '198.19.1.0', SubnetMax: '198.19.9.0', Backend: { Type: 'vxlan' } })).ipv4 };
     const { accepted, refused } = screenLeases([rec('198.19.200.0-24', v('198.18.0.200', '02:00:00:00:00:c8')), rec('198.19.0.0-24', v('198.18.0.201', '02:00:00:00:00:c9'))], narrow);
     expect(refused).toEqual([]);
     expect(accepted.map((l) => l.key).sort()).toEqual(['198.19.0.0-24', '198.19.200.0-24']);
@@ -152,7 +152,7 @@ describe('lease screen: properties', () => {
 
 describe('allocation next to hostile keys', () => {
   it('a 0.0.0.0-0 lease, a /16 over the network and garbage keys do not fill the range', () => {
-    const small = parseNetworkConfig(JSON.stringify({ Network: '198.19.0.0/16', SubnetLen: 24, SubnetMin: '198.19.1.0', SubnetMax: '198.19.6.0', Backend: { Type: 'vxlan' } })).ipv4!;
+    const small = parseNetworkConfig(JSON.stringify({ Network: '198.19.0.0/16', SubnetLen: 24, SubnetMin: '198.19.1.0', SubnetMax: '198.19.6.0', Backend: { Type: 'vxlan' } })).ipv4;
     const records = [
       rec('0.0.0.0-0', v('198.18.0.9', '02:00:00:00:00:09')),
       rec('198.19.0.0-16', v('198.18.0.9', '02:00:00:00:00:09')),
@@ -173,7 +173,7 @@ describe('allocation next to hostile keys', () => {
 
   it('reserved prefixes (underlay, etcd addresses) are never handed out', () => {
     // A network config that overlaps the underlay: the host must not lease the subnet holding it.
-    const over = parseNetworkConfig(JSON.stringify({ Network: '198.18.0.0/22', SubnetLen: 24, SubnetMin: '198.18.0.0', Backend: { Type: 'vxlan' } })).ipv4!;
+    const over = parseNetworkConfig(JSON.stringify({ Network: '198.18.0.0/22', SubnetLen: 24, SubnetMin: '198.18.0.0', Backend: { Type: 'vxlan' } })).ipv4;
     const taken = takenSubnets([], over, [parseCidr('198.18.0.0/24'), parseCidr('198.18.2.9/32')]);
     for (let i = 0; i < 20; i++) {
       const p = pickFreeSubnet(over, taken, () => i / 20)!;

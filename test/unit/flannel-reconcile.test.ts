@@ -34,7 +34,7 @@ class PlainHost implements OverlayHost {
   }
 }
 
-const range = parseNetworkConfig(JSON.stringify({ Network: '198.19.0.0/16', Backend: { Type: 'vxlan' } })).ipv4!;
+const range = parseNetworkConfig(JSON.stringify({ Network: '198.19.0.0/16', Backend: { Type: 'vxlan' } })).ipv4;
 const self: ScreenContext = { range, vni: 1, own: { key: '198.19.1.0-24', subnet: parseCidr('198.19.1.0/24'), publicIP: '198.18.0.1', vtepMac: '02:00:00:00:00:01' }, underlay: [parseCidr('198.18.0.0/24')], etcdAddresses: ['198.18.0.250'] };
 
 describe('desired remotes', () => {

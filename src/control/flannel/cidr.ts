@@ -34,7 +34,7 @@ export function parseAddress(text: string): { family: Family; value: bigint } {
 /** Format an integer address of `family` as text (IPv6 in RFC 5952 short form). */
 export function formatAddress(family: Family, value: bigint): string {
   const n = familyBits(family) / 8;
-  const bytes: number[] = new Array(n);
+  const bytes = new Array<number>(n);
   let v = value;
   for (let i = n - 1; i >= 0; i--) {
     bytes[i] = Number(v & 0xffn);

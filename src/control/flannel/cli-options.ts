@@ -55,9 +55,9 @@ export function addFlannelCliOptions(cmd: Command): Command {
  * can hold, 24 days); throws naming the flag.
  */
 export function parseDurationSeconds(text: string, flag = '--lease-ttl', maxSeconds = MAX_LEASE_TTL_SECONDS, maxReason = 'longer renewal timers overflow'): number {
-  const m = /^(\d+)(s|m|h|d)?$/.exec(String(text).trim());
+  const m = /^(\d+)(s|m|h|d)?$/.exec(text.trim());
   if (!m) throw new TypeError(`${flag} must be a duration like 24h, 10m or 30s, got ${JSON.stringify(text)}`);
-  const n = Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+  const n = Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[((m[2] as string | undefined) ?? 's') as 's' | 'm' | 'h' | 'd'];
   if (n < 3) throw new TypeError(`${flag} must be at least 3s, got ${JSON.stringify(text)}`);
   if (!Number.isSafeInteger(n) || n > maxSeconds) throw new TypeError(`${flag} must be at most ${maxSeconds / 86400}d (${maxSeconds}s: ${maxReason}), got ${JSON.stringify(text)}`);
   return n;

@@ -39,7 +39,7 @@ export const realClock: Clock = {
         if (left > step) arm(left - step);
         else fn();
       }, step);
-      t.unref?.();
+      t.unref();
     };
     arm(ms);
     return {

@@ -60,8 +60,8 @@ export interface FamilyRange {
 export interface NetworkConfig {
   enableIPv4: boolean;
   enableIPv6: boolean;
-  /** IPv4 range (present when enableIPv4). */
-  ipv4?: FamilyRange;
+  /** IPv4 range (always present: vxtap refuses IPv6-only networks, see validateNetworkConfig). */
+  ipv4: FamilyRange;
   /** IPv6 range (present when enableIPv6). */
   ipv6?: FamilyRange;
   backend: VxlanBackendConfig;
@@ -237,7 +237,7 @@ export function parseNetworkConfig(text: string): NetworkConfig {
 
 /** A one-line summary for logs. */
 export function describeNetworkConfig(c: NetworkConfig): string {
-  const r = c.ipv4!;
+  const r = c.ipv4;
   const parts = [
     `Network=${formatCidr(r.network)}`,
     `SubnetLen=${r.subnetLen}`,

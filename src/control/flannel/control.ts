@@ -218,8 +218,13 @@ export async function startFlannelControl(opts: FlannelControlOptions, makeVtep:
   const subnetFile = opts.subnetFile ?? DEFAULT_SUBNET_FILE;
   const target: routes.HostTarget = { netns: opts.netns };
   const ownsClient = !opts.client && !opts.registry;
-  const client = opts.registry ? undefined : (opts.client ?? createEtcdClient(opts));
-  const reg: LeaseRegistry = opts.registry ?? new EtcdLeaseRegistry(client!, prefix);
+  let client: Etcd3 | undefined;
+  let reg: LeaseRegistry;
+  if (opts.registry) reg = opts.registry;
+  else {
+    client = opts.client ?? createEtcdClient(opts);
+    reg = new EtcdLeaseRegistry(client, prefix);
+  }
   const health = new EtcdHealth(log);
   let stopped = false;
   const startupDeadline = opts.startupTimeoutMs !== undefined ? clock.now() + opts.startupTimeoutMs : undefined;
@@ -229,7 +234,7 @@ export async function startFlannelControl(opts: FlannelControlOptions, makeVtep:
   try {
     const config = await retrying('read network config', () => reg.getConfig(), { clock, health, stopped: () => stopped, deadlineMs: startupDeadline });
     if (config.enableIPv6) throw new NetworkConfigError('EnableIPv6', 'the IPv6 overlay is not implemented by vxtap yet (leases with IPv6 parts are read, but this host can only join with EnableIPv6 false)');
-    const range = config.ipv4!;
+    const range = config.ipv4;
     log(`network config: ${describeNetworkConfig(config)}`);
 
     const under = await routes.deviceOfAddress(opts.local, target);
@@ -390,9 +395,9 @@ export async function startFlannelControl(opts: FlannelControlOptions, makeVtep:
         if (o.release ?? true) await k.release();
         else await k.stop();
         await applying?.catch(() => undefined);
-        await applier.clear().catch((e) => log(`removing routes failed: ${(e as Error).message}`));
+        await applier.clear().catch((e: unknown) => log(`removing routes failed: ${(e as Error).message}`));
         await routes.addressDel(dp.tapName, `${gateway}/32`, target).catch(() => undefined);
-        await dp.stop().catch((e) => log(`stopping the VTEP failed: ${(e as Error).message}`));
+        await dp.stop().catch((e: unknown) => log(`stopping the VTEP failed: ${(e as Error).message}`));
         if (ownsClient) client?.close();
         resolveDone();
       },

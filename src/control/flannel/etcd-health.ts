@@ -19,9 +19,10 @@ export class FatalControlError extends Error {
 
 /** etcd said no to our credentials: retrying cannot help. */
 export function isCredentialError(e: unknown): boolean {
-  const err = e as Error;
+  // anything may be thrown; only an object with a name or message can say it is a credential error
+  const err = e as Partial<Error> | null | undefined;
   return (
-    ['EtcdAuthenticationFailedError', 'EtcdPermissionDeniedError', 'EtcdUserNotFoundError', 'EtcdRoleNotGrantedError'].includes(err?.name) ||
+    ['EtcdAuthenticationFailedError', 'EtcdPermissionDeniedError', 'EtcdUserNotFoundError', 'EtcdRoleNotGrantedError'].includes(err?.name ?? '') ||
     /authentication failed|user name is empty|permission denied|invalid user ID or password/i.test(err?.message ?? '')
   );
 }
@@ -69,10 +70,10 @@ export async function retrying<T>(what: string, fn: () => Promise<T>, ctx: Retry
       ctx.health.ok();
       return r;
     } catch (e) {
-      if (isCredentialError(e)) throw new Error(`${what}: etcd refused our credentials (--etcd-username/--etcd-password): ${(e as Error).message}`);
+      if (isCredentialError(e)) throw new Error(`${what}: etcd refused our credentials (--etcd-username/--etcd-password): ${(e as Error).message}`, { cause: e });
       if (!isRetryable(e) || ctx.stopped()) throw e;
       ctx.health.failed(what, e);
-      if (ctx.deadlineMs !== undefined && ctx.clock.now() > ctx.deadlineMs) throw new Error(`${what}: etcd unreachable: ${(e as Error).message}`);
+      if (ctx.deadlineMs !== undefined && ctx.clock.now() > ctx.deadlineMs) throw new Error(`${what}: etcd unreachable: ${(e as Error).message}`, { cause: e });
       await ctx.clock.sleep(backoff.next());
     }
   }

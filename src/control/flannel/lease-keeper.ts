@@ -101,8 +101,9 @@ export class LeaseKeeper {
     let ok = false;
     try {
       for (const l of snap.leases) {
-        if (l.attrs.publicIP !== local || !inRange(range, l.subnet) || l.ipv6Subnet) continue;
-        if (await reg.tryAdopt(l.key, value, leaseId, l.modRevision!)) {
+        // a record read from etcd always has its modRevision; without one there is nothing to compare against
+        if (l.attrs.publicIP !== local || !inRange(range, l.subnet) || l.ipv6Subnet || l.modRevision === undefined) continue;
+        if (await reg.tryAdopt(l.key, value, leaseId, l.modRevision)) {
           if (l.etcdLease && l.etcdLease !== '0') await reg.revoke(l.etcdLease).catch(() => undefined);
           this.o.log(`adopted existing lease ${l.key} (same PublicIP ${local})`);
           ok = true;

@@ -135,18 +135,21 @@ function byAge(a: Lease, b: Lease): number {
   return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
+/** A lease that passed the checks on the record alone: a VXLAN lease with its BackendData. */
+export type ScreenedLease = Lease & { attrs: { vxlan: NonNullable<Lease['attrs']['vxlan']> } };
+
 /**
  * Split records into leases to program and refused ones. Our own key is in
  * neither. Deterministic for a given set of records.
  */
-export function screenLeases(records: Iterable<Lease | MalformedLease>, ctx: ScreenContext): { accepted: Lease[]; refused: RefusedLease[] } {
+export function screenLeases(records: Iterable<Lease | MalformedLease>, ctx: ScreenContext): { accepted: ScreenedLease[]; refused: RefusedLease[] } {
   const refused: RefusedLease[] = [];
-  const candidates: Lease[] = [];
+  const candidates: ScreenedLease[] = [];
   const refuse = (l: Lease | MalformedLease, reason: RefusalReason, detail: string) =>
     refused.push({ key: l.key, reason, detail, ...('modRevision' in l && l.modRevision ? { modRevision: l.modRevision } : {}) });
   const recs = [...records];
   // Pass 1: the record on its own.
-  const plausible: Lease[] = [];
+  const plausible: ScreenedLease[] = [];
   for (const r of recs) {
     if (r.key === ctx.own.key) continue;
     if (isMalformed(r)) {
@@ -180,12 +183,15 @@ export function screenLeases(records: Iterable<Lease | MalformedLease>, ctx: Scr
       refuse(r, 'bad_vtep_mac', badM);
       continue;
     }
-    plausible.push(r);
+    plausible.push(r as ScreenedLease); // its vxlan attributes were checked above
   }
   // Pass 2: what its subnet would capture. Only PublicIPs of plausible leases count as
   // peers, so a refused record cannot get a good host refused by naming an address in it.
   const peerIps = new Map<bigint, string>();
-  for (const l of plausible) peerIps.set(ip4(l.attrs.publicIP)!, l.attrs.publicIP);
+  for (const l of plausible) {
+    const ip = ip4(l.attrs.publicIP); // defined: badPublicIp() passed it
+    if (ip !== undefined) peerIps.set(ip, l.attrs.publicIP);
+  }
   const etcdIps = ctx.etcdAddresses.map((a) => [a, ip4(a)] as const).filter(([, v]) => v !== undefined);
   const ownIp = ip4(ctx.own.publicIP);
   for (const r of plausible) {
@@ -218,7 +224,7 @@ export function screenLeases(records: Iterable<Lease | MalformedLease>, ctx: Scr
   }
   // First come, first served among the rest.
   candidates.sort(byAge);
-  const accepted: Lease[] = [];
+  const accepted: ScreenedLease[] = [];
   const macs = new Map<string, string>();
   for (const l of candidates) {
     const older = accepted.find((x) => cidrOverlaps(x.subnet, l.subnet));
@@ -226,7 +232,7 @@ export function screenLeases(records: Iterable<Lease | MalformedLease>, ctx: Scr
       refuse(l, 'overlaps_lease', `subnet ${formatCidr(l.subnet)} overlaps the older lease ${older.key}`);
       continue;
     }
-    const mac = l.attrs.vxlan!.vtepMac;
+    const mac = l.attrs.vxlan.vtepMac;
     const dup = macs.get(mac);
     if (dup) {
       refuse(l, 'duplicate_vtep_mac', `VtepMAC ${mac} is already announced by the older lease ${dup}`);

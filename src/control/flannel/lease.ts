@@ -80,7 +80,7 @@ function parseKeyPart(part: string, family: 4 | 6): Cidr | undefined {
  */
 export function parseSubnetKey(key: string): { subnet: Cidr; ipv6Subnet?: Cidr; key: string } | undefined {
   const last = key.slice(key.lastIndexOf('/') + 1);
-  const [v4, v6, extra] = last.split('&');
+  const [v4, v6, extra] = last.split('&') as [string, string?, string?];
   if (extra !== undefined) return undefined;
   const subnet = parseKeyPart(v4, 4);
   if (!subnet) return undefined;
@@ -118,13 +118,14 @@ function decodeVxlanData(d: unknown, field: string): { vni: number; vtepMac: str
 
 /** Decode a lease value; throws TypeError naming the field on malformed input. */
 export function decodeLeaseValue(text: string): LeaseAttrs {
-  let o: Record<string, unknown>;
+  let parsed: unknown;
   try {
-    o = JSON.parse(text) as Record<string, unknown>;
+    parsed = JSON.parse(text);
   } catch (e) {
-    throw new TypeError(`lease value is not JSON: ${(e as Error).message}`);
+    throw new TypeError(`lease value is not JSON: ${(e as Error).message}`, { cause: e });
   }
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new TypeError('lease value must be a JSON object');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new TypeError('lease value must be a JSON object');
+  const o = parsed as Record<string, unknown>;
   const pub = o.PublicIP;
   if (typeof pub !== 'string') throw new TypeError(`PublicIP must be an IPv4 address string, got ${JSON.stringify(pub)}`);
   try {
@@ -135,7 +136,7 @@ export function decodeLeaseValue(text: string): LeaseAttrs {
   let publicIPv6: string | null = null;
   if (o.PublicIPv6 !== undefined && o.PublicIPv6 !== null) {
     const v = o.PublicIPv6;
-    let ok = false;
+    let ok: boolean;
     try {
       ok = typeof v === 'string' && parseAddress(v).family === 6;
     } catch {

@@ -32,7 +32,7 @@ export interface RemoteHost {
  */
 export function desiredRemotes(records: Iterable<Lease | MalformedLease>, ctx: ScreenContext): { remotes: RemoteHost[]; refused: RefusedLease[] } {
   const { accepted, refused } = screenLeases(records, ctx);
-  const remotes = accepted.map((l) => ({ key: l.key, subnet: l.subnet, gateway: gatewayOf(l.subnet), publicIP: l.attrs.publicIP, vtepMac: l.attrs.vxlan!.vtepMac }));
+  const remotes = accepted.map((l) => ({ key: l.key, subnet: l.subnet, gateway: gatewayOf(l.subnet), publicIP: l.attrs.publicIP, vtepMac: l.attrs.vxlan.vtepMac }));
   remotes.sort((a, b) => (a.subnet.base < b.subnet.base ? -1 : a.subnet.base > b.subnet.base ? 1 : 0));
   return { remotes, refused };
 }

@@ -157,7 +157,7 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
 
   async grant(ttlSeconds: number): Promise<string> {
     const res = await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 });
-    return String(res.ID);
+    return res.ID;
   }
 
   async revoke(id: string): Promise<void> {
@@ -194,7 +194,7 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
 
   async getLease(key: string): Promise<Lease | MalformedLease | undefined> {
     const res = await this.client.get(this.leaseKey(key)).exec();
-    const kv = res.kvs[0];
+    const kv = res.kvs.at(0);
     return kv ? leaseFromKv(kv, this.subnetsPrefix) : undefined;
   }
 
@@ -237,7 +237,7 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
         void watcher.cancel().catch(() => undefined);
         reject(new Error(`watch on ${this.subnetsPrefix} not created after ${createTimeoutMs} ms`));
       }, createTimeoutMs);
-      timer.unref?.();
+      timer.unref();
       const ok = () => {
         clearTimeout(timer);
         watcher.off('error', bad);

@@ -16,7 +16,7 @@ export const DEFAULT_SUBNET_FILE = '/run/vxtap/subnet.env';
 /** The file's text for a lease. */
 export function renderSubnetEnv(config: NetworkConfig, subnet: Cidr, mtu: number, ipMasq: boolean, ipv6Subnet?: Cidr): string {
   const lines = [
-    `FLANNEL_NETWORK=${formatCidr(config.ipv4!.network)}`,
+    `FLANNEL_NETWORK=${formatCidr(config.ipv4.network)}`,
     `FLANNEL_SUBNET=${firstUsableOf(subnet)}`,
   ];
   if (config.ipv6 && ipv6Subnet) {
