@@ -11,7 +11,8 @@
  * unless the attachment existed before (a repeated ADD never tears down a pod).
  * DEL without stored state rebuilds the configuration from subnet.env when it can
  * (bridge and host-local DEL are idempotent) and otherwise has nothing to do:
- * success, as the spec asks of a DEL whose resources are gone.
+ * success, as the spec asks of a DEL whose resources are gone. A damaged state
+ * file is treated as missing by DEL, so it never blocks a pod's removal.
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -97,13 +98,18 @@ function readState(file: string): JsonObject | undefined | CniError {
 }
 
 function writeState(file: string, dir: string, conf: JsonObject): CniError | undefined {
+  const tmp = `${file}.tmp-${process.pid}`;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const tmp = `${file}.tmp-${process.pid}`;
     writeFileSync(tmp, JSON.stringify(conf), { mode: 0o600 });
     renameSync(tmp, file);
     return undefined;
   } catch (e) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* never written */
+    }
     return new CniError(ErrorCode.IoFailure, `storing the delegate configuration in ${file}: ${(e as Error).message}`);
   }
 }
@@ -162,12 +168,21 @@ function parseResult(out: string, conf: JsonObject): CniError | undefined {
 function del(n: NetConf, args: CniArgs, env: NodeJS.ProcessEnv): string | CniError {
   const file = statePath(n, args);
   let conf = readState(file);
-  if (conf instanceof CniError) return conf;
+  if (conf instanceof CniError) {
+    // A damaged state file must not block DEL forever (the runtime would retry it for good):
+    // clean up as if it were missing, and remove it on success.
+    if (conf.code !== ErrorCode.DecodingFailure) return conf;
+    process.stderr.write(`vxtap: ${conf.message}; using subnet.env instead\n`);
+    conf = undefined;
+  }
   if (!conf) {
     // No state: ADD never stored it, or an earlier DEL finished. Clean up by subnet.env
     // when it is there; without it there is nothing this plugin knows to remove.
     const senv = readSubnetEnv(n.subnetFile ?? DEFAULT_SUBNET_FILE, n.cniVersion);
-    if (senv instanceof CniError) return '';
+    if (senv instanceof CniError) {
+      removeState(file);
+      return '';
+    }
     conf = buildDelegateConf(n, senv);
   }
   const out = execDelegate('DEL', withPrevResult(conf, n), args, env);

@@ -349,6 +349,19 @@ describe('plugin commands against fake delegates (temp CNI_PATH, no root)', () =
     expect(runPlugin(env('DEL', 'c8'), stdinOf()).exitCode).toBe(0);
   });
 
+  it('a damaged state file does not block DEL: subnet.env is used and the file removed', () => {
+    rmSync(log, { force: true });
+    execFileSync('mkdir', ['-p', join(dir, 'state')]);
+    writeFileSync(join(dir, 'state', 'c9@eth0.json'), '{"type": "bri');
+    expect(runPlugin(env('DEL', 'c9'), stdinOf())).toEqual({ stdout: '', exitCode: 0 });
+    expect(calls().map((l) => l.split(' ')[0])).toEqual(['DEL']);
+    expect(existsSync(join(dir, 'state', 'c9@eth0.json'))).toBe(false);
+    // CHECK still says the state is damaged.
+    writeFileSync(join(dir, 'state', 'c9@eth0.json'), '{');
+    expect(JSON.parse(runPlugin(env('CHECK', 'c9'), stdinOf()).stdout)).toMatchObject({ code: 6 });
+    rmSync(join(dir, 'state', 'c9@eth0.json'));
+  });
+
   it('DEL without state rebuilds the configuration from subnet.env (bridge and host-local DEL are idempotent)', () => {
     rmSync(log, { force: true });
     expect(runPlugin(env('DEL', 'c3'), stdinOf())).toEqual({ stdout: '', exitCode: 0 });
