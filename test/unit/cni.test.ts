@@ -277,6 +277,20 @@ describe('delegate configuration', () => {
   });
 });
 
+describe('the README\'s Kubernetes configuration', () => {
+  it('is a valid conflist whose vxtap entry the plugin accepts, turning the bridge\'s masquerading off', () => {
+    const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+    const m = /`\/etc\/cni\/net\.d\/10-vxtap\.conflist`:\n\n```json\n([\s\S]*?)\n```/.exec(readme);
+    expect(m, 'the conflist block in README.md').not.toBeNull();
+    const list = JSON.parse(m![1]) as { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
+    expect(list.plugins[0].type).toBe('vxtap');
+    // A runtime hands each plugin its entry with the list's name and cniVersion.
+    const n = must(parseNetConf(JSON.stringify({ ...list.plugins[0], name: list.name, cniVersion: list.cniVersion })));
+    const d = buildDelegateConf(n, must(parseSubnetEnvText(ENV_TEXT, 'f')));
+    expect(d).toMatchObject({ type: 'bridge', name: 'vxtap', ipMasq: false, isGateway: true, isDefaultGateway: true, hairpinMode: true, mtu: 1450 });
+  });
+});
+
 describe('plugin commands against fake delegates (temp CNI_PATH, no root)', () => {
   let dir: string;
   let path: string;
