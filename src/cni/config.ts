@@ -158,7 +158,10 @@ export function parseSubnetEnvText(text: string, file: string): SubnetEnv | CniE
   const kv = parseEnvLines(text);
   const bad = (key: string, why: string) => invalid(`${key} in ${file}: ${why}`);
   const out: Partial<SubnetEnv> = {};
-  for (const [netKey, subKey, family] of [['FLANNEL_NETWORK', 'FLANNEL_SUBNET', 4], ['FLANNEL_IPV6_NETWORK', 'FLANNEL_IPV6_SUBNET', 6]] as const) {
+  for (const [netKey, subKey, family] of [
+    ['FLANNEL_NETWORK', 'FLANNEL_SUBNET', 4],
+    ['FLANNEL_IPV6_NETWORK', 'FLANNEL_IPV6_SUBNET', 6],
+  ] as const) {
     const netText = kv[netKey];
     const subText = kv[subKey];
     if (netText === undefined && subText === undefined) continue;

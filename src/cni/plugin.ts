@@ -73,7 +73,10 @@ export function readSubnetEnv(file: string, cniVersion: string) {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const transient = code === 'ENOENT' && compareVersions(cniVersion, '1.0.0') >= 0;
-    return new CniError(transient ? ErrorCode.TryAgainLater : ErrorCode.IoFailure, `subnetFile ${file}: cannot read it (${code ?? (e as Error).message}); is vxtap up (etcd mode) running on this host?`);
+    return new CniError(
+      transient ? ErrorCode.TryAgainLater : ErrorCode.IoFailure,
+      `subnetFile ${file}: cannot read it (${code ?? (e as Error).message}); is vxtap up (etcd mode) running on this host?`,
+    );
   }
   return parseSubnetEnvText(text, file);
 }

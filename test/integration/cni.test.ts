@@ -148,7 +148,25 @@ describe.skipIf(skip !== null)(named('vxtap CNI plugin: pods on vxtap hosts and 
   async function startVxtap(h: number, etcdEndpoint: string): Promise<void> {
     const log: string[] = [];
     const child = scope.spawn(
-      ['node', CLI, 'up', '--local', `198.18.0.${h}`, '--name', 'vxcntap0', '--etcd-endpoints', etcdEndpoint, '--etcd-prefix', PREFIX, '--subnet-file', subnetFile(h), '--lease-ttl', '10s', '--stats-socket', join(dir, `h${h}`, 'vxtap.sock')],
+      [
+        'node',
+        CLI,
+        'up',
+        '--local',
+        `198.18.0.${h}`,
+        '--name',
+        'vxcntap0',
+        '--etcd-endpoints',
+        etcdEndpoint,
+        '--etcd-prefix',
+        PREFIX,
+        '--subnet-file',
+        subnetFile(h),
+        '--lease-ttl',
+        '10s',
+        '--stats-socket',
+        join(dir, `h${h}`, 'vxtap.sock'),
+      ],
       { netns: hostNs(h) },
     );
     vxtaps.push({ child, log });
@@ -225,7 +243,10 @@ describe.skipIf(skip !== null)(named('vxtap CNI plugin: pods on vxtap hosts and 
   it('two vxtap hosts: pods get the subnet, MTU and network route; they ping and move TCP; CHECK passes', async () => {
     const a = await addPod(1, '1a');
     const b = await addPod(2, '2a');
-    for (const [p, h] of [[a, 1], [b, 2]] as const) {
+    for (const [p, h] of [
+      [a, 1],
+      [b, 2],
+    ] as const) {
       const sub = subnets.get(h)!; // 198.19.X.1/24
       const gw = sub.split('/')[0];
       expect(p.result.cniVersion).toBe('1.0.0');
@@ -265,7 +286,7 @@ describe.skipIf(skip !== null)(named('vxtap CNI plugin: pods on vxtap hosts and 
     for (const checked of await Promise.all([c, a2].map((p) => checkPod(p)))) expect(checked.code, checked.stdout).toBe(0);
   });
 
-  it('a flanneld-style kernel VXLAN host: its pod and the vxtap hosts\' pods reach each other', async () => {
+  it("a flanneld-style kernel VXLAN host: its pod and the vxtap hosts' pods reach each other", async () => {
     const k = await addPod(4, '4a');
     expect(k.result.ips[0].address).toMatch(/^198\.19\.200\.\d+\/24$/);
     // FLANNEL_IPMASQ=true: flanneld masquerades, so the bridge does not.
@@ -288,24 +309,29 @@ describe.skipIf(skip !== null)(named('vxtap CNI plugin: pods on vxtap hosts and 
     // h4's subnet.env vanishes first: DEL must still work from the stored configuration.
     await rename(subnetFile(4), `${subnetFile(4)}.away`);
     // Pods are independent: their DEL sequences run side by side (host-local locks its store).
-    await Promise.all([...pods].map(async ([name, p]) => {
-      const r = await delPod(p);
-      expect(r.code, `DEL ${name}: ${r.stdout} ${r.stderr}`).toBe(0);
-      expect(r.stdout).toBe('');
-      expect((await run(['ip', '-o', 'link', 'show', 'eth0'], { netns: p.ns, allowFail: true })).code, `eth0 left in ${p.ns}`).not.toBe(0);
-      const hostVeth = p.result.interfaces.find((i) => !i.sandbox && i.name !== BRIDGE)!.name;
-      expect((await run(['ip', '-o', 'link', 'show', hostVeth], { netns: hostNs(p.h), allowFail: true })).code, `host veth ${hostVeth} left on h${p.h}`).not.toBe(0);
-      expect(existsSync(join(ipamDir(p.h), NET, p.addr)), `IPAM allocation ${p.addr}`).toBe(false);
-      expect(readdirSync(stateDir(p.h)).filter((f) => f.startsWith(p.id)), 'stored state').toEqual([]);
-      expect((await run(['iptables', '-t', 'nat', '-S'], { netns: hostNs(p.h) })).stdout).not.toContain(p.id);
-      pods.delete(name);
-      if (name !== '1a' && name !== '4a') return; // the rest once per kind of host: each call costs a Node start-up
-      const again = await delPod(p);
-      expect(again.code, `second DEL ${name}: ${again.stdout}`).toBe(0);
-      const check = await checkPod(p);
-      expect(check.code).not.toBe(0);
-      expect(JSON.parse(check.stdout)).toMatchObject({ cniVersion: '1.0.0', code: 3 });
-    }));
+    await Promise.all(
+      [...pods].map(async ([name, p]) => {
+        const r = await delPod(p);
+        expect(r.code, `DEL ${name}: ${r.stdout} ${r.stderr}`).toBe(0);
+        expect(r.stdout).toBe('');
+        expect((await run(['ip', '-o', 'link', 'show', 'eth0'], { netns: p.ns, allowFail: true })).code, `eth0 left in ${p.ns}`).not.toBe(0);
+        const hostVeth = p.result.interfaces.find((i) => !i.sandbox && i.name !== BRIDGE)!.name;
+        expect((await run(['ip', '-o', 'link', 'show', hostVeth], { netns: hostNs(p.h), allowFail: true })).code, `host veth ${hostVeth} left on h${p.h}`).not.toBe(0);
+        expect(existsSync(join(ipamDir(p.h), NET, p.addr)), `IPAM allocation ${p.addr}`).toBe(false);
+        expect(
+          readdirSync(stateDir(p.h)).filter((f) => f.startsWith(p.id)),
+          'stored state',
+        ).toEqual([]);
+        expect((await run(['iptables', '-t', 'nat', '-S'], { netns: hostNs(p.h) })).stdout).not.toContain(p.id);
+        pods.delete(name);
+        if (name !== '1a' && name !== '4a') return; // the rest once per kind of host: each call costs a Node start-up
+        const again = await delPod(p);
+        expect(again.code, `second DEL ${name}: ${again.stdout}`).toBe(0);
+        const check = await checkPod(p);
+        expect(check.code).not.toBe(0);
+        expect(JSON.parse(check.stdout)).toMatchObject({ cniVersion: '1.0.0', code: 3 });
+      }),
+    );
     for (const h of [1, 2, 3, 4]) {
       expect((await run(['ip', '-o', 'link', 'show', 'master', BRIDGE], { netns: hostNs(h) })).stdout.trim(), `ports left on h${h}'s bridge`).toBe('');
       expect(readdirSync(stateDir(h)), `state left on h${h}`).toEqual([]);
@@ -314,7 +340,7 @@ describe.skipIf(skip !== null)(named('vxtap CNI plugin: pods on vxtap hosts and 
     expect((await run(['ip', '-o', 'link', 'show', BRIDGE], { netns: hostNs(1) })).code).toBe(0);
   });
 
-  it('bad configuration gets the spec\'s error object and a nonzero exit, never a crash, and creates nothing', async () => {
+  it("bad configuration gets the spec's error object and a nonzero exit, never a crash, and creates nothing", async () => {
     const ns = await scope.netns('pbad');
     const ok = (h: number) => podVars('ADD', h, ns, `vxcn-${tag}-bad`);
     await writeFile(join(dir, 'nomtu.env'), 'FLANNEL_NETWORK=198.19.0.0/16\nFLANNEL_SUBNET=198.19.9.1/24\nFLANNEL_IPMASQ=false\n');

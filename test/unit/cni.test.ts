@@ -86,7 +86,15 @@ describe('network configuration', () => {
 
   it('accepts a minimal and a full configuration', () => {
     expect(must(parseNetConf(JSON.stringify(base)))).toEqual(base);
-    const full = { ...base, subnetFile: '/run/x.env', dataDir: '/var/lib/x', delegate: { bridge: 'cni0', hairpinMode: true, ipMasq: false }, ipam: { dataDir: '/tmp/i', routes: [{ dst: '0.0.0.0/0' }] }, runtimeConfig: {}, prevResult: { ips: [] } };
+    const full = {
+      ...base,
+      subnetFile: '/run/x.env',
+      dataDir: '/var/lib/x',
+      delegate: { bridge: 'cni0', hairpinMode: true, ipMasq: false },
+      ipam: { dataDir: '/tmp/i', routes: [{ dst: '0.0.0.0/0' }] },
+      runtimeConfig: {},
+      prevResult: { ips: [] },
+    };
     expect(must(parseNetConf(JSON.stringify(full)))).toEqual(full);
   });
 
@@ -116,11 +124,14 @@ describe('network configuration', () => {
   });
 });
 
-describe('addr.ts against the control plane\'s cidr.ts (ipaddr.js), the slow reference', () => {
+describe("addr.ts against the control plane's cidr.ts (ipaddr.js), the slow reference", () => {
   const v4 = fc.bigInt({ min: 0n, max: (1n << 32n) - 1n });
   // IPv6 values with runs of zero groups, so that '::' compression is exercised.
   const v6 = fc.array(fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 }).map((g) => g.reduce((v, x) => (v << 16n) | BigInt(x), 0n));
-  const addrs = fc.oneof(v4.map((value) => ({ family: 4 as const, value })), v6.map((value) => ({ family: 6 as const, value })));
+  const addrs = fc.oneof(
+    v4.map((value) => ({ family: 4 as const, value })),
+    v6.map((value) => ({ family: 6 as const, value })),
+  );
 
   it('formats and parses every address as the reference does (property)', () => {
     fc.assert(
@@ -164,7 +175,7 @@ describe('addr.ts against the control plane\'s cidr.ts (ipaddr.js), the slow ref
     expect(() => parsePrefix('198.19.5.1/33', false)).toThrow(/bad prefix length/);
   });
 
-  it('reads KEY=VALUE lines as the control plane\'s parseSubnetEnv (property)', () => {
+  it("reads KEY=VALUE lines as the control plane's parseSubnetEnv (property)", () => {
     const line = fc.oneof(fc.constantFrom('FLANNEL_MTU=1450', '  FLANNEL_IPMASQ=true  ', '# comment', 'lower=x', 'FLANNEL_SUBNET=198.19.5.1/24\r', 'A_1=', 'X=a=b'), fc.string({ maxLength: 12 }));
     fc.assert(
       fc.property(fc.array(line, { maxLength: 8 }), (lines) => {
@@ -177,7 +188,15 @@ describe('addr.ts against the control plane\'s cidr.ts (ipaddr.js), the slow ref
 
 describe('subnet.env', () => {
   it('reads what vxtap writes, for any subnet of any network (property)', () => {
-    const arb = fc.record({ a: fc.integer({ min: 1, max: 223 }), b: fc.integer({ min: 0, max: 255 }), netLen: fc.integer({ min: 8, max: 24 }), extra: fc.integer({ min: 0, max: 6 }), pick: fc.bigInt({ min: 0n, max: (1n << 32n) - 1n }), mtu: fc.integer({ min: 576, max: 65535 }), ipMasq: fc.boolean() });
+    const arb = fc.record({
+      a: fc.integer({ min: 1, max: 223 }),
+      b: fc.integer({ min: 0, max: 255 }),
+      netLen: fc.integer({ min: 8, max: 24 }),
+      extra: fc.integer({ min: 0, max: 6 }),
+      pick: fc.bigInt({ min: 0n, max: (1n << 32n) - 1n }),
+      mtu: fc.integer({ min: 576, max: 65535 }),
+      ipMasq: fc.boolean(),
+    });
     fc.assert(
       fc.property(arb, ({ a, b, netLen, extra, pick, mtu, ipMasq }) => {
         const network = parseCidr(`${a}.${b}.0.0/${netLen}`, false);
@@ -196,7 +215,12 @@ describe('subnet.env', () => {
   });
 
   it('takes the first usable address as gateway when FLANNEL_SUBNET gives the network address; reads the IPv6 pair', () => {
-    const env = must(parseSubnetEnvText('FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.17.0/24\nFLANNEL_IPV6_NETWORK=fd00:1::/56\nFLANNEL_IPV6_SUBNET=fd00:1:0:5::1/64\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=TRUE\n', 'f'));
+    const env = must(
+      parseSubnetEnvText(
+        'FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.17.0/24\nFLANNEL_IPV6_NETWORK=fd00:1::/56\nFLANNEL_IPV6_SUBNET=fd00:1:0:5::1/64\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=TRUE\n',
+        'f',
+      ),
+    );
     expect(env.gateway).toBe('10.1.17.1');
     expect(formatCidr(env.ipv6Subnet!)).toBe('fd00:1:0:5::/64');
     expect(env.ipv6Gateway).toBe('fd00:1:0:5::1');
@@ -277,8 +301,8 @@ describe('delegate configuration', () => {
   });
 });
 
-describe('the README\'s Kubernetes configuration', () => {
-  it('is a valid conflist whose vxtap entry the plugin accepts, turning the bridge\'s masquerading off', () => {
+describe("the README's Kubernetes configuration", () => {
+  it("is a valid conflist whose vxtap entry the plugin accepts, turning the bridge's masquerading off", () => {
     const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
     const m = /`\/etc\/cni\/net\.d\/10-vxtap\.conflist`:\n\n```json\n([\s\S]*?)\n```/.exec(readme);
     expect(m, 'the conflist block in README.md').not.toBeNull();
@@ -295,7 +319,8 @@ describe('plugin commands against fake delegates (temp CNI_PATH, no root)', () =
   let dir: string;
   let path: string;
   let log: string;
-  const stdinOf = (extra: Record<string, unknown> = {}) => JSON.stringify({ cniVersion: '1.0.0', name: 'pods', type: 'vxtap', subnetFile: join(dir, 'subnet.env'), dataDir: join(dir, 'state'), ...extra });
+  const stdinOf = (extra: Record<string, unknown> = {}) =>
+    JSON.stringify({ cniVersion: '1.0.0', name: 'pods', type: 'vxtap', subnetFile: join(dir, 'subnet.env'), dataDir: join(dir, 'state'), ...extra });
   const env = (command: string, id = 'c1') => ({ CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: path });
   const calls = () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []);
 
@@ -390,7 +415,7 @@ describe('plugin commands against fake delegates (temp CNI_PATH, no root)', () =
     expect(readdirSync(join(dir, 'state'))).toEqual([]);
   });
 
-  it('answers VERSION, and reports errors in the configuration\'s own cniVersion', () => {
+  it("answers VERSION, and reports errors in the configuration's own cniVersion", () => {
     expect(JSON.parse(runPlugin({ CNI_COMMAND: 'VERSION' }, '').stdout)).toEqual({ cniVersion: '1.0.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0'] });
     writeFileSync(join(dir, 'bad.env'), ENV_TEXT.replace('FLANNEL_MTU=1450\n', ''));
     const r = runPlugin(env('ADD', 'c6'), stdinOf({ cniVersion: '0.3.1', subnetFile: join(dir, 'bad.env') }));
@@ -405,9 +430,12 @@ describe('plugin commands against fake delegates (temp CNI_PATH, no root)', () =
 describe('vxtap cni install', () => {
   it('quotes any path for /bin/sh (property, through a real sh)', () => {
     fc.assert(
-      fc.property(fc.string({ unit: 'binary', maxLength: 40 }).filter((s) => !s.includes('\0')), (s) => {
-        expect(execFileSync('/bin/sh', ['-c', `printf %s ${shellQuote(s)}`], { encoding: 'utf8' })).toBe(s);
-      }),
+      fc.property(
+        fc.string({ unit: 'binary', maxLength: 40 }).filter((s) => !s.includes('\0')),
+        (s) => {
+          expect(execFileSync('/bin/sh', ['-c', `printf %s ${shellQuote(s)}`], { encoding: 'utf8' })).toBe(s);
+        },
+      ),
       { numRuns: 40 },
     );
   });
