@@ -28,9 +28,13 @@ constexpr Export kExports[] = {
     {"sendBatch", SendBatch},
     {"completeChecksums", CompleteChecksums},
     {"checksum", Checksum},
+    {"txOffloadBind", TxOffloadBind},
     {"txOffload", TxOffload},
+    {"rxOffloadBind", RxOffloadBind},
     {"rxOffload", RxOffload},
+    {"txTunnelBind", TxTunnelBind},
     {"txTunnel", TxTunnel},
+    {"rxTunnelBind", RxTunnelBind},
     {"rxTunnel", RxTunnel},
     {"poll", Poll},
     {"eventfdOpen", EventfdOpen},
@@ -58,6 +62,16 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   for (const auto& l : kSharedLimits) limits.Set(l.name, Napi::Number::New(env, l.value));
   limits.Freeze();
   exports.Set("limits", limits);
+  // The result views' slot indices, as compiled: views[VIEW][SLOT] = index.
+  Napi::Object views = Napi::Object::New(env);
+  for (const auto& s : kSharedSlots) {
+    if (s.view[0] == 0) continue;
+    Napi::Value v = views.Get(s.view);
+    Napi::Object o = v.IsObject() ? v.As<Napi::Object>() : Napi::Object::New(env);
+    o.Set(s.name, Napi::Number::New(env, s.index));
+    views.Set(s.view, o);
+  }
+  exports.Set("views", views);
   return exports;
 }
 

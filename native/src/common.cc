@@ -270,3 +270,74 @@ napi_value Number(napi_env env, double d) {
 }
 
 }  // namespace vxtap
+
+namespace vxtap {
+
+// --- bindings -------------------------------------------------------------------
+
+bool RefSet::Add(napi_env env, napi_value v) {
+  if (n == sizeof(refs) / sizeof(refs[0])) {
+    ThrowRange(env, "too many arrays in one descriptor");
+    return false;
+  }
+  if (napi_create_reference(env, v, 1, &refs[n]) != napi_ok) {
+    ThrowType(env, "cannot reference a descriptor array");
+    return false;
+  }
+  n++;
+  return true;
+}
+
+void RefSet::Release(napi_env env) {
+  for (size_t i = 0; i < n; i++) napi_delete_reference(env, refs[i]);
+  n = 0;
+}
+
+bool CheckObject(napi_env env, napi_value v, const char* name) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_object) {
+    ThrowType(env, "%s must be an object", name);
+    return false;
+  }
+  return true;
+}
+
+namespace {
+
+template <typename T>
+bool PropTyped(napi_env env, napi_value obj, const char* key, napi_typedarray_type type, const char* typeName, View<T>* out,
+               RefSet* refs, bool optional) {
+  napi_value v = GetProp(env, obj, key);
+  if (optional && IsNullish(env, v)) {
+    *out = View<T>{};
+    return true;
+  }
+  char name[64];
+  std::snprintf(name, sizeof(name), "desc.%s", key);
+  void* data = nullptr;
+  if (!GetTypedRaw(env, v, name, type, typeName, &data, &out->elems)) return false;
+  out->data = static_cast<T*>(data);
+  return refs->Add(env, v);
+}
+
+}  // namespace
+
+bool PropU8(napi_env env, napi_value obj, const char* key, View<uint8_t>* out, RefSet* refs, bool optional) {
+  return PropTyped(env, obj, key, napi_uint8_array, "Uint8Array", out, refs, optional);
+}
+bool PropU16(napi_env env, napi_value obj, const char* key, View<uint16_t>* out, RefSet* refs) {
+  return PropTyped(env, obj, key, napi_uint16_array, "Uint16Array", out, refs, false);
+}
+bool PropU32(napi_env env, napi_value obj, const char* key, View<uint32_t>* out, RefSet* refs, bool optional) {
+  return PropTyped(env, obj, key, napi_uint32_array, "Uint32Array", out, refs, optional);
+}
+bool PropI32(napi_env env, napi_value obj, const char* key, View<int32_t>* out, RefSet* refs) {
+  return PropTyped(env, obj, key, napi_int32_array, "Int32Array", out, refs, false);
+}
+bool PropInt(napi_env env, napi_value obj, const char* key, int64_t min, int64_t max, int64_t* out) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "desc.%s", key);
+  return GetInt(env, GetProp(env, obj, key), name, min, max, out);
+}
+
+}  // namespace vxtap

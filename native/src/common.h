@@ -123,6 +123,64 @@ bool IsNullish(napi_env env, napi_value v);
 napi_value Undefined(napi_env env);
 napi_value Number(napi_env env, double d);
 
+// --- bindings: a kernel's arrays checked once and held, then called with a count ---
+//
+// A byte kernel's call used to take 13-16 positional typed arrays and unpack
+// every one on every call. Instead, `xxxBind(desc)` reads a descriptor object
+// once (each property named in errors, 'desc.offsets'), keeps a strong reference
+// to every typed array it took (so its memory stays put and alive), and returns
+// an opaque external handle tagged with the binding's type; `xxx(handle, count)`
+// then checks only what changes per call (count, spans) and runs the kernel.
+
+/** Strong references to the typed arrays a binding holds. */
+struct RefSet {
+  napi_ref refs[20];
+  size_t n = 0;
+  bool Add(napi_env env, napi_value v);
+  void Release(napi_env env);
+};
+
+/** A descriptor property `key` of `obj` as a typed array, referenced in `refs` (error names 'desc.<key>'). */
+bool PropU8(napi_env env, napi_value obj, const char* key, View<uint8_t>* out, RefSet* refs, bool optional = false);
+bool PropU16(napi_env env, napi_value obj, const char* key, View<uint16_t>* out, RefSet* refs);
+bool PropU32(napi_env env, napi_value obj, const char* key, View<uint32_t>* out, RefSet* refs, bool optional = false);
+bool PropI32(napi_env env, napi_value obj, const char* key, View<int32_t>* out, RefSet* refs);
+bool PropInt(napi_env env, napi_value obj, const char* key, int64_t min, int64_t max, int64_t* out);
+/** Throw TypeError unless `v` is an object (the descriptor). */
+bool CheckObject(napi_env env, napi_value v, const char* name);
+
+/** Wrap a binding (deleted, with its references, when the handle is collected). */
+template <typename T>
+napi_value WrapBinding(napi_env env, T* b, const napi_type_tag* tag) {
+  napi_value ext;
+  auto fin = [](napi_env e, void* data, void*) {
+    T* t = static_cast<T*>(data);
+    t->refs.Release(e);
+    delete t;
+  };
+  if (napi_create_external(env, b, fin, nullptr, &ext) != napi_ok) {
+    b->refs.Release(env);
+    delete b;
+    return nullptr;
+  }
+  napi_type_tag_object(env, ext, tag);
+  return ext;
+}
+
+/** The binding behind handle `v`, or null after throwing TypeError ('handle must be a NAME handle'). */
+template <typename T>
+T* UnwrapBinding(napi_env env, napi_value v, const napi_type_tag* tag, const char* what) {
+  bool ok = false;
+  void* data = nullptr;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_check_object_type_tag(env, v, tag, &ok) != napi_ok ||
+      !ok || napi_get_value_external(env, v, &data) != napi_ok) {
+    ThrowType(env, "handle must be a %s handle", what);
+    return nullptr;
+  }
+  return static_cast<T*>(data);
+}
+
 // --- the exported functions, grouped by file ---
 // tap.cc
 napi_value TapOpen(napi_env, napi_callback_info);
@@ -145,10 +203,14 @@ napi_value SendBatch(napi_env, napi_callback_info);
 napi_value CompleteChecksums(napi_env, napi_callback_info);
 napi_value Checksum(napi_env, napi_callback_info);
 // offload_napi.cc
+napi_value TxOffloadBind(napi_env, napi_callback_info);
 napi_value TxOffload(napi_env, napi_callback_info);
+napi_value RxOffloadBind(napi_env, napi_callback_info);
 napi_value RxOffload(napi_env, napi_callback_info);
 // tunnel_napi.cc
+napi_value TxTunnelBind(napi_env, napi_callback_info);
 napi_value TxTunnel(napi_env, napi_callback_info);
+napi_value RxTunnelBind(napi_env, napi_callback_info);
 napi_value RxTunnel(napi_env, napi_callback_info);
 // wait.cc
 napi_value Poll(napi_env, napi_callback_info);

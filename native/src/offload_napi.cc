@@ -1,6 +1,9 @@
-// Node-API glue for the offload kernels in offload.cc: txOffload and rxOffload
-// (see src/native/index.ts for the contract). Every argument, array length and
-// span is checked here, before the kernel runs; the kernel relies on it.
+// Node-API glue for the offload kernels in offload.cc: txOffloadBind/txOffload
+// and rxOffloadBind/rxOffload (see src/native/index.ts for the contract). A bind
+// checks every array of the descriptor once and holds it; a call checks what
+// changes per call (the count and the frames' spans) before the kernel runs, and
+// the kernel relies on it. Results go to the descriptor's `result` view, its
+// slots named in native/limits.json (TxOffloadView, RxOffloadView).
 #include "common.h"
 #include "offload.h"
 
@@ -22,79 +25,131 @@ bool CheckSpans(napi_env env, const View<uint32_t>& offsets, const View<uint32_t
 
 inline size_t Min(size_t a, size_t b) { return a < b ? a : b; }
 
-}  // namespace
+constexpr napi_type_tag kTxOffloadTag = {0x7678746170747830ULL, 0x6f66666c6f616431ULL};
+constexpr napi_type_tag kRxOffloadTag = {0x7678746170727830ULL, 0x6f66666c6f616431ULL};
 
-napi_value TxOffload(napi_env env, napi_callback_info info) {
-  WideArgs a(env, info);
+struct TxOffloadBinding {
+  RefSet refs;
   View<uint8_t> bufs, vxlan, out, msgBuf;
   View<uint32_t> offsets, sizes, msgOffsets, msgSizes, msgFrame, result;
   View<uint16_t> msgGso;
-  uint32_t count;
+  size_t maxMsg = 0, outOffset = 0, msgCap = 0, frameCap = 0;
+};
+
+struct RxOffloadBinding {
+  RefSet refs;
+  View<uint8_t> bufs, ok, out;
+  View<uint32_t> offsets, sizes, frameOffsets, frameSizes, learnSrc, result;
+  View<uint16_t> gso;
+  uint32_t vni = 0;
+  size_t outOffset = 0, frameCap = 0, inCap = 0;
+};
+
+}  // namespace
+
+napi_value TxOffloadBind(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  napi_value d = a.argv[0];
+  if (!CheckObject(env, d, "desc")) return nullptr;
+  auto* b = new TxOffloadBinding();
   int64_t maxMsg, outOffset;
-  if (!GetU8(env, a.argv[0], "bufs", &bufs) || !GetU32(env, a.argv[1], "offsets", &offsets) ||
-      !GetU32(env, a.argv[2], "sizes", &sizes) || !GetBatchCount(env, a.argv[3], "count", &count) ||
-      !GetU8(env, a.argv[4], "vxlan", &vxlan) ||
-      !GetInt(env, a.argv[5], "maxMsgBytes", 1, static_cast<int64_t>(kUdpMaxPayload), &maxMsg) ||
-      !GetU8(env, a.argv[6], "out", &out) || !GetInt(env, a.argv[7], "outOffset", 0, 0xffffffffLL, &outOffset) ||
-      !GetU8(env, a.argv[8], "msgBuf", &msgBuf) || !GetU32(env, a.argv[9], "msgOffsets", &msgOffsets) ||
-      !GetU32(env, a.argv[10], "msgSizes", &msgSizes) || !GetU16(env, a.argv[11], "msgGso", &msgGso) ||
-      !GetU32(env, a.argv[12], "msgFrame", &msgFrame) || !GetU32(env, a.argv[13], "result", &result) ||
-      !CheckLen(env, offsets.elems, count, "offsets", "count") || !CheckLen(env, sizes.elems, count, "sizes", "count") ||
-      !CheckLen(env, vxlan.elems, kVxlanLen, "vxlan", "the VXLAN header length") ||
-      !CheckLen(env, result.elems, 3, "result", "3") || !CheckSpans(env, offsets, sizes, count, bufs.elems)) {
+  if (!PropU8(env, d, "bufs", &b->bufs, &b->refs) || !PropU32(env, d, "offsets", &b->offsets, &b->refs) ||
+      !PropU32(env, d, "sizes", &b->sizes, &b->refs) || !PropU8(env, d, "vxlan", &b->vxlan, &b->refs) ||
+      !PropInt(env, d, "maxMsgBytes", 1, static_cast<int64_t>(kUdpMaxPayload), &maxMsg) ||
+      !PropU8(env, d, "out", &b->out, &b->refs) || !PropInt(env, d, "outOffset", 0, 0xffffffffLL, &outOffset) ||
+      !PropU8(env, d, "msgBuf", &b->msgBuf, &b->refs) || !PropU32(env, d, "msgOffsets", &b->msgOffsets, &b->refs) ||
+      !PropU32(env, d, "msgSizes", &b->msgSizes, &b->refs) || !PropU16(env, d, "msgGso", &b->msgGso, &b->refs) ||
+      !PropU32(env, d, "msgFrame", &b->msgFrame, &b->refs) || !PropU32(env, d, "result", &b->result, &b->refs) ||
+      !CheckLen(env, b->vxlan.elems, kVxlanLen, "desc.vxlan", "the VXLAN header length") ||
+      !CheckLen(env, b->result.elems, TxOffloadView::LENGTH, "desc.result", "TX_OFFLOAD.LENGTH")) {
+    b->refs.Release(env);
+    delete b;
     return nullptr;
   }
-  if (static_cast<uint64_t>(outOffset) > out.elems) {
-    return ThrowRange(env, "outOffset (%lld) exceeds out.length (%zu)", static_cast<long long>(outOffset), out.elems);
+  if (static_cast<uint64_t>(outOffset) > b->out.elems) {
+    b->refs.Release(env);
+    delete b;
+    return ThrowRange(env, "desc.outOffset (%lld) exceeds desc.out.length", static_cast<long long>(outOffset));
   }
-  const TxOffloadBatch b{bufs.data, offsets.data, sizes.data, count, vxlan.data, static_cast<size_t>(maxMsg),
-                         out.data, out.elems, static_cast<size_t>(outOffset), msgBuf.data, msgOffsets.data,
-                         msgSizes.data, msgGso.data, msgFrame.data,
-                         Min(Min(Min(msgBuf.elems, msgOffsets.elems), Min(msgSizes.elems, msgGso.elems)), msgFrame.elems)};
-  const TxOffloadResult r = TxOffloadFrames(b);
-  result.data[0] = static_cast<uint32_t>(r.outBytes);
-  result.data[1] = r.dropped;
-  result.data[2] = r.segments;
+  b->maxMsg = static_cast<size_t>(maxMsg);
+  b->outOffset = static_cast<size_t>(outOffset);
+  b->msgCap = Min(Min(Min(b->msgBuf.elems, b->msgOffsets.elems), Min(b->msgSizes.elems, b->msgGso.elems)), b->msgFrame.elems);
+  b->frameCap = Min(b->offsets.elems, b->sizes.elems);
+  return WrapBinding(env, b, &kTxOffloadTag);
+}
+
+napi_value TxOffload(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  auto* b = UnwrapBinding<TxOffloadBinding>(env, a.argv[0], &kTxOffloadTag, "txOffload");
+  uint32_t count;
+  if (b == nullptr || !GetBatchCount(env, a.argv[1], "count", &count) ||
+      !CheckLen(env, b->frameCap, count, "desc.offsets/sizes", "count") ||
+      !CheckSpans(env, b->offsets, b->sizes, count, b->bufs.elems)) {
+    return nullptr;
+  }
+  const TxOffloadBatch k{b->bufs.data, b->offsets.data, b->sizes.data, count, b->vxlan.data, b->maxMsg, b->out.data,
+                         b->out.elems, b->outOffset, b->msgBuf.data, b->msgOffsets.data, b->msgSizes.data,
+                         b->msgGso.data, b->msgFrame.data, b->msgCap};
+  const TxOffloadResult r = TxOffloadFrames(k);
+  uint32_t* res = b->result.data;
+  res[TxOffloadView::OUT_BYTES] = static_cast<uint32_t>(r.outBytes);
+  res[TxOffloadView::DROPPED] = r.dropped;
+  res[TxOffloadView::SEGMENTS] = r.segments;
   return Number(env, static_cast<double>(r.msgs));
 }
 
-napi_value RxOffload(napi_env env, napi_callback_info info) {
-  WideArgs a(env, info);
-  View<uint8_t> bufs, ok, out;
-  View<uint32_t> offsets, sizes, frameOffsets, frameSizes, learnSrc, drops, result;
-  View<uint16_t> gso;
-  uint32_t count;
+napi_value RxOffloadBind(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  napi_value d = a.argv[0];
+  if (!CheckObject(env, d, "desc")) return nullptr;
+  auto* b = new RxOffloadBinding();
   int64_t vni, outOffset;
-  if (!GetU8(env, a.argv[0], "bufs", &bufs) || !GetU32(env, a.argv[1], "offsets", &offsets) ||
-      !GetU32(env, a.argv[2], "sizes", &sizes) || !GetU16(env, a.argv[3], "gso", &gso) ||
-      !GetU8(env, a.argv[4], "ok", &ok) || !GetBatchCount(env, a.argv[5], "count", &count) ||
-      !GetInt(env, a.argv[6], "vni", 0, 0xffffff, &vni) || !GetU8(env, a.argv[7], "out", &out) ||
-      !GetInt(env, a.argv[8], "outOffset", 0, 0xffffffffLL, &outOffset) ||
-      !GetU32(env, a.argv[9], "frameOffsets", &frameOffsets) || !GetU32(env, a.argv[10], "frameSizes", &frameSizes) ||
-      (!IsNullish(env, a.argv[11]) && !GetU32(env, a.argv[11], "learnSrc", &learnSrc)) ||
-      !GetU32(env, a.argv[12], "drops", &drops) || !GetU32(env, a.argv[13], "result", &result) ||
-      !CheckLen(env, offsets.elems, count, "offsets", "count") || !CheckLen(env, sizes.elems, count, "sizes", "count") ||
-      !CheckLen(env, gso.elems, count, "gso", "count") || !CheckLen(env, ok.elems, count, "ok", "count") ||
-      !CheckLen(env, drops.elems, 3, "drops", "3") || !CheckLen(env, result.elems, 3, "result", "3") ||
-      !CheckSpans(env, offsets, sizes, count, bufs.elems)) {
+  if (!PropU8(env, d, "bufs", &b->bufs, &b->refs) || !PropU32(env, d, "offsets", &b->offsets, &b->refs) ||
+      !PropU32(env, d, "sizes", &b->sizes, &b->refs) || !PropU16(env, d, "gso", &b->gso, &b->refs) ||
+      !PropU8(env, d, "ok", &b->ok, &b->refs) || !PropInt(env, d, "vni", 0, 0xffffff, &vni) ||
+      !PropU8(env, d, "out", &b->out, &b->refs) || !PropInt(env, d, "outOffset", 0, 0xffffffffLL, &outOffset) ||
+      !PropU32(env, d, "frameOffsets", &b->frameOffsets, &b->refs) ||
+      !PropU32(env, d, "frameSizes", &b->frameSizes, &b->refs) ||
+      !PropU32(env, d, "learnSrc", &b->learnSrc, &b->refs, true) || !PropU32(env, d, "result", &b->result, &b->refs) ||
+      !CheckLen(env, b->result.elems, RxOffloadView::LENGTH, "desc.result", "RX_OFFLOAD.LENGTH")) {
+    b->refs.Release(env);
+    delete b;
     return nullptr;
   }
-  if (static_cast<uint64_t>(outOffset) > out.elems) {
-    return ThrowRange(env, "outOffset (%lld) exceeds out.length (%zu)", static_cast<long long>(outOffset), out.elems);
+  if (static_cast<uint64_t>(outOffset) > b->out.elems) {
+    b->refs.Release(env);
+    delete b;
+    return ThrowRange(env, "desc.outOffset (%lld) exceeds desc.out.length", static_cast<long long>(outOffset));
   }
-  size_t frameCap = Min(frameOffsets.elems, frameSizes.elems);
-  if (learnSrc.data) frameCap = Min(frameCap, learnSrc.elems);
-  const RxOffloadBatch b{bufs.data, offsets.data, sizes.data, gso.data, ok.data, count, static_cast<uint32_t>(vni),
-                         out.data, out.elems, static_cast<size_t>(outOffset), frameOffsets.data, frameSizes.data,
-                         learnSrc.data, frameCap};
-  const RxOffloadResult r = RxOffloadDatagrams(b);
-  drops.data[0] = r.dropShort;
-  drops.data[1] = r.dropBadFlags;
-  drops.data[2] = r.dropWrongVni;
-  result.data[0] = static_cast<uint32_t>(r.outBytes);
-  result.data[1] = r.segmentsIn;
-  result.data[2] = r.superFrames;
-  if (result.elems > 3) result.data[3] = r.noRoom;
+  b->vni = static_cast<uint32_t>(vni);
+  b->outOffset = static_cast<size_t>(outOffset);
+  b->frameCap = Min(b->frameOffsets.elems, b->frameSizes.elems);
+  if (b->learnSrc.data) b->frameCap = Min(b->frameCap, b->learnSrc.elems);
+  b->inCap = Min(Min(b->offsets.elems, b->sizes.elems), Min(b->gso.elems, b->ok.elems));
+  return WrapBinding(env, b, &kRxOffloadTag);
+}
+
+napi_value RxOffload(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  auto* b = UnwrapBinding<RxOffloadBinding>(env, a.argv[0], &kRxOffloadTag, "rxOffload");
+  uint32_t count;
+  if (b == nullptr || !GetBatchCount(env, a.argv[1], "count", &count) ||
+      !CheckLen(env, b->inCap, count, "desc.offsets/sizes/gso/ok", "count") ||
+      !CheckSpans(env, b->offsets, b->sizes, count, b->bufs.elems)) {
+    return nullptr;
+  }
+  const RxOffloadBatch k{b->bufs.data, b->offsets.data, b->sizes.data, b->gso.data, b->ok.data, count, b->vni,
+                         b->out.data, b->out.elems, b->outOffset, b->frameOffsets.data, b->frameSizes.data,
+                         b->learnSrc.data, b->frameCap};
+  const RxOffloadResult r = RxOffloadDatagrams(k);
+  uint32_t* res = b->result.data;
+  res[RxOffloadView::OUT_BYTES] = static_cast<uint32_t>(r.outBytes);
+  res[RxOffloadView::SEGMENTS_IN] = r.segmentsIn;
+  res[RxOffloadView::SUPER_FRAMES] = r.superFrames;
+  res[RxOffloadView::NO_ROOM] = r.noRoom;
+  res[RxOffloadView::DROP_SHORT] = r.dropShort;
+  res[RxOffloadView::DROP_BAD_FLAGS] = r.dropBadFlags;
+  res[RxOffloadView::DROP_WRONG_VNI] = r.dropWrongVni;
   return Number(env, static_cast<double>(r.frames));
 }
 

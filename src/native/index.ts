@@ -34,6 +34,7 @@ export const ADDR_PORT = 2;
 export const ADDR_IP = 4;
 
 // Shared with C++ through native/limits.json (one source; see limits.ts).
+export { TX_OFFLOAD, RX_OFFLOAD, TX_TUNNEL, RX_TUNNEL } from './limits.js';
 export { ADDR_LEN, MAX_BATCH, TNL_VNET_HDR_LEN, TUNNEL_HEADROOM, TUNNEL_TEMPLATE_STRIDE, UDP_GSO_MAX_SEGMENTS, UDP_MAX_PAYLOAD, VNET_HDR_LEN, LIMITS } from './limits.js';
 import type { LimitName } from './limits.js';
 
@@ -93,9 +94,88 @@ export interface UdpOpenOptions {
   v6only?: boolean;
 }
 
+/** Opaque handles of bound kernel descriptors (an external the addon tags with its type). */
+export type TxOffloadHandle = { readonly __brand: 'txOffload' };
+export type RxOffloadHandle = { readonly __brand: 'rxOffload' };
+export type TxTunnelHandle = { readonly __brand: 'txTunnel' };
+export type RxTunnelHandle = { readonly __brand: 'rxTunnel' };
+
+/** txOffload's arrays and fixed parameters (see txOffload). */
+export interface TxOffloadDesc {
+  bufs: Uint8Array;
+  offsets: Uint32Array;
+  sizes: Uint32Array;
+  /** The 8-byte VXLAN header to prefix. */
+  vxlan: Uint8Array;
+  /** At most 65507. */
+  maxMsgBytes: number;
+  out: Uint8Array;
+  outOffset: number;
+  msgBuf: Uint8Array;
+  msgOffsets: Uint32Array;
+  msgSizes: Uint32Array;
+  msgGso: Uint16Array;
+  msgFrame: Uint32Array;
+  /** TX_OFFLOAD.LENGTH elements. */
+  result: Uint32Array;
+}
+
+/** rxOffload's arrays and fixed parameters (see rxOffload). */
+export interface RxOffloadDesc {
+  bufs: Uint8Array;
+  offsets: Uint32Array;
+  sizes: Uint32Array;
+  gso: Uint16Array;
+  ok: Uint8Array;
+  vni: number;
+  out: Uint8Array;
+  outOffset: number;
+  frameOffsets: Uint32Array;
+  frameSizes: Uint32Array;
+  learnSrc?: Uint32Array;
+  /** RX_OFFLOAD.LENGTH elements. */
+  result: Uint32Array;
+}
+
+/** txTunnel's arrays and fixed parameters (see txTunnel). */
+export interface TxTunnelDesc {
+  bufs: Uint8Array;
+  offsets: Uint32Array;
+  sizes: Uint32Array;
+  sel: Int32Array;
+  srcPort: Uint16Array;
+  dfMode: number;
+  maxOuterIp: number;
+  outOffsets: Uint32Array;
+  outSizes: Uint32Array;
+  /** TX_TUNNEL.LENGTH elements; seed NEXT_IP_ID. */
+  result: Uint32Array;
+}
+
+/** rxTunnel's arrays and fixed parameters (see rxTunnel). */
+export interface RxTunnelDesc {
+  bufs: Uint8Array;
+  offsets: Uint32Array;
+  sizes: Uint32Array;
+  vni: number;
+  port: number;
+  addrs: Uint8Array;
+  frameOffsets: Uint32Array;
+  frameSizes: Uint32Array;
+  usoOffsets: Uint32Array;
+  usoSizes: Uint32Array;
+  usoGso: Uint16Array;
+  usoAddrs: Uint8Array;
+  order: Uint8Array;
+  /** RX_TUNNEL.LENGTH elements. */
+  result: Uint32Array;
+}
+
 export interface NativeAddon {
   /** The shared limits as compiled into the addon (from native/limits.json). */
   readonly limits: Readonly<Record<LimitName, number>>;
+  /** The result views' slot indices as compiled: views.RX_OFFLOAD.NO_ROOM. */
+  readonly views: Readonly<Record<string, Readonly<Record<string, number>>>>;
   // --- TAP and interfaces -------------------------------------------------
   /** open('/dev/net/tun') + TUNSETIFF(IFF_TAP|IFF_NO_PI[...]), O_NONBLOCK|O_CLOEXEC. */
   tapOpen(name: string, options?: TapOpenOptions): TapHandle;
@@ -187,25 +267,25 @@ export interface NativeAddon {
    *
    * Output messages 0..n-1: msgBuf[k] = 0 (in place in bufs) or 1 (in out),
    * msgOffsets[k], msgSizes[k], msgGso[k], msgFrame[k] = index of the input frame.
-   * Returns n. result[0] = bytes of `out` used (from outOffset on), result[1] =
-   * frames dropped (bad header / unsupported gso / out or msg* arrays full / a
-   * segment longer than maxMsgBytes), result[2] = inner frames emitted (segments
-   * plus in-place frames). The msg* arrays' common length bounds n; a frame that
-   * does not fit is dropped whole (never partly emitted).
+   * Returns n. The result view (TX_OFFLOAD): OUT_BYTES = bytes of `out` used
+   * (from outOffset on), DROPPED = frames dropped (bad header / unsupported gso /
+   * out or msg* arrays full / a segment longer than maxMsgBytes), SEGMENTS =
+   * inner frames emitted (segments plus in-place frames). The msg* arrays'
+   * common length bounds n; a frame that does not fit is dropped whole (never
+   * partly emitted).
+   *
+   * The arrays are bound once (`txOffloadBind`); a call takes the handle and
+   * `count` (frames 0..count-1 of desc.offsets/desc.sizes).
    */
-  txOffload(
-    bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number,
-    vxlan: Uint8Array, maxMsgBytes: number,
-    out: Uint8Array, outOffset: number,
-    msgBuf: Uint8Array, msgOffsets: Uint32Array, msgSizes: Uint32Array, msgGso: Uint16Array, msgFrame: Uint32Array,
-    result: Uint32Array,
-  ): number;
+  txOffload(handle: TxOffloadHandle, count: number): number;
+  /** Check and hold a txOffload descriptor (every array, once); throws naming the property ('desc.out'). */
+  txOffloadBind(desc: TxOffloadDesc): TxOffloadHandle;
   /**
    * Receive side of the offload path. Input: datagrams from a UDP_GRO socket,
    * datagram i at bufs[offsets[i]], sizes[i] bytes, gso[i] = segment size (0 = a
    * single VXLAN datagram). Each segment must be a VXLAN datagram for `vni`
    * (flags exactly 0x08, reserved zero, length >= 8 + 14); bad ones are counted in
-   * drops[0] short, drops[1] bad-flags, drops[2] wrong-vni and skipped. Only
+   * the DROP_* slots of the result view and skipped. Only
    * datagrams with ok[i] != 0 are processed (the caller checked the source).
    *
    * The inner frames are written to `out` as vnet_hdr TAP frames
@@ -227,21 +307,20 @@ export interface NativeAddon {
    * Also required for coalescing (as Linux GRO does): ACK set, payload > 0, a valid
    * IPv4 header checksum, and the same IPv4 TOS/DF/TTL or IPv6 traffic class/flow
    * label/hop limit.
-   * Returns the number of TAP frames. result[0] = bytes of `out` used (from
-   * outOffset on), result[1] = inner segments in, result[2] = super-frames built,
-   * and, when result has 4 elements, result[3] = inner segments dropped because
-   * `out` or the frame arrays were full. drops[] and result[] are set, not
-   * accumulated, per call.
+   * Returns the number of TAP frames. The result view (RX_OFFLOAD), set, not
+   * accumulated, per call: OUT_BYTES = bytes of `out` used (from outOffset on),
+   * SEGMENTS_IN = inner segments in, SUPER_FRAMES = super-frames built, NO_ROOM =
+   * inner segments dropped because `out` or the frame arrays were full,
+   * DROP_SHORT / DROP_BAD_FLAGS / DROP_WRONG_VNI = bad VXLAN segments.
    * learnSrc (optional: may be undefined): for each output frame k, learnSrc[k] =
    * index i of the input datagram it came from (of its first segment).
+   *
+   * The arrays are bound once (`rxOffloadBind`); a call takes the handle and
+   * `count` (datagrams 0..count-1).
    */
-  rxOffload(
-    bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, gso: Uint16Array, ok: Uint8Array, count: number,
-    vni: number,
-    out: Uint8Array, outOffset: number, frameOffsets: Uint32Array, frameSizes: Uint32Array,
-    learnSrc: Uint32Array | undefined,
-    drops: Uint32Array, result: Uint32Array,
-  ): number;
+  rxOffload(handle: RxOffloadHandle, count: number): number;
+  /** Check and hold an rxOffload descriptor (every array, once); throws naming the property. */
+  rxOffloadBind(desc: RxOffloadDesc): RxOffloadHandle;
   /**
    * Uplink transmit (UDP-tunnel GSO): wrap vnet_hdr TAP frames whole, TSO
    * super-frames included, in outer Ethernet/IPv4/UDP/VXLAN headers for one write
@@ -257,40 +336,44 @@ export interface NativeAddon {
    * which are overwritten. A frame the kernel could not carry whole (an outer
    * packet or segment above maxOuterIp bytes, UFO, a bad vnet header) gets
    * sel[i] = -1 and is left for the socket path. Output k: outOffsets[k],
-   * outSizes[k] (the tunnel header included). Returns the count; result[0] =
-   * wire packets they make, result[1] = frames handed back with sel -1. ipId[0] is
-   * the next outer IPv4 ID: each wire packet takes one (the kernel numbers a
-   * super-frame's segments on from its first) and it is advanced.
+   * outSizes[k] (the tunnel header included). Returns the count. The result view
+   * (TX_TUNNEL): SEGMENTS = wire packets they make, REFUSED = frames handed back
+   * with sel -1, NEXT_IP_ID = the next outer IPv4 ID, read and advanced: each
+   * wire packet takes one (the kernel numbers a super-frame's segments on from
+   * its first).
+   *
+   * The arrays are bound once (`txTunnelBind`); a call takes the handle, `count`
+   * and the current `templates` (rebuilt when the peers change).
    */
-  txTunnel(
-    bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number,
-    sel: Int32Array, srcPort: Uint16Array, templates: Uint8Array, dfMode: number, maxOuterIp: number,
-    outOffsets: Uint32Array, outSizes: Uint32Array, result: Uint32Array, ipId: Uint32Array,
-  ): number;
+  txTunnel(handle: TxTunnelHandle, count: number, templates: Uint8Array): number;
+  /** Check and hold a txTunnel descriptor (every array, once); throws naming the property. */
+  txTunnelBind(desc: TxTunnelDesc): TxTunnelHandle;
   /**
    * Uplink receive: frames read from the uplink TAP (24-byte tunnel virtio header,
    * then outer Ethernet/IPv4/UDP/VXLAN, UDP-tunnel GSO super-frames included), frame
    * i at bufs[offsets[i]], sizes[i] bytes. Each must be IPv4 (no fragment), UDP to
    * `port`, VXLAN with flags exactly 0x08, reserved zero and `vni`; others are
-   * counted in drops[0] malformed (lengths), drops[1] bad flags, drops[2] wrong VNI. A good
+   * counted in DROP_MALFORMED (lengths), DROP_BAD_FLAGS, DROP_WRONG_VNI. A good
    * frame becomes, in place, a 10-byte virtio_net_hdr (its GSO type, header length
    * and checksum offsets moved to the inner frame) followed by the inner Ethernet
    * frame: output k at frameOffsets[k], frameSizes[k] bytes, with the outer source
    * as an address record at addrs[k * ADDR_LEN] (port = the UDP source port).
-   * Returns the count; result[0] = wire packets they stand for, result[1] =
+   * Returns the count; SEGMENTS = wire packets they stand for, SUPER_FRAMES =
    * super-frames among them. A UDP GSO run of VXLAN datagrams (gso_type UDP_L4:
    * from a socket-path sender) is left whole for rxOffload: its UDP payload at
    * usoOffsets[j], usoSizes[j] bytes, segment size usoGso[j], source record at
-   * usoAddrs[j * ADDR_LEN]; result[2] = how many. order[0..k+runs) gives the
+   * usoAddrs[j * ADDR_LEN]; USO_RUNS = how many. order[0..k+runs) gives the
    * arrival order: 0 = the next frame, 1 = the next run. Frames that are not
-   * IPv4/UDP to `port` at all are skipped and counted in result[3]; a bad outer
-   * IPv4 header checksum counts as malformed.
+   * IPv4/UDP to `port` at all are skipped and counted in IGNORED; a bad outer
+   * IPv4 header checksum counts as malformed. The result view (RX_TUNNEL):
+   * SEGMENTS, SUPER_FRAMES, USO_RUNS, IGNORED, DROP_MALFORMED, DROP_BAD_FLAGS,
+   * DROP_WRONG_VNI.
+   *
+   * The arrays are bound once (`rxTunnelBind`); a call takes the handle and `count`.
    */
-  rxTunnel(
-    bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number, vni: number, port: number,
-    addrs: Uint8Array, frameOffsets: Uint32Array, frameSizes: Uint32Array, drops: Uint32Array, result: Uint32Array,
-    usoOffsets: Uint32Array, usoSizes: Uint32Array, usoGso: Uint16Array, usoAddrs: Uint8Array, order: Uint8Array,
-  ): number;
+  rxTunnel(handle: RxTunnelHandle, count: number): number;
+  /** Check and hold an rxTunnel descriptor (every array, once); throws naming the property. */
+  rxTunnelBind(desc: RxTunnelDesc): RxTunnelHandle;
 
   // --- waiting ------------------------------------------------------------
   /**
@@ -348,7 +431,7 @@ export function native(): NativeAddon {
       }
     }
     if (!cached) {
-      throw new Error(`vxtap native addon not built (run 'npm install'): ${(lastErr as Error)?.message}`);
+      throw new Error(`vxtap native addon not built (run 'npm install'): ${lastErr instanceof Error ? lastErr.message : String(lastErr)}`);
     }
   }
   return cached;

@@ -81,7 +81,7 @@ function view<K extends ViewName>(name: K): View<K> {
   if (!v || v.slots.join(',') !== want.join(',')) throw new Error(`native/limits.json: view ${name} must have the slots ${want.join(', ')}`);
   const out: Record<string, number> = { LENGTH: want.length };
   want.forEach((slot, i) => (out[slot] = i));
-  return Object.freeze(out) as View<K>;
+  return Object.freeze(out);
 }
 
 /** txOffload's result view. */

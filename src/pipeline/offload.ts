@@ -7,7 +7,7 @@
  * so one send covers messages written in place and messages written to the
  * segment region.
  */
-import { native, type NativeAddon } from '../native/index.js';
+import { native, RX_OFFLOAD, TX_OFFLOAD, type NativeAddon, type RxOffloadHandle, type TxOffloadHandle } from '../native/index.js';
 import { MAX_BATCH, TUNNEL_HEADROOM, UDP_GSO_MAX_SEGMENTS, VNET_HDR_LEN, VXLAN_HLEN } from '../native/limits.js';
 import type { Accounting } from '../dataplane/accounting.js';
 import { newBatch, type Batch } from '../dataplane/batch.js';
@@ -17,13 +17,6 @@ import { writeVxlanHeader } from '../wire/vxlan.js';
 import { align64 } from './plain.js';
 import type { Devices, Path, PipelineConfig, Sender } from './index.js';
 
-/** txOffload result slots. */
-const TXR_DROPPED = 1;
-const TXR_SEGMENTS = 2;
-/** rxOffload result slots. */
-const RXR_SEGMENTS_IN = 1;
-const RXR_SUPER_FRAMES = 2;
-const RXR_NO_ROOM = 3;
 
 export class OffloadPath implements Path {
   private readonly addon: NativeAddon = native();
@@ -45,7 +38,9 @@ export class OffloadPath implements Path {
   private readonly msgSizes: Uint32Array;
   private readonly msgGso: Uint16Array;
   private readonly msgFrame: Uint32Array;
-  private readonly txResult = new Uint32Array(4);
+  private readonly txResult = new Uint32Array(TX_OFFLOAD.LENGTH);
+  /** txOffload bound to the TAP batch. */
+  readonly framesTx: TxOffloadHandle;
   private readonly vxlan = new Uint8Array(VXLAN_HLEN);
   /** Datagrams to send (pointing into the transmit slab). */
   readonly tx: Batch;
@@ -57,8 +52,11 @@ export class OffloadPath implements Path {
   private readonly tapOut: Batch;
   private readonly tapOutRegion: Uint8Array;
   private readonly learnSrc = new Uint32Array(MAX_BATCH);
-  private readonly rxDrops = new Uint32Array(4);
-  private readonly rxResult = new Uint32Array(4);
+  private readonly rxResult = new Uint32Array(RX_OFFLOAD.LENGTH);
+  /** The result view's drops (short, bad flags, wrong VNI), as the engine takes them. */
+  private readonly rxDrops = this.rxResult.subarray(RX_OFFLOAD.DROP_SHORT, RX_OFFLOAD.DROP_WRONG_VNI + 1);
+  /** rxOffload bound to the datagram batch. */
+  private readonly rx: RxOffloadHandle;
 
   constructor(cfg: PipelineConfig, dev: Devices, private readonly engine: Engine, private readonly acct: Accounting, private readonly sender: Sender) {
     this.dev = dev;
@@ -87,6 +85,7 @@ export class OffloadPath implements Path {
     this.msgGso = new Uint16Array(maxMsgs);
     this.msgFrame = new Uint32Array(maxMsgs);
     this.tx = newBatch(maxMsgs, txSlab);
+    this.framesTx = this.bindEncap(this.frames);
 
     // receive slab: datagram slots, then the TAP output region
     const udpStride = align64(cfg.udpSlotLen);
@@ -98,6 +97,18 @@ export class OffloadPath implements Path {
     this.peerOf = new Int32Array(this.udpB);
     this.tapOutRegion = rxSlab.subarray(udpInBytes);
     this.tapOut = newBatch(MAX_BATCH, this.tapOutRegion);
+    this.rx = this.addon.rxOffloadBind({
+      bufs: rxSlab, offsets: this.dgrams.offsets, sizes: this.dgrams.sizes, gso: this.dgrams.gso, ok: this.ok, vni: cfg.vni,
+      out: this.tapOutRegion, outOffset: 0, frameOffsets: this.tapOut.offsets, frameSizes: this.tapOut.sizes, learnSrc: this.learnSrc, result: this.rxResult,
+    });
+  }
+
+  /** Bind txOffload to `run` (frames in the transmit slab): the handle `encap` takes for it. */
+  bindEncap(run: Batch): TxOffloadHandle {
+    return this.addon.txOffloadBind({
+      bufs: run.bufs, offsets: run.offsets, sizes: run.sizes, vxlan: this.vxlan, maxMsgBytes: this.maxGsoBytes, out: this.out, outOffset: 0,
+      msgBuf: this.msgBuf, msgOffsets: this.msgOffsets, msgSizes: this.msgSizes, msgGso: this.msgGso, msgFrame: this.msgFrame, result: this.txResult,
+    });
   }
 
   /** Read a batch of frames from the TAP into `frames`; returns the count. */
@@ -114,7 +125,7 @@ export class OffloadPath implements Path {
     const n = this.readTap();
     if (n === 0) return 0;
     const t1 = performance.now();
-    this.encap(this.frames);
+    this.encap(this.frames, this.framesTx);
     const t2 = performance.now();
     this.sender.send(this.tx);
     this.acct.txTimes(t0, t1, t2, performance.now());
@@ -122,16 +133,16 @@ export class OffloadPath implements Path {
   }
 
   /**
-   * The socket path for `run` (frames in the transmit slab, vnet header first):
-   * segment them and queue the messages in `tx` (sent by the caller, or by the
-   * engine when the batch fills).
+   * The socket path for `run` (frames in the transmit slab, vnet header first;
+   * `handle` from bindEncap(run)): segment them and queue the messages in `tx`
+   * (sent by the caller, or by the engine when the batch fills).
    */
-  encap(run: Batch): void {
+  encap(run: Batch, handle: TxOffloadHandle): void {
     const r = this.txResult;
-    const nmsg = this.addon.txOffload(run.bufs, run.offsets, run.sizes, run.count, this.vxlan, this.maxGsoBytes, this.out, 0, this.msgBuf, this.msgOffsets, this.msgSizes, this.msgGso, this.msgFrame, r);
+    const nmsg = this.addon.txOffload(handle, run.count);
     for (let k = 0; k < nmsg; k++) if (this.msgBuf[k] === 1) this.msgOffsets[k] += this.outBase;
-    this.acct.segmentDrops(r[TXR_DROPPED]);
-    this.engine.encapMessages(run.bufs, run.offsets, run.sizes, run.count, nmsg, this.msgOffsets, this.msgSizes, this.msgGso, this.msgFrame, r[TXR_SEGMENTS], this.tx);
+    this.acct.segmentDrops(r[TX_OFFLOAD.DROPPED]);
+    this.engine.encapMessages(run.bufs, run.offsets, run.sizes, run.count, nmsg, this.msgOffsets, this.msgSizes, this.msgGso, this.msgFrame, r[TX_OFFLOAD.SEGMENTS], this.tx);
   }
 
   /** Send what `encap` queued. */
@@ -155,9 +166,9 @@ export class OffloadPath implements Path {
     const drops = this.rxDrops;
     const r = this.rxResult;
     const out = this.tapOut;
-    const nf = this.addon.rxOffload(d.bufs, d.offsets, d.sizes, d.gso, this.ok, m, this.vni, this.tapOutRegion, 0, out.offsets, out.sizes, this.learnSrc, drops, r);
-    this.acct.coalesced(r[RXR_SUPER_FRAMES], r[RXR_NO_ROOM]);
-    this.engine.afterRxOffload(this.tapOutRegion, out, nf, this.learnSrc, this.peerOf, r[RXR_SEGMENTS_IN], drops);
+    const nf = this.addon.rxOffload(this.rx, m);
+    this.acct.coalesced(r[RX_OFFLOAD.SUPER_FRAMES], r[RX_OFFLOAD.NO_ROOM]);
+    this.engine.afterRxOffload(this.tapOutRegion, out, nf, this.learnSrc, this.peerOf, r[RX_OFFLOAD.SEGMENTS_IN], drops);
     const t2 = performance.now();
     if (out.count > 0) this.acct.written(out, this.dev.tap.write(out.bufs, out.offsets, out.sizes, out.count, out.errs));
     this.acct.rxTimes(t0, t1, t2, performance.now());

@@ -14,7 +14,7 @@
  * TAP before the run's frames. (The pipeline reads the uplink before the socket:
  * a flow's large segments, steered here, before its small tail on the socket.)
  */
-import { native, type NativeAddon } from '../native/index.js';
+import { native, RX_OFFLOAD, RX_TUNNEL, TX_TUNNEL, type NativeAddon, type RxOffloadHandle, type RxTunnelHandle, type TxOffloadHandle, type TxTunnelHandle } from '../native/index.js';
 import { ADDR_LEN, MAX_BATCH, TNL_VNET_HDR_LEN, VNET_HDR_LEN } from '../native/limits.js';
 import type { Accounting } from '../dataplane/accounting.js';
 import { newBatch, type Batch } from '../dataplane/batch.js';
@@ -39,8 +39,9 @@ export class UplinkPath implements Path {
   private readonly srcPort: Uint16Array;
   private readonly tunOffsets: Uint32Array;
   private readonly tunSizes: Uint32Array;
-  private readonly tunResult = new Uint32Array(2);
-  private readonly ipId: Uint32Array;
+  private readonly tunResult = new Uint32Array(TX_TUNNEL.LENGTH);
+  private readonly txTunnel: TxTunnelHandle;
+  private readonly restTx: TxOffloadHandle;
   /** A run of socket-path frames (into the offload path's transmit slab). */
   private readonly rest: Batch;
   /** A run of wrapped frames for the uplink port. */
@@ -53,8 +54,8 @@ export class UplinkPath implements Path {
   private readonly upOk: Uint8Array;
   private readonly upPeerOf: Int32Array;
   private readonly upLearn: Uint32Array;
-  private readonly upDrops = new Uint32Array(3);
-  private readonly upResult = new Uint32Array(4);
+  private readonly upResult = new Uint32Array(RX_TUNNEL.LENGTH);
+  private readonly rxTunnel: RxTunnelHandle | undefined;
   private readonly noDrops = new Uint32Array(3);
   private readonly usoOffsets: Uint32Array;
   private readonly usoSizes: Uint32Array;
@@ -72,8 +73,9 @@ export class UplinkPath implements Path {
   private readonly runGso = new Uint16Array(1);
   private readonly runOk = new Uint8Array(1);
   private readonly runPeer = new Int32Array(1);
-  private readonly rxDrops = new Uint32Array(4);
-  private readonly rxResult = new Uint32Array(4);
+  private readonly rxResult = new Uint32Array(RX_OFFLOAD.LENGTH);
+  private readonly rxDrops = this.rxResult.subarray(RX_OFFLOAD.DROP_SHORT, RX_OFFLOAD.DROP_WRONG_VNI + 1);
+  private readonly runRx: RxOffloadHandle | undefined;
 
   constructor(
     cfg: PipelineConfig,
@@ -94,9 +96,15 @@ export class UplinkPath implements Path {
     this.srcPort = new Uint16Array(B);
     this.tunOffsets = new Uint32Array(B);
     this.tunSizes = new Uint32Array(B);
-    this.ipId = Uint32Array.of(cfg.index << 12); // workers start apart in the ID space
+    this.tunResult[TX_TUNNEL.NEXT_IP_ID] = cfg.index << 12; // workers start apart in the ID space
     this.rest = newBatch(B, offload.frames.bufs);
     this.run = newBatch(B, offload.frames.bufs);
+    const f = offload.frames;
+    this.txTunnel = this.addon.txTunnelBind({
+      bufs: f.bufs, offsets: f.offsets, sizes: f.sizes, sel: this.sel, srcPort: this.srcPort, dfMode: this.dfMode, maxOuterIp: this.maxOuterIp,
+      outOffsets: this.tunOffsets, outSizes: this.tunSizes, result: this.tunResult,
+    });
+    this.restTx = offload.bindEncap(this.rest);
 
     const upB = (this.upB = port.receives ? Math.min(B, UPLINK_READ_MAX) : 0);
     this.upSlotLen = TNL_VNET_HDR_LEN + 14 + 65535;
@@ -117,6 +125,17 @@ export class UplinkPath implements Path {
     this.upOut = new Uint8Array(upB > 0 ? this.upSlotLen + MAX_BATCH * (VNET_HDR_LEN + 64) : 0);
     this.usoFrames = newBatch(upB > 0 ? MAX_BATCH : 0, this.upOut);
     this.usoLearn = new Uint32Array(upB > 0 ? MAX_BATCH : 0);
+    if (upB > 0) {
+      this.rxTunnel = this.addon.rxTunnelBind({
+        bufs: this.upIn.bufs, offsets: this.upIn.offsets, sizes: this.upIn.sizes, vni: this.vni, port: this.vxlanPort, addrs: this.upIn.addrs,
+        frameOffsets: this.upFrames.offsets, frameSizes: this.upFrames.sizes, usoOffsets: this.usoOffsets, usoSizes: this.usoSizes, usoGso: this.usoGso,
+        usoAddrs: this.usoAddrs, order: this.upOrder, result: this.upResult,
+      });
+      this.runRx = this.addon.rxOffloadBind({
+        bufs: this.upIn.bufs, offsets: this.runOff, sizes: this.runSize, gso: this.runGso, ok: this.runOk, vni: this.vni, out: this.upOut, outOffset: 0,
+        frameOffsets: this.usoFrames.offsets, frameSizes: this.usoFrames.sizes, learnSrc: this.usoLearn, result: this.rxResult,
+      });
+    }
   }
 
   transmit(): number {
@@ -129,10 +148,10 @@ export class UplinkPath implements Path {
     const sel = this.sel;
     const tunnelled =
       this.engine.selectTunnel(f.bufs, f.offsets, f.sizes, n, sel, this.srcPort) > 0
-        ? this.addon.txTunnel(f.bufs, f.offsets, f.sizes, n, sel, this.srcPort, this.engine.tunnelTemplates, this.dfMode, this.maxOuterIp, this.tunOffsets, this.tunSizes, this.tunResult, this.ipId)
+        ? this.addon.txTunnel(this.txTunnel, n, this.engine.tunnelTemplates)
         : 0;
     if (tunnelled === 0) {
-      o.encap(f);
+      o.encap(f, o.framesTx);
       const t2 = performance.now();
       o.flush();
       this.acct.txTimes(t0, t1, t2, performance.now());
@@ -153,7 +172,7 @@ export class UplinkPath implements Path {
           rest.sizes[r] = f.sizes[i];
         }
         rest.count = r;
-        o.encap(rest);
+        o.encap(rest, this.restTx);
         o.flush();
       } else {
         for (; i < n && sel[i] >= 0; i++, k++, r++) {
@@ -167,13 +186,13 @@ export class UplinkPath implements Path {
         frames += r;
       }
     }
-    this.acct.uplinkBatch(this.tunResult[0], frames, bytes);
+    this.acct.uplinkBatch(this.tunResult[TX_TUNNEL.SEGMENTS], frames, bytes);
     this.acct.txTimes(t0, t1, t2, performance.now());
     return n;
   }
 
   receiveUplink(): number {
-    if (this.upB === 0) return 0;
+    if (this.rxTunnel === undefined) return 0;
     const up = this.upIn;
     const t0 = performance.now();
     const u = this.port.read(up.bufs, up.offsets, up.sizes, this.upSlotLen, this.upB);
@@ -182,13 +201,12 @@ export class UplinkPath implements Path {
     const t1 = performance.now();
     const fr = this.upFrames;
     const res = this.upResult;
-    const drops = this.upDrops;
-    const k = this.addon.rxTunnel(up.bufs, up.offsets, up.sizes, u, this.vni, this.vxlanPort, up.addrs, fr.offsets, fr.sizes, drops, res, this.usoOffsets, this.usoSizes, this.usoGso, this.usoAddrs, this.upOrder);
-    const runs = res[2];
+    const k = this.addon.rxTunnel(this.rxTunnel, u);
+    const runs = res[RX_TUNNEL.USO_RUNS];
     this.engine.checkSources(fr.sizes, k, up.addrs, this.upOk, this.upPeerOf);
     if (runs > 0) this.engine.checkSources(this.usoSizes, runs, this.usoAddrs, this.usoOk, this.usoPeerOf, this.usoGso);
-    this.acct.tunnelDrops(drops[0], drops[1], drops[2]);
-    this.acct.uplinkRead(k, runs, res[0], res[1], res[3]);
+    this.acct.tunnelDrops(res[RX_TUNNEL.DROP_MALFORMED], res[RX_TUNNEL.DROP_BAD_FLAGS], res[RX_TUNNEL.DROP_WRONG_VNI]);
+    this.acct.uplinkRead(k, runs, res[RX_TUNNEL.SEGMENTS], res[RX_TUNNEL.SUPER_FRAMES], res[RX_TUNNEL.IGNORED]);
     const t2 = performance.now();
     // in arrival order: the frames before a UDP GSO run are written before it
     let from = 0;
@@ -229,7 +247,7 @@ export class UplinkPath implements Path {
 
   /** UDP GSO run j through rxOffload into upOut, then to the TAP. */
   private writeRun(j: number): void {
-    if (this.usoOk[j] === 0) return;
+    if (this.usoOk[j] === 0 || this.runRx === undefined) return;
     this.runOff[0] = this.usoOffsets[j];
     this.runSize[0] = this.usoSizes[j];
     this.runGso[0] = this.usoGso[j];
@@ -237,9 +255,9 @@ export class UplinkPath implements Path {
     this.runPeer[0] = this.usoPeerOf[j];
     const out = this.usoFrames;
     const r = this.rxResult;
-    const nf = this.addon.rxOffload(this.upIn.bufs, this.runOff, this.runSize, this.runGso, this.runOk, 1, this.vni, this.upOut, 0, out.offsets, out.sizes, this.usoLearn, this.rxDrops, r);
-    this.acct.coalesced(r[2], r[3]); // no room in upOut: sized so that it cannot happen
-    this.engine.afterRxOffload(this.upOut, out, nf, this.usoLearn, this.runPeer, r[1], this.rxDrops, this.runPeer[0]);
+    const nf = this.addon.rxOffload(this.runRx, 1);
+    this.acct.coalesced(r[RX_OFFLOAD.SUPER_FRAMES], r[RX_OFFLOAD.NO_ROOM]); // no room in upOut: sized so that it cannot happen
+    this.engine.afterRxOffload(this.upOut, out, nf, this.usoLearn, this.runPeer, r[RX_OFFLOAD.SEGMENTS_IN], this.rxDrops, this.runPeer[0]);
     if (out.count > 0) this.acct.written(out, this.dev.tap.write(out.bufs, out.offsets, out.sizes, out.count, out.errs));
   }
 }

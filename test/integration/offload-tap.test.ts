@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import {
-  native, POLLIN, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, VNET_HDR_LEN, type TapHandle,
+  native, POLLIN, RX_OFFLOAD, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TX_OFFLOAD, VNET_HDR_LEN, type TapHandle,
 } from '../../src/native/index.js';
 import { HostScope, listNetns, uniqueTag } from '../../src/host/netns.js';
 import { run } from '../../src/host/exec.js';
@@ -216,24 +216,22 @@ s.listen(${PORT},'${fam.local}',()=>console.log('listening'));setTimeout(()=>pro
     const msgSizes = new Uint32Array(cap);
     const msgGso = new Uint16Array(cap);
     const msgFrame = new Uint32Array(cap);
-    const txr = new Uint32Array(3);
-    const nMsg = addon!.txOffload(
-      tapRead, Uint32Array.of(0), Uint32Array.of(tapRead.length), 1, VXLAN, 65507, out, 0,
-      msgBuf, msgOffsets, msgSizes, msgGso, msgFrame, txr,
-    );
-    expect(txr[1]).toBe(0);
-    expect(txr[2]).toBe(Math.ceil(payload.length / mss));
+    const txr = new Uint32Array(TX_OFFLOAD.LENGTH);
+    const txh = addon!.txOffloadBind({ bufs: tapRead, offsets: Uint32Array.of(0), sizes: Uint32Array.of(tapRead.length), vxlan: VXLAN, maxMsgBytes: 65507, out, outOffset: 0, msgBuf, msgOffsets, msgSizes, msgGso, msgFrame, result: txr });
+    const nMsg = addon!.txOffload(txh, 1);
+    expect(txr[TX_OFFLOAD.DROPPED]).toBe(0);
+    expect(txr[TX_OFFLOAD.SEGMENTS]).toBe(Math.ceil(payload.length / mss));
     const rxOut = new Uint8Array(128 * 1024);
     const frameOffsets = new Uint32Array(16);
     const frameSizes = new Uint32Array(16);
-    const drops = new Uint32Array(3);
-    const rxr = new Uint32Array(4);
-    const nFrames = addon!.rxOffload(
-      out, msgOffsets.slice(0, nMsg), msgSizes.slice(0, nMsg), msgGso.slice(0, nMsg), new Uint8Array(nMsg).fill(1), nMsg,
-      VNI, rxOut, 0, frameOffsets, frameSizes, undefined, drops, rxr,
-    );
+    const rxr = new Uint32Array(RX_OFFLOAD.LENGTH);
+    const rxh = addon!.rxOffloadBind({
+      bufs: out, offsets: msgOffsets.slice(0, nMsg), sizes: msgSizes.slice(0, nMsg), gso: msgGso.slice(0, nMsg), ok: new Uint8Array(nMsg).fill(1),
+      vni: VNI, out: rxOut, outOffset: 0, frameOffsets, frameSizes, result: rxr,
+    });
+    const nFrames = addon!.rxOffload(rxh, nMsg);
     expect(nFrames).toBe(1);
-    expect(rxr[2]).toBe(1);
+    expect(rxr[RX_OFFLOAD.SUPER_FRAMES]).toBe(1);
     const superWrite = rxOut.slice(frameOffsets[0], frameOffsets[0] + frameSizes[0]);
     expect(superWrite[1]).toBe(fam.v6 ? 4 : 1);
     expect(writeFrames(fd, [superWrite])).toEqual([0]);

@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LIMITS, LIMIT_NAMES, MAX_BATCH } from '../../src/native/limits.js';
+import { LIMITS, LIMIT_NAMES, MAX_BATCH, RX_OFFLOAD, RX_TUNNEL, TX_OFFLOAD, TX_TUNNEL, VIEW_SLOTS } from '../../src/native/limits.js';
 import { native } from '../../src/native/index.js';
 import { MAX_BATCH as CONFIG_MAX_BATCH, validateConfig, DEFAULTS } from '../../src/config.js';
 import { VXLAN_HLEN } from '../../src/wire/vxlan.js';
@@ -26,6 +26,20 @@ describe('shared limits: one source', () => {
     const json = JSON.parse(readFileSync(new URL('../../native/limits.json', import.meta.url), 'utf8')) as { limits: { name: string; value: number }[] };
     expect(json.limits.map((l) => l.name).sort()).toEqual([...LIMIT_NAMES].sort());
     expect({ ...native().limits }).toEqual({ ...LIMITS });
+  });
+
+  it('the built addon names the result views\' slots as TypeScript does', () => {
+    const views = { TX_OFFLOAD, RX_OFFLOAD, TX_TUNNEL, RX_TUNNEL };
+    for (const [name, slots] of Object.entries(VIEW_SLOTS)) {
+      const compiled = native().views[name];
+      const ts = views[name as keyof typeof views] as Record<string, number>;
+      expect(Object.keys(compiled)).toEqual([...slots]);
+      slots.forEach((slot, i) => {
+        expect(compiled[slot]).toBe(i);
+        expect(ts[slot]).toBe(i);
+      });
+      expect(ts.LENGTH).toBe(slots.length);
+    }
   });
 
   it('the config and the wire codec use the same numbers', () => {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { native, VNET_HDR_LEN } from '../../src/native/index.js';
+import { native, RX_OFFLOAD, RX_TUNNEL, TX_OFFLOAD, TX_TUNNEL, VNET_HDR_LEN } from '../../src/native/index.js';
 import { onesSum, pseudoSumV4, pseudoSumV6 } from '../../src/wire/checksum.js';
 
 const addon = native();
@@ -226,11 +226,9 @@ function runTx(
   const msgSizes = new Uint32Array(cap);
   const msgGso = new Uint16Array(cap);
   const msgFrame = new Uint32Array(cap);
-  const result = new Uint32Array(3);
-  const n = addon.txOffload(
-    bufs, offsets, sizes, frames.length, VXLAN, opts.maxMsg ?? MAX_MSG, out, outOffset,
-    msgBuf, msgOffsets, msgSizes, msgGso, msgFrame, result,
-  );
+  const result = new Uint32Array(TX_OFFLOAD.LENGTH);
+  const h = addon.txOffloadBind({ bufs, offsets, sizes, vxlan: VXLAN, maxMsgBytes: opts.maxMsg ?? MAX_MSG, out, outOffset, msgBuf, msgOffsets, msgSizes, msgGso, msgFrame, result });
+  const n = addon.txOffload(h, frames.length);
   const msgs: TxMsg[] = [];
   for (let k = 0; k < n; k++) {
     const src = msgBuf[k] === 0 ? bufs : out;
@@ -241,7 +239,7 @@ function runTx(
       frame: msgFrame[k],
     });
   }
-  return { n, msgs, used: result[0], dropped: result[1], segments: result[2], offsets: Array.from(msgOffsets.subarray(0, n)) };
+  return { n, msgs, used: result[TX_OFFLOAD.OUT_BYTES], dropped: result[TX_OFFLOAD.DROPPED], segments: result[TX_OFFLOAD.SEGMENTS], offsets: Array.from(msgOffsets.subarray(0, n)) };
 }
 
 /** Split a message into its UDP GSO segments (each a VXLAN datagram). */
@@ -336,12 +334,10 @@ function runRx(
   const frameOffsets = new Uint32Array(cap);
   const frameSizes = new Uint32Array(cap);
   const learnSrc = new Uint32Array(cap);
-  const drops = new Uint32Array(3);
-  const result = new Uint32Array(4);
-  const n = addon.rxOffload(
-    bufs, offsets, sizes, gso, ok, count, opts.vni ?? VNI,
-    out, outOffset, frameOffsets, frameSizes, learnSrc, drops, result,
-  );
+  const result = new Uint32Array(RX_OFFLOAD.LENGTH);
+  const h = addon.rxOffloadBind({ bufs, offsets, sizes, gso, ok, vni: opts.vni ?? VNI, out, outOffset, frameOffsets, frameSizes, learnSrc, result });
+  const n = addon.rxOffload(h, count);
+  const drops = [result[RX_OFFLOAD.DROP_SHORT], result[RX_OFFLOAD.DROP_BAD_FLAGS], result[RX_OFFLOAD.DROP_WRONG_VNI]];
   const frames: Uint8Array[] = [];
   for (let k = 0; k < n; k++) frames.push(out.slice(frameOffsets[k], frameOffsets[k] + frameSizes[k]));
   return {
@@ -349,10 +345,10 @@ function runRx(
     frames,
     learn: Array.from(learnSrc.subarray(0, n)),
     drops: Array.from(drops),
-    used: result[0],
-    segsIn: result[1],
-    supers: result[2],
-    noRoom: result[3],
+    used: result[RX_OFFLOAD.OUT_BYTES],
+    segsIn: result[RX_OFFLOAD.SEGMENTS_IN],
+    supers: result[RX_OFFLOAD.SUPER_FRAMES],
+    noRoom: result[RX_OFFLOAD.NO_ROOM],
   };
 }
 
@@ -886,15 +882,23 @@ describe('offload kernels refuse bad arguments', () => {
   const u16 = (n: number) => new Uint16Array(n);
   const u32 = (n: number) => new Uint32Array(n);
 
-  function tx(over: Partial<Record<number, unknown>>): unknown {
-    const args: unknown[] = [u8(100), u32(1), Uint32Array.of(100), 1, VXLAN, MAX_MSG, u8(100), 0, u8(4), u32(4), u32(4), u16(4), u32(4), u32(3)];
+  // The old positional slots, kept as the tables' keys: each becomes a descriptor
+  // property (checked by the bind) or the call's count (checked by the call).
+  const TX_KEYS = ['bufs', 'offsets', 'sizes', 'count', 'vxlan', 'maxMsgBytes', 'out', 'outOffset', 'msgBuf', 'msgOffsets', 'msgSizes', 'msgGso', 'msgFrame', 'result'];
+  const RX_KEYS = ['bufs', 'offsets', 'sizes', 'gso', 'ok', 'count', 'vni', 'out', 'outOffset', 'frameOffsets', 'frameSizes', 'learnSrc', 'drops', 'result'];
+  function call(keys: string[], args: unknown[], over: Partial<Record<number, unknown>>, bind: (d: never) => unknown, run: (h: never, n: number) => unknown): unknown {
     for (const [k, v] of Object.entries(over)) args[Number(k)] = v;
-    return (addon.txOffload as (...a: unknown[]) => unknown)(...args);
+    const desc: Record<string, unknown> = {};
+    keys.forEach((k, i) => (desc[k] = args[i]));
+    return run(bind(desc as never) as never, desc.count as number);
+  }
+  function tx(over: Partial<Record<number, unknown>>): unknown {
+    const args: unknown[] = [u8(100), u32(1), Uint32Array.of(100), 1, VXLAN, MAX_MSG, u8(100), 0, u8(4), u32(4), u32(4), u16(4), u32(4), u32(TX_OFFLOAD.LENGTH)];
+    return call(TX_KEYS, args, over, (d) => addon.txOffloadBind(d), (h, n) => addon.txOffload(h, n));
   }
   function rx(over: Partial<Record<number, unknown>>): unknown {
-    const args: unknown[] = [u8(100), u32(1), Uint32Array.of(100), u16(1), Uint8Array.of(1), 1, VNI, u8(300), 0, u32(4), u32(4), u32(4), u32(3), u32(3)];
-    for (const [k, v] of Object.entries(over)) args[Number(k)] = v;
-    return (addon.rxOffload as (...a: unknown[]) => unknown)(...args);
+    const args: unknown[] = [u8(100), u32(1), Uint32Array.of(100), u16(1), Uint8Array.of(1), 1, VNI, u8(300), 0, u32(4), u32(4), u32(4), undefined, u32(RX_OFFLOAD.LENGTH)];
+    return call(RX_KEYS, args, over, (d) => addon.rxOffloadBind(d), (h, n) => addon.rxOffload(h, n));
   }
 
   it('accepts the baseline calls', () => {
@@ -937,8 +941,7 @@ describe('offload kernels refuse bad arguments', () => {
     ['count beyond ok', { 4: u8(0) }],
     ['vni above 24 bits', { 6: 0x1000000 }],
     ['outOffset beyond out', { 8: 301 }],
-    ['short drops', { 12: u32(2) }],
-    ['short result', { 13: u32(1) }],
+    ['short result', { 13: u32(6) }],
   ])('rxOffload: RangeError for %s', (_n, over) => {
     expect(() => rx(over)).toThrow(RangeError);
   });
@@ -1019,9 +1022,11 @@ describe('txTunnel wraps whole frames for a UDP-tunnel GSO uplink write', () => 
     const s = Int32Array.from(sel);
     const outOffsets = new Uint32Array(n);
     const outSizes = new Uint32Array(n);
-    const result = new Uint32Array(2);
-    const ipId = Uint32Array.of(0x1234);
-    const k = addon.txTunnel(bufs, offsets, sizes, n, s, Uint16Array.from(sel.map((_, i) => 49152 + i)), template(), dfMode, maxOuterIp, outOffsets, outSizes, result, ipId);
+    const result = new Uint32Array(TX_TUNNEL.LENGTH);
+    result[TX_TUNNEL.NEXT_IP_ID] = 0x1234;
+    const ipId = result.subarray(TX_TUNNEL.NEXT_IP_ID, TX_TUNNEL.NEXT_IP_ID + 1);
+    const h = addon.txTunnelBind({ bufs, offsets, sizes, sel: s, srcPort: Uint16Array.from(sel.map((_, i) => 49152 + i)), dfMode, maxOuterIp, outOffsets, outSizes, result });
+    const k = addon.txTunnel(h, n, template());
     return { k, bufs, offsets, sel: s, outOffsets, outSizes, result, ipId };
   }
 
@@ -1099,11 +1104,18 @@ describe('txTunnel wraps whole frames for a UDP-tunnel GSO uplink write', () => 
     const f = concat(vnet({}), l4Frame({ payload: randomBytes(100) }).frame);
     const bufs = new Uint8Array(4096);
     bufs.set(f, 10);
-    const args = (offset: number, sel: number) =>
-      [bufs, Uint32Array.of(offset), Uint32Array.of(f.length), 1, Int32Array.of(sel), Uint16Array.of(1), template(), 0, 1500, new Uint32Array(1), new Uint32Array(1), new Uint32Array(2), new Uint32Array(1)] as const;
-    expect(() => addon.txTunnel(...args(10, 0))).toThrow(/headroom/);
-    expect(() => addon.txTunnel(...args(100, 5))).toThrow(/sel\[0\]/);
-    expect(() => addon.txTunnel(...args(100, 0).map((v, i) => (i === 7 ? 3 : v)) as unknown as Parameters<typeof addon.txTunnel>)).toThrow(/dfMode/);
+    const desc = (offset: number, sel: number, dfMode = 0) => ({
+      bufs, offsets: Uint32Array.of(offset), sizes: Uint32Array.of(f.length), sel: Int32Array.of(sel), srcPort: Uint16Array.of(1), dfMode, maxOuterIp: 1500,
+      outOffsets: new Uint32Array(1), outSizes: new Uint32Array(1), result: new Uint32Array(TX_TUNNEL.LENGTH),
+    });
+    expect(() => addon.txTunnel(addon.txTunnelBind(desc(10, 0)), 1, template())).toThrow(/headroom/);
+    expect(() => addon.txTunnel(addon.txTunnelBind(desc(100, 5)), 1, template())).toThrow(/sel\[0\]/);
+    expect(() => addon.txTunnelBind(desc(100, 0, 3))).toThrow(/desc\.dfMode/);
+    expect(() => addon.txTunnelBind({ ...desc(100, 0), result: new Uint32Array(2) })).toThrow(/desc\.result/);
+    expect(() => addon.txTunnel(addon.txTunnelBind(desc(100, 0)), 2, template())).toThrow(RangeError);
+    expect(() => addon.txTunnel({} as never, 1, template())).toThrow(/txTunnel handle/);
+    const rx = addon.rxOffloadBind({ bufs, offsets: new Uint32Array(1), sizes: new Uint32Array(1), gso: new Uint16Array(1), ok: new Uint8Array(1), vni: 1, out: bufs, outOffset: 0, frameOffsets: new Uint32Array(1), frameSizes: new Uint32Array(1), result: new Uint32Array(RX_OFFLOAD.LENGTH) });
+    expect(() => addon.txTunnel(rx as never, 1, template())).toThrow(/txTunnel handle/);
   });
 });
 
@@ -1141,11 +1153,12 @@ describe('rxTunnel unwraps frames read whole from the uplink TAP', () => {
       bufs.set(f, offsets[i]);
     });
     const out = {
-      addrs: new Uint8Array(n * 20), frameOffsets: new Uint32Array(n), frameSizes: new Uint32Array(n), drops: new Uint32Array(3), result: new Uint32Array(4),
+      addrs: new Uint8Array(n * 20), frameOffsets: new Uint32Array(n), frameSizes: new Uint32Array(n), result: new Uint32Array(RX_TUNNEL.LENGTH),
       usoOffsets: new Uint32Array(n), usoSizes: new Uint32Array(n), usoGso: new Uint16Array(n), usoAddrs: new Uint8Array(n * 20), order: new Uint8Array(n),
     };
-    const k = addon.rxTunnel(bufs, offsets, sizes, n, VNI, 4789, out.addrs, out.frameOffsets, out.frameSizes, out.drops, out.result, out.usoOffsets, out.usoSizes, out.usoGso, out.usoAddrs, out.order);
-    return { k, bufs, offsets, ...out };
+    const k = addon.rxTunnel(addon.rxTunnelBind({ bufs, offsets, sizes, vni: VNI, port: 4789, ...out }), n);
+    const drops = out.result.subarray(RX_TUNNEL.DROP_MALFORMED, RX_TUNNEL.DROP_WRONG_VNI + 1);
+    return { k, bufs, offsets, drops, ...out };
   }
 
   it('turns a UDP-tunnel GSO super-frame into an inner GSO frame with its offsets moved', () => {
