@@ -58,10 +58,8 @@ export async function collectEnvironment(repoRoot: string, sampleMs = 1000): Pro
   };
   const commit = (await run(['git', '-C', repoRoot, 'rev-parse', 'HEAD'], { allowFail: true })).stdout.trim() || null;
   const status = await run(['git', '-C', repoRoot, 'status', '--porcelain'], { allowFail: true });
-  const elapsed = Date.now();
   await new Promise((r) => setTimeout(r, Math.max(0, sampleMs - 0)));
   const s1 = await readProcStat();
-  void elapsed;
   const d = cpuDelta(s0.total, s1.total);
   const hasKvmFlag = /hypervisor/.test(cpuinfo);
   return {

@@ -242,17 +242,25 @@ function modeOfKind(r: Pick<BenchResult, 'modes'>, kind: ModeKind): string | nul
   return r.modes.find((m) => m.kind === kind && m.available)?.id ?? null;
 }
 
+/**
+ * The derived metric `key` of `mode`, or undefined where the run has none: runs
+ * differ in modes, profiles (UDP frame sizes) and schema versions.
+ */
+export function metricOf(byMode: Derived['byMode'], mode: string, key: string): MetricByMode | undefined {
+  return (byMode[mode] as Partial<Record<string, MetricByMode>> | undefined)?.[key];
+}
+
 /** Evaluate the folklore claims on the derived metrics. */
 export function evaluateClaims(r: Pick<BenchResult, 'modes' | 'samples' | 'options'>, byMode: Derived['byMode']): Claim[] {
   const claims: Claim[] = [];
   const kv = modeOfKind(r, 'kernel-vxlan');
   const bare = modeOfKind(r, 'bare');
   const tap = modeOfKind(r, 'vxtap');
-  const med = (mode: string | null, key: string) => (mode ? byMode[mode]?.[key]?.summary.median ?? null : null);
+  const med = (mode: string | null, key: string) => (mode ? metricOf(byMode, mode, key)?.summary.median ?? null : null);
 
   // 1. Userspace UDP encapsulation ~40 % below kernel VXLAN (TCP 1 stream).
   {
-    const ratio = tap ? byMode[tap]?.tcp1Gbps?.ratioToKernelVxlan?.median ?? null : null;
+    const ratio = tap ? metricOf(byMode, tap, 'tcp1Gbps')?.ratioToKernelVxlan?.median ?? null : null;
     const below = ratio !== null ? 1 - ratio : null;
     claims.push({
       id: 'userspace-40pct-below-vxlan',
@@ -264,7 +272,7 @@ export function evaluateClaims(r: Pick<BenchResult, 'modes' | 'samples' | 'optio
   }
   // 2. VXLAN overhead 3-5 % (kernel VXLAN vs bare, TCP 1 stream).
   {
-    const ratio = kv ? byMode[kv]?.tcp1Gbps?.ratioToBare?.median ?? null : null;
+    const ratio = kv ? metricOf(byMode, kv, 'tcp1Gbps')?.ratioToBare?.median ?? null : null;
     const over = ratio !== null ? 1 - ratio : null;
     claims.push({
       id: 'vxlan-overhead-3-5pct',

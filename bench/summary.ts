@@ -3,7 +3,7 @@
  * as rows, plus the claims table) and the short terminal summary. Pure
  * functions of the JSON, tested against a golden result.
  */
-import type { BenchResult, MetricByMode, MetricDef } from './result.js';
+import { metricOf, type BenchResult, type MetricByMode, type MetricDef } from './result.js';
 import { renderMtuMismatchMarkdown } from './mtu-mismatch.js';
 import { renderRedisMarkdown } from './redis.js';
 
@@ -64,7 +64,7 @@ export function renderSummaryMarkdown(r: BenchResult): string {
   if (variants) out.push('', variants);
   if (env) {
     out.push('');
-    out.push(`Machine: ${env.hostname}, kernel ${env.kernel}, ${env.cpuCount} x ${env.cpuModel ?? 'unknown CPU'}, virtualisation ${env.virtualization ?? 'unknown'}${env.container && env.container !== 'none' ? ` (container ${env.container})` : ''}, KVM ${env.kvm ? 'yes' : 'no'}, baseline steal ${env.baselineStealRatio !== null ? (env.baselineStealRatio * 100).toFixed(2) + '%' : 'n/a'}, busy ${env.baselineBusyRatio !== null && env.baselineBusyRatio !== undefined ? (env.baselineBusyRatio * 100).toFixed(1) + '%' : 'n/a'}. ${env.tools.iperf3 ?? ''}; ${env.tools.ovs ?? 'no OVS'}; node ${env.tools.node}; vxtap ${env.git.commit?.slice(0, 12) ?? 'unknown'}${env.git.dirty ? ' (dirty)' : ''}.`);
+    out.push(`Machine: ${env.hostname}, kernel ${env.kernel}, ${env.cpuCount} x ${env.cpuModel ?? 'unknown CPU'}, virtualisation ${env.virtualization ?? 'unknown'}${env.container && env.container !== 'none' ? ` (container ${env.container})` : ''}, KVM ${env.kvm ? 'yes' : 'no'}, baseline steal ${env.baselineStealRatio !== null ? (env.baselineStealRatio * 100).toFixed(2) + '%' : 'n/a'}, busy ${env.baselineBusyRatio != null ? (env.baselineBusyRatio * 100).toFixed(1) + '%' : 'n/a'}. ${env.tools.iperf3 ?? ''}; ${env.tools.ovs ?? 'no OVS'}; node ${env.tools.node}; vxtap ${env.git.commit?.slice(0, 12) ?? 'unknown'}${env.git.dirty ? ' (dirty)' : ''}.`);
   }
   out.push('');
   out.push('Cells: median (min–max, coefficient of variation) over rounds. Ratios are computed round by round, then the median taken.');
@@ -82,8 +82,9 @@ export function renderSummaryMarkdown(r: BenchResult): string {
   const modes = ranModes(r);
   const tables = new Map<string, MetricDef[]>();
   for (const d of r.derived.metrics) {
-    if (!tables.has(d.table)) tables.set(d.table, []);
-    tables.get(d.table)!.push(d);
+    const list = tables.get(d.table);
+    if (list) list.push(d);
+    else tables.set(d.table, [d]);
   }
   for (const [name, defs] of tables) {
     out.push('');
@@ -94,16 +95,17 @@ export function renderSummaryMarkdown(r: BenchResult): string {
     const ratioDefs = withRatios ? defs.filter((d) => d.higherIsBetter).slice(0, 2) : [];
     for (const d of ratioDefs) header.push(`${d.title} / bare`, `${d.title} / kernel-vxlan`);
     out.push(table(header, modes.map((m) => {
-      const row = [m, ...defs.map((d) => cell(r.derived.byMode[m]?.[d.key], d.unit))];
-      for (const d of ratioDefs) row.push(ratioCell(r.derived.byMode[m]?.[d.key]?.ratioToBare ?? null), ratioCell(r.derived.byMode[m]?.[d.key]?.ratioToKernelVxlan ?? null));
+      const row = [m, ...defs.map((d) => cell(metricOf(r.derived.byMode, m, d.key), d.unit))];
+      for (const d of ratioDefs) row.push(ratioCell(metricOf(r.derived.byMode, m, d.key)?.ratioToBare ?? null), ratioCell(metricOf(r.derived.byMode, m, d.key)?.ratioToKernelVxlan ?? null));
       return row;
     })));
     if (name.startsWith('Latency')) {
       const cond = name === 'Latency idle' ? 'latencyIdle' : 'latencyLoaded';
       const first = r.samples.find((x) => x[cond]);
+      const load = first?.[cond]?.load;
       const counts = modes.map((m) => `${m} ${r.samples.filter((x) => x.mode === m).map((x) => x[cond]?.percentiles.count ?? 0).join('/')}`);
       out.push('');
-      out.push(`TCP request/response, 1-byte messages, one outstanding (HDR histogram, 1 us - 10 s); pinning ${first?.[cond]?.pinning ?? r.options.pin}${cond === 'latencyLoaded' && first?.[cond]?.load ? `; background: ${first[cond]!.load} (50% of the round's 1-stream rate)` : ''}. Round trips per round: ${counts.join('; ')}.`);
+      out.push(`TCP request/response, 1-byte messages, one outstanding (HDR histogram, 1 us - 10 s); pinning ${first?.[cond]?.pinning ?? r.options.pin}${cond === 'latencyLoaded' && load ? `; background: ${load} (50% of the round's 1-stream rate)` : ''}. Round trips per round: ${counts.join('; ')}.`);
     }
     if (name === 'UDP NDR/PDR') {
       out.push('');
@@ -114,7 +116,8 @@ export function renderSummaryMarkdown(r: BenchResult): string {
           else if (u.search?.senderLimited) notes.push(`${s.mode} ${u.frameBytes} B: sender-limited at ${(u.search.maxAchievedTxPps / 1000).toFixed(0)} kpps`);
           if (u.search && u.search.pdr.atLeast) notes.push(`${s.mode} ${u.frameBytes} B: top rate passed (figure is a lower bound)`);
           if (u.search && u.search.ndr.ratePps === null) {
-            const lowest = u.search.trials.reduce((m, t) => (t.offeredPps < m.offeredPps ? t : m), u.search.trials[0]);
+            const firstTrial = u.search.trials.at(0);
+            const lowest = firstTrial && u.search.trials.reduce((m, t) => (t.offeredPps < m.offeredPps ? t : m), firstTrial);
             if (lowest) notes.push(`${s.mode} ${u.frameBytes} B: no zero-loss trial (lowest tried ${(lowest.offeredPps / 1000).toFixed(1)} kpps lost ${(lowest.loss * 100).toFixed(2)}%)`);
           }
         }
@@ -127,8 +130,8 @@ export function renderSummaryMarkdown(r: BenchResult): string {
   out.push('## MTU and fragmentation');
   out.push('');
   const mtuRows: string[][] = [];
-  for (const s of r.samples.filter((x) => x.mtu)) {
-    for (const sw of s.mtu!.sweeps) {
+  for (const s of r.samples) {
+    for (const sw of s.mtu?.sweeps ?? []) {
       const byOutcome = (df: boolean) => sw.probes.filter((p) => p.df === df).map((p) => `${p.ipBytes}:${p.outcome}${p.icmpUnreachReceived || p.fragNeededReported ? '+icmp' : ''}`).join(' ');
       mtuRows.push([s.mode, `${sw.config} (inner MTU ${sw.innerMtu})`, String(sw.largestWholeDf ?? 'none'), byOutcome(true), byOutcome(false)]);
     }
@@ -152,7 +155,7 @@ export function renderSummaryMarkdown(r: BenchResult): string {
 /** A short plain-text summary for the terminal. */
 export function renderTerminalSummary(r: BenchResult, dir: string): string {
   const modes = ranModes(r);
-  const m = (mode: string, key: string) => r.derived.byMode[mode]?.[key]?.summary.median ?? null;
+  const m = (mode: string, key: string) => metricOf(r.derived.byMode, mode, key)?.summary.median ?? null;
   const f = (v: number | null, d = 2) => (v === null ? 'n/a' : v.toFixed(d));
   const small = r.profile.udpFrameSizes[0];
   const lines = [

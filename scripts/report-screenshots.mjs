@@ -37,7 +37,8 @@ try {
   await page.screenshot({ path: path.join(outDir, 'report-top.png') });
   shots.push('report-top.png');
   await page.addStyleTag({ content: 'nav{position:static}' }); // the sticky bar would cover section shots
-  const ids = await page.evaluate(() => [...document.querySelectorAll('main > section[id]')].map((s) => s.id));
+  // runs in the page: `document` is the browser's
+  const ids = await page.evaluate(() => [...globalThis.document.querySelectorAll('main > section[id]')].map((s) => s.id));
   for (const id of ids) {
     const file = `section-${id}.png`;
     await page.locator(`#${id}`).screenshot({ path: path.join(outDir, file) });

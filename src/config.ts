@@ -151,7 +151,7 @@ export function readConfigFile(path: string): Partial<VtepConfig> & Record<strin
     if (!FIELDS.has(key)) throw new ConfigError(key, `unknown field in '${path}'`);
   }
   if (Array.isArray(obj.peers)) {
-    obj.peers = obj.peers.map((p) => (typeof p === 'string' ? { address: p } : p));
+    obj.peers = (obj.peers as unknown[]).map((p) => (typeof p === 'string' ? { address: p } : p));
   }
   if (typeof obj.srcPortRange === 'string') {
     const [a, b] = parsePortRange(obj.srcPortRange, 'srcPortRange');
@@ -159,7 +159,7 @@ export function readConfigFile(path: string): Partial<VtepConfig> & Record<strin
     obj.srcPortMax = b;
     delete obj.srcPortRange;
   }
-  return obj as Partial<VtepConfig>;
+  return obj;
 }
 
 /** Parse 'MIN-MAX' into two numbers (validated later). */
@@ -173,7 +173,7 @@ export function parsePortRange(s: string, field = 'srcport-range'): [number, num
 export function mergeConfig(...layers: Partial<VtepConfig>[]): VtepConfig {
   const out: Record<string, unknown> = { ...DEFAULTS };
   for (const layer of layers) {
-    for (const [k, v] of Object.entries(layer)) if (v !== undefined) out[k] = v;
+    for (const [k, v] of Object.entries(layer) as [string, unknown][]) if (v !== undefined) out[k] = v;
   }
   return out as unknown as VtepConfig;
 }
@@ -217,7 +217,7 @@ export function validateConfig(c: VtepConfig): ConfigError | null {
   if (!Array.isArray(c.peers)) return bad('peers', 'must be a list of addresses');
   const seen = new Set<string>();
   for (let i = 0; i < c.peers.length; i++) {
-    const p = c.peers[i];
+    const p = c.peers[i] as VtepConfig['peers'][number] | null; // from JSON: may be anything
     const addr = typeof p === 'string' ? p : p?.address;
     if (typeof addr !== 'string' || !ipFamily(addr)) return bad(`peers[${i}]`, `'${addr}' is not an IP address`);
     if (ipFamily(addr) !== fam) return bad(`peers[${i}]`, `'${addr}' is not of the same family as local '${c.local}'`);
@@ -225,7 +225,7 @@ export function validateConfig(c: VtepConfig): ConfigError | null {
     if (norm === localParsed.toNormalizedString()) return bad(`peers[${i}]`, `'${addr}' is the local address`);
     if (seen.has(norm)) return bad(`peers[${i}]`, `'${addr}' is listed twice`);
     seen.add(norm);
-    if (typeof p === 'object' && p.flood !== undefined && typeof p.flood !== 'boolean') {
+    if (typeof p === 'object' && p?.flood !== undefined && typeof p.flood !== 'boolean') {
       return bad(`peers[${i}].flood`, 'must be true or false');
     }
   }
@@ -242,13 +242,13 @@ export function validateConfig(c: VtepConfig): ConfigError | null {
     if (parseInt(c.mac.slice(0, 2), 16) & 1) return bad('mac', `'${c.mac}' is a group (multicast) address`);
   }
   if (!isInt(c.workers, 1, 64)) return bad('workers', `${c.workers} must be an integer between 1 and 64`);
-  if (c.df !== 'set' && c.df !== 'unset' && c.df !== 'inherit') return bad('df', `'${c.df}' must be one of set, unset, inherit`);
+  if (!(['set', 'unset', 'inherit'] as string[]).includes(c.df)) return bad('df', `'${c.df}' must be one of set, unset, inherit`);
   if (typeof c.learning !== 'boolean') return bad('learning', 'must be true or false');
   if (!isInt(c.ageingSeconds, 1, 86400 * 365)) return bad('ageingSeconds', `${c.ageingSeconds} must be a whole number of seconds >= 1`);
   if (typeof c.acceptUnknownPeers !== 'boolean') return bad('acceptUnknownPeers', 'must be true or false');
   if (!Array.isArray(c.fdb)) return bad('fdb', 'must be a list of {mac, peer}');
   for (let i = 0; i < c.fdb.length; i++) {
-    const e = c.fdb[i];
+    const e = c.fdb[i] as VtepConfig['fdb'][number] | null; // from JSON: may be anything
     if (typeof e?.mac !== 'string' || !isMacString(e.mac)) return bad(`fdb[${i}].mac`, `'${e?.mac}' is not a MAC address`);
     if (typeof e.peer !== 'string' || !ipFamily(e.peer)) return bad(`fdb[${i}].peer`, `'${e.peer}' is not an IP address`);
     if (!seen.has(ipaddr.parse(e.peer).toNormalizedString())) return bad(`fdb[${i}].peer`, `'${e.peer}' is not one of the peers`);

@@ -33,7 +33,10 @@ export function judge(values: readonly (number | null)[], lo: number | null, hi:
 }
 
 function pairwise(a: (number | null)[], b: (number | null)[], f: (x: number, y: number) => number | null): (number | null)[] {
-  return a.map((x, i) => (x !== null && b[i] !== null && b[i] !== undefined ? f(x, b[i] as number) : null));
+  return a.map((x, i) => {
+    const y = b.at(i);
+    return x !== null && y !== null && y !== undefined ? f(x, y) : null;
+  });
 }
 
 /** Every claim of the result judged round by round where it has a numeric bound. */
@@ -43,7 +46,7 @@ export function judgeClaims(r: BenchResult): JudgedClaim[] {
   const tap = modeOfKind(r, 'vxtap');
   const tcp1 = (m: string | null) => (m ? perRound(r, m, (s) => (s.tcp1 ? s.tcp1.receivedBps / 1e9 : null)) : []);
   const p50 = (m: string | null) => (m ? perRound(r, m, (s) => s.latencyIdle?.percentiles.p50Us) : []);
-  const bounded: Record<string, () => JudgedClaim['evidence']> = {
+  const bounded: Partial<Record<string, () => JudgedClaim['evidence']>> = {
     'userspace-40pct-below-vxlan': () => {
       const v = pairwise(tcp1(tap), tcp1(kv), (x, y) => (y > 0 ? 1 - x / y : null));
       return { quantity: `${tap ?? 'vxtap'} below kernel-vxlan, TCP 1 stream`, unit: 'fraction', perRound: v, spread: spreadOf(v), bound: [0.3, 0.5] };

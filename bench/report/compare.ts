@@ -5,7 +5,7 @@
  * Regression tracking (issue 11: `vxtap bench history`, change points) plugs
  * in at `ComparisonOptions.trendExtra`: HTML placed in the trend section.
  */
-import type { BenchResult, MetricByMode } from '../result.js';
+import { metricOf, type BenchResult, type MetricByMode } from '../result.js';
 import { fingerprint } from '../history.js';
 import { bars, lines, PALETTE } from './charts.js';
 import { esc, figure, htmlTable, page, scriptJson } from './html.js';
@@ -13,8 +13,7 @@ import { fmtNum, fmtSpread } from './data.js';
 
 /** The summary of metric `key` for mode `m` in run `r`; undefined where that run did not measure it (runs differ in modes and metrics). */
 function summaryOf(r: BenchResult, m: string, key: string): MetricByMode['summary'] | undefined {
-  const byMetric = r.derived.byMode[m] as Partial<Record<string, MetricByMode>> | undefined;
-  return byMetric?.[key]?.summary;
+  return metricOf(r.derived.byMode, m, key)?.summary;
 }
 
 /** Headline metrics of the comparison and the trend. */

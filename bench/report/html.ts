@@ -8,7 +8,7 @@
  * data-points (points drawn), a <title> on each data mark (the value on
  * hover) and a <details> table of its numbers (a click away).
  */
-import type { BenchResult, MetricByMode } from '../result.js';
+import { metricOf, type BenchResult, type MetricByMode } from '../result.js';
 import type { MtuProbe } from '../mtu.js';
 import type { CapacityPlan } from '../plan.js';
 import { renderPlanMarkdown } from '../plan.js';
@@ -134,7 +134,7 @@ function verdictSection(r: BenchResult): string {
     for (const [label, base, pick] of [['bare', bare, 'ratioToBare'], ['kernel-vxlan', kv, 'ratioToKernelVxlan']] as const) {
       if (!base || base === m.id) continue;
       rows.push([esc(m.id), `vs ${label}`, ...defs.map((d) => {
-        const v = ratioVerdict(r.derived.byMode[m.id]?.[d.key]?.[pick] ?? null, d.higherIsBetter);
+        const v = ratioVerdict(metricOf(r.derived.byMode, m.id, d.key)?.[pick] ?? null, d.higherIsBetter);
         return `<span class="${v.cls}">${esc(v.text)}</span>`;
       })]);
     }
@@ -148,7 +148,7 @@ function tcpSection(r: BenchResult, colors: Record<string, string>): string {
   const figs: string[] = [];
   for (const key of ['tcp1Gbps', 'tcpNGbps']) {
     const title = key === 'tcp1Gbps' ? 'TCP 1 stream' : `TCP ${r.profile.tcpStreams} streams`;
-    const by = modes.map((m) => r.derived.byMode[m]?.[key]);
+    const by = modes.map((m) => metricOf(r.derived.byMode, m, key));
     if (!by.some((b) => b && b.summary.n > 0)) { figs.push(noData(`tcp-${key}`, `${title}: not measured in this run.`)); continue; }
     const chart = medianWithRounds({ title: `${title}: median (bar) and each round (dot)`, unit: METRIC_UNITS[key], categories: modes, medians: by.map((b) => b?.summary.median ?? null), rounds: by.map((b) => b?.perRound ?? []), colors: modes.map((m) => colors[m]) });
     figs.push(figure(`tcp-${key}`, `${title}, goodput at the receiver (iperf3), Gbit/s.`, chart, htmlTable(['mode', 'rounds', 'median', 'min–max', 'CV'], modes.map((m, i) => spreadRow(m, by[i])))));
@@ -233,13 +233,13 @@ function ppsSection(r: BenchResult, colors: Record<string, string>): string {
   const figs: string[] = [];
   for (const which of ['ndr', 'pdr'] as const) {
     const key = (f: number) => `udp${f}${which === 'ndr' ? 'Ndr' : 'Pdr'}Kpps`;
-    const series = modes.map((m) => ({ name: m, color: colors[m], data: frames.map((f) => r.derived.byMode[m]?.[key(f)]?.summary.median ?? null) }));
+    const series = modes.map((m) => ({ name: m, color: colors[m], data: frames.map((f) => metricOf(r.derived.byMode, m, key(f))?.summary.median ?? null) }));
     const chart = bars({ title: `${which.toUpperCase()} (${which === 'ndr' ? 'no loss' : '≤ 0.5% loss'}) by inner frame size`, unit: 'kpps', categories: frames.map((f) => `${f} B`), series });
     const rows = modes.flatMap((m) => frames.map((f) => {
       const ss = samplesOf(r, m).map((s) => s.udp.find((u) => u.frameBytes === f));
       const skipped = ss.find((u) => u?.skipped)?.skipped;
       const limited = ss.some((u) => u?.search?.senderLimited);
-      const metric = r.derived.byMode[m]?.[key(f)];
+      const metric = metricOf(r.derived.byMode, m, key(f));
       return [esc(m), `${f} B`, roundCells(metric?.perRound ?? []), fmtSpread(metric?.summary), fmtSpread(spreadOf(ss.map((u) => u?.cpuSecondsPerMpkt))), esc(skipped ?? (limited ? 'sender-limited in a round: at least this much' : ''))];
     }));
     figs.push(figure(`pps-${which}`, `Paced UDP trials A→B, bisection per frame size; medians over rounds (a missing bar: no rate passed, or the size exceeds the inner MTU).`, chart, htmlTable(['mode', 'frame', 'kpps per round', 'median (min–max)', 'CPU-s/Mpkt at PDR', 'note'], rows)));
@@ -298,7 +298,7 @@ function offloadFacts(info: Record<string, unknown> | null): string {
   const walk = (o: unknown, at: string, depth: number) => {
     if (!o || typeof o !== 'object' || depth > 3) return;
     for (const [k, v] of Object.entries(o as Record<string, unknown>)) {
-      if (/offload|gso|gro|tso|csum|checksum/i.test(k)) found.push(`${at}${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+      if (/offload|gso|gro|tso|csum|checksum/i.test(k)) found.push(`${at}${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
       else walk(v, `${at}${k}.`, depth + 1);
     }
   };
@@ -374,7 +374,7 @@ export function renderReportHtml(r: BenchResult, opts: ReportOptions = {}): stri
   const colors = modeColors(r);
   const statusNote = r.status === 'complete' ? '' : `<div class="warnbox"><strong>This run is ${esc(r.status)}.</strong> ${r.status === 'running' ? 'The bench was killed or is still running; figures cover what was measured so far.' : ''}<ul>${r.incompleteReasons.map((x) => `<li>${esc(x)}</li>`).join('')}</ul></div>`;
   const unavailable = r.modes.filter((m) => !m.available);
-  const header = `<h1>vxtap bench report</h1><div>run <code>${esc(r.runId)}</code> · <span class="badge s-${esc(r.status)}">${esc(r.status)}</span> · ${esc(r.options.profile)} profile, ${r.options.rounds} round(s) · started ${esc(r.startedAt)}${r.durationSeconds != null ? ` · ${(r.durationSeconds / 60).toFixed(1)} min` : ''} · ${esc(r.environment?.hostname ?? '')} ${esc(r.environment?.kernel ?? '')}</div>${variantLine(r) ? `<div>${esc(variantLine(r) as string)}</div>` : ''}`;
+  const header = `<h1>vxtap bench report</h1><div>run <code>${esc(r.runId)}</code> · <span class="badge s-${esc(r.status)}">${esc(r.status)}</span> · ${esc(r.options.profile)} profile, ${r.options.rounds} round(s) · started ${esc(r.startedAt)}${r.durationSeconds != null ? ` · ${(r.durationSeconds / 60).toFixed(1)} min` : ''} · ${esc(r.environment?.hostname ?? '')} ${esc(r.environment?.kernel ?? '')}</div>${variantLine(r) ? `<div>${esc(variantLine(r))}</div>` : ''}`;
   const nav: [string, string][] = [['verdicts', 'Verdicts'], ['tcp', 'TCP'], ['intervals', 'Over time'], ['latency', 'Latency'], ['cpu', 'CPU'], ['pps', 'Packets/s'], ['mtu', 'MTU'], ['claims', 'Claims'], ...(opts.plan ? [['plan', 'Capacity plan'] as [string, string]] : []), ...(opts.extraSections ?? []).map((x) => [x.id, x.title] as [string, string]), ['environment', 'Environment'], ['data', 'Data']];
   const body = [
     statusNote,

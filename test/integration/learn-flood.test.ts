@@ -62,14 +62,15 @@ describe('learning flood from a peer', () => {
     const lines = linesAfter(va.stderr(), logFrom);
     const learnedFromB = st.fdb.filter((e) => e.peer === b.underlay && !e.static).length;
     // printed before any assertion (and readable from builds without fdbLimits), for the record
+    const limits = st.fdbLimits as typeof st.fdbLimits | undefined;
     const result = {
       floodFrames: flood.sent,
       pingLoss: p.loss,
       pingSent: 1000,
-      learnedEntries: st.fdbLimits?.learned,
+      learnedEntries: limits?.learned,
       learnedFromB,
-      learnedPerPeer: st.fdbLimits?.learnedPerPeer,
-      refusedPeerFull: st.fdbLimits?.refusedPeerFull,
+      learnedPerPeer: limits?.learnedPerPeer,
+      refusedPeerFull: limits?.refusedPeerFull,
       learnEvents: st.total.learned,
       learnSuppressed: st.total.learn_suppressed,
       logLines: lines.length,

@@ -160,7 +160,7 @@ function longRun(n: number): BenchResult {
   r.samples = [];
   for (let k = 1; k <= n; k++) {
     for (const s of base.filter((x) => x.round === ((k - 1) % 3) + 1)) {
-      const c = structuredClone(s) as ModeRoundSample;
+      const c: ModeRoundSample = structuredClone(s);
       c.round = k;
       for (const t of [c.tcp1, c.tcpN]) if (t) t.receivedBps *= 1 + 0.01 * Math.sin(k);
       r.samples.push(c);

@@ -141,8 +141,8 @@ describe('lease screen: properties', () => {
           for (const g of guarded) expect(cidrContains(l.subnet, 4, g)).toBe(false);
           for (const o of accepted) if (o !== l) expect(cidrOverlaps(o.subnet, l.subnet)).toBe(false);
           expect(l.attrs.publicIP).not.toBe(ctx.own.publicIP);
-          expect(macs.has(l.attrs.vxlan!.vtepMac)).toBe(false);
-          macs.add(l.attrs.vxlan!.vtepMac);
+          expect(macs.has(l.attrs.vxlan.vtepMac)).toBe(false);
+          macs.add(l.attrs.vxlan.vtepMac);
         }
       }),
       { numRuns: 300 },

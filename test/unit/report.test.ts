@@ -41,7 +41,7 @@ function externalReferences(html: string): string[] {
 describe('reading results', () => {
   it('there is a checked-in result for every version this build reads', () => {
     expect(readableVersions()).toContain(RESULT_SCHEMA_VERSION);
-    for (const v of readableVersions()) expect(FIXTURES[v]?.length, `fixture of version ${v}`).toBeGreaterThan(0);
+    for (const v of readableVersions()) expect((FIXTURES[v] as string[] | undefined)?.length, `fixture of version ${v}`).toBeGreaterThan(0);
   });
   it('older version-1 results get the fields added since as "not recorded", and derived is recomputed', () => {
     const raw = JSON.parse(readFileSync(older, 'utf8'));
