@@ -4,14 +4,15 @@
 // JavaScript, and eslint-config-prettier last so that no rule argues with the
 // formatter. `npm run lint`.
 import js from '@eslint/js';
+import { defineConfig } from 'eslint/config';
 import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
-export default tseslint.config(
+export default defineConfig(
   { ignores: ['dist/**', 'node_modules/**', 'native/build/**', 'results/**', 'test-artifacts/**', 'contrib/**', 'docs/**'] },
   {
     files: ['src/**/*.ts', 'bench/**/*.ts', 'test/**/*.ts'],
-    extends: [js.configs.recommended, ...tseslint.configs.strictTypeChecked],
+    extends: [js.configs.recommended, tseslint.configs.strictTypeChecked],
     languageOptions: {
       parserOptions: { project: './tsconfig.check.json', tsconfigRootDir: import.meta.dirname },
     },
