@@ -18,9 +18,12 @@ export default defineConfig(
     },
     rules: {
       // Numbers in messages, addresses, ports and file names are this codebase's
-      // everyday template (`${mtu}`, `198.18.0.${i}`); their formatting is never in
-      // doubt. Booleans, nullish values, objects and `any` in templates stay errors.
-      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
+      // everyday template (`${mtu}`, `198.18.0.${i}`), and booleans print as the
+      // true/false that subnet.env and the logs want; neither's text is in doubt.
+      // Nullish values, never, RegExps and `any` stay errors: write String(x) or
+      // `x ?? 'none'` where "null" or "undefined" is meant to be printed (the
+      // options are spelled out: the rule's own defaults would allow them all).
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true, allowAny: false, allowNever: false, allowNullish: false, allowRegExp: false }],
       // `(err) => reject(err)` and `() => resolve()` are the codebase's callback
       // idiom; the rule still flags a void call used as a value anywhere else.
       '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true }],

@@ -578,7 +578,7 @@ export interface CompareCliOptions extends Omit<CompareOptions, 'thresholds'> {
 /** Parse and validate the CLI options; returns an Error naming the option when one is bad. */
 export function parseCompareOptions(raw: RawCompareOptions): CompareCliOptions | Error {
   const alpha = raw.alpha === undefined ? COMPARE_DEFAULTS.alpha : Number(raw.alpha);
-  if (!Number.isFinite(alpha) || alpha <= 0 || alpha >= 1) return new TypeError(`--alpha must be a number between 0 and 1 exclusive (got "${raw.alpha}")`);
+  if (!Number.isFinite(alpha) || alpha <= 0 || alpha >= 1) return new TypeError(`--alpha must be a number between 0 and 1 exclusive (got "${String(raw.alpha)}")`);
   let failOnRegressionPct: number | null = null;
   if (raw.failOnRegression !== undefined) {
     failOnRegressionPct = Number(raw.failOnRegression.replace(/%$/, ''));
@@ -592,7 +592,7 @@ export function parseCompareOptions(raw: RawCompareOptions): CompareCliOptions |
     if (metrics.length === 0) return new TypeError('--metrics must list at least one metric key, e.g. tcp1Gbps,latIdleP50');
   }
   const correction = raw.correction ?? COMPARE_DEFAULTS.correction;
-  if (correction !== 'holm' && correction !== 'none') return new TypeError(`--correction must be "holm" or "none" (got "${raw.correction}")`);
+  if (correction !== 'holm' && correction !== 'none') return new TypeError(`--correction must be "holm" or "none" (got "${String(raw.correction)}")`);
   const json = raw.json === true || raw.json === 'true' || raw.json === '1';
   return { alpha, metrics, correction, failOnRegressionPct, json };
 }

@@ -179,7 +179,7 @@ export function fingerprint(r: BenchResult): Fingerprint {
 
 /** A short human label of a fingerprint. */
 export function fingerprintLabel(f: Fingerprint): string {
-  const netem = Object.entries(f.netem).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(' ');
+  const netem = Object.entries(f.netem).filter(([, v]) => v).map(([k, v]) => `${k} ${String(v)}`).join(' ');
   return `${f.hosts.join(' + ')}, kernel ${f.kernel ?? '?'}, ${f.cpuCount ?? '?'} x ${f.cpuModel ?? '?'}, profile ${f.profile}, modes ${f.modes.join(',')}, MTU ${f.mtu}${netem ? `, ${netem}` : ''}, pin ${f.pin}${f.variant ? `, ${f.variant}` : ''}`;
 }
 
@@ -402,7 +402,7 @@ export function renderHistoryMarkdown(h: History): string {
       out.push('');
     } else out.push('No change points.', '');
     const short = g.series.filter((s) => s.note);
-    if (short.length) out.push(`${short.length} series not searched: ${short[0].note}.`, '');
+    if (short.length) out.push(`${short.length} series not searched: ${String(short[0].note)}.`, '');
   }
   return out.join('\n');
 }

@@ -147,7 +147,7 @@ export class ServerSet {
       if (p.done()) {
         const status = await p.exited;
         const last = (p.stderr().trim() || p.stdout().trim()).split('\n').slice(-2).join(' | ').slice(-300);
-        const why = `${what} exited (${status.signal ?? `status ${status.code}`}): ${last || 'no output'}`;
+        const why = `${what} exited (${status.signal ?? `status ${String(status.code)}`}): ${last || 'no output'}`;
         if (restarted) throw new Error(why);
         this.events.push(`${why}; restarted`);
         p = this.ctx.topo.b.spawn(this.argv(port));

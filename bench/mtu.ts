@@ -172,7 +172,7 @@ export async function measureMtu(topo: Topology, mode: ActiveMode, sizes: number
         try {
           await mode.setInnerMtu(c.mtu);
         } catch (err) {
-          raisedSkipped = `inner MTU ${c.mtu} refused: ${(err as Error).message.split(': ').pop()}`;
+          raisedSkipped = `inner MTU ${c.mtu} refused: ${String((err as Error).message.split(': ').pop())}`;
           continue;
         }
       }

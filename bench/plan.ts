@@ -80,7 +80,7 @@ function parseCount(v: string | number, flag: string, min: number): number {
 export function parsePlanFlags(f: PlanFlags): PlanRequest {
   if (f.target === undefined || f.target === '') throw new PlanInputError('--target is required (the bulk rate per host, e.g. 10gbit)');
   const headroom = f.headroom === undefined ? 0 : typeof f.headroom === 'number' ? f.headroom : /^\s*\d+(\.\d+)?\s*%?\s*$/.test(f.headroom) ? parseFloat(f.headroom) : NaN;
-  if (!Number.isFinite(headroom) || headroom < 0 || headroom > 1000) throw new PlanInputError(`--headroom must be a percentage between 0 and 1000 (got "${f.headroom}")`);
+  if (!Number.isFinite(headroom) || headroom < 0 || headroom > 1000) throw new PlanInputError(`--headroom must be a percentage between 0 and 1000 (got "${String(f.headroom)}")`);
   return {
     targetBps: parseBitRate(f.target, '--target'),
     pps: f.pps === undefined || f.pps === '' ? null : parsePacketRate(f.pps, '--pps'),
@@ -246,7 +246,7 @@ export function largerPacketsOf(r: BenchResult, mode: string): { innerMtu: numbe
   const raised = mtu.sweeps.find((w) => w.config === 'raised');
   if (raised && raised.largestWholeDf !== null && innerMtu !== null && raised.largestWholeDf > innerMtu) parts.push(`the tunnel carries up to ${raised.largestWholeDf} B whole if the inner MTU is raised`);
   else if (raised) parts.push(`raising the inner MTU gains nothing whole (largest ${raised.largestWholeDf ?? 'none'} B)`);
-  return { innerMtu, text: parts.length ? `above ${limit} B: ${parts.join('; ')}` : `no probe above ${limit} B` };
+  return { innerMtu, text: parts.length ? `above ${String(limit)} B: ${parts.join('; ')}` : `no probe above ${String(limit)} B` };
 }
 
 /** The capacity plan for `req` from result `r`. */
@@ -278,7 +278,7 @@ export function planCapacity(r: BenchResult, req: PlanRequest): CapacityPlan {
     const dpParts = [bulk?.dataplaneCores ?? null, ...(requiredPps !== null ? [small?.dataplaneCores ?? null] : [])];
     const dataplaneCores = dpParts.every((p) => p && p.median !== null) ? sumSpreads(dpParts as Spread[]) : null;
     const coresLeft = coresPerHost && req.cores !== null ? { n: coresPerHost.n, median: req.cores - (coresPerHost.median ?? 0), min: coresPerHost.max !== null ? req.cores - coresPerHost.max : null, max: coresPerHost.min !== null ? req.cores - coresPerHost.min : null } : null;
-    if (coresLeft && coresLeft.median < 0) reasons.push(`needs ${fmtNum(coresPerHost?.median)} cores per host, more than --cores ${req.cores}`);
+    if (coresLeft && coresLeft.median < 0) reasons.push(`needs ${fmtNum(coresPerHost?.median)} cores per host, more than --cores ${String(req.cores)}`);
     const mtuInfo = largerPacketsOf(r, m.id);
     const lat = {
       idleP50Us: latencyOf(r, m.id, 'idle', 'p50Us'),

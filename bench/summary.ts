@@ -64,7 +64,7 @@ export function renderSummaryMarkdown(r: BenchResult): string {
   if (variants) out.push('', variants);
   if (env) {
     out.push('');
-    out.push(`Machine: ${env.hostname}, kernel ${env.kernel}, ${env.cpuCount} x ${env.cpuModel ?? 'unknown CPU'}, virtualisation ${env.virtualization ?? 'unknown'}${env.container && env.container !== 'none' ? ` (container ${env.container})` : ''}, KVM ${env.kvm ? 'yes' : 'no'}, baseline steal ${env.baselineStealRatio !== null ? (env.baselineStealRatio * 100).toFixed(2) + '%' : 'n/a'}, busy ${env.baselineBusyRatio != null ? (env.baselineBusyRatio * 100).toFixed(1) + '%' : 'n/a'}. ${env.tools.iperf3 ?? ''}; ${env.tools.ovs ?? 'no OVS'}; node ${env.tools.node}; vxtap ${env.git.commit?.slice(0, 12) ?? 'unknown'}${env.git.dirty ? ' (dirty)' : ''}.`);
+    out.push(`Machine: ${env.hostname}, kernel ${env.kernel}, ${env.cpuCount} x ${env.cpuModel ?? 'unknown CPU'}, virtualisation ${env.virtualization ?? 'unknown'}${env.container && env.container !== 'none' ? ` (container ${env.container})` : ''}, KVM ${env.kvm ? 'yes' : 'no'}, baseline steal ${env.baselineStealRatio !== null ? (env.baselineStealRatio * 100).toFixed(2) + '%' : 'n/a'}, busy ${env.baselineBusyRatio != null ? (env.baselineBusyRatio * 100).toFixed(1) + '%' : 'n/a'}. ${env.tools.iperf3 ?? ''}; ${env.tools.ovs ?? 'no OVS'}; node ${String(env.tools.node)}; vxtap ${env.git.commit?.slice(0, 12) ?? 'unknown'}${env.git.dirty ? ' (dirty)' : ''}.`);
   }
   out.push('');
   out.push('Cells: median (min–max, coefficient of variation) over rounds. Ratios are computed round by round, then the median taken.');
@@ -74,7 +74,7 @@ export function renderSummaryMarkdown(r: BenchResult): string {
   out.push(table(['mode', 'status', 'inner MTU', 'details'], r.modes.map((m) => {
     const s = r.samples.filter((x) => x.mode === m.id);
     const failed = s.filter((x) => x.error);
-    const status = !m.available ? `unavailable: ${m.unavailableReason}` : failed.length ? `${s.length - failed.length}/${s.length} rounds clean; ${failed[0].error}` : `${s.length} round(s)`;
+    const status = !m.available ? `unavailable: ${String(m.unavailableReason)}` : failed.length ? `${s.length - failed.length}/${s.length} rounds clean; ${String(failed[0].error)}` : `${s.length} round(s)`;
     const info = m.info ? Object.entries(m.info).filter(([k]) => ['dataplane', 'datapathType'].includes(k)).map(([k, v]) => `${k}=${String(v)}`).join(', ') : '';
     return [m.id, status, String(s.find((x) => x.innerMtu !== null)?.innerMtu ?? 'n/a'), info];
   })));
@@ -165,7 +165,7 @@ export function renderTerminalSummary(r: BenchResult, dir: string): string {
   for (const mode of modes) {
     lines.push(`${mode.padEnd(16)} ${f(m(mode, 'tcp1Gbps')).padStart(10)} ${f(m(mode, 'tcpNGbps')).padStart(10)} ${f(m(mode, `udp${small}PdrKpps`), 0).padStart(14)} ${f(m(mode, 'latIdleP50'), 0).padStart(11)} ${f(m(mode, 'latIdleP99'), 0).padStart(11)}`);
   }
-  for (const u of r.modes.filter((x) => !x.available)) lines.push(`${u.id.padEnd(16)} unavailable: ${u.unavailableReason}`);
+  for (const u of r.modes.filter((x) => !x.available)) lines.push(`${u.id.padEnd(16)} unavailable: ${String(u.unavailableReason)}`);
   for (const c of r.derived.claims) lines.push(`claim [${c.verdict}] ${c.claim}: ${c.measured}`);
   lines.push(`result: ${dir}/result.json, ${dir}/summary.md`);
   return `${lines.join('\n')}\n`;

@@ -219,7 +219,7 @@ export function validateConfig(c: VtepConfig): ConfigError | null {
   for (let i = 0; i < c.peers.length; i++) {
     const p = c.peers[i] as VtepConfig['peers'][number] | null; // from JSON: may be anything
     const addr = typeof p === 'string' ? p : p?.address;
-    if (typeof addr !== 'string' || !ipFamily(addr)) return bad(`peers[${i}]`, `'${addr}' is not an IP address`);
+    if (typeof addr !== 'string' || !ipFamily(addr)) return bad(`peers[${i}]`, `'${String(addr)}' is not an IP address`);
     if (ipFamily(addr) !== fam) return bad(`peers[${i}]`, `'${addr}' is not of the same family as local '${c.local}'`);
     const norm = ipaddr.parse(addr).toNormalizedString();
     if (norm === localParsed.toNormalizedString()) return bad(`peers[${i}]`, `'${addr}' is the local address`);
@@ -249,7 +249,7 @@ export function validateConfig(c: VtepConfig): ConfigError | null {
   if (!Array.isArray(c.fdb)) return bad('fdb', 'must be a list of {mac, peer}');
   for (let i = 0; i < c.fdb.length; i++) {
     const e = c.fdb[i] as VtepConfig['fdb'][number] | null; // from JSON: may be anything
-    if (typeof e?.mac !== 'string' || !isMacString(e.mac)) return bad(`fdb[${i}].mac`, `'${e?.mac}' is not a MAC address`);
+    if (typeof e?.mac !== 'string' || !isMacString(e.mac)) return bad(`fdb[${i}].mac`, `'${String(e?.mac)}' is not a MAC address`);
     if (typeof e.peer !== 'string' || !ipFamily(e.peer)) return bad(`fdb[${i}].peer`, `'${e.peer}' is not an IP address`);
     if (!seen.has(ipaddr.parse(e.peer).toNormalizedString())) return bad(`fdb[${i}].peer`, `'${e.peer}' is not one of the peers`);
   }

@@ -42,7 +42,7 @@ export class AgentClient {
       this.stderrTail = (this.stderrTail + d).slice(-2000);
     });
     child.stdin.on('error', () => undefined);
-    child.once('exit', (code, signal) => this.fail(`connection lost (${this.transportName()} exited ${signal ?? code})${this.stderrTail.trim() ? `: ${this.stderrTail.trim().split('\n').slice(-3).join(' | ')}` : ''}`));
+    child.once('exit', (code, signal) => this.fail(`connection lost (${this.transportName()} exited ${String(signal ?? code)})${this.stderrTail.trim() ? `: ${this.stderrTail.trim().split('\n').slice(-3).join(' | ')}` : ''}`));
     child.once('error', (e) => this.fail(`cannot start ${this.transportName()}: ${e.message}`));
   }
 

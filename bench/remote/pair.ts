@@ -278,7 +278,7 @@ export class RemotePair {
         // The SSH session's route: the interface it leaves by must not be handed to OVS.
         const client = h.hello.sshConnection?.split(' ')[0];
         const r = client ? await RemotePair.routeTo(h, client) : null;
-        if (r && r.dev === want) throw new Error(`--data-dev: host ${h.label} (${h.where}): ${want} carries this bench's SSH session (to ${client}); name a separate data interface`);
+        if (r && r.dev === want) throw new Error(`--data-dev: host ${h.label} (${h.where}): ${want} carries this bench's SSH session (to ${String(client)}); name a separate data interface`);
       }
     }
     const mtuOf = async (h: RemoteHost, dev: string) => Number((await h.exec(['cat', `/sys/class/net/${dev}/mtu`])).stdout.trim());

@@ -132,7 +132,7 @@ Example (CI; scripts/bench-ci.sh does this):
       if (opts.json) for (const w of c.warnings) process.stderr.write(`vxtap bench compare: warning: ${w}\n`);
       if (opts.failOnRegressionPct !== null) {
         const bad = regressions(c, opts.failOnRegressionPct);
-        for (const r of bad) process.stderr.write(`vxtap bench compare: regression: ${r.mode} ${r.metric} ${formatDelta(r.deltaPct)} (adjusted p = ${r.pAdjusted?.toPrecision(2)}) beyond ${opts.failOnRegressionPct}%\n`);
+        for (const r of bad) process.stderr.write(`vxtap bench compare: regression: ${r.mode} ${r.metric} ${formatDelta(r.deltaPct)} (adjusted p = ${r.pAdjusted?.toPrecision(2) ?? 'n/a'}) beyond ${opts.failOnRegressionPct}%\n`);
         process.exitCode = bad.length ? 1 : 0;
       }
     });
@@ -171,18 +171,18 @@ replacement and the output says so. Exit status: 0, 2 on bad input.`)
       const plan = parseSchedule(String(o.schedule), Number(o.alpha));
       if (plan instanceof Error) fail(plan.message);
       const comparisons = Number(o.comparisons);
-      if (!Number.isInteger(comparisons) || comparisons < 1 || comparisons > 1_000_000) fail(`--comparisons must be an integer 1..1000000 (got "${o.comparisons}")`);
+      if (!Number.isInteger(comparisons) || comparisons < 1 || comparisons > 1_000_000) fail(`--comparisons must be an integer 1..1000000 (got "${String(o.comparisons)}")`);
       const seed = Number(o.seed);
-      if (!Number.isInteger(seed)) fail(`--seed must be an integer (got "${o.seed}")`);
+      if (!Number.isInteger(seed)) fail(`--seed must be an integer (got "${String(o.seed)}")`);
       const shiftPct = Number(String(o.shift).replace(/%$/, ''));
-      if (!Number.isFinite(shiftPct) || shiftPct <= -100) fail(`--shift must be a percentage > -100, e.g. -10 (got "${o.shift}")`);
+      if (!Number.isFinite(shiftPct) || shiftPct <= -100) fail(`--shift must be a percentage > -100, e.g. -10 (got "${String(o.shift)}")`);
       const keys = String(o.metrics).split(',').map((k) => k.trim()).filter(Boolean);
       const defs = keys.map((k) => metricDef(k));
       const unknownKey = keys.find((_, i) => !defs[i]);
       if (!keys.length || unknownKey !== undefined) fail(`--metrics: unknown metric "${unknownKey ?? ''}"`);
       const targetKeys = o.targets ? o.targets.split(',').map((k) => k.trim()).filter(Boolean) : [keys[0]];
       const targets = targetKeys.map((k) => keys.indexOf(k));
-      if (targets.some((t) => t < 0)) fail(`--targets must be among --metrics (got "${o.targets}")`);
+      if (targets.some((t) => t < 0)) fail(`--targets must be among --metrics (got "${String(o.targets)}")`);
       const thresholds = o.thresholds ? await loadThresholds(o.thresholds) : null;
       const mode = String(o.mode);
       const family: FamilyMetric[] = keys.map((k, i) => ({ key: k, higherIsBetter: (defs[i] as MetricDef).higherIsBetter, threshold: thresholdFor(thresholds, mode, k) }));
@@ -203,10 +203,10 @@ replacement and the output says so. Exit status: 0, 2 on bad input.`)
         const a = roundTable(results, mode, keys);
         if (a.length < 2) fail(`mode ${mode}: ${a.length} round(s) with data in ${files.join(', ')}; a pool needs many rounds (a long interleaved run)`);
         const b = o.slowMode ? roundTable(results, o.slowMode, keys) : undefined;
-        if (b && b.length < 2) fail(`--slow-mode ${o.slowMode}: ${b.length} round(s) with data`);
+        if (b && b.length < 2) fail(`--slow-mode ${String(o.slowMode)}: ${b.length} round(s) with data`);
         source = { kind: 'resampled', files, mode, rounds: a.length, slowMode: o.slowMode ?? null, slowRounds: b?.length ?? null, withReplacement: { aa: poolDrawsWithReplacement({ a }, cap), shifted: poolDrawsWithReplacement({ a, b }, cap) } };
         if (poolDrawsWithReplacement({ a }, cap) || (b && poolDrawsWithReplacement({ a, b }, cap))) {
-          process.stderr.write(`vxtap bench validate-decision: warning: ${a.length} round(s) of ${mode}${b ? ` and ${b.length} of ${o.slowMode}` : ''} are fewer than the plan needs without replacement (${b ? cap : 2 * cap}); rounds are drawn with replacement and the rates are optimistic\n`);
+          process.stderr.write(`vxtap bench validate-decision: warning: ${a.length} round(s) of ${mode}${b ? ` and ${b.length} of ${String(o.slowMode)}` : ''} are fewer than the plan needs without replacement (${b ? cap : 2 * cap}); rounds are drawn with replacement and the rates are optimistic\n`);
         }
         aaDraw = resampledDraw({ a }, 0, []);
         shiftDraw = b ? resampledDraw({ a, b }, 0, []) : resampledDraw({ a }, shiftPct, targets);

@@ -37,13 +37,13 @@ test. A slow drift shows as one or more change points. Unreadable, invalid and
 still-running results are listed as skipped.`)
     .action(async (dir: string, o: Record<string, string | boolean | undefined>) => {
       const significance = Number(o.significance);
-      if (!(significance > 0 && significance < 1)) fail(`--significance must be a number between 0 and 1 exclusive (got "${o.significance}")`);
+      if (!(significance > 0 && significance < 1)) fail(`--significance must be a number between 0 and 1 exclusive (got "${String(o.significance)}")`);
       const permutations = Number(o.permutations);
-      if (!Number.isInteger(permutations) || permutations < 19 || permutations > 100_000) fail(`--permutations must be an integer 19..100000 (got "${o.permutations}")`);
+      if (!Number.isInteger(permutations) || permutations < 19 || permutations > 100_000) fail(`--permutations must be an integer 19..100000 (got "${String(o.permutations)}")`);
       const minSize = Number(o.minSize);
-      if (!Number.isInteger(minSize) || minSize < 1) fail(`--min-size must be an integer >= 1 (got "${o.minSize}")`);
+      if (!Number.isInteger(minSize) || minSize < 1) fail(`--min-size must be an integer >= 1 (got "${String(o.minSize)}")`);
       const seed = Number(o.seed);
-      if (!Number.isInteger(seed)) fail(`--seed must be an integer (got "${o.seed}")`);
+      if (!Number.isInteger(seed)) fail(`--seed must be an integer (got "${String(o.seed)}")`);
       const metrics = o.metrics ? String(o.metrics).split(',').map((k) => k.trim()).filter(Boolean) : null;
       const st = await stat(dir).catch((err: unknown) => fail(`${dir}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`));
       if (!st.isDirectory()) fail(`${dir}: not a directory`);

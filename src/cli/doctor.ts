@@ -40,7 +40,7 @@ export async function runDoctor(): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [];
   const add = (name: string, ok: boolean, detail: string, fix: string, required = true) => checks.push({ name, ok, detail, fix: ok ? null : fix, required });
   const root = process.getuid?.() === 0;
-  add('root', root, root ? 'running as root' : `running as uid ${process.getuid?.()}`, 'run as root (sudo vxtap ...): namespaces, TAP devices and OVS need CAP_NET_ADMIN');
+  add('root', root, root ? 'running as root' : `running as uid ${String(process.getuid?.())}`, 'run as root (sudo vxtap ...): namespaces, TAP devices and OVS need CAP_NET_ADMIN');
   add('/dev/net/tun', existsSync('/dev/net/tun'), existsSync('/dev/net/tun') ? 'present' : 'missing', 'modprobe tun; in a container add --device /dev/net/tun');
   const tag = `vxbdoc${process.pid % 10000}`;
   if (root) {
@@ -69,7 +69,7 @@ export async function runDoctor(): Promise<DoctorCheck[]> {
     add(cmd, ok, detail, `apt-get install -y ${pkg}`, required);
   }
   const ovs = await ovsUnavailableReason();
-  add('Open vSwitch', ovs === null, ovs ?? `${await ovsVersion()}; datapath ${ovsKernelModulePresent() ? 'kernel module loaded (system) and netdev' : 'userspace (netdev) only: no openvswitch kernel module'}`, 'apt-get install -y openvswitch-switch (the bench starts its own daemons; the system service may stay stopped)', false);
+  add('Open vSwitch', ovs === null, ovs ?? `${String(await ovsVersion())}; datapath ${ovsKernelModulePresent() ? 'kernel module loaded (system) and netdev' : 'userspace (netdev) only: no openvswitch kernel module'}`, 'apt-get install -y openvswitch-switch (the bench starts its own daemons; the system service may stay stopped)', false);
   const main = new URL('./main.js', import.meta.url);
   add('vxtap build', existsSync(main), existsSync(main) ? 'dist/src/cli/main.js present' : 'not built', 'npx tsc -p .', false);
   const addon = new URL('../../../native/build/Release/vxtap_native.node', import.meta.url);

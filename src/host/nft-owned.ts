@@ -67,7 +67,7 @@ export class OwnedNftTable {
     }
     if (/^}\s*$/m.test(out) && !/Error:/.test(err)) return holder;
     await holder.close();
-    const why = err.trim() || (Date.now() >= deadline ? 'nft did not answer in time' : `nft exited (${child.exitCode ?? child.signalCode})`);
+    const why = err.trim() || (Date.now() >= deadline ? 'nft did not answer in time' : `nft exited (${String(child.exitCode ?? child.signalCode)})`);
     throw new Error(`nft: ${why.split('\n')[0]}`);
   }
 

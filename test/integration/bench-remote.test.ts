@@ -118,7 +118,7 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
     expect(result.topology.underlay).toMatchObject({ a: p.a.dataAddr, b: p.b.dataAddr });
     for (const id of ['bare', 'kernel-vxlan', 'ovs-gre', 'vxtap']) {
       const s = result.samples.find((x) => x.mode === id)!;
-      expect(s.error, `${id}: ${s.error}`).toBeNull();
+      expect(s.error, `${id}: ${String(s.error)}`).toBeNull();
       expect(s.tcp1!.receivedBps).toBeGreaterThan(0);
       expect(s.latencyIdle!.percentiles.count).toBeGreaterThan(0);
     }

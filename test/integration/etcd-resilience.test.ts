@@ -214,7 +214,7 @@ describe.skipIf(!canRun)('etcd mode: hostile leases, a cancelled watch, SIGKILL 
     const reply = await pingUntil(h4.ns, h5.gateway, healed + 60_000, 100);
     const after = await control(h4);
     console.log(
-      `resync: partitioned ${healed - cut} ms, compacted at revision ${rev}; after healing h4 reached new host h5 in ${reply === undefined ? 'NEVER' : `${reply - healed} ms`}; ` +
+      `resync: partitioned ${healed - cut} ms, compacted at revision ${String(rev)}; after healing h4 reached new host h5 in ${reply === undefined ? 'NEVER' : `${reply - healed} ms`}; ` +
         `watch ${JSON.stringify({ state: after.watch.state, restarts: after.watch.restarts, resyncs: after.watch.resyncs })} (before: restarts ${before.watch.restarts}, resyncs ${before.watch.resyncs})`,
     );
     expect(reply, `h4 never reached h5 after healing; h4 log:\n${h4.log.join('').slice(-3000)}`).toBeDefined();

@@ -79,7 +79,7 @@ describe.skipIf(!canRun)('flannel control plane on a secured etcd', () => {
       const anon = await startFlannelControl(base(etcd), kernelVtep('vxeh1')).catch((e) => e);
       expect(anon).toBeInstanceOf(Error);
       expect(String(anon.message)).toMatch(/refused our credentials/);
-      console.log(`refusals: wrong password -> ${wrong.message}; no credentials -> ${anon.message}`);
+      console.log(`refusals: wrong password -> ${String(wrong.message)}; no credentials -> ${String(anon.message)}`);
     } finally {
       await etcd.destroy();
     }

@@ -220,7 +220,7 @@ describe.skipIf(!canRun)('vxtap up in etcd mode, four hosts and a flanneld-style
     expect(listed.length).toBeGreaterThanOrEqual(4);
     for (const i of [1, 2, 3, 4]) expect(hosts.get(i)!.log.join(''), `h${i}`).not.toMatch(/fatal/);
     expect(h1.log.join('')).toMatch(/etcd reachable again/);
-    console.log(`after the outage: ${listed.length} leases alive 12 s after etcd returned (TTL 10 s): renewed`);
+    console.log(`after the outage: ${String(listed.length)} leases alive 12 s after etcd returned (TTL 10 s): renewed`);
     const h7 = await startVxtap(7);
     const leased = Date.now();
     const gw = h7.subnet!.replace(/\.1\/24$/, '.0');
