@@ -175,10 +175,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::Exact<uint8_t> out(outLen), msgBuf(msgCap);
   fuzz::Exact<uint32_t> msgOffsets(msgCap), msgSizes(msgCap), msgFrame(msgCap);
   fuzz::Exact<uint16_t> msgGso(msgCap);
+  // per-frame metadata (flow hash, DF): exactly one element per frame, so a write
+  // past them is reported
+  fuzz::Exact<uint32_t> frameHash(frames.size());
+  fuzz::Exact<uint8_t> frameDf(frames.size());
+  for (size_t i = 0; i < frames.size(); i++) frameDf.data[i] = 2;
   const vxtap::TxOffloadBatch b{slab.base, slab.offsets.data(), slab.sizes.data(), static_cast<uint32_t>(frames.size()),
                                 vxlan, maxMsg, out.data, outLen, outOffset, msgBuf.data, msgOffsets.data,
-                                msgSizes.data, msgGso.data, msgFrame.data, msgCap};
+                                msgSizes.data, msgGso.data, msgFrame.data, msgCap, frameHash.data, frameDf.data};
   const vxtap::TxOffloadResult r = vxtap::TxOffloadFrames(b);
+  // every frame long enough to hold a vnet and an Ethernet header got its DF bit
+  for (size_t i = 0; i < frames.size(); i++) {
+    if (slab.sizes[i] >= vxtap::kVnetHdrLen + 14) CHECK(frameDf.data[i] <= 1);
+  }
 
   CHECK(r.msgs <= msgCap);
   CHECK(r.outBytes <= outLen - outOffset);

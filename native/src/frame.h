@@ -65,4 +65,13 @@ struct Layout {
  */
 bool ParseL4(const uint8_t* p, size_t len, bool zeroLenIsFrame, Layout* f);
 
+/**
+ * The inner flow's 32-bit hash (MACs, EtherType, one VLAN tag's ID, IP addresses
+ * and protocol, TCP/UDP/SCTP ports of a first fragment), the same function as
+ * flowHash in src/wire/flowhash.ts: what picks the UDP source port.
+ */
+uint32_t FlowHash(const uint8_t* p, size_t len);
+/** The frame's IPv4 DF bit (IPv6: true, other EtherTypes: false), for --df inherit. */
+bool FrameDf(const uint8_t* p, size_t len);
+
 }  // namespace vxtap

@@ -429,6 +429,10 @@ TxOffloadResult TxOffloadFrames(const TxOffloadBatch& b) {
     std::memcpy(&h, v, kVnetHdrLen);
     uint8_t* e = v + kVnetHdrLen;
     const size_t elen = len - kVnetHdrLen;
+    // metadata first: segmentation leaves the super-frame's headers as they are,
+    // but finishing a checksum writes into it
+    if (b.frameHash) b.frameHash[i] = FlowHash(e, elen);
+    if (b.frameDf) b.frameDf[i] = FrameDf(e, elen) ? 1 : 0;
     const uint8_t type = static_cast<uint8_t>(h.gsoType & ~kGsoEcn);
     bool ok;
     if (h.gsoType == kGsoNone) {

@@ -34,6 +34,10 @@ struct TxOffloadBatch {
   uint16_t* msgGso;
   uint32_t* msgFrame;
   size_t msgCap;
+  // Per input frame (count elements each, may be null): the metadata the caller's
+  // policy needs, so it never parses the frame itself.
+  uint32_t* frameHash = nullptr;  // FlowHash of the Ethernet frame
+  uint8_t* frameDf = nullptr;     // FrameDf of it (1 or 0)
 };
 
 struct TxOffloadResult {

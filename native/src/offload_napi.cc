@@ -30,8 +30,8 @@ constexpr napi_type_tag kRxOffloadTag = {0x7678746170727830ULL, 0x6f66666c6f6164
 
 struct TxOffloadBinding {
   RefSet refs;
-  View<uint8_t> bufs, vxlan, out, msgBuf;
-  View<uint32_t> offsets, sizes, msgOffsets, msgSizes, msgFrame, result;
+  View<uint8_t> bufs, vxlan, out, msgBuf, frameDf;
+  View<uint32_t> offsets, sizes, msgOffsets, msgSizes, msgFrame, result, frameHash;
   View<uint16_t> msgGso;
   size_t maxMsg = 0, outOffset = 0, msgCap = 0, frameCap = 0;
 };
@@ -60,6 +60,8 @@ napi_value TxOffloadBind(napi_env env, napi_callback_info info) {
       !PropU8(env, d, "msgBuf", &b->msgBuf, &b->refs) || !PropU32(env, d, "msgOffsets", &b->msgOffsets, &b->refs) ||
       !PropU32(env, d, "msgSizes", &b->msgSizes, &b->refs) || !PropU16(env, d, "msgGso", &b->msgGso, &b->refs) ||
       !PropU32(env, d, "msgFrame", &b->msgFrame, &b->refs) || !PropU32(env, d, "result", &b->result, &b->refs) ||
+      !PropU32(env, d, "frameHash", &b->frameHash, &b->refs, true) ||
+      !PropU8(env, d, "frameDf", &b->frameDf, &b->refs, true) ||
       !CheckLen(env, b->vxlan.elems, kVxlanLen, "desc.vxlan", "the VXLAN header length") ||
       !CheckLen(env, b->result.elems, TxOffloadView::LENGTH, "desc.result", "TX_OFFLOAD.LENGTH")) {
     b->refs.Release(env);
@@ -75,6 +77,8 @@ napi_value TxOffloadBind(napi_env env, napi_callback_info info) {
   b->outOffset = static_cast<size_t>(outOffset);
   b->msgCap = Min(Min(Min(b->msgBuf.elems, b->msgOffsets.elems), Min(b->msgSizes.elems, b->msgGso.elems)), b->msgFrame.elems);
   b->frameCap = Min(b->offsets.elems, b->sizes.elems);
+  if (b->frameHash.data) b->frameCap = Min(b->frameCap, b->frameHash.elems);
+  if (b->frameDf.data) b->frameCap = Min(b->frameCap, b->frameDf.elems);
   return WrapBinding(env, b, &kTxOffloadTag);
 }
 
@@ -83,13 +87,13 @@ napi_value TxOffload(napi_env env, napi_callback_info info) {
   auto* b = UnwrapBinding<TxOffloadBinding>(env, a.argv[0], &kTxOffloadTag, "txOffload");
   uint32_t count;
   if (b == nullptr || !GetBatchCount(env, a.argv[1], "count", &count) ||
-      !CheckLen(env, b->frameCap, count, "desc.offsets/sizes", "count") ||
+      !CheckLen(env, b->frameCap, count, "desc.offsets/sizes/frameHash/frameDf", "count") ||
       !CheckSpans(env, b->offsets, b->sizes, count, b->bufs.elems)) {
     return nullptr;
   }
   const TxOffloadBatch k{b->bufs.data, b->offsets.data, b->sizes.data, count, b->vxlan.data, b->maxMsg, b->out.data,
                          b->out.elems, b->outOffset, b->msgBuf.data, b->msgOffsets.data, b->msgSizes.data,
-                         b->msgGso.data, b->msgFrame.data, b->msgCap};
+                         b->msgGso.data, b->msgFrame.data, b->msgCap, b->frameHash.data, b->frameDf.data};
   const TxOffloadResult r = TxOffloadFrames(k);
   uint32_t* res = b->result.data;
   res[TxOffloadView::OUT_BYTES] = static_cast<uint32_t>(r.outBytes);

@@ -33,6 +33,14 @@ export const newTxBatch = (cap: number): Batch => newBatch(cap);
 /** Allocate a batch with room for `cap` entries. */
 export const newFrameBatch = (cap: number): Batch => newBatch(cap);
 
+/** Per-frame metadata a byte kernel computed while parsing the frame (txOffload's frameHash/frameDf). */
+export interface FrameMeta {
+  /** Flow hash of each frame (src/wire/flowhash.ts's function). */
+  hash: Uint32Array;
+  /** 1 when the frame's DF bit is set (IPv6: 1), else 0. */
+  df: Uint8Array;
+}
+
 /** A peer as the workers know it. */
 export interface PeerInfo {
   /** Stable index (FDB values refer to it). */
@@ -317,6 +325,12 @@ export class Engine {
     return this.span === 1 ? 0 : hashToIndex(flowHash(bufs, o, len), this.span);
   }
 
+  /** The send socket (source port) for a flow of hash `hash` whose frame has DF `df`. */
+  private socketForFlow(hash: number, df: boolean): number {
+    const portIdx = this.span === 1 ? 0 : hashToIndex(hash, this.span);
+    return this.txFdsNoDf !== undefined && !df ? this.txFdsNoDf[portIdx] : this.txFds[portIdx];
+  }
+
   /** The send socket (source port) for the inner flow of the frame at `o`. */
   private socketFor(bufs: Uint8Array, o: number, len: number): number {
     const portIdx = this.portIndex(bufs, o, len);
@@ -455,7 +469,9 @@ export class Engine {
    * messages come from frames 0..count-1 of the vnet_hdr TAP batch (Ethernet
    * frame at offsets[i] + VNET_HDR_LEN); message k lies at msgOffsets[k] of the
    * slab (callers rebase messages that live in the output region), `gso` its
-   * UDP GSO segment size.
+   * UDP GSO segment size. `meta` (from txOffload, which parsed each frame) gives
+   * each frame's flow hash and DF bit, so the engine does not parse it again;
+   * without it the engine reads the headers itself.
    */
   encapMessages(
     bufs: Uint8Array,
@@ -469,6 +485,7 @@ export class Engine {
     msgFrame: Uint32Array,
     segments: number,
     tx: TxBatch,
+    meta?: FrameMeta,
   ): void {
     const c = this.c;
     let bytes = 0;
@@ -485,7 +502,7 @@ export class Engine {
         // every message of one frame shares its flow and destination
         lastFrame = i;
         const o = offsets[i] + VNET_HDR_LEN;
-        fd = this.socketFor(bufs, o, sizes[i] - VNET_HDR_LEN);
+        fd = meta !== undefined ? this.socketForFlow(meta.hash[i], meta.df[i] !== 0) : this.socketFor(bufs, o, sizes[i] - VNET_HDR_LEN);
         peer = this.destination(bufs, o);
       }
       const g = msgGso[k];

@@ -118,6 +118,10 @@ export interface TxOffloadDesc {
   msgFrame: Uint32Array;
   /** TX_OFFLOAD.LENGTH elements. */
   result: Uint32Array;
+  /** Optional, per input frame: its flow hash (src/wire/flowhash.ts's function), computed while parsing it. */
+  frameHash?: Uint32Array;
+  /** Optional, per input frame: 1 when its DF bit is set (IPv6: 1; not IP: 0). */
+  frameDf?: Uint8Array;
 }
 
 /** rxOffload's arrays and fixed parameters (see rxOffload). */

@@ -11,7 +11,7 @@ import { native, RX_OFFLOAD, TX_OFFLOAD, type NativeAddon, type RxOffloadHandle,
 import { MAX_BATCH, TUNNEL_HEADROOM, UDP_GSO_MAX_SEGMENTS, VNET_HDR_LEN, VXLAN_HLEN } from '../native/limits.js';
 import type { Accounting } from '../dataplane/accounting.js';
 import { newBatch, type Batch } from '../dataplane/batch.js';
-import type { Engine } from '../dataplane/engine.js';
+import type { Engine, FrameMeta } from '../dataplane/engine.js';
 import { sendBatchCapacity } from '../dataplane/sizing.js';
 import { writeVxlanHeader } from '../wire/vxlan.js';
 import { align64 } from './plain.js';
@@ -39,6 +39,8 @@ export class OffloadPath implements Path {
   private readonly msgGso: Uint16Array;
   private readonly msgFrame: Uint32Array;
   private readonly txResult = new Uint32Array(TX_OFFLOAD.LENGTH);
+  /** What txOffload found in each frame (flow hash, DF): the engine does not parse frames again. */
+  private readonly meta: FrameMeta;
   /** txOffload bound to the TAP batch. */
   readonly framesTx: TxOffloadHandle;
   private readonly vxlan = new Uint8Array(VXLAN_HLEN);
@@ -85,6 +87,7 @@ export class OffloadPath implements Path {
     this.msgGso = new Uint16Array(maxMsgs);
     this.msgFrame = new Uint32Array(maxMsgs);
     this.tx = newBatch(maxMsgs, txSlab);
+    this.meta = { hash: new Uint32Array(B), df: new Uint8Array(B) };
     this.framesTx = this.bindEncap(this.frames);
 
     // receive slab: datagram slots, then the TAP output region
@@ -108,6 +111,7 @@ export class OffloadPath implements Path {
     return this.addon.txOffloadBind({
       bufs: run.bufs, offsets: run.offsets, sizes: run.sizes, vxlan: this.vxlan, maxMsgBytes: this.maxGsoBytes, out: this.out, outOffset: 0,
       msgBuf: this.msgBuf, msgOffsets: this.msgOffsets, msgSizes: this.msgSizes, msgGso: this.msgGso, msgFrame: this.msgFrame, result: this.txResult,
+      frameHash: this.meta.hash, frameDf: this.meta.df,
     });
   }
 
@@ -142,7 +146,7 @@ export class OffloadPath implements Path {
     const nmsg = this.addon.txOffload(handle, run.count);
     for (let k = 0; k < nmsg; k++) if (this.msgBuf[k] === 1) this.msgOffsets[k] += this.outBase;
     this.acct.segmentDrops(r[TX_OFFLOAD.DROPPED]);
-    this.engine.encapMessages(run.bufs, run.offsets, run.sizes, run.count, nmsg, this.msgOffsets, this.msgSizes, this.msgGso, this.msgFrame, r[TX_OFFLOAD.SEGMENTS], this.tx);
+    this.engine.encapMessages(run.bufs, run.offsets, run.sizes, run.count, nmsg, this.msgOffsets, this.msgSizes, this.msgGso, this.msgFrame, r[TX_OFFLOAD.SEGMENTS], this.tx, this.meta);
   }
 
   /** Send what `encap` queued. */
