@@ -3,7 +3,7 @@
  * (or runs another one) over the run's SSH connection, into a per-user cache
  * directory (`${XDG_CACHE_HOME:-~/.cache}/vxtap/bundle/`), where
  * the agent command looks first. The bundle is what `vxtap` needs at run time:
- * package.json, dist/src and dist/bench, the native addon and the production
+ * package.json, dist/src and dist/bench, the native addon and its limits.json, and the production
  * dependencies (the closure of package.json `dependencies`), plus build.json
  * stamping the commit (a bundle has no .git). The host needs Node.js 20 with
  * the controller's Node-API ABI; the version check after connecting says so
@@ -42,7 +42,7 @@ export function productionDeps(root: string): string[] {
 
 /** Paths (relative to `root`) of the bundle. */
 export function bundlePaths(root: string): string[] {
-  const paths = ['package.json', 'dist/src', 'dist/bench', 'native/build/Release/vxtap_native.node', 'bin'];
+  const paths = ['package.json', 'dist/src', 'dist/bench', 'native/build/Release/vxtap_native.node', 'native/limits.json', 'bin'];
   for (const d of productionDeps(root)) paths.push(`node_modules/${d}`);
   return paths.filter((p) => existsSync(path.join(root, p)));
 }
