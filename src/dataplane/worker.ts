@@ -10,55 +10,34 @@
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { native, POLLIN } from '../native/index.js';
-import type { PeerInfo, UplinkOptions } from './engine.js';
+import type { PeerInfo } from './engine.js';
 import { FdbView, nowSeconds } from './fdb.js';
 import { peerCounterView } from './stats.js';
-import { Accounting } from './accounting.js';
-import { buildPipeline, type Pipeline } from '../pipeline/index.js';
+import type { Accounting } from './accounting.js';
+import { buildPipeline, type Pipeline, type PipelineConfig } from '../pipeline/index.js';
 import { LinuxTapQueue } from '../tap/linux.js';
 import { LinuxUdpTransport } from '../transport/linux.js';
 import { LinuxUplinkPort } from '../uplink/linux.js';
 import { VNET_HDR_LEN } from '../native/limits.js';
 
-/** What the supervisor hands each worker. */
-export interface WorkerInit {
-  index: number;
+/** What the supervisor hands each worker: the pipeline's configuration plus the fds and shared blocks. */
+export interface WorkerInit extends PipelineConfig {
   tapFd: number;
   rxFd: number;
   txFds: number[];
   txFdsNoDf: number[];
   wakeFd: number;
-  vni: number;
-  batchSize: number;
-  /** Bytes a TAP read may return. */
-  tapSlotLen: number;
-  /** Bytes a UDP receive may return. */
-  udpSlotLen: number;
-  learning: boolean;
-  acceptUnknownPeers: boolean;
-  ownMac: Uint8Array;
-  maxUnfragmentedPayload: number;
-  /** TAP MTU. */
-  mtu: number;
   busyPollUs: number;
-  /** vnet_hdr TAP with TSO + UDP GSO/GRO (txOffload/rxOffload kernels). */
-  offload: boolean;
-  /** Largest UDP payload of one GSO message (65507). */
-  maxGsoBytes: number;
   fdb: SharedArrayBuffer;
   counters: SharedArrayBuffer;
   /** [0] stop flag, [1] control message sequence number */
   control: SharedArrayBuffer;
   /** The port control messages arrive on. */
   port: MessagePort;
-  peers: PeerInfo[];
   /** Uplink transmit: this worker's queue of the uplink TAP (vnet header size 24). */
   uplinkFd?: number;
-  uplink?: UplinkOptions;
   /** The uplink TAP also receives: VXLAN for us is steered to it (nftables fwd). */
   uplinkRx?: boolean;
-  /** The VXLAN UDP port (what uplink receive accepts). */
-  vxlanPort: number;
 }
 
 /**
@@ -72,15 +51,13 @@ export const CTL_STOP = 0;
 export const CTL_SEQ = 1;
 
 function runWorker(init: WorkerInit, parent: MessagePort): void {
-  const counters = new Float64Array(init.counters);
-  const acct = new Accounting(counters, peerCounterView(init.counters));
   const uplink = init.uplinkFd !== undefined ? new LinuxUplinkPort(init.uplinkFd, init.uplinkRx === true) : undefined;
   const pipeline = buildPipeline(
     { ...init, uplink: uplink !== undefined ? init.uplink : undefined },
     { tap: new LinuxTapQueue(init.tapFd, init.offload ? VNET_HDR_LEN : 0), transport: new LinuxUdpTransport(init.rxFd, init.txFds, init.txFdsNoDf), uplink },
-    { fdb: new FdbView(init.fdb), counters, peerCounters: acct.pc, post: (ev) => parent.postMessage(ev), now: nowSeconds },
+    { fdb: new FdbView(init.fdb), counters: new Float64Array(init.counters), peerCounters: peerCounterView(init.counters), post: (ev) => parent.postMessage(ev), now: nowSeconds },
   );
-  const idle = makeIdle(init, acct);
+  const idle = makeIdle(init, pipeline.acct); // the pipeline's own accounting counts the polls
   const stopped = makeControl(init, pipeline);
   while (!stopped()) {
     if (pipeline.pass() === 0) idle();

@@ -29,8 +29,7 @@ export class OffloadPath implements Path {
   private readonly maxGsoBytes: number;
   /** Frames read from the TAP (the transmit slab's first region). */
   readonly frames: Batch;
-  /** Segment region: where txOffload writes segmented super-frames. */
-  private readonly out: Uint8Array;
+  /** Where the segment region starts in the transmit slab (txOffload writes segmented super-frames there). */
   private readonly outBase: number;
   /** txOffload's messages. */
   private readonly msgBuf: Uint8Array;
@@ -79,7 +78,6 @@ export class OffloadPath implements Path {
     this.frames = newBatch(B, txSlab);
     for (let i = 0; i < B; i++) this.frames.offsets[i] = i * tapStride + TUNNEL_HEADROOM;
     this.outBase = tapInBytes;
-    this.out = txSlab.subarray(tapInBytes);
     const maxMsgs = sendBatchCapacity(B);
     this.msgBuf = new Uint8Array(maxMsgs);
     this.msgOffsets = new Uint32Array(maxMsgs);
@@ -106,10 +104,14 @@ export class OffloadPath implements Path {
     });
   }
 
-  /** Bind txOffload to `run` (frames in the transmit slab): the handle `encap` takes for it. */
+  /**
+   * Bind txOffload to `run` (frames in the transmit slab): the handle `encap` takes for it.
+   * Its output buffer is the transmit slab itself, written from the segment region on, so
+   * every message offset it returns is already an offset into the slab the send reads.
+   */
   bindEncap(run: Batch): TxOffloadHandle {
     return this.addon.txOffloadBind({
-      bufs: run.bufs, offsets: run.offsets, sizes: run.sizes, vxlan: this.vxlan, maxMsgBytes: this.maxGsoBytes, out: this.out, outOffset: 0,
+      bufs: run.bufs, offsets: run.offsets, sizes: run.sizes, vxlan: this.vxlan, maxMsgBytes: this.maxGsoBytes, out: run.bufs, outOffset: this.outBase,
       msgBuf: this.msgBuf, msgOffsets: this.msgOffsets, msgSizes: this.msgSizes, msgGso: this.msgGso, msgFrame: this.msgFrame, result: this.txResult,
       frameHash: this.meta.hash, frameDf: this.meta.df,
     });
@@ -144,7 +146,6 @@ export class OffloadPath implements Path {
   encap(run: Batch, handle: TxOffloadHandle): void {
     const r = this.txResult;
     const nmsg = this.addon.txOffload(handle, run.count);
-    for (let k = 0; k < nmsg; k++) if (this.msgBuf[k] === 1) this.msgOffsets[k] += this.outBase;
     this.acct.segmentDrops(r[TX_OFFLOAD.DROPPED]);
     this.engine.encapMessages(run.bufs, run.offsets, run.sizes, run.count, nmsg, this.msgOffsets, this.msgSizes, this.msgGso, this.msgFrame, r[TX_OFFLOAD.SEGMENTS], this.tx, this.meta);
   }
