@@ -22,16 +22,7 @@ import { macHi, macLo } from '../wire/mac.js';
 import { FdbView, FDB_MISS, MAX_PEERS } from './fdb.js';
 import { C, P, PEER_STRIDE } from './stats.js';
 import { TokenBucket } from './ratelimit.js';
-import { newBatch, type Batch } from './batch.js';
-
-/** A batch of datagrams to send (socks, addrs and gso per entry): the one Batch type. */
-export type TxBatch = Batch;
-/** A batch of frames to write to the TAP (peers per entry): the one Batch type. */
-export type FrameBatch = Batch;
-/** Allocate a batch with room for `cap` entries. */
-export const newTxBatch = (cap: number): Batch => newBatch(cap);
-/** Allocate a batch with room for `cap` entries. */
-export const newFrameBatch = (cap: number): Batch => newBatch(cap);
+import type { Batch } from './batch.js';
 
 /** Per-frame metadata a byte kernel computed while parsing the frame (txOffload's frameHash/frameDf). */
 export interface FrameMeta {
@@ -98,7 +89,7 @@ export interface EngineOptions {
   /** Post an event to the main thread (rate-limited by the engine). */
   post: (ev: WorkerEvent) => void;
   /** Called when the tx batch is full mid-encap; must send and reset it. */
-  flush: (tx: TxBatch) => void;
+  flush: (tx: Batch) => void;
   /** Seconds clock (for ageing marks and rate limits). */
   now: () => number;
 }
@@ -143,7 +134,7 @@ export class Engine {
   private readonly tapSlotLen: number;
   private readonly tapMtu: number;
   private readonly post: (ev: WorkerEvent) => void;
-  private readonly flush: (tx: TxBatch) => void;
+  private readonly flush: (tx: Batch) => void;
   private readonly now: () => number;
 
   private readonly uplink: UplinkOptions | undefined;
@@ -302,7 +293,7 @@ export class Engine {
     return -1;
   }
 
-  private push(tx: TxBatch, fd: number, off: number, size: number, gso: number, peer: PeerInfo): void {
+  private push(tx: Batch, fd: number, off: number, size: number, gso: number, peer: PeerInfo): void {
     if (tx.count === tx.socks.length) this.flush(tx);
     const k = tx.count++;
     tx.socks[k] = fd;
@@ -341,7 +332,7 @@ export class Engine {
    * Queue one datagram to `peer`, or to every flood peer when it is undefined.
    * Returns the number of flood copies, or -1 when there is nowhere to send it.
    */
-  private queue(tx: TxBatch, fd: number, off: number, size: number, gso: number, peer: PeerInfo | undefined): number {
+  private queue(tx: Batch, fd: number, off: number, size: number, gso: number, peer: PeerInfo | undefined): number {
     if (peer !== undefined) {
       this.push(tx, fd, off, size, gso, peer);
       return 0;
@@ -356,7 +347,7 @@ export class Engine {
    * Encapsulate frames 0..count-1 (at bufs[offsets[i]], sizes[i] bytes, each with
    * VXLAN_HLEN bytes of headroom) into `tx`.
    */
-  encap(bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number, tx: TxBatch): void {
+  encap(bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number, tx: Batch): void {
     const c = this.c;
     const vni = this.vni;
     let bytes = 0;
@@ -398,7 +389,7 @@ export class Engine {
    * Decapsulate datagrams 0..count-1 (bufs[offsets[i]], sizes[i] bytes, sources in
    * addrs) into `out` (inner frames, in place).
    */
-  decap(bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number, addrs: Uint8Array, out: FrameBatch): void {
+  decap(bufs: Uint8Array, offsets: Uint32Array, sizes: Uint32Array, count: number, addrs: Uint8Array, out: Batch): void {
     const c = this.c;
     const vni = this.vni;
     let bytes = 0;
@@ -468,7 +459,7 @@ export class Engine {
    * Decide where each message produced by txOffload goes and queue it. The
    * messages come from frames 0..count-1 of the vnet_hdr TAP batch (Ethernet
    * frame at offsets[i] + VNET_HDR_LEN); message k lies at msgOffsets[k] of the
-   * slab (callers rebase messages that live in the output region), `gso` its
+   * slab (txOffload writes its output region's offsets slab-relative), `gso` its
    * UDP GSO segment size. `meta` (from txOffload, which parsed each frame) gives
    * each frame's flow hash and DF bit, so the engine does not parse it again;
    * without it the engine reads the headers itself.
@@ -484,7 +475,7 @@ export class Engine {
     msgGso: Uint16Array,
     msgFrame: Uint32Array,
     segments: number,
-    tx: TxBatch,
+    tx: Batch,
     meta?: FrameMeta,
   ): void {
     const c = this.c;
@@ -580,7 +571,7 @@ export class Engine {
    * The VXLAN drops rxOffload found (`drops`) are charged to `dropPeer` when it is
    * known (default: the peer of the whole last checkSources batch, if it had one).
    */
-  afterRxOffload(out: Uint8Array, frames: FrameBatch, n: number, learnSrc: Uint32Array, peerOf: Int32Array, segmentsIn: number, drops: Uint32Array, dropPeer = this.batchPeer): void {
+  afterRxOffload(out: Uint8Array, frames: Batch, n: number, learnSrc: Uint32Array, peerOf: Int32Array, segmentsIn: number, drops: Uint32Array, dropPeer = this.batchPeer): void {
     const c = this.c;
     const pc = this.pc;
     let kept = 0;

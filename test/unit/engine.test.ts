@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Accounting } from '../../src/dataplane/accounting.js';
 import { newBatch } from '../../src/dataplane/batch.js';
-import { Engine, newFrameBatch, newTxBatch, type PeerInfo, type WorkerEvent } from '../../src/dataplane/engine.js';
+import { Engine, type PeerInfo, type WorkerEvent } from '../../src/dataplane/engine.js';
 import { Fdb, MAX_PEERS } from '../../src/dataplane/fdb.js';
 import { C, COUNTERS, P, PEER_STRIDE } from '../../src/dataplane/stats.js';
 import { VNET_HDR_LEN } from '../../src/native/index.js';
@@ -44,7 +44,7 @@ function setup(opts: { learning?: boolean; acceptUnknown?: boolean; txCap?: numb
   ];
   engine.setPeers(peers);
   const acct = new Accounting(counters, peerCounters);
-  return { engine, acct, fdb, counters, peerCounters, events, flushed, tx: newTxBatch(opts.txCap ?? 16), out: newFrameBatch(16) };
+  return { engine, acct, fdb, counters, peerCounters, events, flushed, tx: newBatch(opts.txCap ?? 16), out: newBatch(16) };
 }
 
 function frame(dst: string, src: string, len = 60): Uint8Array {
@@ -210,7 +210,7 @@ describe('engine: truncated TAP reads', () => {
     engine.setPeers([{ index: 0, record: addrRecord(A, 4789), flood: true }]);
     const s = slab([frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:01', 60)]);
     s.sizes[0] = 101; // readBatch reports slotLen + 1 for a cut frame
-    const tx = newTxBatch(4);
+    const tx = newBatch(4);
     engine.encap(s.bufs, s.offsets, s.sizes, 1, tx);
     expect(tx.count).toBe(0);
     expect(counters[C.drop_truncated]).toBe(1);
@@ -242,7 +242,7 @@ describe('engine: hostile peers', () => {
   it('reports random source MACs within the learn budget, and none once the peer has its share', () => {
     const fdb = new Fdb({ staticCapacity: 4, learnedCapacity: 64, learnedPerPeer: 16 });
     const { engine, events, counters } = setup({ fdb });
-    const out = newFrameBatch(256);
+    const out = newBatch(256);
     for (let round = 0; round < 40; round++) {
       const d = randomSources(256, A);
       out.count = 0;
@@ -320,7 +320,7 @@ describe('engine: hostile peers', () => {
     const run = (flags: number) => {
       const buf = out.slice();
       buf[0] = flags;
-      const frames = newFrameBatch(1);
+      const frames = newBatch(1);
       frames.offsets[0] = 0;
       frames.sizes[0] = buf.length;
       engine.afterRxOffload(buf, frames, 1, Uint32Array.of(0), Int32Array.of(0), 1, new Uint32Array(3));

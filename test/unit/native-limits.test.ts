@@ -12,7 +12,8 @@ import { LIMITS, LIMIT_NAMES, MAX_BATCH, RX_OFFLOAD, RX_TUNNEL, TX_OFFLOAD, TX_T
 import { native } from '../../src/native/index.js';
 import { MAX_BATCH as CONFIG_MAX_BATCH, validateConfig, DEFAULTS } from '../../src/config.js';
 import { VXLAN_HLEN } from '../../src/wire/vxlan.js';
-import { Engine, newTxBatch, type PeerInfo } from '../../src/dataplane/engine.js';
+import { Engine, type PeerInfo } from '../../src/dataplane/engine.js';
+import { newBatch } from '../../src/dataplane/batch.js';
 import { Fdb, MAX_PEERS } from '../../src/dataplane/fdb.js';
 import { C, COUNTERS, PEER_STRIDE } from '../../src/dataplane/stats.js';
 import { sendBatchCapacity } from '../../src/dataplane/sizing.js';
@@ -105,7 +106,7 @@ describe('plain path: send batches within the addon limit (--no-offload --batch 
       now: () => 0,
     });
     engine.setPeers(peers);
-    const tx = newTxBatch(sendBatchCapacity(B));
+    const tx = newBatch(sendBatchCapacity(B));
     engine.encap(bufs, offsets, sizes, B, tx);
     send(tx);
     expect(counters[C.tx_packets] + counters[C.drop_tx_error]).toBe(3 * B);
