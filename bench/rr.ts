@@ -14,6 +14,7 @@
  */
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { arg, serveUntilSignalled } from './tool-cli.js';
 import hdr from 'hdr-histogram-js';
 import type { Histogram } from 'hdr-histogram-js';
 
@@ -63,16 +64,9 @@ export function percentilesOf(encoded: string): LatencyPercentiles {
   };
 }
 
-function arg(argv: string[], name: string, dflt?: string): string {
-  const i = argv.indexOf(`--${name}`);
-  const value = i >= 0 ? argv.at(i + 1) : undefined;
-  if (value !== undefined) return value;
-  if (dflt === undefined) throw new TypeError(`rr: --${name} is required`);
-  return dflt;
-}
 
 function server(argv: string[]): void {
-  const size = Number(arg(argv, 'size', '1'));
+  const size = Number(arg('rr', argv, 'size', '1'));
   const srv = net.createServer((sock) => {
     sock.setNoDelay(true);
     let pending = 0;
@@ -87,21 +81,13 @@ function server(argv: string[]): void {
     });
     sock.on('error', () => sock.destroy());
   });
-  srv.listen(Number(arg(argv, 'port')), arg(argv, 'bind', '0.0.0.0'), () => {
-    process.stdout.write('ready\n');
-  });
-  const stopAll = () => {
-    srv.close();
-    process.exit(0);
-  };
-  process.on('SIGTERM', stopAll);
-  process.on('SIGINT', stopAll);
+  serveUntilSignalled('rr', srv, argv);
 }
 
 function client(argv: string[]): void {
-  const size = Number(arg(argv, 'size', '1'));
-  const seconds = Number(arg(argv, 'seconds', '1'));
-  const maxCount = Number(arg(argv, 'max-count', '10000000'));
+  const size = Number(arg('rr', argv, 'size', '1'));
+  const seconds = Number(arg('rr', argv, 'seconds', '1'));
+  const maxCount = Number(arg('rr', argv, 'max-count', '10000000'));
   const hist = newRrHistogram();
   const req = Buffer.alloc(size, 0x61);
   let count = 0;
@@ -115,7 +101,7 @@ function client(argv: string[]): void {
     if (error) out.error = error;
     process.stdout.write(`${JSON.stringify(out)}\n`, () => process.exit(error && count === 0 ? 1 : 0));
   };
-  const sock = net.connect({ host: arg(argv, 'host'), port: Number(arg(argv, 'port')), noDelay: true });
+  const sock = net.connect({ host: arg('rr', argv, 'host'), port: Number(arg('rr', argv, 'port')), noDelay: true });
   const timer = setTimeout(() => finish('connect timeout'), 5000);
   const send = () => {
     sentAt = process.hrtime.bigint();

@@ -19,6 +19,7 @@
  */
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { arg, intArg, serveUntilSignalled } from './tool-cli.js';
 
 /** How a transfer ended. */
 export type TransferEnd = 'completed' | 'stalled' | 'timeout' | 'error';
@@ -56,18 +57,7 @@ export function transferState(s: { nowMs: number; lastProgressMs: number; acked:
   return 'running';
 }
 
-function arg(argv: string[], name: string, dflt?: string): string {
-  const i = argv.indexOf(`--${name}`);
-  if (i >= 0 && i + 1 < argv.length) return argv[i + 1];
-  if (dflt === undefined) throw new TypeError(`transfer: --${name} is required`);
-  return dflt;
-}
 
-function intArg(argv: string[], name: string, min: number, max: number, dflt?: string): number {
-  const v = Number(arg(argv, name, dflt));
-  if (!Number.isInteger(v) || v < min || v > max) throw new TypeError(`transfer: --${name} must be an integer between ${min} and ${max}`);
-  return v;
-}
 
 function server(argv: string[]): void {
   const srv = net.createServer((sock) => {
@@ -96,21 +86,15 @@ function server(argv: string[]): void {
     });
     sock.on('error', () => sock.destroy());
   });
-  srv.listen(Number(arg(argv, 'port')), arg(argv, 'bind', '0.0.0.0'), () => process.stdout.write('ready\n'));
-  const stopAll = () => {
-    srv.close();
-    process.exit(0);
-  };
-  process.on('SIGTERM', stopAll);
-  process.on('SIGINT', stopAll);
+  serveUntilSignalled('transfer', srv, argv);
 }
 
 function client(argv: string[]): void {
-  const messageBytes = intArg(argv, 'message-bytes', 1, 16 * 1024 * 1024);
-  const count = intArg(argv, 'count', 1, 1_000_000);
-  const window = intArg(argv, 'window', 1, 1_000_000, String(count));
-  const stallMs = intArg(argv, 'stall-ms', 50, 600_000, '2000');
-  const timeoutMs = intArg(argv, 'timeout-ms', 100, 600_000, '8000');
+  const messageBytes = intArg('transfer', argv, 'message-bytes', 1, 16 * 1024 * 1024);
+  const count = intArg('transfer', argv, 'count', 1, 1_000_000);
+  const window = intArg('transfer', argv, 'window', 1, 1_000_000, String(count));
+  const stallMs = intArg('transfer', argv, 'stall-ms', 50, 600_000, '2000');
+  const timeoutMs = intArg('transfer', argv, 'timeout-ms', 100, 600_000, '8000');
   const message = Buffer.alloc(messageBytes, 0x61);
   const t0 = process.hrtime.bigint();
   const since = () => Number(process.hrtime.bigint() - t0) / 1e6;
@@ -132,7 +116,7 @@ function client(argv: string[]): void {
     sock.destroy();
     process.stdout.write(`${JSON.stringify(out)}\n`, () => process.exit(0));
   };
-  const sock = net.connect({ host: arg(argv, 'host'), port: Number(arg(argv, 'port')), noDelay: true });
+  const sock = net.connect({ host: arg('transfer', argv, 'host'), port: Number(arg('transfer', argv, 'port')), noDelay: true });
   const connectTimer = setTimeout(() => finish('error', 'connect timeout'), Math.min(timeoutMs, 5000));
   // Write while the window and the socket allow; the write callback of a full socket resumes it.
   const pump = () => {
