@@ -264,7 +264,7 @@ function describeTransfer(t: MismatchTransfer, stallMs: number): string {
   const s = t.seconds !== null ? `${t.seconds.toFixed(2)} s` : 'n/a';
   switch (t.outcome) {
     case 'completes': return `${what}: completes in ${s}`;
-    case 'fragments': return `${what}: completes fragmented (${t.fragmentedAt}) in ${s}`;
+    case 'fragments': return `${what}: completes fragmented (${t.fragmentedAt ?? 'where unknown'}) in ${s}`;
     case 'stalls': {
       const kib = (t.output?.deliveredBytes ?? 0) / 1024;
       return `${what}: stalls, ${kib > 0 ? `${kib.toFixed(0)} KiB delivered until ${s}` : 'nothing delivered'}, then nothing for ${(stallMs / 1000).toFixed(1)} s`;

@@ -142,15 +142,16 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
     if (opts.progress) process.stderr.write(`${line}\n`);
   };
 
-  let aborted = false;
-  let abortReason = '';
+  // A holder, not two lets: the signal handler sets it while the run awaits.
+  const abort = { requested: false, reason: '' };
+  const aborted = (): boolean => abort.requested; // a call, so a check after an await reads it afresh
   const onSignal = (sig: NodeJS.Signals) => {
-    if (aborted) {
+    if (abort.requested) {
       process.stderr.write(`${sig} again: exiting now; run 'vxtap bench --cleanup' to remove leftovers\n`);
       process.exit(130);
     }
-    aborted = true;
-    abortReason = `interrupted by ${sig}`;
+    abort.requested = true;
+    abort.reason = `interrupted by ${sig}`;
     opts.remote?.interrupt();
     log(`\n${sig}: stopping the running test, tearing down the current mode...`);
     // Stop in-flight load generators now (they live in the run's namespaces); teardown follows.
@@ -231,7 +232,7 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
     result.environment = await collectEnvironment(root, 1000);
     opts.remote?.describe(result);
     for (const spec of specs) {
-      const reason = await (opts.remote ? remoteUnavailableReason(spec, opts.remote) : DRIVERS[spec.kind].unavailable(spec, root)).catch((e: Error) => `probe failed: ${e.message}`);
+      const reason = await (opts.remote ? remoteUnavailableReason(spec, opts.remote) : DRIVERS[spec.kind].unavailable(spec, root)).catch((e: unknown) => `probe failed: ${e instanceof Error ? e.message : String(e)}`);
       const entry: ModeEntry = { id: spec.id, kind: spec.kind, params: spec.params, available: reason === null, unavailableReason: reason, info: null };
       result.modes.push(entry);
       if (reason) log(`  ${spec.id}: unavailable: ${reason}`);
@@ -254,18 +255,18 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
     let done = 0;
     const total = available.length * profile.rounds;
 
-    for (let round = 1; round <= profile.rounds && !aborted; round++) {
+    for (let round = 1; round <= profile.rounds && !aborted(); round++) {
       const order = rotate(available, round - 1);
       result.order.push(order.map((s) => s.unitId));
       for (const spec of order) {
-        if (aborted) break;
+        if (aborted()) break;
         const withMtu = round === 1 && spec.contention === null;
         const est = estimateModeRoundSeconds(profile, withMtu) + (spec.kind.startsWith('ovs') ? 3 : 1);
         const elapsed = (Date.now() - t0) / 1000;
         // Scale the static estimate by how fast this machine has been so far.
         const pace = estimatedDone > 0 ? elapsed / estimatedDone : 1;
         log(`[${done + 1}/${total}] round ${round}/${profile.rounds} ${spec.unitId}  elapsed ${fmtDuration(elapsed)}  ETA ${fmtDuration(Math.max(0, remaining * pace))}`);
-        const sample = await runModeRound(spec, round, withMtu, { opts, profile, root, state, aborted: () => aborted, log, workDir: path.join(state.runDir(), `${spec.kind}-${round}`), result });
+        const sample = await runModeRound(spec, round, withMtu, { opts, profile, root, state, aborted, log, workDir: path.join(state.runDir(), `${spec.kind}-${round}`), result });
         result.samples.push(sample);
         if (sample.error) {
           result.incompleteReasons.push(`round ${round} ${spec.unitId}: ${sample.error}`);
@@ -277,7 +278,7 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
         save();
       }
     }
-    if (aborted) result.incompleteReasons.push(abortReason);
+    if (aborted()) result.incompleteReasons.push(abort.reason);
   } catch (err) {
     result.incompleteReasons.push(`bench failed: ${(err as Error).message}`);
   } finally {
@@ -348,7 +349,7 @@ async function runModeRound(spec: RunUnit, round: number, withMtu: boolean, rc: 
     try {
       return await fn();
     } catch (err) {
-      if (rc.aborted()) throw new Error('aborted');
+      if (rc.aborted()) throw new Error('aborted', { cause: err });
       const msg = `${name}: ${(err as Error).message}`;
       sample.error = sample.error ? `${sample.error}; ${msg}` : msg;
       return null;

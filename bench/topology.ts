@@ -106,9 +106,10 @@ export function impairmentQdisc(n: NetemOptions, netemWorks: boolean): string[] 
   const args = netemArgs(n);
   if (!args) return null;
   if (netemWorks) return ['netem', ...args];
-  if (n.delay || n.loss) throw new Error(`--delay/--loss: ${NO_NETEM_REASON}`);
+  // (with netemArgs non-null and neither delay nor loss, the rate is what was asked)
+  if (n.delay || n.loss || n.rate === undefined) throw new Error(`--delay/--loss: ${NO_NETEM_REASON}`);
   // tbf: burst of at least one 64 KiB GSO frame, queue bounded to 50 ms
-  return ['tbf', 'rate', n.rate!, 'burst', '256kb', 'latency', '50ms'];
+  return ['tbf', 'rate', n.rate, 'burst', '256kb', 'latency', '50ms'];
 }
 
 /** Why a netem qdisc with `args` cannot be created (tried on a veth in a throwaway namespace), or null. */
@@ -153,7 +154,8 @@ export async function createTopology(tag: string, opts: TopologyOptions, state?:
   const b = new NetnsHost('B', nsB, state);
   await a.exec(['ip', 'link', 'set', devA, 'up']);
   await b.exec(['ip', 'link', 'set', devB, 'up']);
-  const qdisc = opts.qdisc ?? (netemArgs(opts.netem) ? ['netem', ...netemArgs(opts.netem)!] : null);
+  const netem = netemArgs(opts.netem);
+  const qdisc = opts.qdisc ?? (netem ? ['netem', ...netem] : null);
   if (qdisc) {
     await a.exec(['tc', 'qdisc', 'replace', 'dev', devA, 'root', ...qdisc]);
     await b.exec(['tc', 'qdisc', 'replace', 'dev', devB, 'root', ...qdisc]);

@@ -147,7 +147,7 @@ export async function buildWorktree(o: { procs: Procs; repo: string; ref: string
     const r = await procs.run(argv, { cwd, env, logFile: o.logFile });
     seconds[name] = (Date.now() - t0) / 1000;
     if (procs.aborted) throw new Error(`${name}: interrupted`);
-    if (r.code !== 0) throw Object.assign(new Error(`${name} failed (exit ${r.code ?? r.signal}); log ${o.logFile}:\n${r.tail}`), { step: name, code: r.code });
+    if (r.code !== 0) throw Object.assign(new Error(`${name} failed (exit ${String(r.code ?? r.signal)}); log ${o.logFile}:\n${r.tail}`), { step: name, code: r.code });
     return r;
   };
   const short = o.commit.slice(0, 12);
@@ -182,8 +182,8 @@ export async function buildWorktree(o: { procs: Procs; repo: string; ref: string
   if (procs.aborted) throw new Error('tsc: interrupted');
   const cli = path.join(dir, 'dist', 'src', 'cli', 'main.js');
   // tsc emits despite type errors (exit 2); a commit that type-checks badly still benches.
-  if (!existsSync(cli)) throw new Error(`tsc failed (exit ${r.code}), no ${cli}; log ${o.logFile}:\n${r.tail}`);
-  if (r.code !== 0) log(`bench ci: ${o.ref}: warning: tsc reported type errors (exit ${r.code}); dist/ was emitted, see ${o.logFile}`);
+  if (!existsSync(cli)) throw new Error(`tsc failed (exit ${String(r.code)}), no ${cli}; log ${o.logFile}:\n${r.tail}`);
+  if (r.code !== 0) log(`bench ci: ${o.ref}: warning: tsc reported type errors (exit ${String(r.code)}); dist/ was emitted, see ${o.logFile}`);
   log(`bench ci: ${o.ref}: built in ${Object.values(seconds).reduce((a, b) => a + b, 0).toFixed(0)} s (${Object.entries(seconds).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(', ')})`);
   const env: Record<string, string> = {};
   if (nodeModules === 'symlink') {

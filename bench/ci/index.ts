@@ -202,7 +202,7 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
         throw new Error(`the ${side} build's bench refused the options (exit 2): ${r.tail.split('\n').filter(Boolean).slice(-1)[0] ?? ''}`);
       }
       const res = roundResult(out);
-      if (!res) throw new Error(`round ${round} ${side}: the bench wrote no result.json (exit ${r.code ?? r.signal}); log ${path.join(dir, 'rounds', `${name}.log`)}:\n${r.tail}`);
+      if (!res) throw new Error(`round ${round} ${side}: the bench wrote no result.json (exit ${String(r.code ?? r.signal)}); log ${path.join(dir, 'rounds', `${name}.log`)}:\n${r.tail}`);
       const errs = validateResult(res);
       if (errs.length) throw new Error(`round ${round} ${side}: result.json does not match the schema: ${errs.slice(0, 3).join('; ')}`);
       log(`bench ci:     ${res.status}${res.incompleteReasons.length ? ` (${res.incompleteReasons.join('; ')})` : ''}, ${((Date.now() - started) / 1000).toFixed(0)} s`);
@@ -241,7 +241,7 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
     } catch (err) {
       hooks.log(`vxtap bench ci: warning: report.html not written: ${(err as Error).message}`);
     }
-    for (const r of c.rows.filter((x) => x.verdict === 'worse')) hooks.log(`vxtap bench ci: worse: ${r.mode} ${r.metric} ${r.deltaPct === null ? 'n/a' : `${r.deltaPct.toFixed(1)}%`} (adjusted p = ${r.pAdjusted?.toPrecision(2)})`);
+    for (const r of c.rows.filter((x) => x.verdict === 'worse')) hooks.log(`vxtap bench ci: worse: ${r.mode} ${r.metric} ${r.deltaPct === null ? 'n/a' : `${r.deltaPct.toFixed(1)}%`} (adjusted p = ${r.pAdjusted?.toPrecision(2) ?? 'n/a'})`);
     return finish(exitStatus, {
       plan: { schedule: plan.schedule, alpha: plan.alpha, lookAlpha: level, correction: plan.correction, spending: 'bonferroni over looks' },
       looks: outcome.looks,

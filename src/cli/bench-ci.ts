@@ -70,7 +70,7 @@ remote).`)
       if (opts instanceof Error) fail(opts.message);
       if (o.out === 'results') opts.outDir = path.join((await import('../../bench/run.js')).repoRoot(), 'results'); // as vxtap bench: the checkout's results/
       const controllerOnly = opts.remote !== null && !opts.remote.hosts.includes('local');
-      if (controllerOnly && process.getuid?.() !== 0 && !process.env.VXTAP_BENCH_STATE_DIR) process.env.VXTAP_BENCH_STATE_DIR = path.join(os.tmpdir(), `vxtap-bench-${process.getuid?.()}`);
+      if (controllerOnly && process.getuid?.() !== 0 && !process.env.VXTAP_BENCH_STATE_DIR) process.env.VXTAP_BENCH_STATE_DIR = path.join(os.tmpdir(), `vxtap-bench-${String(process.getuid?.())}`);
       if (process.getuid?.() !== 0 && !controllerOnly) fail('needs root (each round is a vxtap bench: network namespaces, veth, OVS); run with sudo');
       const { runCi, CiInputError } = await import('../../bench/ci/index.js');
       let abort: ((sig: NodeJS.Signals) => void) | null = null;

@@ -168,7 +168,7 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
       // --hosts between two other machines: the controller (a laptop, a CI runner) needs no root;
       // its run state then lives in a per-user temporary directory.
       const controllerOnly = remoteOpts !== null && !remoteOpts.hosts.includes('local');
-      if (controllerOnly && process.getuid?.() !== 0 && !env('VXTAP_BENCH_STATE_DIR')) process.env.VXTAP_BENCH_STATE_DIR = path.join(os.tmpdir(), `vxtap-bench-${process.getuid?.()}`);
+      if (controllerOnly && process.getuid?.() !== 0 && !env('VXTAP_BENCH_STATE_DIR')) process.env.VXTAP_BENCH_STATE_DIR = path.join(os.tmpdir(), `vxtap-bench-${String(process.getuid?.())}`);
       if (process.getuid?.() !== 0 && !controllerOnly) {
         process.stderr.write('vxtap bench: needs root (network namespaces, veth, OVS); run with sudo. See: vxtap doctor\n');
         process.exit(2);
@@ -179,7 +179,7 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
         try {
           opts.qdisc = impairmentQdisc(opts.netem, why === null);
         } catch (err) {
-          process.stderr.write(`vxtap bench: ${(err as Error).message} (netem probe: ${why})\n  fix: a kernel with CONFIG_NET_SCH_NETEM (modprobe sch_netem); --rate alone works with tbf\n`);
+          process.stderr.write(`vxtap bench: ${(err as Error).message} (netem probe: ${why ?? 'no reason given'})\n  fix: a kernel with CONFIG_NET_SCH_NETEM (modprobe sch_netem); --rate alone works with tbf\n`);
           process.exit(2);
         }
         if (why) process.stderr.write(`vxtap bench: no netem here (${why}); --rate uses tbf instead\n`);

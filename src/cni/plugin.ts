@@ -61,7 +61,7 @@ export function execDelegate(command: 'ADD' | 'DEL' | 'CHECK', conf: JsonObject,
   } catch {
     /* not an error object */
   }
-  const why = r.signal ? `killed by ${r.signal}` : `exit status ${r.status}`;
+  const why = r.signal ? `killed by ${r.signal}` : `exit status ${String(r.status)}`;
   return new CniError(ErrorCode.IoFailure, `${type} ${command} failed (${why})`, (r.stdout + r.stderr).trim().slice(0, 2000) || undefined);
 }
 

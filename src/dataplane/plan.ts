@@ -147,9 +147,9 @@ export function planVtep(config: VtepConfig, facts: HostFacts): VtepPlan {
   const mac = config.mac ? parseMac(config.mac) : derivedMac(config.name, config.local, config.vni);
   const table = steeringTableName(config.name);
   let uplink: VtepPlan['uplink'];
-  if (uplinkOn) {
+  if (uplinkOn && config.uplinkBridge) {
     uplink = {
-      bridge: config.uplinkBridge!,
+      bridge: config.uplinkBridge,
       port: `${config.name.slice(0, 14)}u`,
       queues: config.workers,
       gsoMaxSize: 65000,

@@ -151,6 +151,10 @@ export class Vtep implements DataplaneControl {
   private ageTimer: NodeJS.Timeout | undefined;
   private readonly started = Date.now();
   private stopping: Promise<void> | undefined;
+  /** Whether stop() has begun, read afresh (after an await, a check made before it is stale). */
+  private isStopping(): boolean {
+    return this.stopping !== undefined;
+  }
   private staticKeys = new Set<string>();
   /**
    * Resolves only when the VTEP cannot go on (a worker cannot even be
@@ -268,14 +272,16 @@ export class Vtep implements DataplaneControl {
       const steer = plan.uplink.steer;
       if (steer) {
         try {
-          steering = await OwnedNftTable.create('netdev', steer.table, steeringCommands(steer.table, plan.uplink.bridge, steer.local, steer.port, name));
-          undo.push(`steering table ${steer.table}`, () => steering!.close());
+          const owned = await OwnedNftTable.create('netdev', steer.table, steeringCommands(steer.table, plan.uplink.bridge, steer.local, steer.port, name));
+          steering = owned;
+          undo.push(`steering table ${steer.table}`, () => owned.close());
         } catch (err) {
           // nftables or a kernel without owner tables: a plain table, which a crash
           // leaves behind (the next start or `vxtap down` removes it)
           try {
-            steeredPlain = await steerVxlan(tapName, plan.uplink.bridge, steer.local, steer.port, name);
-            undo.push(`steering table ${steeredPlain}`, () => unsteerVxlan(steeredPlain!));
+            const plainTable = await steerVxlan(tapName, plan.uplink.bridge, steer.local, steer.port, name);
+            steeredPlain = plainTable;
+            undo.push(`steering table ${plainTable}`, () => unsteerVxlan(plainTable));
             log(`uplink receive: owned nft table refused (${(err as Error).message}); using a plain table that a crash would leave (vxtap down removes it)`);
           } catch (err2) {
             log(`uplink receive off (${(err2 as Error).message}); receiving on the UDP socket`);
@@ -288,13 +294,13 @@ export class Vtep implements DataplaneControl {
     vtep.offload = plan.offload;
     for (const p of config.peers) vtep.addPeer(typeof p === 'string' ? p : p.address, typeof p === 'string' ? true : p.flood ?? true, false);
     vtep.applyStaticFdb(config.fdb);
-    if (uplinkName) {
-      vtep.uplink = { bridge: plan.uplink!.bridge, port: uplinkName, receive: steering !== undefined || steeredPlain !== undefined };
+    if (uplinkName && plan.uplink) {
+      vtep.uplink = { bridge: plan.uplink.bridge, port: uplinkName, receive: steering !== undefined || steeredPlain !== undefined };
       vtep.steering = steering;
       vtep.nftTable = steeredPlain;
       await vtep.refreshNextHops();
       vtep.uplinkTimer = setInterval(() => void vtep.refreshNextHops(), 1000).unref();
-      log(`uplink: ${uplinkName} on bridge ${plan.uplink!.bridge} carries whole TSO frames (UDP-tunnel GSO)${vtep.uplink.receive ? ' both ways' : ' out'}`);
+      log(`uplink: ${uplinkName} on bridge ${plan.uplink.bridge} carries whole TSO frames (UDP-tunnel GSO)${vtep.uplink.receive ? ' both ways' : ' out'}`);
     }
 
     for (let w = 0; w < plan.workers; w++) {
@@ -460,7 +466,7 @@ export class Vtep implements DataplaneControl {
           changed = true;
         }
       }
-      if (changed && !this.stopping) this.broadcastPeers();
+      if (changed && !this.isStopping()) this.broadcastPeers();
     } catch (err) {
       log(`uplink: neighbour lookup failed (${(err as Error).message}); peers keep their last next hops`);
     } finally {
@@ -512,10 +518,13 @@ export class Vtep implements DataplaneControl {
     const q = this.freedIndices.findIndex((f) => now - f.at >= PEER_INDEX_QUARANTINE_SECONDS);
     if (q >= 0) index = this.freedIndices.splice(q, 1)[0].index;
     else if (this.nextPeerIndex < MAX_PEERS) index = this.nextPeerIndex++;
-    else if (this.freedIndices.length > 0) index = this.freedIndices.shift()!.index;
     else {
-      this.logs.log('peer-index', () => `peer table: all ${MAX_PEERS} peer indices in use; not adding ${address}`);
-      return undefined;
+      const oldest = this.freedIndices.shift();
+      if (oldest === undefined) {
+        this.logs.log('peer-index', () => `peer table: all ${MAX_PEERS} peer indices in use; not adding ${address}`);
+        return undefined;
+      }
+      index = oldest.index;
     }
     const p: PeerState = {
       index,
@@ -713,13 +722,14 @@ export class Vtep implements DataplaneControl {
       const q = new URLSearchParams(query);
       const index = Number(q.get('worker') ?? 0);
       const how = q.get('how') === 'exit' ? 'exit' : 'throw';
-      const slot = this.workers[index];
-      if (!slot?.port) {
+      const slot = this.workers.at(index);
+      const port = slot?.port;
+      if (slot === undefined || port === undefined) {
         res.writeHead(404);
         res.end(`no running worker ${index}\n`);
         return;
       }
-      this.injectFault(slot, how);
+      this.injectFault(slot, port, how);
       res.writeHead(202);
       res.end(`worker ${index} told to ${how}\n`);
     } else if (req.method === 'POST' && url === '/leave') {
@@ -761,9 +771,9 @@ export class Vtep implements DataplaneControl {
    * Test hook (VXTAP_TEST_HOOKS=1 only): make a worker fail as a bug would, by
    * throwing from its loop or ending its thread, to exercise the supervision.
    */
-  private injectFault(slot: WorkerSlot, how: 'throw' | 'exit'): void {
+  private injectFault(slot: WorkerSlot, port: MessagePort, how: 'throw' | 'exit'): void {
     log(`test hook: worker ${slot.init.index} told to ${how}`);
-    slot.port!.postMessage({ type: 'fault', how });
+    port.postMessage({ type: 'fault', how });
     Atomics.add(slot.control, CTL_SEQ, 1);
     native().eventfdSignal(slot.wakeFd);
   }
@@ -914,7 +924,7 @@ export async function fetchStatus(sock: string, what: 'stats' | 'metrics' | 'fdb
     const req = request({ socketPath: sock, path: `/${what}`, method: 'GET' }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
+      res.on('data', (d: string) => (body += d));
       res.on('end', () => resolve(body));
     });
     req.on('error', reject);

@@ -88,7 +88,7 @@ describe.skipIf(skipReason !== null)(`vxtap bench --measure (integration${skipRe
         continue;
       }
       const s = result.samples.find((x) => x.mode === m.id)!;
-      expect(s.error, `${m.id}: ${s.error}`).toBeNull();
+      expect(s.error, `${m.id}: ${String(s.error)}`).toBeNull();
       // The standard set was left out.
       expect(s.tcp1).toBeNull();
       const mm = s.mtuMismatch!;
@@ -98,7 +98,7 @@ describe.skipIf(skipReason !== null)(`vxtap bench --measure (integration${skipRe
       expect(mm.forcedBy).toBe(m.kind === 'kernel-vxlan' ? 'route' : 'device');
       expect(mm.transfers.map((t) => `${t.pmtud}/${t.messages}`)).toEqual(['on/small', 'on/large', 'off/small', 'off/large']);
       for (const t of mm.transfers) {
-        expect(t.output?.connected, `${m.id} ${t.pmtud}/${t.messages}: ${t.error}`).toBe(true);
+        expect(t.output?.connected, `${m.id} ${t.pmtud}/${t.messages}: ${String(t.error)}`).toBe(true);
         // Small messages fit any MTU: they always get through.
         if (t.messages === 'small') expect(['completes', 'fragments']).toContain(t.outcome);
       }

@@ -90,10 +90,10 @@ describe.skipIf(skip !== null)(named('vxtap CNI plugin: pods on vxtap hosts and 
   async function cni(h: number, vars: Record<string, string | undefined>, stdin: string): Promise<CniRun> {
     const env = Object.entries(vars)
       .filter(([, v]) => v !== undefined)
-      .map(([k, v]) => `${k}=${v}`);
+      .map(([k, v]) => `${k}=${String(v)}`);
     const t = Date.now();
-    const r = await run(['env', '-i', `PATH=${process.env.PATH}`, ...env, join(bin, 'vxtap')], { netns: hostNs(h), input: stdin, allowFail: true, timeoutMs: 30_000 });
-    timings.push(`${vars.CNI_COMMAND} ${Date.now() - t}`);
+    const r = await run(['env', '-i', `PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`, ...env, join(bin, 'vxtap')], { netns: hostNs(h), input: stdin, allowFail: true, timeoutMs: 30_000 });
+    timings.push(`${String(vars.CNI_COMMAND)} ${Date.now() - t}`);
     return r;
   }
 

@@ -207,7 +207,7 @@ describe('subnet.env', () => {
         const env = must(parseSubnetEnvText(text, '/run/vxtap/subnet.env'));
         expect(formatCidr(env.network!)).toBe(formatCidr(network));
         expect(formatCidr(env.subnet!)).toBe(formatCidr(subnet)); // the network address: what host-local wants
-        expect(parseCidr(`${env.gateway}/32`).base).toBe(subnet.base + 1n); // the first usable address
+        expect(parseCidr(`${String(env.gateway)}/32`).base).toBe(subnet.base + 1n); // the first usable address
         expect(env.mtu).toBe(mtu);
         expect(env.ipMasq).toBe(ipMasq);
       }),

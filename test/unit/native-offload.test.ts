@@ -964,11 +964,11 @@ describe('offload kernels refuse bad arguments', () => {
         // Valid-looking headers with random bytes behind them reach deep into the parser.
         const base = superFrame({ payload: randomBytes(2000), mss: 700, v6: type % 2 === 0 }).tap;
         const f = base.slice();
-        f.set(bytes.subarray(0, Math.min(bytes.length, f.length - VNET_HDR_LEN)), VNET_HDR_LEN + 12 + (bytes[0] ?? 0) % 60);
+        f.set(bytes.subarray(0, Math.min(bytes.length, f.length - VNET_HDR_LEN)), VNET_HDR_LEN + 12 + (bytes.at(0) ?? 0) % 60);
         f[1] = [GSO_NONE, GSO_TCPV4, GSO_UDP, GSO_TCPV6, GSO_UDP_L4, 0x81][type];
-        f[0] = bytes[1] ?? 0;
+        f[0] = bytes.at(1) ?? 0;
         new DataView(f.buffer).setUint16(4, gsoSize, true);
-        const cut = f.subarray(0, Math.min(f.length, 10 + (bytes[2] ?? 0) * 9));
+        const cut = f.subarray(0, Math.min(f.length, 10 + (bytes.at(2) ?? 0) * 9));
         const run = runTx([cut, bytes]);
         // each input frame emitted (one or more messages) or dropped, never both
         expect(new Set(run.msgs.map((m) => m.frame)).size + run.dropped).toBe(2);
