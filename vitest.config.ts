@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Three projects. Unit tests are pure and run two files at a time (one per core).
+// Three projects. Unit tests are pure (scripts/test.sh runs two files at a time).
 // Integration tests build namespaces and run real processes on a 2-core machine;
 // they are split by what they spend their time on, and each project runs its files
 // one at a time:
@@ -11,6 +11,9 @@ import { defineConfig } from 'vitest/config';
 // `npm test` (scripts/test.sh) runs `control` and `traffic` side by side, `traffic`
 // at a lower priority, and `unit` at nice 15 beside both. Every file uses its own
 // name prefix for namespaces and links, so files in different projects never meet.
+// Vitest 3 reads file parallelism and worker counts from the root only (they are
+// not project options), so the root runs files one at a time, whatever the
+// number of cores, and scripts/test.sh lets the unit project run two at a time.
 const CONTROL = ['test/integration/etcd-*.test.ts', 'test/integration/lifecycle.test.ts', 'test/integration/cni.test.ts'];
 
 export default defineConfig({
@@ -18,10 +21,11 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    fileParallelism: false,
     projects: [
-      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'], fileParallelism: true, poolOptions: { forks: { maxForks: 2, minForks: 1 } } } },
-      { extends: true, test: { name: 'control', include: CONTROL, fileParallelism: false } },
-      { extends: true, test: { name: 'traffic', include: ['test/integration/**/*.test.ts'], exclude: CONTROL, fileParallelism: false } },
+      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      { extends: true, test: { name: 'control', include: CONTROL } },
+      { extends: true, test: { name: 'traffic', include: ['test/integration/**/*.test.ts'], exclude: CONTROL } },
     ],
   },
 });

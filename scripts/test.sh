@@ -18,7 +18,7 @@ trap 'rm -f "$control_log" "$unit_log"' EXIT
 t0=$SECONDS
 "$vitest" run --project control >"$control_log" 2>&1 &
 control_pid=$!
-nice -n 15 "$vitest" run --project unit >"$unit_log" 2>&1 &
+nice -n 15 "$vitest" run --project unit --fileParallelism --maxWorkers 2 >"$unit_log" 2>&1 &
 unit_pid=$!
 nice -n 5 "$vitest" run --project traffic
 traffic_rc=$?
