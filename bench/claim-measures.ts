@@ -60,7 +60,8 @@ export function validateMeasures(list: readonly string[]): Error | null {
 
 /** Why `measures` cannot run with --hosts, or null. */
 export function measuresRemoteError(measures: readonly Measure[]): Error | null {
-  if (measures.includes('mtu-mismatch')) return new TypeError('--measure mtu-mismatch cannot run with --hosts: it changes the hosts\' net.ipv4.ip_no_pmtu_disc and interface MTUs (run it on the namespace pair)');
+  if (measures.includes('mtu-mismatch'))
+    return new TypeError("--measure mtu-mismatch cannot run with --hosts: it changes the hosts' net.ipv4.ip_no_pmtu_disc and interface MTUs (run it on the namespace pair)");
   return null;
 }
 
@@ -97,28 +98,30 @@ export async function measureClaimsRound(sample: ModeRoundSample, c: ClaimRoundC
   // --endpoints pod (pods.ts): ctx's hosts are then the pods, whose namespaces hold neither the overlay device nor the underlay.
   const inPods = Boolean((sample as { pods?: unknown }).pods);
   if (c.measures.includes('mtu-mismatch')) {
-    const skip = inPods ? 'not with --endpoints pod yet: measured between the hosts\' overlay addresses only' : null;
+    const skip = inPods ? "not with --endpoints pod yet: measured between the hosts' overlay addresses only" : null;
     sample.mtuMismatch = await c.step('mtu mismatch', () => measureMtuMismatch(ctx.topo, ctx.mode, MTU_MISMATCH_PLANS[plan], ctx.repoRoot, skip));
   }
   if (c.measures.includes('redis')) {
     const netemUnavailable = ctx.topo.remote ? null : await netemReason();
     const loadBps = sample.tcp1 ? sample.tcp1.receivedBps * 0.5 : 0;
     const serverPin = pinPrefix(ctx.pin, 'server');
-    sample.redis = await c.step('redis', () => measureRedis({
-      topo: ctx.topo,
-      mode: ctx.mode,
-      plan: REDIS_PLANS[plan],
-      workDir: ctx.topo.remote ? ctx.topo.remote.b.workDir : path.join(c.workDir, 'redis'),
-      netemUnavailable,
-      userDelay: c.userDelay,
-      noSweep: inPods ? 'with --endpoints pod the delay sweep is not run (the underlay devices are outside the pods)' : null,
-      baseQdisc: c.qdisc,
-      loadPort: PORTS.load,
-      loadBps,
-      loadReady: () => ctx.servers.ready(PORTS.load),
-      pinClient: pinPrefix(ctx.pin, 'client'),
-      serverCpu: serverPin.length ? serverPin[2] : null,
-      aborted: ctx.aborted,
-    }));
+    sample.redis = await c.step('redis', () =>
+      measureRedis({
+        topo: ctx.topo,
+        mode: ctx.mode,
+        plan: REDIS_PLANS[plan],
+        workDir: ctx.topo.remote ? ctx.topo.remote.b.workDir : path.join(c.workDir, 'redis'),
+        netemUnavailable,
+        userDelay: c.userDelay,
+        noSweep: inPods ? 'with --endpoints pod the delay sweep is not run (the underlay devices are outside the pods)' : null,
+        baseQdisc: c.qdisc,
+        loadPort: PORTS.load,
+        loadBps,
+        loadReady: () => ctx.servers.ready(PORTS.load),
+        pinClient: pinPrefix(ctx.pin, 'client'),
+        serverCpu: serverPin.length ? serverPin[2] : null,
+        aborted: ctx.aborted,
+      }),
+    );
   }
 }

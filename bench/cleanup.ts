@@ -22,7 +22,6 @@ export interface CleanupReport {
   skippedRuns: string[];
 }
 
-
 /** Remove leftovers of bench runs. */
 export async function cleanupBench(opts: { force?: boolean } = {}): Promise<CleanupReport> {
   const report: CleanupReport = { processes: [], namespaces: [], links: [], dirs: [], skippedRuns: [] };

@@ -89,7 +89,11 @@ export function minRoundsFor(alpha: number): number {
 export function erfc(x: number): number {
   const z = Math.abs(x);
   const t = 1 / (1 + 0.5 * z);
-  const r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  const r =
+    t *
+    Math.exp(
+      -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
   return x >= 0 ? r : 2 - r;
 }
 
@@ -98,7 +102,7 @@ export function midranks(values: readonly number[]): { ranks: number[]; tieSizes
   const idx = values.map((v, i) => ({ v, i })).sort((a, b) => a.v - b.v);
   const ranks = new Array<number>(values.length);
   const tieSizes: number[] = [];
-  for (let i = 0; i < idx.length; ) {
+  for (let i = 0; i < idx.length;) {
     let j = i;
     while (j + 1 < idx.length && idx[j + 1].v === idx[i].v) j++;
     const r = (i + j) / 2 + 1;
@@ -203,7 +207,10 @@ export function normalQuantile(p: number): number {
  * not counted in m.
  */
 export function holmAdjust(ps: readonly (number | null)[]): (number | null)[] {
-  const idx = ps.map((p, i) => ({ p, i })).filter((x): x is { p: number; i: number } => x.p !== null).sort((a, b) => a.p - b.p || a.i - b.i);
+  const idx = ps
+    .map((p, i) => ({ p, i }))
+    .filter((x): x is { p: number; i: number } => x.p !== null)
+    .sort((a, b) => a.p - b.p || a.i - b.i);
   const m = idx.length;
   const out: (number | null)[] = ps.map(() => null);
   let running = 0;
@@ -467,7 +474,19 @@ export function judgeFamily(inputs: readonly JudgeInput[], opts: { alpha: number
       else if (n.median === 0) deltaPct = 0;
     }
     const noisy = (o.cv ?? 0) > th.cvMax || (n.cv ?? 0) > th.cvMax;
-    const base: Judgement = { old: o, new: n, deltaPct, p: t?.p ?? null, pAdjusted: adjusted[i], method: t?.method ?? null, direction: t?.direction ?? 0, mdePct: null, noisy, verdict: 'unknown', note: null };
+    const base: Judgement = {
+      old: o,
+      new: n,
+      deltaPct,
+      p: t?.p ?? null,
+      pAdjusted: adjusted[i],
+      method: t?.method ?? null,
+      direction: t?.direction ?? 0,
+      mdePct: null,
+      noisy,
+      verdict: 'unknown',
+      note: null,
+    };
     if (!t) return { ...base, note: `no data in ${o.n === 0 ? 'OLD' : 'NEW'}` };
     base.mdePct = minDetectableEffectPct(o.values, n.values, o.median, level);
     const all = [...o.values, ...n.values];
@@ -485,7 +504,7 @@ export function judgeFamily(inputs: readonly JudgeInput[], opts: { alpha: number
       return { ...base, note: `n=${o.n}+${n.n} rounds can never reach p <= ${levelText} (smallest possible p = ${fmtP(minP)}); run both with --rounds ${need} or more` };
     }
     if (base.mdePct === null || base.mdePct > th.detectPct) {
-      return { ...base, note: 'not significant, and at this noise and these rounds the test would only see a change of the size in column MDE, more than the metric\'s detect size' };
+      return { ...base, note: "not significant, and at this noise and these rounds the test would only see a change of the size in column MDE, more than the metric's detect size" };
     }
     if (deltaPct === null || Math.abs(deltaPct) >= th.minEffectPct) {
       return { ...base, note: 'not significant, but the medians differ by at least the minimum effect' };
@@ -588,7 +607,10 @@ export function parseCompareOptions(raw: RawCompareOptions): CompareCliOptions |
   }
   let metrics: string[] | null = null;
   if (raw.metrics !== undefined) {
-    metrics = raw.metrics.split(',').map((m) => m.trim()).filter(Boolean);
+    metrics = raw.metrics
+      .split(',')
+      .map((m) => m.trim())
+      .filter(Boolean);
     if (metrics.length === 0) return new TypeError('--metrics must list at least one metric key, e.g. tcp1Gbps,latIdleP50');
   }
   const correction = raw.correction ?? COMPARE_DEFAULTS.correction;
@@ -623,7 +645,10 @@ export function contextWarnings(oldR: BenchResult, newR: BenchResult, oldLabel =
   const differ = (what: string, a: unknown, b: unknown) => {
     if (JSON.stringify(a) !== JSON.stringify(b)) w.push(`${what} differs: ${oldLabel} ${show(a)}, ${newLabel} ${show(b)}`);
   };
-  for (const [label, r] of [[oldLabel, oldR], [newLabel, newR]] as const) {
+  for (const [label, r] of [
+    [oldLabel, oldR],
+    [newLabel, newR],
+  ] as const) {
     if (r.status !== 'complete') w.push(`${label} status is "${r.status}"${r.incompleteReasons.length ? `: ${r.incompleteReasons.join('; ')}` : ''}`);
     if (!r.environment) w.push(`${label} has no environment recorded`);
   }
@@ -644,7 +669,10 @@ export function contextWarnings(oldR: BenchResult, newR: BenchResult, oldLabel =
   const oldIds = new Set(oldR.modes.map((m) => m.id));
   for (const m of oldR.modes) if (!newIds.has(m.id)) w.push(`mode ${m.id} only in ${oldLabel} (not compared)`);
   for (const m of newR.modes) if (!oldIds.has(m.id)) w.push(`mode ${m.id} only in ${newLabel} (not compared)`);
-  for (const [label, r] of [[oldLabel, oldR], [newLabel, newR]] as const) {
+  for (const [label, r] of [
+    [oldLabel, oldR],
+    [newLabel, newR],
+  ] as const) {
     for (const m of r.modes) if (!m.available && oldIds.has(m.id) && newIds.has(m.id)) w.push(`mode ${m.id} unavailable in ${label}: ${m.unavailableReason ?? 'no reason recorded'}`);
   }
   return w;
@@ -683,8 +711,20 @@ export function compareResults(oldIn: { label: string; result: BenchResult }, ne
       keys.push({ mode, def, threshold: thresholdFor(thresholds, mode, def.key), o, n });
     }
   }
-  const judged = judgeFamily(keys.map((k) => ({ old: k.o, new: k.n, higherIsBetter: k.def.higherIsBetter, threshold: k.threshold })), { alpha, correction });
-  const rows: CompareRow[] = keys.map((k, i) => ({ mode: k.mode, metric: k.def.key, table: k.def.table, title: k.def.title, unit: k.def.unit, higherIsBetter: k.def.higherIsBetter, threshold: k.threshold, ...judged[i] }));
+  const judged = judgeFamily(
+    keys.map((k) => ({ old: k.o, new: k.n, higherIsBetter: k.def.higherIsBetter, threshold: k.threshold })),
+    { alpha, correction },
+  );
+  const rows: CompareRow[] = keys.map((k, i) => ({
+    mode: k.mode,
+    metric: k.def.key,
+    table: k.def.table,
+    title: k.def.title,
+    unit: k.def.unit,
+    higherIsBetter: k.def.higherIsBetter,
+    threshold: k.threshold,
+    ...judged[i],
+  }));
   const ref = (label: string, r: BenchResult): RunRef => ({ label, runId: r.runId, status: r.status, rounds: r.options.rounds, commit: r.environment?.git.commit ?? null });
   const count = (v: Verdict) => rows.filter((r) => r.verdict === v).length;
   return {
@@ -740,12 +780,17 @@ function fmtCv(c: number | null): string {
 export function renderCompareMarkdown(c: Comparison): string {
   const out: string[] = [];
   out.push('# vxtap bench compare', '');
-  for (const [name, r] of [['old', c.old], ['new', c.new]] as const) {
+  for (const [name, r] of [
+    ['old', c.old],
+    ['new', c.new],
+  ] as const) {
     out.push(`- ${name}: \`${r.label}\` (run ${r.runId}, commit ${short(r.commit)}, ${r.rounds} round${r.rounds === 1 ? '' : 's'}, ${r.status})`);
   }
   const corr = c.correction === 'holm' ? `Holm-Bonferroni over ${c.tests} tests (family-wise error <= alpha)` : 'no correction for multiple tests';
   out.push(`- test: ${c.test} over the per-round values, alpha = ${c.alpha}, ${corr}; p is the adjusted p-value`);
-  out.push(`- verdicts: better / worse = significant and at least the metric's minimum effect; same = not significant although a change of the metric's detect size would have been seen, or below the minimum effect; unknown = too noisy or too few rounds to say; MDE = the smallest change the test would see with 80% power at this noise and these rounds; noisy = CV over rounds above the metric's limit`);
+  out.push(
+    `- verdicts: better / worse = significant and at least the metric's minimum effect; same = not significant although a change of the metric's detect size would have been seen, or below the minimum effect; unknown = too noisy or too few rounds to say; MDE = the smallest change the test would see with 80% power at this noise and these rounds; noisy = CV over rounds above the metric's limit`,
+  );
   out.push(`- thresholds: ${c.thresholds}`, '');
   if (c.warnings.length) {
     out.push('**Warnings** (the two results may not be comparable):', '');
@@ -768,11 +813,16 @@ export function renderCompareMarkdown(c: Comparison): string {
     const p = r.pAdjusted === null ? 'n/a' : `${fmtP(r.pAdjusted)} (n=${r.old.n}+${r.new.n})`;
     const spread = `${fmtCv(r.old.cv)} / ${fmtCv(r.new.cv)}`;
     const verdict = `${r.verdict}${r.noisy ? ', **noisy**' : ''}${noteRef(r.note)}`;
-    out.push(`| ${r.mode} | ${r.metric} (${r.unit}) | ${formatValue(r.old.median)} | ${formatValue(r.new.median)} | ${formatDelta(r.deltaPct)} | ${p} | ${spread} | ${r.mdePct === null ? 'n/a' : `${r.mdePct.toFixed(1)}%`} | ${r.threshold.minEffectPct}% / ${r.threshold.detectPct}% | ${verdict} |`);
+    out.push(
+      `| ${r.mode} | ${r.metric} (${r.unit}) | ${formatValue(r.old.median)} | ${formatValue(r.new.median)} | ${formatDelta(r.deltaPct)} | ${p} | ${spread} | ${r.mdePct === null ? 'n/a' : `${r.mdePct.toFixed(1)}%`} | ${r.threshold.minEffectPct}% / ${r.threshold.detectPct}% | ${verdict} |`,
+    );
   }
   out.push('');
   for (const [i, n] of notes.entries()) out.push(`[${i + 1}] ${n}`);
   if (notes.length) out.push('');
-  out.push(`${c.counts.better} better, ${c.counts.worse} worse, ${c.counts.same} same, ${c.counts.unknown} unknown; ${c.counts.noisy} noisy (old and new are medians over rounds; metric keys as in result.json derived.metrics)`, '');
+  out.push(
+    `${c.counts.better} better, ${c.counts.worse} worse, ${c.counts.same} same, ${c.counts.unknown} unknown; ${c.counts.noisy} noisy (old and new are medians over rounds; metric keys as in result.json derived.metrics)`,
+    '',
+  );
   return out.join('\n');
 }

@@ -97,7 +97,11 @@ export class Hog {
   private stoppedAt: number | null = null;
   private endTicks: number | null = null;
 
-  private constructor(private readonly hogs: HostHog[], readonly pct: number, private readonly readTicks: (h: HostHog) => Promise<number>) {}
+  private constructor(
+    private readonly hogs: HostHog[],
+    readonly pct: number,
+    private readonly readTicks: (h: HostHog) => Promise<number>,
+  ) {}
 
   /**
    * Start the hog on each of `hosts` (one entry per distinct machine) and wait

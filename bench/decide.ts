@@ -90,9 +90,7 @@ export function lookAlpha(plan: SequentialPlan): number {
 }
 
 /** What to do after a look. */
-export type StepDecision =
-  | { action: 'stop'; reason: 'worse' | 'decided' | 'cap'; why: string }
-  | { action: 'add'; rounds: number; why: string };
+export type StepDecision = { action: 'stop'; reason: 'worse' | 'decided' | 'cap'; why: string } | { action: 'add'; rounds: number; why: string };
 
 /**
  * The stopping rule, a pure function of the plan, the look just made (0-based
@@ -196,7 +194,13 @@ export interface SequentialOutcome {
  * columns = the family's metrics; NaN = missing). Each side needs at least the
  * plan's cap of rows; look k uses the first schedule[k] rows of each side.
  */
-export function sequentialCompare(oldRows: readonly (readonly number[])[], newRows: readonly (readonly number[])[], family: readonly FamilyMetric[], plan: SequentialPlan, test: TwoSampleTest = fastMannWhitney): SequentialOutcome {
+export function sequentialCompare(
+  oldRows: readonly (readonly number[])[],
+  newRows: readonly (readonly number[])[],
+  family: readonly FamilyMetric[],
+  plan: SequentialPlan,
+  test: TwoSampleTest = fastMannWhitney,
+): SequentialOutcome {
   const cap = plan.schedule[plan.schedule.length - 1];
   if (oldRows.length < cap || newRows.length < cap) throw new RangeError(`sequentialCompare needs ${cap} rounds per side (got ${oldRows.length} and ${newRows.length})`);
   const alpha = lookAlpha(plan);

@@ -173,13 +173,33 @@ export function fingerprint(r: BenchResult): Fingerprint {
   const hosts = r.topology.kind === 'ssh-hosts' ? (r.hosts?.map((h) => h.hostname || h.ssh) ?? r.topology.hosts.map((h) => h.namespace)) : [e?.hostname ?? 'unknown'];
   const o = r.options;
   // Pod-to-pod, no-tunnel-TSO and contended runs measure other things than the default run: never one series with it.
-  const variant = [o.endpoints === 'pod' ? 'endpoints pod' : '', o.underlayOffloads && o.underlayOffloads !== 'full' ? `underlay-offloads ${o.underlayOffloads}` : '', o.contention ? `contention ${o.contention.pct}%` : ''].filter(Boolean).join(', ');
-  return { hosts, kernel: e?.kernel ?? null, cpuModel: e?.cpuModel ?? null, cpuCount: e?.cpuCount ?? null, profile: o.profile, modes: [...o.modes].sort(), mtu: o.mtu, netem: o.netem, pin: o.pin, ...(variant ? { variant } : {}) };
+  const variant = [
+    o.endpoints === 'pod' ? 'endpoints pod' : '',
+    o.underlayOffloads && o.underlayOffloads !== 'full' ? `underlay-offloads ${o.underlayOffloads}` : '',
+    o.contention ? `contention ${o.contention.pct}%` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
+  return {
+    hosts,
+    kernel: e?.kernel ?? null,
+    cpuModel: e?.cpuModel ?? null,
+    cpuCount: e?.cpuCount ?? null,
+    profile: o.profile,
+    modes: [...o.modes].sort(),
+    mtu: o.mtu,
+    netem: o.netem,
+    pin: o.pin,
+    ...(variant ? { variant } : {}),
+  };
 }
 
 /** A short human label of a fingerprint. */
 export function fingerprintLabel(f: Fingerprint): string {
-  const netem = Object.entries(f.netem).filter(([, v]) => v).map(([k, v]) => `${k} ${String(v)}`).join(' ');
+  const netem = Object.entries(f.netem)
+    .filter(([, v]) => v)
+    .map(([k, v]) => `${k} ${String(v)}`)
+    .join(' ');
   return `${f.hosts.join(' + ')}, kernel ${f.kernel ?? '?'}, ${f.cpuCount ?? '?'} x ${f.cpuModel ?? '?'}, profile ${f.profile}, modes ${f.modes.join(',')}, MTU ${f.mtu}${netem ? `, ${netem}` : ''}, pin ${f.pin}${f.variant ? `, ${f.variant}` : ''}`;
 }
 
@@ -280,7 +300,16 @@ export function analyzeHistory(entries: readonly { file: string; result: BenchRe
         const perRun = list.map((e) => perRoundValues(e.result, mode, def.key).filter((v): v is number => typeof v === 'number' && Number.isFinite(v)));
         const values = perRun.map((v) => median(v));
         if (values.every((v) => v === null)) continue;
-        series.push(analyzeSeries(mode, def, values, perRun.map((v) => (v.length >= 2 ? cvOf(v) : null)), runs, o));
+        series.push(
+          analyzeSeries(
+            mode,
+            def,
+            values,
+            perRun.map((v) => (v.length >= 2 ? cvOf(v) : null)),
+            runs,
+            o,
+          ),
+        );
       }
     }
     groups.push({ fingerprint: fp, label: fingerprintLabel(fp), runs, series });
@@ -305,7 +334,12 @@ export function analyzeSeries(mode: string, def: MetricDef, values: (number | nu
   const base = { mode, metric: def.key, title: def.title, unit: def.unit, higherIsBetter: def.higherIsBetter, values, cvs };
   if (present.length < 2 * o.minSize) {
     const all = median(present) ?? 0;
-    return { ...base, changes: [], segments: present.length ? [{ from: 0, to: values.length, median: all }] : [], note: `${present.length} run(s) with a value; a change point needs ${2 * o.minSize} or more (${o.minSize} on each side)` };
+    return {
+      ...base,
+      changes: [],
+      segments: present.length ? [{ from: 0, to: values.length, median: all }] : [],
+      note: `${present.length} run(s) with a value; a change point needs ${2 * o.minSize} or more (${o.minSize} on each side)`,
+    };
   }
   const cps = eDivisive(present, o);
   const bounds = [0, ...cps.map((c) => c.index), present.length];
@@ -397,7 +431,10 @@ export function renderHistoryMarkdown(h: History): string {
     if (changed.length) {
       out.push('| mode | metric | run | commit | before | after | change | p | kind |', '| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |');
       for (const s of changed) {
-        for (const c of s.changes) out.push(`| ${s.mode} | ${s.metric} (${s.unit}) | #${c.index + 1} ${c.runId} | ${c.commit ? c.commit.slice(0, 12) : 'unknown'} | ${fmtV(c.before)} | ${fmtV(c.after)} | ${fmtPct(c.changePct)} | ${c.p.toFixed(3)} | ${c.kind} |`);
+        for (const c of s.changes)
+          out.push(
+            `| ${s.mode} | ${s.metric} (${s.unit}) | #${c.index + 1} ${c.runId} | ${c.commit ? c.commit.slice(0, 12) : 'unknown'} | ${fmtV(c.before)} | ${fmtV(c.after)} | ${fmtPct(c.changePct)} | ${c.p.toFixed(3)} | ${c.kind} |`,
+          );
       }
       out.push('');
     } else out.push('No change points.', '');

@@ -59,7 +59,11 @@ class LocalProcess implements BenchProcess {
   private finished = false;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(private readonly child: ChildProcess, readonly argv: string[], private readonly onExit: () => void) {
+  constructor(
+    private readonly child: ChildProcess,
+    readonly argv: string[],
+    private readonly onExit: () => void,
+  ) {
     child.stdout?.setEncoding('utf8');
     child.stderr?.setEncoding('utf8');
     child.stdout?.on('data', (d: string) => {
@@ -109,7 +113,11 @@ class LocalProcess implements BenchProcess {
 export class NetnsHost implements BenchHost {
   private readonly live = new Set<BenchProcess>();
 
-  constructor(readonly label: string, readonly where: string, private readonly state?: RunState) {}
+  constructor(
+    readonly label: string,
+    readonly where: string,
+    private readonly state?: RunState,
+  ) {}
 
   exec(argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
     return run(argv, { netns: this.where, allowFail: opts.allowFail, timeoutMs: opts.timeoutMs, env: opts.env });

@@ -6,7 +6,10 @@
 
 /** A failed iperf3 run ("error" in its JSON, or unparsable output). */
 export class IperfError extends Error {
-  constructor(message: string, readonly raw?: unknown) {
+  constructor(
+    message: string,
+    readonly raw?: unknown,
+  ) {
     super(message);
     this.name = 'IperfError';
   }
@@ -88,7 +91,9 @@ export function parseIperfTcp(text: string): TcpResult {
     cpuHostPercent: typeof cpu.host_total === 'number' ? cpu.host_total : null,
     cpuRemotePercent: typeof cpu.remote_total === 'number' ? cpu.remote_total : null,
     intervalBps: Array.isArray(data.intervals)
-      ? (data.intervals as (Json | null)[]).map((i) => (i && typeof i.sum === 'object' && i.sum && typeof (i.sum as Json).bits_per_second === 'number' ? ((i.sum as Json).bits_per_second as number) : 0))
+      ? (data.intervals as (Json | null)[]).map((i) =>
+          i && typeof i.sum === 'object' && i.sum && typeof (i.sum as Json).bits_per_second === 'number' ? ((i.sum as Json).bits_per_second as number) : 0,
+        )
       : [],
   };
 }
@@ -153,5 +158,23 @@ export const UDP_SOCKET_BUFFER = '2M';
  */
 export function udpClientArgv(o: { server: string; port: number; pps: number; payload: number; packets: number }): string[] {
   const bitrate = Math.max(1, Math.round(o.pps * o.payload * 8));
-  return ['iperf3', '-c', o.server, '-p', String(o.port), '-u', '-l', String(o.payload), '-b', String(bitrate), '-k', String(Math.max(1, Math.round(o.packets))), '-w', UDP_SOCKET_BUFFER, '-J', '--connect-timeout', '3000'];
+  return [
+    'iperf3',
+    '-c',
+    o.server,
+    '-p',
+    String(o.port),
+    '-u',
+    '-l',
+    String(o.payload),
+    '-b',
+    String(bitrate),
+    '-k',
+    String(Math.max(1, Math.round(o.packets))),
+    '-w',
+    UDP_SOCKET_BUFFER,
+    '-J',
+    '--connect-timeout',
+    '3000',
+  ];
 }

@@ -261,7 +261,14 @@ export async function measureUdp(ctx: MeasureContext, frameBytes: number): Promi
       await sleep(50);
       return { txPackets: r.txPackets, rxPackets: r.rxPackets, seconds: r.seconds, extra: { lostPackets: r.lostPackets, jitterMs: r.jitterMs, sentBps: r.sentBps, cpu: cpuSince(a, b) } };
     },
-    { minPps: 1000, maxPps: p.udpMaxPps, precision: p.udpPrecision, maxTrials: p.udpMaxTrials, budgetMs: (p.udpMaxTrials * (p.udpTrialSeconds + 0.5) + 1) * 1000, trialCostMs: (p.udpTrialSeconds + 0.4) * 1000 },
+    {
+      minPps: 1000,
+      maxPps: p.udpMaxPps,
+      precision: p.udpPrecision,
+      maxTrials: p.udpMaxTrials,
+      budgetMs: (p.udpMaxTrials * (p.udpTrialSeconds + 0.5) + 1) * 1000,
+      trialCostMs: (p.udpTrialSeconds + 0.4) * 1000,
+    },
   );
   const pdrRate = search.pdr.ratePps;
   const trial = pdrRate !== null ? search.trials.find((t) => t.offeredPps === pdrRate) : undefined;

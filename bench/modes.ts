@@ -181,10 +181,27 @@ const kernelVxlan: ModeDriver = {
       [topo.b, topo.devB, A.underlayB, A.underlayA, A.overlayB],
     ];
     const argv = (underDev: string, local: string, remote: string) => [
-      'ip', 'link', 'add', dev, 'type', 'vxlan', 'id', String(topo.vni), 'dstport', String(topo.port),
+      'ip',
+      'link',
+      'add',
+      dev,
+      'type',
+      'vxlan',
+      'id',
+      String(topo.vni),
+      'dstport',
+      String(topo.port),
       // Source ports pinned to vxtap's default flow-hash range (49152-49215) so runs compare.
-      'srcport', String(VXLAN_SRCPORT_MIN), String(VXLAN_SRCPORT_MAX + 1),
-      'local', local, 'remote', remote, 'dev', underDev, 'nolearning',
+      'srcport',
+      String(VXLAN_SRCPORT_MIN),
+      String(VXLAN_SRCPORT_MAX + 1),
+      'local',
+      local,
+      'remote',
+      remote,
+      'dev',
+      underDev,
+      'nolearning',
     ];
     const teardown = async () => {
       await topo.a.exec(['ip', 'link', 'del', dev], { allowFail: true });
@@ -432,12 +449,32 @@ const vxtap: ModeDriver = {
       [topo.b, A.underlayB, A.underlayA, A.overlayB, sockB],
     ];
     const argvFor = (local: string, peer: string, overlay: string, sock: string) => {
-      const argv = [process.execPath, main, 'up', '--name', dev, '--vni', String(topo.vni), '--port', String(topo.port),
-        '--local', local, '--peer', peer, '--address', `${overlay}/${A.overlayPrefix}`, '--mtu', String(mtu), '--stats-socket', sock];
+      const argv = [
+        process.execPath,
+        main,
+        'up',
+        '--name',
+        dev,
+        '--vni',
+        String(topo.vni),
+        '--port',
+        String(topo.port),
+        '--local',
+        local,
+        '--peer',
+        peer,
+        '--address',
+        `${overlay}/${A.overlayPrefix}`,
+        '--mtu',
+        String(mtu),
+        '--stats-socket',
+        sock,
+      ];
       if (uplink) argv.push('--uplink-bridge', topo.remote ? (local === A.underlayA ? topo.devA : topo.devB) : UNDERLAY_BRIDGE);
       for (const [k, v] of Object.entries(spec.params)) {
         if (k === 'mtu' || k === 'uplink') continue;
-        if (v === 'off') argv.push(`--no-${k}`); // vxtap:offload=off -> --no-offload
+        if (v === 'off')
+          argv.push(`--no-${k}`); // vxtap:offload=off -> --no-offload
         else if (v !== 'on') argv.push(`--${k}`, v);
       }
       return argv;
@@ -569,7 +606,8 @@ export async function remoteUnavailableReason(spec: ModeSpec, pair: RemotePair):
     }
     case 'ovs-gre':
     case 'ovs-vxlan': {
-      if (!pair.opts.dataDev) return 'the OVS recipe moves the underlay address onto a bridge, which would disturb the host\'s interface (maybe the one carrying the SSH session): name separate data interfaces with --data-dev DEV_A,DEV_B';
+      if (!pair.opts.dataDev)
+        return "the OVS recipe moves the underlay address onto a bridge, which would disturb the host's interface (maybe the one carrying the SSH session): name separate data interfaces with --data-dev DEV_A,DEV_B";
       for (const h of hosts) {
         const why = await remoteOvsUnavailableReason(h);
         if (why) return why;
@@ -579,7 +617,10 @@ export async function remoteUnavailableReason(spec: ModeSpec, pair: RemotePair):
     case 'vxtap': {
       if (spec.params.uplink === 'on') {
         // As on a KVM host with br0: vxtap adds its TAP port to that bridge (and its steering rule), nothing else.
-        for (const [h, dev] of [[pair.a, pair.underlay.devA], [pair.b, pair.underlay.devB]] as const) {
+        for (const [h, dev] of [
+          [pair.a, pair.underlay.devA],
+          [pair.b, pair.underlay.devB],
+        ] as const) {
           const r = await h.exec(['test', '-d', `/sys/class/net/${dev}/bridge`], { allowFail: true });
           if (r.code !== 0) return `host ${h.label} (${h.where}): the underlay address is on ${dev}, not on a bridge; vxtap:uplink=on needs it on a bridge (as br0 on a KVM host)`;
         }

@@ -162,10 +162,17 @@ async function setPmtud(hosts: BenchHost[], on: boolean): Promise<void> {
 export async function measureMtuMismatch(topo: Topology, mode: ActiveMode, plan: MtuMismatchPlan, repoRoot: string, skip: string | null = null): Promise<MtuMismatchResult> {
   const started = Date.now();
   const result: MtuMismatchResult = {
-    underlayMtu: topo.mtu, configuredInnerMtu: mode.innerMtu, forcedMtu: topo.mtu, forcedBy: 'none', deviceRefused: null,
-    plan, captureAvailable: false, transfers: [], skipped: skip,
+    underlayMtu: topo.mtu,
+    configuredInnerMtu: mode.innerMtu,
+    forcedMtu: topo.mtu,
+    forcedBy: 'none',
+    deviceRefused: null,
+    plan,
+    captureAvailable: false,
+    transfers: [],
+    skipped: skip,
   };
-  if (!skip && topo.remote) result.skipped = 'not on --hosts: it changes the sending hosts\' net.ipv4.ip_no_pmtu_disc and interface MTUs';
+  if (!skip && topo.remote) result.skipped = "not on --hosts: it changes the sending hosts' net.ipv4.ip_no_pmtu_disc and interface MTUs";
   if (result.skipped) return result;
   const { a, b } = topo;
   const routes: [BenchHost, string, string, string][] = [
@@ -220,15 +227,40 @@ export async function measureMtuMismatch(topo: Topology, mode: ActiveMode, plan:
   return result;
 }
 
-async function oneTransfer(topo: Topology, mode: ActiveMode, plan: MtuMismatchPlan, repoRoot: string, pmtud: 'on' | 'off', messages: 'small' | 'large', capture: BenchProcess | null): Promise<MismatchTransfer> {
+async function oneTransfer(
+  topo: Topology,
+  mode: ActiveMode,
+  plan: MtuMismatchPlan,
+  repoRoot: string,
+  pmtud: 'on' | 'off',
+  messages: 'small' | 'large',
+  capture: BenchProcess | null,
+): Promise<MismatchTransfer> {
   const { a, b } = topo;
   const messageBytes = messages === 'small' ? plan.smallBytes : plan.largeBytes;
   const count = messages === 'small' ? plan.smallCount : plan.largeCount;
   const window = messages === 'small' ? 1 : count;
   const [ca, cb] = await Promise.all([a.readCounters(), b.readCounters()]);
   const t0 = Date.now();
-  const argv = [process.execPath, transferScript(repoRoot), 'client', '--host', mode.addrB, '--port', String(TRANSFER_PORT),
-    '--message-bytes', String(messageBytes), '--count', String(count), '--window', String(window), '--stall-ms', String(plan.stallMs), '--timeout-ms', String(plan.timeoutMs)];
+  const argv = [
+    process.execPath,
+    transferScript(repoRoot),
+    'client',
+    '--host',
+    mode.addrB,
+    '--port',
+    String(TRANSFER_PORT),
+    '--message-bytes',
+    String(messageBytes),
+    '--count',
+    String(count),
+    '--window',
+    String(window),
+    '--stall-ms',
+    String(plan.stallMs),
+    '--timeout-ms',
+    String(plan.timeoutMs),
+  ];
   const r = await a.exec(argv, { allowFail: true, timeoutMs: plan.timeoutMs + 10_000 });
   let output: TransferOutput | null = null;
   let error: string | null;
@@ -263,14 +295,18 @@ function describeTransfer(t: MismatchTransfer, stallMs: number): string {
   const what = `${t.messages} (${t.messageBytes} B x ${t.count}), PMTUD ${t.pmtud}`;
   const s = t.seconds !== null ? `${t.seconds.toFixed(2)} s` : 'n/a';
   switch (t.outcome) {
-    case 'completes': return `${what}: completes in ${s}`;
-    case 'fragments': return `${what}: completes fragmented (${t.fragmentedAt ?? 'where unknown'}) in ${s}`;
+    case 'completes':
+      return `${what}: completes in ${s}`;
+    case 'fragments':
+      return `${what}: completes fragmented (${t.fragmentedAt ?? 'where unknown'}) in ${s}`;
     case 'stalls': {
       const kib = (t.output?.deliveredBytes ?? 0) / 1024;
       return `${what}: stalls, ${kib > 0 ? `${kib.toFixed(0)} KiB delivered until ${s}` : 'nothing delivered'}, then nothing for ${(stallMs / 1000).toFixed(1)} s`;
     }
-    case 'slow': return `${what}: unfinished at the ${(t.output?.elapsedMs ?? 0) / 1000} s bound`;
-    default: return `${what}: fails (${t.error ?? 'no connection'})`;
+    case 'slow':
+      return `${what}: unfinished at the ${(t.output?.elapsedMs ?? 0) / 1000} s bound`;
+    default:
+      return `${what}: fails (${t.error ?? 'no connection'})`;
   }
 }
 
@@ -311,11 +347,18 @@ export function renderMtuMismatchMarkdown(r: Pick<BenchResult, 'samples'>, table
     }
     for (const t of mm.transfers) {
       const e = t.evidence;
-      const ev = [`frag A/B ${e.fragCreatesA}/${e.fragCreatesB}`, `underlay frags ${e.underlayFragments ?? 'n/a'}`, `ICMP unreach in ${e.icmpUnreachReceivedA}`, `retrans ${e.retransSegsA}`].join(', ');
+      const ev = [`frag A/B ${e.fragCreatesA}/${e.fragCreatesB}`, `underlay frags ${e.underlayFragments ?? 'n/a'}`, `ICMP unreach in ${e.icmpUnreachReceivedA}`, `retrans ${e.retransSegsA}`].join(
+        ', ',
+      );
       rows.push([
-        s.mode, `${mm.configuredInnerMtu} -> ${mm.forcedMtu} (${mm.forcedBy})`, t.pmtud, `${t.messages} ${t.messageBytes} B x ${t.count}`,
-        `${t.outcome}${t.fragmentedAt ? ` (${t.fragmentedAt})` : ''}`, t.seconds !== null ? t.seconds.toFixed(3) : 'n/a',
-        t.goodputBps !== null ? (t.goodputBps / 1e6).toFixed(1) : 'n/a', ev,
+        s.mode,
+        `${mm.configuredInnerMtu} -> ${mm.forcedMtu} (${mm.forcedBy})`,
+        t.pmtud,
+        `${t.messages} ${t.messageBytes} B x ${t.count}`,
+        `${t.outcome}${t.fragmentedAt ? ` (${t.fragmentedAt})` : ''}`,
+        t.seconds !== null ? t.seconds.toFixed(3) : 'n/a',
+        t.goodputBps !== null ? (t.goodputBps / 1e6).toFixed(1) : 'n/a',
+        ev,
       ]);
     }
   }

@@ -96,7 +96,11 @@ export class MtuProber {
   private capture: BenchProcess | null = null;
   captureAvailable = false;
 
-  constructor(private readonly topo: Topology, private readonly mode: ActiveMode, private readonly timeoutS: number) {}
+  constructor(
+    private readonly topo: Topology,
+    private readonly mode: ActiveMode,
+    private readonly timeoutS: number,
+  ) {}
 
   /** Start the underlay capture (best effort: without tcpdump only counters are used). */
   async start(): Promise<void> {

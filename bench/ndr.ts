@@ -156,7 +156,7 @@ export async function searchNdrPdr(trial: (pps: number) => Promise<TrialOutcome>
     const pdrDone = converged(pdr, precision, minPps, tried);
     const ndrDone = converged(ndr, precision, minPps, tried);
     if (pdrDone && ndrDone) {
-      stoppedBy = (pdr.ratePps === null && ndr.ratePps === null) ? 'floor' : 'precision';
+      stoppedBy = pdr.ratePps === null && ndr.ratePps === null ? 'floor' : 'precision';
       break;
     }
     if (trials.length >= maxTrials) {

@@ -174,7 +174,10 @@ export function offloadClaims(r: Pick<BenchResult, 'modes' | 'samples' | 'option
     {
       id: 'no-tunnel-tso-vxtap-ahead',
       claim: 'vxtap is ahead of kernel VXLAN where the underlay has no tunnel TSO',
-      measured: tap && kv ? `${tap} ${f(g(tap, 'tcp1Gbps'))} vs kernel-vxlan ${f(g(kv, 'tcp1Gbps'))} Gbit/s TCP 1 stream (${f(ratio1)}x), ${f(g(tap, 'tcpNGbps'))} vs ${f(g(kv, 'tcpNGbps'))} N streams (${f(ratioN)}x)` : 'vxtap or kernel-vxlan not measured',
+      measured:
+        tap && kv
+          ? `${tap} ${f(g(tap, 'tcp1Gbps'))} vs kernel-vxlan ${f(g(kv, 'tcp1Gbps'))} Gbit/s TCP 1 stream (${f(ratio1)}x), ${f(g(tap, 'tcpNGbps'))} vs ${f(g(kv, 'tcpNGbps'))} N streams (${f(ratioN)}x)`
+          : 'vxtap or kernel-vxlan not measured',
       verdict: ratio1 === null ? 'n/a' : ratio1 > 1 ? 'held' : 'not held',
       detail: `underlay ends with ${TUNNEL_TSO_FEATURES.join(' and ')} off (USO on), as a NIC without UDP-tunnel segmentation; held if the round-by-round median TCP 1-stream ratio vxtap / kernel-vxlan is above 1 (issue 12 measured 1.2-1.5x here)`,
     },

@@ -146,7 +146,16 @@ export interface ModePlan {
   coresOverBare: number | null;
   /** --cores minus coresPerHost (median; min-max as the spread). */
   coresLeft: Spread | null;
-  latency: { idleP50Us: number | null; idleP99Us: number | null; loadedP50Us: number | null; loadedP99Us: number | null; addedIdleP50Us: number | null; addedIdleP99Us: number | null; addedLoadedP50Us: number | null; addedLoadedP99Us: number | null };
+  latency: {
+    idleP50Us: number | null;
+    idleP99Us: number | null;
+    loadedP50Us: number | null;
+    loadedP99Us: number | null;
+    addedIdleP50Us: number | null;
+    addedIdleP99Us: number | null;
+    addedLoadedP50Us: number | null;
+    addedLoadedP99Us: number | null;
+  };
   innerMtu: number | null;
   /** What happens to packets larger than the inner MTU (from the MTU sweep). */
   largerPackets: string;
@@ -183,27 +192,61 @@ function bulkPlan(r: BenchResult, mode: string, requiredGbps: number): WorkloadP
   const rows = perRound(r, mode, (s) => (bulkSample(s) ? 1 : null));
   if (!rows.some((x) => x !== null)) return null;
   const streams = r.samples.find((s) => s.mode === mode && bulkSample(s))?.tcpN ? r.profile.tcpStreams : 1;
-  const gbps = perRound(r, mode, (s) => { const t = bulkSample(s); return t ? t.receivedBps / 1e9 : null; });
-  const gbit = (s: ModeRoundSample) => { const t = bulkSample(s); return t ? (t.receivedBps * t.seconds) / 1e9 : 0; };
+  const gbps = perRound(r, mode, (s) => {
+    const t = bulkSample(s);
+    return t ? t.receivedBps / 1e9 : null;
+  });
+  const gbit = (s: ModeRoundSample) => {
+    const t = bulkSample(s);
+    return t ? (t.receivedBps * t.seconds) / 1e9 : 0;
+  };
   const perGbit = (s: ModeRoundSample, secs: number | undefined) => (gbit(s) > 0 && secs !== undefined ? secs / gbit(s) : null);
   const cpuPerUnit = spreadOf(perRound(r, mode, (s) => perGbit(s, bulkSample(s)?.cpu.machine.busySeconds)));
   const dataplanePerUnit = spreadOf(perRound(r, mode, (s) => perGbit(s, bulkSample(s)?.cpu.dataplaneSeconds)));
-  const split = splitOf(r.samples.filter((s) => s.mode === mode && bulkSample(s) && gbit(s) > 0).map((s) => {
-    const c = (bulkSample(s) as NonNullable<ReturnType<typeof bulkSample>>).cpu.machine;
-    const g = gbit(s);
-    // results written before irqSeconds was recorded have none
-    return { user: c.userSeconds / g, system: c.systemSeconds / g, softirq: c.softirqSeconds / g, irq: ((c.irqSeconds as number | undefined) ?? 0) / g, steal: c.stealSeconds / g };
-  }));
+  const split = splitOf(
+    r.samples
+      .filter((s) => s.mode === mode && bulkSample(s) && gbit(s) > 0)
+      .map((s) => {
+        const c = (bulkSample(s) as NonNullable<ReturnType<typeof bulkSample>>).cpu.machine;
+        const g = gbit(s);
+        // results written before irqSeconds was recorded have none
+        return { user: c.userSeconds / g, system: c.systemSeconds / g, softirq: c.softirqSeconds / g, irq: ((c.irqSeconds as number | undefined) ?? 0) / g, steal: c.stealSeconds / g };
+      }),
+  );
   const measured = spreadOf(gbps);
   return workload(`TCP ${streams} stream${streams > 1 ? 's' : ''}`, requiredGbps, 'Gbit/s', measured, false, cpuPerUnit, dataplanePerUnit, split, requiredGbps);
 }
 
-function workload(basis: string, required: number, unit: WorkloadPlan['unit'], measured: Spread, atLeast: boolean, cpuPerUnit: Spread, dataplanePerUnit: Spread, split: CpuSplit, unitsPerSecond: number): WorkloadPlan {
+function workload(
+  basis: string,
+  required: number,
+  unit: WorkloadPlan['unit'],
+  measured: Spread,
+  atLeast: boolean,
+  cpuPerUnit: Spread,
+  dataplanePerUnit: Spread,
+  split: CpuSplit,
+  unitsPerSecond: number,
+): WorkloadPlan {
   const shown = measured.median !== null && required <= measured.median;
   const cores = shown && cpuPerUnit.median !== null ? scaleSpread(cpuPerUnit, unitsPerSecond) : null;
   const dataplaneCores = shown && dataplanePerUnit.median !== null ? scaleSpread(dataplanePerUnit, unitsPerSecond) : null;
   const kernelCores = cores && dataplaneCores ? { n: cores.n, median: (cores.median ?? 0) - (dataplaneCores.median ?? 0), min: null, max: null } : cores;
-  return { basis, required, unit, measured, shown, atLeast, cpuPerUnit, dataplanePerUnit, split, cores, dataplaneCores, kernelCores, stealCores: shown && split.steal !== null ? split.steal * unitsPerSecond : null };
+  return {
+    basis,
+    required,
+    unit,
+    measured,
+    shown,
+    atLeast,
+    cpuPerUnit,
+    dataplanePerUnit,
+    split,
+    cores,
+    dataplaneCores,
+    kernelCores,
+    stealCores: shown && split.steal !== null ? split.steal * unitsPerSecond : null,
+  };
 }
 
 function smallPacketPlan(r: BenchResult, mode: string, pps: number): WorkloadPlan | null {
@@ -211,16 +254,25 @@ function smallPacketPlan(r: BenchResult, mode: string, pps: number): WorkloadPla
   if (frames.length === 0) return null;
   const frame = frames[0];
   const udp = (s: ModeRoundSample) => s.udp.find((u) => u.frameBytes === frame && u.search) ?? null;
-  const kpps = perRound(r, mode, (s) => { const p = udp(s)?.search?.pdr.ratePps; return p === null || p === undefined ? null : p / 1000; });
+  const kpps = perRound(r, mode, (s) => {
+    const p = udp(s)?.search?.pdr.ratePps;
+    return p === null || p === undefined ? null : p / 1000;
+  });
   const atLeast = r.samples.some((s) => s.mode === mode && udp(s)?.search?.senderLimited);
   const cpuPerUnit = spreadOf(perRound(r, mode, (s) => udp(s)?.cpuSecondsPerMpkt));
   const dataplanePerUnit = spreadOf(perRound(r, mode, (s) => udp(s)?.dataplaneCpuSecondsPerMpkt));
-  const split = splitOf(r.samples.filter((s) => s.mode === mode).flatMap((s) => {
-    const u = udp(s);
-    const c = u?.cpuAtPdr?.machine;
-    const mpkt = c && u.cpuSecondsPerMpkt ? c.busySeconds / u.cpuSecondsPerMpkt : 0;
-    return c && mpkt > 0 ? [{ user: c.userSeconds / mpkt, system: c.systemSeconds / mpkt, softirq: c.softirqSeconds / mpkt, irq: ((c.irqSeconds as number | undefined) ?? 0) / mpkt, steal: c.stealSeconds / mpkt }] : [];
-  }));
+  const split = splitOf(
+    r.samples
+      .filter((s) => s.mode === mode)
+      .flatMap((s) => {
+        const u = udp(s);
+        const c = u?.cpuAtPdr?.machine;
+        const mpkt = c && u.cpuSecondsPerMpkt ? c.busySeconds / u.cpuSecondsPerMpkt : 0;
+        return c && mpkt > 0
+          ? [{ user: c.userSeconds / mpkt, system: c.systemSeconds / mpkt, softirq: c.softirqSeconds / mpkt, irq: ((c.irqSeconds as number | undefined) ?? 0) / mpkt, steal: c.stealSeconds / mpkt }]
+          : [];
+      }),
+  );
   return workload(`${frame} B frames at PDR (0.5% loss)`, pps / 1000, 'kpps', spreadOf(kpps), atLeast, cpuPerUnit, dataplanePerUnit, split, pps / 1e6);
 }
 
@@ -244,7 +296,8 @@ export function largerPacketsOf(r: BenchResult, mode: string): { innerMtu: numbe
     if (outcomes.length) parts.push(`${df ? 'DF set' : 'DF unset'}: ${outcomes.join(', ')}`);
   }
   const raised = mtu.sweeps.find((w) => w.config === 'raised');
-  if (raised && raised.largestWholeDf !== null && innerMtu !== null && raised.largestWholeDf > innerMtu) parts.push(`the tunnel carries up to ${raised.largestWholeDf} B whole if the inner MTU is raised`);
+  if (raised && raised.largestWholeDf !== null && innerMtu !== null && raised.largestWholeDf > innerMtu)
+    parts.push(`the tunnel carries up to ${raised.largestWholeDf} B whole if the inner MTU is raised`);
   else if (raised) parts.push(`raising the inner MTU gains nothing whole (largest ${raised.largestWholeDf ?? 'none'} B)`);
   return { innerMtu, text: parts.length ? `above ${String(limit)} B: ${parts.join('; ')}` : `no probe above ${String(limit)} B` };
 }
@@ -260,7 +313,23 @@ export function planCapacity(r: BenchResult, req: PlanRequest): CapacityPlan {
     const reference = m.kind === 'bare';
     const reasons: string[] = [];
     if (!m.available) {
-      modes.push({ mode: m.id, kind: m.kind, reference, available: false, bulk: null, smallPackets: null, coresPerHost: null, coresOverBare: null, coresLeft: null, latency: { idleP50Us: null, idleP99Us: null, loadedP50Us: null, loadedP99Us: null, addedIdleP50Us: null, addedIdleP99Us: null, addedLoadedP50Us: null, addedLoadedP99Us: null }, innerMtu: null, largerPackets: 'not measured', cluster: null, meets: false, reasons: [`unavailable in this run: ${m.unavailableReason ?? 'no reason recorded'}`] });
+      modes.push({
+        mode: m.id,
+        kind: m.kind,
+        reference,
+        available: false,
+        bulk: null,
+        smallPackets: null,
+        coresPerHost: null,
+        coresOverBare: null,
+        coresLeft: null,
+        latency: { idleP50Us: null, idleP99Us: null, loadedP50Us: null, loadedP99Us: null, addedIdleP50Us: null, addedIdleP99Us: null, addedLoadedP50Us: null, addedLoadedP99Us: null },
+        innerMtu: null,
+        largerPackets: 'not measured',
+        cluster: null,
+        meets: false,
+        reasons: [`unavailable in this run: ${m.unavailableReason ?? 'no reason recorded'}`],
+      });
       continue;
     }
     const bulk = bulkPlan(r, m.id, requiredGbps);
@@ -270,14 +339,23 @@ export function planCapacity(r: BenchResult, req: PlanRequest): CapacityPlan {
     else if (!bulk.cores) reasons.push('no CPU measurement for the TCP test');
     if (requiredPps !== null) {
       if (!small) reasons.push('no small-packet (UDP) measurement in this run');
-      else if (!small.shown) reasons.push(`${fmtNum(requiredPps / 1000)} kpps not shown by this run (${small.basis}: ${fmtSpread(small.measured, 'kpps')}${small.atLeast ? ', capped by the load generator' : ''})`);
+      else if (!small.shown)
+        reasons.push(`${fmtNum(requiredPps / 1000)} kpps not shown by this run (${small.basis}: ${fmtSpread(small.measured, 'kpps')}${small.atLeast ? ', capped by the load generator' : ''})`);
       else if (!small.cores) reasons.push('no CPU measurement at PDR');
     }
     const parts = [bulk?.cores ?? null, ...(requiredPps !== null ? [small?.cores ?? null] : [])];
     const coresPerHost = parts.every((p) => p && p.median !== null) ? sumSpreads(parts as Spread[]) : null;
     const dpParts = [bulk?.dataplaneCores ?? null, ...(requiredPps !== null ? [small?.dataplaneCores ?? null] : [])];
     const dataplaneCores = dpParts.every((p) => p && p.median !== null) ? sumSpreads(dpParts as Spread[]) : null;
-    const coresLeft = coresPerHost && req.cores !== null ? { n: coresPerHost.n, median: req.cores - (coresPerHost.median ?? 0), min: coresPerHost.max !== null ? req.cores - coresPerHost.max : null, max: coresPerHost.min !== null ? req.cores - coresPerHost.min : null } : null;
+    const coresLeft =
+      coresPerHost && req.cores !== null
+        ? {
+            n: coresPerHost.n,
+            median: req.cores - (coresPerHost.median ?? 0),
+            min: coresPerHost.max !== null ? req.cores - coresPerHost.max : null,
+            max: coresPerHost.min !== null ? req.cores - coresPerHost.min : null,
+          }
+        : null;
     if (coresLeft && coresLeft.median < 0) reasons.push(`needs ${fmtNum(coresPerHost?.median)} cores per host, more than --cores ${String(req.cores)}`);
     const mtuInfo = largerPacketsOf(r, m.id);
     const lat = {
@@ -286,22 +364,49 @@ export function planCapacity(r: BenchResult, req: PlanRequest): CapacityPlan {
       loadedP50Us: latencyOf(r, m.id, 'loaded', 'p50Us'),
       loadedP99Us: latencyOf(r, m.id, 'loaded', 'p99Us'),
     };
-    const added = (v: number | null, cond: 'idle' | 'loaded', p: 'p50Us' | 'p99Us') => { const b = latencyOf(r, bare, cond, p); return v !== null && b !== null ? v - b : null; };
+    const added = (v: number | null, cond: 'idle' | 'loaded', p: 'p50Us' | 'p99Us') => {
+      const b = latencyOf(r, bare, cond, p);
+      return v !== null && b !== null ? v - b : null;
+    };
     modes.push({
-      mode: m.id, kind: m.kind, reference, available: true, bulk, smallPackets: small, coresPerHost, coresOverBare: null, coresLeft,
-      latency: { ...lat, addedIdleP50Us: added(lat.idleP50Us, 'idle', 'p50Us'), addedIdleP99Us: added(lat.idleP99Us, 'idle', 'p99Us'), addedLoadedP50Us: added(lat.loadedP50Us, 'loaded', 'p50Us'), addedLoadedP99Us: added(lat.loadedP99Us, 'loaded', 'p99Us') },
+      mode: m.id,
+      kind: m.kind,
+      reference,
+      available: true,
+      bulk,
+      smallPackets: small,
+      coresPerHost,
+      coresOverBare: null,
+      coresLeft,
+      latency: {
+        ...lat,
+        addedIdleP50Us: added(lat.idleP50Us, 'idle', 'p50Us'),
+        addedIdleP99Us: added(lat.idleP99Us, 'idle', 'p99Us'),
+        addedLoadedP50Us: added(lat.loadedP50Us, 'loaded', 'p50Us'),
+        addedLoadedP99Us: added(lat.loadedP99Us, 'loaded', 'p99Us'),
+      },
       innerMtu: mtuInfo.innerMtu,
       largerPackets: mtuInfo.text,
-      cluster: coresPerHost ? { hosts: req.hosts, cores: scaleSpread(coresPerHost, req.hosts), dataplaneCores: dataplaneCores ? scaleSpread(dataplaneCores, req.hosts) : null, aggregateGbps: (req.targetBps / 1e9) * req.hosts } : null,
+      cluster: coresPerHost
+        ? {
+            hosts: req.hosts,
+            cores: scaleSpread(coresPerHost, req.hosts),
+            dataplaneCores: dataplaneCores ? scaleSpread(dataplaneCores, req.hosts) : null,
+            aggregateGbps: (req.targetBps / 1e9) * req.hosts,
+          }
+        : null,
       meets: reasons.length === 0 && !reference,
       reasons,
     });
   }
   const barePlan = modes.find((p) => p.reference && p.coresPerHost);
   for (const p of modes) if (barePlan?.coresPerHost?.median != null && p.coresPerHost?.median != null) p.coresOverBare = p.coresPerHost.median - barePlan.coresPerHost.median;
-  const candidates = modes.filter((p) => p.meets).sort((a, b) => (a.coresPerHost?.median ?? Infinity) - (b.coresPerHost?.median ?? Infinity) || (a.latency.idleP50Us ?? Infinity) - (b.latency.idleP50Us ?? Infinity));
+  const candidates = modes
+    .filter((p) => p.meets)
+    .sort((a, b) => (a.coresPerHost?.median ?? Infinity) - (b.coresPerHost?.median ?? Infinity) || (a.latency.idleP50Us ?? Infinity) - (b.latency.idleP50Us ?? Infinity));
   const cheapest = candidates[0]?.mode ?? null;
-  for (const p of candidates.slice(1)) p.reasons.push(`meets the target but costs ${fmtNum((p.coresPerHost?.median ?? 0) - (candidates[0].coresPerHost?.median ?? 0))} more cores per host than ${cheapest}`);
+  for (const p of candidates.slice(1))
+    p.reasons.push(`meets the target but costs ${fmtNum((p.coresPerHost?.median ?? 0) - (candidates[0].coresPerHost?.median ?? 0))} more cores per host than ${cheapest}`);
   for (const p of modes) if (p.reference) p.reasons.unshift('reference: no overlay');
   const target = `${fmtNum(req.targetBps / 1e9)} Gbit/s${req.pps !== null ? ` and ${fmtNum(req.pps / 1000)} kpps` : ''} per host${req.headroomPct ? ` with ${req.headroomPct}% headroom` : ''}`;
   const verdict = cheapest
@@ -310,15 +415,24 @@ export function planCapacity(r: BenchResult, req: PlanRequest): CapacityPlan {
   const env = r.environment;
   return {
     request: req,
-    source: { runId: r.runId, startedAt: r.startedAt, profile: r.options.profile, rounds: r.options.rounds, cpuModel: env?.cpuModel ?? null, cpuCount: env?.cpuCount ?? null, kernel: env?.kernel ?? null, baselineStealRatio: env?.baselineStealRatio ?? null },
+    source: {
+      runId: r.runId,
+      startedAt: r.startedAt,
+      profile: r.options.profile,
+      rounds: r.options.rounds,
+      cpuModel: env?.cpuModel ?? null,
+      cpuCount: env?.cpuCount ?? null,
+      kernel: env?.kernel ?? null,
+      baselineStealRatio: env?.baselineStealRatio ?? null,
+    },
     modes,
     cheapest,
     verdict,
     assumptions: [
-      'CPU is linear in rate within the measured range: cores = measured CPU-seconds per Gbit (per Mpkt) x rate, round by round; medians with the rounds\' min-max. Below the measured rate batching is weaker, so cores at low rates are a lower bound.',
+      "CPU is linear in rate within the measured range: cores = measured CPU-seconds per Gbit (per Mpkt) x rate, round by round; medians with the rounds' min-max. Below the measured rate batching is weaker, so cores at low rates are a lower bound.",
       'Nothing is extrapolated: a rate above the median a mode carried in this run is "not shown by this run".',
       `Bulk is read from the TCP ${r.profile.tcpStreams}-stream test (1 stream where N is missing); small packets from the smallest UDP frame at PDR (0.5% loss). Bulk and small-packet loads add.`,
-      `${r.topology.kind === 'netns-veth' ? 'The bench\'s two hosts share one machine' : 'The CPU figures sum the two hosts'}: the measured CPU is one encapsulation and one decapsulation per bit plus the iperf3 load generators, so a host that sends and receives the target pays that figure at that rate (an upper bound for the overlay's own cost; the dataplane column is that cost alone for userspace dataplanes, and "over bare" subtracts what bare spends for the same load).`,
+      `${r.topology.kind === 'netns-veth' ? "The bench's two hosts share one machine" : 'The CPU figures sum the two hosts'}: the measured CPU is one encapsulation and one decapsulation per bit plus the iperf3 load generators, so a host that sends and receives the target pays that figure at that rate (an upper bound for the overlay's own cost; the dataplane column is that cost alone for userspace dataplanes, and "over bare" subtracts what bare spends for the same load).`,
       `The measured hosts' CPU (${env?.cpuModel ?? 'unknown model'}, ${env?.cpuCount ?? '?'} CPUs, kernel ${env?.kernel ?? '?'}); other CPUs scale by their per-core speed. Steal as measured (baseline ${env?.baselineStealRatio != null ? `${(env.baselineStealRatio * 100).toFixed(1)}%` : 'n/a'}); on a busier host steal adds cores.`,
       `Headroom ${req.headroomPct}%: the plan is made for the target x ${k.toFixed(2)}.`,
     ],
@@ -341,63 +455,111 @@ const signed = (v: number | null) => (v === null ? 'n/a' : `${v >= 0 ? '+' : ''}
 export function renderPlanMarkdown(p: CapacityPlan): string {
   const q = p.request;
   const lines: string[] = [];
-  lines.push(`# Capacity plan: ${fmtNum(q.targetBps / 1e9)} Gbit/s per host${q.pps !== null ? `, ${fmtNum(q.pps / 1000)} kpps` : ''}${q.hosts > 1 ? `, ${q.hosts} hosts` : ''}${q.cores !== null ? `, ${q.cores} cores per host` : ''}${q.headroomPct ? `, ${q.headroomPct}% headroom` : ''}`);
+  lines.push(
+    `# Capacity plan: ${fmtNum(q.targetBps / 1e9)} Gbit/s per host${q.pps !== null ? `, ${fmtNum(q.pps / 1000)} kpps` : ''}${q.hosts > 1 ? `, ${q.hosts} hosts` : ''}${q.cores !== null ? `, ${q.cores} cores per host` : ''}${q.headroomPct ? `, ${q.headroomPct}% headroom` : ''}`,
+  );
   lines.push('');
-  lines.push(`From run \`${p.source.runId}\` (${p.source.profile} profile, ${p.source.rounds} round(s), ${p.source.cpuModel ?? 'unknown CPU'} x ${p.source.cpuCount ?? '?'}, kernel ${p.source.kernel ?? '?'}).`);
+  lines.push(
+    `From run \`${p.source.runId}\` (${p.source.profile} profile, ${p.source.rounds} round(s), ${p.source.cpuModel ?? 'unknown CPU'} x ${p.source.cpuCount ?? '?'}, kernel ${p.source.kernel ?? '?'}).`,
+  );
   lines.push('');
   lines.push(`**${p.verdict}**`);
   lines.push('');
   lines.push('## Per mode');
   lines.push('');
-  lines.push(mdTable(
-    ['mode', `${fmtNum(p.modes[0]?.bulk?.required ?? q.targetBps / 1e9)} Gbit/s shown?`, 'measured', 'bulk cores', ...(q.pps !== null ? ['small-packet cores'] : []), 'cores/host (min–max)', 'dataplane', 'kernel + load gen', 'steal', 'over bare', q.cores !== null ? `left of ${q.cores}` : 'cores left', 'verdict'],
-    p.modes.map((m) => [
-      m.mode,
-      m.bulk ? (m.bulk.shown ? 'yes' : 'not shown by this run') : 'no data',
-      m.bulk ? fmtSpread(m.bulk.measured, 'Gbit/s') : 'n/a',
-      fmtSpread(m.bulk?.cores),
-      ...(q.pps !== null ? [m.smallPackets ? (m.smallPackets.shown ? fmtSpread(m.smallPackets.cores) : 'not shown by this run') : 'no data'] : []),
-      fmtSpread(m.coresPerHost),
-      fmtSpread(sumOrNull(m.bulk?.dataplaneCores, m.smallPackets?.dataplaneCores, q.pps !== null)),
-      fmtNum(sumMed(m.bulk?.kernelCores, m.smallPackets?.kernelCores, q.pps !== null)),
-      fmtNum(sumMedNum(m.bulk?.stealCores, m.smallPackets?.stealCores, q.pps !== null)),
-      signed(m.coresOverBare),
-      m.coresLeft ? fmtSpread(m.coresLeft) : 'n/a',
-      m.mode === p.cheapest ? '**cheapest**' : m.meets ? 'meets' : m.reference ? 'reference' : 'does not meet',
-    ]),
-  ));
+  lines.push(
+    mdTable(
+      [
+        'mode',
+        `${fmtNum(p.modes[0]?.bulk?.required ?? q.targetBps / 1e9)} Gbit/s shown?`,
+        'measured',
+        'bulk cores',
+        ...(q.pps !== null ? ['small-packet cores'] : []),
+        'cores/host (min–max)',
+        'dataplane',
+        'kernel + load gen',
+        'steal',
+        'over bare',
+        q.cores !== null ? `left of ${q.cores}` : 'cores left',
+        'verdict',
+      ],
+      p.modes.map((m) => [
+        m.mode,
+        m.bulk ? (m.bulk.shown ? 'yes' : 'not shown by this run') : 'no data',
+        m.bulk ? fmtSpread(m.bulk.measured, 'Gbit/s') : 'n/a',
+        fmtSpread(m.bulk?.cores),
+        ...(q.pps !== null ? [m.smallPackets ? (m.smallPackets.shown ? fmtSpread(m.smallPackets.cores) : 'not shown by this run') : 'no data'] : []),
+        fmtSpread(m.coresPerHost),
+        fmtSpread(sumOrNull(m.bulk?.dataplaneCores, m.smallPackets?.dataplaneCores, q.pps !== null)),
+        fmtNum(sumMed(m.bulk?.kernelCores, m.smallPackets?.kernelCores, q.pps !== null)),
+        fmtNum(sumMedNum(m.bulk?.stealCores, m.smallPackets?.stealCores, q.pps !== null)),
+        signed(m.coresOverBare),
+        m.coresLeft ? fmtSpread(m.coresLeft) : 'n/a',
+        m.mode === p.cheapest ? '**cheapest**' : m.meets ? 'meets' : m.reference ? 'reference' : 'does not meet',
+      ]),
+    ),
+  );
   if (q.pps !== null) {
     lines.push('');
     lines.push('## Small packets');
     lines.push('');
-    lines.push(mdTable(['mode', 'basis', 'shown?', 'measured', 'CPU-s/Mpkt', 'cores'], p.modes.filter((m) => m.available).map((m) => [
-      m.mode, m.smallPackets?.basis ?? 'n/a', m.smallPackets ? (m.smallPackets.shown ? 'yes' : 'not shown by this run') : 'no data',
-      m.smallPackets ? `${fmtSpread(m.smallPackets.measured, 'kpps')}${m.smallPackets.atLeast ? ' (sender-limited: at least)' : ''}` : 'n/a',
-      fmtSpread(m.smallPackets?.cpuPerUnit), fmtSpread(m.smallPackets?.cores),
-    ])));
+    lines.push(
+      mdTable(
+        ['mode', 'basis', 'shown?', 'measured', 'CPU-s/Mpkt', 'cores'],
+        p.modes
+          .filter((m) => m.available)
+          .map((m) => [
+            m.mode,
+            m.smallPackets?.basis ?? 'n/a',
+            m.smallPackets ? (m.smallPackets.shown ? 'yes' : 'not shown by this run') : 'no data',
+            m.smallPackets ? `${fmtSpread(m.smallPackets.measured, 'kpps')}${m.smallPackets.atLeast ? ' (sender-limited: at least)' : ''}` : 'n/a',
+            fmtSpread(m.smallPackets?.cpuPerUnit),
+            fmtSpread(m.smallPackets?.cores),
+          ]),
+      ),
+    );
   }
   lines.push('');
   lines.push('## CPU per Gbit (bulk model)');
   lines.push('');
-  lines.push(mdTable(['mode', 'CPU-s/Gbit', 'dataplane', 'user', 'system', 'softirq', 'steal'], p.modes.filter((m) => m.bulk).map((m) => {
-    const b = m.bulk as WorkloadPlan;
-    return [m.mode, fmtSpread(b.cpuPerUnit), fmtSpread(b.dataplanePerUnit), fmtNum(b.split.user), fmtNum(b.split.system), fmtNum(b.split.softirq), fmtNum(b.split.steal)];
-  })));
+  lines.push(
+    mdTable(
+      ['mode', 'CPU-s/Gbit', 'dataplane', 'user', 'system', 'softirq', 'steal'],
+      p.modes
+        .filter((m) => m.bulk)
+        .map((m) => {
+          const b = m.bulk as WorkloadPlan;
+          return [m.mode, fmtSpread(b.cpuPerUnit), fmtSpread(b.dataplanePerUnit), fmtNum(b.split.user), fmtNum(b.split.system), fmtNum(b.split.softirq), fmtNum(b.split.steal)];
+        }),
+    ),
+  );
   lines.push('');
   lines.push('## Latency, MTU');
   lines.push('');
-  lines.push(mdTable(['mode', 'idle p50 / p99 (added over bare)', 'loaded p50 / p99 (added)', 'inner MTU', 'larger packets'], p.modes.filter((m) => m.available).map((m) => [
-    m.mode,
-    `${fmtNum(m.latency.idleP50Us)} / ${fmtNum(m.latency.idleP99Us)} us (${signed(m.latency.addedIdleP50Us)} / ${signed(m.latency.addedIdleP99Us)})`,
-    `${fmtNum(m.latency.loadedP50Us)} / ${fmtNum(m.latency.loadedP99Us)} us (${signed(m.latency.addedLoadedP50Us)} / ${signed(m.latency.addedLoadedP99Us)})`,
-    m.innerMtu !== null ? `${m.innerMtu} B` : 'n/a',
-    m.largerPackets,
-  ])));
+  lines.push(
+    mdTable(
+      ['mode', 'idle p50 / p99 (added over bare)', 'loaded p50 / p99 (added)', 'inner MTU', 'larger packets'],
+      p.modes
+        .filter((m) => m.available)
+        .map((m) => [
+          m.mode,
+          `${fmtNum(m.latency.idleP50Us)} / ${fmtNum(m.latency.idleP99Us)} us (${signed(m.latency.addedIdleP50Us)} / ${signed(m.latency.addedIdleP99Us)})`,
+          `${fmtNum(m.latency.loadedP50Us)} / ${fmtNum(m.latency.loadedP99Us)} us (${signed(m.latency.addedLoadedP50Us)} / ${signed(m.latency.addedLoadedP99Us)})`,
+          m.innerMtu !== null ? `${m.innerMtu} B` : 'n/a',
+          m.largerPackets,
+        ]),
+    ),
+  );
   if (q.hosts > 1) {
     lines.push('');
     lines.push(`## Cluster of ${q.hosts} hosts`);
     lines.push('');
-    lines.push(mdTable(['mode', 'aggregate', 'cores (min–max)', 'dataplane cores'], p.modes.filter((m) => m.cluster).map((m) => [m.mode, `${fmtNum(m.cluster?.aggregateGbps ?? null)} Gbit/s`, fmtSpread(m.cluster?.cores), fmtSpread(m.cluster?.dataplaneCores)])));
+    lines.push(
+      mdTable(
+        ['mode', 'aggregate', 'cores (min–max)', 'dataplane cores'],
+        p.modes.filter((m) => m.cluster).map((m) => [m.mode, `${fmtNum(m.cluster?.aggregateGbps ?? null)} Gbit/s`, fmtSpread(m.cluster?.cores), fmtSpread(m.cluster?.dataplaneCores)]),
+      ),
+    );
   }
   lines.push('');
   lines.push('## Why not the others');

@@ -68,7 +68,11 @@ export function podNames(tag: string, label: 'A' | 'B'): { ns: string; bridge: s
 export class AgentPodHost implements TopologyHost {
   private readonly live = new Set<BenchProcess>();
 
-  constructor(readonly label: string, readonly where: string, private readonly host: BenchHost) {}
+  constructor(
+    readonly label: string,
+    readonly where: string,
+    private readonly host: BenchHost,
+  ) {}
 
   exec(argv: string[], opts?: ExecOptions): Promise<RunResult> {
     return this.host.exec(['ip', 'netns', 'exec', this.where, ...argv], opts);
@@ -124,7 +128,7 @@ export async function createPods(topo: Topology, mode: ActiveMode, tag: string, 
   const mtu = mode.innerMtu;
   const pods: TopologyHost[] = [];
   const undo: (() => Promise<void>)[] = [];
-  const info: PodInfo = { attach: 'bridge + veth per pod (CNI bridge plugin), default route via the bridge gateway, peer pod subnet routed via the peer\'s overlay address', mtu, hosts: [] };
+  const info: PodInfo = { attach: "bridge + veth per pod (CNI bridge plugin), default route via the bridge gateway, peer pod subnet routed via the peer's overlay address", mtu, hosts: [] };
   const teardown = async () => {
     await Promise.all(pods.map((p) => p.stopAll().catch(() => undefined)));
     for (const u of undo.splice(0).reverse()) await u().catch(() => undefined);
@@ -136,7 +140,10 @@ export async function createPods(topo: Topology, mode: ActiveMode, tag: string, 
       if (s.rh) {
         const rh: RemoteHost = s.rh;
         // Recorded with the agent before they exist: removed by the agent even if this run dies.
-        const restore = [['ip', 'netns', 'del', n.ns], ['ip', 'route', 'del', s.peer.subnet, 'via', s.via, 'dev', s.dev]];
+        const restore = [
+          ['ip', 'netns', 'del', n.ns],
+          ['ip', 'route', 'del', s.peer.subnet, 'via', s.via, 'dev', s.dev],
+        ];
         await rh.track({ links: [n.bridge], restore });
         undo.push(async () => {
           for (const argv of restore) await rh.exec(argv, { allowFail: true });

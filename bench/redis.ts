@@ -111,7 +111,10 @@ function unquote(s: string): string {
  * Throws when no header is found.
  */
 export function parseRedisCsv(text: string): RedisBenchLine[] {
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean);
   const hi = lines.findIndex((l) => {
     const cells = l.split(',').map(unquote);
     return cells.includes('test') && cells.includes('rps');
@@ -119,7 +122,16 @@ export function parseRedisCsv(text: string): RedisBenchLine[] {
   if (hi < 0) throw new Error(`redis-benchmark --csv: no header line in ${JSON.stringify(text.slice(0, 200))}`);
   const header = lines[hi].split(',').map(unquote);
   const col = (name: string) => header.indexOf(name);
-  const idx = { test: col('test'), rps: col('rps'), avg: col('avg_latency_ms'), min: col('min_latency_ms'), p50: col('p50_latency_ms'), p95: col('p95_latency_ms'), p99: col('p99_latency_ms'), max: col('max_latency_ms') };
+  const idx = {
+    test: col('test'),
+    rps: col('rps'),
+    avg: col('avg_latency_ms'),
+    min: col('min_latency_ms'),
+    p50: col('p50_latency_ms'),
+    p95: col('p95_latency_ms'),
+    p99: col('p99_latency_ms'),
+    max: col('max_latency_ms'),
+  };
   if (idx.rps < 0) throw new Error('redis-benchmark --csv: no rps column');
   const out: RedisBenchLine[] = [];
   for (const line of lines.slice(hi + 1)) {
@@ -213,7 +225,26 @@ export async function measureRedis(ctx: RedisContext): Promise<RedisResult> {
   result.serverVersion = /v=(\S+)/.exec(sv.stdout)?.[1] ?? sv.stdout.trim();
   result.benchmarkVersion = /redis-benchmark (\S+)/.exec(bv.stdout)?.[1] ?? bv.stdout.trim();
   if (!topo.remote) mkdirSync(ctx.workDir, { recursive: true });
-  const serverArgv = ['redis-server', ...(ctx.serverCpu !== null ? ['--server_cpulist', ctx.serverCpu] : []), '--port', String(REDIS_PORT), '--bind', mode.addrB, '--protected-mode', 'no', '--save', '', '--appendonly', 'no', '--dir', ctx.workDir, '--logfile', '', '--daemonize', 'no'];
+  const serverArgv = [
+    'redis-server',
+    ...(ctx.serverCpu !== null ? ['--server_cpulist', ctx.serverCpu] : []),
+    '--port',
+    String(REDIS_PORT),
+    '--bind',
+    mode.addrB,
+    '--protected-mode',
+    'no',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    ctx.workDir,
+    '--logfile',
+    '',
+    '--daemonize',
+    'no',
+  ];
   let server: BenchProcess | null = null;
   let swept = false;
   try {
@@ -226,7 +257,27 @@ export async function measureRedis(ctx: RedisContext): Promise<RedisResult> {
     }
     const bench = async (condition: RedisRun['condition'], addedRttMs: number, load: string | null): Promise<RedisRun> => {
       const rtt = await measureRtt(a, mode.addrB);
-      const argvFor = (n: number, tests: string) => [...ctx.pinClient, 'redis-benchmark', '-h', mode.addrB, '-p', String(REDIS_PORT), '-c', String(plan.clients), '-n', String(n), '-P', '1', '-r', '10000', '-t', tests, '--csv', '--precision', '3'];
+      const argvFor = (n: number, tests: string) => [
+        ...ctx.pinClient,
+        'redis-benchmark',
+        '-h',
+        mode.addrB,
+        '-p',
+        String(REDIS_PORT),
+        '-c',
+        String(plan.clients),
+        '-n',
+        String(n),
+        '-P',
+        '1',
+        '-r',
+        '10000',
+        '-t',
+        tests,
+        '--csv',
+        '--precision',
+        '3',
+      ];
       // Calibration: a few GETs under the same condition size the run to the time bound.
       const fallbackMs = (rtt.minMs ?? 1) + addedRttMs + 0.1;
       const cal = await a.exec(argvFor(plan.calibrationRequests, 'get'), { allowFail: true, timeoutMs: Math.round(plan.calibrationRequests * fallbackMs * 20) + 10_000 });
@@ -272,7 +323,7 @@ export async function measureRedis(ctx: RedisContext): Promise<RedisResult> {
         await load.stop(1000);
       }
     }
-    if (topo.remote) result.sweepSkipped = 'on --hosts the RTT is what it is (the hosts\' underlay is never changed)';
+    if (topo.remote) result.sweepSkipped = "on --hosts the RTT is what it is (the hosts' underlay is never changed)";
     else if (ctx.netemUnavailable) result.sweepSkipped = `no netem on this kernel (${ctx.netemUnavailable}): no added-RTT sweep; undelayed figures with the measured RTT`;
     else if (ctx.userDelay) result.sweepSkipped = `the run already delays the underlay (--delay ${ctx.userDelay})`;
     else if (ctx.noSweep) result.sweepSkipped = ctx.noSweep;
@@ -291,7 +342,10 @@ export async function measureRedis(ctx: RedisContext): Promise<RedisResult> {
     result.skipped = (err as Error).message;
   } finally {
     if (swept) {
-      for (const [h, dev] of [[a, topo.devA], [b, topo.devB]] as const) {
+      for (const [h, dev] of [
+        [a, topo.devA],
+        [b, topo.devB],
+      ] as const) {
         if (ctx.baseQdisc) await h.exec(['tc', 'qdisc', 'replace', 'dev', dev, 'root', ...ctx.baseQdisc], { allowFail: true });
         else await h.exec(['tc', 'qdisc', 'del', 'dev', dev, 'root'], { allowFail: true });
       }
@@ -328,7 +382,7 @@ function opsText(l: RedisBenchLine | null): string {
 export function redisClaims(r: Pick<BenchResult, 'modes' | 'samples'>): Claim[] {
   const claims: Claim[] = [];
   const bareId = r.modes.find((m) => m.kind === 'bare' && m.available)?.id;
-  const bareGet = bareId ? r.samples.find((s) => s.mode === bareId && s.redis)?.redis?.runs.find((x) => x.condition === 'idle')?.get?.rps ?? null : null;
+  const bareGet = bareId ? (r.samples.find((s) => s.mode === bareId && s.redis)?.redis?.runs.find((x) => x.condition === 'idle')?.get?.rps ?? null) : null;
   for (const m of r.modes.filter((x) => x.available)) {
     const rd = r.samples.find((s) => s.mode === m.id && s.redis)?.redis;
     if (!rd) continue;
@@ -338,7 +392,10 @@ export function redisClaims(r: Pick<BenchResult, 'modes' | 'samples'>): Claim[] 
     const kill = killPointMs(rd.runs);
     const parts: string[] = [];
     if (rd.skipped && !idle) parts.push(`not measured: ${rd.skipped}`);
-    if (idle) parts.push(`idle ping RTT min/avg ${idle.rttMinMs?.toFixed(3) ?? 'n/a'}/${idle.rttMs?.toFixed(3) ?? 'n/a'} ms: GET ${opsText(idle.get)}, SET ${opsText(idle.set)}${bareGet && idle.get && m.id !== bareId ? `; GET ${((idle.get.rps / bareGet) * 100).toFixed(0)}% of bare` : ''}`);
+    if (idle)
+      parts.push(
+        `idle ping RTT min/avg ${idle.rttMinMs?.toFixed(3) ?? 'n/a'}/${idle.rttMs?.toFixed(3) ?? 'n/a'} ms: GET ${opsText(idle.get)}, SET ${opsText(idle.set)}${bareGet && idle.get && m.id !== bareId ? `; GET ${((idle.get.rps / bareGet) * 100).toFixed(0)}% of bare` : ''}`,
+      );
     if (loaded) parts.push(`under load: GET ${opsText(loaded.get)}`);
     if (delayed.length) parts.push(`added RTT: ${delayed.map((d) => `+${d.addedRttMs} ms GET ${d.get ? d.get.rps.toFixed(0) : 'n/a'}`).join(', ')}`);
     if (rd.sweepSkipped) parts.push(rd.sweepSkipped);
@@ -368,10 +425,15 @@ export function renderRedisMarkdown(r: Pick<BenchResult, 'samples'>, table: (hea
     if (rd.sweepSkipped) notes.add(rd.sweepSkipped);
     for (const run of rd.runs) {
       rows.push([
-        s.mode, run.condition === 'delayed' ? `+${run.addedRttMs} ms RTT` : run.condition, `${f(run.rttMinMs ?? undefined, 3)} / ${f(run.rttMs ?? undefined, 3)}`,
-        f(run.get?.rps, 0), `${f(run.get?.p50Ms, 3)} / ${f(run.get?.p95Ms, 3)} / ${f(run.get?.p99Ms, 3)}`,
-        f(run.set?.rps, 0), `${f(run.set?.p50Ms, 3)} / ${f(run.set?.p95Ms, 3)} / ${f(run.set?.p99Ms, 3)}`,
-        String(run.requests), run.error ?? '',
+        s.mode,
+        run.condition === 'delayed' ? `+${run.addedRttMs} ms RTT` : run.condition,
+        `${f(run.rttMinMs ?? undefined, 3)} / ${f(run.rttMs ?? undefined, 3)}`,
+        f(run.get?.rps, 0),
+        `${f(run.get?.p50Ms, 3)} / ${f(run.get?.p95Ms, 3)} / ${f(run.get?.p99Ms, 3)}`,
+        f(run.set?.rps, 0),
+        `${f(run.set?.p50Ms, 3)} / ${f(run.set?.p95Ms, 3)} / ${f(run.set?.p99Ms, 3)}`,
+        String(run.requests),
+        run.error ?? '',
       ]);
     }
   }
@@ -380,7 +442,9 @@ export function renderRedisMarkdown(r: Pick<BenchResult, 'samples'>, table: (hea
   return [
     '## Redis over the overlay',
     '',
-    rows.length ? table(['mode', 'condition', 'ping RTT min / avg (ms)', 'GET ops/s', 'GET p50 / p95 / p99 (ms)', 'SET ops/s', 'SET p50 / p95 / p99 (ms)', 'requests per test', 'error'], rows) : 'Not measured.',
+    rows.length
+      ? table(['mode', 'condition', 'ping RTT min / avg (ms)', 'GET ops/s', 'GET p50 / p95 / p99 (ms)', 'SET ops/s', 'SET p50 / p95 / p99 (ms)', 'requests per test', 'error'], rows)
+      : 'Not measured.',
     '',
     `redis-server ${first?.serverVersion ?? ''} on host B (no persistence), redis-benchmark ${first?.benchmarkVersion ?? ''} on host A: ${first?.plan.clients ?? 1} connection(s), no pipelining (-P 1), 10000 random keys, 3-byte values, requests sized to ~${first?.plan.secondsPerTest ?? '?'} s per test.${load ? ` Loaded: ${load}.` : ''}${notes.size ? ` ${[...notes].join('. ')}.` : ''}`,
     '',

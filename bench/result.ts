@@ -193,24 +193,42 @@ export function metricDefs(profile: Pick<Profile, 'udpFrameSizes'>): MetricDef[]
 export function metricValue(s: ModeRoundSample, key: string): number | null {
   const gbps = (t: TcpSample | null) => (t ? t.receivedBps / 1e9 : null);
   switch (key) {
-    case 'tcp1Gbps': return gbps(s.tcp1);
-    case 'tcpNGbps': return gbps(s.tcpN);
-    case 'tcp1Retransmits': return s.tcp1 ? s.tcp1.retransmits : null;
-    case 'tcp1CpuPerGbit': return s.tcp1?.cpuSecondsPerGbit ?? null;
-    case 'tcp1DataplaneCpuPerGbit': return s.tcp1?.dataplaneCpuSecondsPerGbit ?? null;
-    case 'tcp1DataplaneRssMb': return s.tcpN?.cpu.dataplaneRssBytes ? s.tcpN.cpu.dataplaneRssBytes / 1e6 : null;
-    case 'tcp1SoftirqShare': return s.tcp1 && s.tcp1.cpu.machine.totalSeconds > 0 ? s.tcp1.cpu.machine.softirqSeconds / s.tcp1.cpu.machine.totalSeconds : null;
-    case 'tcp1StealShare': return s.tcp1 && s.tcp1.cpu.machine.totalSeconds > 0 ? s.tcp1.cpu.machine.stealSeconds / s.tcp1.cpu.machine.totalSeconds : null;
-    case 'latIdleP50': return s.latencyIdle?.percentiles.p50Us ?? null;
-    case 'latIdleP90': return s.latencyIdle?.percentiles.p90Us ?? null;
-    case 'latIdleP99': return s.latencyIdle?.percentiles.p99Us ?? null;
-    case 'latIdleP999': return s.latencyIdle?.percentiles.p999Us ?? null;
-    case 'latIdleMax': return s.latencyIdle?.percentiles.maxUs ?? null;
-    case 'latLoadedP50': return s.latencyLoaded?.percentiles.p50Us ?? null;
-    case 'latLoadedP90': return s.latencyLoaded?.percentiles.p90Us ?? null;
-    case 'latLoadedP99': return s.latencyLoaded?.percentiles.p99Us ?? null;
-    case 'latLoadedP999': return s.latencyLoaded?.percentiles.p999Us ?? null;
-    case 'latLoadedMax': return s.latencyLoaded?.percentiles.maxUs ?? null;
+    case 'tcp1Gbps':
+      return gbps(s.tcp1);
+    case 'tcpNGbps':
+      return gbps(s.tcpN);
+    case 'tcp1Retransmits':
+      return s.tcp1 ? s.tcp1.retransmits : null;
+    case 'tcp1CpuPerGbit':
+      return s.tcp1?.cpuSecondsPerGbit ?? null;
+    case 'tcp1DataplaneCpuPerGbit':
+      return s.tcp1?.dataplaneCpuSecondsPerGbit ?? null;
+    case 'tcp1DataplaneRssMb':
+      return s.tcpN?.cpu.dataplaneRssBytes ? s.tcpN.cpu.dataplaneRssBytes / 1e6 : null;
+    case 'tcp1SoftirqShare':
+      return s.tcp1 && s.tcp1.cpu.machine.totalSeconds > 0 ? s.tcp1.cpu.machine.softirqSeconds / s.tcp1.cpu.machine.totalSeconds : null;
+    case 'tcp1StealShare':
+      return s.tcp1 && s.tcp1.cpu.machine.totalSeconds > 0 ? s.tcp1.cpu.machine.stealSeconds / s.tcp1.cpu.machine.totalSeconds : null;
+    case 'latIdleP50':
+      return s.latencyIdle?.percentiles.p50Us ?? null;
+    case 'latIdleP90':
+      return s.latencyIdle?.percentiles.p90Us ?? null;
+    case 'latIdleP99':
+      return s.latencyIdle?.percentiles.p99Us ?? null;
+    case 'latIdleP999':
+      return s.latencyIdle?.percentiles.p999Us ?? null;
+    case 'latIdleMax':
+      return s.latencyIdle?.percentiles.maxUs ?? null;
+    case 'latLoadedP50':
+      return s.latencyLoaded?.percentiles.p50Us ?? null;
+    case 'latLoadedP90':
+      return s.latencyLoaded?.percentiles.p90Us ?? null;
+    case 'latLoadedP99':
+      return s.latencyLoaded?.percentiles.p99Us ?? null;
+    case 'latLoadedP999':
+      return s.latencyLoaded?.percentiles.p999Us ?? null;
+    case 'latLoadedMax':
+      return s.latencyLoaded?.percentiles.maxUs ?? null;
   }
   const m = /^udp(\d+)(NdrKpps|PdrKpps|CpuPerMpkt)$/.exec(key);
   if (m) {
@@ -256,11 +274,11 @@ export function evaluateClaims(r: Pick<BenchResult, 'modes' | 'samples' | 'optio
   const kv = modeOfKind(r, 'kernel-vxlan');
   const bare = modeOfKind(r, 'bare');
   const tap = modeOfKind(r, 'vxtap');
-  const med = (mode: string | null, key: string) => (mode ? metricOf(byMode, mode, key)?.summary.median ?? null : null);
+  const med = (mode: string | null, key: string) => (mode ? (metricOf(byMode, mode, key)?.summary.median ?? null) : null);
 
   // 1. Userspace UDP encapsulation ~40 % below kernel VXLAN (TCP 1 stream).
   {
-    const ratio = tap ? metricOf(byMode, tap, 'tcp1Gbps')?.ratioToKernelVxlan?.median ?? null : null;
+    const ratio = tap ? (metricOf(byMode, tap, 'tcp1Gbps')?.ratioToKernelVxlan?.median ?? null) : null;
     const below = ratio !== null ? 1 - ratio : null;
     claims.push({
       id: 'userspace-40pct-below-vxlan',
@@ -272,7 +290,7 @@ export function evaluateClaims(r: Pick<BenchResult, 'modes' | 'samples' | 'optio
   }
   // 2. VXLAN overhead 3-5 % (kernel VXLAN vs bare, TCP 1 stream).
   {
-    const ratio = kv ? metricOf(byMode, kv, 'tcp1Gbps')?.ratioToBare?.median ?? null : null;
+    const ratio = kv ? (metricOf(byMode, kv, 'tcp1Gbps')?.ratioToBare?.median ?? null) : null;
     const over = ratio !== null ? 1 - ratio : null;
     claims.push({
       id: 'vxlan-overhead-3-5pct',

@@ -64,7 +64,6 @@ export function percentilesOf(encoded: string): LatencyPercentiles {
   };
 }
 
-
 function server(argv: string[]): void {
   const size = Number(arg('rr', argv, 'size', '1'));
   const srv = net.createServer((sock) => {
@@ -110,10 +109,13 @@ function client(argv: string[]): void {
   sock.on('connect', () => {
     clearTimeout(timer);
     // Hard stop even if a response never arrives (a dataplane that stalls).
-    setTimeout(() => {
-      sock.destroy();
-      finish(count === 0 ? 'no response' : undefined);
-    }, Math.ceil(seconds * 1000) + 2000).unref();
+    setTimeout(
+      () => {
+        sock.destroy();
+        finish(count === 0 ? 'no response' : undefined);
+      },
+      Math.ceil(seconds * 1000) + 2000,
+    ).unref();
     send();
   });
   sock.on('data', (d) => {

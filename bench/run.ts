@@ -88,7 +88,8 @@ export function validateOptions(o: BenchOptions): Error | null {
   if (!['cross', 'same', 'none'].includes(o.pin)) return new TypeError('--pin must be cross, same or none');
   if (o.measure !== undefined && validateMeasures(o.measure)) return validateMeasures(o.measure);
   if (o.endpoints !== undefined && validateEndpoints(o.endpoints)) return validateEndpoints(o.endpoints);
-  if (o.contention !== undefined && o.contention !== null && !(typeof o.contention === 'number' && o.contention > 0 && o.contention < 100)) return new TypeError(`--contention must be a CPU share in percent, more than 0 and less than 100 (got "${String(o.contention)}")`);
+  if (o.contention !== undefined && o.contention !== null && !(typeof o.contention === 'number' && o.contention > 0 && o.contention < 100))
+    return new TypeError(`--contention must be a CPU share in percent, more than 0 and less than 100 (got "${String(o.contention)}")`);
   if (o.underlayOffloads !== undefined && validateUnderlayOffloads(o.underlayOffloads)) return validateUnderlayOffloads(o.underlayOffloads);
   return null;
 }
@@ -134,7 +135,10 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
   if (opts.rounds) profile.rounds = opts.rounds;
   const root = repoRoot();
   const started = new Date();
-  const runId = `${started.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${os.hostname()}`;
+  const runId = `${started
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-${os.hostname()}`;
   const dir = path.join(opts.outDir, runId);
   mkdirSync(dir, { recursive: true });
   const state = new RunState(`vxb-${process.pid}-${Date.now().toString(36)}`);
@@ -232,7 +236,9 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
     result.environment = await collectEnvironment(root, 1000);
     opts.remote?.describe(result);
     for (const spec of specs) {
-      const reason = await (opts.remote ? remoteUnavailableReason(spec, opts.remote) : DRIVERS[spec.kind].unavailable(spec, root)).catch((e: unknown) => `probe failed: ${e instanceof Error ? e.message : String(e)}`);
+      const reason = await (opts.remote ? remoteUnavailableReason(spec, opts.remote) : DRIVERS[spec.kind].unavailable(spec, root)).catch(
+        (e: unknown) => `probe failed: ${e instanceof Error ? e.message : String(e)}`,
+      );
       const entry: ModeEntry = { id: spec.id, kind: spec.kind, params: spec.params, available: reason === null, unavailableReason: reason, info: null };
       result.modes.push(entry);
       if (reason) log(`  ${spec.id}: unavailable: ${reason}`);
@@ -247,7 +253,14 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
 
     const availableSpecs = specs.filter((s) => result.modes.find((m) => m.id === s.id)?.available);
     // Run units: each mode, and with --contention each mode again under the hog, interleaved.
-    const available: RunUnit[] = availableSpecs.flatMap((s) => (opts.contention ? [{ ...s, unitId: s.id, contention: null }, { ...s, unitId: contendedId(s.id, opts.contention), contention: opts.contention }] : [{ ...s, unitId: s.id, contention: null }]));
+    const available: RunUnit[] = availableSpecs.flatMap((s) =>
+      opts.contention
+        ? [
+            { ...s, unitId: s.id, contention: null },
+            { ...s, unitId: contendedId(s.id, opts.contention), contention: opts.contention },
+          ]
+        : [{ ...s, unitId: s.id, contention: null }],
+    );
     const perRound = (withMtu: boolean) => available.reduce((t, s) => t + estimateModeRoundSeconds(profile, withMtu) + (s.kind.startsWith('ovs') ? 3 : 1), 0);
     let remaining = perRound(true) + perRound(false) * (profile.rounds - 1);
     let estimatedDone = 0;
@@ -314,7 +327,13 @@ interface RunUnit extends ModeSpec {
 async function remoteOffloads(opts: BenchOptions, result: BenchResult): Promise<{ host: RemoteHost; rec: HostOffloads }[]> {
   const pair = opts.remote as RemotePair;
   const variant = opts.underlayOffloads ?? 'full';
-  const ends = pair.sameMachine && pair.underlay.devA === pair.underlay.devB ? [[pair.a, pair.underlay.devA] as const] : ([[pair.a, pair.underlay.devA], [pair.b, pair.underlay.devB]] as const);
+  const ends =
+    pair.sameMachine && pair.underlay.devA === pair.underlay.devB
+      ? [[pair.a, pair.underlay.devA] as const]
+      : ([
+          [pair.a, pair.underlay.devA],
+          [pair.b, pair.underlay.devB],
+        ] as const);
   const out: { host: RemoteHost; rec: HostOffloads }[] = [];
   for (const [host, dev] of ends) out.push({ host, rec: await applyUnderlayOffloads(host, dev, variant, host) });
   if (result.environment) result.environment.underlayOffloads = { variant, hosts: out.map((o) => o.rec) };
@@ -335,8 +354,19 @@ interface RoundContext {
 /** Set up, measure and tear down one mode for one round. Never throws: failures land in `error`. */
 async function runModeRound(spec: RunUnit, round: number, withMtu: boolean, rc: RoundContext): Promise<ModeRoundSample> {
   const sample: ModeRoundSample = {
-    round, mode: spec.unitId, startedAt: new Date().toISOString(), setupSeconds: null, durationSeconds: null, error: null, innerMtu: null,
-    tcp1: null, tcpN: null, udp: [], latencyIdle: null, latencyLoaded: null, mtu: null,
+    round,
+    mode: spec.unitId,
+    startedAt: new Date().toISOString(),
+    setupSeconds: null,
+    durationSeconds: null,
+    error: null,
+    innerMtu: null,
+    tcp1: null,
+    tcpN: null,
+    udp: [],
+    latencyIdle: null,
+    latencyLoaded: null,
+    mtu: null,
   };
   const t0 = Date.now();
   let topo: Topology | null = null;
@@ -358,11 +388,17 @@ async function runModeRound(spec: RunUnit, round: number, withMtu: boolean, rc: 
   try {
     // Unique per mode, variants included: two vxtap variants in one round once shared
     // namespace names, so anything left of one (a process, a socket) could meet the next.
-    const modeIndex = Math.max(0, rc.result.modes.findIndex((m) => m.id === spec.unitId));
+    const modeIndex = Math.max(
+      0,
+      rc.result.modes.findIndex((m) => m.id === spec.unitId),
+    );
     const tag = `${(process.pid % 1296).toString(36)}${round % 10}${spec.kind[0]}${modeIndex.toString(36)}`.slice(0, 9);
     topo = await createTopology(tag, { mtu: rc.opts.mtu, netem: rc.opts.netem, qdisc: rc.opts.qdisc, remote: rc.opts.remote }, rc.state);
     if (rc.result.topology.hosts.length === 0) {
-      rc.result.topology.hosts = [{ label: 'A', namespace: topo.a.where }, { label: 'B', namespace: topo.b.where }];
+      rc.result.topology.hosts = [
+        { label: 'A', namespace: topo.a.where },
+        { label: 'B', namespace: topo.b.where },
+      ];
       rc.result.topology.underlay.netem = topo.netem;
     }
     // --underlay-offloads on the fresh veth pair (--hosts: applied once for the run, see remoteOffloads).
@@ -405,7 +441,15 @@ async function runModeRound(spec: RunUnit, round: number, withMtu: boolean, rc: 
       sample.latencyIdle = await step('latency idle', () => measureLatency(ctx, 'idle'));
       const loadBps = sample.tcp1 ? sample.tcp1.receivedBps * 0.5 : 0;
       sample.latencyLoaded = await step('latency loaded', () => measureLatency(ctx, 'loaded', loadBps));
-      if (withMtu) sample.mtu = await step('mtu sweep', () => measureMtu(topo as Topology, mode as ActiveMode, rc.profile.mtuSweepSizes.map((x) => x + rc.opts.mtu - 1500), rc.profile.pingTimeoutSeconds));
+      if (withMtu)
+        sample.mtu = await step('mtu sweep', () =>
+          measureMtu(
+            topo as Topology,
+            mode as ActiveMode,
+            rc.profile.mtuSweepSizes.map((x) => x + rc.opts.mtu - 1500),
+            rc.profile.pingTimeoutSeconds,
+          ),
+        );
     }
     if (withMtu) await measureClaimsRound(sample, { ctx, measures, workDir: rc.workDir, userDelay: rc.opts.netem.delay ?? null, qdisc: rc.opts.qdisc ?? null, step });
   } catch (err) {

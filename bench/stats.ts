@@ -17,7 +17,10 @@ export interface Summary {
 
 /** Median of finite values (mean of the middle two for even counts); null when empty. */
 export function median(values: readonly number[]): number | null {
-  const v = values.filter(Number.isFinite).slice().sort((a, b) => a - b);
+  const v = values
+    .filter(Number.isFinite)
+    .slice()
+    .sort((a, b) => a - b);
   if (v.length === 0) return null;
   const mid = v.length >> 1;
   return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;

@@ -49,7 +49,13 @@ export function variantLine(r: BenchResult): string | null {
   const endpoints = o.endpoints === 'pod' ? 'pod to pod (a pod per host behind a bridge, CNI bridge plugin style)' : 'host to host';
   const contention = o.contention ? `every mode also under ${o.contention.pct}% CPU contention (${o.contention.method}), as \`<mode>@cpu${o.contention.pct}\`` : 'no CPU contention';
   const offl = r.environment?.underlayOffloads;
-  const feats = offl ? offl.hosts.map((h) => `${h.label} ${h.dev}: tnl-tso ${h.features['tx-udp_tnl-segmentation'] ?? '?'}, uso ${h.features['tx-udp-segmentation'] ?? '?'}, gro ${h.features['generic-receive-offload'] ?? '?'}`).join('; ') : '';
+  const feats = offl
+    ? offl.hosts
+        .map(
+          (h) => `${h.label} ${h.dev}: tnl-tso ${h.features['tx-udp_tnl-segmentation'] ?? '?'}, uso ${h.features['tx-udp-segmentation'] ?? '?'}, gro ${h.features['generic-receive-offload'] ?? '?'}`,
+        )
+        .join('; ')
+    : '';
   return `Endpoints: ${endpoints}; ${contention}; underlay offloads ${o.underlayOffloads ?? 'full'}${feats ? ` (${feats})` : ''}.`;
 }
 
@@ -59,25 +65,43 @@ export function renderSummaryMarkdown(r: BenchResult): string {
   const env = r.environment;
   out.push(`# vxtap bench ${r.runId}`);
   out.push('');
-  out.push(`Status: **${r.status}**${r.incompleteReasons.length ? ` (${r.incompleteReasons.join('; ')})` : ''}. Profile ${r.options.profile}, ${r.options.rounds} round(s), modes interleaved; underlay MTU ${r.options.mtu}${r.topology.underlay.netem ? `, netem ${r.topology.underlay.netem}` : ''}; latency pinning ${r.options.pin}.`);
+  out.push(
+    `Status: **${r.status}**${r.incompleteReasons.length ? ` (${r.incompleteReasons.join('; ')})` : ''}. Profile ${r.options.profile}, ${r.options.rounds} round(s), modes interleaved; underlay MTU ${r.options.mtu}${r.topology.underlay.netem ? `, netem ${r.topology.underlay.netem}` : ''}; latency pinning ${r.options.pin}.`,
+  );
   const variants = variantLine(r);
   if (variants) out.push('', variants);
   if (env) {
     out.push('');
-    out.push(`Machine: ${env.hostname}, kernel ${env.kernel}, ${env.cpuCount} x ${env.cpuModel ?? 'unknown CPU'}, virtualisation ${env.virtualization ?? 'unknown'}${env.container && env.container !== 'none' ? ` (container ${env.container})` : ''}, KVM ${env.kvm ? 'yes' : 'no'}, baseline steal ${env.baselineStealRatio !== null ? (env.baselineStealRatio * 100).toFixed(2) + '%' : 'n/a'}, busy ${env.baselineBusyRatio != null ? (env.baselineBusyRatio * 100).toFixed(1) + '%' : 'n/a'}. ${env.tools.iperf3 ?? ''}; ${env.tools.ovs ?? 'no OVS'}; node ${String(env.tools.node)}; vxtap ${env.git.commit?.slice(0, 12) ?? 'unknown'}${env.git.dirty ? ' (dirty)' : ''}.`);
+    out.push(
+      `Machine: ${env.hostname}, kernel ${env.kernel}, ${env.cpuCount} x ${env.cpuModel ?? 'unknown CPU'}, virtualisation ${env.virtualization ?? 'unknown'}${env.container && env.container !== 'none' ? ` (container ${env.container})` : ''}, KVM ${env.kvm ? 'yes' : 'no'}, baseline steal ${env.baselineStealRatio !== null ? (env.baselineStealRatio * 100).toFixed(2) + '%' : 'n/a'}, busy ${env.baselineBusyRatio != null ? (env.baselineBusyRatio * 100).toFixed(1) + '%' : 'n/a'}. ${env.tools.iperf3 ?? ''}; ${env.tools.ovs ?? 'no OVS'}; node ${String(env.tools.node)}; vxtap ${env.git.commit?.slice(0, 12) ?? 'unknown'}${env.git.dirty ? ' (dirty)' : ''}.`,
+    );
   }
   out.push('');
   out.push('Cells: median (min–max, coefficient of variation) over rounds. Ratios are computed round by round, then the median taken.');
   out.push('');
   out.push('## Modes');
   out.push('');
-  out.push(table(['mode', 'status', 'inner MTU', 'details'], r.modes.map((m) => {
-    const s = r.samples.filter((x) => x.mode === m.id);
-    const failed = s.filter((x) => x.error);
-    const status = !m.available ? `unavailable: ${String(m.unavailableReason)}` : failed.length ? `${s.length - failed.length}/${s.length} rounds clean; ${String(failed[0].error)}` : `${s.length} round(s)`;
-    const info = m.info ? Object.entries(m.info).filter(([k]) => ['dataplane', 'datapathType'].includes(k)).map(([k, v]) => `${k}=${String(v)}`).join(', ') : '';
-    return [m.id, status, String(s.find((x) => x.innerMtu !== null)?.innerMtu ?? 'n/a'), info];
-  })));
+  out.push(
+    table(
+      ['mode', 'status', 'inner MTU', 'details'],
+      r.modes.map((m) => {
+        const s = r.samples.filter((x) => x.mode === m.id);
+        const failed = s.filter((x) => x.error);
+        const status = !m.available
+          ? `unavailable: ${String(m.unavailableReason)}`
+          : failed.length
+            ? `${s.length - failed.length}/${s.length} rounds clean; ${String(failed[0].error)}`
+            : `${s.length} round(s)`;
+        const info = m.info
+          ? Object.entries(m.info)
+              .filter(([k]) => ['dataplane', 'datapathType'].includes(k))
+              .map(([k, v]) => `${k}=${String(v)}`)
+              .join(', ')
+          : '';
+        return [m.id, status, String(s.find((x) => x.innerMtu !== null)?.innerMtu ?? 'n/a'), info];
+      }),
+    ),
+  );
 
   const modes = ranModes(r);
   const tables = new Map<string, MetricDef[]>();
@@ -94,18 +118,31 @@ export function renderSummaryMarkdown(r: BenchResult): string {
     const withRatios = name === 'TCP throughput' || name === 'UDP NDR/PDR';
     const ratioDefs = withRatios ? defs.filter((d) => d.higherIsBetter).slice(0, 2) : [];
     for (const d of ratioDefs) header.push(`${d.title} / bare`, `${d.title} / kernel-vxlan`);
-    out.push(table(header, modes.map((m) => {
-      const row = [m, ...defs.map((d) => cell(metricOf(r.derived.byMode, m, d.key), d.unit))];
-      for (const d of ratioDefs) row.push(ratioCell(metricOf(r.derived.byMode, m, d.key)?.ratioToBare ?? null), ratioCell(metricOf(r.derived.byMode, m, d.key)?.ratioToKernelVxlan ?? null));
-      return row;
-    })));
+    out.push(
+      table(
+        header,
+        modes.map((m) => {
+          const row = [m, ...defs.map((d) => cell(metricOf(r.derived.byMode, m, d.key), d.unit))];
+          for (const d of ratioDefs) row.push(ratioCell(metricOf(r.derived.byMode, m, d.key)?.ratioToBare ?? null), ratioCell(metricOf(r.derived.byMode, m, d.key)?.ratioToKernelVxlan ?? null));
+          return row;
+        }),
+      ),
+    );
     if (name.startsWith('Latency')) {
       const cond = name === 'Latency idle' ? 'latencyIdle' : 'latencyLoaded';
       const first = r.samples.find((x) => x[cond]);
       const load = first?.[cond]?.load;
-      const counts = modes.map((m) => `${m} ${r.samples.filter((x) => x.mode === m).map((x) => x[cond]?.percentiles.count ?? 0).join('/')}`);
+      const counts = modes.map(
+        (m) =>
+          `${m} ${r.samples
+            .filter((x) => x.mode === m)
+            .map((x) => x[cond]?.percentiles.count ?? 0)
+            .join('/')}`,
+      );
       out.push('');
-      out.push(`TCP request/response, 1-byte messages, one outstanding (HDR histogram, 1 us - 10 s); pinning ${first?.[cond]?.pinning ?? r.options.pin}${cond === 'latencyLoaded' && load ? `; background: ${load} (50% of the round's 1-stream rate)` : ''}. Round trips per round: ${counts.join('; ')}.`);
+      out.push(
+        `TCP request/response, 1-byte messages, one outstanding (HDR histogram, 1 us - 10 s); pinning ${first?.[cond]?.pinning ?? r.options.pin}${cond === 'latencyLoaded' && load ? `; background: ${load} (50% of the round's 1-stream rate)` : ''}. Round trips per round: ${counts.join('; ')}.`,
+      );
     }
     if (name === 'UDP NDR/PDR') {
       out.push('');
@@ -132,13 +169,19 @@ export function renderSummaryMarkdown(r: BenchResult): string {
   const mtuRows: string[][] = [];
   for (const s of r.samples) {
     for (const sw of s.mtu?.sweeps ?? []) {
-      const byOutcome = (df: boolean) => sw.probes.filter((p) => p.df === df).map((p) => `${p.ipBytes}:${p.outcome}${p.icmpUnreachReceived || p.fragNeededReported ? '+icmp' : ''}`).join(' ');
+      const byOutcome = (df: boolean) =>
+        sw.probes
+          .filter((p) => p.df === df)
+          .map((p) => `${p.ipBytes}:${p.outcome}${p.icmpUnreachReceived || p.fragNeededReported ? '+icmp' : ''}`)
+          .join(' ');
       mtuRows.push([s.mode, `${sw.config} (inner MTU ${sw.innerMtu})`, String(sw.largestWholeDf ?? 'none'), byOutcome(true), byOutcome(false)]);
     }
   }
   out.push(mtuRows.length ? table(['mode', 'configuration', 'largest whole with DF (B)', 'sweep with DF', 'sweep without DF'], mtuRows) : 'Not measured.');
   out.push('');
-  out.push('Sizes are inner IPv4 packet bytes. whole = carried unfragmented; inner-fragmented = the inner stack fragmented before encapsulation; underlay-fragmented = fragments seen on the underlay (capture / IpFragCreates); refused-locally = the sender\'s route MTU refused it (EMSGSIZE); dropped = no reply; +icmp = ICMP destination unreachable / frag needed seen.');
+  out.push(
+    "Sizes are inner IPv4 packet bytes. whole = carried unfragmented; inner-fragmented = the inner stack fragmented before encapsulation; underlay-fragmented = fragments seen on the underlay (capture / IpFragCreates); refused-locally = the sender's route MTU refused it (EMSGSIZE); dropped = no reply; +icmp = ICMP destination unreachable / frag needed seen.",
+  );
 
   // --measure claim measurements: sections only when measured (older results render as before).
   const claimSections = [...renderMtuMismatchMarkdown(r, table), ...renderRedisMarkdown(r, table)];
@@ -147,7 +190,12 @@ export function renderSummaryMarkdown(r: BenchResult): string {
   out.push('');
   out.push('## Claims');
   out.push('');
-  out.push(table(['claim', 'measured here', 'verdict'], r.derived.claims.map((c) => [c.claim, c.measured, c.verdict])));
+  out.push(
+    table(
+      ['claim', 'measured here', 'verdict'],
+      r.derived.claims.map((c) => [c.claim, c.measured, c.verdict]),
+    ),
+  );
   out.push('');
   return `${out.join('\n')}\n`;
 }
@@ -163,7 +211,9 @@ export function renderTerminalSummary(r: BenchResult, dir: string): string {
     `${'mode'.padEnd(16)} ${'tcp1 Gb/s'.padStart(10)} ${'tcpN Gb/s'.padStart(10)} ${`${small}B PDR kpps`.padStart(14)} ${'rtt p50 us'.padStart(11)} ${'rtt p99 us'.padStart(11)}`,
   ];
   for (const mode of modes) {
-    lines.push(`${mode.padEnd(16)} ${f(m(mode, 'tcp1Gbps')).padStart(10)} ${f(m(mode, 'tcpNGbps')).padStart(10)} ${f(m(mode, `udp${small}PdrKpps`), 0).padStart(14)} ${f(m(mode, 'latIdleP50'), 0).padStart(11)} ${f(m(mode, 'latIdleP99'), 0).padStart(11)}`);
+    lines.push(
+      `${mode.padEnd(16)} ${f(m(mode, 'tcp1Gbps')).padStart(10)} ${f(m(mode, 'tcpNGbps')).padStart(10)} ${f(m(mode, `udp${small}PdrKpps`), 0).padStart(14)} ${f(m(mode, 'latIdleP50'), 0).padStart(11)} ${f(m(mode, 'latIdleP99'), 0).padStart(11)}`,
+    );
   }
   for (const u of r.modes.filter((x) => !x.available)) lines.push(`${u.id.padEnd(16)} unavailable: ${String(u.unavailableReason)}`);
   for (const c of r.derived.claims) lines.push(`claim [${c.verdict}] ${c.claim}: ${c.measured}`);

@@ -161,8 +161,19 @@ export async function createTopology(tag: string, opts: TopologyOptions, state?:
     await b.exec(['tc', 'qdisc', 'replace', 'dev', devB, 'root', ...qdisc]);
   }
   return {
-    a, b, devA, devB, mtu: opts.mtu, netem: qdisc ? qdisc.join(' ') : null, macA: await macOf(a, devA), macB: await macOf(b, devB),
-    addr: ADDR, vni: BENCH_VNI, port: VXLAN_PORT, names: { vxlan: 'vxbvx0', tap: 'vxb-tap', ovsPhy: 'br-phy', ovsInt: 'br-int' }, remote: null,
+    a,
+    b,
+    devA,
+    devB,
+    mtu: opts.mtu,
+    netem: qdisc ? qdisc.join(' ') : null,
+    macA: await macOf(a, devA),
+    macB: await macOf(b, devB),
+    addr: ADDR,
+    vni: BENCH_VNI,
+    port: VXLAN_PORT,
+    names: { vxlan: 'vxbvx0', tap: 'vxb-tap', ovsPhy: 'br-phy', ovsInt: 'br-int' },
+    remote: null,
   };
 }
 

@@ -57,8 +57,6 @@ export function transferState(s: { nowMs: number; lastProgressMs: number; acked:
   return 'running';
 }
 
-
-
 function server(argv: string[]): void {
   const srv = net.createServer((sock) => {
     sock.setNoDelay(true);
@@ -110,8 +108,17 @@ function client(argv: string[]): void {
     done = true;
     if (ticker) clearInterval(ticker);
     const out: TransferOutput = {
-      messageBytes, count, window, connected: connectedAt !== null, connectMs: connectedAt,
-      acked, deliveredBytes: acked * messageBytes, end, elapsedMs: connectedAt !== null ? rel() : since(), lastProgressMs: lastProgress, error,
+      messageBytes,
+      count,
+      window,
+      connected: connectedAt !== null,
+      connectMs: connectedAt,
+      acked,
+      deliveredBytes: acked * messageBytes,
+      end,
+      elapsedMs: connectedAt !== null ? rel() : since(),
+      lastProgressMs: lastProgress,
+      error,
     };
     sock.destroy();
     process.stdout.write(`${JSON.stringify(out)}\n`, () => process.exit(0));

@@ -117,16 +117,40 @@ export const MAX_BATCH = ADDON_MAX_BATCH;
 
 /** A configuration error: names the field. The CLI prints it and exits with 2. */
 export class ConfigError extends Error {
-  constructor(readonly field: string, reason: string) {
+  constructor(
+    readonly field: string,
+    reason: string,
+  ) {
     super(`${field}: ${reason}`);
     this.name = 'ConfigError';
   }
 }
 
 const FIELDS = new Set([
-  'name', 'vni', 'port', 'srcPortMin', 'srcPortMax', 'srcPortRange', 'local', 'peers', 'address', 'mtu', 'mac',
-  'workers', 'df', 'learning', 'ageingSeconds', 'acceptUnknownPeers', 'fdb', 'batchSize', 'statsSocket', 'metrics',
-  'busyPollUs', 'offload', 'txQueueLen', 'uplinkBridge',
+  'name',
+  'vni',
+  'port',
+  'srcPortMin',
+  'srcPortMax',
+  'srcPortRange',
+  'local',
+  'peers',
+  'address',
+  'mtu',
+  'mac',
+  'workers',
+  'df',
+  'learning',
+  'ageingSeconds',
+  'acceptUnknownPeers',
+  'fdb',
+  'batchSize',
+  'statsSocket',
+  'metrics',
+  'busyPollUs',
+  'offload',
+  'txQueueLen',
+  'uplinkBridge',
 ]);
 
 /** Read a JSON config file into a partial config (field names as in VtepConfig). */

@@ -138,7 +138,16 @@ export interface SideBuild {
  * the step (with the end of its output) when one fails; the worktree is left
  * for the caller's {@link removeWorktree} (the caller registers `dir` first).
  */
-export async function buildWorktree(o: { procs: Procs; repo: string; ref: string; commit: string; dir: string; nodeModulesFrom: string; logFile: string; log: (line: string) => void }): Promise<SideBuild> {
+export async function buildWorktree(o: {
+  procs: Procs;
+  repo: string;
+  ref: string;
+  commit: string;
+  dir: string;
+  nodeModulesFrom: string;
+  logFile: string;
+  log: (line: string) => void;
+}): Promise<SideBuild> {
   const { procs, dir, log } = o;
   const seconds: Record<string, number> = {};
   const step = async (name: string, argv: string[], cwd: string, env?: NodeJS.ProcessEnv) => {
@@ -184,7 +193,13 @@ export async function buildWorktree(o: { procs: Procs; repo: string; ref: string
   // tsc emits despite type errors (exit 2); a commit that type-checks badly still benches.
   if (!existsSync(cli)) throw new Error(`tsc failed (exit ${String(r.code)}), no ${cli}; log ${o.logFile}:\n${r.tail}`);
   if (r.code !== 0) log(`bench ci: ${o.ref}: warning: tsc reported type errors (exit ${String(r.code)}); dist/ was emitted, see ${o.logFile}`);
-  log(`bench ci: ${o.ref}: built in ${Object.values(seconds).reduce((a, b) => a + b, 0).toFixed(0)} s (${Object.entries(seconds).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(', ')})`);
+  log(
+    `bench ci: ${o.ref}: built in ${Object.values(seconds)
+      .reduce((a, b) => a + b, 0)
+      .toFixed(0)} s (${Object.entries(seconds)
+      .map(([k, v]) => `${k} ${v.toFixed(0)} s`)
+      .join(', ')})`,
+  );
   const env: Record<string, string> = {};
   if (nodeModules === 'symlink') {
     const exclude = path.join(path.dirname(dir), `${path.basename(dir)}.exclude`);

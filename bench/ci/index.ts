@@ -57,7 +57,12 @@ function knownMetric(key: string): boolean {
 /** Everything checked before anything is created. Throws {@link CiInputError}. */
 async function preflight(o: CiOptions, procs: Procs): Promise<{ repo: string; headRoot: string; baseCommit: string; headCommit: string; headDirty: boolean | null; thresholds: Thresholds | null }> {
   const unknown = o.metrics.filter((k) => !knownMetric(k));
-  if (unknown.length) throw new CiInputError(`--metrics: unknown metric ${unknown.map((k) => `"${k}"`).join(', ')}; e.g. ${METRICS.slice(0, 4).map((d) => d.key).join(', ')}`);
+  if (unknown.length)
+    throw new CiInputError(
+      `--metrics: unknown metric ${unknown.map((k) => `"${k}"`).join(', ')}; e.g. ${METRICS.slice(0, 4)
+        .map((d) => d.key)
+        .join(', ')}`,
+    );
   let thresholds: Thresholds | null = null;
   if (o.thresholdsFile) {
     let v: unknown;
@@ -93,7 +98,10 @@ async function preflight(o: CiOptions, procs: Procs): Promise<{ repo: string; he
 }
 
 function stamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 /** Read the single result a round's bench wrote under `dir`, or null. */
@@ -111,12 +119,20 @@ function renderDecision(s: { plan: number[]; level: number; outcome: AbabOutcome
   const out = ['## Decision (vxtap bench ci)', ''];
   for (const side of ['base', 'head'] as const) {
     const b = s.builds[side];
-    out.push(`- ${side}: \`${b.ref}\` = ${b.commit.slice(0, 12)}${b.dirty ? ' with uncommitted changes (working tree as it is)' : ''}; ${b.worktree ? `built in a worktree (node_modules: ${b.nodeModules})` : 'the current checkout'}`);
+    out.push(
+      `- ${side}: \`${b.ref}\` = ${b.commit.slice(0, 12)}${b.dirty ? ' with uncommitted changes (working tree as it is)' : ''}; ${b.worktree ? `built in a worktree (node_modules: ${b.nodeModules})` : 'the current checkout'}`,
+    );
   }
   out.push(`- rounds: base and head interleaved (ABAB), one \`vxtap bench --rounds 1\` of each build per round, on the same hosts`);
   out.push(`- stopping rule (bench/decide.ts): looks at ${s.plan.join(', ')} rounds per side, each at level ${s.level.toPrecision(3)} (alpha / ${s.plan.length} looks, Holm inside a look)`);
-  for (const l of s.outcome.looks) out.push(`- look ${l.look} at ${l.rounds} round(s) per side: ${l.counts.worse} worse, ${l.counts.better} better, ${l.counts.same} same, ${l.counts.unknown} unknown: ${l.decision.why}`);
-  const verdict = s.exitStatus === 1 ? `**fail**: a \`worse\` verdict beyond ${s.failPct}%` : s.outcome.stoppedBy === 'cap' && s.outcome.comparison.counts.unknown ? `pass: no \`worse\` verdict; ${s.outcome.comparison.counts.unknown} metric(s) still unknown at the cap (more rounds or less noise would decide them)` : 'pass: no `worse` verdict';
+  for (const l of s.outcome.looks)
+    out.push(`- look ${l.look} at ${l.rounds} round(s) per side: ${l.counts.worse} worse, ${l.counts.better} better, ${l.counts.same} same, ${l.counts.unknown} unknown: ${l.decision.why}`);
+  const verdict =
+    s.exitStatus === 1
+      ? `**fail**: a \`worse\` verdict beyond ${s.failPct}%`
+      : s.outcome.stoppedBy === 'cap' && s.outcome.comparison.counts.unknown
+        ? `pass: no \`worse\` verdict; ${s.outcome.comparison.counts.unknown} metric(s) still unknown at the cap (more rounds or less noise would decide them)`
+        : 'pass: no `worse` verdict';
   out.push('', `Verdict: ${verdict} (exit ${s.exitStatus}).`, '');
   return out.join('\n');
 }
@@ -161,7 +177,14 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
     procs.abort(signal === 'SIGINT' ? 'SIGINT' : 'SIGTERM');
   });
 
-  const summary: Record<string, unknown> = { schema: CI_SCHEMA, schemaVersion: CI_SCHEMA_VERSION, dir, base: { ref: o.base, commit: pre.baseCommit }, head: { ref: o.head ?? 'working tree', commit: pre.headCommit, dirty: pre.headDirty }, options: { profile: o.profile, modes: o.modes, cap: o.cap, metrics: o.metrics, alpha: o.alpha, failOnRegressionPct: o.failOnRegressionPct, hosts: o.remote?.hosts ?? null } };
+  const summary: Record<string, unknown> = {
+    schema: CI_SCHEMA,
+    schemaVersion: CI_SCHEMA_VERSION,
+    dir,
+    base: { ref: o.base, commit: pre.baseCommit },
+    head: { ref: o.head ?? 'working tree', commit: pre.headCommit, dirty: pre.headDirty },
+    options: { profile: o.profile, modes: o.modes, cap: o.cap, metrics: o.metrics, alpha: o.alpha, failOnRegressionPct: o.failOnRegressionPct, hosts: o.remote?.hosts ?? null },
+  };
   const finish = (exitStatus: CiRun['exitStatus'], extra: Record<string, unknown>): CiRun => {
     Object.assign(summary, extra, { exitStatus, wallSeconds: (Date.now() - t0) / 1000 });
     if (exitStatus === 2) {
@@ -173,17 +196,38 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
     return { exitStatus, dir, summary };
   };
   try {
-    log(`bench ci: base ${o.base} = ${pre.baseCommit.slice(0, 12)}, head ${o.head ?? 'the working tree'} = ${pre.headCommit.slice(0, 12)}${pre.headDirty ? ' (uncommitted changes)' : ''}; ${o.profile} profile, modes ${o.modes.join(' ')}, looks at ${plan.schedule.join(', ')} rounds per side; output ${dir}`);
+    log(
+      `bench ci: base ${o.base} = ${pre.baseCommit.slice(0, 12)}, head ${o.head ?? 'the working tree'} = ${pre.headCommit.slice(0, 12)}${pre.headDirty ? ' (uncommitted changes)' : ''}; ${o.profile} profile, modes ${o.modes.join(' ')}, looks at ${plan.schedule.join(', ')} rounds per side; output ${dir}`,
+    );
     const builds = {} as Record<Side, SideBuild>;
     for (const side of ['base', 'head'] as const) {
       const ref = side === 'base' ? o.base : o.head;
       if (ref === null) {
-        builds.head = { ref: 'working tree', commit: pre.headCommit, root: pre.headRoot, cli: path.join(pre.headRoot, 'dist', 'src', 'cli', 'main.js'), worktree: null, dirty: pre.headDirty, nodeModules: 'checkout', seconds: {}, env: {} };
+        builds.head = {
+          ref: 'working tree',
+          commit: pre.headCommit,
+          root: pre.headRoot,
+          cli: path.join(pre.headRoot, 'dist', 'src', 'cli', 'main.js'),
+          worktree: null,
+          dirty: pre.headDirty,
+          nodeModules: 'checkout',
+          seconds: {},
+          env: {},
+        };
         continue;
       }
       const wt = path.join(tmp, side);
       worktrees.push(wt);
-      builds[side] = await buildWorktree({ procs, repo: pre.repo, ref, commit: side === 'base' ? pre.baseCommit : pre.headCommit, dir: wt, nodeModulesFrom: pre.headRoot, logFile: path.join(dir, `build-${side}.log`), log });
+      builds[side] = await buildWorktree({
+        procs,
+        repo: pre.repo,
+        ref,
+        commit: side === 'base' ? pre.baseCommit : pre.headCommit,
+        dir: wt,
+        nodeModulesFrom: pre.headRoot,
+        logFile: path.join(dir, `build-${side}.log`),
+        log,
+      });
     }
     summary.builds = Object.fromEntries(Object.entries(builds).map(([k, b]) => [k, { ref: b.ref, commit: b.commit, worktree: b.worktree, nodeModules: b.nodeModules, seconds: b.seconds }]));
 
@@ -211,7 +255,13 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
       return res;
     };
     const host = os.hostname();
-    const merge = (side: Side, parts: BenchResult[]) => mergeRounds(parts, { runId: `${stamp(new Date(t0))}-${host}-ci-${side}`, argv: process.argv.slice(2), modes: o.modes, ci: { side, ref: builds[side].ref, commit: builds[side].commit, dirty: builds[side].dirty, rounds: parts.map((p) => p.runId) } });
+    const merge = (side: Side, parts: BenchResult[]) =>
+      mergeRounds(parts, {
+        runId: `${stamp(new Date(t0))}-${host}-ci-${side}`,
+        argv: process.argv.slice(2),
+        modes: o.modes,
+        ci: { side, ref: builds[side].ref, commit: builds[side].commit, dirty: builds[side].dirty, rounds: parts.map((p) => p.runId) },
+      });
     const label = (side: Side) => `${side} ${builds[side].ref} (${builds[side].commit.slice(0, 12)}${builds[side].dirty ? ', uncommitted changes' : ''})`;
     let outcome: AbabOutcome;
     try {
@@ -241,7 +291,8 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
     } catch (err) {
       hooks.log(`vxtap bench ci: warning: report.html not written: ${(err as Error).message}`);
     }
-    for (const r of c.rows.filter((x) => x.verdict === 'worse')) hooks.log(`vxtap bench ci: worse: ${r.mode} ${r.metric} ${r.deltaPct === null ? 'n/a' : `${r.deltaPct.toFixed(1)}%`} (adjusted p = ${r.pAdjusted?.toPrecision(2) ?? 'n/a'})`);
+    for (const r of c.rows.filter((x) => x.verdict === 'worse'))
+      hooks.log(`vxtap bench ci: worse: ${r.mode} ${r.metric} ${r.deltaPct === null ? 'n/a' : `${r.deltaPct.toFixed(1)}%`} (adjusted p = ${r.pAdjusted?.toPrecision(2) ?? 'n/a'})`);
     return finish(exitStatus, {
       plan: { schedule: plan.schedule, alpha: plan.alpha, lookAlpha: level, correction: plan.correction, spending: 'bonferroni over looks' },
       looks: outcome.looks,

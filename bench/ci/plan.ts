@@ -104,7 +104,10 @@ export function parseCiOptions(o: RawCiOptions, sshOptionsEnv: string[] = []): C
   const capText = str(o.rounds) ?? String(CI_DEFAULTS.rounds);
   const cap = Number(capText);
   if (!/^\d+$/.test(capText) || cap < 1 || cap > 100) return new TypeError(`--rounds (the cap on rounds per side) must be an integer between 1 and 100 (got "${capText}")`);
-  const metrics = (str(o.metrics) ?? CI_DEFAULTS.metrics).split(',').map((m) => m.trim()).filter(Boolean);
+  const metrics = (str(o.metrics) ?? CI_DEFAULTS.metrics)
+    .split(',')
+    .map((m) => m.trim())
+    .filter(Boolean);
   if (metrics.length === 0) return new TypeError('--metrics must list at least one metric key, e.g. tcp1Gbps,latIdleP50');
   const alphaText = str(o.alpha) ?? String(CI_DEFAULTS.alpha);
   const alpha = Number(alphaText);
@@ -118,7 +121,14 @@ export function parseCiOptions(o: RawCiOptions, sshOptionsEnv: string[] = []): C
   if (hosts !== null) {
     const list = hosts.split(',').map((h) => h.trim());
     if (list.length !== 2 || list.some((h) => !h)) return new TypeError(`--hosts must be two SSH destinations A,B (got "${hosts}")`);
-    const pair = (name: string, v: string | null) => (v !== null && v.split(',').map((x) => x.trim()).filter(Boolean).length !== 2 ? new TypeError(`--${name} must be two values A,B (got "${v}")`) : null);
+    const pair = (name: string, v: string | null) =>
+      v !== null &&
+      v
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean).length !== 2
+        ? new TypeError(`--${name} must be two values A,B (got "${v}")`)
+        : null;
     const bad = pair('underlay', str(o.underlay)) ?? pair('data-dev', str(o.dataDev));
     if (bad) return bad;
     remote = {
@@ -192,7 +202,15 @@ export function roundArgv(o: Pick<CiOptions, 'profile' | 'modes' | 'remote'>, ro
     argv.push('--hosts', r.hosts.join(','), '--deploy');
     if (r.sshConfig) argv.push('--ssh-config', r.sshConfig);
     for (const s of r.sshOptions) argv.push('--ssh-option', s);
-    for (const [flag, v] of [['--underlay', r.underlay], ['--overlay', r.overlay], ['--vni', r.vni], ['--port', r.port], ['--data-dev', r.dataDev], ['--lease', r.lease]] as const) if (v !== null) argv.push(flag, v);
+    for (const [flag, v] of [
+      ['--underlay', r.underlay],
+      ['--overlay', r.overlay],
+      ['--vni', r.vni],
+      ['--port', r.port],
+      ['--data-dev', r.dataDev],
+      ['--lease', r.lease],
+    ] as const)
+      if (v !== null) argv.push(flag, v);
   }
   return argv;
 }
@@ -231,7 +249,8 @@ export function mergeRounds(parts: readonly BenchResult[], meta: { runId: string
   const first = parts[0];
   for (const p of parts) {
     // Results read from disk: the types promise one schema, the files may not keep it.
-    if (JSON.stringify([p.schema, p.schemaVersion]) !== JSON.stringify([first.schema, first.schemaVersion])) throw new RangeError(`run ${p.runId}: schema ${p.schema} ${p.schemaVersion}, not ${first.schema} ${first.schemaVersion}`);
+    if (JSON.stringify([p.schema, p.schemaVersion]) !== JSON.stringify([first.schema, first.schemaVersion]))
+      throw new RangeError(`run ${p.runId}: schema ${p.schema} ${p.schemaVersion}, not ${first.schema} ${first.schemaVersion}`);
     if (p.options.profile !== first.options.profile) throw new RangeError(`run ${p.runId}: profile ${p.options.profile}, not ${first.options.profile}`);
     if (p.options.mtu !== first.options.mtu) throw new RangeError(`run ${p.runId}: MTU ${p.options.mtu}, not ${first.options.mtu}`);
   }

@@ -58,16 +58,26 @@ export async function runAbab(p: AbabParams): Promise<AbabOutcome> {
     const base = p.merge('base', parts.base);
     const head = p.merge('head', parts.head);
     const comparison = p.compare(base, head, level);
-    const decision = nextStep(p.plan, look, comparison.rows.map((r) => r.verdict));
+    const decision = nextStep(
+      p.plan,
+      look,
+      comparison.rows.map((r) => r.verdict),
+    );
     looks.push({ look: look + 1, rounds: target, level, counts: comparison.counts, decision });
     const c = comparison.counts;
-    p.log(`bench ci: look ${look + 1}/${p.plan.schedule.length} at ${target} round(s) per side (level ${level.toPrecision(3)}): ${c.worse} worse, ${c.better} better, ${c.same} same, ${c.unknown} unknown; ${decision.why}`);
+    p.log(
+      `bench ci: look ${look + 1}/${p.plan.schedule.length} at ${target} round(s) per side (level ${level.toPrecision(3)}): ${c.worse} worse, ${c.better} better, ${c.same} same, ${c.unknown} unknown; ${decision.why}`,
+    );
     if (decision.action === 'stop') return { looks, stoppedBy: decision.reason, base, head, comparison };
   }
 }
 
 /** The comparison of two merged results on the gating metrics (Holm at `level`). */
-export function compareAtLevel(base: { label: string; result: BenchResult }, head: { label: string; result: BenchResult }, o: { metrics: string[]; thresholds: Thresholds | null; level: number }): Comparison {
+export function compareAtLevel(
+  base: { label: string; result: BenchResult },
+  head: { label: string; result: BenchResult },
+  o: { metrics: string[]; thresholds: Thresholds | null; level: number },
+): Comparison {
   return compareResults(base, head, { alpha: o.level, metrics: o.metrics, correction: 'holm', thresholds: o.thresholds });
 }
 

@@ -68,12 +68,16 @@ export interface AgentCleanupReport {
   skipped: string[];
 }
 
-
 /** Start time of `pid` (field 22 of /proc/<pid>/stat, clock ticks since boot), or null when it is gone. */
 function startTicks(pid: number): number | null {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(text.slice(text.lastIndexOf(')') + 1).trim().split(/\s+/)[22 - 3]);
+    return Number(
+      text
+        .slice(text.lastIndexOf(')') + 1)
+        .trim()
+        .split(/\s+/)[22 - 3],
+    );
   } catch {
     return null;
   }
@@ -219,7 +223,10 @@ export class Agent {
   private workDir = '';
   private leaseMs = 30_000;
   private leaseUntil = Date.now() + 60_000;
-  private readonly spawned = new Map<number, { child: ChildProcess; argv: string[]; out: string; err: string; sentOut: number; sentErr: number; exited: Promise<{ code: number | null; signal: string | null }> }>();
+  private readonly spawned = new Map<
+    number,
+    { child: ChildProcess; argv: string[]; out: string; err: string; sentOut: number; sentErr: number; exited: Promise<{ code: number | null; signal: string | null }> }
+  >();
   private readonly execs = new Set<ChildProcess>();
   private execDeadline = 0;
   private nextHandle = 1;
@@ -227,7 +234,11 @@ export class Agent {
   private readonly timer: NodeJS.Timeout;
   private readonly root: string;
 
-  constructor(private readonly input: NodeJS.ReadableStream, private readonly output: NodeJS.WritableStream, root: string) {
+  constructor(
+    private readonly input: NodeJS.ReadableStream,
+    private readonly output: NodeJS.WritableStream,
+    root: string,
+  ) {
     this.root = root;
     input.setEncoding('utf8');
     input.on('data', (d: string | Buffer) => this.onData(String(d)));
@@ -437,7 +448,9 @@ export class Agent {
           holder = null;
         }
         if (holder && isAgent(holder.agentPid)) {
-          const e = new Error(`host is in use by bench run ${holder.runId} (agent pid ${holder.agentPid}, since ${holder.since}); wait for it to finish, or remove a stale run with 'vxtap bench --cleanup --hosts ...'`);
+          const e = new Error(
+            `host is in use by bench run ${holder.runId} (agent pid ${holder.agentPid}, since ${holder.since}); wait for it to finish, or remove a stale run with 'vxtap bench --cleanup --hosts ...'`,
+          );
           this.lockFile = '';
           throw Object.assign(e, { code: 'EBUSY' });
         }
@@ -452,7 +465,12 @@ export class Agent {
     const handle = this.nextHandle++;
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env, detached: true });
     const entry = {
-      child, argv, out: '', err: '', sentOut: 0, sentErr: 0,
+      child,
+      argv,
+      out: '',
+      err: '',
+      sentOut: 0,
+      sentErr: 0,
       exited: new Promise<{ code: number | null; signal: string | null }>((resolve) => {
         child.once('error', () => resolve({ code: 127, signal: null }));
         child.once('close', (code, signal) => resolve({ code, signal }));
@@ -508,10 +526,12 @@ export class Agent {
     const payload = Buffer.alloc(50, 0); // a VXLAN-sized header's worth of zeros; nobody acts on it
     let sent = 0;
     for (let i = 0; i < Math.min(count, 100); i++) {
-      await new Promise<void>((resolve) => sock.send(payload, port, to, (err) => {
-        if (!err) sent++;
-        resolve();
-      }));
+      await new Promise<void>((resolve) =>
+        sock.send(payload, port, to, (err) => {
+          if (!err) sent++;
+          resolve();
+        }),
+      );
       await sleep(10);
     }
     sock.close();
@@ -554,7 +574,11 @@ export class Agent {
       nic.driver = /^driver:\s*(.*)$/m.exec(info.stdout)?.[1]?.trim() ?? null;
       nic.ethtoolI = info.code === 0 ? info.stdout.trim() : null;
       nic.offloads = Object.fromEntries(
-        feats.stdout.split('\n').map((l) => /^\s*([a-z0-9-]+):\s+(on|off)/.exec(l)).filter((m): m is RegExpExecArray => !!m).map((m) => [m[1], m[2] === 'on']),
+        feats.stdout
+          .split('\n')
+          .map((l) => /^\s*([a-z0-9-]+):\s+(on|off)/.exec(l))
+          .filter((m): m is RegExpExecArray => !!m)
+          .map((m) => [m[1], m[2] === 'on']),
       );
       try {
         nic.mtu = Number(readFileSync(`/sys/class/net/${dev}/mtu`, 'utf8').trim());

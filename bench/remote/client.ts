@@ -34,7 +34,11 @@ export class AgentClient {
   /** The other agents of the run (for keep-alive decisions). */
   group: AgentClient[] = [];
 
-  constructor(readonly label: string, readonly dest: string, private readonly child: ChildProcessByStdio<Writable, Readable, Readable>) {
+  constructor(
+    readonly label: string,
+    readonly dest: string,
+    private readonly child: ChildProcessByStdio<Writable, Readable, Readable>,
+  ) {
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (d: string) => this.onData(d));
     child.stderr.setEncoding('utf8');
@@ -42,7 +46,9 @@ export class AgentClient {
       this.stderrTail = (this.stderrTail + d).slice(-2000);
     });
     child.stdin.on('error', () => undefined);
-    child.once('exit', (code, signal) => this.fail(`connection lost (${this.transportName()} exited ${String(signal ?? code)})${this.stderrTail.trim() ? `: ${this.stderrTail.trim().split('\n').slice(-3).join(' | ')}` : ''}`));
+    child.once('exit', (code, signal) =>
+      this.fail(`connection lost (${this.transportName()} exited ${String(signal ?? code)})${this.stderrTail.trim() ? `: ${this.stderrTail.trim().split('\n').slice(-3).join(' | ')}` : ''}`),
+    );
     child.once('error', (e) => this.fail(`cannot start ${this.transportName()}: ${e.message}`));
   }
 
@@ -164,7 +170,12 @@ class RemoteProcess implements BenchProcess {
   private resolveExit!: (v: { code: number | null; signal: NodeJS.Signals | null }) => void;
   readonly started: Promise<void>;
 
-  constructor(private readonly host: RemoteHost, readonly argv: string[], wire: string[], env: Record<string, string> | undefined) {
+  constructor(
+    private readonly host: RemoteHost,
+    readonly argv: string[],
+    wire: string[],
+    env: Record<string, string> | undefined,
+  ) {
     this.exited = new Promise((r) => (this.resolveExit = r));
     this.started = host.client.request<{ handle: number; pid: number }>({ op: 'spawn', argv: wire, env }).then(
       ({ handle, pid }) => {
@@ -270,7 +281,14 @@ export class RemoteHost implements BenchHost {
    * @param localRoot the controller's checkout: argv words naming the controller's node or files in
    *   its checkout are translated to the host's (`hello.nodePath`, `hello.repoRoot`).
    */
-  constructor(readonly label: string, readonly where: string, readonly client: AgentClient, readonly hello: HelloResult, private readonly localRoot: string, private readonly leaseMs: number) {
+  constructor(
+    readonly label: string,
+    readonly where: string,
+    readonly client: AgentClient,
+    readonly hello: HelloResult,
+    private readonly localRoot: string,
+    private readonly leaseMs: number,
+  ) {
     this.gonePromise = new Promise((resolve) => {
       const t = setInterval(() => {
         if (client.gone) {

@@ -75,13 +75,7 @@ export function deployBuild(ssh: SshControl, h: HostDest, label: string, root: s
   const tar = spawnSync('tar', ['--use-compress-program=gzip -1', '-cf', '-', '-C', root, ...files], { maxBuffer: 1024 * 1024 * 1024 });
   if (tar.status !== 0) throw new Error(`--deploy: tar of the bundle failed: ${(tar.stderr as Buffer | null)?.toString().trim() ?? tar.error?.message ?? ''}`);
   log(`  ${who}: copying this build (${(tar.stdout.length / 1e6).toFixed(1)} MB) to ~/.cache/vxtap/${cacheSubdir(b)}`);
-  const script = [
-    `D=${D}`,
-    'rm -rf "$D.tmp" && mkdir -p "$D.tmp"',
-    'tar xzf - -C "$D.tmp"',
-    `printf '%s' ${shQuote(stamp)} > "$D.tmp/build.json"`,
-    'rm -rf "$D" && mv "$D.tmp" "$D"',
-  ].join(' && ');
+  const script = [`D=${D}`, 'rm -rf "$D.tmp" && mkdir -p "$D.tmp"', 'tar xzf - -C "$D.tmp"', `printf '%s' ${shQuote(stamp)} > "$D.tmp/build.json"`, 'rm -rf "$D" && mv "$D.tmp" "$D"'].join(' && ');
   const r = ssh.runSync(h, script, tar.stdout, 300_000);
   if (r.code !== 0) throw new Error(`${who}: --deploy: copying the build failed (${r.code}): ${r.stderr.trim().slice(0, 300)}`);
   return 'copied';

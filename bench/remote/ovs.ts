@@ -35,7 +35,11 @@ export async function remoteOvsUnavailableReason(host: RemoteHost): Promise<stri
 
 /** A private OVS instance on a host. */
 export class RemoteOvs {
-  constructor(readonly host: RemoteHost, readonly dir: string, readonly pids: { ovsdb: number; vswitchd: number }) {}
+  constructor(
+    readonly host: RemoteHost,
+    readonly dir: string,
+    readonly pids: { ovsdb: number; vswitchd: number },
+  ) {}
 
   vsctl(args: string[], allowFail = false): Promise<RunResult> {
     return this.host.exec(['ovs-vsctl', `--db=unix:${path.join(this.dir, 'db.sock')}`, '--timeout=10', ...args], { allowFail, env: ovsEnv(this.dir) });
@@ -47,7 +51,10 @@ export class RemoteOvs {
 
   async datapathTypes(): Promise<string[]> {
     const r = await this.vsctl(['get', 'Open_vSwitch', '.', 'datapath_types'], true);
-    return r.stdout.replace(/[[\]"\s]/g, '').split(',').filter(Boolean);
+    return r.stdout
+      .replace(/[[\]"\s]/g, '')
+      .split(',')
+      .filter(Boolean);
   }
 
   /** Stop both daemons (their bridges' devices go with ovs-vswitchd) and remove the directory. */
@@ -76,11 +83,34 @@ export async function startRemoteOvs(host: RemoteHost, dir: string): Promise<Rem
     await host.track({ pids: [pid] });
     return pid;
   };
-  await host.exec(['ovsdb-server', db, `--remote=punix:${path.join(dir, 'db.sock')}`, `--unixctl=${path.join(dir, 'ovsdb-server.ctl')}`, `--pidfile=${path.join(dir, 'ovsdb-server.pid')}`, `--log-file=${path.join(dir, 'ovsdb-server.log')}`, '--detach', '--no-chdir'], { env, timeoutMs: 20_000 });
+  await host.exec(
+    [
+      'ovsdb-server',
+      db,
+      `--remote=punix:${path.join(dir, 'db.sock')}`,
+      `--unixctl=${path.join(dir, 'ovsdb-server.ctl')}`,
+      `--pidfile=${path.join(dir, 'ovsdb-server.pid')}`,
+      `--log-file=${path.join(dir, 'ovsdb-server.log')}`,
+      '--detach',
+      '--no-chdir',
+    ],
+    { env, timeoutMs: 20_000 },
+  );
   const ovsdb = await pidOf('ovsdb-server');
   await host.exec(['ovs-vsctl', `--db=unix:${path.join(dir, 'db.sock')}`, '--no-wait', 'init'], { env });
   await host.track({ links: [OVS_NETDEV] }); // absent before (remoteOvsUnavailableReason), ours after
-  await host.exec(['ovs-vswitchd', `unix:${path.join(dir, 'db.sock')}`, `--unixctl=${path.join(dir, 'ovs-vswitchd.ctl')}`, `--pidfile=${path.join(dir, 'ovs-vswitchd.pid')}`, `--log-file=${path.join(dir, 'ovs-vswitchd.log')}`, '--detach', '--no-chdir'], { env, timeoutMs: 30_000 });
+  await host.exec(
+    [
+      'ovs-vswitchd',
+      `unix:${path.join(dir, 'db.sock')}`,
+      `--unixctl=${path.join(dir, 'ovs-vswitchd.ctl')}`,
+      `--pidfile=${path.join(dir, 'ovs-vswitchd.pid')}`,
+      `--log-file=${path.join(dir, 'ovs-vswitchd.log')}`,
+      '--detach',
+      '--no-chdir',
+    ],
+    { env, timeoutMs: 30_000 },
+  );
   const vswitchd = await pidOf('ovs-vswitchd');
   return new RemoteOvs(host, dir, { ovsdb, vswitchd });
 }

@@ -76,7 +76,8 @@ export function validateRemoteOptions(o: RemoteOptions): Error | null {
   if (!Number.isInteger(o.vni) || o.vni < 1 || o.vni > 16_777_215) return new TypeError('--vni must be an integer 1..16777215');
   if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) return new TypeError('--port must be an integer 1..65535');
   if (o.ssh.configFile !== undefined && !o.ssh.configFile) return new TypeError('--ssh-config must name a file');
-  if (o.dataDev && ((o.dataDev as readonly string[]).length !== 2 || !o.dataDev.every((d) => /^[A-Za-z0-9_.@-]{1,15}$/.test(d)))) return new TypeError('--data-dev must be two interface names: DEV_A,DEV_B');
+  if (o.dataDev && ((o.dataDev as readonly string[]).length !== 2 || !o.dataDev.every((d) => /^[A-Za-z0-9_.@-]{1,15}$/.test(d))))
+    return new TypeError('--data-dev must be two interface names: DEV_A,DEV_B');
   return null;
 }
 
@@ -178,7 +179,12 @@ export class RemotePair {
         const why = buildMismatch(mine, h.build);
         if (why) {
           await c.close(5000).catch(() => undefined);
-          throw Object.assign(new Error(`host ${labels[i]} (${dests[i].text}) runs another vxtap build (${why}): host ${describeBuild(h.build)}, controller ${describeBuild(mine)}; run with --deploy to copy this build to the host`), { code: 'EBUILD' });
+          throw Object.assign(
+            new Error(
+              `host ${labels[i]} (${dests[i].text}) runs another vxtap build (${why}): host ${describeBuild(h.build)}, controller ${describeBuild(mine)}; run with --deploy to copy this build to the host`,
+            ),
+            { code: 'EBUILD' },
+          );
         }
         return h;
       };
@@ -227,7 +233,9 @@ export class RemotePair {
         const steal = (envs[i] as { baselineStealRatio?: number | null }).baselineStealRatio;
         if (typeof steal === 'number' && steal > 0.05) pre[i].warnings.push(`idle steal ${(steal * 100).toFixed(1)}%: the hypervisor takes CPU from this host; figures will be noisy`);
         for (const w of pre[i].warnings) log(`  host ${h.label}: warning: ${w}`);
-        log(`  host ${h.label}: ${h.hello.hostname}, underlay ${pair.records[i].underlay.address} on ${pair.records[i].underlay.dev}, clock offset ${offsets[i].offsetMs.toFixed(3)} ms (rtt ${offsets[i].rttMs.toFixed(3)} ms)`);
+        log(
+          `  host ${h.label}: ${h.hello.hostname}, underlay ${pair.records[i].underlay.address} on ${pair.records[i].underlay.dev}, clock offset ${offsets[i].offsetMs.toFixed(3)} ms (rtt ${offsets[i].rttMs.toFixed(3)} ms)`,
+        );
       }
       return pair;
     } catch (err) {
@@ -262,7 +270,7 @@ export class RemotePair {
       const seen = (h: RemoteHost, other: RemoteHost) => h.hello.sshConnection?.split(' ')[2] ?? other.hello.sshConnection?.split(' ')[0] ?? null;
       const bAddr = seen(this.b, this.a);
       const aAddr = seen(this.a, this.b);
-      if (!aAddr || !bAddr) throw new Error('cannot tell the hosts\' addresses from their SSH sessions (both local?); give --underlay ADDR_A,ADDR_B');
+      if (!aAddr || !bAddr) throw new Error("cannot tell the hosts' addresses from their SSH sessions (both local?); give --underlay ADDR_A,ADDR_B");
       const ra = await RemotePair.routeTo(this.a, bAddr);
       const rb = await RemotePair.routeTo(this.b, aAddr);
       if (!ra || !rb) throw new Error(`no route between the hosts (A -> ${bAddr}: ${ra ? 'ok' : 'none'}, B -> ${aAddr}: ${rb ? 'ok' : 'none'}); give --underlay ADDR_A,ADDR_B`);
@@ -272,7 +280,10 @@ export class RemotePair {
     if (!da) throw new Error(`--underlay: host A (${this.a.where}) has no interface with address ${addrs[0]}`);
     if (!db) throw new Error(`--underlay: host B (${this.b.where}) has no interface with address ${addrs[1]}`);
     if (this.opts.dataDev) {
-      for (const [i, h, d] of [[0, this.a, da], [1, this.b, db]] as const) {
+      for (const [i, h, d] of [
+        [0, this.a, da],
+        [1, this.b, db],
+      ] as const) {
         const want = this.opts.dataDev[i];
         if (d.dev !== want) throw new Error(`--data-dev: host ${h.label} (${h.where}): ${want} does not hold the underlay address ${addrs[i]} (it is on ${d.dev})`);
         // The SSH session's route: the interface it leaves by must not be handed to OVS.
@@ -336,9 +347,14 @@ export class RemotePair {
       for (const p of pre) p.warnings.push('GRE (IP protocol 47) check skipped: python3 missing on a host (raw sockets)');
       return;
     }
-    const recv = 'import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_RAW,47)\ns.bind((sys.argv[1],0))\ns.settimeout(0.05)\nprint("ready",flush=True)\nn=0\nend=time.time()+float(sys.argv[3])\nwhile time.time()<end:\n  try:\n    d,a=s.recvfrom(4096)\n    n+=a[0]==sys.argv[2]\n  except socket.timeout:\n    pass\nprint(n,flush=True)\n';
-    const send = 'import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_RAW,47)\ns.bind((sys.argv[1],0))\nfor i in range(5):\n  s.sendto(bytes([0,0,0x65,0x58]),(sys.argv[2],0))\n  time.sleep(0.01)\n';
-    for (const [s, d] of [[0, 1], [1, 0]] as const) {
+    const recv =
+      'import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_RAW,47)\ns.bind((sys.argv[1],0))\ns.settimeout(0.05)\nprint("ready",flush=True)\nn=0\nend=time.time()+float(sys.argv[3])\nwhile time.time()<end:\n  try:\n    d,a=s.recvfrom(4096)\n    n+=a[0]==sys.argv[2]\n  except socket.timeout:\n    pass\nprint(n,flush=True)\n';
+    const send =
+      'import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_RAW,47)\ns.bind((sys.argv[1],0))\nfor i in range(5):\n  s.sendto(bytes([0,0,0x65,0x58]),(sys.argv[2],0))\n  time.sleep(0.01)\n';
+    for (const [s, d] of [
+      [0, 1],
+      [1, 0],
+    ] as const) {
       const listener = hosts[d].spawn(['python3', '-c', recv, addr[d], addr[s], '1.5']);
       const deadline = Date.now() + 5000;
       while (!/ready/.test(listener.stdout()) && !listener.done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
@@ -366,7 +382,10 @@ export class RemotePair {
     const hosts = [this.a, this.b];
     const addr = [this.underlay.a, this.underlay.b];
     const port = this.opts.port;
-    for (const [s, d] of [[0, 1], [1, 0]] as const) {
+    for (const [s, d] of [
+      [0, 1],
+      [1, 0],
+    ] as const) {
       const src = hosts[s];
       const dst = hosts[d];
       let handle: number;
@@ -388,7 +407,10 @@ export class RemotePair {
         );
       }
     }
-    for (const [s, d] of [[0, 1], [1, 0]] as const) {
+    for (const [s, d] of [
+      [0, 1],
+      [1, 0],
+    ] as const) {
       const ok = async (size: number) => (await hosts[s].exec(['ping', '-n', '-c', '1', '-W', '1', '-M', 'do', '-s', String(size - 28), addr[d]], { allowFail: true, timeoutMs: 5000 })).code === 0;
       let pmtu: number | null = null;
       if (await ok(this.underlay.mtu)) pmtu = this.underlay.mtu;
@@ -403,7 +425,10 @@ export class RemotePair {
         pmtu = lo;
       }
       pre[s].pathMtuToPeer = pmtu;
-      if (pmtu === null) failures.push(`host ${hosts[s].label} (${hosts[s].where}) cannot ping host ${hosts[d].label} at ${addr[d]} (ICMP echo, 576 bytes, DF): no path or ICMP filtered; allow ICMP echo between the hosts`);
+      if (pmtu === null)
+        failures.push(
+          `host ${hosts[s].label} (${hosts[s].where}) cannot ping host ${hosts[d].label} at ${addr[d]} (ICMP echo, 576 bytes, DF): no path or ICMP filtered; allow ICMP echo between the hosts`,
+        );
       else if (pmtu < this.underlay.mtu) pre[s].warnings.push(`path MTU to host ${hosts[d].label} is ${pmtu}, below the interface MTU ${this.underlay.mtu}: overlays will see fragmentation or drops`);
     }
   }
@@ -413,7 +438,10 @@ export class RemotePair {
     result.hosts = this.records;
     result.topology = {
       kind: 'ssh-hosts',
-      hosts: [{ label: 'A', namespace: this.a.where }, { label: 'B', namespace: this.b.where }],
+      hosts: [
+        { label: 'A', namespace: this.a.where },
+        { label: 'B', namespace: this.b.where },
+      ],
       underlay: { a: this.underlay.a, b: this.underlay.b, prefix: this.underlay.prefix, mtu: this.underlay.mtu, netem: null },
       overlay: this.overlay,
       vni: this.opts.vni,

@@ -56,9 +56,20 @@ export async function launchIsolated(ns: string): Promise<IsolatedBrowser> {
   const cleanup = () => {
     try {
       const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean);
-      for (const pid of pids) try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
-    } catch { /* namespace gone */ }
-    try { execFileSync('ip', ['netns', 'del', ns]); } catch { /* already gone */ }
+      for (const pid of pids)
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+    } catch {
+      /* namespace gone */
+    }
+    try {
+      execFileSync('ip', ['netns', 'del', ns]);
+    } catch {
+      /* already gone */
+    }
     rmSync(tmp, { recursive: true, force: true });
   };
   let browser: import('playwright-core').Browser;
@@ -86,8 +97,13 @@ export async function launchIsolated(ns: string): Promise<IsolatedBrowser> {
         return route.abort('blockedbyclient');
       });
       const page = await context.newPage();
-      page.on('request', (req) => { const u = req.url(); if (!u.startsWith('file:') && !u.startsWith('data:') && !log.blockedRequests.includes(u)) log.blockedRequests.push(u); });
-      page.on('console', (msg) => { if (msg.type() === 'error') log.consoleErrors.push(msg.text()); });
+      page.on('request', (req) => {
+        const u = req.url();
+        if (!u.startsWith('file:') && !u.startsWith('data:') && !log.blockedRequests.includes(u)) log.blockedRequests.push(u);
+      });
+      page.on('console', (msg) => {
+        if (msg.type() === 'error') log.consoleErrors.push(msg.text());
+      });
       page.on('pageerror', (err) => log.pageErrors.push(err.message));
       await page.goto(pathToFileURL(path.resolve(file)).href, { waitUntil: 'load', timeout: 60_000 });
       return { page, log };

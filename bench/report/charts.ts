@@ -65,61 +65,127 @@ const legend = (names: string[]) => ({ type: 'plain' as const, top: 4, left: 8, 
 export function medianWithRounds(opts: { title: string; unit: string; categories: string[]; medians: (number | null)[]; rounds: (number | null)[][]; colors: string[]; log?: boolean }): Chart {
   const roundPoints: [number, number][] = [];
   const roundOf: number[] = [];
-  opts.rounds.forEach((vals, i) => vals.forEach((v, r) => { if (v !== null) { roundPoints.push([i, v]); roundOf.push(r + 1); } }));
+  opts.rounds.forEach((vals, i) =>
+    vals.forEach((v, r) => {
+      if (v !== null) {
+        roundPoints.push([i, v]);
+        roundOf.push(r + 1);
+      }
+    }),
+  );
   const tip: TipFn = (s, d) => {
-    if (s === 0) { const v = opts.medians.at(d); return v === null || v === undefined ? null : `${opts.categories[d]}: median ${fmt(v)} ${opts.unit}`; }
+    if (s === 0) {
+      const v = opts.medians.at(d);
+      return v === null || v === undefined ? null : `${opts.categories[d]}: median ${fmt(v)} ${opts.unit}`;
+    }
     const p = roundPoints.at(d);
     return p ? `${opts.categories[p[0]]}, round ${roundOf[d]}: ${fmt(p[1])} ${opts.unit}` : null;
   };
   const points = opts.medians.filter((v) => v !== null).length + roundPoints.length;
-  const svg = renderSvg({
-    title: { text: opts.title, left: 'center', textStyle: { ...FONT, fontSize: 14 } },
-    grid: { ...baseGrid, top: 40 },
-    xAxis: { type: 'category', data: opts.categories, axisLabel: { interval: 0, rotate: opts.categories.length > 5 ? 20 : 0, ...FONT } },
-    yAxis: { type: opts.log ? 'log' : 'value', name: opts.unit, nameTextStyle: FONT },
-    series: [
-      { type: 'bar', name: 'median', barWidth: '50%', data: opts.medians.map((v, i) => ({ value: v ?? '-', itemStyle: { color: opts.colors[i], opacity: 0.75 } })), label: { show: true, position: 'insideTop', formatter: (p: { value: unknown }) => (typeof p.value === 'number' ? fmt(p.value) : ''), ...FONT } } satisfies echarts.BarSeriesOption,
-      { type: 'scatter', name: 'rounds', symbolSize: 9, itemStyle: { color: '#222', borderColor: '#fff', borderWidth: 1 }, data: roundPoints } satisfies echarts.ScatterSeriesOption,
-    ],
-  }, CHART_SIZE, tip);
+  const svg = renderSvg(
+    {
+      title: { text: opts.title, left: 'center', textStyle: { ...FONT, fontSize: 14 } },
+      grid: { ...baseGrid, top: 40 },
+      xAxis: { type: 'category', data: opts.categories, axisLabel: { interval: 0, rotate: opts.categories.length > 5 ? 20 : 0, ...FONT } },
+      yAxis: { type: opts.log ? 'log' : 'value', name: opts.unit, nameTextStyle: FONT },
+      series: [
+        {
+          type: 'bar',
+          name: 'median',
+          barWidth: '50%',
+          data: opts.medians.map((v, i) => ({ value: v ?? '-', itemStyle: { color: opts.colors[i], opacity: 0.75 } })),
+          label: { show: true, position: 'insideTop', formatter: (p: { value: unknown }) => (typeof p.value === 'number' ? fmt(p.value) : ''), ...FONT },
+        } satisfies echarts.BarSeriesOption,
+        { type: 'scatter', name: 'rounds', symbolSize: 9, itemStyle: { color: '#222', borderColor: '#fff', borderWidth: 1 }, data: roundPoints } satisfies echarts.ScatterSeriesOption,
+      ],
+    },
+    CHART_SIZE,
+    tip,
+  );
   return { svg, points };
 }
 
 /** Lines over x (one per series), e.g. iperf3 interval throughput over seconds. */
-export function lines(opts: { title: string; xName: string; unit: string; series: { name: string; color: string; points: [number, number][]; dashed?: boolean; tipName?: string }[]; xLog?: boolean; yLog?: boolean; xLabels?: (v: number) => string; yMin?: number; xMin?: number; xInteger?: boolean }): Chart {
+export function lines(opts: {
+  title: string;
+  xName: string;
+  unit: string;
+  series: { name: string; color: string; points: [number, number][]; dashed?: boolean; tipName?: string }[];
+  xLog?: boolean;
+  yLog?: boolean;
+  xLabels?: (v: number) => string;
+  yMin?: number;
+  xMin?: number;
+  xInteger?: boolean;
+}): Chart {
   const names = [...new Set(opts.series.map((s) => s.name))];
   const points = opts.series.reduce((t, s) => t + s.points.length, 0);
-  const svg = renderSvg({
-    title: { text: opts.title, left: 'center', top: names.length > 6 ? 52 : 22, textStyle: { ...FONT, fontSize: 14 } },
-    legend: legend(names),
-    grid: { ...baseGrid, top: names.length > 6 ? 96 : 64 },
-    xAxis: { type: opts.xLog ? 'log' : 'value', name: opts.xName, nameLocation: 'middle', nameGap: 28, nameTextStyle: FONT, axisLabel: { ...FONT, ...(opts.xLabels ? { formatter: opts.xLabels } : {}) }, min: opts.xMin ?? (opts.xLog ? undefined : 'dataMin'), max: 'dataMax', minInterval: opts.xInteger ? 1 : undefined },
-    yAxis: { type: opts.yLog ? 'log' : 'value', name: opts.unit, nameTextStyle: FONT, min: opts.yMin },
-    series: opts.series.map((s) => ({ type: 'line', name: s.name, data: s.points, showSymbol: true, symbolSize: 4, lineStyle: { color: s.color, width: 1.5, type: s.dashed ? 'dashed' : 'solid' }, itemStyle: { color: s.color } })),
-  }, CHART_SIZE, (si, di) => {
-    const p = opts.series.at(si)?.points.at(di);
-    return p ? `${opts.series[si].tipName ?? opts.series[si].name}: ${opts.xLabels ? opts.xLabels(p[0]) : `${opts.xName} ${Number.isInteger(p[0]) ? p[0] : fmt(p[0])}`}, ${fmt(p[1])} ${opts.unit}` : null;
-  });
+  const svg = renderSvg(
+    {
+      title: { text: opts.title, left: 'center', top: names.length > 6 ? 52 : 22, textStyle: { ...FONT, fontSize: 14 } },
+      legend: legend(names),
+      grid: { ...baseGrid, top: names.length > 6 ? 96 : 64 },
+      xAxis: {
+        type: opts.xLog ? 'log' : 'value',
+        name: opts.xName,
+        nameLocation: 'middle',
+        nameGap: 28,
+        nameTextStyle: FONT,
+        axisLabel: { ...FONT, ...(opts.xLabels ? { formatter: opts.xLabels } : {}) },
+        min: opts.xMin ?? (opts.xLog ? undefined : 'dataMin'),
+        max: 'dataMax',
+        minInterval: opts.xInteger ? 1 : undefined,
+      },
+      yAxis: { type: opts.yLog ? 'log' : 'value', name: opts.unit, nameTextStyle: FONT, min: opts.yMin },
+      series: opts.series.map((s) => ({
+        type: 'line',
+        name: s.name,
+        data: s.points,
+        showSymbol: true,
+        symbolSize: 4,
+        lineStyle: { color: s.color, width: 1.5, type: s.dashed ? 'dashed' : 'solid' },
+        itemStyle: { color: s.color },
+      })),
+    },
+    CHART_SIZE,
+    (si, di) => {
+      const p = opts.series.at(si)?.points.at(di);
+      return p
+        ? `${opts.series[si].tipName ?? opts.series[si].name}: ${opts.xLabels ? opts.xLabels(p[0]) : `${opts.xName} ${Number.isInteger(p[0]) ? p[0] : fmt(p[0])}`}, ${fmt(p[1])} ${opts.unit}`
+        : null;
+    },
+  );
   return { svg, points };
 }
 
 /** Bars of several series per category (grouped, or stacked where series share a `stack`). */
-export function bars(opts: { title: string; unit: string; categories: string[]; series: { name: string; color: string; data: (number | null)[]; stack?: string }[]; log?: boolean; horizontal?: boolean }): Chart {
+export function bars(opts: {
+  title: string;
+  unit: string;
+  categories: string[];
+  series: { name: string; color: string; data: (number | null)[]; stack?: string }[];
+  log?: boolean;
+  horizontal?: boolean;
+}): Chart {
   const points = opts.series.reduce((t, s) => t + s.data.filter((v) => v !== null).length, 0);
   const cat = { type: 'category' as const, data: opts.categories, axisLabel: { interval: 0, ...FONT, rotate: !opts.horizontal && opts.categories.length > 5 ? 20 : 0 } };
   const axisType: 'log' | 'value' = opts.log ? 'log' : 'value';
   const val = { type: axisType, name: opts.unit, nameTextStyle: FONT };
-  const svg = renderSvg({
-    title: { text: opts.title, left: 'center', top: 22, textStyle: { ...FONT, fontSize: 14 } },
-    legend: legend(opts.series.map((s) => s.name)),
-    grid: { ...baseGrid, top: 64, left: opts.horizontal ? 120 : baseGrid.left },
-    xAxis: opts.horizontal ? val : cat,
-    yAxis: opts.horizontal ? { ...cat, inverse: true } : val,
-    series: opts.series.map((s) => ({ type: 'bar', name: s.name, stack: s.stack, itemStyle: { color: s.color }, data: s.data.map((v) => v ?? '-') })),
-  }, CHART_SIZE, (si, di) => {
-    const v = opts.series.at(si)?.data.at(di);
-    return v === null || v === undefined ? null : `${opts.categories[di]}, ${opts.series[si].name}: ${fmt(v)} ${opts.unit}`;
-  });
+  const svg = renderSvg(
+    {
+      title: { text: opts.title, left: 'center', top: 22, textStyle: { ...FONT, fontSize: 14 } },
+      legend: legend(opts.series.map((s) => s.name)),
+      grid: { ...baseGrid, top: 64, left: opts.horizontal ? 120 : baseGrid.left },
+      xAxis: opts.horizontal ? val : cat,
+      yAxis: opts.horizontal ? { ...cat, inverse: true } : val,
+      series: opts.series.map((s) => ({ type: 'bar', name: s.name, stack: s.stack, itemStyle: { color: s.color }, data: s.data.map((v) => v ?? '-') })),
+    },
+    CHART_SIZE,
+    (si, di) => {
+      const v = opts.series.at(si)?.data.at(di);
+      return v === null || v === undefined ? null : `${opts.categories[di]}, ${opts.series[si].name}: ${fmt(v)} ${opts.unit}`;
+    },
+  );
   return { svg, points };
 }
 

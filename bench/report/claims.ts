@@ -68,7 +68,13 @@ export function judgeClaims(r: BenchResult): JudgedClaim[] {
       const mode = id.slice('contention-overhead-grows:'.length);
       return () => {
         const v = overheadGrowthPerRound(r.derived.byMode, mode, base, c.pct);
-        return { quantity: `${mode}: growth of the TCP 1-stream deficit to bare under ${c.pct}% CPU contention`, unit: 'fraction', perRound: v, spread: spreadOf(v), bound: [CONTENTION_GROWTH_HELD, null] };
+        return {
+          quantity: `${mode}: growth of the TCP 1-stream deficit to bare under ${c.pct}% CPU contention`,
+          unit: 'fraction',
+          perRound: v,
+          spread: spreadOf(v),
+          bound: [CONTENTION_GROWTH_HELD, null],
+        };
       };
     }
     if (id === 'no-tunnel-tso-vxtap-ahead' && tap && kv) {

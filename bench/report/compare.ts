@@ -50,35 +50,87 @@ export function renderComparisonHtml(input: BenchResult[], opts: ComparisonOptio
   const results = history ? [...input].sort((a, b) => a.startedAt.localeCompare(b.startedAt)) : input;
   const modes = [...new Set(results.flatMap((r) => r.modes.filter((m) => m.available).map((m) => m.id)))];
   const defs = COMPARE_KEYS.map((k) => results.flatMap((r) => r.derived.metrics).find((d) => d.key === k)).filter((d): d is NonNullable<typeof d> => !!d);
-  const runRows = results.map((r, i) => [esc(label(r, i)), `<code>${esc(r.runId)}</code>`, esc(opts.sources?.[input.indexOf(r)] ?? ''), esc(r.environment?.git.commit?.slice(0, 10) ?? 'n/a'), esc(`${r.options.profile}, ${r.options.rounds} round(s)`), esc(r.status), esc(`${r.environment?.hostname ?? '?'} ${r.environment?.kernel ?? ''}`)]);
+  const runRows = results.map((r, i) => [
+    esc(label(r, i)),
+    `<code>${esc(r.runId)}</code>`,
+    esc(opts.sources?.[input.indexOf(r)] ?? ''),
+    esc(r.environment?.git.commit?.slice(0, 10) ?? 'n/a'),
+    esc(`${r.options.profile}, ${r.options.rounds} round(s)`),
+    esc(r.status),
+    esc(`${r.environment?.hostname ?? '?'} ${r.environment?.kernel ?? ''}`),
+  ]);
   const side: string[] = [];
   for (const d of defs) {
     const series = results.map((r, i) => ({ name: `#${i + 1}`, color: PALETTE[i % PALETTE.length], data: modes.map((m) => summaryOf(r, m, d.key)?.median ?? null) }));
     const chart = bars({ title: `${d.table}: ${d.title}`, unit: d.unit, categories: modes, series });
     const rows = modes.map((m) => {
       const first = summaryOf(results[0], m, d.key)?.median ?? null;
-      return [esc(m), ...results.map((r) => {
-        const s = summaryOf(r, m, d.key);
-        const v = s ? fmtSpread({ n: s.n, median: s.median, min: s.min, max: s.max }) : 'n/a';
-        const delta = s?.median != null && first ? ` (${s.median >= first ? '+' : ''}${(((s.median - first) / first) * 100).toFixed(1)}%)` : '';
-        return `${esc(v)}${r === results[0] ? '' : esc(delta)}`;
-      })];
+      return [
+        esc(m),
+        ...results.map((r) => {
+          const s = summaryOf(r, m, d.key);
+          const v = s ? fmtSpread({ n: s.n, median: s.median, min: s.min, max: s.max }) : 'n/a';
+          const delta = s?.median != null && first ? ` (${s.median >= first ? '+' : ''}${(((s.median - first) / first) * 100).toFixed(1)}%)` : '';
+          return `${esc(v)}${r === results[0] ? '' : esc(delta)}`;
+        }),
+      ];
     });
-    side.push(figure(`compare-${d.key}`, `${d.title} (${d.unit}), median over rounds per run (#N as in Runs); ${d.higherIsBetter ? 'higher' : 'lower'} is better. Changes are against run #1 and are not significance tests (use vxtap bench compare).`, chart, htmlTable(['mode', ...results.map((r, i) => esc(label(r, i)))], rows)));
+    side.push(
+      figure(
+        `compare-${d.key}`,
+        `${d.title} (${d.unit}), median over rounds per run (#N as in Runs); ${d.higherIsBetter ? 'higher' : 'lower'} is better. Changes are against run #1 and are not significance tests (use vxtap bench compare).`,
+        chart,
+        htmlTable(['mode', ...results.map((r, i) => esc(label(r, i)))], rows),
+      ),
+    );
   }
   let trend: string;
   const why = notAHistory(results);
   if (why === null) {
     const figs = defs.map((d) => {
-      const series = modes.map((m, mi) => ({ name: m, color: PALETTE[mi % PALETTE.length], points: results.flatMap((r, i): [number, number][] => { const v = summaryOf(r, m, d.key)?.median; return v != null ? [[i + 1, v]] : []; }) })).filter((s) => s.points.length);
+      const series = modes
+        .map((m, mi) => ({
+          name: m,
+          color: PALETTE[mi % PALETTE.length],
+          points: results.flatMap((r, i): [number, number][] => {
+            const v = summaryOf(r, m, d.key)?.median;
+            return v != null ? [[i + 1, v]] : [];
+          }),
+        }))
+        .filter((s) => s.points.length);
       const chart = lines({ title: `${d.title} over runs`, xName: 'run (oldest first)', unit: d.unit, series });
-      return figure(`trend-${d.key}`, `${d.table}: ${d.title} per run, oldest first.`, chart, htmlTable(['run', ...modes.map(esc)], results.map((r, i) => [esc(label(r, i)), ...modes.map((m) => fmtNum(summaryOf(r, m, d.key)?.median ?? null))])));
+      return figure(
+        `trend-${d.key}`,
+        `${d.table}: ${d.title} per run, oldest first.`,
+        chart,
+        htmlTable(
+          ['run', ...modes.map(esc)],
+          results.map((r, i) => [esc(label(r, i)), ...modes.map((m) => fmtNum(summaryOf(r, m, d.key)?.median ?? null))]),
+        ),
+      );
     });
     trend = `<section id="trend"><h2>Trend</h2><div class="grid">${figs.join('')}</div>${opts.trendExtra ?? ''}</section>`;
   } else trend = `<section id="trend"><h2>Trend</h2><p class="nodata" data-nodata="trend">No trend: ${esc(why)}.</p>${opts.trendExtra ?? ''}</section>`;
   const body = `<section id="runs"><h2>Runs</h2>${htmlTable(['run', 'id', 'file', 'commit', 'profile', 'status', 'host'], runRows)}</section>
 <section id="side-by-side"><h2>Side by side</h2><div class="grid">${side.join('')}</div></section>
 ${trend}`;
-  const data = results.map((r) => ({ runId: r.runId, startedAt: r.startedAt, status: r.status, options: r.options, environment: r.environment, metrics: Object.fromEntries(Object.entries(r.derived.byMode).map(([m, by]) => [m, Object.fromEntries(Object.entries(by).map(([k, v]) => [k, { perRound: v.perRound, summary: v.summary }]))])) }));
-  return page(`vxtap bench comparison (${results.length} runs)`, `<h1>vxtap bench: ${results.length} runs compared</h1><div>${history ? 'The runs form a history (one environment): trend below.' : 'Side by side.'}</div>`, [['runs', 'Runs'], ['side-by-side', 'Side by side'], ['trend', 'Trend']], body, scriptJson(data));
+  const data = results.map((r) => ({
+    runId: r.runId,
+    startedAt: r.startedAt,
+    status: r.status,
+    options: r.options,
+    environment: r.environment,
+    metrics: Object.fromEntries(Object.entries(r.derived.byMode).map(([m, by]) => [m, Object.fromEntries(Object.entries(by).map(([k, v]) => [k, { perRound: v.perRound, summary: v.summary }]))])),
+  }));
+  return page(
+    `vxtap bench comparison (${results.length} runs)`,
+    `<h1>vxtap bench: ${results.length} runs compared</h1><div>${history ? 'The runs form a history (one environment): trend below.' : 'Side by side.'}</div>`,
+    [
+      ['runs', 'Runs'],
+      ['side-by-side', 'Side by side'],
+      ['trend', 'Trend'],
+    ],
+    body,
+    scriptJson(data),
+  );
 }

@@ -44,9 +44,17 @@ export function shellJoin(argv: string[]): string {
 
 /** Minimal Markdown (our own renderers' subset: headings, tables, bullets, bold, code) to HTML. */
 export function markdownToHtml(md: string, headingShift = 1): string {
-  const inline = (s: string) => esc(s).replace(/\*\*(.+?)\*\*/g, '<strong>$1</strong>').replace(/`([^`]+)`/g, '<code>$1</code>');
+  const inline = (s: string) =>
+    esc(s)
+      .replace(/\*\*(.+?)\*\*/g, '<strong>$1</strong>')
+      .replace(/`([^`]+)`/g, '<code>$1</code>');
   const out: string[] = [];
-  const rows = (line: string) => line.trim().replace(/^\||\|$/g, '').split(/(?<!\\)\|/).map((c) => c.trim().replace(/\\\|/g, '|'));
+  const rows = (line: string) =>
+    line
+      .trim()
+      .replace(/^\||\|$/g, '')
+      .split(/(?<!\\)\|/)
+      .map((c) => c.trim().replace(/\\\|/g, '|'));
   const ls = md.split('\n');
   for (let i = 0; i < ls.length; i++) {
     const line = ls[i];
@@ -57,7 +65,12 @@ export function markdownToHtml(md: string, headingShift = 1): string {
       while (i < ls.length && ls[i].startsWith('|')) block.push(ls[i++]);
       i--;
       const [head, , ...body] = block;
-      out.push(htmlTable(rows(head).map(inline), body.map((b) => rows(b).map(inline))));
+      out.push(
+        htmlTable(
+          rows(head).map(inline),
+          body.map((b) => rows(b).map(inline)),
+        ),
+      );
     } else if (line.startsWith('- ')) {
       const items: string[] = [];
       while (i < ls.length && ls[i].startsWith('- ')) items.push(ls[i++].slice(2));
@@ -94,7 +107,9 @@ code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace}pre{backgroun
 
 function modeColors(r: BenchResult): Record<string, string> {
   const c: Record<string, string> = {};
-  r.modes.forEach((m, i) => { c[m.id] = PALETTE[i % PALETTE.length]; });
+  r.modes.forEach((m, i) => {
+    c[m.id] = PALETTE[i % PALETTE.length];
+  });
   return c;
 }
 
@@ -131,12 +146,19 @@ function verdictSection(r: BenchResult): string {
   const rows: string[][] = [];
   for (const m of ranModes(r)) {
     if (m.id === bare) continue;
-    for (const [label, base, pick] of [['bare', bare, 'ratioToBare'], ['kernel-vxlan', kv, 'ratioToKernelVxlan']] as const) {
+    for (const [label, base, pick] of [
+      ['bare', bare, 'ratioToBare'],
+      ['kernel-vxlan', kv, 'ratioToKernelVxlan'],
+    ] as const) {
       if (!base || base === m.id) continue;
-      rows.push([esc(m.id), `vs ${label}`, ...defs.map((d) => {
-        const v = ratioVerdict(metricOf(r.derived.byMode, m.id, d.key)?.[pick] ?? null, d.higherIsBetter);
-        return `<span class="${v.cls}">${esc(v.text)}</span>`;
-      })]);
+      rows.push([
+        esc(m.id),
+        `vs ${label}`,
+        ...defs.map((d) => {
+          const v = ratioVerdict(metricOf(r.derived.byMode, m.id, d.key)?.[pick] ?? null, d.higherIsBetter);
+          return `<span class="${v.cls}">${esc(v.text)}</span>`;
+        }),
+      ]);
     }
   }
   const head = ['mode', 'against', ...defs.map((d) => esc(`${d.table === 'TCP throughput' ? '' : `${d.table} `}${d.title}`.trim()))];
@@ -149,9 +171,29 @@ function tcpSection(r: BenchResult, colors: Record<string, string>): string {
   for (const key of ['tcp1Gbps', 'tcpNGbps']) {
     const title = key === 'tcp1Gbps' ? 'TCP 1 stream' : `TCP ${r.profile.tcpStreams} streams`;
     const by = modes.map((m) => metricOf(r.derived.byMode, m, key));
-    if (!by.some((b) => b && b.summary.n > 0)) { figs.push(noData(`tcp-${key}`, `${title}: not measured in this run.`)); continue; }
-    const chart = medianWithRounds({ title: `${title}: median (bar) and each round (dot)`, unit: METRIC_UNITS[key], categories: modes, medians: by.map((b) => b?.summary.median ?? null), rounds: by.map((b) => b?.perRound ?? []), colors: modes.map((m) => colors[m]) });
-    figs.push(figure(`tcp-${key}`, `${title}, goodput at the receiver (iperf3), Gbit/s.`, chart, htmlTable(['mode', 'rounds', 'median', 'min–max', 'CV'], modes.map((m, i) => spreadRow(m, by[i])))));
+    if (!by.some((b) => b && b.summary.n > 0)) {
+      figs.push(noData(`tcp-${key}`, `${title}: not measured in this run.`));
+      continue;
+    }
+    const chart = medianWithRounds({
+      title: `${title}: median (bar) and each round (dot)`,
+      unit: METRIC_UNITS[key],
+      categories: modes,
+      medians: by.map((b) => b?.summary.median ?? null),
+      rounds: by.map((b) => b?.perRound ?? []),
+      colors: modes.map((m) => colors[m]),
+    });
+    figs.push(
+      figure(
+        `tcp-${key}`,
+        `${title}, goodput at the receiver (iperf3), Gbit/s.`,
+        chart,
+        htmlTable(
+          ['mode', 'rounds', 'median', 'min–max', 'CV'],
+          modes.map((m, i) => spreadRow(m, by[i])),
+        ),
+      ),
+    );
   }
   return `<section id="tcp"><h2>TCP throughput</h2><div class="grid">${figs.join('')}</div></section>`;
 }
@@ -168,17 +210,35 @@ function intervalsSection(r: BenchResult, colors: Record<string, string>): strin
         if (!iv.length) continue;
         series.push({ name: m.id, tipName: `${m.id} round ${s.round}`, color: colors[m.id], points: iv.map((b, i) => [i + 1, b / 1e9]), dashed: s.round % 2 === 0 });
         const sp = spreadOf(iv.map((b) => b / 1e9));
-        rows.push([esc(m.id), String(s.round), iv.map((b) => fmtNum(b / 1e9)).join(', '), sp.min !== null && sp.max !== null && sp.median ? `${(((sp.max - sp.min) / sp.median) * 100).toFixed(0)}%` : 'n/a']);
+        rows.push([
+          esc(m.id),
+          String(s.round),
+          iv.map((b) => fmtNum(b / 1e9)).join(', '),
+          sp.min !== null && sp.max !== null && sp.median ? `${(((sp.max - sp.min) / sp.median) * 100).toFixed(0)}%` : 'n/a',
+        ]);
       }
     }
-    if (!series.length) { figs.push(noData(`intervals-${which}`, `${title}: this result does not record per-interval throughput (written before iperf3 intervals were kept).`)); continue; }
+    if (!series.length) {
+      figs.push(noData(`intervals-${which}`, `${title}: this result does not record per-interval throughput (written before iperf3 intervals were kept).`));
+      continue;
+    }
     const chart = lines({ title: `${title}: throughput per interval`, xName: 'second of the test', unit: 'Gbit/s', series, yMin: 0, xInteger: true });
-    figs.push(figure(`intervals-${which}`, `${title}: sender bits/s per iperf3 interval, one line per mode and round (rounds alternate solid and dashed); a ramp or a dip shows an unstable test.`, chart, htmlTable(['mode', 'round', 'Gbit/s per interval', '(max − min) / median'], rows)));
+    figs.push(
+      figure(
+        `intervals-${which}`,
+        `${title}: sender bits/s per iperf3 interval, one line per mode and round (rounds alternate solid and dashed); a ramp or a dip shows an unstable test.`,
+        chart,
+        htmlTable(['mode', 'round', 'Gbit/s per interval', '(max − min) / median'], rows),
+      ),
+    );
   }
   return `<section id="intervals"><h2>Throughput over time</h2><div class="grid">${figs.join('')}</div></section>`;
 }
 
-const PCT_AXIS = (x: number) => { const p = 100 - 100 / x; return `${p >= 99.9 ? p.toFixed(2) : p >= 99 ? p.toFixed(1) : p.toFixed(0)}%`; };
+const PCT_AXIS = (x: number) => {
+  const p = 100 - 100 / x;
+  return `${p >= 99.9 ? p.toFixed(2) : p >= 99 ? p.toFixed(1) : p.toFixed(0)}%`;
+};
 
 function latencySection(r: BenchResult, colors: Record<string, string>): string {
   const figs: string[] = [];
@@ -194,34 +254,65 @@ function latencySection(r: BenchResult, colors: Record<string, string>): string 
       rows.push([esc(m.id), String(count), ...d.map((x) => fmtNum(x.us))]);
     }
     const title = cond === 'idle' ? 'idle' : 'under load (TCP stream at 50% of the 1-stream rate)';
-    if (!series.length) { figs.push(noData(`latency-${cond}`, `Latency ${title}: not measured in this run.`)); continue; }
+    if (!series.length) {
+      figs.push(noData(`latency-${cond}`, `Latency ${title}: not measured in this run.`));
+      continue;
+    }
     const chart = lines({ title: `Round-trip latency, ${cond}`, xName: 'percentile', unit: 'µs (log)', series, xLog: true, yLog: true, xLabels: PCT_AXIS, xMin: 2 });
-    figs.push(figure(`latency-${cond}`, `TCP request/response round trip ${title}; HDR histograms of all rounds merged; both axes logarithmic.`, chart, htmlTable(['mode', 'round trips', ...LATENCY_PERCENTILES.map((p) => (p === 0 ? 'min' : p === 100 ? 'max' : `p${p}`))], rows)));
+    figs.push(
+      figure(
+        `latency-${cond}`,
+        `TCP request/response round trip ${title}; HDR histograms of all rounds merged; both axes logarithmic.`,
+        chart,
+        htmlTable(['mode', 'round trips', ...LATENCY_PERCENTILES.map((p) => (p === 0 ? 'min' : p === 100 ? 'max' : `p${p}`))], rows),
+      ),
+    );
   }
   return `<section id="latency"><h2>Latency percentile distribution</h2><div class="grid">${figs.join('')}</div></section>`;
 }
 
 function cpuSection(r: BenchResult): string {
   const figs: string[] = [];
-  const cats = [['userSeconds', 'user', '#4e79a7'], ['systemSeconds', 'system', '#f28e2b'], ['softirqSeconds', 'softirq', '#59a14f'], ['irqSeconds', 'irq', '#76b7b2'], ['stealSeconds', 'steal', '#e15759']] as const;
+  const cats = [
+    ['userSeconds', 'user', '#4e79a7'],
+    ['systemSeconds', 'system', '#f28e2b'],
+    ['softirqSeconds', 'softirq', '#59a14f'],
+    ['irqSeconds', 'irq', '#76b7b2'],
+    ['stealSeconds', 'steal', '#e15759'],
+  ] as const;
   for (const which of ['tcp1', 'tcpN'] as const) {
     const title = which === 'tcp1' ? 'TCP 1 stream' : `TCP ${r.profile.tcpStreams} streams`;
-    const modes = ranModes(r).map((m) => m.id).filter((m) => samplesOf(r, m).some((s) => s[which]));
-    if (!modes.length) { figs.push(noData(`cpu-${which}`, `CPU during ${title}: not measured.`)); continue; }
+    const modes = ranModes(r)
+      .map((m) => m.id)
+      .filter((m) => samplesOf(r, m).some((s) => s[which]));
+    if (!modes.length) {
+      figs.push(noData(`cpu-${which}`, `CPU during ${title}: not measured.`));
+      continue;
+    }
     type Tcp = NonNullable<BenchResult['samples'][number]['tcp1']>;
     /** Median over rounds of f(test) per Gbit carried in that test. */
-    const per = (m: string, f: (t: Tcp) => number) => spreadOf(perRound(r, m, (s) => {
-      const t = s[which];
-      const gbit = t ? (t.receivedBps * t.seconds) / 1e9 : 0;
-      return t && gbit > 0 ? f(t) / gbit : null;
-    }));
+    const per = (m: string, f: (t: Tcp) => number) =>
+      spreadOf(
+        perRound(r, m, (s) => {
+          const t = s[which];
+          const gbit = t ? (t.receivedBps * t.seconds) / 1e9 : 0;
+          return t && gbit > 0 ? f(t) / gbit : null;
+        }),
+      );
     const series = [
       ...cats.map(([k, name, color]) => ({ name, color, stack: 'machine', data: modes.map((m) => per(m, (t) => (t.cpu.machine as unknown as Record<string, number>)[k] ?? 0).median) })),
       { name: 'dataplane', color: '#b07aa1', stack: 'dataplane', data: modes.map((m) => per(m, (t) => t.cpu.dataplaneSeconds).median) },
     ];
     const chart = bars({ title: `CPU-seconds per Gbit, ${title}`, unit: 'CPU-s/Gbit', categories: modes, series, horizontal: true });
     const rows = modes.map((m, i) => [esc(m), ...series.map((s) => fmtNum(s.data[i])), fmtSpread(per(m, (t) => t.cpu.machine.busySeconds))]);
-    figs.push(figure(`cpu-${which}`, `Machine CPU per Gbit carried during ${title} (both hosts and the load generators), split by /proc/stat category (user, system, softirq, irq, steal); the dataplane processes' own CPU (ovs-vswitchd, vxtap up; part of the machine figure) drawn apart. CPU-s per Gbit = cores per Gbit/s.`, chart, htmlTable(['mode', ...series.map((s) => esc(s.name)), 'machine busy (min–max)'], rows)));
+    figs.push(
+      figure(
+        `cpu-${which}`,
+        `Machine CPU per Gbit carried during ${title} (both hosts and the load generators), split by /proc/stat category (user, system, softirq, irq, steal); the dataplane processes' own CPU (ovs-vswitchd, vxtap up; part of the machine figure) drawn apart. CPU-s per Gbit = cores per Gbit/s.`,
+        chart,
+        htmlTable(['mode', ...series.map((s) => esc(s.name)), 'machine busy (min–max)'], rows),
+      ),
+    );
   }
   return `<section id="cpu"><h2>CPU per Gbit/s</h2><div class="grid">${figs.join('')}</div></section>`;
 }
@@ -235,14 +326,30 @@ function ppsSection(r: BenchResult, colors: Record<string, string>): string {
     const key = (f: number) => `udp${f}${which === 'ndr' ? 'Ndr' : 'Pdr'}Kpps`;
     const series = modes.map((m) => ({ name: m, color: colors[m], data: frames.map((f) => metricOf(r.derived.byMode, m, key(f))?.summary.median ?? null) }));
     const chart = bars({ title: `${which.toUpperCase()} (${which === 'ndr' ? 'no loss' : '≤ 0.5% loss'}) by inner frame size`, unit: 'kpps', categories: frames.map((f) => `${f} B`), series });
-    const rows = modes.flatMap((m) => frames.map((f) => {
-      const ss = samplesOf(r, m).map((s) => s.udp.find((u) => u.frameBytes === f));
-      const skipped = ss.find((u) => u?.skipped)?.skipped;
-      const limited = ss.some((u) => u?.search?.senderLimited);
-      const metric = metricOf(r.derived.byMode, m, key(f));
-      return [esc(m), `${f} B`, roundCells(metric?.perRound ?? []), fmtSpread(metric?.summary), fmtSpread(spreadOf(ss.map((u) => u?.cpuSecondsPerMpkt))), esc(skipped ?? (limited ? 'sender-limited in a round: at least this much' : ''))];
-    }));
-    figs.push(figure(`pps-${which}`, `Paced UDP trials A→B, bisection per frame size; medians over rounds (a missing bar: no rate passed, or the size exceeds the inner MTU).`, chart, htmlTable(['mode', 'frame', 'kpps per round', 'median (min–max)', 'CPU-s/Mpkt at PDR', 'note'], rows)));
+    const rows = modes.flatMap((m) =>
+      frames.map((f) => {
+        const ss = samplesOf(r, m).map((s) => s.udp.find((u) => u.frameBytes === f));
+        const skipped = ss.find((u) => u?.skipped)?.skipped;
+        const limited = ss.some((u) => u?.search?.senderLimited);
+        const metric = metricOf(r.derived.byMode, m, key(f));
+        return [
+          esc(m),
+          `${f} B`,
+          roundCells(metric?.perRound ?? []),
+          fmtSpread(metric?.summary),
+          fmtSpread(spreadOf(ss.map((u) => u?.cpuSecondsPerMpkt))),
+          esc(skipped ?? (limited ? 'sender-limited in a round: at least this much' : '')),
+        ];
+      }),
+    );
+    figs.push(
+      figure(
+        `pps-${which}`,
+        `Paced UDP trials A→B, bisection per frame size; medians over rounds (a missing bar: no rate passed, or the size exceeds the inner MTU).`,
+        chart,
+        htmlTable(['mode', 'frame', 'kpps per round', 'median (min–max)', 'CPU-s/Mpkt at PDR', 'note'], rows),
+      ),
+    );
   }
   return `<section id="pps"><h2>Packets/s at NDR and PDR</h2><div class="grid">${figs.join('')}</div></section>`;
 }
@@ -250,7 +357,9 @@ function ppsSection(r: BenchResult, colors: Record<string, string>): string {
 const OUTCOME_SHORT: Record<MtuProbe['outcome'], string> = { whole: 'whole', 'inner-fragmented': 'frag in', 'underlay-fragmented': 'frag out', 'refused-locally': 'refused', dropped: 'dropped' };
 
 function mtuSection(r: BenchResult): string {
-  const withMtu = ranModes(r).map((m) => ({ m: m.id, mtu: r.samples.find((s) => s.mode === m.id && s.mtu)?.mtu ?? null })).filter((x) => x.mtu);
+  const withMtu = ranModes(r)
+    .map((m) => ({ m: m.id, mtu: r.samples.find((s) => s.mode === m.id && s.mtu)?.mtu ?? null }))
+    .filter((x) => x.mtu);
   if (!withMtu.length) return `<section id="mtu"><h2>MTU sweep</h2>${noData('mtu', 'No MTU sweep in this run.')}</section>`;
   const parts: string[] = [];
   for (const config of ['configured', 'raised'] as const) {
@@ -266,16 +375,24 @@ function mtuSection(r: BenchResult): string {
           const title = `${s.m}, ${size} B, DF ${df ? 'set' : 'unset'}: ${p.outcome}; replied ${p.replied}; local error ${p.localError ?? 'none'}; ICMP unreachable ${p.icmpUnreachReceived}; IpFragCreates A ${p.fragCreatesA}; underlay fragments ${p.underlayFragments}`;
           return `<span class="cell o-${p.outcome}" title="${esc(title)}">${esc(OUTCOME_SHORT[p.outcome])}</span>`;
         });
-        rows.push([esc(s.m), df ? 'DF' : 'no DF', s.sweep ? String(s.sweep.innerMtu) : 'n/a', ...cells, s.sweep?.largestWholeDf != null && df ? String(s.sweep.largestWholeDf) : df ? esc(s.sweep ? 'none' : (s.skipped ?? 'not measured')) : '']);
+        rows.push([
+          esc(s.m),
+          df ? 'DF' : 'no DF',
+          s.sweep ? String(s.sweep.innerMtu) : 'n/a',
+          ...cells,
+          s.sweep?.largestWholeDf != null && df ? String(s.sweep.largestWholeDf) : df ? esc(s.sweep ? 'none' : (s.skipped ?? 'not measured')) : '',
+        ]);
       }
     }
     const html = htmlTable(['mode', 'DF', 'inner MTU', ...sizes.map((x) => `${x}`), 'largest whole (DF)'], rows, 'mtu')
       // the outcome class goes on the cell itself, so the colour fills the grid square
       .replace(/<td><span class="cell (o-[a-z-]+)" title="([^"]*)">([^<]*)<\/span><\/td>/g, '<td class="$1" title="$2">$3</td>')
       .replace(/<td><span class="o-none">–<\/span><\/td>/g, '<td class="o-none">–</td>');
-    parts.push(`<h3>${config === 'configured' ? 'At each mode\'s configured inner MTU' : 'Inner MTU raised to the underlay MTU (what the tunnel itself does with too-big packets)'}</h3>${html}`);
+    parts.push(`<h3>${config === 'configured' ? "At each mode's configured inner MTU" : 'Inner MTU raised to the underlay MTU (what the tunnel itself does with too-big packets)'}</h3>${html}`);
   }
-  const legend = Object.entries(OUTCOME_SHORT).map(([o, s]) => `<td class="o-${o}">${esc(s)}</td><td>${esc(o)}</td>`).join('');
+  const legend = Object.entries(OUTCOME_SHORT)
+    .map(([o, s]) => `<td class="o-${o}">${esc(s)}</td><td>${esc(o)}</td>`)
+    .join('');
   return `<section id="mtu"><h2>MTU sweep</h2><p class="muted">Inner IPv4 packet sizes (bytes) pinged with DF set and unset; each cell's outcome from the reply, ping's local error, ICMP unreachables, fragment counters and an underlay capture (hover a cell for the evidence).</p><div class="tw"><table class="mtu legend"><tr>${legend}</tr></table></div>${parts.join('')}</section>`;
 }
 
@@ -284,7 +401,9 @@ function claimsSection(r: BenchResult): string {
     const cls = `v-${c.judged.replace(/[^a-z]+/g, '-').replace('n-a', 'na')}`;
     const ev = c.evidence;
     const fmtV = (v: number | null) => (v === null ? 'n/a' : ev?.unit === 'fraction' ? `${(v * 100).toFixed(1)}%` : fmtNum(v));
-    const evidence = ev ? `${esc(ev.quantity)}: ${ev.perRound.map(fmtV).join(', ')} (bound ${ev.bound[0] !== null ? fmtV(ev.bound[0]) : '−∞'} … ${ev.bound[1] !== null ? fmtV(ev.bound[1]) : '∞'})` : 'exact (no round-to-round spread)';
+    const evidence = ev
+      ? `${esc(ev.quantity)}: ${ev.perRound.map(fmtV).join(', ')} (bound ${ev.bound[0] !== null ? fmtV(ev.bound[0]) : '−∞'} … ${ev.bound[1] !== null ? fmtV(ev.bound[1]) : '∞'})`
+      : 'exact (no round-to-round spread)';
     return [esc(c.claim), esc(c.measured), evidence, `<span class="${cls}">${esc(c.judged)}</span>`, esc(c.verdict), esc(c.detail)];
   });
   return `<section id="claims"><h2>Claims</h2><p class="muted">Judged on every round: <span class="v-held">held</span> when all rounds are within the claim's bound, <span class="v-not-held">not held</span> when all are outside it, <span class="v-undecided">undecided</span> when the rounds straddle the bound. "On the median" is the verdict of summary.md.</p>${htmlTable(['claim', 'measured (median)', 'per round', 'verdict', 'on the median', 'how'], rows)}</section>`;
@@ -312,34 +431,61 @@ function hostsTable(r: BenchResult): string {
   if (!Array.isArray(hosts) || !hosts.length) return '';
   const rows = hosts.map((h) => {
     const u = h.underlay as { address?: string; dev?: string; mtu?: number | null } | undefined;
-    return [esc(h.label ?? ''), esc(h.ssh ?? ''), esc(h.hostname ?? ''), esc(u ? `${u.address ?? '?'} on ${u.dev ?? '?'}, MTU ${u.mtu ?? '?'}` : 'n/a'), `<details><summary>environment, offloads, clock</summary><code>${esc(JSON.stringify({ build: h.build, clockOffsetMs: h.clockOffsetMs, environment: h.environment, preflight: h.preflight }))}</code></details>`];
+    return [
+      esc(h.label ?? ''),
+      esc(h.ssh ?? ''),
+      esc(h.hostname ?? ''),
+      esc(u ? `${u.address ?? '?'} on ${u.dev ?? '?'}, MTU ${u.mtu ?? '?'}` : 'n/a'),
+      `<details><summary>environment, offloads, clock</summary><code>${esc(JSON.stringify({ build: h.build, clockOffsetMs: h.clockOffsetMs, environment: h.environment, preflight: h.preflight }))}</code></details>`,
+    ];
   });
   return `<h3>Hosts</h3>${htmlTable(['label', 'SSH', 'hostname', 'underlay', 'facts'], rows)}`;
 }
 
 function environmentSection(r: BenchResult): string {
   const e = r.environment;
-  const envRows: string[][] = e ? [
-    ['hostname', esc(e.hostname)], ['kernel', esc(e.kernel)], ['OS', esc(e.os ?? 'n/a')], ['CPU', `${esc(e.cpuModel ?? 'n/a')} × ${e.cpuCount}`], ['memory', e.memoryBytes ? `${(e.memoryBytes / 2 ** 30).toFixed(1)} GiB` : 'n/a'],
-    ['virtualisation', `${esc(e.virtualization ?? 'n/a')}${e.container && e.container !== 'none' ? ` (container ${esc(e.container)})` : ''}, /dev/kvm ${e.kvm ? 'present' : 'absent'}`],
-    ['baseline steal / busy', `${e.baselineStealRatio != null ? (e.baselineStealRatio * 100).toFixed(1) : 'n/a'}% / ${e.baselineBusyRatio != null ? (e.baselineBusyRatio * 100).toFixed(1) : 'n/a'}%`],
-    ['vxtap commit', `${esc(e.git.commit ?? 'n/a')}${e.git.dirty ? ' (dirty)' : ''}`],
-    ...Object.entries(e.tools).map(([k, v]) => [esc(k), esc(v ?? 'not found')]),
-    // fields added by later writers (remote hosts, CPU placement, offloads, ...) show as they are
-    ...Object.entries(e).filter(([k]) => !KNOWN_ENV.has(k)).map(([k, v]) => [esc(k), `<code>${esc(typeof v === 'string' ? v : JSON.stringify(v))}</code>`]),
-  ] : [['environment', 'not recorded']];
+  const envRows: string[][] = e
+    ? [
+        ['hostname', esc(e.hostname)],
+        ['kernel', esc(e.kernel)],
+        ['OS', esc(e.os ?? 'n/a')],
+        ['CPU', `${esc(e.cpuModel ?? 'n/a')} × ${e.cpuCount}`],
+        ['memory', e.memoryBytes ? `${(e.memoryBytes / 2 ** 30).toFixed(1)} GiB` : 'n/a'],
+        ['virtualisation', `${esc(e.virtualization ?? 'n/a')}${e.container && e.container !== 'none' ? ` (container ${esc(e.container)})` : ''}, /dev/kvm ${e.kvm ? 'present' : 'absent'}`],
+        [
+          'baseline steal / busy',
+          `${e.baselineStealRatio != null ? (e.baselineStealRatio * 100).toFixed(1) : 'n/a'}% / ${e.baselineBusyRatio != null ? (e.baselineBusyRatio * 100).toFixed(1) : 'n/a'}%`,
+        ],
+        ['vxtap commit', `${esc(e.git.commit ?? 'n/a')}${e.git.dirty ? ' (dirty)' : ''}`],
+        ...Object.entries(e.tools).map(([k, v]) => [esc(k), esc(v ?? 'not found')]),
+        // fields added by later writers (remote hosts, CPU placement, offloads, ...) show as they are
+        ...Object.entries(e)
+          .filter(([k]) => !KNOWN_ENV.has(k))
+          .map(([k, v]) => [esc(k), `<code>${esc(typeof v === 'string' ? v : JSON.stringify(v))}</code>`]),
+      ]
+    : [['environment', 'not recorded']];
   const t = r.topology;
   const topoRows = [
-    ['hosts', t.hosts.map((h) => `${esc(h.label)} = ${esc(h.namespace)}`).join(', ') || 'n/a'], ['kind', esc(t.kind)],
+    ['hosts', t.hosts.map((h) => `${esc(h.label)} = ${esc(h.namespace)}`).join(', ') || 'n/a'],
+    ['kind', esc(t.kind)],
     ['underlay', `${esc(t.underlay.a)} – ${esc(t.underlay.b)} /${t.underlay.prefix}, MTU ${t.underlay.mtu}${t.underlay.netem ? `, ${esc(t.underlay.netem)}` : ''}`],
     ['overlay', `${esc(t.overlay.a)} – ${esc(t.overlay.b)} /${t.overlay.prefix}, VNI ${t.vni}, UDP ${t.udpPort}`],
-    ['latency pinning', esc(r.options.pin)], ['profile', esc(JSON.stringify(r.profile))],
+    ['latency pinning', esc(r.options.pin)],
+    ['profile', esc(JSON.stringify(r.profile))],
   ];
-  const modeRows = r.modes.map((m) => [esc(m.id), m.available ? 'yes' : `no: ${esc(m.unavailableReason ?? '')}`, esc(offloadFacts(m.info)), `<details><summary>facts</summary><code>${esc(JSON.stringify(m.info ?? {}))}</code></details>`]);
+  const modeRows = r.modes.map((m) => [
+    esc(m.id),
+    m.available ? 'yes' : `no: ${esc(m.unavailableReason ?? '')}`,
+    esc(offloadFacts(m.info)),
+    `<details><summary>facts</summary><code>${esc(JSON.stringify(m.info ?? {}))}</code></details>`,
+  ]);
   return `<section id="environment"><h2>Environment and command</h2><h3>Command</h3><pre>vxtap ${esc(shellJoin(r.options.argv))}</pre>
 <div class="grid"><div><h3>Machine</h3>${htmlTable(['', ''], envRows)}</div><div><h3>Topology</h3>${htmlTable(['', ''], topoRows)}</div></div>
 ${hostsTable(r)}<h3>Modes</h3>${htmlTable(['mode', 'ran', 'offloads recorded', 'setup facts (datapath, command, counters)'], modeRows)}<p class="muted">Underlay NIC offloads are the veth defaults unless a mode records otherwise.</p>
-<h3>Rounds</h3>${htmlTable(['round', 'order'], r.order.map((o, i) => [String(i + 1), esc(o.join(' → '))]))}</section>`;
+<h3>Rounds</h3>${htmlTable(
+    ['round', 'order'],
+    r.order.map((o, i) => [String(i + 1), esc(o.join(' → '))]),
+  )}</section>`;
 }
 
 /** Options of renderReportHtml. */
@@ -354,7 +500,12 @@ export interface ReportOptions {
 
 /** JSON safe inside a <script> element. */
 export function scriptJson(v: unknown): string {
-  return JSON.stringify(v).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(v)
+    .replace(/</g, '\\u003c')
+    .replace(/>/g, '\\u003e')
+    .replace(/&/g, '\\u0026')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 /** Page shell: head with inline style, header, nav, main. */
@@ -372,10 +523,26 @@ ${body}
 /** Render report.html for one result. */
 export function renderReportHtml(r: BenchResult, opts: ReportOptions = {}): string {
   const colors = modeColors(r);
-  const statusNote = r.status === 'complete' ? '' : `<div class="warnbox"><strong>This run is ${esc(r.status)}.</strong> ${r.status === 'running' ? 'The bench was killed or is still running; figures cover what was measured so far.' : ''}<ul>${r.incompleteReasons.map((x) => `<li>${esc(x)}</li>`).join('')}</ul></div>`;
+  const statusNote =
+    r.status === 'complete'
+      ? ''
+      : `<div class="warnbox"><strong>This run is ${esc(r.status)}.</strong> ${r.status === 'running' ? 'The bench was killed or is still running; figures cover what was measured so far.' : ''}<ul>${r.incompleteReasons.map((x) => `<li>${esc(x)}</li>`).join('')}</ul></div>`;
   const unavailable = r.modes.filter((m) => !m.available);
   const header = `<h1>vxtap bench report</h1><div>run <code>${esc(r.runId)}</code> · <span class="badge s-${esc(r.status)}">${esc(r.status)}</span> · ${esc(r.options.profile)} profile, ${r.options.rounds} round(s) · started ${esc(r.startedAt)}${r.durationSeconds != null ? ` · ${(r.durationSeconds / 60).toFixed(1)} min` : ''} · ${esc(r.environment?.hostname ?? '')} ${esc(r.environment?.kernel ?? '')}</div>${variantLine(r) ? `<div>${esc(variantLine(r))}</div>` : ''}`;
-  const nav: [string, string][] = [['verdicts', 'Verdicts'], ['tcp', 'TCP'], ['intervals', 'Over time'], ['latency', 'Latency'], ['cpu', 'CPU'], ['pps', 'Packets/s'], ['mtu', 'MTU'], ['claims', 'Claims'], ...(opts.plan ? [['plan', 'Capacity plan'] as [string, string]] : []), ...(opts.extraSections ?? []).map((x) => [x.id, x.title] as [string, string]), ['environment', 'Environment'], ['data', 'Data']];
+  const nav: [string, string][] = [
+    ['verdicts', 'Verdicts'],
+    ['tcp', 'TCP'],
+    ['intervals', 'Over time'],
+    ['latency', 'Latency'],
+    ['cpu', 'CPU'],
+    ['pps', 'Packets/s'],
+    ['mtu', 'MTU'],
+    ['claims', 'Claims'],
+    ...(opts.plan ? [['plan', 'Capacity plan'] as [string, string]] : []),
+    ...(opts.extraSections ?? []).map((x) => [x.id, x.title] as [string, string]),
+    ['environment', 'Environment'],
+    ['data', 'Data'],
+  ];
   const body = [
     statusNote,
     unavailable.length ? `<p class="muted">Not run: ${unavailable.map((m) => `${esc(m.id)} (${esc(m.unavailableReason ?? '')})`).join('; ')}</p>` : '',

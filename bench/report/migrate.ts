@@ -85,7 +85,9 @@ export function migrateResult(data: unknown, source = 'result'): BenchResult {
   for (let v = version; v < RESULT_SCHEMA_VERSION; v++) cur = { ...MIGRATIONS[v](cur), schemaVersion: v + 1 };
   const errors = validateResult(cur);
   if (errors.length) {
-    throw new ResultInputError(`${source}: does not match result.schema.json version ${RESULT_SCHEMA_VERSION}: ${errors.slice(0, 3).join('; ')}${errors.length > 3 ? ` (+${errors.length - 3} more)` : ''}`);
+    throw new ResultInputError(
+      `${source}: does not match result.schema.json version ${RESULT_SCHEMA_VERSION}: ${errors.slice(0, 3).join('; ')}${errors.length > 3 ? ` (+${errors.length - 3} more)` : ''}`,
+    );
   }
   const r = normalize(cur as unknown as BenchResult);
   r.derived = derive(r);

@@ -48,7 +48,8 @@ struct Segment {
 /** Header bytes a segment may differ in from the super-frame's first (offsets from Ethernet). */
 bool MayDiffer(const RefLayout& f, size_t i) {
   const size_t l3 = f.l3, l4 = f.l4;
-  if (f.ipv == 4 && (i == l3 + 2 || i == l3 + 3 || i == l3 + 4 || i == l3 + 5 || i == l3 + 10 || i == l3 + 11)) return true;
+  if (f.ipv == 4 && (i == l3 + 2 || i == l3 + 3 || i == l3 + 4 || i == l3 + 5 || i == l3 + 10 || i == l3 + 11))
+    return true;
   if (f.ipv == 6 && (i == l3 + 4 || i == l3 + 5)) return true;
   // seq; flags; checksum; urgent pointer (meaningless without URG, which never coalesces)
   return (i >= l4 + 4 && i < l4 + 8) || i == l4 + 13 || (i >= l4 + 16 && i < l4 + 20);
@@ -142,9 +143,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (uint32_t i = 0; i < count; i++) gso.data[i] = gsoIn[i], ok.data[i] = okIn[i];
   fuzz::Exact<uint8_t> out(outLen);
   fuzz::Exact<uint32_t> frameOffsets(frameCap), frameSizes(frameCap), learnSrc(frameCap);
-  const vxtap::RxOffloadBatch b{slab.base, slab.offsets.data(), slab.sizes.data(), gso.data, ok.data, count, vni,
-                                out.data, outLen, outOffset, frameOffsets.data, frameSizes.data,
-                                learn ? learnSrc.data : nullptr, frameCap};
+  const vxtap::RxOffloadBatch b{slab.base,
+                                slab.offsets.data(),
+                                slab.sizes.data(),
+                                gso.data,
+                                ok.data,
+                                count,
+                                vni,
+                                out.data,
+                                outLen,
+                                outOffset,
+                                frameOffsets.data,
+                                frameSizes.data,
+                                learn ? learnSrc.data : nullptr,
+                                frameCap};
   const vxtap::RxOffloadResult r = vxtap::RxOffloadDatagrams(b);
 
   for (uint32_t i = 0; i < count; i++) CHECK(fuzz::Same(slab.At(i), dgrams[i].data(), dgrams[i].size()));  // read-only
@@ -219,8 +231,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       CHECK(g.l3 == f.l3 && g.l4 == f.l4 && g.l4hdr == f.l4hdr && g.ipv == f.ipv);
       for (size_t i = 0; i < hdrs; i++) {
         if (s.p[i] != s0.p[i] && !MayDiffer(f, i)) {
-          std::fprintf(stderr, "segment %zu of a super-frame differs from the first at byte %zu (l3 %zu, l4 %zu)\n", j, i,
-                       f.l3, f.l4);
+          std::fprintf(stderr, "segment %zu of a super-frame differs from the first at byte %zu (l3 %zu, l4 %zu)\n", j,
+                       i, f.l3, f.l4);
         }
         CHECK(s.p[i] == s0.p[i] || MayDiffer(f, i));  // one flow
       }

@@ -110,7 +110,8 @@ Plan PlanFrame(const std::vector<uint8_t>& frame, size_t maxMsg) {
 /** Bytes a segment may differ from its super-frame in (offsets from the Ethernet header). */
 bool Rewritten(const RefLayout& f, bool tcp, size_t i) {
   const size_t l3 = f.l3, l4 = f.l4;
-  if (f.ipv == 4 && (i == l3 + 2 || i == l3 + 3 || i == l3 + 4 || i == l3 + 5 || i == l3 + 10 || i == l3 + 11)) return true;
+  if (f.ipv == 4 && (i == l3 + 2 || i == l3 + 3 || i == l3 + 4 || i == l3 + 5 || i == l3 + 10 || i == l3 + 11))
+    return true;
   if (f.ipv == 6 && (i == l3 + 4 || i == l3 + 5)) return true;
   if (tcp) return (i >= l4 + 4 && i < l4 + 8) || i == l4 + 13 || i == l4 + 16 || i == l4 + 17;
   return i >= l4 + 4 && i < l4 + 8;
@@ -180,9 +181,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::Exact<uint32_t> frameHash(frames.size());
   fuzz::Exact<uint8_t> frameDf(frames.size());
   for (size_t i = 0; i < frames.size(); i++) frameDf.data[i] = 2;
-  const vxtap::TxOffloadBatch b{slab.base, slab.offsets.data(), slab.sizes.data(), static_cast<uint32_t>(frames.size()),
-                                vxlan, maxMsg, out.data, outLen, outOffset, msgBuf.data, msgOffsets.data,
-                                msgSizes.data, msgGso.data, msgFrame.data, msgCap, frameHash.data, frameDf.data};
+  const vxtap::TxOffloadBatch b{slab.base,
+                                slab.offsets.data(),
+                                slab.sizes.data(),
+                                static_cast<uint32_t>(frames.size()),
+                                vxlan,
+                                maxMsg,
+                                out.data,
+                                outLen,
+                                outOffset,
+                                msgBuf.data,
+                                msgOffsets.data,
+                                msgSizes.data,
+                                msgGso.data,
+                                msgFrame.data,
+                                msgCap,
+                                frameHash.data,
+                                frameDf.data};
   const vxtap::TxOffloadResult r = vxtap::TxOffloadFrames(b);
   // every frame long enough to hold a vnet and an Ethernet header got its DF bit
   for (size_t i = 0; i < frames.size(); i++) {
@@ -224,7 +239,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             fuzz::RefL4Partial(e + f.l3, f.ipv, f.proto, e + f.l4, static_cast<uint32_t>(f.end - f.l4)) &&
             (f.proto == 6 || Get16(e + f.l4 + 4) == f.end - f.l4)) {
           // a real CHECKSUM_PARTIAL packet: finishing it must give a valid checksum
-          CHECK(fuzz::RefL4Ok(now + kVnet + f.l3, f.ipv, f.proto, now + kVnet + f.l4, static_cast<uint32_t>(f.end - f.l4)));
+          CHECK(fuzz::RefL4Ok(now + kVnet + f.l3, f.ipv, f.proto, now + kVnet + f.l4,
+                              static_cast<uint32_t>(f.end - f.l4)));
         }
       }
       segments++;
@@ -259,9 +275,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     CHECK(seg == p.nseg);
     segments += seg;
   }
-  CHECK(k == r.msgs);                                   // no message for a frame that does not exist
-  CHECK(accepted + r.dropped == frames.size());         // every frame emitted or dropped
-  CHECK(pos - outOffset == r.outBytes);                 // out used back to back, nothing else
+  CHECK(k == r.msgs);                            // no message for a frame that does not exist
+  CHECK(accepted + r.dropped == frames.size());  // every frame emitted or dropped
+  CHECK(pos - outOffset == r.outBytes);          // out used back to back, nothing else
   CHECK(segments == r.segments);
   return 0;
 }

@@ -85,7 +85,8 @@ TxModel ModelTx(const std::vector<uint8_t>& f, size_t maxOuterIp) {
     const uint8_t inner = type & 0x7f;
     const bool tcp = inner == 1 || inner == 4;
     // the headers match the GSO type (TCPV4 on IPv4, TCPV6 on IPv6, UDP_L4 on UDP)
-    if (!parsed || !(tcp || inner == 5) || r.proto != (tcp ? 6 : 17) || (tcp && r.ipv != (inner == 1 ? 4 : 6))) return m;
+    if (!parsed || !(tcp || inner == 5) || r.proto != (tcp ? 6 : 17) || (tcp && r.ipv != (inner == 1 ? 4 : 6)))
+      return m;
     if (gsoSize == 0 || !(flags & 1) || cs != r.l4 || 36 + m.hdrs + gsoSize > maxOuterIp) return m;
     m.gso = true;
     m.packets = WirePackets(elen - m.hdrs, gsoSize);
@@ -116,8 +117,9 @@ void RunTransmit(fuzz::Reader& in, const std::vector<uint8_t>& templates, size_t
   fuzz::Exact<uint8_t> tpl(ntpl * vxtap::kTunnelTemplate);
   std::memcpy(tpl.data, templates.data(), tpl.n);
   for (uint32_t i = 0; i < n; i++) sel.data[i] = frames[i].sel, srcPort.data[i] = frames[i].srcPort;
-  const vxtap::TxTunnelBatch b{slab.base, slab.offsets.data(), slab.sizes.data(), n, sel.data, srcPort.data, tpl.data,
-                               dfMode, maxOuterIp, outOffsets.data, outSizes.data, ipId};
+  const vxtap::TxTunnelBatch b{slab.base,  slab.offsets.data(), slab.sizes.data(), n,
+                               sel.data,   srcPort.data,        tpl.data,          dfMode,
+                               maxOuterIp, outOffsets.data,     outSizes.data,     ipId};
   const vxtap::TxTunnelResult r = vxtap::TxTunnelFrames(b);
 
   uint32_t emitted = 0, refused = 0, packets = 0, id = ipId;
@@ -126,7 +128,8 @@ void RunTransmit(fuzz::Reader& in, const std::vector<uint8_t>& templates, size_t
     const auto& f = frames[i].bytes;
     const uint8_t* now = slab.At(i);
     bool headroomUntouched = true;
-    for (size_t j = 1; j <= kHead; j++) headroomUntouched = headroomUntouched && now[-static_cast<ptrdiff_t>(j)] == 0xa5;
+    for (size_t j = 1; j <= kHead; j++)
+      headroomUntouched = headroomUntouched && now[-static_cast<ptrdiff_t>(j)] == 0xa5;
     if (frames[i].sel < 0) {
       CHECK(sel.data[i] == -1 && fuzz::Same(now, f.data(), f.size()) && headroomUntouched);
       continue;
@@ -154,11 +157,11 @@ void RunTransmit(fuzz::Reader& in, const std::vector<uint8_t>& templates, size_t
     CHECK(Le16(h + 20) == 34 && Le16(h + 22) == 50 + m.l3);
     const uint8_t* o = h + 24;
     const uint8_t* t = templates.data() + static_cast<size_t>(frames[i].sel) * vxtap::kTunnelTemplate;
-    CHECK(std::memcmp(o, t, 16) == 0);                  // Ethernet, IP version/TOS
-    CHECK(std::memcmp(o + 22, t + 22, 2) == 0);         // TTL, protocol
-    CHECK(std::memcmp(o + 26, t + 26, 8) == 0);         // addresses
-    CHECK(std::memcmp(o + 36, t + 36, 2) == 0);         // UDP destination port
-    CHECK(std::memcmp(o + 42, t + 42, 8) == 0);         // VXLAN
+    CHECK(std::memcmp(o, t, 16) == 0);           // Ethernet, IP version/TOS
+    CHECK(std::memcmp(o + 22, t + 22, 2) == 0);  // TTL, protocol
+    CHECK(std::memcmp(o + 26, t + 26, 8) == 0);  // addresses
+    CHECK(std::memcmp(o + 36, t + 36, 2) == 0);  // UDP destination port
+    CHECK(std::memcmp(o + 42, t + 42, 8) == 0);  // VXLAN
     const uint8_t* ip = o + 14;
     CHECK(Get16(ip + 2) == 36 + elen && Get16(ip + 4) == (id & 0xffff));
     const bool df = dfMode == 1 || (dfMode == 2 && InnerDf(f.data() + kVnet, elen));
@@ -182,9 +185,10 @@ void RunTransmit(fuzz::Reader& in, const std::vector<uint8_t>& templates, size_t
     uint8_t addrs[vxtap::kAddrLen], usoAddrs[vxtap::kAddrLen], order[1];
     uint32_t frameOffsets[1], frameSizes[1], usoOffsets[1], usoSizes[1];
     uint16_t usoGso[1];
-    const vxtap::RxTunnelBatch rb{slab.base, &off, &size, 1, static_cast<uint32_t>(t[46] << 16 | t[47] << 8 | t[48]),
-                                  Get16(t + 36), addrs, frameOffsets, frameSizes, usoOffsets, usoSizes, usoGso,
-                                  usoAddrs, order};
+    const vxtap::RxTunnelBatch rb{
+        slab.base,     &off,   &size,        1,          static_cast<uint32_t>(t[46] << 16 | t[47] << 8 | t[48]),
+        Get16(t + 36), addrs,  frameOffsets, frameSizes, usoOffsets,
+        usoSizes,      usoGso, usoAddrs,     order};
     const vxtap::RxTunnelResult rr = vxtap::RxTunnelFrames(rb);
     CHECK(rr.kept == 1 && order[0] == 0 && rr.segments == wrappedPackets[w]);
     CHECK(frameOffsets[0] == slab.offsets[i] && frameSizes[0] == f.size());
@@ -209,9 +213,20 @@ void RunReceive(fuzz::Reader& in, uint32_t vni, uint16_t port) {
   fuzz::Exact<uint8_t> addrs(n * vxtap::kAddrLen), usoAddrs(n * vxtap::kAddrLen), order(n);
   fuzz::Exact<uint32_t> frameOffsets(n), frameSizes(n), usoOffsets(n), usoSizes(n);
   fuzz::Exact<uint16_t> usoGso(n);
-  const vxtap::RxTunnelBatch b{slab.base, slab.offsets.data(), slab.sizes.data(), n, vni, port, addrs.data,
-                               frameOffsets.data, frameSizes.data, usoOffsets.data, usoSizes.data, usoGso.data,
-                               usoAddrs.data, order.data};
+  const vxtap::RxTunnelBatch b{slab.base,
+                               slab.offsets.data(),
+                               slab.sizes.data(),
+                               n,
+                               vni,
+                               port,
+                               addrs.data,
+                               frameOffsets.data,
+                               frameSizes.data,
+                               usoOffsets.data,
+                               usoSizes.data,
+                               usoGso.data,
+                               usoAddrs.data,
+                               order.data};
   const vxtap::RxTunnelResult r = vxtap::RxTunnelFrames(b);
 
   uint32_t counts[6] = {};
@@ -228,8 +243,8 @@ void RunReceive(fuzz::Reader& in, uint32_t vni, uint16_t port) {
       const uint8_t* ip = e + 14;
       ihl = (ip[0] & 15) * 4u;
       tot = Get16(ip + 2);
-      const bool ours = Get16(e + 12) == 0x0800 && ip[0] >> 4 == 4 && ihl >= 20 && ip[9] == 17 &&
-                        (ip[6] & 0x3f) == 0 && ip[7] == 0 && 14 + ihl + 8 <= elen && Get16(ip + ihl + 2) == port;
+      const bool ours = Get16(e + 12) == 0x0800 && ip[0] >> 4 == 4 && ihl >= 20 && ip[9] == 17 && (ip[6] & 0x3f) == 0 &&
+                        ip[7] == 0 && 14 + ihl + 8 <= elen && Get16(ip + ihl + 2) == port;
       if (ours) {
         const uint8_t* udp = ip + ihl;
         const uint8_t* vx = udp + 8;
@@ -270,7 +285,8 @@ void RunReceive(fuzz::Reader& in, uint32_t vni, uint16_t port) {
       continue;
     }
     const size_t at = 24 + inner - kVnet;  // where the new virtio_net_hdr goes
-    CHECK(std::memcmp(now, f.data(), at) == 0 && std::memcmp(now + at + kVnet, f.data() + at + kVnet, len - at - kVnet) == 0);
+    CHECK(std::memcmp(now, f.data(), at) == 0 &&
+          std::memcmp(now + at + kVnet, f.data() + at + kVnet, len - at - kVnet) == 0);
     CHECK(kept < r.kept && order.data[kept + uso] == 0);
     CHECK(frameOffsets.data[kept] == slab.offsets[i] + at && frameSizes.data[kept] == kVnet + 14 + tot - inner);
     const uint8_t* v = now + at;

@@ -305,8 +305,8 @@ bool CheckObject(napi_env env, napi_value v, const char* name) {
 namespace {
 
 template <typename T>
-bool PropTyped(napi_env env, napi_value obj, const char* key, napi_typedarray_type type, const char* typeName, View<T>* out,
-               RefSet* refs, bool optional) {
+bool PropTyped(napi_env env, napi_value obj, const char* key, napi_typedarray_type type, const char* typeName,
+               View<T>* out, RefSet* refs, bool optional) {
   napi_value v = GetProp(env, obj, key);
   if (optional && IsNullish(env, v)) {
     *out = View<T>{};

@@ -96,12 +96,10 @@ inline bool GetU8(napi_env env, napi_value v, const char* name, View<uint8_t>* o
   return GetTypedRaw(env, v, name, napi_uint8_array, "Uint8Array", reinterpret_cast<void**>(&out->data), &out->elems);
 }
 inline bool GetU16(napi_env env, napi_value v, const char* name, View<uint16_t>* out) {
-  return GetTypedRaw(env, v, name, napi_uint16_array, "Uint16Array", reinterpret_cast<void**>(&out->data),
-                     &out->elems);
+  return GetTypedRaw(env, v, name, napi_uint16_array, "Uint16Array", reinterpret_cast<void**>(&out->data), &out->elems);
 }
 inline bool GetU32(napi_env env, napi_value v, const char* name, View<uint32_t>* out) {
-  return GetTypedRaw(env, v, name, napi_uint32_array, "Uint32Array", reinterpret_cast<void**>(&out->data),
-                     &out->elems);
+  return GetTypedRaw(env, v, name, napi_uint32_array, "Uint32Array", reinterpret_cast<void**>(&out->data), &out->elems);
 }
 inline bool GetI32(napi_env env, napi_value v, const char* name, View<int32_t>* out) {
   return GetTypedRaw(env, v, name, napi_int32_array, "Int32Array", reinterpret_cast<void**>(&out->data), &out->elems);
@@ -173,8 +171,9 @@ T* UnwrapBinding(napi_env env, napi_value v, const napi_type_tag* tag, const cha
   bool ok = false;
   void* data = nullptr;
   napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_check_object_type_tag(env, v, tag, &ok) != napi_ok ||
-      !ok || napi_get_value_external(env, v, &data) != napi_ok) {
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external ||
+      napi_check_object_type_tag(env, v, tag, &ok) != napi_ok || !ok ||
+      napi_get_value_external(env, v, &data) != napi_ok) {
     ThrowType(env, "handle must be a %s handle", what);
     return nullptr;
   }

@@ -142,7 +142,8 @@ bool CompleteFrameChecksum(uint8_t* p, size_t len) {
     // Skip hop-by-hop (0), routing (43), destination options (60) and AH (51).
     for (int hops = 0; hops < 8 && (nh == 0 || nh == 43 || nh == 60 || nh == 51); hops++) {
       if (pos + 8 > end) return false;
-      const size_t hlen = nh == 51 ? (static_cast<size_t>(p[pos + 1]) + 2) * 4 : (static_cast<size_t>(p[pos + 1]) + 1) * 8;
+      const size_t hlen =
+          nh == 51 ? (static_cast<size_t>(p[pos + 1]) + 2) * 4 : (static_cast<size_t>(p[pos + 1]) + 1) * 8;
       nh = p[pos];
       pos += hlen;
       if (pos > end) return false;

@@ -12,7 +12,8 @@ napi_value CompleteChecksums(napi_env env, napi_callback_info info) {
   uint32_t count;
   if (!GetU8(env, a.argv[0], "bufs", &bufs) || !GetU32(env, a.argv[1], "offsets", &offsets) ||
       !GetU32(env, a.argv[2], "sizes", &sizes) || !GetBatchCount(env, a.argv[3], "count", &count) ||
-      !CheckLen(env, offsets.elems, count, "offsets", "count") || !CheckLen(env, sizes.elems, count, "sizes", "count")) {
+      !CheckLen(env, offsets.elems, count, "offsets", "count") ||
+      !CheckLen(env, sizes.elems, count, "sizes", "count")) {
     return nullptr;
   }
   for (uint32_t i = 0; i < count; i++) {

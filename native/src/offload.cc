@@ -63,7 +63,6 @@ inline void SetIpv4Csum(uint8_t* ip, size_t ihl) {
   PutMem16(ip + 10, static_cast<uint16_t>(~Fold16(Sum64(ip, ihl))));
 }
 
-
 inline size_t Min(size_t a, size_t b) { return a < b ? a : b; }
 
 // --- transmit ---------------------------------------------------------------
@@ -87,8 +86,8 @@ struct TxOut {
  * `st.out` and emit its messages. Returns false (nothing emitted) when the frame is
  * malformed, does not match its gso type, or does not fit.
  */
-bool TxSegment(const uint8_t* e, size_t len, const VnetHdr& h, uint32_t frameIdx, const uint8_t* vxlan,
-               size_t maxMsg, TxOut& st) {
+bool TxSegment(const uint8_t* e, size_t len, const VnetHdr& h, uint32_t frameIdx, const uint8_t* vxlan, size_t maxMsg,
+               TxOut& st) {
   Layout f;
   if (!ParseL4(e, len, true, &f)) return false;
   const uint8_t type = static_cast<uint8_t>(h.gsoType & ~kGsoEcn);
@@ -307,8 +306,9 @@ bool Continues(const RxOut& st, const Building& b, const uint8_t* e, const Layou
   // tcp_gro_receive compares the whole word at offset 12 but CWR/FIN/PSH; the fuzzer
   // found segments differing there coalesced), window, options; flags were checked
   // by the caller (ACK, maybe PSH/FIN, nothing else).
-  return std::memcmp(h + l4, e + l4, 4) == 0 && std::memcmp(h + l4 + 8, e + l4 + 8, 4) == 0 && h[l4 + 12] == e[l4 + 12] &&
-         std::memcmp(h + l4 + 14, e + l4 + 14, 2) == 0 && std::memcmp(h + l4 + 20, e + l4 + 20, f.l4hdr - 20) == 0;
+  return std::memcmp(h + l4, e + l4, 4) == 0 && std::memcmp(h + l4 + 8, e + l4 + 8, 4) == 0 &&
+         h[l4 + 12] == e[l4 + 12] && std::memcmp(h + l4 + 14, e + l4 + 14, 2) == 0 &&
+         std::memcmp(h + l4 + 20, e + l4 + 20, f.l4hdr - 20) == 0;
 }
 
 /** Handle one inner Ethernet frame (`e`, `len` bytes) from input datagram `src`. */
@@ -436,7 +436,8 @@ TxOffloadResult TxOffloadFrames(const TxOffloadBatch& b) {
     const uint8_t type = static_cast<uint8_t>(h.gsoType & ~kGsoEcn);
     bool ok;
     if (h.gsoType == kGsoNone) {
-      ok = st.nMsg < st.msgCap && kVxlanLen + elen <= b.maxMsg && ((h.flags & kNeedsCsum) == 0 || TxFinishCsum(e, elen, h));
+      ok = st.nMsg < st.msgCap && kVxlanLen + elen <= b.maxMsg &&
+           ((h.flags & kNeedsCsum) == 0 || TxFinishCsum(e, elen, h));
       if (ok) {
         std::memcpy(e - kVxlanLen, b.vxlan, kVxlanLen);
         const size_t k = st.nMsg++;
@@ -465,7 +466,8 @@ TxOffloadResult TxOffloadFrames(const TxOffloadBatch& b) {
 RxOffloadResult RxOffloadDatagrams(const RxOffloadBatch& b) {
   RxOut st{b.out, b.outLen, b.outOffset, b.frameOffsets, b.frameSizes, b.learnSrc, b.frameCap};
   if (st.cap > 0xffffffffu) st.cap = 0xffffffffu;
-  const uint8_t want[3] = {static_cast<uint8_t>(b.vni >> 16), static_cast<uint8_t>(b.vni >> 8), static_cast<uint8_t>(b.vni)};
+  const uint8_t want[3] = {static_cast<uint8_t>(b.vni >> 16), static_cast<uint8_t>(b.vni >> 8),
+                           static_cast<uint8_t>(b.vni)};
   RxOffloadResult r;
   Building sf;
   for (uint32_t i = 0; i < b.count; i++) {

@@ -11,7 +11,6 @@
 
 namespace vxtap {
 
-
 /**
  * One txOffload batch. Preconditions (checked by the glue, relied on here):
  * offsets[i] + sizes[i] <= the slab `bufs` points into, for i < count;

@@ -75,7 +75,8 @@ napi_value TxOffloadBind(napi_env env, napi_callback_info info) {
   }
   b->maxMsg = static_cast<size_t>(maxMsg);
   b->outOffset = static_cast<size_t>(outOffset);
-  b->msgCap = Min(Min(Min(b->msgBuf.elems, b->msgOffsets.elems), Min(b->msgSizes.elems, b->msgGso.elems)), b->msgFrame.elems);
+  b->msgCap =
+      Min(Min(Min(b->msgBuf.elems, b->msgOffsets.elems), Min(b->msgSizes.elems, b->msgGso.elems)), b->msgFrame.elems);
   b->frameCap = Min(b->offsets.elems, b->sizes.elems);
   if (b->frameHash.data) b->frameCap = Min(b->frameCap, b->frameHash.elems);
   if (b->frameDf.data) b->frameCap = Min(b->frameCap, b->frameDf.elems);
@@ -91,9 +92,11 @@ napi_value TxOffload(napi_env env, napi_callback_info info) {
       !CheckSpans(env, b->offsets, b->sizes, count, b->bufs.elems)) {
     return nullptr;
   }
-  const TxOffloadBatch k{b->bufs.data, b->offsets.data, b->sizes.data, count, b->vxlan.data, b->maxMsg, b->out.data,
-                         b->out.elems, b->outOffset, b->msgBuf.data, b->msgOffsets.data, b->msgSizes.data,
-                         b->msgGso.data, b->msgFrame.data, b->msgCap, b->frameHash.data, b->frameDf.data};
+  const TxOffloadBatch k{b->bufs.data,   b->offsets.data,  b->sizes.data,      count,
+                         b->vxlan.data,  b->maxMsg,        b->out.data,        b->out.elems,
+                         b->outOffset,   b->msgBuf.data,   b->msgOffsets.data, b->msgSizes.data,
+                         b->msgGso.data, b->msgFrame.data, b->msgCap,          b->frameHash.data,
+                         b->frameDf.data};
   const TxOffloadResult r = TxOffloadFrames(k);
   uint32_t* res = b->result.data;
   res[TxOffloadView::OUT_BYTES] = static_cast<uint32_t>(r.outBytes);
@@ -142,9 +145,10 @@ napi_value RxOffload(napi_env env, napi_callback_info info) {
       !CheckSpans(env, b->offsets, b->sizes, count, b->bufs.elems)) {
     return nullptr;
   }
-  const RxOffloadBatch k{b->bufs.data, b->offsets.data, b->sizes.data, b->gso.data, b->ok.data, count, b->vni,
-                         b->out.data, b->out.elems, b->outOffset, b->frameOffsets.data, b->frameSizes.data,
-                         b->learnSrc.data, b->frameCap};
+  const RxOffloadBatch k{
+      b->bufs.data,     b->offsets.data, b->sizes.data, b->gso.data,  b->ok.data,           count,
+      b->vni,           b->out.data,     b->out.elems,  b->outOffset, b->frameOffsets.data, b->frameSizes.data,
+      b->learnSrc.data, b->frameCap};
   const RxOffloadResult r = RxOffloadDatagrams(k);
   uint32_t* res = b->result.data;
   res[RxOffloadView::OUT_BYTES] = static_cast<uint32_t>(r.outBytes);

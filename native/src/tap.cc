@@ -226,8 +226,8 @@ napi_value WriteBatch(napi_env env, napi_callback_info info) {
   if (!GetFd(env, a.argv[0], "fd", &fd) || !GetU8(env, a.argv[1], "bufs", &bufs) ||
       !GetU32(env, a.argv[2], "offsets", &offsets) || !GetU32(env, a.argv[3], "sizes", &sizes) ||
       !GetBatchCount(env, a.argv[4], "count", &count) || !GetI32(env, a.argv[5], "errs", &errs) ||
-      !CheckLen(env, offsets.elems, count, "offsets", "count") || !CheckLen(env, sizes.elems, count, "sizes", "count") ||
-      !CheckLen(env, errs.elems, count, "errs", "count")) {
+      !CheckLen(env, offsets.elems, count, "offsets", "count") ||
+      !CheckLen(env, sizes.elems, count, "sizes", "count") || !CheckLen(env, errs.elems, count, "errs", "count")) {
     return nullptr;
   }
   for (uint32_t i = 0; i < count; i++) {

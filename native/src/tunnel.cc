@@ -95,8 +95,8 @@ TxTunnelResult TxTunnelFrames(const TxTunnelBatch& b) {
       // the inner L4 header; each outer segment must fit the underlay unfragmented.
       const bool tcp = inner == kGsoTcpV4 || inner == kGsoTcpV6;
       ok = parsed && (tcp || inner == kGsoUdpL4) && f.proto == (tcp ? kProtoTcp : kProtoUdp) &&
-           (!tcp || f.ipv == (inner == kGsoTcpV4 ? 4 : 6)) && gsoSize > 0 &&
-           (flags & kNeedsCsum) && csumStart == f.l4 && kOuterLen - 14 + hdrs + gsoSize <= b.maxOuterIp;
+           (!tcp || f.ipv == (inner == kGsoTcpV4 ? 4 : 6)) && gsoSize > 0 && (flags & kNeedsCsum) &&
+           csumStart == f.l4 && kOuterLen - 14 + hdrs + gsoSize <= b.maxOuterIp;
     } else if (ok) {
       ok = kOuterLen - 14 + elen <= b.maxOuterIp;  // else: the socket path fragments it
     }
@@ -121,7 +121,7 @@ TxTunnelResult TxTunnelFrames(const TxTunnelBatch& b) {
       PutLe16(h + 6, static_cast<uint32_t>(csumStart + kOuterLen));
       PutLe16(h + 8, csumOffset);
     }
-    PutLe16(h + 20, 14 + 20);                                  // outer_th_offset: the outer UDP header
+    PutLe16(h + 20, 14 + 20);                                // outer_th_offset: the outer UDP header
     PutLe16(h + 22, static_cast<uint32_t>(kOuterLen + l3));  // inner_nh_offset: the inner IP header
     uint8_t* o = h + kTnlVnetLen;
     std::memcpy(o, b.templates + static_cast<size_t>(b.sel[i]) * kTemplate, kOuterLen);
@@ -156,7 +156,8 @@ TxTunnelResult TxTunnelFrames(const TxTunnelBatch& b) {
 }
 
 RxTunnelResult RxTunnelFrames(const RxTunnelBatch& b) {
-  const uint8_t want[3] = {static_cast<uint8_t>(b.vni >> 16), static_cast<uint8_t>(b.vni >> 8), static_cast<uint8_t>(b.vni)};
+  const uint8_t want[3] = {static_cast<uint8_t>(b.vni >> 16), static_cast<uint8_t>(b.vni >> 8),
+                           static_cast<uint8_t>(b.vni)};
   RxTunnelResult r;
   for (uint32_t i = 0; i < b.count; i++) {
     uint8_t* v = b.bufs + b.offsets[i];

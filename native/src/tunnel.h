@@ -11,8 +11,9 @@
 namespace vxtap {
 
 constexpr size_t kOuterLen = 50;  // Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
-static_assert(kTunnelHeadroom == kTnlVnetLen + kOuterLen - kVnetHdrLen,
-              "limits.json: TUNNEL_HEADROOM is the tunnel vnet header plus the outer headers, less the 10-byte vnet header");
+static_assert(
+    kTunnelHeadroom == kTnlVnetLen + kOuterLen - kVnetHdrLen,
+    "limits.json: TUNNEL_HEADROOM is the tunnel vnet header plus the outer headers, less the 10-byte vnet header");
 static_assert(kTunnelTemplate >= kOuterLen, "limits.json: a template holds the 50 outer header bytes");
 
 /**

@@ -47,8 +47,8 @@ napi_value TxTunnelBind(napi_env env, napi_callback_info info) {
       !PropU32(env, d, "sizes", &b->sizes, &b->refs) || !PropI32(env, d, "sel", &b->sel, &b->refs) ||
       !PropU16(env, d, "srcPort", &b->srcPort, &b->refs) || !PropInt(env, d, "dfMode", 0, 2, &dfMode) ||
       !PropInt(env, d, "maxOuterIp", 68, 65535, &maxOuterIp) ||
-      !PropU32(env, d, "outOffsets", &b->outOffsets, &b->refs) || !PropU32(env, d, "outSizes", &b->outSizes, &b->refs) ||
-      !PropU32(env, d, "result", &b->result, &b->refs) ||
+      !PropU32(env, d, "outOffsets", &b->outOffsets, &b->refs) ||
+      !PropU32(env, d, "outSizes", &b->outSizes, &b->refs) || !PropU32(env, d, "result", &b->result, &b->refs) ||
       !CheckLen(env, b->result.elems, TxTunnelView::LENGTH, "desc.result", "TX_TUNNEL.LENGTH")) {
     b->refs.Release(env);
     delete b;
@@ -76,8 +76,9 @@ napi_value TxTunnel(napi_env env, napi_callback_info info) {
   const int32_t* sel = b->sel.data;
   for (uint32_t i = 0; i < count; i++) {
     if (offsets[i] < kTunnelHeadroom || static_cast<uint64_t>(offsets[i]) + sizes[i] > b->bufs.elems) {
-      return ThrowRange(env, "offsets[%u] (%u) needs %zu bytes of headroom and offsets[%u] + sizes[%u] (%u) must lie in bufs (%zu)",
-                        i, offsets[i], kTunnelHeadroom, i, i, sizes[i], b->bufs.elems);
+      return ThrowRange(
+          env, "offsets[%u] (%u) needs %zu bytes of headroom and offsets[%u] + sizes[%u] (%u) must lie in bufs (%zu)",
+          i, offsets[i], kTunnelHeadroom, i, i, sizes[i], b->bufs.elems);
     }
     if (sel[i] >= 0 && (static_cast<uint64_t>(sel[i]) + 1) * kTunnelTemplate > templates.elems) {
       return ThrowRange(env, "sel[%u] (%d) has no template in templates (%zu bytes, %zu per peer)", i, sel[i],
@@ -85,8 +86,18 @@ napi_value TxTunnel(napi_env env, napi_callback_info info) {
     }
   }
   uint32_t* res = b->result.data;
-  const TxTunnelBatch k{b->bufs.data, offsets, sizes, count, b->sel.data, b->srcPort.data, templates.data,
-                       b->dfMode, b->maxOuterIp, b->outOffsets.data, b->outSizes.data, res[TxTunnelView::NEXT_IP_ID]};
+  const TxTunnelBatch k{b->bufs.data,
+                        offsets,
+                        sizes,
+                        count,
+                        b->sel.data,
+                        b->srcPort.data,
+                        templates.data,
+                        b->dfMode,
+                        b->maxOuterIp,
+                        b->outOffsets.data,
+                        b->outSizes.data,
+                        res[TxTunnelView::NEXT_IP_ID]};
   const TxTunnelResult r = TxTunnelFrames(k);
   res[TxTunnelView::NEXT_IP_ID] = r.nextIpId;
   res[TxTunnelView::SEGMENTS] = r.segments;
@@ -105,9 +116,9 @@ napi_value RxTunnelBind(napi_env env, napi_callback_info info) {
       !PropInt(env, d, "port", 1, 65535, &port) || !PropU8(env, d, "addrs", &b->addrs, &b->refs) ||
       !PropU32(env, d, "frameOffsets", &b->frameOffsets, &b->refs) ||
       !PropU32(env, d, "frameSizes", &b->frameSizes, &b->refs) || !PropU32(env, d, "result", &b->result, &b->refs) ||
-      !PropU32(env, d, "usoOffsets", &b->usoOffsets, &b->refs) || !PropU32(env, d, "usoSizes", &b->usoSizes, &b->refs) ||
-      !PropU16(env, d, "usoGso", &b->usoGso, &b->refs) || !PropU8(env, d, "usoAddrs", &b->usoAddrs, &b->refs) ||
-      !PropU8(env, d, "order", &b->order, &b->refs) ||
+      !PropU32(env, d, "usoOffsets", &b->usoOffsets, &b->refs) ||
+      !PropU32(env, d, "usoSizes", &b->usoSizes, &b->refs) || !PropU16(env, d, "usoGso", &b->usoGso, &b->refs) ||
+      !PropU8(env, d, "usoAddrs", &b->usoAddrs, &b->refs) || !PropU8(env, d, "order", &b->order, &b->refs) ||
       !CheckLen(env, b->result.elems, RxTunnelView::LENGTH, "desc.result", "RX_TUNNEL.LENGTH")) {
     b->refs.Release(env);
     delete b;
@@ -136,9 +147,20 @@ napi_value RxTunnel(napi_env env, napi_callback_info info) {
                         b->sizes.data[i], b->bufs.elems);
     }
   }
-  const RxTunnelBatch k{b->bufs.data, b->offsets.data, b->sizes.data, count, b->vni, b->port, b->addrs.data,
-                       b->frameOffsets.data, b->frameSizes.data, b->usoOffsets.data, b->usoSizes.data,
-                       b->usoGso.data, b->usoAddrs.data, b->order.data};
+  const RxTunnelBatch k{b->bufs.data,
+                        b->offsets.data,
+                        b->sizes.data,
+                        count,
+                        b->vni,
+                        b->port,
+                        b->addrs.data,
+                        b->frameOffsets.data,
+                        b->frameSizes.data,
+                        b->usoOffsets.data,
+                        b->usoSizes.data,
+                        b->usoGso.data,
+                        b->usoAddrs.data,
+                        b->order.data};
   const RxTunnelResult r = RxTunnelFrames(k);
   uint32_t* res = b->result.data;
   res[RxTunnelView::SEGMENTS] = r.segments;

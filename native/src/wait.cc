@@ -18,8 +18,7 @@ napi_value Poll(napi_env env, napi_callback_info info) {
   View<int16_t> events, revents;
   int64_t timeoutMs;
   if (!GetI32(env, a.argv[0], "fds", &fds) || !GetI16(env, a.argv[1], "events", &events) ||
-      !GetI16(env, a.argv[2], "revents", &revents) ||
-      !GetInt(env, a.argv[3], "timeoutMs", -1, INT32_MAX, &timeoutMs)) {
+      !GetI16(env, a.argv[2], "revents", &revents) || !GetInt(env, a.argv[3], "timeoutMs", -1, INT32_MAX, &timeoutMs)) {
     return nullptr;
   }
   const size_t n = fds.elems;

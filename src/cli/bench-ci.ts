@@ -17,7 +17,9 @@ function fail(message: string): never {
 export function registerCi(bench: Command): void {
   bench
     .command('ci')
-    .description('Regression check: build --base (and --head) in git worktrees, bench base and head interleaved (ABAB) on the same hosts, add rounds while the gating metrics are unknown (the stopping rule of bench/decide.ts), compare, write comparison.md/.json and report.html; exit 1 on a worse verdict.')
+    .description(
+      'Regression check: build --base (and --head) in git worktrees, bench base and head interleaved (ABAB) on the same hosts, add rounds while the gating metrics are unknown (the stopping rule of bench/decide.ts), compare, write comparison.md/.json and report.html; exit 1 on a worse verdict.',
+    )
     .addOption(new Option('--base <ref>', 'the commit to compare against, e.g. origin/main or the last good main commit (built in a git worktree)').env('VXTAP_BENCH_CI_BASE'))
     .addOption(new Option('--head <ref>', 'the commit to check, built in a worktree too (default: the current checkout, working tree as it is)').env('VXTAP_BENCH_CI_HEAD'))
     .addOption(new Option('--quick', 'quick profile for every round (short trials; a smoke test, too noisy to decide)').env('VXTAP_BENCH_QUICK'))
@@ -26,21 +28,29 @@ export function registerCi(bench: Command): void {
     .addOption(new Option('--rounds <n>', 'cap on rounds per side: looks at 6, 9, ... up to the cap (below 6: one look at the cap)').default('12').env('VXTAP_BENCH_ROUNDS'))
     .addOption(new Option('--out <dir>', 'results directory (a <timestamp>-<hostname>-ci folder is created inside)').default('results').env('VXTAP_BENCH_OUT'))
     .addOption(new Option('--metrics <keys>', 'the gating metrics: comma-separated keys judged per mode (Holm within each look)').default('tcp1Gbps,tcpNGbps,latIdleP50').env('VXTAP_BENCH_CI_METRICS'))
-    .addOption(new Option('--thresholds <file>', 'per-metric minimum effect, detect size and CV limit (JSON from vxtap bench compare --calibrate); default: built-in placeholders').env('VXTAP_BENCH_CI_THRESHOLDS'))
+    .addOption(
+      new Option('--thresholds <file>', 'per-metric minimum effect, detect size and CV limit (JSON from vxtap bench compare --calibrate); default: built-in placeholders').env(
+        'VXTAP_BENCH_CI_THRESHOLDS',
+      ),
+    )
     .addOption(new Option('--alpha <p>', 'family-wise false-alarm budget over all looks and gating metrics').default('0.05').env('VXTAP_BENCH_CI_ALPHA'))
     .addOption(new Option('--fail-on-regression <percent>', 'exit 1 when a worse verdict changes its metric by more than this many percent').default('0').env('VXTAP_BENCH_CI_FAIL_ON_REGRESSION'))
     .addOption(new Option('--json', 'print ci.json (builds, looks, counts, exit status) to stdout when done').env('VXTAP_BENCH_CI_JSON'))
     .addOption(new Option('--no-progress', 'no progress lines on stderr').env('VXTAP_BENCH_NO_PROGRESS'))
     .addOption(new Option('--hosts <A,B>', 'bench across two real hosts (as vxtap bench --hosts); each round deploys its own build (--deploy)').env('VXTAP_BENCH_HOSTS'))
     .addOption(new Option('--ssh-config <file>', 'with --hosts: ssh -F FILE').env('VXTAP_BENCH_SSH_CONFIG'))
-    .addOption(new Option('--ssh-option <opt>', 'with --hosts: ssh -o OPT (repeatable; env VXTAP_BENCH_SSH_OPTIONS, one per line)').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]))
+    .addOption(
+      new Option('--ssh-option <opt>', 'with --hosts: ssh -o OPT (repeatable; env VXTAP_BENCH_SSH_OPTIONS, one per line)').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]),
+    )
     .addOption(new Option('--underlay <A,B>', 'with --hosts: the addresses the hosts use to reach each other').env('VXTAP_BENCH_UNDERLAY'))
     .addOption(new Option('--overlay <cidr>', 'with --hosts: overlay network').env('VXTAP_BENCH_OVERLAY'))
     .addOption(new Option('--vni <n>', 'with --hosts: VXLAN network identifier').env('VXTAP_BENCH_VNI'))
     .addOption(new Option('--port <n>', 'with --hosts: VXLAN UDP port').env('VXTAP_BENCH_PORT'))
     .addOption(new Option('--data-dev <A,B>', 'with --hosts: interfaces the OVS modes may take over').env('VXTAP_BENCH_DATA_DEV'))
     .addOption(new Option('--lease <seconds>', 'with --hosts: agent lease').env('VXTAP_BENCH_LEASE'))
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Each round is one "vxtap bench --rounds 1" of that side's own build (bench code
 included), base and head alternating on the same hosts: base 1, head 1, base 2,
 head 2, ... The stopping rule (bench/decide.ts): compare at 6 rounds per side;
@@ -62,7 +72,8 @@ Exit status: 0 no failing regression (metrics still unknown at the cap are
 reported, not failed), 1 a worse verdict beyond --fail-on-regression or a
 failed build or bench, 2 bad input (unknown ref, bad flag; nothing is left
 behind), 130 interrupted. Needs root like vxtap bench (unless both --hosts are
-remote).`)
+remote).`,
+    )
     .action(async (o: Record<string, string | boolean | string[] | undefined>) => {
       const { parseCiOptions } = await import('../../bench/ci/plan.js');
       const sshEnv = process.env.VXTAP_BENCH_SSH_OPTIONS ? process.env.VXTAP_BENCH_SSH_OPTIONS.split('\n') : [];

@@ -9,7 +9,19 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { calibrateThresholds, COMPARE_DEFAULTS, compareResults, parseCompareOptions, parseThresholds, regressions, renderCompareMarkdown, sharedMetrics, formatDelta, thresholdFor, type Thresholds } from '../../bench/compare.js';
+import {
+  calibrateThresholds,
+  COMPARE_DEFAULTS,
+  compareResults,
+  parseCompareOptions,
+  parseThresholds,
+  regressions,
+  renderCompareMarkdown,
+  sharedMetrics,
+  formatDelta,
+  thresholdFor,
+  type Thresholds,
+} from '../../bench/compare.js';
 import { METRICS, udpMetricDefs, type BenchResult, type MetricDef } from '../../bench/result.js';
 import { DECIDE_DEFAULTS, estimateRates, lookAlpha, parseSchedule, poolDrawsWithReplacement, resampledDraw, roundTable, simulatedDraw, type FamilyMetric } from '../../bench/decide.js';
 import { validateResult } from '../../bench/validate.js';
@@ -60,7 +72,7 @@ async function loadThresholds(file: string): Promise<Thresholds> {
 /** The metric definition of a key (fixed metrics and udp<frame>... keys), or null. */
 function metricDef(key: string): MetricDef | null {
   const m = /^udp(\d+)/.exec(key);
-  return METRICS.find((d) => d.key === key) ?? (m ? udpMetricDefs(Number(m[1])).find((d) => d.key === key) ?? null : null);
+  return METRICS.find((d) => d.key === key) ?? (m ? (udpMetricDefs(Number(m[1])).find((d) => d.key === key) ?? null) : null);
 }
 
 /** Identifier and version of `bench validate-decision` output. */
@@ -71,16 +83,26 @@ export function registerCompare(bench: Command): void {
   registerValidateDecision(bench);
   bench
     .command('compare')
-    .description('Compare two bench results (result.json) mode by mode and metric by metric: medians over rounds, change in %, Mann-Whitney U test with Holm correction, verdict better/worse/same/unknown. With --calibrate: derive thresholds from A/A results.')
+    .description(
+      'Compare two bench results (result.json) mode by mode and metric by metric: medians over rounds, change in %, Mann-Whitney U test with Holm correction, verdict better/worse/same/unknown. With --calibrate: derive thresholds from A/A results.',
+    )
     .argument('<files...>', 'OLD.json NEW.json: baseline (e.g. the last good main) and candidate; with --calibrate: two or more A/A results')
     .addOption(new Option('--json', 'print the comparison as JSON (schema "vxtap-bench-compare") instead of Markdown').env('VXTAP_BENCH_COMPARE_JSON'))
     .addOption(new Option('--alpha <p>', 'significance level of the two-sided test, 0 < p < 1').default(String(COMPARE_DEFAULTS.alpha)).env('VXTAP_BENCH_COMPARE_ALPHA'))
     .addOption(new Option('--fail-on-regression <percent>', 'exit 1 when any significant "worse" change exceeds this many percent (e.g. 5)').env('VXTAP_BENCH_COMPARE_FAIL_ON_REGRESSION'))
-    .addOption(new Option('--correction <how>', 'multiple-testing correction over all rows: holm (family-wise error <= alpha) or none').default(COMPARE_DEFAULTS.correction).env('VXTAP_BENCH_COMPARE_CORRECTION'))
-    .addOption(new Option('--thresholds <file>', 'per-metric minimum effect, detect size and CV limit (JSON, as printed by --calibrate); default: built-in placeholders').env('VXTAP_BENCH_COMPARE_THRESHOLDS'))
+    .addOption(
+      new Option('--correction <how>', 'multiple-testing correction over all rows: holm (family-wise error <= alpha) or none')
+        .default(COMPARE_DEFAULTS.correction)
+        .env('VXTAP_BENCH_COMPARE_CORRECTION'),
+    )
+    .addOption(
+      new Option('--thresholds <file>', 'per-metric minimum effect, detect size and CV limit (JSON, as printed by --calibrate); default: built-in placeholders').env('VXTAP_BENCH_COMPARE_THRESHOLDS'),
+    )
     .addOption(new Option('--calibrate', 'read two or more A/A results (same build, same machine) and print thresholds JSON for --thresholds').env('VXTAP_BENCH_COMPARE_CALIBRATE'))
     .addOption(new Option('--metrics <keys>', 'comma-separated metric keys to compare (default: all), e.g. tcp1Gbps,latIdleP50,udp64NdrKpps').env('VXTAP_BENCH_COMPARE_METRICS'))
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Rows: every mode present in both results x every metric of the metric table
 (derived.metrics keys: tcp1Gbps, tcpNGbps, tcp1Retransmits, tcp1CpuPerGbit, latIdleP50 ...
 latLoadedMax, udp<frame>NdrKpps/PdrKpps/CpuPerMpkt). old/new = medians over rounds;
@@ -109,7 +131,8 @@ Every flag has an environment mirror (VXTAP_BENCH_COMPARE_ALPHA, ...).
 
 Example (CI; scripts/bench-ci.sh does this):
   vxtap bench --rounds 8 --json > new.json
-  vxtap bench compare baseline.json new.json --thresholds thresholds.json --fail-on-regression 0`)
+  vxtap bench compare baseline.json new.json --thresholds thresholds.json --fail-on-regression 0`,
+    )
     .action(async (files: string[], o: Record<string, string | boolean | undefined>) => {
       if (o.calibrate) {
         if (files.length < 2) fail('--calibrate needs two or more A/A result files');
@@ -120,7 +143,13 @@ Example (CI; scripts/bench-ci.sh does this):
       }
       if (files.length !== 2) fail(`needs exactly two files, OLD.json NEW.json (got ${files.length})`);
       const [oldFile, newFile] = files;
-      const opts = parseCompareOptions({ alpha: o.alpha as string | undefined, metrics: o.metrics as string | undefined, failOnRegression: o.failOnRegression as string | undefined, correction: o.correction as string | undefined, json: o.json });
+      const opts = parseCompareOptions({
+        alpha: o.alpha as string | undefined,
+        metrics: o.metrics as string | undefined,
+        failOnRegression: o.failOnRegression as string | undefined,
+        correction: o.correction as string | undefined,
+        json: o.json,
+      });
       if (opts instanceof Error) fail(opts.message);
       const thresholds = o.thresholds ? await loadThresholds(String(o.thresholds)) : null;
       const oldR = await loadResult('OLD', oldFile);
@@ -132,7 +161,10 @@ Example (CI; scripts/bench-ci.sh does this):
       if (opts.json) for (const w of c.warnings) process.stderr.write(`vxtap bench compare: warning: ${w}\n`);
       if (opts.failOnRegressionPct !== null) {
         const bad = regressions(c, opts.failOnRegressionPct);
-        for (const r of bad) process.stderr.write(`vxtap bench compare: regression: ${r.mode} ${r.metric} ${formatDelta(r.deltaPct)} (adjusted p = ${r.pAdjusted?.toPrecision(2) ?? 'n/a'}) beyond ${opts.failOnRegressionPct}%\n`);
+        for (const r of bad)
+          process.stderr.write(
+            `vxtap bench compare: regression: ${r.mode} ${r.metric} ${formatDelta(r.deltaPct)} (adjusted p = ${r.pAdjusted?.toPrecision(2) ?? 'n/a'}) beyond ${opts.failOnRegressionPct}%\n`,
+          );
         process.exitCode = bad.length ? 1 : 0;
       }
     });
@@ -148,7 +180,9 @@ Example (CI; scripts/bench-ci.sh does this):
 function registerValidateDecision(bench: Command): void {
   bench
     .command('validate-decision')
-    .description('Estimate the A/A false-alarm rate and the detection rate of a slowdown for compare + the sequential stopping rule, by resampling rounds of long runs (or by simulation with --simulate-cv). Prints JSON.')
+    .description(
+      'Estimate the A/A false-alarm rate and the detection rate of a slowdown for compare + the sequential stopping rule, by resampling rounds of long runs (or by simulation with --simulate-cv). Prints JSON.',
+    )
     .argument('[results...]', 'result.json files of one build with many rounds (a long interleaved run; several files are pooled)')
     .addOption(new Option('--mode <id>', 'mode whose rounds form the pool').default('vxtap').env('VXTAP_BENCH_VALIDATE_MODE'))
     .addOption(new Option('--slow-mode <id>', 'mode of the same run carrying a real slowdown (e.g. a test-only knob); default: the pool shifted by --shift').env('VXTAP_BENCH_VALIDATE_SLOW_MODE'))
@@ -156,17 +190,24 @@ function registerValidateDecision(bench: Command): void {
     .addOption(new Option('--targets <keys>', 'metrics a detection must flag worse (default: the first of --metrics)').env('VXTAP_BENCH_VALIDATE_TARGETS'))
     .addOption(new Option('--shift <percent>', 'change applied to the targets on the new side, e.g. -10 (throughput 10% lower)').default('-10').env('VXTAP_BENCH_VALIDATE_SHIFT'))
     .addOption(new Option('--simulate-cv <ratio>', 'no files: simulated independent normal noise with this coefficient of variation, e.g. 0.05').env('VXTAP_BENCH_VALIDATE_SIMULATE_CV'))
-    .addOption(new Option('--schedule <rounds>', 'rounds per side at each look').default(`${DECIDE_DEFAULTS.initialRounds},${DECIDE_DEFAULTS.initialRounds + DECIDE_DEFAULTS.stepRounds},${DECIDE_DEFAULTS.maxRounds}`).env('VXTAP_BENCH_VALIDATE_SCHEDULE'))
+    .addOption(
+      new Option('--schedule <rounds>', 'rounds per side at each look')
+        .default(`${DECIDE_DEFAULTS.initialRounds},${DECIDE_DEFAULTS.initialRounds + DECIDE_DEFAULTS.stepRounds},${DECIDE_DEFAULTS.maxRounds}`)
+        .env('VXTAP_BENCH_VALIDATE_SCHEDULE'),
+    )
     .addOption(new Option('--alpha <p>', 'family-wise false-alarm budget over all looks and metrics').default(String(DECIDE_DEFAULTS.alpha)).env('VXTAP_BENCH_VALIDATE_ALPHA'))
     .addOption(new Option('--comparisons <n>', 'comparisons per rate').default(String(DECIDE_DEFAULTS.comparisons)).env('VXTAP_BENCH_VALIDATE_COMPARISONS'))
     .addOption(new Option('--seed <n>', 'random seed (results are reproducible)').default(String(DECIDE_DEFAULTS.seed)).env('VXTAP_BENCH_VALIDATE_SEED'))
     .addOption(new Option('--thresholds <file>', 'thresholds file as for compare').env('VXTAP_BENCH_VALIDATE_THRESHOLDS'))
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 A/A: pairs of disjoint sets of rounds drawn from the pool, compared with the
 sequential rule; any better/worse is a false alarm. Detection: the new side's
 targets shifted by --shift (or drawn from --slow-mode); all targets worse is a
 detection. With fewer than 2 x cap rounds in the pool, rounds are drawn with
-replacement and the output says so. Exit status: 0, 2 on bad input.`)
+replacement and the output says so. Exit status: 0, 2 on bad input.`,
+    )
     .action(async (files: string[], o: Record<string, string | undefined>) => {
       const plan = parseSchedule(String(o.schedule), Number(o.alpha));
       if (plan instanceof Error) fail(plan.message);
@@ -176,11 +217,19 @@ replacement and the output says so. Exit status: 0, 2 on bad input.`)
       if (!Number.isInteger(seed)) fail(`--seed must be an integer (got "${String(o.seed)}")`);
       const shiftPct = Number(String(o.shift).replace(/%$/, ''));
       if (!Number.isFinite(shiftPct) || shiftPct <= -100) fail(`--shift must be a percentage > -100, e.g. -10 (got "${String(o.shift)}")`);
-      const keys = String(o.metrics).split(',').map((k) => k.trim()).filter(Boolean);
+      const keys = String(o.metrics)
+        .split(',')
+        .map((k) => k.trim())
+        .filter(Boolean);
       const defs = keys.map((k) => metricDef(k));
       const unknownKey = keys.find((_, i) => !defs[i]);
       if (!keys.length || unknownKey !== undefined) fail(`--metrics: unknown metric "${unknownKey ?? ''}"`);
-      const targetKeys = o.targets ? o.targets.split(',').map((k) => k.trim()).filter(Boolean) : [keys[0]];
+      const targetKeys = o.targets
+        ? o.targets
+            .split(',')
+            .map((k) => k.trim())
+            .filter(Boolean)
+        : [keys[0]];
       const targets = targetKeys.map((k) => keys.indexOf(k));
       if (targets.some((t) => t < 0)) fail(`--targets must be among --metrics (got "${String(o.targets)}")`);
       const thresholds = o.thresholds ? await loadThresholds(o.thresholds) : null;
@@ -204,9 +253,19 @@ replacement and the output says so. Exit status: 0, 2 on bad input.`)
         if (a.length < 2) fail(`mode ${mode}: ${a.length} round(s) with data in ${files.join(', ')}; a pool needs many rounds (a long interleaved run)`);
         const b = o.slowMode ? roundTable(results, o.slowMode, keys) : undefined;
         if (b && b.length < 2) fail(`--slow-mode ${String(o.slowMode)}: ${b.length} round(s) with data`);
-        source = { kind: 'resampled', files, mode, rounds: a.length, slowMode: o.slowMode ?? null, slowRounds: b?.length ?? null, withReplacement: { aa: poolDrawsWithReplacement({ a }, cap), shifted: poolDrawsWithReplacement({ a, b }, cap) } };
+        source = {
+          kind: 'resampled',
+          files,
+          mode,
+          rounds: a.length,
+          slowMode: o.slowMode ?? null,
+          slowRounds: b?.length ?? null,
+          withReplacement: { aa: poolDrawsWithReplacement({ a }, cap), shifted: poolDrawsWithReplacement({ a, b }, cap) },
+        };
         if (poolDrawsWithReplacement({ a }, cap) || (b && poolDrawsWithReplacement({ a, b }, cap))) {
-          process.stderr.write(`vxtap bench validate-decision: warning: ${a.length} round(s) of ${mode}${b ? ` and ${b.length} of ${String(o.slowMode)}` : ''} are fewer than the plan needs without replacement (${b ? cap : 2 * cap}); rounds are drawn with replacement and the rates are optimistic\n`);
+          process.stderr.write(
+            `vxtap bench validate-decision: warning: ${a.length} round(s) of ${mode}${b ? ` and ${b.length} of ${String(o.slowMode)}` : ''} are fewer than the plan needs without replacement (${b ? cap : 2 * cap}); rounds are drawn with replacement and the rates are optimistic\n`,
+          );
         }
         aaDraw = resampledDraw({ a }, 0, []);
         shiftDraw = b ? resampledDraw({ a, b }, 0, []) : resampledDraw({ a }, shiftPct, targets);
@@ -220,7 +279,13 @@ replacement and the output says so. Exit status: 0, 2 on bad input.`)
         plan: { schedule: plan.schedule, alpha: plan.alpha, lookAlpha: lookAlpha(plan), correction: plan.correction, spending: 'bonferroni over looks' },
         family,
         aa: { falseAlarmRate: aa.anySignificant / comparisons, worseRate: aa.anyWorse / comparisons, ...aa },
-        shifted: { shiftPct: o.slowMode && files.length ? null : shiftPct, slowMode: files.length ? o.slowMode ?? null : null, targets: targetKeys, detectionRate: sh.targetsWorse / comparisons, ...sh },
+        shifted: {
+          shiftPct: o.slowMode && files.length ? null : shiftPct,
+          slowMode: files.length ? (o.slowMode ?? null) : null,
+          targets: targetKeys,
+          detectionRate: sh.targetsWorse / comparisons,
+          ...sh,
+        },
       };
       process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     });

@@ -28,13 +28,16 @@ export function registerHistory(bench: Command): void {
     .addOption(new Option('--min-size <runs>', 'fewest runs on each side of a change point').default(String(HISTORY_DEFAULTS.minSize)).env('VXTAP_BENCH_HISTORY_MIN_SIZE'))
     .addOption(new Option('--seed <n>', 'random seed of the permutations (results are reproducible)').default(String(HISTORY_DEFAULTS.seed)).env('VXTAP_BENCH_HISTORY_SEED'))
     .addOption(new Option('--fail-on-regression', 'exit 1 when the newest level of a series is a regression (its last change point is one)').env('VXTAP_BENCH_HISTORY_FAIL_ON_REGRESSION'))
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Runs are grouped by hosts, kernel, CPU model and count, profile, modes, MTU,
 netem and pinning; each group's runs are ordered by start time and each mode x
 metric (median over rounds per run) is searched for change points with
 E-divisive means (Matteson & James 2014, as in Hunter/Otava) and a permutation
 test. A slow drift shows as one or more change points. Unreadable, invalid and
-still-running results are listed as skipped.`)
+still-running results are listed as skipped.`,
+    )
     .action(async (dir: string, o: Record<string, string | boolean | undefined>) => {
       const significance = Number(o.significance);
       if (!(significance > 0 && significance < 1)) fail(`--significance must be a number between 0 and 1 exclusive (got "${String(o.significance)}")`);
@@ -44,7 +47,12 @@ still-running results are listed as skipped.`)
       if (!Number.isInteger(minSize) || minSize < 1) fail(`--min-size must be an integer >= 1 (got "${String(o.minSize)}")`);
       const seed = Number(o.seed);
       if (!Number.isInteger(seed)) fail(`--seed must be an integer (got "${String(o.seed)}")`);
-      const metrics = o.metrics ? String(o.metrics).split(',').map((k) => k.trim()).filter(Boolean) : null;
+      const metrics = o.metrics
+        ? String(o.metrics)
+            .split(',')
+            .map((k) => k.trim())
+            .filter(Boolean)
+        : null;
       const st = await stat(dir).catch((err: unknown) => fail(`${dir}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`));
       if (!st.isDirectory()) fail(`${dir}: not a directory`);
       const { entries, skipped } = await readHistoryDir(dir);
@@ -52,7 +60,14 @@ still-running results are listed as skipped.`)
       process.stdout.write(o.json ? `${JSON.stringify(h, null, 2)}\n` : renderHistoryMarkdown(h));
       for (const s of skipped) process.stderr.write(`vxtap bench history: skipped ${s.file}: ${s.reason}\n`);
       if (o.failOnRegression) {
-        const recent = h.groups.flatMap((g) => g.series.flatMap((s) => s.changes.slice(-1).filter((c) => c.kind === 'regression').map((c) => `${s.mode} ${s.metric} ${c.changePct?.toFixed(1) ?? 'n/a'}% at ${c.runId}`)));
+        const recent = h.groups.flatMap((g) =>
+          g.series.flatMap((s) =>
+            s.changes
+              .slice(-1)
+              .filter((c) => c.kind === 'regression')
+              .map((c) => `${s.mode} ${s.metric} ${c.changePct?.toFixed(1) ?? 'n/a'}% at ${c.runId}`),
+          ),
+        );
         for (const r of recent) process.stderr.write(`vxtap bench history: regression: ${r}\n`);
         process.exitCode = recent.length ? 1 : 0;
       }

@@ -48,51 +48,109 @@ export function register(program: Command): void {
     .description('Benchmark bare veth, kernel VXLAN, OVS GRE/VXLAN (userspace datapath) and vxtap between two namespaces; needs root.')
     .addOption(new Option('--quick', 'quick profile: 1 round, short trials, at most ~90 s for all modes (CI smoke)').env('VXTAP_BENCH_QUICK'))
     .addOption(new Option('--full', 'full profile: RFC 2544-length (60 s) trials, all frame sizes; takes hours').env('VXTAP_BENCH_FULL'))
-    .addOption(new Option('--modes <list>', `comma-separated modes: bare, kernel-vxlan, ovs-gre, ovs-vxlan, vxtap, vxtap:workers=N,offload=off,busy-poll=US,batch=N,mtu=N,uplink=on (default: "${BENCH_DEFAULTS.modes}"; with --quick: "${BENCH_DEFAULTS.quickModes}")`).env('VXTAP_BENCH_MODES'))
+    .addOption(
+      new Option(
+        '--modes <list>',
+        `comma-separated modes: bare, kernel-vxlan, ovs-gre, ovs-vxlan, vxtap, vxtap:workers=N,offload=off,busy-poll=US,batch=N,mtu=N,uplink=on (default: "${BENCH_DEFAULTS.modes}"; with --quick: "${BENCH_DEFAULTS.quickModes}")`,
+      ).env('VXTAP_BENCH_MODES'),
+    )
     .addOption(new Option('--rounds <n>', 'rounds, modes interleaved per round (default: 3, quick: 1)').env('VXTAP_BENCH_ROUNDS'))
     .addOption(new Option('--mtu <bytes>', 'underlay MTU in bytes').default(String(BENCH_DEFAULTS.mtu)).env('VXTAP_BENCH_MTU'))
     .addOption(new Option('--delay <time>', 'netem delay on each underlay end, e.g. 2ms').env('VXTAP_BENCH_DELAY'))
     .addOption(new Option('--loss <percent>', 'netem loss on each underlay end, e.g. 0.1%').env('VXTAP_BENCH_LOSS'))
     .addOption(new Option('--rate <rate>', 'netem rate limit on each underlay end, e.g. 1gbit').env('VXTAP_BENCH_RATE'))
-    .addOption(new Option('--endpoints <where>', 'where the load generators run: host (the hosts themselves) or pod (a pod namespace per host behind a bridge, as the CNI bridge plugin attaches pods)').default(BENCH_DEFAULTS.endpoints).env('VXTAP_BENCH_ENDPOINTS'))
-    .addOption(new Option('--contention <pct>', 'also run every mode with a CPU hog (stress-ng) taking PCT% of each host\'s CPUs, interleaved with the plain runs (0 < PCT < 100; off by default)').env('VXTAP_BENCH_CONTENTION'))
-    .addOption(new Option('--underlay-offloads <set>', 'underlay device offloads: full, or no-tunnel-tso (tx-udp_tnl-segmentation and tx-udp_tnl-csum-segmentation off, USO on; with --hosts applied to the real underlay device and restored at the end)').default(BENCH_DEFAULTS.underlayOffloads).env('VXTAP_BENCH_UNDERLAY_OFFLOADS'))
+    .addOption(
+      new Option('--endpoints <where>', 'where the load generators run: host (the hosts themselves) or pod (a pod namespace per host behind a bridge, as the CNI bridge plugin attaches pods)')
+        .default(BENCH_DEFAULTS.endpoints)
+        .env('VXTAP_BENCH_ENDPOINTS'),
+    )
+    .addOption(
+      new Option('--contention <pct>', "also run every mode with a CPU hog (stress-ng) taking PCT% of each host's CPUs, interleaved with the plain runs (0 < PCT < 100; off by default)").env(
+        'VXTAP_BENCH_CONTENTION',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--underlay-offloads <set>',
+        'underlay device offloads: full, or no-tunnel-tso (tx-udp_tnl-segmentation and tx-udp_tnl-csum-segmentation off, USO on; with --hosts applied to the real underlay device and restored at the end)',
+      )
+        .default(BENCH_DEFAULTS.underlayOffloads)
+        .env('VXTAP_BENCH_UNDERLAY_OFFLOADS'),
+    )
     .addOption(new Option('--pin <how>', 'CPU pinning of the latency client/server: cross (CPU 0 / CPU 1), same (both CPU 0), none').default(BENCH_DEFAULTS.pin).env('VXTAP_BENCH_PIN'))
-    .addOption(new Option('--measure <list>', 'what to measure per mode: standard (TCP, UDP, latency, MTU sweep), mtu-mismatch (TCP transfers with the endpoints forced to the underlay MTU, PMTUD on/off; not with --hosts), redis (redis-benchmark GET/SET through the overlay, idle, loaded, netem RTT sweep where netem exists), or all; the claim measurements run in round 1 (default: standard; --full: all)').env('VXTAP_BENCH_MEASURE'))
+    .addOption(
+      new Option(
+        '--measure <list>',
+        'what to measure per mode: standard (TCP, UDP, latency, MTU sweep), mtu-mismatch (TCP transfers with the endpoints forced to the underlay MTU, PMTUD on/off; not with --hosts), redis (redis-benchmark GET/SET through the overlay, idle, loaded, netem RTT sweep where netem exists), or all; the claim measurements run in round 1 (default: standard; --full: all)',
+      ).env('VXTAP_BENCH_MEASURE'),
+    )
     .addOption(new Option('--out <dir>', 'results directory (a <timestamp>-<hostname> folder is created inside)').default(BENCH_DEFAULTS.out).env('VXTAP_BENCH_OUT'))
     .addOption(new Option('--json', 'print result.json to stdout when done (human output stays on stderr)').env('VXTAP_BENCH_JSON'))
     .addOption(new Option('--no-progress', 'no progress lines on stderr').env('VXTAP_BENCH_NO_PROGRESS'))
     .addOption(new Option('--cleanup', 'remove leftovers of killed runs (vxb* namespaces, links, OVS daemons, processes) and exit').env('VXTAP_BENCH_CLEANUP'))
     .addOption(new Option('--force', 'with --cleanup: also clean runs whose bench process is still alive').env('VXTAP_BENCH_FORCE'))
-    .addOption(new Option('--hosts <A,B>', 'bench across two real hosts: SSH destinations (user@host, host:port, an ssh_config alias, or "local" for this machine); A sends, B receives').env('VXTAP_BENCH_HOSTS'))
+    .addOption(
+      new Option('--hosts <A,B>', 'bench across two real hosts: SSH destinations (user@host, host:port, an ssh_config alias, or "local" for this machine); A sends, B receives').env(
+        'VXTAP_BENCH_HOSTS',
+      ),
+    )
     .addOption(new Option('--ssh-config <file>', 'with --hosts: ssh -F FILE').env('VXTAP_BENCH_SSH_CONFIG'))
-    .addOption(new Option('--ssh-option <opt>', 'with --hosts: ssh -o OPT (repeatable; env VXTAP_BENCH_SSH_OPTIONS, one per line)').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]))
-    .addOption(new Option('--underlay <A,B>', 'with --hosts: the addresses the hosts use to reach each other (default: each host\'s source address towards the other, from its routing table)').env('VXTAP_BENCH_UNDERLAY'))
+    .addOption(
+      new Option('--ssh-option <opt>', 'with --hosts: ssh -o OPT (repeatable; env VXTAP_BENCH_SSH_OPTIONS, one per line)').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]),
+    )
+    .addOption(
+      new Option('--underlay <A,B>', "with --hosts: the addresses the hosts use to reach each other (default: each host's source address towards the other, from its routing table)").env(
+        'VXTAP_BENCH_UNDERLAY',
+      ),
+    )
     .addOption(new Option('--overlay <cidr>', 'with --hosts: overlay network (A gets .1, B .2)').default(REMOTE_DEFAULTS.overlay).env('VXTAP_BENCH_OVERLAY'))
     .addOption(new Option('--vni <n>', 'with --hosts: VXLAN network identifier').default(String(REMOTE_DEFAULTS.vni)).env('VXTAP_BENCH_VNI'))
     .addOption(new Option('--port <n>', 'with --hosts: VXLAN UDP port').default(String(REMOTE_DEFAULTS.port)).env('VXTAP_BENCH_PORT'))
-    .addOption(new Option('--data-dev <A,B>', 'with --hosts: interfaces holding the underlay addresses that the OVS modes may take over (address moved onto a bridge and back); never the SSH interface').env('VXTAP_BENCH_DATA_DEV'))
-    .addOption(new Option('--deploy', 'with --hosts: copy this build to each host\'s ~/.cache/vxtap first (the host needs Node.js 20)').env('VXTAP_BENCH_DEPLOY'))
-    .addOption(new Option('--lease <seconds>', 'with --hosts: an agent that hears nothing from this controller for this long cleans its host').default(String(REMOTE_DEFAULTS.leaseMs / 1000)).env('VXTAP_BENCH_LEASE'))
-    .addHelpText('after', `
+    .addOption(
+      new Option('--data-dev <A,B>', 'with --hosts: interfaces holding the underlay addresses that the OVS modes may take over (address moved onto a bridge and back); never the SSH interface').env(
+        'VXTAP_BENCH_DATA_DEV',
+      ),
+    )
+    .addOption(new Option('--deploy', "with --hosts: copy this build to each host's ~/.cache/vxtap first (the host needs Node.js 20)").env('VXTAP_BENCH_DEPLOY'))
+    .addOption(
+      new Option('--lease <seconds>', 'with --hosts: an agent that hears nothing from this controller for this long cleans its host')
+        .default(String(REMOTE_DEFAULTS.leaseMs / 1000))
+        .env('VXTAP_BENCH_LEASE'),
+    )
+    .addHelpText(
+      'after',
+      `
 Profiles: default = 3 rounds within ~10 minutes on a 2-core machine; --quick; --full.
 Every flag has an environment mirror (VXTAP_BENCH_MODES, VXTAP_BENCH_ROUNDS, ...).
 Traffic stays inside two namespaces (underlay 198.18.0.0/24, overlay 198.19.0.0/16).
-Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 2 bad options.`)
+Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 2 bad options.`,
+    )
     .action(async (o: Record<string, string | boolean | string[] | undefined>) => {
       let remoteOpts: RemoteOptions | null = null;
       if (o.hosts !== undefined) {
         const sshOptions = [...((o.sshOption as string[] | undefined) ?? []), ...(env('VXTAP_BENCH_SSH_OPTIONS')?.split('\n') ?? [])];
         remoteOpts = {
-          hosts: String(o.hosts).split(',').map((h) => h.trim()) as [string, string],
+          hosts: String(o.hosts)
+            .split(',')
+            .map((h) => h.trim()) as [string, string],
           ssh: { configFile: o.sshConfig as string | undefined, options: sshOptions },
-          underlay: o.underlay !== undefined ? (String(o.underlay).split(',').map((x) => x.trim()) as [string, string]) : undefined,
+          underlay:
+            o.underlay !== undefined
+              ? (String(o.underlay)
+                  .split(',')
+                  .map((x) => x.trim()) as [string, string])
+              : undefined,
           overlay: String(o.overlay),
           vni: Number(o.vni),
           port: Number(o.port),
           leaseMs: Number(o.lease) * 1000,
           deploy: !!o.deploy,
-          dataDev: o.dataDev !== undefined ? (String(o.dataDev).split(',').map((x) => x.trim()) as [string, string]) : undefined,
+          dataDev:
+            o.dataDev !== undefined
+              ? (String(o.dataDev)
+                  .split(',')
+                  .map((x) => x.trim()) as [string, string])
+              : undefined,
         };
         const rerr = validateRemoteOptions(remoteOpts) ?? (!(remoteOpts.leaseMs >= 5000 && remoteOpts.leaseMs <= 3_600_000) ? new TypeError('--lease must be 5..3600 seconds') : null);
         if (rerr) {
@@ -127,14 +185,16 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
       const opts: BenchOptions = {
         profile: o.quick ? 'quick' : o.full ? 'full' : 'default',
         rounds,
-        modes: String(o.modes ?? (o.quick ? BENCH_DEFAULTS.quickModes : BENCH_DEFAULTS.modes)).split(',').reduce<string[]>((acc, part) => {
-          // "vxtap:workers=2,mtu=1400" has commas inside its parameters: glue k=v parts back on.
-          if (/^[a-z-]+=/.test(part) && acc.length && acc[acc.length - 1].includes(':')) acc[acc.length - 1] += `,${part}`;
-          else if (part.trim()) acc.push(part.trim());
-          return acc;
-        }, []),
+        modes: String(o.modes ?? (o.quick ? BENCH_DEFAULTS.quickModes : BENCH_DEFAULTS.modes))
+          .split(',')
+          .reduce<string[]>((acc, part) => {
+            // "vxtap:workers=2,mtu=1400" has commas inside its parameters: glue k=v parts back on.
+            if (/^[a-z-]+=/.test(part) && acc.length && acc[acc.length - 1].includes(':')) acc[acc.length - 1] += `,${part}`;
+            else if (part.trim()) acc.push(part.trim());
+            return acc;
+          }, []),
         mtu: Number(o.mtu),
-        netem: { delay: o.delay as string | undefined ?? env('VXTAP_BENCH_DELAY'), loss: o.loss as string | undefined, rate: o.rate as string | undefined },
+        netem: { delay: (o.delay as string | undefined) ?? env('VXTAP_BENCH_DELAY'), loss: o.loss as string | undefined, rate: o.rate as string | undefined },
         outDir: path.resolve(String(o.out === BENCH_DEFAULTS.out ? path.join(repoRoot(), 'results') : o.out)),
         pin: String(o.pin) as Pinning,
         progress: o.progress !== false,
@@ -179,7 +239,9 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
         try {
           opts.qdisc = impairmentQdisc(opts.netem, why === null);
         } catch (err) {
-          process.stderr.write(`vxtap bench: ${(err as Error).message} (netem probe: ${why ?? 'no reason given'})\n  fix: a kernel with CONFIG_NET_SCH_NETEM (modprobe sch_netem); --rate alone works with tbf\n`);
+          process.stderr.write(
+            `vxtap bench: ${(err as Error).message} (netem probe: ${why ?? 'no reason given'})\n  fix: a kernel with CONFIG_NET_SCH_NETEM (modprobe sch_netem); --rate alone works with tbf\n`,
+          );
           process.exit(2);
         }
         if (why) process.stderr.write(`vxtap bench: no netem here (${why}); --rate uses tbf instead\n`);

@@ -48,8 +48,17 @@ export async function runDoctor(): Promise<DoctorCheck[]> {
     add('network namespaces', nsErr === null, nsErr ?? 'ip netns add works', 'install iproute2; the kernel needs CONFIG_NET_NS');
     const vx = await kernelVxlanUnavailableReason(`${tag}v`);
     add('kernel VXLAN', vx === null, vx ?? 'created a VXLAN device in a throwaway namespace', 'the kernel needs CONFIG_VXLAN (modprobe vxlan)', false);
-    const netem = await tryInNetns(`${tag}q`, [['ip', 'link', 'add', 'vxbq0', 'type', 'veth', 'peer', 'name', 'vxbq1'], ['tc', 'qdisc', 'add', 'dev', 'vxbq0', 'root', 'netem', 'delay', '1ms']]);
-    add('netem', netem === null, netem ?? 'tc qdisc netem works in a throwaway namespace', 'install iproute2 (tc) and enable CONFIG_NET_SCH_NETEM (modprobe sch_netem); needed for --delay/--loss only (--rate falls back to tbf)', false);
+    const netem = await tryInNetns(`${tag}q`, [
+      ['ip', 'link', 'add', 'vxbq0', 'type', 'veth', 'peer', 'name', 'vxbq1'],
+      ['tc', 'qdisc', 'add', 'dev', 'vxbq0', 'root', 'netem', 'delay', '1ms'],
+    ]);
+    add(
+      'netem',
+      netem === null,
+      netem ?? 'tc qdisc netem works in a throwaway namespace',
+      'install iproute2 (tc) and enable CONFIG_NET_SCH_NETEM (modprobe sch_netem); needed for --delay/--loss only (--rate falls back to tbf)',
+      false,
+    );
     const veth = await tryInNetns(`${tag}e`, [['ip', 'link', 'add', 'vxbe0', 'type', 'veth', 'peer', 'name', 'vxbe1']]);
     add('veth', veth === null, veth ?? 'veth pairs work', 'the kernel needs CONFIG_VETH (modprobe veth)');
     const tap = await tryInNetns(`${tag}t`, [['ip', 'tuntap', 'add', 'dev', 'vxbt0', 'mode', 'tap', 'multi_queue', 'vnet_hdr']]);
@@ -62,18 +71,39 @@ export async function runDoctor(): Promise<DoctorCheck[]> {
       add('UDP-tunnel GSO on TAP', tnl === null, tnl === null ? 'TUN_F_UDP_TUNNEL_GSO accepted (--uplink-bridge can work)' : 'refused', 'Linux 6.17 or later; needed for --uplink-bridge only', false);
     }
   }
-  for (const [cmd, pkg, required] of [['ip', 'iproute2', true], ['iperf3', 'iperf3', true], ['tcpdump', 'tcpdump', false], ['nstat', 'iproute2', true], ['ping', 'iputils-ping', true], ['taskset', 'util-linux', false], ['ethtool', 'ethtool', false], ['nft', 'nftables', false]] as const) {
+  for (const [cmd, pkg, required] of [
+    ['ip', 'iproute2', true],
+    ['iperf3', 'iperf3', true],
+    ['tcpdump', 'tcpdump', false],
+    ['nstat', 'iproute2', true],
+    ['ping', 'iputils-ping', true],
+    ['taskset', 'util-linux', false],
+    ['ethtool', 'ethtool', false],
+    ['nft', 'nftables', false],
+  ] as const) {
     const ok = await haveCommand(cmd);
     let detail = ok ? 'found' : 'not found';
     if (ok && cmd === 'iperf3') detail = (await run(['iperf3', '--version'], { allowFail: true })).stdout.split('\n')[0].trim();
     add(cmd, ok, detail, `apt-get install -y ${pkg}`, required);
   }
   const ovs = await ovsUnavailableReason();
-  add('Open vSwitch', ovs === null, ovs ?? `${String(await ovsVersion())}; datapath ${ovsKernelModulePresent() ? 'kernel module loaded (system) and netdev' : 'userspace (netdev) only: no openvswitch kernel module'}`, 'apt-get install -y openvswitch-switch (the bench starts its own daemons; the system service may stay stopped)', false);
+  add(
+    'Open vSwitch',
+    ovs === null,
+    ovs ?? `${String(await ovsVersion())}; datapath ${ovsKernelModulePresent() ? 'kernel module loaded (system) and netdev' : 'userspace (netdev) only: no openvswitch kernel module'}`,
+    'apt-get install -y openvswitch-switch (the bench starts its own daemons; the system service may stay stopped)',
+    false,
+  );
   const main = new URL('./main.js', import.meta.url);
   add('vxtap build', existsSync(main), existsSync(main) ? 'dist/src/cli/main.js present' : 'not built', 'npx tsc -p .', false);
   const addon = new URL('../../../native/build/Release/vxtap_native.node', import.meta.url);
-  add('native addon', existsSync(addon), existsSync(addon) ? 'native/build/Release/vxtap_native.node present' : 'not built', 'npx node-gyp rebuild --directory native (needs g++, make, python3)', false);
+  add(
+    'native addon',
+    existsSync(addon),
+    existsSync(addon) ? 'native/build/Release/vxtap_native.node present' : 'not built',
+    'npx node-gyp rebuild --directory native (needs g++, make, python3)',
+    false,
+  );
   return checks;
 }
 

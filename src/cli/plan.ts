@@ -52,11 +52,14 @@ export function register(program: Command): void {
     .argument('<result>', 'result.json of a vxtap bench run');
   addPlanOptions(cmd, 'VXTAP_PLAN', 'plan')
     .addOption(new Option('--json', 'print the plan as JSON').env('VXTAP_PLAN_JSON'))
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Per mode: whether the target is within what the run measured ("not shown by this run" otherwise;
 never extrapolated), cores at the target from measured CPU-s per Gbit and per Mpkt (dataplane and
 kernel apart, steal shown), cores left of --cores, latency added over bare, inner MTU, cluster totals.
-Exit status: 0, 2 bad input.`)
+Exit status: 0, 2 bad input.`,
+    )
     .action((file: string, o: Record<string, unknown>) => {
       try {
         const flags = planFlagsOf(o) ?? {};

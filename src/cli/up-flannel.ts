@@ -12,14 +12,7 @@ import type { VtepConfig } from '../config.js';
 import { ConfigError } from '../config.js';
 import { Vtep } from '../dataplane/vtep.js';
 import { formatCidr } from '../control/flannel/cidr.js';
-import {
-  FatalControlError,
-  MissingConfigError,
-  NetworkConfigError,
-  startFlannelControl,
-  type FlannelControl,
-  type FlannelControlOptions,
-} from '../control/flannel/index.js';
+import { FatalControlError, MissingConfigError, NetworkConfigError, startFlannelControl, type FlannelControl, type FlannelControlOptions } from '../control/flannel/index.js';
 
 export { addFlannelCliOptions, flannelOptionsFromCli } from '../control/flannel/index.js';
 
@@ -56,7 +49,10 @@ export async function runFlannelUp(cfg: VtepConfig, fl: FlannelControlOptions): 
     ...ctl.stats(),
     remoteHosts: ctl.remotes().map((r) => ({ lease: r.key, subnet: formatCidr(r.subnet), publicIP: r.publicIP, vtepMac: r.vtepMac })),
     // Bounded: a flood of hostile keys must not make the stats answer huge.
-    refusedLeases: ctl.refused().slice(0, 50).map((r) => ({ lease: r.key, reason: r.reason, detail: r.detail })),
+    refusedLeases: ctl
+      .refused()
+      .slice(0, 50)
+      .map((r) => ({ lease: r.key, reason: r.reason, detail: r.detail })),
   });
   process.stderr.write(
     `vxtap: ${v.tapName} up in etcd mode (subnet ${control.subnet}, lease ${control.key}, vni ${control.config.backend.vni}, port ${control.config.backend.port}, mtu ${v.mtu}, mac ${v.tapMac})\n`,

@@ -4,17 +4,7 @@
  * (VXTAP_<FLAG>, e.g. VXTAP_VNI=42).
  */
 import { Command, Option } from 'commander';
-import {
-  ConfigError,
-  DEFAULTS,
-  mergeConfig,
-  parsePortRange,
-  plainHttpEndpoints,
-  readConfigFile,
-  readSecretFile,
-  validateConfig,
-  type VtepConfig,
-} from '../config.js';
+import { ConfigError, DEFAULTS, mergeConfig, parsePortRange, plainHttpEndpoints, readConfigFile, readSecretFile, validateConfig, type VtepConfig } from '../config.js';
 import { Vtep } from '../dataplane/vtep.js';
 // etcd mode's control plane (and its etcd client, ~0.5 s to load) is imported
 // only when used: a restarted static-mode instance is forwarding sooner
@@ -28,7 +18,13 @@ function int(field: string) {
 }
 
 function collect(v: string, prev: string[] = []): string[] {
-  return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+  return [
+    ...prev,
+    ...v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  ];
 }
 
 const CONFIG_HELP = `
@@ -89,7 +85,9 @@ export function register(program: Command): void {
     .addOption(new Option('--name <name>', `TAP device name (default ${DEFAULTS.name})`).env('VXTAP_NAME'))
     .addOption(new Option('--vni <n>', `VXLAN network identifier, 0-16777215 (default ${DEFAULTS.vni})`).argParser(int('vni')).env('VXTAP_VNI'))
     .addOption(new Option('--port <n>', `UDP destination/listen port (default ${DEFAULTS.port}; flannel and Linux default 8472)`).argParser(int('port')).env('VXTAP_PORT'))
-    .addOption(new Option('--srcport-range <min-max>', `UDP source ports chosen by inner-flow hash (default ${DEFAULTS.srcPortMin}-${DEFAULTS.srcPortMax}; at most 1024 ports)`).env('VXTAP_SRCPORT_RANGE'))
+    .addOption(
+      new Option('--srcport-range <min-max>', `UDP source ports chosen by inner-flow hash (default ${DEFAULTS.srcPortMin}-${DEFAULTS.srcPortMax}; at most 1024 ports)`).env('VXTAP_SRCPORT_RANGE'),
+    )
     .addOption(new Option('--local <addr>', 'local underlay IPv4/IPv6 address (required)').env('VXTAP_LOCAL'))
     .addOption(new Option('--peer <addr>', 'remote VTEP underlay address; repeat or comma-separate (flood list)').argParser(collect).env('VXTAP_PEER'))
     .addOption(new Option('--address <cidr>', 'overlay address to put on the TAP, e.g. 198.19.0.1/16').env('VXTAP_ADDRESS'))
@@ -102,44 +100,50 @@ export function register(program: Command): void {
     .addOption(new Option('--ageing <seconds>', `age out learned entries not seen for this long (default ${DEFAULTS.ageingSeconds})`).argParser(int('ageing')).env('VXTAP_AGEING'))
     .addOption(new Option('--batch <frames>', `frames per batch (default ${DEFAULTS.batchSize})`).argParser(int('batch')).env('VXTAP_BATCH'))
     .addOption(new Option('--busy-poll <us>', 'spin this many microseconds before blocking (lower latency, more CPU; default 0)').argParser(int('busy-poll')).env('VXTAP_BUSY_POLL'))
-    .addOption(new Option('--txqueuelen <frames>', `TAP transmit queue length (default ${DEFAULTS.txQueueLen}; absorbs worker scheduling hiccups)`).argParser(int('txqueuelen')).env('VXTAP_TXQUEUELEN'))
-    .addOption(new Option('--uplink-bridge <bridge>', 'transmit whole TSO super-frames through a TAP port of this bridge (the one holding --local) with UDP-tunnel GSO (Linux 6.17+): the kernel segments, vxtap does not; IPv4 only').env('VXTAP_UPLINK_BRIDGE'))
+    .addOption(
+      new Option('--txqueuelen <frames>', `TAP transmit queue length (default ${DEFAULTS.txQueueLen}; absorbs worker scheduling hiccups)`).argParser(int('txqueuelen')).env('VXTAP_TXQUEUELEN'),
+    )
+    .addOption(
+      new Option(
+        '--uplink-bridge <bridge>',
+        'transmit whole TSO super-frames through a TAP port of this bridge (the one holding --local) with UDP-tunnel GSO (Linux 6.17+): the kernel segments, vxtap does not; IPv4 only',
+      ).env('VXTAP_UPLINK_BRIDGE'),
+    )
     .addOption(new Option('--no-offload', 'no TSO/GSO/GRO: one MTU-sized frame per TAP read and per datagram').env('VXTAP_NO_OFFLOAD'))
     .addOption(new Option('--stats-socket <path>', 'control socket (default /run/vxtap/NAME.sock, per network namespace)').env('VXTAP_STATS_SOCKET'))
     .addOption(new Option('--metrics <host:port>', 'also serve Prometheus /metrics (only) over TCP here').env('VXTAP_METRICS'))
     .addOption(new Option('--etcd-password-file <file>', 'read the etcd password from this file (not visible in ps)').env('VXTAP_ETCD_PASSWORD_FILE'))
     .addHelpText('after', CONFIG_HELP);
   // etcd (flannel) mode: --etcd-endpoints and friends (src/control/flannel/cli-options.ts).
-  addFlannelCliOptions(up)
-    .action(async (opts: Record<string, unknown>) => {
-      let cfg: VtepConfig;
-      try {
-        cfg = configFromOptions(opts);
-      } catch (err) {
-        if (err instanceof ConfigError) {
-          process.stderr.write(`vxtap up: invalid configuration: ${err.message}\n`);
-          process.exit(2);
-        }
-        throw err;
-      }
-      let etcdMode;
-      try {
-        if (typeof opts.etcdPasswordFile === 'string') {
-          if (opts.etcdPassword !== undefined) throw new ConfigError('etcd-password-file', 'give --etcd-password or --etcd-password-file, not both');
-          opts.etcdPassword = readSecretFile(opts.etcdPasswordFile, 'etcd-password-file', (m) => process.stderr.write(`vxtap up: warning: ${m}\n`));
-        }
-        etcdMode = flannelOptionsFromCli(opts, cfg.local);
-      } catch (err) {
-        process.stderr.write(`vxtap up: invalid configuration: ${(err as Error).message}\n`);
+  addFlannelCliOptions(up).action(async (opts: Record<string, unknown>) => {
+    let cfg: VtepConfig;
+    try {
+      cfg = configFromOptions(opts);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`vxtap up: invalid configuration: ${err.message}\n`);
         process.exit(2);
       }
-      if (etcdMode && (opts.etcdPassword !== undefined || opts.etcdUsername !== undefined)) {
-        const plain = plainHttpEndpoints(etcdMode.endpoints);
-        if (plain.length) process.stderr.write(`vxtap up: warning: etcd credentials go in clear text to ${plain.join(', ')} (use https:// endpoints)\n`);
+      throw err;
+    }
+    let etcdMode;
+    try {
+      if (typeof opts.etcdPasswordFile === 'string') {
+        if (opts.etcdPassword !== undefined) throw new ConfigError('etcd-password-file', 'give --etcd-password or --etcd-password-file, not both');
+        opts.etcdPassword = readSecretFile(opts.etcdPasswordFile, 'etcd-password-file', (m) => process.stderr.write(`vxtap up: warning: ${m}\n`));
       }
-      if (etcdMode) await (await import('./up-flannel.js')).runFlannelUp(cfg, etcdMode);
-      else await runUp(cfg);
-    });
+      etcdMode = flannelOptionsFromCli(opts, cfg.local);
+    } catch (err) {
+      process.stderr.write(`vxtap up: invalid configuration: ${(err as Error).message}\n`);
+      process.exit(2);
+    }
+    if (etcdMode && (opts.etcdPassword !== undefined || opts.etcdUsername !== undefined)) {
+      const plain = plainHttpEndpoints(etcdMode.endpoints);
+      if (plain.length) process.stderr.write(`vxtap up: warning: etcd credentials go in clear text to ${plain.join(', ')} (use https:// endpoints)\n`);
+    }
+    if (etcdMode) await (await import('./up-flannel.js')).runFlannelUp(cfg, etcdMode);
+    else await runUp(cfg);
+  });
 }
 
 /** Start the VTEP and wait for a signal or a worker failure. */

@@ -97,7 +97,10 @@ export function createEtcdClient(o: EtcdClientOptions): Etcd3 {
 /** Exponential backoff with full jitter, for retry loops. */
 export class Backoff {
   private attempt = 0;
-  constructor(readonly initialMs = 200, readonly maxMs = 5000) {}
+  constructor(
+    readonly initialMs = 200,
+    readonly maxMs = 5000,
+  ) {}
   /** Milliseconds to wait before the next attempt. */
   next(): number {
     const cap = Math.min(this.maxMs, this.initialMs * 2 ** this.attempt);

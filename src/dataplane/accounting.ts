@@ -15,7 +15,10 @@ const EMSGSIZE = 90;
 
 export class Accounting {
   /** `counters`: the named counters; `peerCounters`: PEER_STRIDE slots per peer index. */
-  constructor(readonly c: Float64Array, readonly pc: Float64Array) {}
+  constructor(
+    readonly c: Float64Array,
+    readonly pc: Float64Array,
+  ) {}
 
   /**
    * A transport send of `tx` consumed `consumed` entries: count sent datagrams

@@ -58,9 +58,7 @@ export interface UplinkOptions {
 }
 
 /** Messages a worker posts to the main thread. */
-export type WorkerEvent =
-  | { type: 'learn'; hi: number; lo: number; peer: number }
-  | { type: 'unknown-peer'; record: Uint8Array };
+export type WorkerEvent = { type: 'learn'; hi: number; lo: number; peer: number } | { type: 'unknown-peer'; record: Uint8Array };
 
 export interface EngineOptions {
   vni: number;

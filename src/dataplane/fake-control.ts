@@ -11,7 +11,11 @@ export class FakeDataplane implements DataplaneControl {
   stopped = false;
   readonly history: { op: 'peers' | 'fdb'; at: number }[] = [];
 
-  constructor(readonly tapName = 'vxefake0', readonly tapMac = '02:00:00:00:00:01', readonly mtu = 1450) {}
+  constructor(
+    readonly tapName = 'vxefake0',
+    readonly tapMac = '02:00:00:00:00:01',
+    readonly mtu = 1450,
+  ) {}
 
   setPeers(peers: PeerEntry[]): void {
     this.peers = peers.map((p) => ({ ...p }));

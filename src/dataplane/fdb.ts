@@ -87,14 +87,7 @@ export function nowSeconds(): number {
 
 /** Simple tabulation hash of the MAC (hi 16 bits, lo 32 bits) over the tables at tab[0..HASH_INTS). */
 function hashMac(tab: Int32Array, hi: number, lo: number): number {
-  return (
-    tab[hi >>> 8] ^
-    tab[256 + (hi & 0xff)] ^
-    tab[512 + (lo >>> 24)] ^
-    tab[768 + ((lo >>> 16) & 0xff)] ^
-    tab[1024 + ((lo >>> 8) & 0xff)] ^
-    tab[1280 + (lo & 0xff)]
-  );
+  return tab[hi >>> 8] ^ tab[256 + (hi & 0xff)] ^ tab[512 + (lo >>> 24)] ^ tab[768 + ((lo >>> 16) & 0xff)] ^ tab[1024 + ((lo >>> 8) & 0xff)] ^ tab[1280 + (lo & 0xff)];
 }
 
 /** The read side of the table, used by workers (and the main thread). */
@@ -238,7 +231,7 @@ export class Fdb extends FdbView {
 
   /** Learned entries (in total, or of one peer). */
   learned(peer?: number): number {
-    return peer === undefined ? this.learnedCount : this.byPeer.get(peer) ?? 0;
+    return peer === undefined ? this.learnedCount : (this.byPeer.get(peer) ?? 0);
   }
 
   /** Static entries. */

@@ -108,7 +108,9 @@ export function steeringTableName(tag: string): string {
  * instances differ in at least one input (the name or the address).
  */
 export function derivedMac(name: string, local: string, vni: number): Uint8Array {
-  const h = createHash('sha256').update(`vxtap-mac\0${name}\0${normalizeAddress(local)}\0${vni}`).digest();
+  const h = createHash('sha256')
+    .update(`vxtap-mac\0${name}\0${normalizeAddress(local)}\0${vni}`)
+    .digest();
   const m = Uint8Array.from(h.subarray(0, 6));
   m[0] = (m[0] & 0xfc) | 0x02;
   return m;

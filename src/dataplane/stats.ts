@@ -57,9 +57,7 @@ export const COUNTERS = [
 export type CounterName = (typeof COUNTERS)[number];
 
 /** Slot index of each counter. */
-export const C: { readonly [K in CounterName]: number } = Object.freeze(
-  Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as { [K in CounterName]: number },
-);
+export const C: { readonly [K in CounterName]: number } = Object.freeze(Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as { [K in CounterName]: number });
 
 /** Per-peer counter names, in slot order (PEER_STRIDE slots per peer index). */
 export const PEER_COUNTERS = [
@@ -72,9 +70,7 @@ export const PEER_COUNTERS = [
 ] as const;
 export type PeerCounterName = (typeof PEER_COUNTERS)[number];
 /** Slot of each per-peer counter within a peer's PEER_STRIDE slots. */
-export const P: { readonly [K in PeerCounterName]: number } = Object.freeze(
-  Object.fromEntries(PEER_COUNTERS.map((n, i) => [n, i])) as { [K in PeerCounterName]: number },
-);
+export const P: { readonly [K in PeerCounterName]: number } = Object.freeze(Object.fromEntries(PEER_COUNTERS.map((n, i) => [n, i])) as { [K in PeerCounterName]: number });
 /** Slots per peer index (one 64-byte cache line). */
 export const PEER_STRIDE = 8;
 

@@ -15,7 +15,22 @@ import { type VtepConfig, ConfigError, currentNetns } from '../config.js';
 import { addrRecord, addressFamily, normalizeAddress, recordAddress } from '../wire/addr.js';
 import { formatMac, parseMac } from '../wire/mac.js';
 import { Fdb, HOLD_SECONDS, MAX_PEERS, macParts, macKey, nowSeconds } from './fdb.js';
-import { newCounterBlock, readCounters, sumCounters, dropsByReason, renderPrometheus, stageCosts, readPeerCounters, subPeerCounters, peerCounterView, P, PEER_STRIDE, type CounterSnapshot, type PeerCounters, type StageCosts } from './stats.js';
+import {
+  newCounterBlock,
+  readCounters,
+  sumCounters,
+  dropsByReason,
+  renderPrometheus,
+  stageCosts,
+  readPeerCounters,
+  subPeerCounters,
+  peerCounterView,
+  P,
+  PEER_STRIDE,
+  type CounterSnapshot,
+  type PeerCounters,
+  type StageCosts,
+} from './stats.js';
 import { LogLimiter } from './ratelimit.js';
 import type { PeerInfo, WorkerEvent } from './engine.js';
 import { CTL_SEQ, CTL_STOP, type WorkerInit } from './worker.js';
@@ -165,7 +180,13 @@ export class Vtep implements DataplaneControl {
   /** Owned nftables steering table (uplink receive); removed with the process. */
   private steering: OwnedNftTable | undefined;
 
-  private constructor(readonly config: VtepConfig, tapName: string, tapMac: string, mtu: number, private readonly undo: UndoList) {
+  private constructor(
+    readonly config: VtepConfig,
+    tapName: string,
+    tapMac: string,
+    mtu: number,
+    private readonly undo: UndoList,
+  ) {
     this.tapName = tapName;
     this.tapMac = tapMac;
     this.mtu = mtu;
@@ -292,7 +313,7 @@ export class Vtep implements DataplaneControl {
 
     const vtep = new Vtep(config, tapName, formatMac(plan.mac), plan.mtu, undo);
     vtep.offload = plan.offload;
-    for (const p of config.peers) vtep.addPeer(typeof p === 'string' ? p : p.address, typeof p === 'string' ? true : p.flood ?? true, false);
+    for (const p of config.peers) vtep.addPeer(typeof p === 'string' ? p : p.address, typeof p === 'string' ? true : (p.flood ?? true), false);
     vtep.applyStaticFdb(config.fdb);
     if (uplinkName && plan.uplink) {
       vtep.uplink = { bridge: plan.uplink.bridge, port: uplinkName, receive: steering !== undefined || steeredPlain !== undefined };
@@ -457,7 +478,10 @@ export class Vtep implements DataplaneControl {
     this.refreshing = true;
     try {
       const peers = [...this.peers.values()];
-      const macs = await nextHopMacs(this.uplink.bridge, peers.filter((p) => addressFamily(p.address) === 4).map((p) => p.address));
+      const macs = await nextHopMacs(
+        this.uplink.bridge,
+        peers.filter((p) => addressFamily(p.address) === 4).map((p) => p.address),
+      );
       let changed = false;
       for (const p of peers) {
         const mac = macs.get(p.address);
@@ -532,7 +556,10 @@ export class Vtep implements DataplaneControl {
       flood,
       record: addrRecord(address, this.config.port),
       learned,
-      baseline: readPeerCounters(this.workers.map((w) => w.counters), index),
+      baseline: readPeerCounters(
+        this.workers.map((w) => w.counters),
+        index,
+      ),
       rxSeen: 0,
       lastRx: -1,
       added: now,
@@ -582,7 +609,8 @@ export class Vtep implements DataplaneControl {
     if (!p) return; // peer removed since the worker saw it
     const r = this.fdb.learn(hi, lo, peer);
     if (r === 'full') this.logs.log('fdb-full', () => `forwarding table: ${this.fdb.learnedCapacity} learned entries, the bound; not learning ${macKey(hi, lo)} from ${p.address}`);
-    else if (r === 'peer-full') this.logs.log('fdb-peer-full', () => `forwarding table: peer ${p.address} has its ${this.fdb.learnedPerPeer} learned entries; not learning more from it until some age out`);
+    else if (r === 'peer-full')
+      this.logs.log('fdb-peer-full', () => `forwarding table: peer ${p.address} has its ${this.fdb.learnedPerPeer} learned entries; not learning more from it until some age out`);
     else if (r === 'held') this.logs.log('fdb-held', () => `forwarding table: ${macKey(hi, lo)} moves between peers too often; held for ${HOLD_SECONDS} s`);
   }
 
@@ -824,11 +852,7 @@ export class Vtep implements DataplaneControl {
       // steering off before the uplink TAP goes, so no VXLAN is sent into the void
       await this.steering?.close();
       if (this.nftTable) await unsteerVxlan(this.nftTable);
-      await Promise.all(
-        this.workers.map((w) =>
-          Promise.race([w.exited, new Promise<void>((r) => setTimeout(r, 3000))]).then(() => w.worker?.terminate()),
-        ),
-      );
+      await Promise.all(this.workers.map((w) => Promise.race([w.exited, new Promise<void>((r) => setTimeout(r, 3000))]).then(() => w.worker?.terminate())));
       for (const f of await this.undo.run()) log(`shutdown: ${f}`);
     })();
     return this.stopping;
@@ -932,5 +956,3 @@ export async function fetchStatus(sock: string, what: 'stats' | 'metrics' | 'fdb
     req.end();
   });
 }
-
-

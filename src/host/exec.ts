@@ -25,7 +25,10 @@ export interface RunOptions {
 
 /** Error from a command that exited non-zero; carries the command and its stderr. */
 export class CommandError extends Error {
-  constructor(readonly argv: string[], readonly result: RunResult) {
+  constructor(
+    readonly argv: string[],
+    readonly result: RunResult,
+  ) {
     super(`command failed (${result.code}): ${argv.join(' ')}: ${result.stderr.trim() || result.stdout.trim()}`);
     this.name = 'CommandError';
   }
@@ -50,7 +53,7 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
         encoding: 'utf8',
       },
       (err, stdout, stderr) => {
-        const code = err ? (typeof (err as NodeJS.ErrnoException).code === 'number' ? ((err as unknown as { code: number }).code) : (err as { killed?: boolean }).killed ? 124 : 127) : 0;
+        const code = err ? (typeof (err as NodeJS.ErrnoException).code === 'number' ? (err as unknown as { code: number }).code : (err as { killed?: boolean }).killed ? 124 : 127) : 0;
         const result = { stdout, stderr, code };
         if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
           result.stderr = `${full[0]}: command not found`;

@@ -70,7 +70,10 @@ export class OvsInstance {
   /** The datapath types this ovs-vswitchd supports (e.g. ["netdev", "system"]). */
   async datapathTypes(): Promise<string[]> {
     const r = await this.vsctl(['get', 'Open_vSwitch', '.', 'datapath_types'], true);
-    return r.stdout.replace(/[[\]"\s]/g, '').split(',').filter(Boolean);
+    return r.stdout
+      .replace(/[[\]"\s]/g, '')
+      .split(',')
+      .filter(Boolean);
   }
 
   /** Stop both daemons (exit via their control sockets, then SIGKILL) and delete the directory. */
@@ -130,12 +133,14 @@ export async function startOvs(netns: string, dir: string, onPid?: (pid: number,
   await run(['ovsdb-tool', 'create', db, schema], { env });
   await run(
     [
-      'ovsdb-server', db,
+      'ovsdb-server',
+      db,
       `--remote=punix:${path.join(dir, 'db.sock')}`,
       `--unixctl=${path.join(dir, 'ovsdb-server.ctl')}`,
       `--pidfile=${path.join(dir, 'ovsdb-server.pid')}`,
       `--log-file=${path.join(dir, 'ovsdb-server.log')}`,
-      '--detach', '--no-chdir',
+      '--detach',
+      '--no-chdir',
     ],
     { netns, env, timeoutMs: 20_000 },
   );
@@ -144,11 +149,13 @@ export async function startOvs(netns: string, dir: string, onPid?: (pid: number,
   await run(['ovs-vsctl', `--db=unix:${path.join(dir, 'db.sock')}`, '--no-wait', 'init'], { netns, env });
   await run(
     [
-      'ovs-vswitchd', `unix:${path.join(dir, 'db.sock')}`,
+      'ovs-vswitchd',
+      `unix:${path.join(dir, 'db.sock')}`,
       `--unixctl=${path.join(dir, 'ovs-vswitchd.ctl')}`,
       `--pidfile=${path.join(dir, 'ovs-vswitchd.pid')}`,
       `--log-file=${path.join(dir, 'ovs-vswitchd.log')}`,
-      '--detach', '--no-chdir',
+      '--detach',
+      '--no-chdir',
     ],
     { netns, env, timeoutMs: 30_000 },
   );

@@ -115,7 +115,10 @@ export function parsePidStat(text: string): PidStat {
   const pid = Number(text.slice(0, open).trim());
   const comm = text.slice(open + 1, close);
   // rest[0] is field 3 (state); utime is field 14, stime 15, num_threads 20.
-  const rest = text.slice(close + 1).trim().split(/\s+/);
+  const rest = text
+    .slice(close + 1)
+    .trim()
+    .split(/\s+/);
   const field = (n: number) => Number(rest[n - 3]);
   return { pid, comm, state: rest[0] ?? '?', ppid: field(4), utime: field(14), stime: field(15), numThreads: field(20) };
 }

@@ -153,7 +153,9 @@ export async function addressesOfDevice(dev: string, t: HostTarget = {}): Promis
   const out = await output(['ip', '-j', 'addr', 'show', 'dev', dev], { netns: t.netns, allowFail: true });
   if (!out) return [];
   const links = JSON.parse(out) as { addr_info?: { family: string; local: string; prefixlen: number }[] }[];
-  return links.flatMap((l) => (l.addr_info ?? []).filter((a) => a.family === 'inet' || a.family === 'inet6').map((a) => ({ local: a.local, prefixlen: a.prefixlen, family: a.family === 'inet' ? (4 as const) : (6 as const) })));
+  return links.flatMap((l) =>
+    (l.addr_info ?? []).filter((a) => a.family === 'inet' || a.family === 'inet6').map((a) => ({ local: a.local, prefixlen: a.prefixlen, family: a.family === 'inet' ? (4 as const) : (6 as const) })),
+  );
 }
 
 /** Settings for a kernel VXLAN device as flanneld creates it. */
@@ -194,7 +196,12 @@ export class KernelVxlanControl implements DataplaneControl {
   /** Errors from background FDB updates (kept for tests and logs). */
   readonly errors: Error[] = [];
 
-  private constructor(readonly tapName: string, readonly tapMac: string, readonly mtu: number, private readonly target: HostTarget) {}
+  private constructor(
+    readonly tapName: string,
+    readonly tapMac: string,
+    readonly mtu: number,
+    private readonly target: HostTarget,
+  ) {}
 
   /** Wrap an existing kernel VXLAN device. */
   static async open(dev: string, t: HostTarget = {}): Promise<KernelVxlanControl> {

@@ -96,7 +96,10 @@ export interface Path {
 
 /** Sends a datagram batch through the transport and accounts the result. */
 export class Sender {
-  constructor(private readonly transport: Transport, private readonly acct: Accounting) {}
+  constructor(
+    private readonly transport: Transport,
+    private readonly acct: Accounting,
+  ) {}
   send(tx: Batch): void {
     if (tx.count === 0) return;
     const consumed = this.transport.send(tx.socks, tx.bufs, tx.offsets, tx.sizes, tx.count, tx.addrs, tx.gso, tx.errs);

@@ -17,7 +17,6 @@ import { writeVxlanHeader } from '../wire/vxlan.js';
 import { align64 } from './plain.js';
 import type { Devices, Path, PipelineConfig, Sender } from './index.js';
 
-
 export class OffloadPath implements Path {
   private readonly addon: NativeAddon = native();
   private readonly dev: Devices;
@@ -59,7 +58,13 @@ export class OffloadPath implements Path {
   /** rxOffload bound to the datagram batch. */
   private readonly rx: RxOffloadHandle;
 
-  constructor(cfg: PipelineConfig, dev: Devices, private readonly engine: Engine, private readonly acct: Accounting, private readonly sender: Sender) {
+  constructor(
+    cfg: PipelineConfig,
+    dev: Devices,
+    private readonly engine: Engine,
+    private readonly acct: Accounting,
+    private readonly sender: Sender,
+  ) {
     this.dev = dev;
     const B = (this.B = cfg.batchSize);
     this.udpB = Math.max(1, Math.min(B, Math.floor(MAX_BATCH / UDP_GSO_MAX_SEGMENTS)));
@@ -99,8 +104,18 @@ export class OffloadPath implements Path {
     this.tapOutRegion = rxSlab.subarray(udpInBytes);
     this.tapOut = newBatch(MAX_BATCH, this.tapOutRegion);
     this.rx = this.addon.rxOffloadBind({
-      bufs: rxSlab, offsets: this.dgrams.offsets, sizes: this.dgrams.sizes, gso: this.dgrams.gso, ok: this.ok, vni: cfg.vni,
-      out: this.tapOutRegion, outOffset: 0, frameOffsets: this.tapOut.offsets, frameSizes: this.tapOut.sizes, learnSrc: this.learnSrc, result: this.rxResult,
+      bufs: rxSlab,
+      offsets: this.dgrams.offsets,
+      sizes: this.dgrams.sizes,
+      gso: this.dgrams.gso,
+      ok: this.ok,
+      vni: cfg.vni,
+      out: this.tapOutRegion,
+      outOffset: 0,
+      frameOffsets: this.tapOut.offsets,
+      frameSizes: this.tapOut.sizes,
+      learnSrc: this.learnSrc,
+      result: this.rxResult,
     });
   }
 
@@ -111,9 +126,21 @@ export class OffloadPath implements Path {
    */
   bindEncap(run: Batch): TxOffloadHandle {
     return this.addon.txOffloadBind({
-      bufs: run.bufs, offsets: run.offsets, sizes: run.sizes, vxlan: this.vxlan, maxMsgBytes: this.maxGsoBytes, out: run.bufs, outOffset: this.outBase,
-      msgBuf: this.msgBuf, msgOffsets: this.msgOffsets, msgSizes: this.msgSizes, msgGso: this.msgGso, msgFrame: this.msgFrame, result: this.txResult,
-      frameHash: this.meta.hash, frameDf: this.meta.df,
+      bufs: run.bufs,
+      offsets: run.offsets,
+      sizes: run.sizes,
+      vxlan: this.vxlan,
+      maxMsgBytes: this.maxGsoBytes,
+      out: run.bufs,
+      outOffset: this.outBase,
+      msgBuf: this.msgBuf,
+      msgOffsets: this.msgOffsets,
+      msgSizes: this.msgSizes,
+      msgGso: this.msgGso,
+      msgFrame: this.msgFrame,
+      result: this.txResult,
+      frameHash: this.meta.hash,
+      frameDf: this.meta.df,
     });
   }
 

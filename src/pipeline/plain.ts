@@ -32,7 +32,13 @@ export class PlainPath implements Path {
   /** Inner frames to write to the TAP (pointing into the datagrams' slab). */
   private readonly out: Batch;
 
-  constructor(cfg: PipelineConfig, dev: Devices, private readonly engine: Engine, private readonly acct: Accounting, private readonly sender: Sender) {
+  constructor(
+    cfg: PipelineConfig,
+    dev: Devices,
+    private readonly engine: Engine,
+    private readonly acct: Accounting,
+    private readonly sender: Sender,
+  ) {
     this.dev = dev;
     const B = (this.B = cfg.batchSize);
     this.tapSlotLen = cfg.tapSlotLen;

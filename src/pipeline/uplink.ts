@@ -101,8 +101,16 @@ export class UplinkPath implements Path {
     this.run = newBatch(B, offload.frames.bufs);
     const f = offload.frames;
     this.txTunnel = this.addon.txTunnelBind({
-      bufs: f.bufs, offsets: f.offsets, sizes: f.sizes, sel: this.sel, srcPort: this.srcPort, dfMode: this.dfMode, maxOuterIp: this.maxOuterIp,
-      outOffsets: this.tunOffsets, outSizes: this.tunSizes, result: this.tunResult,
+      bufs: f.bufs,
+      offsets: f.offsets,
+      sizes: f.sizes,
+      sel: this.sel,
+      srcPort: this.srcPort,
+      dfMode: this.dfMode,
+      maxOuterIp: this.maxOuterIp,
+      outOffsets: this.tunOffsets,
+      outSizes: this.tunSizes,
+      result: this.tunResult,
     });
     this.restTx = offload.bindEncap(this.rest);
 
@@ -127,13 +135,34 @@ export class UplinkPath implements Path {
     this.usoLearn = new Uint32Array(upB > 0 ? MAX_BATCH : 0);
     if (upB > 0) {
       this.rxTunnel = this.addon.rxTunnelBind({
-        bufs: this.upIn.bufs, offsets: this.upIn.offsets, sizes: this.upIn.sizes, vni: this.vni, port: this.vxlanPort, addrs: this.upIn.addrs,
-        frameOffsets: this.upFrames.offsets, frameSizes: this.upFrames.sizes, usoOffsets: this.usoOffsets, usoSizes: this.usoSizes, usoGso: this.usoGso,
-        usoAddrs: this.usoAddrs, order: this.upOrder, result: this.upResult,
+        bufs: this.upIn.bufs,
+        offsets: this.upIn.offsets,
+        sizes: this.upIn.sizes,
+        vni: this.vni,
+        port: this.vxlanPort,
+        addrs: this.upIn.addrs,
+        frameOffsets: this.upFrames.offsets,
+        frameSizes: this.upFrames.sizes,
+        usoOffsets: this.usoOffsets,
+        usoSizes: this.usoSizes,
+        usoGso: this.usoGso,
+        usoAddrs: this.usoAddrs,
+        order: this.upOrder,
+        result: this.upResult,
       });
       this.runRx = this.addon.rxOffloadBind({
-        bufs: this.upIn.bufs, offsets: this.runOff, sizes: this.runSize, gso: this.runGso, ok: this.runOk, vni: this.vni, out: this.upOut, outOffset: 0,
-        frameOffsets: this.usoFrames.offsets, frameSizes: this.usoFrames.sizes, learnSrc: this.usoLearn, result: this.rxResult,
+        bufs: this.upIn.bufs,
+        offsets: this.runOff,
+        sizes: this.runSize,
+        gso: this.runGso,
+        ok: this.runOk,
+        vni: this.vni,
+        out: this.upOut,
+        outOffset: 0,
+        frameOffsets: this.usoFrames.offsets,
+        frameSizes: this.usoFrames.sizes,
+        learnSrc: this.usoLearn,
+        result: this.rxResult,
       });
     }
   }
@@ -146,10 +175,7 @@ export class UplinkPath implements Path {
     const f = o.frames;
     const t1 = performance.now();
     const sel = this.sel;
-    const tunnelled =
-      this.engine.selectTunnel(f.bufs, f.offsets, f.sizes, n, sel, this.srcPort) > 0
-        ? this.addon.txTunnel(this.txTunnel, n, this.engine.tunnelTemplates)
-        : 0;
+    const tunnelled = this.engine.selectTunnel(f.bufs, f.offsets, f.sizes, n, sel, this.srcPort) > 0 ? this.addon.txTunnel(this.txTunnel, n, this.engine.tunnelTemplates) : 0;
     if (tunnelled === 0) {
       o.encap(f, o.framesTx);
       const t2 = performance.now();
@@ -164,7 +190,7 @@ export class UplinkPath implements Path {
     const run = this.run;
     let frames = 0;
     let bytes = 0;
-    for (let i = 0, k = 0; i < n; ) {
+    for (let i = 0, k = 0; i < n;) {
       let r = 0;
       if (sel[i] < 0) {
         for (; i < n && sel[i] < 0; i++, r++) {

@@ -8,7 +8,11 @@ export class LinuxTapQueue implements FrameQueue {
   private closed = false;
 
   /** `fd`: the queue; `vnetHdrLen`: 0 (plain), 10 (IFF_VNET_HDR) or the size set with TUNSETVNETHDRSZ. */
-  constructor(readonly fd: number, readonly vnetHdrLen = 0, private readonly owned = false) {}
+  constructor(
+    readonly fd: number,
+    readonly vnetHdrLen = 0,
+    private readonly owned = false,
+  ) {}
 
   /**
    * Open a TAP queue (`name`; a pattern like 'tap%d' is expanded) in the calling

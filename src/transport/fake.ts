@@ -38,7 +38,10 @@ export class FakeNetwork {
   /** Datagrams sent to an address nobody listens on. */
   lost = 0;
   private readonly byAddr = new Map<string, FakeUdpTransport>();
-  constructor(readonly mtu = 1500, readonly trace?: FakeTrace) {}
+  constructor(
+    readonly mtu = 1500,
+    readonly trace?: FakeTrace,
+  ) {}
 
   /** @internal */
   attach(rec: Uint8Array, t: FakeUdpTransport): void {
@@ -99,7 +102,10 @@ export class FakeUdpTransport implements Transport {
   private readonly queue: FakeDatagram[] = [];
   private closed = false;
 
-  constructor(private readonly net: FakeNetwork, o: FakeUdpOptions) {
+  constructor(
+    private readonly net: FakeNetwork,
+    o: FakeUdpOptions,
+  ) {
     this.rec = addrRecord(o.address, o.port);
     const ports = o.srcPorts ?? [o.port];
     this.srcRecs = ports.map((p) => addrRecord(o.address, p));

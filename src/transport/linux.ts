@@ -12,7 +12,12 @@ export class LinuxUdpTransport implements Transport {
    * `rxFd`: the receive socket; `txFds` (and `txFdsNoDf`): sender sockets by
    * source-port index. With `owned`, close() closes them all.
    */
-  constructor(readonly rxFd: number, txFds: readonly number[], txFdsNoDf: readonly number[] = [], private readonly owned = false) {
+  constructor(
+    readonly rxFd: number,
+    txFds: readonly number[],
+    txFdsNoDf: readonly number[] = [],
+    private readonly owned = false,
+  ) {
     this.senders = Int32Array.from(txFds);
     this.sendersNoDf = Int32Array.from(txFdsNoDf);
   }

@@ -5,7 +5,11 @@ import type { UplinkPort } from './index.js';
 
 export class LinuxUplinkPort extends LinuxTapQueue implements UplinkPort {
   /** `fd`: a queue of the uplink TAP, already set up (TUNSETVNETHDRSZ 24, UPLINK_OFFLOADS). */
-  constructor(fd: number, readonly receives: boolean, owned = false) {
+  constructor(
+    fd: number,
+    readonly receives: boolean,
+    owned = false,
+  ) {
     super(fd, TNL_VNET_HDR_LEN, owned);
   }
 

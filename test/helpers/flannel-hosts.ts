@@ -23,7 +23,11 @@ import type { ControlledVtep, MakeVtep } from '../../src/control/flannel/index.j
 
 /** The test underlay: one bridge in namespace `${prefix}ul`; link names start with the scope's prefix. */
 export class Underlay {
-  private constructor(readonly scope: HostScope, readonly ns: string, readonly bridge: string) {}
+  private constructor(
+    readonly scope: HostScope,
+    readonly ns: string,
+    readonly bridge: string,
+  ) {}
 
   static async create(scope: HostScope): Promise<Underlay> {
     const ns = await scope.netns('ul');
@@ -134,7 +138,20 @@ export class KernelFlannelHost {
 
   constructor(
     readonly etcd: EtcdServer,
-    readonly o: { ns: string; local: string; underDev: string; prefix: string; subnet: string; vni?: number; port?: number; mtu?: number; ttlSeconds?: number; txChecksumOff?: boolean; ethtool?: string[]; gsoMaxSize?: number },
+    readonly o: {
+      ns: string;
+      local: string;
+      underDev: string;
+      prefix: string;
+      subnet: string;
+      vni?: number;
+      port?: number;
+      mtu?: number;
+      ttlSeconds?: number;
+      txChecksumOff?: boolean;
+      ethtool?: string[];
+      gsoMaxSize?: number;
+    },
   ) {
     this.dev = `vxefl.${o.vni ?? 1}`;
   }

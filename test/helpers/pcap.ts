@@ -30,7 +30,7 @@ export function readPcap(file: string): Buffer[] {
   const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
   if (u32(20) !== 1) throw new Error(`linktype ${u32(20)} is not Ethernet`);
   const frames: Buffer[] = [];
-  for (let o = 24; o + 16 <= b.length; ) {
+  for (let o = 24; o + 16 <= b.length;) {
     const incl = u32(o + 8);
     frames.push(b.subarray(o + 16, o + 16 + incl));
     o += 16 + incl;

@@ -146,7 +146,12 @@ export async function createSshPair(prefix: string, hiddenRoot: string): Promise
     for (const s of spec) {
       await run(['ip', 'addr', 'add', `${s.dataAddr}/24`, 'dev', s.dataDev], { netns: s.ns });
       await run(['ip', 'link', 'set', s.dataDev, 'up'], { netns: s.ns });
-      const sshd = startSshd(dir, s.ns, `sshd-${s.ns}`, sshdConfig(dir, { port: 22, listen: s.mgmtAddr, cacheDir: path.join(dir, `cache-${s.ns}`), extra: ['MaxSessions 32', 'MaxStartups 32', 'PrintMotd no'] }));
+      const sshd = startSshd(
+        dir,
+        s.ns,
+        `sshd-${s.ns}`,
+        sshdConfig(dir, { port: 22, listen: s.mgmtAddr, cacheDir: path.join(dir, `cache-${s.ns}`), extra: ['MaxSessions 32', 'MaxStartups 32', 'PrintMotd no'] }),
+      );
       hosts.push({ ns: s.ns, alias: s.alias, mgmtAddr: s.mgmtAddr, dataAddr: s.dataAddr, dataDev: s.dataDev, sshd });
     }
     // B without vxtap: the checkout hidden from its sessions.
@@ -160,7 +165,20 @@ export async function createSshPair(prefix: string, hiddenRoot: string): Promise
     writeFileSync(
       sshConfig,
       hosts
-        .map((h) => [`Host ${h.alias}`, `  HostName ${h.mgmtAddr}`, ...(h.alias.endsWith('-bare') ? ['  Port 2222'] : []), '  User root', `  IdentityFile ${path.join(dir, 'id')}`, '  IdentitiesOnly yes', '  StrictHostKeyChecking no', '  UserKnownHostsFile /dev/null', '  LogLevel ERROR', ''].join('\n'))
+        .map((h) =>
+          [
+            `Host ${h.alias}`,
+            `  HostName ${h.mgmtAddr}`,
+            ...(h.alias.endsWith('-bare') ? ['  Port 2222'] : []),
+            '  User root',
+            `  IdentityFile ${path.join(dir, 'id')}`,
+            '  IdentitiesOnly yes',
+            '  StrictHostKeyChecking no',
+            '  UserKnownHostsFile /dev/null',
+            '  LogLevel ERROR',
+            '',
+          ].join('\n'),
+        )
         .join('\n'),
     );
     const dropConnections = async (h: SshTestHost) => {

@@ -107,10 +107,9 @@ export async function startVxtap(scope: HostScope, host: Host, args: string[], n
 
 /** A kernel VXLAN device in `host.ns` pointing at `remote`, with an overlay address. */
 export async function kernelVxlan(host: Host, opts: { name: string; vni: number; port: number; remote: string; address: string; mtu?: number }): Promise<void> {
-  await run(
-    ['ip', 'link', 'add', opts.name, 'type', 'vxlan', 'id', String(opts.vni), 'dstport', String(opts.port), 'local', host.underlay, 'remote', opts.remote, 'dev', host.dev],
-    { netns: host.ns },
-  );
+  await run(['ip', 'link', 'add', opts.name, 'type', 'vxlan', 'id', String(opts.vni), 'dstport', String(opts.port), 'local', host.underlay, 'remote', opts.remote, 'dev', host.dev], {
+    netns: host.ns,
+  });
   if (opts.mtu) await run(['ip', 'link', 'set', opts.name, 'mtu', String(opts.mtu)], { netns: host.ns });
   await run(['ip', 'addr', 'add', opts.address, 'dev', opts.name], { netns: host.ns });
   await run(['ip', 'link', 'set', opts.name, 'up'], { netns: host.ns });

@@ -30,7 +30,11 @@ const isRoot = process.getuid?.() === 0;
 const optIn = process.env.VXTAP_TEST_BENCH_CI === '1';
 const PREFIX = 'vxci';
 
-function run(cli: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; onStderr?: (s: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+function run(
+  cli: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; onStderr?: (s: string, child: ReturnType<typeof spawn>) => void } = {},
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VXTAP_BENCH'))), ...opts.env };
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cli, ...args], { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -49,7 +53,10 @@ function run(cli: string, args: string[], opts: { cwd?: string; env?: NodeJS.Pro
   });
 }
 
-const worktrees = (repo: string) => execFileSync('git', ['-C', repo, 'worktree', 'list', '--porcelain'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('worktree ')).length;
+const worktrees = (repo: string) =>
+  execFileSync('git', ['-C', repo, 'worktree', 'list', '--porcelain'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.startsWith('worktree ')).length;
 const ciTemps = () => new Set(readdirSync(os.tmpdir()).filter((d) => d.startsWith('vxtap-bench-ci-')));
 
 describe.skipIf(!isRoot)(`vxtap bench ci: bad input (exit 2, nothing left behind)${isRoot ? '' : ': skipped, needs root'}`, () => {
@@ -71,15 +78,19 @@ describe.skipIf(!isRoot)(`vxtap bench ci: bad input (exit 2, nothing left behind
     [['--base', 'HEAD', '--quick', '--full'], /--quick and --full exclude each other/],
     [['--base', 'HEAD', '--ssh-config', '/x'], /--ssh-config needs --hosts/],
     [['--base', 'HEAD', '--no-such-flag'], /unknown option '--no-such-flag'/],
-  ])('%j', async (args, message) => {
-    const before = { worktrees: worktrees(REPO), temps: ciTemps() };
-    const r = await run(CLI, ['bench', 'ci', ...args, '--out', out]);
-    expect(r.code).toBe(2);
-    expect(r.stderr.split('\n').find((l) => l.trim())).toMatch(message);
-    expect(readdirSync(out)).toEqual([]);
-    expect(worktrees(REPO)).toBe(before.worktrees);
-    expect([...ciTemps()].filter((d) => !before.temps.has(d))).toEqual([]);
-  }, 60_000);
+  ])(
+    '%j',
+    async (args, message) => {
+      const before = { worktrees: worktrees(REPO), temps: ciTemps() };
+      const r = await run(CLI, ['bench', 'ci', ...args, '--out', out]);
+      expect(r.code).toBe(2);
+      expect(r.stderr.split('\n').find((l) => l.trim())).toMatch(message);
+      expect(readdirSync(out)).toEqual([]);
+      expect(worktrees(REPO)).toBe(before.worktrees);
+      expect([...ciTemps()].filter((d) => !before.temps.has(d))).toEqual([]);
+    },
+    60_000,
+  );
 });
 
 const skip = !isRoot ? 'needs root' : !optIn ? 'opt-in (VXTAP_TEST_BENCH_CI=1): two builds and two bench rounds take 2-3 minutes' : null;
@@ -144,7 +155,8 @@ describe.skipIf(skip !== null)(`vxtap bench ci on a clone of this repository${sk
     expect(dirs).toHaveLength(1);
     const dir = path.join(out, dirs[0]);
     expect(summary.dir).toBe(dir);
-    for (const f of ['result.json', 'base-result.json', 'comparison.md', 'comparison.json', 'ci.json', 'report.html', 'build-base.log', 'rounds/base-01.log', 'rounds/head-01.log']) expect(existsSync(path.join(dir, f)), f).toBe(true);
+    for (const f of ['result.json', 'base-result.json', 'comparison.md', 'comparison.json', 'ci.json', 'report.html', 'build-base.log', 'rounds/base-01.log', 'rounds/head-01.log'])
+      expect(existsSync(path.join(dir, f)), f).toBe(true);
     const head = JSON.parse(readFileSync(path.join(dir, 'result.json'), 'utf8')) as BenchResult;
     const baseR = JSON.parse(readFileSync(path.join(dir, 'base-result.json'), 'utf8')) as BenchResult;
     expect(validateResult(head)).toEqual([]);

@@ -50,7 +50,12 @@ function runCli(args: string[], timeoutMs: number): Promise<{ code: number | nul
 /** Pids of running stress-ng processes. */
 async function stressPids(): Promise<Set<string>> {
   const ps = await output(['ps', '-eo', 'pid=,comm='], { allowFail: true });
-  return new Set(ps.split('\n').filter((l) => /\bstress-ng/.test(l)).map((l) => l.trim().split(/\s+/)[0]));
+  return new Set(
+    ps
+      .split('\n')
+      .filter((l) => /\bstress-ng/.test(l))
+      .map((l) => l.trim().split(/\s+/)[0]),
+  );
 }
 
 /** This file's bench names still on the host (the kernel-VXLAN probe namespace vxbprobe* is another run's). */
@@ -91,7 +96,10 @@ describe.skipIf(skipReason !== null)(`vxtap bench --endpoints / --contention / -
   it('pods, CPU contention and no tunnel TSO in one --quick run: schema-valid fields, claims rows, nothing left', async () => {
     const stressBefore = await stressPids();
     const started = Date.now();
-    const r = await runCli(['bench', '--quick', '--modes', 'bare,kernel-vxlan', '--endpoints', 'pod', '--underlay-offloads', 'no-tunnel-tso', '--contention', '50', '--json', '--no-progress', '--out', out], 120_000);
+    const r = await runCli(
+      ['bench', '--quick', '--modes', 'bare,kernel-vxlan', '--endpoints', 'pod', '--underlay-offloads', 'no-tunnel-tso', '--contention', '50', '--json', '--no-progress', '--out', out],
+      120_000,
+    );
     const seconds = (Date.now() - started) / 1000;
     expect(r.code, r.stderr.slice(-2000)).toBe(0);
     const result = JSON.parse(r.stdout) as BenchResult;

@@ -187,7 +187,7 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
     }
   });
 
-  it('the controller and host B\'s agent SIGKILLed mid-run (OVS holding B\'s data address), then --cleanup --hosts: nothing left, the address back', async () => {
+  it("the controller and host B's agent SIGKILLed mid-run (OVS holding B's data address), then --cleanup --hosts: nothing left, the address back", async () => {
     const p = pair!;
     const ctl = startCli(['bench', '--quick', '--modes', 'ovs-gre', '--data-dev', `${p.a.dataDev},${p.b.dataDev}`, '--out', out, ...hostArgs(p)], 90_000);
     const deadline = Date.now() + 40_000;
@@ -218,7 +218,20 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
 
   it('--deploy copies this build to a host without vxtap; another build on a host is refused with both versions', async () => {
     const p = pair!;
-    const args = ['--hosts', `${p.a.alias},${p.bBare.alias}`, '--ssh-config', p.sshConfig, '--underlay', `${p.a.dataAddr},${p.b.dataAddr}`, '--quick', '--modes', 'bare', '--out', out, '--no-progress'];
+    const args = [
+      '--hosts',
+      `${p.a.alias},${p.bBare.alias}`,
+      '--ssh-config',
+      p.sshConfig,
+      '--underlay',
+      `${p.a.dataAddr},${p.b.dataAddr}`,
+      '--quick',
+      '--modes',
+      'bare',
+      '--out',
+      out,
+      '--no-progress',
+    ];
     const without = await startCli(['bench', ...args], 60_000).done;
     expect(without.code, without.stderr).toBe(1);
     expect(without.stderr).toMatch(/host B \(vxs-b-bare\): .*vxtap is not installed on this host/);
@@ -236,7 +249,9 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
     const other = await startCli(['bench', ...args], 60_000).done;
     expect(other.code, other.stderr).toBe(1);
     // (the controller's commit is whatever HEAD is now: other work may land on the branch meanwhile)
-    expect(other.stderr).toMatch(/host B \(vxs-b-bare\) runs another vxtap build \(differs in commit\): host [^ ]+ \(commit ffffffffffff[^)]*\), controller [^ ]+ \(commit (?!ffffffffffff)[0-9a-f]{12}/);
+    expect(other.stderr).toMatch(
+      /host B \(vxs-b-bare\) runs another vxtap build \(differs in commit\): host [^ ]+ \(commit ffffffffffff[^)]*\), controller [^ ]+ \(commit (?!ffffffffffff)[0-9a-f]{12}/,
+    );
     expect(await leftoversIn(p.b)).toEqual([]);
   });
 });

@@ -113,7 +113,11 @@ describe.skipIf(skipReason !== null)(`vxtap bench (integration${skipReason ? `: 
     expect(await leftovers()).toEqual([]);
     // The killed run's result stays marked as not complete.
     const dirs = (await output(['ls', out])).split('\n').filter(Boolean);
-    const killed = dirs.map((d) => path.join(out, d, 'result.json')).filter(existsSync).map((f) => JSON.parse(readFileSync(f, 'utf8')) as BenchResult).find((x) => x.options.modes.join() === 'ovs-gre,bare');
+    const killed = dirs
+      .map((d) => path.join(out, d, 'result.json'))
+      .filter(existsSync)
+      .map((f) => JSON.parse(readFileSync(f, 'utf8')) as BenchResult)
+      .find((x) => x.options.modes.join() === 'ovs-gre,bare');
     expect(killed?.status).toBe('running');
   }, 90_000);
 });

@@ -92,7 +92,12 @@ describe.skipIf(skip !== null)(named('vxtap CNI plugin: pods on vxtap hosts and 
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}=${String(v)}`);
     const t = Date.now();
-    const r = await run(['env', '-i', `PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`, ...env, join(bin, 'vxtap')], { netns: hostNs(h), input: stdin, allowFail: true, timeoutMs: 30_000 });
+    const r = await run(['env', '-i', `PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`, ...env, join(bin, 'vxtap')], {
+      netns: hostNs(h),
+      input: stdin,
+      allowFail: true,
+      timeoutMs: 30_000,
+    });
     timings.push(`${String(vars.CNI_COMMAND)} ${Date.now() - t}`);
     return r;
   }

@@ -81,9 +81,7 @@ describe.skipIf(!canRun)('flannel control plane on etcd (kernel VXLAN hosts)', (
     const prefix = '/vxe/race';
     await putNetworkConfig(etcd, prefix, { Network: '198.19.0.0/16', SubnetLen: 28, SubnetMin: '198.19.250.0', SubnetMax: '198.19.250.144', Backend: { Type: 'vxlan', VNI: 2 } });
     const racers = await Promise.all(
-      Array.from({ length: 10 }, (_, k) =>
-        startFlannelControl({ ...opts(k + 1), prefix, subnetFile: join(dir, `race${k + 1}.env`), random: () => 0 }, kernelVtep(`vxeh${k + 1}`, 'vxeu0', 'vxek.2')),
-      ),
+      Array.from({ length: 10 }, (_, k) => startFlannelControl({ ...opts(k + 1), prefix, subnetFile: join(dir, `race${k + 1}.env`), random: () => 0 }, kernelVtep(`vxeh${k + 1}`, 'vxeu0', 'vxek.2'))),
     );
     try {
       const subnets = racers.map((c) => c.subnet).sort();
@@ -156,7 +154,15 @@ describe.skipIf(!canRun)('flannel control plane on etcd (kernel VXLAN hosts)', (
     const t0 = Date.now();
     const c11 = await startHost(11);
     const leaseAt = Date.now();
-    const seen = await waitFor('h1 to program h11', () => controls.get(1)!.remotes().some((r) => r.key === c11.key), 2000);
+    const seen = await waitFor(
+      'h1 to program h11',
+      () =>
+        controls
+          .get(1)!
+          .remotes()
+          .some((r) => r.key === c11.key),
+      2000,
+    );
     const pingAt = await pingUntil('vxeh1', c11.gateway, leaseAt + 5000);
     expect(pingAt).toBeDefined();
     const joinToReachable = pingAt! - leaseAt;
@@ -168,14 +174,30 @@ describe.skipIf(!canRun)('flannel control plane on etcd (kernel VXLAN hosts)', (
     // FDB entry are in the kernel, so ping until the same 2 s bound rather than once.
     for (const i of [2, 5, 10]) {
       const at = Date.now();
-      await waitFor(`h${i} to program h11`, () => controls.get(i)!.remotes().some((r) => r.key === c11.key), 2000);
+      await waitFor(
+        `h${i} to program h11`,
+        () =>
+          controls
+            .get(i)!
+            .remotes()
+            .some((r) => r.key === c11.key),
+        2000,
+      );
       expect(await pingUntil(`vxeh${i}`, c11.gateway, at + 2000), `h${i} -> h11`).toBeDefined();
     }
 
     const key = c11.key;
     const t1 = Date.now();
     await stopHost(11, true);
-    const gone = await waitFor('h1 to drop h11', () => !controls.get(1)!.remotes().some((r) => r.key === key), 2000);
+    const gone = await waitFor(
+      'h1 to drop h11',
+      () =>
+        !controls
+          .get(1)!
+          .remotes()
+          .some((r) => r.key === key),
+      2000,
+    );
     console.log(`clean leave: removed from h1 ${Date.now() - t1} ms after stop (${gone} ms after release)`);
     const rts = await routes.listRoutes('vxek.1', { netns: 'vxeh1' });
     expect(rts.some((r) => r.dst === c11.subnet)).toBe(false);
@@ -184,7 +206,15 @@ describe.skipIf(!canRun)('flannel control plane on etcd (kernel VXLAN hosts)', (
   it('a crashed host drops out within the TTL; restarted before that, it keeps its subnet', async () => {
     // 8 s: a stop (routes of ten peers removed) and a start must fit inside the TTL on a loaded 2-core machine.
     const c12 = await startHost(12, { leaseTtlSeconds: 8 });
-    await waitFor('h1 to see h12', () => controls.get(1)!.remotes().some((r) => r.key === c12.key), 2000);
+    await waitFor(
+      'h1 to see h12',
+      () =>
+        controls
+          .get(1)!
+          .remotes()
+          .some((r) => r.key === c12.key),
+      2000,
+    );
     // Crash then restart quickly: the lease is still there and holds our PublicIP: adopted.
     await stopHost(12, false);
     const again = await startHost(12, { leaseTtlSeconds: 8 });
@@ -198,7 +228,15 @@ describe.skipIf(!canRun)('flannel control plane on etcd (kernel VXLAN hosts)', (
     // Crash for good: gone from the others once the 8 s TTL runs out.
     const t0 = Date.now();
     await stopHost(12, false);
-    await waitFor('h1 to drop expired h12', () => !controls.get(1)!.remotes().some((r) => r.key === c12.key), 8000 + 4000);
+    await waitFor(
+      'h1 to drop expired h12',
+      () =>
+        !controls
+          .get(1)!
+          .remotes()
+          .some((r) => r.key === c12.key),
+      8000 + 4000,
+    );
     const took = Date.now() - t0;
     console.log(`crash: h12 removed from h1 ${took} ms after it stopped renewing (TTL 8 s)`);
     expect(took).toBeGreaterThan(2000); // at least TTL/3 (the last renewal came at most 2/3 TTL before the stop)
@@ -266,7 +304,15 @@ describe.skipIf(!canRun)('flannel control plane on etcd (kernel VXLAN hosts)', (
     const took = await waitFor('h3 to re-take its lease', () => c3.stats().retakes > before, 5000);
     const back = await etcd.ctl(['get', `${PREFIX}/subnets/${c3.key}`, '--print-value-only']);
     expect(JSON.parse(back.stdout).PublicIP).toBe('198.18.0.3');
-    await waitFor('h1 to program h3 again', () => controls.get(1)!.remotes().some((r) => r.key === c3.key), 2000);
+    await waitFor(
+      'h1 to program h3 again',
+      () =>
+        controls
+          .get(1)!
+          .remotes()
+          .some((r) => r.key === c3.key),
+      2000,
+    );
     expect(await pingUntil('vxeh1', c3.gateway, Date.now() + 2000)).toBeDefined();
     console.log(`lease revoked under h3: re-taken ${took} ms later, same subnet ${c3.subnet}`);
   });

@@ -26,7 +26,8 @@ const haveBuild = existsSync(MAIN) && existsSync(join(process.cwd(), 'native/bui
 const isRoot = process.getuid?.() === 0;
 const haveTools = (await haveCommand('etcd')) && (await haveCommand('etcdctl')) && (await haveCommand('nft'));
 const canRun = isRoot && haveBuild && haveTools;
-if (!canRun) console.warn(`etcd-resilience: skipped: ${!isRoot ? 'needs root' : !haveBuild ? 'build dist/ and the native addon first (npm run setup)' : 'needs etcd, etcdctl and nft (npm run setup)'}`);
+if (!canRun)
+  console.warn(`etcd-resilience: skipped: ${!isRoot ? 'needs root' : !haveBuild ? 'build dist/ and the native addon first (npm run setup)' : 'needs etcd, etcdctl and nft (npm run setup)'}`);
 
 interface Host {
   i: number;
@@ -70,7 +71,29 @@ describe.skipIf(!canRun)('etcd mode: hostile leases, a cancelled watch, SIGKILL 
     const h: Host = { i, ns, log: [], subnetFile, sock, subnet: '', gateway: '', child: undefined as unknown as ChildProcess };
     const prev = hosts.get(i);
     if (prev) retired.push(prev);
-    h.child = scope.spawn(['node', MAIN, 'up', '--local', `198.18.0.${i}`, '--name', TAP, '--etcd-endpoints', etcd.endpoint, '--etcd-prefix', PREFIX, '--subnet-file', subnetFile, '--lease-ttl', ttl, '--stats-socket', sock, ...extra], { netns: ns });
+    h.child = scope.spawn(
+      [
+        'node',
+        MAIN,
+        'up',
+        '--local',
+        `198.18.0.${i}`,
+        '--name',
+        TAP,
+        '--etcd-endpoints',
+        etcd.endpoint,
+        '--etcd-prefix',
+        PREFIX,
+        '--subnet-file',
+        subnetFile,
+        '--lease-ttl',
+        ttl,
+        '--stats-socket',
+        sock,
+        ...extra,
+      ],
+      { netns: ns },
+    );
     const t0 = Date.now();
     // Each chunk stamped with the time since spawn (for slow start-ups in the debug output).
     h.child.stderr?.on('data', (d: Buffer) => h.log.push(`[+${Date.now() - t0} ms] ${d.toString()}`));
@@ -196,7 +219,10 @@ describe.skipIf(!canRun)('etcd mode: hostile leases, a cancelled watch, SIGKILL 
     await waitFor('h4 to see h1', async () => (await control(h4)).remoteHosts.some((r) => r.publicIP === '198.18.0.1'), 10_000, h4);
     const before = await control(h4);
     // Partition h4 from etcd (its TCP connection goes silent; the overlay stays up).
-    await run(['nft', '-f', '-'], { netns: h4.ns, input: 'table inet vxf {\n chain out { type filter hook output priority 0; ip daddr 198.18.0.250 drop; }\n chain in { type filter hook input priority 0; ip saddr 198.18.0.250 drop; }\n}\n' });
+    await run(['nft', '-f', '-'], {
+      netns: h4.ns,
+      input: 'table inet vxf {\n chain out { type filter hook output priority 0; ip daddr 198.18.0.250 drop; }\n chain in { type filter hook input priority 0; ip saddr 198.18.0.250 drop; }\n}\n',
+    });
     const cut = Date.now();
     // gRPC keepalive (10 s + 5 s) notices the dead stream.
     const noticed = await waitFor('h4 to notice the partition', async () => (await control(h4)).watch.state !== 'watching', 60_000, h4);

@@ -50,7 +50,25 @@ describe.skipIf(!canRun)('vxtap up in etcd mode, four hosts and a flanneld-style
     const ns = `vxeh${i}`;
     const h: VxtapHost = { i, ns, log: [], subnetFile: join(dir, `h${i}.env`), sock: join(dir, `h${i}.sock`), child: undefined as unknown as ChildProcess };
     h.child = scope.spawn(
-      ['node', MAIN, 'up', '--local', `198.18.0.${i}`, '--name', 'vxetap0', '--etcd-endpoints', etcd.endpoint, '--etcd-prefix', PREFIX, '--subnet-file', h.subnetFile, '--lease-ttl', '10s', '--stats-socket', h.sock],
+      [
+        'node',
+        MAIN,
+        'up',
+        '--local',
+        `198.18.0.${i}`,
+        '--name',
+        'vxetap0',
+        '--etcd-endpoints',
+        etcd.endpoint,
+        '--etcd-prefix',
+        PREFIX,
+        '--subnet-file',
+        h.subnetFile,
+        '--lease-ttl',
+        '10s',
+        '--stats-socket',
+        h.sock,
+      ],
       { netns: ns },
     );
     h.child.stderr?.on('data', (d: Buffer) => h.log.push(d.toString()));
@@ -113,7 +131,7 @@ describe.skipIf(!canRun)('vxtap up in etcd mode, four hosts and a flanneld-style
     const all = [...containers.values()].flat();
     const failures: string[] = [];
     for (const a of all) for (const b of all) if (a !== b && !(await pingOnce(a.ns, b.addr, 2))) failures.push(`${a.ns} -> ${b.addr}`);
-    if (failures.length) console.log(`${failures.length} of ${all.length * (all.length - 1)} failed: ${failures.join(", ")}`);
+    if (failures.length) console.log(`${failures.length} of ${all.length * (all.length - 1)} failed: ${failures.join(', ')}`);
     expect(failures).toEqual([]);
     const s = await stats(started[0]);
     expect(s.peers.map((p) => p.address).sort()).toEqual(['198.18.0.2', '198.18.0.3', '198.18.0.4']);
@@ -123,8 +141,17 @@ describe.skipIf(!canRun)('vxtap up in etcd mode, four hosts and a flanneld-style
     expect(control.remoteHosts.map((r) => r.publicIP).sort()).toEqual(['198.18.0.2', '198.18.0.3', '198.18.0.4']);
   });
 
-  it('a flanneld-style kernel host and the vxtap hosts reach each other\'s subnets, both ways', async () => {
-    const fl = new KernelFlannelHost(etcd, { ns: 'vxeh5', local: '198.18.0.5', underDev: 'vxeu0', prefix: PREFIX, subnet: '198.19.200.0/24', ttlSeconds: 60, ethtool: process.env.VXE_FLANNEL_ETHTOOL?.split(' ').filter(Boolean), gsoMaxSize: Number(process.env.VXE_FLANNEL_GSO_MAX ?? 0) });
+  it("a flanneld-style kernel host and the vxtap hosts reach each other's subnets, both ways", async () => {
+    const fl = new KernelFlannelHost(etcd, {
+      ns: 'vxeh5',
+      local: '198.18.0.5',
+      underDev: 'vxeu0',
+      prefix: PREFIX,
+      subnet: '198.19.200.0/24',
+      ttlSeconds: 60,
+      ethtool: process.env.VXE_FLANNEL_ETHTOOL?.split(' ').filter(Boolean),
+      gsoMaxSize: Number(process.env.VXE_FLANNEL_GSO_MAX ?? 0),
+    });
     scope.onCleanup(() => fl.down());
     await fl.up();
     fl.startSync(100);
@@ -175,7 +202,10 @@ describe.skipIf(!canRun)('vxtap up in etcd mode, four hosts and a flanneld-style
     const gone = Date.now() - t1;
     const released = h6.log.join('').includes('released lease');
     const diag = `h6 log:\n${h6.log.join('')}\nh1 log tail:\n${hosts.get(1)!.log.join('').slice(-2000)}`;
-    expect((await routes.listRoutes('vxetap0', t)).some((r) => r.dst === subnet), `h6's route still on h1 ${gone} ms after its exit; ${diag}`).toBe(false);
+    expect(
+      (await routes.listRoutes('vxetap0', t)).some((r) => r.dst === subnet),
+      `h6's route still on h1 ${gone} ms after its exit; ${diag}`,
+    ).toBe(false);
     console.log(`vxtap leave: route gone from h1 ${gone} ms after the leave (lease ${released ? 'released' : 'NOT released, expired'})`);
     if (gone > 3000) console.log(`vxtap leave was slow; ${diag}`);
   });
@@ -233,7 +263,26 @@ describe.skipIf(!canRun)('vxtap up in etcd mode, four hosts and a flanneld-style
 
   it('vxtap up refuses a bad network config from etcd with exit status 2, naming the field', async () => {
     await putNetworkConfig(etcd, '/vxe/bad', { Network: '198.19.0.0/16', Backend: { Type: 'host-gw' } });
-    const r = await run(['node', MAIN, 'up', '--local', '198.18.0.6', '--name', 'vxetap9', '--etcd-endpoints', etcd.endpoint, '--etcd-prefix', '/vxe/bad', '--subnet-file', join(dir, 'bad.env'), '--stats-socket', join(dir, 'bad.sock')], { netns: 'vxeh6', allowFail: true, timeoutMs: 20_000 });
+    const r = await run(
+      [
+        'node',
+        MAIN,
+        'up',
+        '--local',
+        '198.18.0.6',
+        '--name',
+        'vxetap9',
+        '--etcd-endpoints',
+        etcd.endpoint,
+        '--etcd-prefix',
+        '/vxe/bad',
+        '--subnet-file',
+        join(dir, 'bad.env'),
+        '--stats-socket',
+        join(dir, 'bad.sock'),
+      ],
+      { netns: 'vxeh6', allowFail: true, timeoutMs: 20_000 },
+    );
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/Backend\.Type.*host-gw/);
     expect(existsSync(join(dir, 'bad.env'))).toBe(false);

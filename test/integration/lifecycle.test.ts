@@ -226,7 +226,7 @@ describe.skipIf(skip !== null)(named('vxtap lifecycle', skip), () => {
 
   it.each(['throw', 'exit'])('restarts a worker that fails (%s) in-process; the VTEP stays up (dark time printed)', async (how) => {
     const sockA = defaultSock(a.ns, 'vxlw0');
-    const ua = upIn(a, ['--name', 'vxlw0', '--workers', '1', '--peer', b.underlay, '--address', '198.19.0.1/16'], { VXTAP_TEST_HOOKS: "1" });
+    const ua = upIn(a, ['--name', 'vxlw0', '--workers', '1', '--peer', b.underlay, '--address', '198.19.0.1/16'], { VXTAP_TEST_HOOKS: '1' });
     const ub = upIn(b, ['--name', 'vxlw0', '--peer', a.underlay, '--address', '198.19.0.2/16']);
     await ready(ua, sockA);
     await ready(ub, defaultSock(b.ns, 'vxlw0'));
@@ -237,7 +237,9 @@ describe.skipIf(skip !== null)(named('vxtap lifecycle', skip), () => {
     expect(await post(sockA, `/test/fail-worker?worker=0&how=${how}`)).toBe(202);
     const { sent, replies } = await flow;
     const d = darkTime(replies, faultAt);
-    process.stderr.write(`dark time (worker restart, ${how}): longest gap ${d.gapMs} ms (${d.lost} pings lost), first reply ${d.firstReplyAfterMs} ms after the fault; ${replies.length}/${sent} replies\n`);
+    process.stderr.write(
+      `dark time (worker restart, ${how}): longest gap ${d.gapMs} ms (${d.lost} pings lost), first reply ${d.firstReplyAfterMs} ms after the fault; ${replies.length}/${sent} replies\n`,
+    );
     const st = JSON.parse(await fetchStatus(sockA)) as VtepStatus;
     expect(st.workerRestarts).toBe(1);
     expect(await fetchStatus(sockA, 'metrics')).toMatch(/^vxtap_worker_restarts_total\{instance="vxlw0",worker="0"\} 1$/m);
@@ -285,8 +287,7 @@ describe.skipIf(skip !== null)(named('vxtap lifecycle', skip), () => {
       await ready(up, sock);
       expect(await post(sock, '/test/fail-worker?worker=0')).toBe(404);
       // --metrics: /metrics only
-      const get = (p: string) =>
-        run(['node', '-e', `require('http').get('http://127.0.0.1:9477${p}', (r) => { console.log(r.statusCode); r.resume(); })`], { netns: a.ns, timeoutMs: 10_000 });
+      const get = (p: string) => run(['node', '-e', `require('http').get('http://127.0.0.1:9477${p}', (r) => { console.log(r.statusCode); r.resume(); })`], { netns: a.ns, timeoutMs: 10_000 });
       expect((await get('/metrics')).stdout.trim()).toBe('200');
       expect((await get('/stats')).stdout.trim()).toBe('404');
       expect((await get('/fdb')).stdout.trim()).toBe('404');
@@ -324,12 +325,20 @@ describe.skipIf(skipUplink !== null)(named('uplink steering table after a crash'
   /** Datagrams (of 10 sent from B, 1200 bytes each) that a UDP socket on A's 198.18.0.1:4789 receives. */
   const udpDelivered = async (): Promise<number> => {
     const listener = run(
-      ['node', '-e', "const s=require('dgram').createSocket('udp4');let n=0;s.on('message',()=>n++);s.bind(4789,'198.18.0.1',()=>console.log('bound'));setTimeout(()=>{console.log(n);process.exit(0)},2000)"],
+      [
+        'node',
+        '-e',
+        "const s=require('dgram').createSocket('udp4');let n=0;s.on('message',()=>n++);s.bind(4789,'198.18.0.1',()=>console.log('bound'));setTimeout(()=>{console.log(n);process.exit(0)},2000)",
+      ],
       { netns: a.ns, timeoutMs: 10_000 },
     );
     await new Promise((r) => setTimeout(r, 700));
     await run(
-      ['node', '-e', "const s=require('dgram').createSocket('udp4');let i=0;const t=setInterval(()=>{s.send(Buffer.alloc(1200),4789,'198.18.0.1');if(++i===10){clearInterval(t);setTimeout(()=>s.close(),100)}},50)"],
+      [
+        'node',
+        '-e',
+        "const s=require('dgram').createSocket('udp4');let i=0;const t=setInterval(()=>{s.send(Buffer.alloc(1200),4789,'198.18.0.1');if(++i===10){clearInterval(t);setTimeout(()=>s.close(),100)}},50)",
+      ],
       { netns: b.ns, timeoutMs: 10_000 },
     );
     const out = (await listener).stdout.trim().split('\n');

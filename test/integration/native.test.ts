@@ -10,16 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  native,
-  isErrno,
-  ADDR_LEN,
-  POLLIN,
-  TUN_F_CSUM,
-  VNET_HDR_LEN,
-  type NativeAddon,
-  type NativeError,
-} from '../../src/native/index.js';
+import { native, isErrno, ADDR_LEN, POLLIN, TUN_F_CSUM, VNET_HDR_LEN, type NativeAddon, type NativeError } from '../../src/native/index.js';
 import { HostScope, uniqueTag } from '../../src/host/netns.js';
 import { run, output } from '../../src/host/exec.js';
 
@@ -121,10 +112,8 @@ function echoReply(req: Uint8Array): Uint8Array {
   return f;
 }
 
-const isArpRequestForFake = (f: Uint8Array) =>
-  f.length >= 42 && be16(f, 12) === 0x0806 && be16(f, 20) === 1 && f.subarray(38, 42).every((x, i) => x === FAKE_IP[i]);
-const isEchoToFake = (f: Uint8Array) =>
-  f.length >= 42 && be16(f, 12) === 0x0800 && f[23] === 1 && f[34] === 8 && f.subarray(30, 34).every((x, i) => x === FAKE_IP[i]);
+const isArpRequestForFake = (f: Uint8Array) => f.length >= 42 && be16(f, 12) === 0x0806 && be16(f, 20) === 1 && f.subarray(38, 42).every((x, i) => x === FAKE_IP[i]);
+const isEchoToFake = (f: Uint8Array) => f.length >= 42 && be16(f, 12) === 0x0800 && f[23] === 1 && f[34] === 8 && f.subarray(30, 34).every((x, i) => x === FAKE_IP[i]);
 
 /**
  * Answer ARP and ICMP echo for FAKE_IP on the TAP queue `fd` until `done` settles
@@ -380,7 +369,10 @@ describe('UDP batches on loopback', () => {
       rec4(out.addrs, i, p1);
     }
     // Entries 4 and 5: the same bytes (entry 0's) to rx1 and rx2: replication.
-    for (const [i, port] of [[4, p1], [5, p2]] as const) {
+    for (const [i, port] of [
+      [4, p1],
+      [5, p2],
+    ] as const) {
       out.offsets[i] = out.offsets[0];
       out.sizes[i] = out.sizes[0];
       out.fds[i] = tx;
@@ -632,17 +624,11 @@ function buildFrame(s: FrameSpec): { frame: Uint8Array; field: number; expectDon
 describe('checksum kernels', () => {
   it('checksum() matches the RFC 1071 reference for any bytes, offset, length and seed', () => {
     fc.assert(
-      fc.property(
-        fc.uint8Array({ minLength: 0, maxLength: 3000 }),
-        fc.nat(),
-        fc.nat(),
-        fc.integer({ min: 0, max: 0xffffffff }),
-        (bytes, a, b, seed) => {
-          const off = bytes.length ? a % (bytes.length + 1) : 0;
-          const len = (bytes.length - off) ? b % (bytes.length - off + 1) : 0;
-          expect(n.checksum(bytes, off, len, seed)).toBe(fold(refSum(bytes, off, len) + seed));
-        },
-      ),
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 3000 }), fc.nat(), fc.nat(), fc.integer({ min: 0, max: 0xffffffff }), (bytes, a, b, seed) => {
+        const off = bytes.length ? a % (bytes.length + 1) : 0;
+        const len = bytes.length - off ? b % (bytes.length - off + 1) : 0;
+        expect(n.checksum(bytes, off, len, seed)).toBe(fold(refSum(bytes, off, len) + seed));
+      }),
       { numRuns: 500 },
     );
     // Carry-heavy inputs: all 0xff.
@@ -908,8 +894,7 @@ describe('abuse', () => {
     const pollFds = fc.constantFrom(Int32Array.of(efd), new Int32Array(0), new Uint32Array(1), undefined);
     // Each position is either a valid value (so some calls get through to the
     // kernel) or junk.
-    const mix = (valid: unknown, bad: fc.Arbitrary<unknown> = junk) =>
-      fc.oneof({ weight: 3, arbitrary: fc.constant(valid) }, { weight: 1, arbitrary: bad });
+    const mix = (valid: unknown, bad: fc.Arbitrary<unknown> = junk) => fc.oneof({ weight: 3, arbitrary: fc.constant(valid) }, { weight: 1, arbitrary: bad });
     const bufs = new Uint8Array(256);
     const offsets = Uint32Array.of(0, 64, 128, 192);
     const sizes = Uint32Array.of(8, 8, 8, 8);

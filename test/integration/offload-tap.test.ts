@@ -9,9 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import {
-  native, POLLIN, RX_OFFLOAD, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TX_OFFLOAD, VNET_HDR_LEN, type TapHandle,
-} from '../../src/native/index.js';
+import { native, POLLIN, RX_OFFLOAD, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TX_OFFLOAD, VNET_HDR_LEN, type TapHandle } from '../../src/native/index.js';
 import { HostScope, listNetns, uniqueTag } from '../../src/host/netns.js';
 import { run } from '../../src/host/exec.js';
 import { onesSum, pseudoSumV4, pseudoSumV6 } from '../../src/wire/checksum.js';
@@ -217,7 +215,21 @@ s.listen(${PORT},'${fam.local}',()=>console.log('listening'));setTimeout(()=>pro
     const msgGso = new Uint16Array(cap);
     const msgFrame = new Uint32Array(cap);
     const txr = new Uint32Array(TX_OFFLOAD.LENGTH);
-    const txh = addon!.txOffloadBind({ bufs: tapRead, offsets: Uint32Array.of(0), sizes: Uint32Array.of(tapRead.length), vxlan: VXLAN, maxMsgBytes: 65507, out, outOffset: 0, msgBuf, msgOffsets, msgSizes, msgGso, msgFrame, result: txr });
+    const txh = addon!.txOffloadBind({
+      bufs: tapRead,
+      offsets: Uint32Array.of(0),
+      sizes: Uint32Array.of(tapRead.length),
+      vxlan: VXLAN,
+      maxMsgBytes: 65507,
+      out,
+      outOffset: 0,
+      msgBuf,
+      msgOffsets,
+      msgSizes,
+      msgGso,
+      msgFrame,
+      result: txr,
+    });
     const nMsg = addon!.txOffload(txh, 1);
     expect(txr[TX_OFFLOAD.DROPPED]).toBe(0);
     expect(txr[TX_OFFLOAD.SEGMENTS]).toBe(Math.ceil(payload.length / mss));
@@ -226,8 +238,17 @@ s.listen(${PORT},'${fam.local}',()=>console.log('listening'));setTimeout(()=>pro
     const frameSizes = new Uint32Array(16);
     const rxr = new Uint32Array(RX_OFFLOAD.LENGTH);
     const rxh = addon!.rxOffloadBind({
-      bufs: out, offsets: msgOffsets.slice(0, nMsg), sizes: msgSizes.slice(0, nMsg), gso: msgGso.slice(0, nMsg), ok: new Uint8Array(nMsg).fill(1),
-      vni: VNI, out: rxOut, outOffset: 0, frameOffsets, frameSizes, result: rxr,
+      bufs: out,
+      offsets: msgOffsets.slice(0, nMsg),
+      sizes: msgSizes.slice(0, nMsg),
+      gso: msgGso.slice(0, nMsg),
+      ok: new Uint8Array(nMsg).fill(1),
+      vni: VNI,
+      out: rxOut,
+      outOffset: 0,
+      frameOffsets,
+      frameSizes,
+      result: rxr,
     });
     const nFrames = addon!.rxOffload(rxh, nMsg);
     expect(nFrames).toBe(1);

@@ -135,7 +135,9 @@ describe.skipIf(skipReason !== null)(`report.html in headless Chromium${skipReas
     cli(['report', current, '--out', file]); // the plan comes from the result's options.plan (bench --target)
     const { f, log } = await facts(b, file, 'current');
     expectClean(log, f);
-    expect(f.charts.map((c) => c.id).sort()).toEqual(['cpu-tcp1', 'cpu-tcpN', 'intervals-tcp1', 'intervals-tcpN', 'latency-idle', 'latency-loaded', 'pps-ndr', 'pps-pdr', 'tcp-tcp1Gbps', 'tcp-tcpNGbps'].sort());
+    expect(f.charts.map((c) => c.id).sort()).toEqual(
+      ['cpu-tcp1', 'cpu-tcpN', 'intervals-tcp1', 'intervals-tcpN', 'latency-idle', 'latency-loaded', 'pps-ndr', 'pps-pdr', 'tcp-tcp1Gbps', 'tcp-tcpNGbps'].sort(),
+    );
     expect(f.noData).toEqual([]);
     expect(f.embeddedRunIds).toEqual([JSON.parse(readFileSync(current, 'utf8')).runId]);
     const html = readFileSync(file, 'utf8');

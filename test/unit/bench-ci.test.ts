@@ -20,12 +20,14 @@ const golden = (): BenchResult => JSON.parse(readFileSync(path.join(here, '..', 
 /** Round `k` of the golden run as a result of its own (a `vxtap bench --rounds 1`), vxtap TCP x `factor`. */
 function single(k: number, factor = 1, runId = `r${k}`): BenchResult {
   const r = golden();
-  r.samples = r.samples.filter((s) => s.round === k).map((s) => {
-    const c = structuredClone(s);
-    c.round = 1;
-    if (c.mode === 'vxtap') for (const t of [c.tcp1, c.tcpN]) if (t) t.receivedBps *= factor;
-    return c;
-  });
+  r.samples = r.samples
+    .filter((s) => s.round === k)
+    .map((s) => {
+      const c = structuredClone(s);
+      c.round = 1;
+      if (c.mode === 'vxtap') for (const t of [c.tcp1, c.tcpN]) if (t) t.receivedBps *= factor;
+      return c;
+    });
   r.order = [r.order[k - 1]];
   r.options.rounds = 1;
   r.profile.rounds = 1;
@@ -40,7 +42,19 @@ describe('parseCiOptions', () => {
 
   it('defaults: the CI profile, the cap of the stopping rule, the gating family', () => {
     const o = ok({ base: 'origin/main' });
-    expect(o).toMatchObject({ base: 'origin/main', head: null, profile: 'default', modes: ['kernel-vxlan', 'vxtap'], cap: 12, metrics: ['tcp1Gbps', 'tcpNGbps', 'latIdleP50'], alpha: 0.05, failOnRegressionPct: 0, remote: null, progress: true, json: false });
+    expect(o).toMatchObject({
+      base: 'origin/main',
+      head: null,
+      profile: 'default',
+      modes: ['kernel-vxlan', 'vxtap'],
+      cap: 12,
+      metrics: ['tcp1Gbps', 'tcpNGbps', 'latIdleP50'],
+      alpha: 0.05,
+      failOnRegressionPct: 0,
+      remote: null,
+      progress: true,
+      json: false,
+    });
   });
 
   it('names the flag that is wrong', () => {
@@ -62,7 +76,7 @@ describe('parseCiOptions', () => {
   });
 
   it('profile, modes with parameters, remote flags', () => {
-    const o = ok({ base: 'main~3', head: 'topic', quick: true, modes: 'bare,vxtap:workers=2,batch=8', rounds: '4', hosts: 'root@a, root@b', sshOption: ['BatchMode=yes'], vni: '7' }, );
+    const o = ok({ base: 'main~3', head: 'topic', quick: true, modes: 'bare,vxtap:workers=2,batch=8', rounds: '4', hosts: 'root@a, root@b', sshOption: ['BatchMode=yes'], vni: '7' });
     expect(o.profile).toBe('quick');
     expect(o.modes).toEqual(['bare', 'vxtap:workers=2,batch=8']);
     expect(o.cap).toBe(4);
@@ -84,15 +98,22 @@ describe('ciPlan: decide.ts looks with --rounds as the cap', () => {
 
 describe('abSchedule', () => {
   it('base and head alternate, round by round', () => {
-    expect(abSchedule(1, 2)).toEqual([{ side: 'base', round: 1 }, { side: 'head', round: 1 }, { side: 'base', round: 2 }, { side: 'head', round: 2 }]);
+    expect(abSchedule(1, 2)).toEqual([
+      { side: 'base', round: 1 },
+      { side: 'head', round: 1 },
+      { side: 'base', round: 2 },
+      { side: 'head', round: 2 },
+    ]);
     expect(abSchedule(7, 6)).toEqual([]);
   });
   it('any range: 2 x rounds entries, ABAB, each round once per side', () => {
-    fc.assert(fc.property(fc.integer({ min: 1, max: 50 }), fc.integer({ min: 0, max: 50 }), (from, n) => {
-      const s = abSchedule(from, from + n - 1);
-      expect(s.length).toBe(2 * n);
-      s.forEach((x, i) => expect(x).toEqual({ side: i % 2 === 0 ? 'base' : 'head', round: from + Math.floor(i / 2) }));
-    }));
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 50 }), fc.integer({ min: 0, max: 50 }), (from, n) => {
+        const s = abSchedule(from, from + n - 1);
+        expect(s.length).toBe(2 * n);
+        s.forEach((x, i) => expect(x).toEqual({ side: i % 2 === 0 ? 'base' : 'head', round: from + Math.floor(i / 2) }));
+      }),
+    );
   });
 });
 
@@ -176,7 +197,8 @@ describe('runAbab: the stopping rule over simulated ABAB rounds', () => {
       return Promise.resolve(r);
     };
     const merge = (side: Side, parts: BenchResult[]) => mergeRounds(parts, { runId: side, argv: [] });
-    const compare = (base: BenchResult, head: BenchResult, level: number) => compareAtLevel({ label: 'base', result: base }, { label: 'head', result: head }, { metrics: ['tcp1Gbps'], thresholds: null, level });
+    const compare = (base: BenchResult, head: BenchResult, level: number) =>
+      compareAtLevel({ label: 'base', result: base }, { label: 'head', result: head }, { metrics: ['tcp1Gbps'], thresholds: null, level });
     return { calls, params: { runRound, merge, compare, log: () => undefined } };
   }
 

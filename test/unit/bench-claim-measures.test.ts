@@ -7,7 +7,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { defaultMeasures, measuresRemoteError, MEASURES, parseMeasureList, validateMeasures } from '../../bench/claim-measures.js';
-import { classifyTransfer, mtuMismatchClaims, renderMtuMismatchMarkdown, transferFigures, type MismatchEvidence, type MismatchTransfer, type MtuMismatchResult, MTU_MISMATCH_PLANS } from '../../bench/mtu-mismatch.js';
+import {
+  classifyTransfer,
+  mtuMismatchClaims,
+  renderMtuMismatchMarkdown,
+  transferFigures,
+  type MismatchEvidence,
+  type MismatchTransfer,
+  type MtuMismatchResult,
+  MTU_MISMATCH_PLANS,
+} from '../../bench/mtu-mismatch.js';
 import { killPointMs, parsePingRtt, parseRedisCsv, redisClaims, renderRedisMarkdown, requestsFor, REDIS_PLANS, type RedisBenchLine, type RedisResult, type RedisRun } from '../../bench/redis.js';
 import type { BenchResult, ModeRoundSample } from '../../bench/result.js';
 import { transferState, type TransferOutput } from '../../bench/transfer.js';
@@ -33,11 +42,22 @@ describe('redis-benchmark --csv', () => {
   it('round-trips any rows written in its format, whatever the column order', () => {
     const num = fc.double({ min: 0, max: 1e6, noNaN: true, noDefaultInfinity: true }).map((v) => Math.round(v * 1000) / 1000);
     const row = fc.record({ test: fc.constantFrom('SET', 'GET', 'PING_INLINE', 'INCR'), rps: num, avgMs: num, minMs: num, p50Ms: num, p95Ms: num, p99Ms: num, maxMs: num });
-    const cols: [keyof RedisBenchLine, string][] = [['test', 'test'], ['rps', 'rps'], ['avgMs', 'avg_latency_ms'], ['minMs', 'min_latency_ms'], ['p50Ms', 'p50_latency_ms'], ['p95Ms', 'p95_latency_ms'], ['p99Ms', 'p99_latency_ms'], ['maxMs', 'max_latency_ms']];
-    fc.assert(fc.property(fc.array(row, { maxLength: 6 }), fc.shuffledSubarray(cols, { minLength: cols.length }), (rows, order) => {
-      const text = [order.map(([, h]) => `"${h}"`).join(','), ...rows.map((r) => order.map(([k]) => `"${String(r[k])}"`).join(','))].join('\n');
-      expect(parseRedisCsv(text)).toEqual(rows);
-    }));
+    const cols: [keyof RedisBenchLine, string][] = [
+      ['test', 'test'],
+      ['rps', 'rps'],
+      ['avgMs', 'avg_latency_ms'],
+      ['minMs', 'min_latency_ms'],
+      ['p50Ms', 'p50_latency_ms'],
+      ['p95Ms', 'p95_latency_ms'],
+      ['p99Ms', 'p99_latency_ms'],
+      ['maxMs', 'max_latency_ms'],
+    ];
+    fc.assert(
+      fc.property(fc.array(row, { maxLength: 6 }), fc.shuffledSubarray(cols, { minLength: cols.length }), (rows, order) => {
+        const text = [order.map(([, h]) => `"${h}"`).join(','), ...rows.map((r) => order.map(([k]) => `"${String(r[k])}"`).join(','))].join('\n');
+        expect(parseRedisCsv(text)).toEqual(rows);
+      }),
+    );
   });
 });
 
@@ -48,14 +68,16 @@ describe('ping, request sizing and the kill point', () => {
   });
 
   it('sizes requests to the time bound and clamps them', () => {
-    fc.assert(fc.property(fc.constantFrom(...Object.values(REDIS_PLANS)), fc.option(fc.double({ min: 0, max: 1e6, noNaN: true })), fc.double({ min: 0.01, max: 100, noNaN: true }), (plan, rps, fallbackMs) => {
-      const n = requestsFor(plan, rps, fallbackMs);
-      expect(Number.isInteger(n)).toBe(true);
-      expect(n).toBeGreaterThanOrEqual(plan.minRequests);
-      expect(n).toBeLessThanOrEqual(plan.maxRequests);
-      const rate = rps !== null && rps > 0 ? rps : 1000 / fallbackMs;
-      if (n > plan.minRequests && n < plan.maxRequests) expect(Math.abs(n / rate - plan.secondsPerTest)).toBeLessThanOrEqual(1 / rate);
-    }));
+    fc.assert(
+      fc.property(fc.constantFrom(...Object.values(REDIS_PLANS)), fc.option(fc.double({ min: 0, max: 1e6, noNaN: true })), fc.double({ min: 0.01, max: 100, noNaN: true }), (plan, rps, fallbackMs) => {
+        const n = requestsFor(plan, rps, fallbackMs);
+        expect(Number.isInteger(n)).toBe(true);
+        expect(n).toBeGreaterThanOrEqual(plan.minRequests);
+        expect(n).toBeLessThanOrEqual(plan.maxRequests);
+        const rate = rps !== null && rps > 0 ? rps : 1000 / fallbackMs;
+        if (n > plan.minRequests && n < plan.maxRequests) expect(Math.abs(n / rate - plan.secondsPerTest)).toBeLessThanOrEqual(1 / rate);
+      }),
+    );
   });
 
   const line = (rps: number): RedisBenchLine => ({ test: 'GET', rps, avgMs: 0, minMs: 0, p50Ms: 0, p95Ms: 0, p99Ms: 0, maxMs: 0 });
@@ -74,38 +96,69 @@ describe('ping, request sizing and the kill point', () => {
 
 describe('transfer stall detector', () => {
   it('is complete once everything is acknowledged, stalled only after stallMs without progress, else bounded by the timeout', () => {
-    fc.assert(fc.property(fc.nat(20_000), fc.nat(20_000), fc.nat(100), fc.integer({ min: 1, max: 100 }), fc.integer({ min: 50, max: 5000 }), fc.integer({ min: 100, max: 20_000 }), (now, last, acked, count, stallMs, timeoutMs) => {
-      const lastProgressMs = Math.min(last, now);
-      const st = transferState({ nowMs: now, lastProgressMs, acked, count, stallMs, timeoutMs });
-      if (acked >= count) expect(st).toBe('completed');
-      else if (now - lastProgressMs >= stallMs) expect(st).toBe('stalled');
-      else if (now >= timeoutMs) expect(st).toBe('timeout');
-      else expect(st).toBe('running');
-    }));
+    fc.assert(
+      fc.property(
+        fc.nat(20_000),
+        fc.nat(20_000),
+        fc.nat(100),
+        fc.integer({ min: 1, max: 100 }),
+        fc.integer({ min: 50, max: 5000 }),
+        fc.integer({ min: 100, max: 20_000 }),
+        (now, last, acked, count, stallMs, timeoutMs) => {
+          const lastProgressMs = Math.min(last, now);
+          const st = transferState({ nowMs: now, lastProgressMs, acked, count, stallMs, timeoutMs });
+          if (acked >= count) expect(st).toBe('completed');
+          else if (now - lastProgressMs >= stallMs) expect(st).toBe('stalled');
+          else if (now >= timeoutMs) expect(st).toBe('timeout');
+          else expect(st).toBe('running');
+        },
+      ),
+    );
   });
 });
 
 const noEvidence: MismatchEvidence = { fragCreatesA: 0, fragCreatesB: 0, fragFailsA: 0, reassembled: 0, underlayFragments: 0, icmpUnreachReceivedA: 0, icmpUnreachSentB: 0, retransSegsA: 0 };
-const output = (o: Partial<TransferOutput>): TransferOutput => ({ messageBytes: 65536, count: 32, window: 32, connected: true, connectMs: 1, acked: 32, deliveredBytes: 32 * 65536, end: 'completed', elapsedMs: 100, lastProgressMs: 100, error: null, ...o });
+const output = (o: Partial<TransferOutput>): TransferOutput => ({
+  messageBytes: 65536,
+  count: 32,
+  window: 32,
+  connected: true,
+  connectMs: 1,
+  acked: 32,
+  deliveredBytes: 32 * 65536,
+  end: 'completed',
+  elapsedMs: 100,
+  lastProgressMs: 100,
+  error: null,
+  ...o,
+});
 
 describe('MTU-mismatch classification', () => {
   const evidence = fc.record({
-    fragCreatesA: fc.nat(50), fragCreatesB: fc.nat(50), fragFailsA: fc.nat(50), reassembled: fc.nat(50), underlayFragments: fc.option(fc.nat(50)),
-    icmpUnreachReceivedA: fc.nat(5), icmpUnreachSentB: fc.nat(5), retransSegsA: fc.nat(50),
+    fragCreatesA: fc.nat(50),
+    fragCreatesB: fc.nat(50),
+    fragFailsA: fc.nat(50),
+    reassembled: fc.nat(50),
+    underlayFragments: fc.option(fc.nat(50)),
+    icmpUnreachReceivedA: fc.nat(5),
+    icmpUnreachSentB: fc.nat(5),
+    retransSegsA: fc.nat(50),
   });
   const out = fc.record({ connected: fc.boolean(), end: fc.constantFrom<TransferOutput['end'][]>('completed', 'stalled', 'timeout', 'error'), acked: fc.nat(100) });
 
   it('never calls a finished transfer stalled, nor an unconnected one anything but failed', () => {
-    fc.assert(fc.property(fc.option(out), evidence, (o, e) => {
-      const { outcome, fragmentedAt } = classifyTransfer(o, e);
-      if (!o || !o.connected) expect(outcome).toBe('fails');
-      else if (o.end === 'completed') expect(outcome).toBe(fragmentedAt ? 'fragments' : 'completes');
-      else expect(['stalls', 'slow']).toContain(outcome);
-      // Fragments on the underlay wire win over the stacks' counters.
-      if ((e.underlayFragments ?? 0) > 0) expect(fragmentedAt).toBe('underlay');
-      else if (e.fragCreatesA + e.fragCreatesB + e.reassembled > 0) expect(fragmentedAt).toBe('inner');
-      else expect(fragmentedAt).toBeNull();
-    }));
+    fc.assert(
+      fc.property(fc.option(out), evidence, (o, e) => {
+        const { outcome, fragmentedAt } = classifyTransfer(o, e);
+        if (!o || !o.connected) expect(outcome).toBe('fails');
+        else if (o.end === 'completed') expect(outcome).toBe(fragmentedAt ? 'fragments' : 'completes');
+        else expect(['stalls', 'slow']).toContain(outcome);
+        // Fragments on the underlay wire win over the stacks' counters.
+        if ((e.underlayFragments ?? 0) > 0) expect(fragmentedAt).toBe('underlay');
+        else if (e.fragCreatesA + e.fragCreatesB + e.reassembled > 0) expect(fragmentedAt).toBe('inner');
+        else expect(fragmentedAt).toBeNull();
+      }),
+    );
   });
 
   it('table: the cases the bench sees', () => {
@@ -149,25 +202,90 @@ describe('--measure', () => {
 function transfer(pmtud: 'on' | 'off', messages: 'small' | 'large', outcome: MismatchTransfer['outcome']): MismatchTransfer {
   const stalled = outcome === 'stalls';
   const o = output({ end: stalled ? 'stalled' : 'completed', acked: stalled ? 0 : 32, deliveredBytes: stalled ? 0 : 32 * 65536, lastProgressMs: stalled ? 0 : 80 });
-  return { pmtud, messages, messageBytes: messages === 'small' ? 100 : 65536, count: 32, window: messages === 'small' ? 1 : 32, output: o, evidence: noEvidence, outcome, fragmentedAt: outcome === 'fragments' ? 'underlay' : null, ...transferFigures(o), error: null };
+  return {
+    pmtud,
+    messages,
+    messageBytes: messages === 'small' ? 100 : 65536,
+    count: 32,
+    window: messages === 'small' ? 1 : 32,
+    output: o,
+    evidence: noEvidence,
+    outcome,
+    fragmentedAt: outcome === 'fragments' ? 'underlay' : null,
+    ...transferFigures(o),
+    error: null,
+  };
 }
 
 function mm(outcomes: MismatchTransfer['outcome'][], over: Partial<MtuMismatchResult> = {}): MtuMismatchResult {
-  const shapes = [['on', 'small'], ['on', 'large'], ['off', 'small'], ['off', 'large']] as const;
-  return { underlayMtu: 1500, configuredInnerMtu: 1450, forcedMtu: 1500, forcedBy: 'device', deviceRefused: null, plan: MTU_MISMATCH_PLANS.quick, captureAvailable: true, transfers: outcomes.map((o, i) => transfer(shapes[i][0], shapes[i][1], o)), skipped: null, ...over };
+  const shapes = [
+    ['on', 'small'],
+    ['on', 'large'],
+    ['off', 'small'],
+    ['off', 'large'],
+  ] as const;
+  return {
+    underlayMtu: 1500,
+    configuredInnerMtu: 1450,
+    forcedMtu: 1500,
+    forcedBy: 'device',
+    deviceRefused: null,
+    plan: MTU_MISMATCH_PLANS.quick,
+    captureAvailable: true,
+    transfers: outcomes.map((o, i) => transfer(shapes[i][0], shapes[i][1], o)),
+    skipped: null,
+    ...over,
+  };
 }
 
 function redis(idleGet: number, delayed: [number, number][] = [], sweepSkipped: string | null = 'no netem on this kernel'): RedisResult {
   const l = (test: string, rps: number): RedisBenchLine => ({ test, rps, avgMs: 0.1, minMs: 0.05, p50Ms: 0.1, p95Ms: 0.2, p99Ms: 0.3, maxMs: 1 });
-  const run = (condition: RedisRun['condition'], addedRttMs: number, rps: number): RedisRun => ({ condition, addedRttMs, rttMs: 0.06 + addedRttMs, rttMinMs: 0.05 + addedRttMs, calibrationRps: rps, load: condition === 'loaded' ? 'iperf3' : null, requests: 1000, set: l('SET', rps), get: l('GET', rps), error: null });
-  return { serverVersion: '7.0.15', benchmarkVersion: '7.0.15', argv: [], plan: REDIS_PLANS.quick, pipeline: 1, runs: [run('idle', 0, idleGet), run('loaded', 0, idleGet / 2), ...delayed.map(([ms, rps]) => run('delayed', ms, rps))], sweepSkipped, skipped: null };
+  const run = (condition: RedisRun['condition'], addedRttMs: number, rps: number): RedisRun => ({
+    condition,
+    addedRttMs,
+    rttMs: 0.06 + addedRttMs,
+    rttMinMs: 0.05 + addedRttMs,
+    calibrationRps: rps,
+    load: condition === 'loaded' ? 'iperf3' : null,
+    requests: 1000,
+    set: l('SET', rps),
+    get: l('GET', rps),
+    error: null,
+  });
+  return {
+    serverVersion: '7.0.15',
+    benchmarkVersion: '7.0.15',
+    argv: [],
+    plan: REDIS_PLANS.quick,
+    pipeline: 1,
+    runs: [run('idle', 0, idleGet), run('loaded', 0, idleGet / 2), ...delayed.map(([ms, rps]) => run('delayed', ms, rps))],
+    sweepSkipped,
+    skipped: null,
+  };
 }
 
 function result(samples: Partial<ModeRoundSample>[]): Pick<BenchResult, 'modes' | 'samples' | 'options'> {
   const kinds: Record<string, BenchResult['modes'][number]['kind']> = { bare: 'bare', 'kernel-vxlan': 'kernel-vxlan', 'ovs-gre': 'ovs-gre', vxtap: 'vxtap' };
   return {
     modes: samples.map((s) => ({ id: s.mode!, kind: kinds[s.mode!], params: {}, available: true, unavailableReason: null, info: null })),
-    samples: samples.map((s) => ({ round: 1, startedAt: '', setupSeconds: 1, durationSeconds: 1, error: null, innerMtu: 1450, tcp1: null, tcpN: null, udp: [], latencyIdle: null, latencyLoaded: null, mtu: null, ...s }) as ModeRoundSample),
+    samples: samples.map(
+      (s) =>
+        ({
+          round: 1,
+          startedAt: '',
+          setupSeconds: 1,
+          durationSeconds: 1,
+          error: null,
+          innerMtu: 1450,
+          tcp1: null,
+          tcpN: null,
+          udp: [],
+          latencyIdle: null,
+          latencyLoaded: null,
+          mtu: null,
+          ...s,
+        }) as ModeRoundSample,
+    ),
     options: { profile: 'quick', rounds: 1, modes: samples.map((s) => s.mode!), mtu: 1500, netem: { delay: null, loss: null, rate: null }, pin: 'cross', argv: [] },
   };
 }
@@ -181,7 +299,11 @@ describe('claim rows and summary sections', () => {
       { mode: 'vxtap', mtuMismatch: mm([], { skipped: 'not on --hosts' }) },
     ]);
     const claims = mtuMismatchClaims(r);
-    expect(claims.map((c) => [c.id, c.verdict])).toEqual([['mtu-mismatch-drops:ovs-gre', 'held'], ['mtu-mismatch-drops:kernel-vxlan', 'not held'], ['mtu-mismatch-drops:vxtap', 'n/a']]);
+    expect(claims.map((c) => [c.id, c.verdict])).toEqual([
+      ['mtu-mismatch-drops:ovs-gre', 'held'],
+      ['mtu-mismatch-drops:kernel-vxlan', 'not held'],
+      ['mtu-mismatch-drops:vxtap', 'n/a'],
+    ]);
     expect(claims[0].measured).toMatch(/large \(65536 B x 32\), PMTUD on: stalls, nothing delivered, then nothing for 1\.5 s/);
     expect(claims[1].detail).toMatch(/route MTU/);
     const md = renderMtuMismatchMarkdown(r, (h, rows) => [h.join('|'), ...rows.map((x) => x.join('|'))].join('\n')).join('\n');
@@ -190,11 +312,41 @@ describe('claim rows and summary sections', () => {
   });
 
   it('redis: n/a without the sweep (figures and the reason kept), held or not with it', () => {
-    const none = result([{ mode: 'bare', redis: redis(10000) }, { mode: 'vxtap', redis: redis(5000) }]);
+    const none = result([
+      { mode: 'bare', redis: redis(10000) },
+      { mode: 'vxtap', redis: redis(5000) },
+    ]);
     const c0 = redisClaims(none);
     expect(c0.map((c) => c.verdict)).toEqual(['n/a', 'n/a']);
     expect(c0[1].measured).toMatch(/GET 5000 ops\/s .*GET 50% of bare.*no netem on this kernel/);
-    const swept = result([{ mode: 'kernel-vxlan', redis: redis(10000, [[1, 900], [2, 480], [3, 320], [5, 195]], null) }, { mode: 'vxtap', redis: redis(10000, [[1, 9000], [2, 8000], [3, 7000], [5, 2000]], null) }]);
+    const swept = result([
+      {
+        mode: 'kernel-vxlan',
+        redis: redis(
+          10000,
+          [
+            [1, 900],
+            [2, 480],
+            [3, 320],
+            [5, 195],
+          ],
+          null,
+        ),
+      },
+      {
+        mode: 'vxtap',
+        redis: redis(
+          10000,
+          [
+            [1, 9000],
+            [2, 8000],
+            [3, 7000],
+            [5, 2000],
+          ],
+          null,
+        ),
+      },
+    ]);
     expect(redisClaims(swept).map((c) => c.verdict)).toEqual(['held', 'not held']);
     const md = renderRedisMarkdown(swept, (h, rows) => [h.join('|'), ...rows.map((x) => x.join('|'))].join('\n')).join('\n');
     expect(md).toContain('kernel-vxlan|+3 ms RTT|3.050 / 3.060|320|');

@@ -65,9 +65,7 @@ function rederive(r: BenchResult): BenchResult {
  */
 function old5(): BenchResult {
   const r = golden();
-  const extra = r.samples
-    .filter((s) => s.round === 1 || s.round === 2)
-    .map((s) => ({ ...scaleSample(s, s.round === 1 ? 1.01 : 0.99, s.round === 1 ? 1.01 : 0.99), round: s.round + 3 }));
+  const extra = r.samples.filter((s) => s.round === 1 || s.round === 2).map((s) => ({ ...scaleSample(s, s.round === 1 ? 1.01 : 0.99, s.round === 1 ? 1.01 : 0.99), round: s.round + 3 }));
   r.samples.push(...extra);
   r.order.push(r.order[0], r.order[1]);
   r.options.rounds = 5;
@@ -246,7 +244,14 @@ describe('decision helpers', () => {
     // pooled sd = sqrt(20 / 8) = 1.58114; (1.95996 + 0.84162) * 1.58114 * sqrt(2/5) / sqrt(3/pi) = 2.86694
     expect(mde).toBeCloseTo(2.86694, 4);
     expect(minDetectableEffectPct([...x, ...x], [...y, ...y], 100, 0.05)! < mde).toBe(true);
-    expect(minDetectableEffectPct(x.map((v) => 100 + (v - 100) * 3), y, 100, 0.05)! > mde).toBe(true);
+    expect(
+      minDetectableEffectPct(
+        x.map((v) => 100 + (v - 100) * 3),
+        y,
+        100,
+        0.05,
+      )! > mde,
+    ).toBe(true);
     expect(minDetectableEffectPct([1], [1], 1, 0.05)).toBeNull();
     expect(minDetectableEffectPct(x, y, 0, 0.05)).toBeNull();
     // CV 5%, detect 10%, alpha 0.05: 2 (2.80 * 0.05)^2 / 0.01 / (3/pi) = 4.1 -> 5 rounds
@@ -283,13 +288,21 @@ describe('decision helpers', () => {
     expect(defaultThreshold('udp64PdrKpps').minEffectPct).toBe(5);
     expect(defaultThreshold('latIdleP50').minEffectPct).toBe(10);
     expect(defaultThreshold('latLoadedP99').minEffectPct).toBe(25);
-    const t = parseThresholds({ schema: 'vxtap-bench-thresholds', schemaVersion: 1, source: 's', metrics: { tcp1Gbps: { minEffectPct: 3, detectPct: 6, cvMax: 0.05 } }, modes: { vxtap: { tcp1Gbps: { minEffectPct: 7, detectPct: 14, cvMax: 0.2 } } } });
+    const t = parseThresholds({
+      schema: 'vxtap-bench-thresholds',
+      schemaVersion: 1,
+      source: 's',
+      metrics: { tcp1Gbps: { minEffectPct: 3, detectPct: 6, cvMax: 0.05 } },
+      modes: { vxtap: { tcp1Gbps: { minEffectPct: 7, detectPct: 14, cvMax: 0.2 } } },
+    });
     if (t instanceof Error) throw t;
     expect(thresholdFor(t, 'vxtap', 'tcp1Gbps').minEffectPct).toBe(7);
     expect(thresholdFor(t, 'bare', 'tcp1Gbps').minEffectPct).toBe(3);
     expect(thresholdFor(t, 'bare', 'latIdleP50').minEffectPct).toBe(10);
     expect((parseThresholds({ schema: 'nope' }) as Error).message).toMatch(/schema must be "vxtap-bench-thresholds"/);
-    expect((parseThresholds({ schema: 'vxtap-bench-thresholds', schemaVersion: 1, metrics: { tcp1Gbps: { minEffectPct: -1, detectPct: 1, cvMax: 1 } } }) as Error).message).toBe('thresholds: metrics.tcp1Gbps.minEffectPct must be a number >= 0 (got -1)');
+    expect((parseThresholds({ schema: 'vxtap-bench-thresholds', schemaVersion: 1, metrics: { tcp1Gbps: { minEffectPct: -1, detectPct: 1, cvMax: 1 } } }) as Error).message).toBe(
+      'thresholds: metrics.tcp1Gbps.minEffectPct must be a number >= 0 (got -1)',
+    );
   });
 });
 
@@ -439,7 +452,10 @@ describe('compareResults', () => {
     const a2 = structuredClone(o10);
     a2.runId = 'aa-2';
     a2.samples = a2.samples.map((s) => (s.mode === 'vxtap' ? scaleSample(s, 1.034, 1.12) : scaleSample(s, 1.004, 1)));
-    const t = calibrateThresholds([{ label: 'A1.json', result: o10 }, { label: 'A2.json', result: rederive(a2) }]);
+    const t = calibrateThresholds([
+      { label: 'A1.json', result: o10 },
+      { label: 'A2.json', result: rederive(a2) },
+    ]);
     expect(t.modes.vxtap.tcp1Gbps.minEffectPct).toBe(3.4);
     expect(t.modes.vxtap.tcp1Gbps.detectPct).toBe(6.8);
     expect(t.modes.vxtap.latIdleP50.minEffectPct).toBe(12);

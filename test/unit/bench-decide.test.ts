@@ -62,7 +62,14 @@ describe('the stopping rule', () => {
     const wide = rows.map((r) => Array.from({ length: 10 }, () => r[0]));
     expect(sequentialCompare(wide, wide, fam(10), PLAN)).toMatchObject({ looks: 2, rounds: 9, stoppedBy: 'decided' });
     // 20% lower: worse at the first look that can reach the level.
-    expect(sequentialCompare(wide, wide.map((r) => r.map((v, j) => (j === 0 ? v * 0.8 : v))), fam(10), PLAN)).toMatchObject({ looks: 2, stoppedBy: 'worse' });
+    expect(
+      sequentialCompare(
+        wide,
+        wide.map((r) => r.map((v, j) => (j === 0 ? v * 0.8 : v))),
+        fam(10),
+        PLAN,
+      ),
+    ).toMatchObject({ looks: 2, stoppedBy: 'worse' });
     expect(() => sequentialCompare(rows.slice(0, 5), rows, fam(1), PLAN)).toThrow(/needs 12 rounds/);
   });
 });
@@ -141,7 +148,10 @@ describe('resampling real per-round data', () => {
   });
 
   it('rates from the pool: A/A <= 5%, the slowed build detected >= 90%', () => {
-    const fam2: FamilyMetric[] = [{ key: 'tcp1Gbps', higherIsBetter: true, threshold: TH }, { key: 'tcpNGbps', higherIsBetter: true, threshold: TH }];
+    const fam2: FamilyMetric[] = [
+      { key: 'tcp1Gbps', higherIsBetter: true, threshold: TH },
+      { key: 'tcpNGbps', higherIsBetter: true, threshold: TH },
+    ];
     const aa = estimateRates(resampledDraw({ a: pool }, 0, []), fam2, PLAN, { comparisons: 1000, seed: 6, targets: [] });
     expect(aa.anySignificant / 1000).toBeLessThanOrEqual(0.05);
     const ab = estimateRates(resampledDraw({ a: pool, b: slowed }, 0, []), fam2, PLAN, { comparisons: 1000, seed: 7, targets: [0] });

@@ -78,7 +78,14 @@ describe('E-divisive means on synthetic histories', () => {
 
   it('pure noise: no change points in 100 series of 30 runs but for about the significance level (<= 3 of 100)', () => {
     let withChange = 0;
-    for (let s = 0; s < 100; s++) if (eDivisive(series(100 + s, 30, 0.03, () => 1), { seed: s + 1 }).length) withChange++;
+    for (let s = 0; s < 100; s++)
+      if (
+        eDivisive(
+          series(100 + s, 30, 0.03, () => 1),
+          { seed: s + 1 },
+        ).length
+      )
+        withChange++;
     expect(withChange).toBeLessThanOrEqual(3);
   });
 
@@ -119,7 +126,10 @@ describe('analyzeHistory over result files', () => {
     expect(vx.changes.map((c) => c.index)).toEqual([7]);
     expect(vx.changes[0]).toMatchObject({ runId: 'run-07', kind: 'regression' });
     expect(vx.changes[0].changePct!).toBeCloseTo(-15, 0);
-    expect(vx.segments.map((s) => [s.from, s.to])).toEqual([[0, 7], [7, 12]]);
+    expect(vx.segments.map((s) => [s.from, s.to])).toEqual([
+      [0, 7],
+      [7, 12],
+    ]);
     // Nothing changed elsewhere.
     expect(g.series.filter((s) => s !== vx).every((s) => s.changes.length === 0)).toBe(true);
     expect(h.groups[1].series.every((s) => s.note?.startsWith('1 run(s) with a value'))).toBe(true);

@@ -86,7 +86,11 @@ describe('NDR/PDR search', () => {
   });
 
   it('bounds tolerate a non-monotonic noisy trial', () => {
-    const t = [toTrial(100, { txPackets: 100, rxPackets: 100, seconds: 1 }), toTrial(200, { txPackets: 200, rxPackets: 150, seconds: 1 }), toTrial(300, { txPackets: 300, rxPackets: 300, seconds: 1 })];
+    const t = [
+      toTrial(100, { txPackets: 100, rxPackets: 100, seconds: 1 }),
+      toTrial(200, { txPackets: 200, rxPackets: 150, seconds: 1 }),
+      toTrial(300, { txPackets: 300, rxPackets: 300, seconds: 1 }),
+    ];
     const b = boundsFor(t, 0);
     expect(b.ratePps).toBe(300);
     expect(b.upperPps).toBeNull();

@@ -24,7 +24,10 @@ describe('LineSplitter', () => {
           at += c;
         }
         got.push(...s.push(`${text.slice(at)}\n`));
-        const want = `${text}\n`.split('\n').slice(0, -1).filter((l) => l.trim().length > 0);
+        const want = `${text}\n`
+          .split('\n')
+          .slice(0, -1)
+          .filter((l) => l.trim().length > 0);
         expect(got).toEqual(want);
       }),
     );
@@ -64,10 +67,13 @@ describe('parseHostDest', () => {
 describe('shQuote', () => {
   it('round-trips any string through sh', () => {
     fc.assert(
-      fc.property(fc.string({ maxLength: 30 }).filter((s) => !s.includes('\0')), (s) => {
-        const r = spawnSync('sh', ['-c', `printf '%s' ${shQuote(s)}`], { encoding: 'utf8' });
-        expect(r.stdout).toBe(s);
-      }),
+      fc.property(
+        fc.string({ maxLength: 30 }).filter((s) => !s.includes('\0')),
+        (s) => {
+          const r = spawnSync('sh', ['-c', `printf '%s' ${shQuote(s)}`], { encoding: 'utf8' });
+          expect(r.stdout).toBe(s);
+        },
+      ),
       { numRuns: 40 },
     );
   });

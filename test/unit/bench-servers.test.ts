@@ -11,22 +11,34 @@ class ScriptedProcess implements BenchProcess {
   private finished = false;
   private resolveExit!: (s: { code: number | null; signal: NodeJS.Signals | null }) => void;
   readonly exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => (this.resolveExit = r));
-  constructor(readonly pid: number, readonly argv: string[]) {}
-  stdout(): string { return this.out; }
-  stderr(): string { return this.err; }
-  done(): boolean { return this.finished; }
+  constructor(
+    readonly pid: number,
+    readonly argv: string[],
+  ) {}
+  stdout(): string {
+    return this.out;
+  }
+  stderr(): string {
+    return this.err;
+  }
+  done(): boolean {
+    return this.finished;
+  }
   exit(code: number, err = ''): void {
     this.err += err;
     this.finished = true;
     this.resolveExit({ code, signal: null });
   }
-  async stop(): Promise<void> { if (!this.finished) this.exit(0); }
+  async stop(): Promise<void> {
+    if (!this.finished) this.exit(0);
+  }
 }
 
 function setUp() {
   const spawned: ScriptedProcess[] = [];
   const b = {
-    label: 'B', where: 'fake',
+    label: 'B',
+    where: 'fake',
     spawn(argv: string[]) {
       const p = new ScriptedProcess(spawned.length + 1, argv);
       // every server announces itself at once, as iperf3 --forceflush and the latency server do
@@ -43,7 +55,7 @@ describe('bench servers (ServerSet)', () => {
   it('starts one iperf3 server per port and the latency server, bounded by --rcv-timeout', async () => {
     const { spawned, servers } = setUp();
     await servers.start();
-    expect(spawned.map((p) => p.argv[0] === 'iperf3' ? p.argv[p.argv.length - 1] : 'rr')).toEqual([String(PORTS.tcp), String(PORTS.udp), String(PORTS.load), 'rr']);
+    expect(spawned.map((p) => (p.argv[0] === 'iperf3' ? p.argv[p.argv.length - 1] : 'rr'))).toEqual([String(PORTS.tcp), String(PORTS.udp), String(PORTS.load), 'rr']);
     expect(spawned[0].argv).toContain('--rcv-timeout');
     expect(servers.events).toEqual([]);
   });

@@ -113,7 +113,7 @@ describe('underlay offloads', () => {
 
 describe('contention accounting', () => {
   const cpu = (user: number, system: number, idle: number): CpuTimes => ({ user, nice: 0, system, idle, iowait: 0, irq: 0, softirq: 7, steal: 3, guest: 0, guestNice: 0 });
-  it('the hog\'s ticks move from user (then system) to idle; the total and steal stay', () => {
+  it("the hog's ticks move from user (then system) to idle; the total and steal stay", () => {
     fc.assert(
       fc.property(fc.nat(10_000), fc.nat(10_000), fc.nat(10_000), fc.nat(30_000), (u, s, i, hog) => {
         const t = withoutHog(cpu(u, s, i), hog);
@@ -142,10 +142,17 @@ function variantResult(scaleTap: number): BenchResult {
     const k = s.mode === 'bare' ? 0.8 : s.mode.startsWith('vxtap') ? 0.8 * scaleTap : 0.8;
     if (c.tcp1) c.tcp1.receivedBps *= k;
     c.contention = { pct: 50, method: CONTENTION_METHOD, workers: 2, hogCpuSeconds: 5, wallSeconds: 10, achievedShare: 0.25 };
-    c.pods = { attach: 'bridge', mtu: 1450, hosts: [{ label: 'A', namespace: 'vxbp1ap', bridge: 'vxbp1ca', gateway: '198.18.220.1/24', address: '198.18.220.2', routeToPeer: '198.18.221.0/24 via 198.19.0.2 dev vxbvx0' }] };
+    c.pods = {
+      attach: 'bridge',
+      mtu: 1450,
+      hosts: [{ label: 'A', namespace: 'vxbp1ap', bridge: 'vxbp1ca', gateway: '198.18.220.1/24', address: '198.18.220.2', routeToPeer: '198.18.221.0/24 via 198.19.0.2 dev vxbvx0' }],
+    };
     r.samples.push(c);
   }
-  r.environment!.underlayOffloads = { variant: 'no-tunnel-tso', hosts: [{ label: 'A', dev: 'vxb1u', features: { 'tx-udp_tnl-segmentation': 'off', 'tx-udp-segmentation': 'on' }, changed: ['tx-udp_tnl-segmentation'], unchangeable: [] }] };
+  r.environment!.underlayOffloads = {
+    variant: 'no-tunnel-tso',
+    hosts: [{ label: 'A', dev: 'vxb1u', features: { 'tx-udp_tnl-segmentation': 'off', 'tx-udp-segmentation': 'on' }, changed: ['tx-udp_tnl-segmentation'], unchangeable: [] }],
+  };
   r.derived = derive(r);
   return r;
 }
@@ -236,9 +243,19 @@ describe('pods on --hosts hosts (fake agents)', () => {
     const a = fakeAgent('A', calls);
     const b = fakeAgent('B', calls);
     const topo = {
-      a, b, devA: 'eth1', devB: 'eth1', mtu: 1500, netem: null, macA: '', macB: '',
+      a,
+      b,
+      devA: 'eth1',
+      devB: 'eth1',
+      mtu: 1500,
+      netem: null,
+      macA: '',
+      macB: '',
       addr: { underlayA: '192.0.2.1', underlayB: '192.0.2.2', underlayPrefix: 24, overlayA: '198.19.0.1', overlayB: '198.19.0.2', overlayPrefix: 16 },
-      vni: 42, port: 4789, names: { vxlan: 'vxb1x', tap: 'vxb1t', ovsPhy: 'vxb1p', ovsInt: 'vxb1i' }, remote: { a, b, sameMachine: false },
+      vni: 42,
+      port: 4789,
+      names: { vxlan: 'vxb1x', tap: 'vxb1t', ovsPhy: 'vxb1p', ovsInt: 'vxb1i' },
+      remote: { a, b, sameMachine: false },
     } as unknown as Topology;
     const mode = { addrA: '192.0.2.1', addrB: '192.0.2.2', innerDevA: 'eth1', innerDevB: 'eth1', innerMtu: 1500 } as unknown as ActiveMode;
     const pods = await createPods(topo, mode, 'k1b0', undefined);

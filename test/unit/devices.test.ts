@@ -233,7 +233,7 @@ function transportSuite(make: () => TransportHarness | Promise<TransportHarness>
     expect(await recvAll(h.b, 1, 2048, 50)).toEqual([]);
   });
 
-  it('delivers datagrams with their bytes, sizes and source records (the sender\'s port)', async () => {
+  it("delivers datagrams with their bytes, sizes and source records (the sender's port)", async () => {
     const msgs = [
       { sender: 0, bytes: payload(100, 1) },
       { sender: 1, bytes: payload(1400, 2) },
@@ -269,7 +269,12 @@ function transportSuite(make: () => TransportHarness | Promise<TransportHarness>
   it('refuses a datagram above the path MTU with DF (EMSGSIZE) and goes on', async () => {
     const big = payload(h.mtu, 5); // + 28 bytes of headers: above the MTU
     const small = payload(200, 6);
-    expect(sendFrom(h, [{ sender: 0, bytes: big }, { sender: 0, bytes: small }])).toEqual({ consumed: 2, errs: [EMSGSIZE, 0] });
+    expect(
+      sendFrom(h, [
+        { sender: 0, bytes: big },
+        { sender: 0, bytes: small },
+      ]),
+    ).toEqual({ consumed: 2, errs: [EMSGSIZE, 0] });
     const got = await recvAll(h.b, 2, 2048, 300);
     expect(got.map((g) => g.size)).toEqual([200]);
   });

@@ -203,9 +203,19 @@ describe('engine: truncated TAP reads', () => {
     const fdb = new Fdb(16);
     const counters = new Float64Array(COUNTERS.length);
     const engine = new Engine({
-      vni: 1, fdb, counters, txFds: Int32Array.of(3), learning: false, acceptUnknownPeers: false,
-      ownMac: parseMac(OWN), maxUnfragmentedPayload: 1472, rxSlotLen: 2048, tapSlotLen: 100,
-      post: () => undefined, flush: () => undefined, now: () => 0,
+      vni: 1,
+      fdb,
+      counters,
+      txFds: Int32Array.of(3),
+      learning: false,
+      acceptUnknownPeers: false,
+      ownMac: parseMac(OWN),
+      maxUnfragmentedPayload: 1472,
+      rxSlotLen: 2048,
+      tapSlotLen: 100,
+      post: () => undefined,
+      flush: () => undefined,
+      now: () => 0,
     });
     engine.setPeers([{ index: 0, record: addrRecord(A, 4789), flood: true }]);
     const s = slab([frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:01', 60)]);

@@ -6,27 +6,25 @@ import type { FamilyRange } from '../../src/control/flannel/config.js';
 import { validateNetworkConfig } from '../../src/control/flannel/config.js';
 
 /** A random valid IPv4 range inside 198.18.0.0/15, built through the real validator. */
-const rangeArb = fc
-  .record({ netLen: fc.integer({ min: 15, max: 26 }), extra: fc.integer({ min: 2, max: 6 }), lo: fc.nat(), hi: fc.nat() })
-  .map(({ netLen, extra, lo, hi }) => {
-    const subnetLen = Math.min(30, netLen + extra);
-    const count = 1 << (subnetLen - netLen);
-    const a = lo % count;
-    const b = hi % count;
-    const [mn, mx] = a <= b ? [a, b] : [b, a];
-    const netBase = 0xc6120000; // 198.18.0.0
-    const size = 2 ** (32 - subnetLen);
-    const ip = (v: number) => [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
-    const r = validateNetworkConfig({
-      Network: `${ip(netBase)}/${netLen}`,
-      SubnetLen: subnetLen,
-      SubnetMin: ip(netBase + mn * size),
-      SubnetMax: ip(netBase + mx * size),
-      Backend: { Type: 'vxlan' },
-    });
-    if (r instanceof Error) throw r;
-    return r.ipv4;
+const rangeArb = fc.record({ netLen: fc.integer({ min: 15, max: 26 }), extra: fc.integer({ min: 2, max: 6 }), lo: fc.nat(), hi: fc.nat() }).map(({ netLen, extra, lo, hi }) => {
+  const subnetLen = Math.min(30, netLen + extra);
+  const count = 1 << (subnetLen - netLen);
+  const a = lo % count;
+  const b = hi % count;
+  const [mn, mx] = a <= b ? [a, b] : [b, a];
+  const netBase = 0xc6120000; // 198.18.0.0
+  const size = 2 ** (32 - subnetLen);
+  const ip = (v: number) => [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
+  const r = validateNetworkConfig({
+    Network: `${ip(netBase)}/${netLen}`,
+    SubnetLen: subnetLen,
+    SubnetMin: ip(netBase + mn * size),
+    SubnetMax: ip(netBase + mx * size),
+    Backend: { Type: 'vxlan' },
   });
+  if (r instanceof Error) throw r;
+  return r.ipv4;
+});
 
 /** Slow reference: every subnet of the range that overlaps nothing taken. */
 function freeReference(range: FamilyRange, taken: Cidr[]): Cidr[] {
@@ -63,21 +61,25 @@ describe('subnet allocation', () => {
 
   it('allocating until full hands out every subnet exactly once, never overlapping', () => {
     fc.assert(
-      fc.property(rangeArb.filter((r) => subnetCount(r) <= 256n), fc.integer(), (range, seed) => {
-        let s = seed >>> 0;
-        const random = () => {
-          s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-          return s / 2 ** 32;
-        };
-        const taken: Cidr[] = [];
-        for (;;) {
-          const p = pickFreeSubnet(range, taken, random);
-          if (!p) break;
-          expect(taken.some((t) => cidrOverlaps(t, p))).toBe(false);
-          taken.push(p);
-        }
-        expect(BigInt(taken.length)).toBe(subnetCount(range));
-      }),
+      fc.property(
+        rangeArb.filter((r) => subnetCount(r) <= 256n),
+        fc.integer(),
+        (range, seed) => {
+          let s = seed >>> 0;
+          const random = () => {
+            s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+            return s / 2 ** 32;
+          };
+          const taken: Cidr[] = [];
+          for (;;) {
+            const p = pickFreeSubnet(range, taken, random);
+            if (!p) break;
+            expect(taken.some((t) => cidrOverlaps(t, p))).toBe(false);
+            taken.push(p);
+          }
+          expect(BigInt(taken.length)).toBe(subnetCount(range));
+        },
+      ),
       { numRuns: 100 },
     );
   });

@@ -17,7 +17,9 @@ describe('etcd-mode command line', () => {
 
   it('adds every option with an environment mirror and turns values into control options', () => {
     const cmd = addFlannelCliOptions(new Command('up').exitOverride());
-    cmd.parse(['--etcd-endpoints', 'https://198.18.0.250:2379, https://198.18.0.251:2379', '--etcd-cafile', 'ca.pem', '--etcd-certfile', 'c.pem', '--etcd-keyfile', 'k.pem', '--lease-ttl', '1h'], { from: 'user' });
+    cmd.parse(['--etcd-endpoints', 'https://198.18.0.250:2379, https://198.18.0.251:2379', '--etcd-cafile', 'ca.pem', '--etcd-certfile', 'c.pem', '--etcd-keyfile', 'k.pem', '--lease-ttl', '1h'], {
+      from: 'user',
+    });
     const o = flannelOptionsFromCli(cmd.opts(), '198.18.0.1')!;
     expect(o).toMatchObject({
       endpoints: ['https://198.18.0.250:2379', 'https://198.18.0.251:2379'],

@@ -157,7 +157,9 @@ describe('lease keeper', () => {
     const { reg, keeper } = setup();
     for (let i = 1; i <= 9; i++) reg.write(`198.19.${i}.0-24`, value(`198.18.0.${10 + i}`, `02:00:00:00:00:1${i}`), 60);
     reg.write('0.0.0.0-0', value('198.18.0.9', '02:00:00:00:00:09'));
-    const err = await keeper().acquire().catch((e) => e);
+    const err = await keeper()
+      .acquire()
+      .catch((e) => e);
     expect(err).toBeInstanceOf(FatalControlError);
     expect(err.message).toMatch(/no free subnet .* \(9 taken of 10 records; 1 records that are not allocatable subnets ignored\)/);
   });

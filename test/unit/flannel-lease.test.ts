@@ -35,7 +35,7 @@ describe('lease key codec', () => {
     );
   });
 
-  it('gives flannel\'s gateway (network address) and FLANNEL_SUBNET (first usable)', () => {
+  it("gives flannel's gateway (network address) and FLANNEL_SUBNET (first usable)", () => {
     const sn = parseCidr('198.19.74.0/24');
     expect(gatewayOf(sn)).toBe('198.19.74.0');
     expect(firstUsableOf(sn)).toBe('198.19.74.1/24');
@@ -48,7 +48,7 @@ describe('lease value codec', () => {
     expect(decodeLeaseValue(v)).toEqual({ publicIP: '198.18.0.5', publicIPv6: null, backendType: 'vxlan', vxlan: { vni: 1, vtepMac: 'aa:bb:cc:dd:ee:01' } });
   });
 
-  it('encodes exactly flannel\'s field names', () => {
+  it("encodes exactly flannel's field names", () => {
     const attrs: LeaseAttrs = { publicIP: '198.18.0.5', publicIPv6: null, backendType: 'vxlan', vxlan: { vni: 1, vtepMac: 'aa:bb:cc:dd:ee:01' } };
     expect(JSON.parse(encodeLeaseValue(attrs))).toEqual({ PublicIP: '198.18.0.5', PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: 'aa:bb:cc:dd:ee:01' } });
   });
@@ -84,7 +84,7 @@ describe('lease value codec', () => {
 });
 
 describe('subnet.env', () => {
-  it('matches flannel\'s format', () => {
+  it("matches flannel's format", () => {
     const c = parseNetworkConfig('{"Network":"198.19.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan"}}');
     const text = renderSubnetEnv(c, parseCidr('198.19.74.0/24'), 1450, false);
     expect(text).toBe('FLANNEL_NETWORK=198.19.0.0/16\nFLANNEL_SUBNET=198.19.74.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n');

@@ -27,7 +27,13 @@ function rec(key: string, value: unknown): Lease | MalformedLease {
   rev++;
   return decodeRecord(key, typeof value === 'string' ? value : JSON.stringify(value), { modRevision: String(rev), createRevision: String(rev), etcdLease: '0' });
 }
-const v = (publicIP: string, mac: string, vni: number | string = 1, extra: object = {}) => ({ PublicIP: publicIP, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: vni, VtepMAC: mac }, ...extra });
+const v = (publicIP: string, mac: string, vni: number | string = 1, extra: object = {}) => ({
+  PublicIP: publicIP,
+  PublicIPv6: null,
+  BackendType: 'vxlan',
+  BackendData: { VNI: vni, VtepMAC: mac },
+  ...extra,
+});
 const good = (i: number) => rec(`198.19.${i}.0-24`, v(`198.18.0.${i}`, `02:00:00:00:00:${i.toString(16).padStart(2, '0')}`));
 
 describe('lease screen: one row per rule', () => {
@@ -86,7 +92,10 @@ describe('lease screen: one row per rule', () => {
   }
 
   it('a lease inside Network but outside SubnetMin..SubnetMax (the bounds were narrowed, or a flanneld with other bounds) is programmed', () => {
-    const narrow: ScreenContext = { ...ctx, range: parseNetworkConfig(JSON.stringify({ Network: '198.19.0.0/16', SubnetLen: 24, SubnetMin: '198.19.1.0', SubnetMax: '198.19.9.0', Backend: { Type: 'vxlan' } })).ipv4 };
+    const narrow: ScreenContext = {
+      ...ctx,
+      range: parseNetworkConfig(JSON.stringify({ Network: '198.19.0.0/16', SubnetLen: 24, SubnetMin: '198.19.1.0', SubnetMax: '198.19.9.0', Backend: { Type: 'vxlan' } })).ipv4,
+    };
     const { accepted, refused } = screenLeases([rec('198.19.200.0-24', v('198.18.0.200', '02:00:00:00:00:c8')), rec('198.19.0.0-24', v('198.18.0.201', '02:00:00:00:00:c9'))], narrow);
     expect(refused).toEqual([]);
     expect(accepted.map((l) => l.key).sort()).toEqual(['198.19.0.0-24', '198.19.200.0-24']);
@@ -95,7 +104,10 @@ describe('lease screen: one row per rule', () => {
   it('first come, first served: the older of two overlapping leases wins whichever order they are listed in', () => {
     const older = good(2);
     const newer = rec('198.19.2.0-24&2001:2::-64', v('198.18.0.60', '02:00:00:00:00:60'));
-    for (const order of [[older, newer], [newer, older]]) {
+    for (const order of [
+      [older, newer],
+      [newer, older],
+    ]) {
       const { accepted, refused } = screenLeases(order, ctx);
       expect(accepted.map((l) => l.key)).toEqual([older.key]);
       expect(refused.map((r) => r.reason)).toEqual(['overlaps_lease']);
@@ -186,7 +198,12 @@ describe('log limiter', () => {
   it('writes at most `burst` lines per window and summarises the rest', () => {
     let t = 0;
     const lines: string[] = [];
-    const l = new LogLimiter((m) => lines.push(m), () => t, 3, 1000);
+    const l = new LogLimiter(
+      (m) => lines.push(m),
+      () => t,
+      3,
+      1000,
+    );
     for (let i = 0; i < 100; i++) l.write(`line ${i}`);
     expect(lines).toEqual(['line 0', 'line 1', 'line 2']);
     t = 1000;

@@ -56,9 +56,9 @@ const frameArb = fc
     return f;
   });
 
-describe('txOffload hands over each frame\'s flow hash and DF bit', () => {
+describe("txOffload hands over each frame's flow hash and DF bit", () => {
   const addon = native();
-  it('equal to flowHash and the engine\'s DF rule on random frames', () => {
+  it("equal to flowHash and the engine's DF rule on random frames", () => {
     fc.assert(
       fc.property(fc.array(frameArb, { minLength: 1, maxLength: 16 }), (frames) => {
         const n = frames.length;
@@ -71,9 +71,21 @@ describe('txOffload hands over each frame\'s flow hash and DF bit', () => {
         const frameDf = new Uint8Array(n).fill(7);
         const cap = 64;
         const h = addon.txOffloadBind({
-          bufs, offsets, sizes, vxlan: new Uint8Array(8), maxMsgBytes: 65507, out: new Uint8Array(4096), outOffset: 0,
-          msgBuf: new Uint8Array(cap), msgOffsets: new Uint32Array(cap), msgSizes: new Uint32Array(cap), msgGso: new Uint16Array(cap), msgFrame: new Uint32Array(cap),
-          result: new Uint32Array(TX_OFFLOAD.LENGTH), frameHash, frameDf,
+          bufs,
+          offsets,
+          sizes,
+          vxlan: new Uint8Array(8),
+          maxMsgBytes: 65507,
+          out: new Uint8Array(4096),
+          outOffset: 0,
+          msgBuf: new Uint8Array(cap),
+          msgOffsets: new Uint32Array(cap),
+          msgSizes: new Uint32Array(cap),
+          msgGso: new Uint16Array(cap),
+          msgFrame: new Uint32Array(cap),
+          result: new Uint32Array(TX_OFFLOAD.LENGTH),
+          frameHash,
+          frameDf,
         });
         addon.txOffload(h, n);
         frames.forEach((f, i) => {
@@ -87,9 +99,21 @@ describe('txOffload hands over each frame\'s flow hash and DF bit', () => {
 
   it('refuses meta arrays shorter than the frames they describe', () => {
     const d = {
-      bufs: new Uint8Array(256), offsets: new Uint32Array(2), sizes: new Uint32Array(2), vxlan: new Uint8Array(8), maxMsgBytes: 65507, out: new Uint8Array(64), outOffset: 0,
-      msgBuf: new Uint8Array(4), msgOffsets: new Uint32Array(4), msgSizes: new Uint32Array(4), msgGso: new Uint16Array(4), msgFrame: new Uint32Array(4),
-      result: new Uint32Array(TX_OFFLOAD.LENGTH), frameHash: new Uint32Array(1), frameDf: new Uint8Array(2),
+      bufs: new Uint8Array(256),
+      offsets: new Uint32Array(2),
+      sizes: new Uint32Array(2),
+      vxlan: new Uint8Array(8),
+      maxMsgBytes: 65507,
+      out: new Uint8Array(64),
+      outOffset: 0,
+      msgBuf: new Uint8Array(4),
+      msgOffsets: new Uint32Array(4),
+      msgSizes: new Uint32Array(4),
+      msgGso: new Uint16Array(4),
+      msgFrame: new Uint32Array(4),
+      result: new Uint32Array(TX_OFFLOAD.LENGTH),
+      frameHash: new Uint32Array(1),
+      frameDf: new Uint8Array(2),
     };
     expect(() => addon.txOffload(addon.txOffloadBind(d), 2)).toThrow(/frameHash/);
     expect(() => addon.txOffloadBind({ ...d, frameDf: new Uint16Array(2) as unknown as Uint8Array })).toThrow(/desc\.frameDf/);

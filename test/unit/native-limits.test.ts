@@ -29,7 +29,7 @@ describe('shared limits: one source', () => {
     expect({ ...native().limits }).toEqual({ ...LIMITS });
   });
 
-  it('the built addon names the result views\' slots as TypeScript does', () => {
+  it("the built addon names the result views' slots as TypeScript does", () => {
     const views = { TX_OFFLOAD, RX_OFFLOAD, TX_TUNNEL, RX_TUNNEL };
     for (const [name, slots] of Object.entries(VIEW_SLOTS)) {
       const compiled = native().views[name];
@@ -50,7 +50,9 @@ describe('shared limits: one source', () => {
 
   it('the addon refuses one entry more than MAX_BATCH, so the limit is real', () => {
     const n = MAX_BATCH + 1;
-    expect(() => native().sendBatch(new Int32Array(n), new Uint8Array(64), new Uint32Array(n), new Uint32Array(n), n, new Uint8Array(n * LIMITS.ADDR_LEN), new Uint16Array(n), new Int32Array(n))).toThrow(RangeError);
+    expect(() =>
+      native().sendBatch(new Int32Array(n), new Uint8Array(64), new Uint32Array(n), new Uint32Array(n), n, new Uint8Array(n * LIMITS.ADDR_LEN), new Uint16Array(n), new Int32Array(n)),
+    ).toThrow(RangeError);
   });
 });
 

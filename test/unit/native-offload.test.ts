@@ -204,10 +204,7 @@ interface TxRun {
 }
 
 /** Lay `frames` out in one slab (16 bytes apart) and run txOffload. */
-function runTx(
-  frames: Uint8Array[],
-  opts: { maxMsg?: number; outLen?: number; msgCap?: number; outOffset?: number } = {},
-): TxRun {
+function runTx(frames: Uint8Array[], opts: { maxMsg?: number; outLen?: number; msgCap?: number; outOffset?: number } = {}): TxRun {
   const offsets = new Uint32Array(frames.length);
   const sizes = new Uint32Array(frames.length);
   let total = 0;
@@ -309,10 +306,7 @@ interface RxRun {
 }
 
 /** Run rxOffload over datagrams (each with its UDP_GRO segment size). */
-function runRx(
-  dgrams: { bytes: Uint8Array; gso?: number; ok?: boolean }[],
-  opts: { outLen?: number; frameCap?: number; vni?: number; outOffset?: number } = {},
-): RxRun {
+function runRx(dgrams: { bytes: Uint8Array; gso?: number; ok?: boolean }[], opts: { outLen?: number; frameCap?: number; vni?: number; outOffset?: number } = {}): RxRun {
   const count = dgrams.length;
   const offsets = new Uint32Array(count);
   const sizes = new Uint32Array(count);
@@ -384,9 +378,7 @@ function checkSegments(run: TxRun, built: Built, mss: number, opts: { udp?: bool
       if (k > 0) want &= ~CWR;
       expect(p.flags).toBe(want);
       // Options copied as they were.
-      expect(Array.from(inner.subarray(p.l4 + 20, p.hdrs))).toEqual(
-        Array.from(built.frame.subarray(orig.l4 + 20, orig.hdrs)),
-      );
+      expect(Array.from(inner.subarray(p.l4 + 20, p.hdrs))).toEqual(Array.from(built.frame.subarray(orig.l4 + 20, orig.hdrs)));
     }
     got.push(inner);
   });
@@ -570,22 +562,14 @@ function wrap(...frames: Uint8Array[]): { bytes: Uint8Array }[] {
 }
 
 /** The segments of a flow: `n` segments of `mss` (last `last` bytes), consecutive seqs and ids. */
-function flowSegments(
-  n: number,
-  mss: number,
-  spec: Partial<L4Spec> = {},
-  last = mss,
-): { frames: Uint8Array[]; payload: Uint8Array } {
+function flowSegments(n: number, mss: number, spec: Partial<L4Spec> = {}, last = mss): { frames: Uint8Array[]; payload: Uint8Array } {
   const payload = randomBytes((n - 1) * mss + last, 11);
   const frames: Uint8Array[] = [];
   let seq = spec.seq ?? 5000;
   for (let k = 0; k < n; k++) {
     const len = k === n - 1 ? last : mss;
     const flags = k === n - 1 ? (spec.flags ?? ACK) : ACK;
-    frames.push(
-      l4Frame({ ...spec, seq, flags, id: ((spec.id ?? 100) + k) & 0xffff, payload: payload.subarray(k * mss, k * mss + len) })
-        .frame,
-    );
+    frames.push(l4Frame({ ...spec, seq, flags, id: ((spec.id ?? 100) + k) & 0xffff, payload: payload.subarray(k * mss, k * mss + len) }).frame);
     seq = (seq + len) >>> 0;
   }
   return { frames, payload };
@@ -637,7 +621,10 @@ describe('rxOffload: VXLAN checks and TCP re-coalescing', () => {
   it('splits UDP_GRO datagrams by gso and coalesces across datagrams', () => {
     const { frames, payload } = flowSegments(6, 1000);
     const d = frames.map((f) => concat(VXLAN, f));
-    const r = runRx([{ bytes: concat(d[0], d[1], d[2]), gso: d[0].length }, { bytes: concat(d[3], d[4], d[5]), gso: d[0].length }]);
+    const r = runRx([
+      { bytes: concat(d[0], d[1], d[2]), gso: d[0].length },
+      { bytes: concat(d[3], d[4], d[5]), gso: d[0].length },
+    ]);
     expect(r.n).toBe(1);
     expect(r.segsIn).toBe(6);
     expectSuper(r.frames[0], payload, 1000);
@@ -778,15 +765,7 @@ describe('rxOffload: VXLAN checks and TCP re-coalescing', () => {
     reserved[7] = 1;
     const vni = good.slice();
     vni[6] ^= 1;
-    const r = runRx([
-      { bytes: good.subarray(0, 21) },
-      { bytes: new Uint8Array(0) },
-      { bytes: badFlags },
-      { bytes: reserved },
-      { bytes: vni },
-      { bytes: good, ok: false },
-      { bytes: good },
-    ]);
+    const r = runRx([{ bytes: good.subarray(0, 21) }, { bytes: new Uint8Array(0) }, { bytes: badFlags }, { bytes: reserved }, { bytes: vni }, { bytes: good, ok: false }, { bytes: good }]);
     expect(r.drops).toEqual([2, 2, 1]);
     expect(r.n).toBe(1);
     expect(r.learn).toEqual([6]);
@@ -820,9 +799,7 @@ describe('txOffload -> rxOffload round trip', () => {
     const { tap, built } = superFrame(spec);
     const tx = runTx([tap]);
     expect(tx.dropped).toBe(0);
-    const dgrams = gro
-      ? tx.msgs.map((m) => ({ bytes: m.bytes, gso: m.gso }))
-      : tx.msgs.flatMap(segmentsOf).map((s) => ({ bytes: s.slice() }));
+    const dgrams = gro ? tx.msgs.map((m) => ({ bytes: m.bytes, gso: m.gso })) : tx.msgs.flatMap(segmentsOf).map((s) => ({ bytes: s.slice() }));
     return { orig: built, rx: runRx(dgrams), tx };
   }
 
@@ -894,11 +871,23 @@ describe('offload kernels refuse bad arguments', () => {
   }
   function tx(over: Partial<Record<number, unknown>>): unknown {
     const args: unknown[] = [u8(100), u32(1), Uint32Array.of(100), 1, VXLAN, MAX_MSG, u8(100), 0, u8(4), u32(4), u32(4), u16(4), u32(4), u32(TX_OFFLOAD.LENGTH)];
-    return call(TX_KEYS, args, over, (d) => addon.txOffloadBind(d), (h, n) => addon.txOffload(h, n));
+    return call(
+      TX_KEYS,
+      args,
+      over,
+      (d) => addon.txOffloadBind(d),
+      (h, n) => addon.txOffload(h, n),
+    );
   }
   function rx(over: Partial<Record<number, unknown>>): unknown {
     const args: unknown[] = [u8(100), u32(1), Uint32Array.of(100), u16(1), Uint8Array.of(1), 1, VNI, u8(300), 0, u32(4), u32(4), u32(4), undefined, u32(RX_OFFLOAD.LENGTH)];
-    return call(RX_KEYS, args, over, (d) => addon.rxOffloadBind(d), (h, n) => addon.rxOffload(h, n));
+    return call(
+      RX_KEYS,
+      args,
+      over,
+      (d) => addon.rxOffloadBind(d),
+      (h, n) => addon.rxOffload(h, n),
+    );
   }
 
   it('accepts the baseline calls', () => {
@@ -964,7 +953,7 @@ describe('offload kernels refuse bad arguments', () => {
         // Valid-looking headers with random bytes behind them reach deep into the parser.
         const base = superFrame({ payload: randomBytes(2000), mss: 700, v6: type % 2 === 0 }).tap;
         const f = base.slice();
-        f.set(bytes.subarray(0, Math.min(bytes.length, f.length - VNET_HDR_LEN)), VNET_HDR_LEN + 12 + (bytes.at(0) ?? 0) % 60);
+        f.set(bytes.subarray(0, Math.min(bytes.length, f.length - VNET_HDR_LEN)), VNET_HDR_LEN + 12 + ((bytes.at(0) ?? 0) % 60));
         f[1] = [GSO_NONE, GSO_TCPV4, GSO_UDP, GSO_TCPV6, GSO_UDP_L4, 0x81][type];
         f[0] = bytes.at(1) ?? 0;
         new DataView(f.buffer).setUint16(4, gsoSize, true);
@@ -1105,8 +1094,16 @@ describe('txTunnel wraps whole frames for a UDP-tunnel GSO uplink write', () => 
     const bufs = new Uint8Array(4096);
     bufs.set(f, 10);
     const desc = (offset: number, sel: number, dfMode = 0) => ({
-      bufs, offsets: Uint32Array.of(offset), sizes: Uint32Array.of(f.length), sel: Int32Array.of(sel), srcPort: Uint16Array.of(1), dfMode, maxOuterIp: 1500,
-      outOffsets: new Uint32Array(1), outSizes: new Uint32Array(1), result: new Uint32Array(TX_TUNNEL.LENGTH),
+      bufs,
+      offsets: Uint32Array.of(offset),
+      sizes: Uint32Array.of(f.length),
+      sel: Int32Array.of(sel),
+      srcPort: Uint16Array.of(1),
+      dfMode,
+      maxOuterIp: 1500,
+      outOffsets: new Uint32Array(1),
+      outSizes: new Uint32Array(1),
+      result: new Uint32Array(TX_TUNNEL.LENGTH),
     });
     expect(() => addon.txTunnel(addon.txTunnelBind(desc(10, 0)), 1, template())).toThrow(/headroom/);
     expect(() => addon.txTunnel(addon.txTunnelBind(desc(100, 5)), 1, template())).toThrow(/sel\[0\]/);
@@ -1114,7 +1111,19 @@ describe('txTunnel wraps whole frames for a UDP-tunnel GSO uplink write', () => 
     expect(() => addon.txTunnelBind({ ...desc(100, 0), result: new Uint32Array(2) })).toThrow(/desc\.result/);
     expect(() => addon.txTunnel(addon.txTunnelBind(desc(100, 0)), 2, template())).toThrow(RangeError);
     expect(() => addon.txTunnel({} as never, 1, template())).toThrow(/txTunnel handle/);
-    const rx = addon.rxOffloadBind({ bufs, offsets: new Uint32Array(1), sizes: new Uint32Array(1), gso: new Uint16Array(1), ok: new Uint8Array(1), vni: 1, out: bufs, outOffset: 0, frameOffsets: new Uint32Array(1), frameSizes: new Uint32Array(1), result: new Uint32Array(RX_OFFLOAD.LENGTH) });
+    const rx = addon.rxOffloadBind({
+      bufs,
+      offsets: new Uint32Array(1),
+      sizes: new Uint32Array(1),
+      gso: new Uint16Array(1),
+      ok: new Uint8Array(1),
+      vni: 1,
+      out: bufs,
+      outOffset: 0,
+      frameOffsets: new Uint32Array(1),
+      frameSizes: new Uint32Array(1),
+      result: new Uint32Array(RX_OFFLOAD.LENGTH),
+    });
     expect(() => addon.txTunnel(rx as never, 1, template())).toThrow(/txTunnel handle/);
   });
 });
@@ -1153,8 +1162,15 @@ describe('rxTunnel unwraps frames read whole from the uplink TAP', () => {
       bufs.set(f, offsets[i]);
     });
     const out = {
-      addrs: new Uint8Array(n * 20), frameOffsets: new Uint32Array(n), frameSizes: new Uint32Array(n), result: new Uint32Array(RX_TUNNEL.LENGTH),
-      usoOffsets: new Uint32Array(n), usoSizes: new Uint32Array(n), usoGso: new Uint16Array(n), usoAddrs: new Uint8Array(n * 20), order: new Uint8Array(n),
+      addrs: new Uint8Array(n * 20),
+      frameOffsets: new Uint32Array(n),
+      frameSizes: new Uint32Array(n),
+      result: new Uint32Array(RX_TUNNEL.LENGTH),
+      usoOffsets: new Uint32Array(n),
+      usoSizes: new Uint32Array(n),
+      usoGso: new Uint16Array(n),
+      usoAddrs: new Uint8Array(n * 20),
+      order: new Uint8Array(n),
     };
     const k = addon.rxTunnel(addon.rxTunnelBind({ bufs, offsets, sizes, vni: VNI, port: 4789, ...out }), n);
     const drops = out.result.subarray(RX_TUNNEL.DROP_MALFORMED, RX_TUNNEL.DROP_WRONG_VNI + 1);

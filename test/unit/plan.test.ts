@@ -25,7 +25,16 @@ const req = (o: Partial<PlanRequest> = {}): PlanRequest => ({ targetBps: 5e9, pp
 
 describe('plan flags', () => {
   it('parses bit rates in the usual spellings', () => {
-    const cases: [string, number][] = [['10gbit', 10e9], ['10G', 10e9], ['2.5Gbit/s', 2.5e9], ['500mbit', 500e6], ['10gbps', 10e9], ['1e9', 1e9], ['100M', 100e6], ['1tbit', 1e12]];
+    const cases: [string, number][] = [
+      ['10gbit', 10e9],
+      ['10G', 10e9],
+      ['2.5Gbit/s', 2.5e9],
+      ['500mbit', 500e6],
+      ['10gbps', 10e9],
+      ['1e9', 1e9],
+      ['100M', 100e6],
+      ['1tbit', 1e12],
+    ];
     for (const [text, bps] of cases) expect(parseBitRate(text), text).toBeCloseTo(bps, 0);
   });
   it('refuses negative, zero and unparsable rates naming the flag', () => {
@@ -53,25 +62,88 @@ describe('plan flags', () => {
 
 /** A result with bare and kernel-vxlan, two rounds, figures chosen to be computed by hand. */
 function handResult(): BenchResult {
-  const cpu = (busy: number, dataplane = 0) => ({ wallSeconds: 2, machine: { totalSeconds: 4, userSeconds: busy * 0.25, systemSeconds: busy * 0.5, softirqSeconds: busy * 0.25, irqSeconds: 0, stealSeconds: 0, idleSeconds: 4 - busy, busySeconds: busy }, dataplaneSeconds: dataplane });
-  const tcp = (gbps: number, busy: number, dataplane = 0) => ({ receivedBps: gbps * 1e9, sentBps: gbps * 1e9, retransmits: 0, seconds: 2, streams: 4, cpuHostPercent: null, cpuRemotePercent: null, intervalBps: [], cpu: cpu(busy, dataplane), cpuSecondsPerGbit: busy / (gbps * 2), dataplaneCpuSecondsPerGbit: dataplane / (gbps * 2) });
-  const lat = (p50: number) => ({ condition: 'idle' as const, load: null, percentiles: { count: 100, minUs: 1, p50Us: p50, p90Us: p50, p99Us: p50 * 2, p999Us: p50 * 3, maxUs: p50 * 4, meanUs: p50 }, transactionsPerSecond: 1, histogram: '', pinning: 'cross' as const, error: null });
-  const sample = (mode: string, round: number, gbps: number, busy: number, p50: number, dataplane = 0): ModeRoundSample => ({ round, mode, startedAt: '2026-12-01T00:00:00Z', setupSeconds: 0, durationSeconds: 1, error: null, innerMtu: mode === 'bare' ? 1500 : 1450, tcp1: null, tcpN: tcp(gbps, busy, dataplane), udp: [], latencyIdle: lat(p50), latencyLoaded: null, mtu: null });
+  const cpu = (busy: number, dataplane = 0) => ({
+    wallSeconds: 2,
+    machine: { totalSeconds: 4, userSeconds: busy * 0.25, systemSeconds: busy * 0.5, softirqSeconds: busy * 0.25, irqSeconds: 0, stealSeconds: 0, idleSeconds: 4 - busy, busySeconds: busy },
+    dataplaneSeconds: dataplane,
+  });
+  const tcp = (gbps: number, busy: number, dataplane = 0) => ({
+    receivedBps: gbps * 1e9,
+    sentBps: gbps * 1e9,
+    retransmits: 0,
+    seconds: 2,
+    streams: 4,
+    cpuHostPercent: null,
+    cpuRemotePercent: null,
+    intervalBps: [],
+    cpu: cpu(busy, dataplane),
+    cpuSecondsPerGbit: busy / (gbps * 2),
+    dataplaneCpuSecondsPerGbit: dataplane / (gbps * 2),
+  });
+  const lat = (p50: number) => ({
+    condition: 'idle' as const,
+    load: null,
+    percentiles: { count: 100, minUs: 1, p50Us: p50, p90Us: p50, p99Us: p50 * 2, p999Us: p50 * 3, maxUs: p50 * 4, meanUs: p50 },
+    transactionsPerSecond: 1,
+    histogram: '',
+    pinning: 'cross' as const,
+    error: null,
+  });
+  const sample = (mode: string, round: number, gbps: number, busy: number, p50: number, dataplane = 0): ModeRoundSample => ({
+    round,
+    mode,
+    startedAt: '2026-12-01T00:00:00Z',
+    setupSeconds: 0,
+    durationSeconds: 1,
+    error: null,
+    innerMtu: mode === 'bare' ? 1500 : 1450,
+    tcp1: null,
+    tcpN: tcp(gbps, busy, dataplane),
+    udp: [],
+    latencyIdle: lat(p50),
+    latencyLoaded: null,
+    mtu: null,
+  });
   return {
-    schema: 'vxtap-bench-result', schemaVersion: 1, runId: 'hand', status: 'complete', incompleteReasons: [], startedAt: '2026-12-01T00:00:00Z', finishedAt: null, durationSeconds: null,
+    schema: 'vxtap-bench-result',
+    schemaVersion: 1,
+    runId: 'hand',
+    status: 'complete',
+    incompleteReasons: [],
+    startedAt: '2026-12-01T00:00:00Z',
+    finishedAt: null,
+    durationSeconds: null,
     options: { profile: 'default', rounds: 2, modes: ['bare', 'kernel-vxlan', 'vxtap'], mtu: 1500, netem: { delay: null, loss: null, rate: null }, pin: 'cross', argv: [] },
-    profile: { name: 'default', rounds: 2, tcpSeconds: 2, tcpOmitSeconds: 0, tcpStreams: 4, udpFrameSizes: [], udpTrialSeconds: 1, udpMaxTrials: 1, udpPrecision: 0.05, udpMaxPps: 1, latencySeconds: 1, latencyLoadedSeconds: 1, mtuSweepSizes: [], pingTimeoutSeconds: 1 } as unknown as BenchResult['profile'],
+    profile: {
+      name: 'default',
+      rounds: 2,
+      tcpSeconds: 2,
+      tcpOmitSeconds: 0,
+      tcpStreams: 4,
+      udpFrameSizes: [],
+      udpTrialSeconds: 1,
+      udpMaxTrials: 1,
+      udpPrecision: 0.05,
+      udpMaxPps: 1,
+      latencySeconds: 1,
+      latencyLoadedSeconds: 1,
+      mtuSweepSizes: [],
+      pingTimeoutSeconds: 1,
+    } as unknown as BenchResult['profile'],
     environment: null,
     topology: { kind: 'netns-veth', hosts: [], underlay: { a: '', b: '', prefix: 24, mtu: 1500, netem: null }, overlay: { a: '', b: '', prefix: 16 }, vni: 42, udpPort: 4789 },
     modes: ['bare', 'kernel-vxlan', 'vxtap'].map((id) => ({ id, kind: id as 'bare', params: {}, available: true, unavailableReason: null, info: null })),
     order: [],
     samples: [
       // bare: 20 Gbit in 2 s for 4 CPU-s (0.1 CPU-s/Gbit), then 16 Gbit/s: 4/32 = 0.125
-      sample('bare', 1, 20, 4, 50), sample('bare', 2, 16, 4, 60),
+      sample('bare', 1, 20, 4, 50),
+      sample('bare', 2, 16, 4, 60),
       // kernel-vxlan: 10 Gbit/s, 4 CPU-s -> 4/20 = 0.2; 8 Gbit/s -> 4/16 = 0.25 (median 0.225, rate median 9)
-      sample('kernel-vxlan', 1, 10, 4, 70), sample('kernel-vxlan', 2, 8, 4, 90),
+      sample('kernel-vxlan', 1, 10, 4, 70),
+      sample('kernel-vxlan', 2, 8, 4, 90),
       // vxtap: 6 Gbit/s, 3 CPU-s (2 of them its own) -> 0.25 and 1/6; 6 Gbit/s again
-      sample('vxtap', 1, 6, 3, 200, 2), sample('vxtap', 2, 6, 3, 220, 2),
+      sample('vxtap', 1, 6, 3, 200, 2),
+      sample('vxtap', 2, 6, 3, 220, 2),
     ],
     derived: { metrics: [], byMode: {}, claims: [] },
   };
@@ -121,22 +193,28 @@ describe('plan arithmetic', () => {
   });
   it('is linear within the measured range and monotonic in what it shows (random targets)', () => {
     const r = handResult();
-    fc.assert(fc.property(fc.double({ min: 0.1, max: 4.4, noNaN: true }), (gbps) => {
-      const a = planCapacity(r, req({ targetBps: gbps * 1e9 })).modes.find((m) => m.mode === 'kernel-vxlan')!;
-      const b = planCapacity(r, req({ targetBps: 2 * gbps * 1e9 })).modes.find((m) => m.mode === 'kernel-vxlan')!;
-      expect(b.coresPerHost!.median!).toBeCloseTo(2 * a.coresPerHost!.median!, 9);
-    }));
-    fc.assert(fc.property(fc.double({ min: 0.1, max: 30, noNaN: true }), fc.double({ min: 0.1, max: 30, noNaN: true }), (x, y) => {
-      const [lo, hi] = x < y ? [x, y] : [y, x];
-      const shown = (g: number) => planCapacity(r, req({ targetBps: g * 1e9 })).modes.map((m) => m.bulk?.shown);
-      shown(hi).forEach((s, i) => { if (s) expect(shown(lo)[i]).toBe(true); });
-    }));
+    fc.assert(
+      fc.property(fc.double({ min: 0.1, max: 4.4, noNaN: true }), (gbps) => {
+        const a = planCapacity(r, req({ targetBps: gbps * 1e9 })).modes.find((m) => m.mode === 'kernel-vxlan')!;
+        const b = planCapacity(r, req({ targetBps: 2 * gbps * 1e9 })).modes.find((m) => m.mode === 'kernel-vxlan')!;
+        expect(b.coresPerHost!.median!).toBeCloseTo(2 * a.coresPerHost!.median!, 9);
+      }),
+    );
+    fc.assert(
+      fc.property(fc.double({ min: 0.1, max: 30, noNaN: true }), fc.double({ min: 0.1, max: 30, noNaN: true }), (x, y) => {
+        const [lo, hi] = x < y ? [x, y] : [y, x];
+        const shown = (g: number) => planCapacity(r, req({ targetBps: g * 1e9 })).modes.map((m) => m.bulk?.shown);
+        shown(hi).forEach((s, i) => {
+          if (s) expect(shown(lo)[i]).toBe(true);
+        });
+      }),
+    );
   });
 });
 
 describe('plan against the real default-profile run', () => {
   const r = loadResult(golden);
-  it('at a measured rate, the plan gives back the measured CPU within the rounds\' spread', () => {
+  it("at a measured rate, the plan gives back the measured CPU within the rounds' spread", () => {
     for (const m of r.modes.filter((x) => x.available)) {
       const samples = r.samples.filter((s) => s.mode === m.id && s.tcpN);
       const measuredCores = spreadOf(samples.map((s) => s.tcpN!.cpu.machine.busySeconds / s.tcpN!.cpu.wallSeconds));

@@ -5,7 +5,12 @@ describe('rate limits', () => {
   it('writes a few lines per kind per interval and says how many it left out', () => {
     const lines: string[] = [];
     let now = 100;
-    const l = new LogLimiter((s) => lines.push(s), () => now, 10, 3);
+    const l = new LogLimiter(
+      (s) => lines.push(s),
+      () => now,
+      10,
+      3,
+    );
     for (let i = 0; i < 1000; i++) l.log('full', `table full ${i}`);
     l.log('other', 'another kind');
     expect(lines).toEqual(['table full 0', 'table full 1', 'table full 2', 'another kind']);

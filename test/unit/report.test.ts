@@ -32,7 +32,16 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 /** What makes a page reach outside itself (fragment references such as url(#clip) and href="#tcp" stay inside). */
 function externalReferences(html: string): string[] {
   const found: string[] = [];
-  for (const re of [/<script(?![^>]*type="application\/json")[^>]*>/gi, /<link\b[^>]*>/gi, /<[a-z][^>]*\s(src|href|xlink:href)\s*=\s*(?!["']?#)[^\s>]*/gi, /url\((?!#)/gi, /@import/gi, /<iframe/gi, /<object/gi, /https?:\/\/(?!www\.w3\.org\/)[^\s"'<)]+/gi]) {
+  for (const re of [
+    /<script(?![^>]*type="application\/json")[^>]*>/gi,
+    /<link\b[^>]*>/gi,
+    /<[a-z][^>]*\s(src|href|xlink:href)\s*=\s*(?!["']?#)[^\s>]*/gi,
+    /url\((?!#)/gi,
+    /@import/gi,
+    /<iframe/gi,
+    /<object/gi,
+    /https?:\/\/(?!www\.w3\.org\/)[^\s"'<)]+/gi,
+  ]) {
     for (const m of html.matchAll(re)) found.push(m[0]);
   }
   return found;
@@ -130,7 +139,7 @@ describe('report.html', () => {
 });
 
 describe('latency distribution', () => {
-  it('merges the rounds\' HDR histograms: the merged p50 lies within the rounds\' p50s, percentiles ascend', () => {
+  it("merges the rounds' HDR histograms: the merged p50 lies within the rounds' p50s, percentiles ascend", () => {
     const r = loadResult(older);
     for (const mode of ['bare', 'vxtap']) {
       const d = latencyDistribution(r, mode, 'idle')!;
@@ -154,7 +163,7 @@ describe('claims with uncertainty', () => {
     expect(judge([18, 25], null, 20)).toBe('undecided');
     expect(judge([null, null], 0, 1)).toBe('n/a');
   });
-  it('judges the result\'s claims round by round', () => {
+  it("judges the result's claims round by round", () => {
     const claims = judgeClaims(loadResult(older));
     const below = claims.find((c) => c.id === 'userspace-40pct-below-vxlan')!;
     expect(below.evidence?.perRound.every((v) => v !== null && v > 0.5)).toBe(true);
@@ -189,7 +198,7 @@ describe('comparison and trend', () => {
 });
 
 describe('markdownToHtml', () => {
-  it('turns the plan\'s subset into tables, lists and headings, escaping text', () => {
+  it("turns the plan's subset into tables, lists and headings, escaping text", () => {
     const html = markdownToHtml('# T\n\n**bold** `code` <b>\n\n| a | b \\| c |\n| --- | --- |\n| 1 | 2 |\n\n- x\n- y\n');
     expect(html).toContain('<h2>T</h2>');
     expect(html).toContain('<strong>bold</strong> <code>code</code> &lt;b&gt;');

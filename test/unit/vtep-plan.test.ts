@@ -56,7 +56,10 @@ describe('planVtep', () => {
     expect(v6.worker.maxUnfragmentedPayload).toBe(1452);
     const inherit = planVtep(cfg({ df: 'inherit', srcPortMin: 50000, srcPortMax: 50001 }), facts());
     expect(inherit.sockets.tx.map((s) => s.pmtu)).toEqual(['do', 'do']);
-    expect(inherit.sockets.txNoDf.map((s) => [s.port, s.pmtu])).toEqual([[50000, 'dont'], [50001, 'dont']]);
+    expect(inherit.sockets.txNoDf.map((s) => [s.port, s.pmtu])).toEqual([
+      [50000, 'dont'],
+      [50001, 'dont'],
+    ]);
     const big = planVtep(cfg({ mtu: 1480 }), facts());
     expect(big.offload).toBe(false);
     expect(big.tap.vnetHdr).toBe(false);

@@ -38,7 +38,7 @@ function randomBelow(n: bigint, random: () => number): bigint {
   // Compose 48-bit chunks for huge IPv6 ranges.
   let v = 0n;
   let bits = 0n;
-  while ((1n << bits) < n) {
+  while (1n << bits < n) {
     v = (v << 48n) | BigInt(Math.floor(random() * 2 ** 48));
     bits += 48n;
   }

@@ -82,7 +82,10 @@ export interface FlannelCliValues {
  */
 export function flannelOptionsFromCli(v: FlannelCliValues, local: string): FlannelControlOptions | undefined {
   if (!v.etcdEndpoints) return undefined;
-  const endpoints = v.etcdEndpoints.split(',').map((s) => s.trim()).filter(Boolean);
+  const endpoints = v.etcdEndpoints
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const o: FlannelControlOptions = {
     endpoints,
     local,

@@ -56,7 +56,10 @@ export class FakeClock implements Clock {
     await flushAsync();
     for (;;) {
       this.timers = this.timers.filter((p) => !p.cancelled);
-      const due = this.timers.filter((p) => p.at <= end).sort((a, b) => a.at - b.at || a.seq - b.seq).at(0);
+      const due = this.timers
+        .filter((p) => p.at <= end)
+        .sort((a, b) => a.at - b.at || a.seq - b.seq)
+        .at(0);
       if (!due) break;
       this.timers.splice(this.timers.indexOf(due), 1);
       this.t = Math.max(this.t, due.at);

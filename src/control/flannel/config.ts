@@ -71,7 +71,10 @@ export interface NetworkConfig {
 
 /** A configuration error; `field` is the JSON field at fault (e.g. 'Backend.Type'). */
 export class NetworkConfigError extends Error {
-  constructor(readonly field: string, message: string) {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
     super(`network config: ${field}: ${message}`);
     this.name = 'NetworkConfigError';
   }
@@ -98,11 +101,7 @@ function checkBool(obj: Record<string, unknown>, field: string, path = field): b
  * Validate one family's Network/SubnetLen/SubnetMin/SubnetMax, applying flannel's
  * defaults. `names` gives the JSON field names for this family.
  */
-function validateRange(
-  obj: Record<string, unknown>,
-  family: 4 | 6,
-  names: { network: string; len: string; min: string; max: string },
-): FamilyRange | NetworkConfigError {
+function validateRange(obj: Record<string, unknown>, family: 4 | 6, names: { network: string; len: string; min: string; max: string }): FamilyRange | NetworkConfigError {
   const netText = obj[names.network];
   if (netText === undefined || netText === null || netText === '') return fail(names.network, `is required (e.g. ${family === 4 ? '"198.19.0.0/16"' : '"2001:2::/48"'})`);
   if (typeof netText !== 'string') return fail(names.network, `must be a CIDR string, got ${JSON.stringify(netText)}`);
@@ -179,7 +178,8 @@ function validateBackend(b: unknown): VxlanBackendConfig | NetworkConfigError {
   let port: number = FLANNEL_DEFAULTS.port;
   let portExplicit = false;
   if (be.Port !== undefined && be.Port !== null && be.Port !== 0) {
-    if (!isInt(be.Port) || be.Port < 1 || be.Port > 65535) return fail('Backend.Port', `must be an integer between 1 and 65535 (or 0/unset for ${FLANNEL_DEFAULTS.port}), got ${JSON.stringify(be.Port)}`);
+    if (!isInt(be.Port) || be.Port < 1 || be.Port > 65535)
+      return fail('Backend.Port', `must be an integer between 1 and 65535 (or 0/unset for ${FLANNEL_DEFAULTS.port}), got ${JSON.stringify(be.Port)}`);
     port = be.Port;
     portExplicit = true;
   }
@@ -238,12 +238,7 @@ export function parseNetworkConfig(text: string): NetworkConfig {
 /** A one-line summary for logs. */
 export function describeNetworkConfig(c: NetworkConfig): string {
   const r = c.ipv4;
-  const parts = [
-    `Network=${formatCidr(r.network)}`,
-    `SubnetLen=${r.subnetLen}`,
-    `SubnetMin=${formatAddress(4, r.subnetMin)}`,
-    `SubnetMax=${formatAddress(4, r.subnetMax)}`,
-  ];
+  const parts = [`Network=${formatCidr(r.network)}`, `SubnetLen=${r.subnetLen}`, `SubnetMin=${formatAddress(4, r.subnetMin)}`, `SubnetMax=${formatAddress(4, r.subnetMax)}`];
   if (c.ipv6) parts.push(`IPv6Network=${formatCidr(c.ipv6.network)}`, `IPv6SubnetLen=${c.ipv6.subnetLen}`);
   parts.push(`Backend=vxlan VNI=${c.backend.vni} Port=${c.backend.port}`);
   return parts.join(' ');

@@ -161,7 +161,9 @@ export function validateFlannelOptions(o: FlannelControlOptions): Error | undefi
   if (typeof o.local !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}$/.test(o.local)) return new TypeError(`--local must be this host's underlay IPv4 address, got ${JSON.stringify(o.local)}`);
   const ttl = o.leaseTtlSeconds ?? FLANNEL_DEFAULTS.leaseTtlSeconds;
   if (!Number.isInteger(ttl) || ttl < MIN_LEASE_TTL_SECONDS || ttl > MAX_LEASE_TTL_SECONDS) {
-    return new TypeError(`--lease-ttl must be a whole number of seconds between ${MIN_LEASE_TTL_SECONDS} and ${MAX_LEASE_TTL_SECONDS} (24d: the renewal timer cannot hold longer), got ${JSON.stringify(o.leaseTtlSeconds)}`);
+    return new TypeError(
+      `--lease-ttl must be a whole number of seconds between ${MIN_LEASE_TTL_SECONDS} and ${MAX_LEASE_TTL_SECONDS} (24d: the renewal timer cannot hold longer), got ${JSON.stringify(o.leaseTtlSeconds)}`,
+    );
   }
   const prefix = o.prefix ?? FLANNEL_DEFAULTS.prefix;
   if (!prefix.startsWith('/')) return new TypeError(`--etcd-prefix must start with '/', got ${JSON.stringify(prefix)}`);
@@ -233,7 +235,8 @@ export async function startFlannelControl(opts: FlannelControlOptions, makeVtep:
   let watcher: LeaseWatcher | undefined;
   try {
     const config = await retrying('read network config', () => reg.getConfig(), { clock, health, stopped: () => stopped, deadlineMs: startupDeadline });
-    if (config.enableIPv6) throw new NetworkConfigError('EnableIPv6', 'the IPv6 overlay is not implemented by vxtap yet (leases with IPv6 parts are read, but this host can only join with EnableIPv6 false)');
+    if (config.enableIPv6)
+      throw new NetworkConfigError('EnableIPv6', 'the IPv6 overlay is not implemented by vxtap yet (leases with IPv6 parts are read, but this host can only join with EnableIPv6 false)');
     const range = config.ipv4;
     log(`network config: ${describeNetworkConfig(config)}`);
 
@@ -268,7 +271,21 @@ export async function startFlannelControl(opts: FlannelControlOptions, makeVtep:
 
     // ---- lease ------------------------------------------------------------
     const reserved: Cidr[] = [...underlay, ...etcdAddresses.map((a) => ({ family: 4 as const, base: parseAddress(a).value, len: 32 }))];
-    const k = new LeaseKeeper({ registry: reg, clock, health, range, local: opts.local, value, ttlSeconds: ttl, previous: await readPreviousSubnet(subnetFile), subnetFile, reserved, random: opts.random, log, onFatal: fatal });
+    const k = new LeaseKeeper({
+      registry: reg,
+      clock,
+      health,
+      range,
+      local: opts.local,
+      value,
+      ttlSeconds: ttl,
+      previous: await readPreviousSubnet(subnetFile),
+      subnetFile,
+      reserved,
+      random: opts.random,
+      log,
+      onFatal: fatal,
+    });
     keeper = k;
     const own = await k.acquire(startupDeadline);
     const subnetText = formatCidr(own.subnet);

@@ -126,7 +126,9 @@ export class LeaseKeeper {
       const pick = pickFreeSubnet(range, taken, this.random);
       if (!pick) {
         const ignoredKeys = records.length - records.filter((r) => r.subnet && inRange(range, r.subnet)).length;
-        throw new FatalControlError(`no free subnet between SubnetMin and SubnetMax in ${formatCidr(range.network)} (${taken.length} taken of ${records.length} records; ${ignoredKeys} records that are not allocatable subnets ignored)`);
+        throw new FatalControlError(
+          `no free subnet between SubnetMin and SubnetMax in ${formatCidr(range.network)} (${taken.length} taken of ${records.length} records; ${ignoredKeys} records that are not allocatable subnets ignored)`,
+        );
       }
       const key = subnetKey(pick);
       if (await reg.tryCreate(key, value, leaseId)) {
@@ -271,4 +273,3 @@ export class LeaseKeeper {
     }
   }
 }
-

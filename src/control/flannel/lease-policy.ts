@@ -260,7 +260,12 @@ export class LogLimiter {
   private used = 0;
   private suppressed = 0;
 
-  constructor(private readonly log: (msg: string) => void, private readonly now: () => number, readonly burst = 10, readonly windowMs = 60_000) {}
+  constructor(
+    private readonly log: (msg: string) => void,
+    private readonly now: () => number,
+    readonly burst = 10,
+    readonly windowMs = 60_000,
+  ) {}
 
   /** Log `msg` unless the window's budget is spent. Returns whether it was written. */
   write(msg: string): boolean {

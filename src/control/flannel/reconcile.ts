@@ -38,11 +38,7 @@ export function desiredRemotes(records: Iterable<Lease | MalformedLease>, ctx: S
 }
 
 /** One host change, for `OverlayHost.batch`. */
-export type OverlayOp =
-  | { op: 'neighReplace'; ip: string; mac: string }
-  | { op: 'neighDel'; ip: string }
-  | { op: 'routeReplace'; dst: string; via: string }
-  | { op: 'routeDel'; dst: string };
+export type OverlayOp = { op: 'neighReplace'; ip: string; mac: string } | { op: 'neighDel'; ip: string } | { op: 'routeReplace'; dst: string; via: string } | { op: 'routeDel'; dst: string };
 
 /** What the applier needs from the host: the per-subnet route and neighbour. */
 export interface OverlayHost {
@@ -104,7 +100,10 @@ export class OverlayApplier {
   /** Remotes whose programming failed (maybe half-done: neighbour without route). */
   private failedKeys = new Map<string, RemoteHost>();
 
-  constructor(private readonly dataplane: DataplaneControl, private readonly host: OverlayHost) {}
+  constructor(
+    private readonly dataplane: DataplaneControl,
+    private readonly host: OverlayHost,
+  ) {}
 
   /** Remote hosts currently programmed. */
   get current(): RemoteHost[] {

@@ -60,7 +60,10 @@ export class FakeLeaseRegistry implements LeaseRegistry {
   /** Calls made, by method name. */
   readonly calls: Record<string, number> = {};
 
-  constructor(private readonly clock: Clock, config?: unknown) {
+  constructor(
+    private readonly clock: Clock,
+    config?: unknown,
+  ) {
     if (config !== undefined) this.configText = typeof config === 'string' ? config : JSON.stringify(config);
   }
 

@@ -70,9 +70,7 @@ export interface LeaseSnapshot {
 }
 
 /** One change under the subnets prefix. */
-export type LeaseWatchEvent =
-  | { type: 'put'; key: string; revision: bigint; record: Lease | MalformedLease }
-  | { type: 'delete'; key: string; revision: bigint };
+export type LeaseWatchEvent = { type: 'put'; key: string; revision: bigint; record: Lease | MalformedLease } | { type: 'delete'; key: string; revision: bigint };
 
 /** Callbacks of a lease watch. */
 export interface LeaseWatchHandlers {
@@ -121,7 +119,10 @@ export class EtcdLeaseRegistry implements LeaseRegistry {
   /** '<prefix>/config' */
   readonly configKey: string;
 
-  constructor(readonly client: Etcd3, readonly prefix: string) {
+  constructor(
+    readonly client: Etcd3,
+    readonly prefix: string,
+  ) {
     const p = prefix.replace(/\/+$/, '');
     this.subnetsPrefix = `${p}/subnets/`;
     this.configKey = `${p}/config`;

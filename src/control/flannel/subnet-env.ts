@@ -15,10 +15,7 @@ export const DEFAULT_SUBNET_FILE = '/run/vxtap/subnet.env';
 
 /** The file's text for a lease. */
 export function renderSubnetEnv(config: NetworkConfig, subnet: Cidr, mtu: number, ipMasq: boolean, ipv6Subnet?: Cidr): string {
-  const lines = [
-    `FLANNEL_NETWORK=${formatCidr(config.ipv4.network)}`,
-    `FLANNEL_SUBNET=${firstUsableOf(subnet)}`,
-  ];
+  const lines = [`FLANNEL_NETWORK=${formatCidr(config.ipv4.network)}`, `FLANNEL_SUBNET=${firstUsableOf(subnet)}`];
   if (config.ipv6 && ipv6Subnet) {
     lines.push(`FLANNEL_IPV6_NETWORK=${formatCidr(config.ipv6.network)}`, `FLANNEL_IPV6_SUBNET=${firstUsableOf(ipv6Subnet)}`);
   }
