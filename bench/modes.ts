@@ -9,11 +9,13 @@
  * - ovs-gre / ovs-vxlan: Open vSwitch with one ovsdb-server + ovs-vswitchd per
  *   host; the userspace (netdev) datapath unless the kernel module exists.
  * - vxtap: this project's dataplane (`vxtap up`) in each host, sub-variants as
- *   `vxtap:workers=2,mtu=1400`.
+ *   `vxtap:workers=2,mtu=1400`; `vxtap:slowdown=10` is the test-only injected
+ *   slowdown (VXTAP_TEST_SLOWDOWN_PCT=10 in both processes' environment).
  */
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../src/host/exec.js';
+import { TEST_SLOWDOWN_ENV, TEST_SLOWDOWN_MAX_PCT, testSlowdownFromEnv } from '../src/pipeline/slowdown.js';
 import { ovsKernelModulePresent, ovsUnavailableReason, startOvs } from '../src/host/ovs.js';
 import type { CpuTimes } from '../src/host/procstat.js';
 import type { BenchHost, BenchProcess } from './host.js';
@@ -66,7 +68,20 @@ export function parseModeSpec(text: string): ModeSpec {
       params[k] = v;
     }
   }
+  if ('slowdown' in params) {
+    const why = testSlowdownFromEnv({ [TEST_SLOWDOWN_ENV]: params.slowdown });
+    if (why instanceof Error) throw new Error(`--modes ${text}: slowdown must be an integer percent 0..${TEST_SLOWDOWN_MAX_PCT} (test-only knob ${TEST_SLOWDOWN_ENV})`);
+  }
   return { id: text, kind, params };
+}
+
+/**
+ * Environment of a vxtap mode's `vxtap up` processes (both hosts): `slowdown=P`
+ * (test-only, to validate the decision rule against a real regression) sets
+ * VXTAP_TEST_SLOWDOWN_PCT=P; every other parameter is a flag.
+ */
+export function vxtapModeEnv(spec: ModeSpec): Record<string, string> {
+  return 'slowdown' in spec.params ? { [TEST_SLOWDOWN_ENV]: spec.params.slowdown } : {};
 }
 
 /** What a mode setup needs. */
@@ -402,8 +417,8 @@ async function statsOf(host: BenchHost, main: string, dev: string, sock: string)
   const r = await host.exec([process.execPath, main, 'stats', '--name', dev, '--stats-socket', sock], { allowFail: true, timeoutMs: 5000 });
   try {
     const s = JSON.parse(r.stdout) as Record<string, unknown>;
-    const { name, vni, port, local, mtu, workers, offload } = s;
-    return { name, vni, port, local, mtu, workers, offload };
+    const { name, vni, port, local, mtu, workers, offload, testSlowdownPct } = s;
+    return { name, vni, port, local, mtu, workers, offload, ...(testSlowdownPct !== undefined ? { testSlowdownPct } : {}) };
   } catch {
     return null;
   }
@@ -472,7 +487,7 @@ const vxtap: ModeDriver = {
       ];
       if (uplink) argv.push('--uplink-bridge', topo.remote ? (local === A.underlayA ? topo.devA : topo.devB) : UNDERLAY_BRIDGE);
       for (const [k, v] of Object.entries(spec.params)) {
-        if (k === 'mtu' || k === 'uplink') continue;
+        if (k === 'mtu' || k === 'uplink' || k === 'slowdown') continue;
         if (v === 'off')
           argv.push(`--no-${k}`); // vxtap:offload=off -> --no-offload
         else if (v !== 'on') argv.push(`--${k}`, v);
@@ -485,7 +500,8 @@ const vxtap: ModeDriver = {
       await topo.remote?.b.untrack({ links: [dev] });
     };
     try {
-      for (const [host, local, peer, overlay, sock] of ends) procs.push(host.spawn(argvFor(local, peer, overlay, sock)));
+      const env = vxtapModeEnv(spec);
+      for (const [host, local, peer, overlay, sock] of ends) procs.push(host.spawn(argvFor(local, peer, overlay, sock), { env }));
       const deadline = Date.now() + ctx.readyTimeoutMs;
       for (let i = 0; i < ends.length; i++) {
         const [host] = ends[i];
@@ -519,7 +535,13 @@ const vxtap: ModeDriver = {
         overheadBytes: VXLAN_OVERHEAD_V4,
         dataplanePids: () => procs.map((p) => p.pid).filter((p) => p > 0),
         dataplanePidsOn: (label) => [procs[label === 'A' ? 0 : 1]?.pid ?? -1].filter((p) => p > 0),
-        info: { dataplane: 'vxtap', command: argvFor(A.underlayA, A.underlayB, A.overlayA, sockA).slice(1).join(' '), params: spec.params, stats: await statsOf(topo.a, main, dev, sockA) },
+        info: {
+          dataplane: 'vxtap',
+          command: argvFor(A.underlayA, A.underlayB, A.overlayA, sockA).slice(1).join(' '),
+          params: spec.params,
+          ...(Object.keys(env).length ? { env } : {}),
+          stats: await statsOf(topo.a, main, dev, sockA),
+        },
         async counters() {
           const out: Record<string, unknown> = {};
           for (const [host, , , , sock] of ends) {

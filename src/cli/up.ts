@@ -6,6 +6,7 @@
 import { Command, Option } from 'commander';
 import { ConfigError, DEFAULTS, mergeConfig, parsePortRange, plainHttpEndpoints, readConfigFile, readSecretFile, validateConfig, type VtepConfig } from '../config.js';
 import { Vtep } from '../dataplane/vtep.js';
+import { TEST_SLOWDOWN_ENV, testSlowdownFromEnv } from '../pipeline/slowdown.js';
 // etcd mode's control plane (and its etcd client, ~0.5 s to load) is imported
 // only when used: a restarted static-mode instance is forwarding sooner
 import { addFlannelCliOptions, flannelOptionsFromCli } from '../control/flannel/cli-options.js';
@@ -42,6 +43,9 @@ Statistics: 'vxtap stats --name NAME' (JSON), or HTTP on the control socket
 (/run/vxtap/NAME.sock in the host's network namespace, /run/vxtap/netns-INODE/NAME.sock
 in any other: /stats, /metrics in Prometheus format, /fdb). --metrics serves only /metrics.
 The TAP MAC is derived from --name, --local and --vni, so a restart keeps it.
+Test-only: VXTAP_TEST_SLOWDOWN_PCT=P (integer 0-90, default off) makes each worker
+busy-wait P% of every batch's processing time (a known throughput cost, for
+validating the bench); stats show it as testSlowdownPct.
 Exit status: 0 after a clean shutdown, 2 for an invalid configuration, 1 on failure.`;
 
 /** Build the VtepConfig from flags, env and the config file; throws ConfigError. */
@@ -126,6 +130,13 @@ export function register(program: Command): void {
       }
       throw err;
     }
+    // test-only knob (src/pipeline/slowdown.ts): validated before anything touches the host
+    const testSlowdownPct = testSlowdownFromEnv(process.env);
+    if (testSlowdownPct instanceof Error) {
+      process.stderr.write(`vxtap up: invalid configuration: ${testSlowdownPct.message}\n`);
+      process.exit(2);
+    }
+    if (testSlowdownPct > 0) process.stderr.write(`vxtap up: warning: test-only slowdown active: ${TEST_SLOWDOWN_ENV}=${testSlowdownPct} (each batch costs ${testSlowdownPct}% more worker time)\n`);
     let etcdMode;
     try {
       if (typeof opts.etcdPasswordFile === 'string') {

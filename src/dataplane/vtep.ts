@@ -41,6 +41,7 @@ import { OwnedNftTable } from '../host/nft-owned.js';
 import { planVtep, type HostFacts, type SocketSpec, type VtepPlan } from './plan.js';
 import { UndoList } from './undo.js';
 import { claimSocketPath, removeSocketFile } from './control-socket.js';
+import { testSlowdownStatus } from '../pipeline/slowdown.js';
 export { socketAlive } from './control-socket.js';
 
 /** Status of a running VTEP, as `vxtap stats` prints it. */
@@ -71,6 +72,8 @@ export interface VtepStatus {
   stages: StageCosts;
   /** Times a worker ended unasked and was restarted (all workers). */
   workerRestarts: number;
+  /** Test-only slowdown (VXTAP_TEST_SLOWDOWN_PCT) the workers run with; absent when off. */
+  testSlowdownPct?: number;
   /** The control plane's own state (etcd mode: subnet, lease, etcd reachability, counters), else absent. */
   control?: unknown;
   perWorker: CounterSnapshot[];
@@ -716,6 +719,7 @@ export class Vtep implements DataplaneControl {
       drops: dropsByReason(total),
       stages: stageCosts(total),
       workerRestarts: this.workers.reduce((n, w) => n + w.restarts, 0),
+      ...testSlowdownStatus(process.env),
       ...(this.controlStatus ? { control: this.controlStatus() } : {}),
       perWorker,
     };

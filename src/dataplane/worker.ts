@@ -14,7 +14,7 @@ import type { PeerInfo } from './engine.js';
 import { FdbView, nowSeconds } from './fdb.js';
 import { peerCounterView } from './stats.js';
 import type { Accounting } from './accounting.js';
-import { buildPipeline, type Pipeline, type PipelineConfig } from '../pipeline/index.js';
+import { buildPipeline, testSlowdownFromEnv, type Pipeline, type PipelineConfig } from '../pipeline/index.js';
 import { LinuxTapQueue } from '../tap/linux.js';
 import { LinuxUdpTransport } from '../transport/linux.js';
 import { LinuxUplinkPort } from '../uplink/linux.js';
@@ -51,9 +51,13 @@ export const CTL_STOP = 0;
 export const CTL_SEQ = 1;
 
 function runWorker(init: WorkerInit, parent: MessagePort): void {
+  // test-only (VXTAP_TEST_SLOWDOWN_PCT, src/pipeline/slowdown.ts): the worker inherits
+  // the environment `vxtap up` validated at start
+  const testSlowdownPct = testSlowdownFromEnv(process.env);
+  if (testSlowdownPct instanceof Error) throw testSlowdownPct;
   const uplink = init.uplinkFd !== undefined ? new LinuxUplinkPort(init.uplinkFd, init.uplinkRx === true) : undefined;
   const pipeline = buildPipeline(
-    { ...init, uplink: uplink !== undefined ? init.uplink : undefined },
+    { ...init, uplink: uplink !== undefined ? init.uplink : undefined, testSlowdownPct },
     { tap: new LinuxTapQueue(init.tapFd, init.offload ? VNET_HDR_LEN : 0), transport: new LinuxUdpTransport(init.rxFd, init.txFds, init.txFdsNoDf), uplink },
     { fdb: new FdbView(init.fdb), counters: new Float64Array(init.counters), peerCounters: peerCounterView(init.counters), post: (ev) => parent.postMessage(ev), now: nowSeconds },
   );

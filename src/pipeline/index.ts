@@ -37,6 +37,7 @@ import type { UplinkPort } from '../uplink/index.js';
 import { PlainPath } from './plain.js';
 import { OffloadPath } from './offload.js';
 import { UplinkPath } from './uplink.js';
+import { spinAfterBatch, TEST_SLOWDOWN_MAX_PCT } from './slowdown.js';
 
 /** What shapes a worker's pipeline (the worker's init without its fds and shared blocks). */
 export interface PipelineConfig {
@@ -64,6 +65,11 @@ export interface PipelineConfig {
   /** The VXLAN UDP port (what uplink receive accepts). */
   vxlanPort: number;
   peers: PeerInfo[];
+  /**
+   * Test-only (VXTAP_TEST_SLOWDOWN_PCT, see slowdown.ts): after each batch, busy-wait
+   * this percent of the batch's wall time. 0 or absent: off.
+   */
+  testSlowdownPct?: number;
 }
 
 /** A worker's devices. */
@@ -113,13 +119,33 @@ export class Pipeline {
     readonly engine: Engine,
     readonly acct: Accounting,
     private readonly path: Path,
+    /** Test-only slowdown, percent of each batch's wall time (0: off). */
+    readonly testSlowdownPct = 0,
   ) {}
 
   /** One pass: TAP to underlay, then the uplink (before the socket: a flow's large segments before its small tail), then the socket. */
   pass(): number {
+    if (this.testSlowdownPct > 0) return this.slowedPass();
     const n = this.path.transmit();
     const u = this.path.receiveUplink();
     const m = this.path.receive();
+    return n + u + m;
+  }
+
+  /** pass() with the test-only slowdown: each device's batch is timed and followed by a spin (an idle read is not). */
+  private slowedPass(): number {
+    const pct = this.testSlowdownPct;
+    let t0 = performance.now();
+    const n = this.path.transmit();
+    let t1 = performance.now();
+    if (n > 0) t1 = spinAfterBatch(t0, t1, pct);
+    t0 = t1;
+    const u = this.path.receiveUplink();
+    t1 = performance.now();
+    if (u > 0) t1 = spinAfterBatch(t0, t1, pct);
+    t0 = t1;
+    const m = this.path.receive();
+    if (m > 0) spinAfterBatch(t0, performance.now(), pct);
     return n + u + m;
   }
 
@@ -132,6 +158,8 @@ export class Pipeline {
 /** Build a worker's pipeline over its devices. */
 export function buildPipeline(cfg: PipelineConfig, dev: Devices, ctx: PipelineContext): Pipeline {
   if (cfg.batchSize < 1) throw new RangeError('batchSize must be at least 1');
+  const slow = cfg.testSlowdownPct ?? 0;
+  if (!Number.isInteger(slow) || slow < 0 || slow > TEST_SLOWDOWN_MAX_PCT) throw new RangeError(`testSlowdownPct must be an integer 0..${TEST_SLOWDOWN_MAX_PCT}`);
   native(); // the byte kernels: fail here, not in the first pass
   const acct = new Accounting(ctx.counters, ctx.peerCounters);
   const sender = new Sender(dev.transport, acct);
@@ -161,7 +189,8 @@ export function buildPipeline(cfg: PipelineConfig, dev: Devices, ctx: PipelineCo
     const offload = new OffloadPath(cfg, dev, engine, acct, sender);
     path = dev.uplink !== undefined && cfg.uplink !== undefined ? new UplinkPath(cfg, dev, dev.uplink, cfg.uplink, engine, acct, offload) : offload;
   }
-  return new Pipeline(engine, acct, path);
+  return new Pipeline(engine, acct, path, cfg.testSlowdownPct ?? 0);
 }
 
 export { PlainPath, OffloadPath, UplinkPath };
+export { TEST_SLOWDOWN_ENV, TEST_SLOWDOWN_MAX_PCT, testSlowdownFromEnv } from './slowdown.js';
