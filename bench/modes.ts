@@ -78,10 +78,15 @@ export function parseModeSpec(text: string): ModeSpec {
 /**
  * Environment of a vxtap mode's `vxtap up` processes (both hosts): `slowdown=P`
  * (test-only, to validate the decision rule against a real regression) sets
- * VXTAP_TEST_SLOWDOWN_PCT=P; every other parameter is a flag.
+ * VXTAP_TEST_SLOWDOWN_PCT=P; every other parameter is a flag. Without the
+ * parameter, a VXTAP_TEST_SLOWDOWN_PCT in the bench's own environment (`bench ci
+ * --inject-slowdown` sets it for the head side) is passed on explicitly, so
+ * --hosts agents, which spawn with their own environment, get it too.
  */
-export function vxtapModeEnv(spec: ModeSpec): Record<string, string> {
-  return 'slowdown' in spec.params ? { [TEST_SLOWDOWN_ENV]: spec.params.slowdown } : {};
+export function vxtapModeEnv(spec: ModeSpec, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  if ('slowdown' in spec.params) return { [TEST_SLOWDOWN_ENV]: spec.params.slowdown };
+  const inherited = env[TEST_SLOWDOWN_ENV];
+  return inherited !== undefined && inherited.trim() !== '' ? { [TEST_SLOWDOWN_ENV]: inherited.trim() } : {};
 }
 
 /** What a mode setup needs. */

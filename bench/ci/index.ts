@@ -28,7 +28,7 @@ import { repoRoot } from '../run.js';
 import { writeFileAtomic } from '../state.js';
 import { validateResult } from '../validate.js';
 import { buildWorktree, gitToplevel, isDirty, Procs, removeWorktree, resolveCommit, type SideBuild } from './build.js';
-import { ciPlan, mergeRounds, roundArgv, roundEnv, type CiOptions, type Side } from './plan.js';
+import { ciPlan, mergeRounds, roundArgv, roundEnv, sideEnv, type CiOptions, type Side } from './plan.js';
 import { ciExitStatus, compareAtLevel, runAbab, type AbabOutcome } from './sequential.js';
 
 /** Schema identifier and version of ci.json. */
@@ -115,7 +115,7 @@ function roundResult(dir: string): BenchResult | null {
 }
 
 /** The decision part of comparison.md. */
-function renderDecision(s: { plan: number[]; level: number; outcome: AbabOutcome; exitStatus: number; failPct: number; builds: Record<Side, SideBuild> }): string {
+function renderDecision(s: { plan: number[]; level: number; outcome: AbabOutcome; exitStatus: number; failPct: number; builds: Record<Side, SideBuild>; injectSlowdownPct: number | null }): string {
   const out = ['## Decision (vxtap bench ci)', ''];
   for (const side of ['base', 'head'] as const) {
     const b = s.builds[side];
@@ -123,6 +123,7 @@ function renderDecision(s: { plan: number[]; level: number; outcome: AbabOutcome
       `- ${side}: \`${b.ref}\` = ${b.commit.slice(0, 12)}${b.dirty ? ' with uncommitted changes (working tree as it is)' : ''}; ${b.worktree ? `built in a worktree (node_modules: ${b.nodeModules})` : 'the current checkout'}`,
     );
   }
+  if (s.injectSlowdownPct !== null) out.push(`- **test-only**: head ran with an injected slowdown (VXTAP_TEST_SLOWDOWN_PCT=${s.injectSlowdownPct}, --inject-slowdown)`);
   out.push(`- rounds: base and head interleaved (ABAB), one \`vxtap bench --rounds 1\` of each build per round, on the same hosts`);
   out.push(`- stopping rule (bench/decide.ts): looks at ${s.plan.join(', ')} rounds per side, each at level ${s.level.toPrecision(3)} (alpha / ${s.plan.length} looks, Holm inside a look)`);
   for (const l of s.outcome.looks)
@@ -183,7 +184,16 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
     dir,
     base: { ref: o.base, commit: pre.baseCommit },
     head: { ref: o.head ?? 'working tree', commit: pre.headCommit, dirty: pre.headDirty },
-    options: { profile: o.profile, modes: o.modes, cap: o.cap, metrics: o.metrics, alpha: o.alpha, failOnRegressionPct: o.failOnRegressionPct, hosts: o.remote?.hosts ?? null },
+    options: {
+      profile: o.profile,
+      modes: o.modes,
+      cap: o.cap,
+      metrics: o.metrics,
+      alpha: o.alpha,
+      failOnRegressionPct: o.failOnRegressionPct,
+      hosts: o.remote?.hosts ?? null,
+      injectSlowdownPct: o.injectSlowdownPct,
+    },
   };
   const finish = (exitStatus: CiRun['exitStatus'], extra: Record<string, unknown>): CiRun => {
     Object.assign(summary, extra, { exitStatus, wallSeconds: (Date.now() - t0) / 1000 });
@@ -197,7 +207,7 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
   };
   try {
     log(
-      `bench ci: base ${o.base} = ${pre.baseCommit.slice(0, 12)}, head ${o.head ?? 'the working tree'} = ${pre.headCommit.slice(0, 12)}${pre.headDirty ? ' (uncommitted changes)' : ''}; ${o.profile} profile, modes ${o.modes.join(' ')}, looks at ${plan.schedule.join(', ')} rounds per side; output ${dir}`,
+      `bench ci: base ${o.base} = ${pre.baseCommit.slice(0, 12)}, head ${o.head ?? 'the working tree'} = ${pre.headCommit.slice(0, 12)}${pre.headDirty ? ' (uncommitted changes)' : ''}${o.injectSlowdownPct !== null ? ` with a TEST-ONLY injected slowdown of ${o.injectSlowdownPct}%` : ''}; ${o.profile} profile, modes ${o.modes.join(' ')}, looks at ${plan.schedule.join(', ')} rounds per side; output ${dir}`,
     );
     const builds = {} as Record<Side, SideBuild>;
     for (const side of ['base', 'head'] as const) {
@@ -239,7 +249,11 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
       const out = path.join(dir, 'rounds', name);
       const started = Date.now();
       log(`bench ci: [${++done}] round ${round} ${side} (${b.commit.slice(0, 12)})`);
-      const r = await procs.run([process.execPath, b.cli, ...roundArgv(o, round, out)], { cwd: b.root, env: { ...roundEnv(process.env), ...b.env }, logFile: path.join(dir, 'rounds', `${name}.log`) });
+      const r = await procs.run([process.execPath, b.cli, ...roundArgv(o, round, out)], {
+        cwd: b.root,
+        env: { ...roundEnv(process.env), ...b.env, ...sideEnv(o, side) },
+        logFile: path.join(dir, 'rounds', `${name}.log`),
+      });
       if (procs.aborted) throw new Error('interrupted');
       if (r.code === 2) {
         refused.side = side;
@@ -283,7 +297,7 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
     writeFileAtomic(path.join(dir, 'result.json'), `${JSON.stringify(outcome.head, null, 2)}\n`);
     writeFileAtomic(path.join(dir, 'base-result.json'), `${JSON.stringify(outcome.base, null, 2)}\n`);
     writeFileAtomic(path.join(dir, 'comparison.json'), `${JSON.stringify(c, null, 2)}\n`);
-    const md = `${renderCompareMarkdown(c)}\n${renderDecision({ plan: plan.schedule, level, outcome, exitStatus, failPct: o.failOnRegressionPct, builds })}`;
+    const md = `${renderCompareMarkdown(c)}\n${renderDecision({ plan: plan.schedule, level, outcome, exitStatus, failPct: o.failOnRegressionPct, builds, injectSlowdownPct: o.injectSlowdownPct })}`;
     writeFileAtomic(path.join(dir, 'comparison.md'), md);
     try {
       const html = renderReportHtml(outcome.head, { extraSections: [{ id: 'ci', title: 'CI comparison', html: markdownToHtml(md.replace(/^# .*\n/, ''), 1) }] });

@@ -20,6 +20,7 @@ import { COMPARE_DEFAULTS } from '../compare.js';
 import { derive, type BenchResult, type ModeEntry } from '../result.js';
 import { rotate } from '../run.js';
 import { parseModeSpec } from '../modes.js';
+import { TEST_SLOWDOWN_ENV, TEST_SLOWDOWN_MAX_PCT } from '../../src/pipeline/slowdown.js';
 
 /** A side of the comparison. */
 export type Side = 'base' | 'head';
@@ -68,6 +69,8 @@ export interface CiOptions {
   remote: CiRemote | null;
   progress: boolean;
   json: boolean;
+  /** Test-only (--inject-slowdown): VXTAP_TEST_SLOWDOWN_PCT for the head side's rounds; null: off. */
+  injectSlowdownPct: number | null;
 }
 
 /** Option values as commander hands them over (flags or environment mirrors). */
@@ -145,6 +148,13 @@ export function parseCiOptions(o: RawCiOptions, sshOptionsEnv: string[] = []): C
   } else if (remoteOnly) {
     return new TypeError(`--${remoteOnly.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --hosts`);
   }
+  const injectText = str(o.injectSlowdown);
+  let injectSlowdownPct: number | null = null;
+  if (injectText !== null) {
+    injectSlowdownPct = Number(injectText);
+    if (!/^\d+$/.test(injectText) || injectSlowdownPct < 1 || injectSlowdownPct > TEST_SLOWDOWN_MAX_PCT)
+      return new TypeError(`--inject-slowdown (test-only) must be an integer percent 1..${TEST_SLOWDOWN_MAX_PCT} (got "${injectText}")`);
+  }
   return {
     base,
     head,
@@ -159,6 +169,7 @@ export function parseCiOptions(o: RawCiOptions, sshOptionsEnv: string[] = []): C
     remote,
     progress: o.progress !== false,
     json: o.json === true || o.json === 'true' || o.json === '1',
+    injectSlowdownPct,
   };
 }
 
@@ -222,7 +233,17 @@ export function roundArgv(o: Pick<CiOptions, 'profile' | 'modes' | 'remote'>, ro
  * what it creates.
  */
 export function roundEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('VXTAP_BENCH_') || k === 'VXTAP_BENCH_STATE_DIR' || k === 'VXTAP_BENCH_PREFIX'));
+  // the test-only slowdown reaches a round only through sideEnv (--inject-slowdown), never by inheritance
+  return Object.fromEntries(Object.entries(env).filter(([k]) => k !== TEST_SLOWDOWN_ENV && (!k.startsWith('VXTAP_BENCH_') || k === 'VXTAP_BENCH_STATE_DIR' || k === 'VXTAP_BENCH_PREFIX')));
+}
+
+/**
+ * What one side's rounds add to {@link roundEnv}: with --inject-slowdown P
+ * (test-only), VXTAP_TEST_SLOWDOWN_PCT=P for the head side, which its bench
+ * passes to every `vxtap up` (bench/modes.ts vxtapModeEnv, --hosts included).
+ */
+export function sideEnv(o: Pick<CiOptions, 'injectSlowdownPct'>, side: Side): Record<string, string> {
+  return side === 'head' && o.injectSlowdownPct !== null ? { [TEST_SLOWDOWN_ENV]: String(o.injectSlowdownPct) } : {};
 }
 
 /** Where a merged result came from (stored as options.ci; the schema leaves options open). */

@@ -35,6 +35,11 @@ export function registerCi(bench: Command): void {
     )
     .addOption(new Option('--alpha <p>', 'family-wise false-alarm budget over all looks and gating metrics').default('0.05').env('VXTAP_BENCH_CI_ALPHA'))
     .addOption(new Option('--fail-on-regression <percent>', 'exit 1 when a worse verdict changes its metric by more than this many percent').default('0').env('VXTAP_BENCH_CI_FAIL_ON_REGRESSION'))
+    .addOption(
+      new Option('--inject-slowdown <percent>', 'TEST-ONLY: run the head side with VXTAP_TEST_SLOWDOWN_PCT=percent (1-90), a known vxtap slowdown, to check that the decision catches it').env(
+        'VXTAP_BENCH_CI_INJECT_SLOWDOWN',
+      ),
+    )
     .addOption(new Option('--json', 'print ci.json (builds, looks, counts, exit status) to stdout when done').env('VXTAP_BENCH_CI_JSON'))
     .addOption(new Option('--no-progress', 'no progress lines on stderr').env('VXTAP_BENCH_NO_PROGRESS'))
     .addOption(new Option('--hosts <A,B>', 'bench across two real hosts (as vxtap bench --hosts); each round deploys its own build (--deploy)').env('VXTAP_BENCH_HOSTS'))
