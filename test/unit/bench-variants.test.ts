@@ -2,7 +2,9 @@
  * The bench's opt-in variants, pure parts: --endpoints, --contention and
  * --underlay-offloads validation, the contended-variant ids, ethtool parsing and
  * the change plan, the hog's CPU taken out of a sample, the claims rows and the
- * schema of the new result fields (a golden result dressed as a variant run).
+ * schema of the new result fields (a golden result dressed as a variant run);
+ * the test-only slowdown knob (VXTAP_TEST_SLOWDOWN_PCT): its validation, the
+ * vxtap:slowdown=P variant, bench ci --inject-slowdown and the slowed pass.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -19,6 +21,12 @@ import { validateOptions, type BenchOptions } from '../../bench/run.js';
 import { renderSummaryMarkdown } from '../../bench/summary.js';
 import { judgeClaims } from '../../bench/report/claims.js';
 import { validateResult } from '../../bench/validate.js';
+import { parseModeSpec, vxtapModeEnv } from '../../bench/modes.js';
+import { parseCiOptions, roundEnv, sideEnv, type CiOptions } from '../../bench/ci/plan.js';
+import { buildPipeline, Pipeline, type Path, type PipelineConfig } from '../../src/pipeline/index.js';
+import { spinAfterBatch, testSlowdownFromEnv, testSlowdownStatus, TEST_SLOWDOWN_ENV } from '../../src/pipeline/slowdown.js';
+import type { Engine } from '../../src/dataplane/engine.js';
+import type { Accounting } from '../../src/dataplane/accounting.js';
 import type { CpuTimes } from '../../src/host/procstat.js';
 
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'bench');
@@ -274,5 +282,82 @@ describe('pods on --hosts hosts (fake agents)', () => {
       expect(calls.some((c) => c.startsWith(`${l} exec sysctl -qw net/ipv4/conf/eth1/forwarding=0`))).toBe(true);
       expect(calls.some((c) => c.startsWith(`${l} untrack`) && c.includes('"links":["vxb'))).toBe(true);
     }
+  });
+});
+
+describe('test-only slowdown knob', () => {
+  const env = (v: string | undefined) => (v === undefined ? {} : { [TEST_SLOWDOWN_ENV]: v });
+
+  it('VXTAP_TEST_SLOWDOWN_PCT: off when unset or empty, an integer 0..90, else an error naming it', () => {
+    expect(testSlowdownFromEnv(env(undefined))).toBe(0);
+    expect(testSlowdownFromEnv(env(''))).toBe(0);
+    expect(testSlowdownFromEnv(env('0'))).toBe(0);
+    expect(testSlowdownFromEnv(env(' 10 '))).toBe(10);
+    expect(testSlowdownFromEnv(env('90'))).toBe(90);
+    fc.assert(fc.property(fc.integer({ min: 0, max: 90 }), (p) => testSlowdownFromEnv(env(String(p))) === p));
+    for (const bad of ['91', '100', '-1', '10.5', '1e1', 'abc', '0x10', '10%']) {
+      const e = testSlowdownFromEnv(env(bad));
+      expect(e, bad).toBeInstanceOf(Error);
+      expect((e as Error).message).toMatch(/^VXTAP_TEST_SLOWDOWN_PCT must be an integer percent 0\.\.90/);
+    }
+    fc.assert(fc.property(fc.integer({ min: 91, max: 1_000_000 }), (p) => testSlowdownFromEnv(env(String(p))) instanceof Error));
+  });
+
+  it('status shows testSlowdownPct only when on', () => {
+    expect(testSlowdownStatus(env('10'))).toEqual({ testSlowdownPct: 10 });
+    expect(testSlowdownStatus(env(undefined))).toEqual({});
+    expect(testSlowdownStatus(env('0'))).toEqual({});
+    expect(testSlowdownStatus(env('bad'))).toEqual({});
+  });
+
+  it('vxtap:slowdown=P is a variant carried in the environment of vxtap up, not a flag', () => {
+    const spec = parseModeSpec('vxtap:workers=2,slowdown=10');
+    expect(spec).toEqual({ id: 'vxtap:workers=2,slowdown=10', kind: 'vxtap', params: { workers: '2', slowdown: '10' } });
+    expect(vxtapModeEnv(spec, {})).toEqual({ VXTAP_TEST_SLOWDOWN_PCT: '10' });
+    expect(vxtapModeEnv(spec, env('30'))).toEqual({ VXTAP_TEST_SLOWDOWN_PCT: '10' }); // the variant wins
+    expect(vxtapModeEnv(parseModeSpec('vxtap'), {})).toEqual({});
+    // bench ci --inject-slowdown: inherited by the bench, passed on explicitly (for --hosts agents)
+    expect(vxtapModeEnv(parseModeSpec('vxtap'), env('10'))).toEqual({ VXTAP_TEST_SLOWDOWN_PCT: '10' });
+    for (const bad of ['vxtap:slowdown=91', 'vxtap:slowdown=abc', 'vxtap:slowdown=-5', 'vxtap:slowdown=2.5'])
+      expect(() => parseModeSpec(bad), bad).toThrow(/slowdown must be an integer percent 0\.\.90/);
+    expect(() => parseModeSpec('kernel-vxlan:slowdown=10')).toThrow(/takes no parameters/);
+  });
+
+  it('bench ci --inject-slowdown: the head side only, validated, stripped from inherited environments', () => {
+    const o = parseCiOptions({ base: 'HEAD', injectSlowdown: '10' }) as CiOptions;
+    expect(o.injectSlowdownPct).toBe(10);
+    expect(sideEnv(o, 'head')).toEqual({ VXTAP_TEST_SLOWDOWN_PCT: '10' });
+    expect(sideEnv(o, 'base')).toEqual({});
+    const off = parseCiOptions({ base: 'HEAD' }) as CiOptions;
+    expect(off.injectSlowdownPct).toBeNull();
+    expect(sideEnv(off, 'head')).toEqual({});
+    for (const bad of ['0', '91', 'x', '5.5', '-1'])
+      expect((parseCiOptions({ base: 'HEAD', injectSlowdown: bad }) as Error).message, bad).toMatch(/^--inject-slowdown \(test-only\) must be an integer percent 1\.\.90/);
+    expect(roundEnv({ PATH: '/bin', VXTAP_TEST_SLOWDOWN_PCT: '10' })).toEqual({ PATH: '/bin' });
+  });
+
+  it('a slowed pass spins after each non-empty batch at least P% of its time; the pipeline refuses P out of range', () => {
+    const spinFor = (ms: number) => {
+      const until = performance.now() + ms;
+      while (performance.now() < until);
+    };
+    let took = 0;
+    const path: Path = {
+      transmit: () => {
+        const t = performance.now();
+        spinFor(4);
+        took = performance.now() - t;
+        return 3;
+      },
+      receiveUplink: () => 0,
+      receive: () => 0,
+    };
+    const slowed = new Pipeline(null as unknown as Engine, null as unknown as Accounting, path, 50);
+    const t0 = performance.now();
+    expect(slowed.pass()).toBe(3);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(took * 1.5); // a lower bound: the spin cannot end early
+    const now = performance.now();
+    expect(spinAfterBatch(now - 2, now, 50)).toBeGreaterThanOrEqual(now + 1); // a 2 ms batch at 50%: 1 ms more
+    expect(() => buildPipeline({ batchSize: 1, testSlowdownPct: 91 } as PipelineConfig, {} as never, {} as never)).toThrow(/testSlowdownPct must be an integer 0\.\.90/);
   });
 });
