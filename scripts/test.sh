@@ -14,14 +14,15 @@ vitest=node_modules/.bin/vitest
 if [ $# -gt 0 ]; then exec "$vitest" run "$@"; fi
 control_log=$(mktemp /tmp/vxtap-control.XXXXXX)
 unit_log=$(mktemp /tmp/vxtap-unit.XXXXXX)
-trap 'rm -f "$control_log" "$unit_log"' EXIT
+traffic_log=$(mktemp /tmp/vxtap-traffic.XXXXXX)
+trap 'rm -f "$control_log" "$unit_log" "$traffic_log"' EXIT
 t0=$SECONDS
 "$vitest" run --project control >"$control_log" 2>&1 &
 control_pid=$!
 nice -n 15 "$vitest" run --project unit --fileParallelism --maxWorkers 2 >"$unit_log" 2>&1 &
 unit_pid=$!
-nice -n 5 "$vitest" run --project traffic
-traffic_rc=$?
+nice -n 5 "$vitest" run --project traffic 2>&1 | tee "$traffic_log"
+traffic_rc=${PIPESTATUS[0]}
 wait "$control_pid"
 control_rc=$?
 wait "$unit_pid"
@@ -32,5 +33,12 @@ cat "$control_log"
 echo
 echo "---- unit project (ran at nice 15 beside the integration projects) ----"
 cat "$unit_log"
+# CI shows only the last lines of a run: name every failed test there, with its first error line.
+failed=$(sed 's/\x1b\[[0-9;]*m//g' "$traffic_log" "$control_log" "$unit_log" | grep -E '^ *(FAIL|×) |^(AssertionError|Error|TypeError)' | sort -u | head -40)
+if [ -n "$failed" ]; then
+  echo
+  echo "---- failed (all projects) ----"
+  echo "$failed"
+fi
 echo "npm test: traffic exit $traffic_rc, control exit $control_rc, unit exit $unit_rc, $((SECONDS - t0)) s"
 [ "$traffic_rc" -eq 0 ] && [ "$control_rc" -eq 0 ] && [ "$unit_rc" -eq 0 ]
