@@ -13,6 +13,7 @@ import type { ActiveMode } from './modes.js';
 import { searchNdrPdr, type SearchResult } from './ndr.js';
 import type { Profile } from './profile.js';
 import { percentilesOf, type LatencyPercentiles, type RrClientOutput } from './rr.js';
+import { SOCKPERF_SERVER_READY, sockperfRunSeconds, sockperfServerArgv, type LatencyTool } from './sockperf.js';
 import type { Topology } from './topology.js';
 
 /** Ports of the servers on host B. */
@@ -39,6 +40,8 @@ export interface MeasureContext {
   profile: Profile;
   repoRoot: string;
   pin: Pinning;
+  /** The request/response latency tool (--latency-tool); absent = rr. */
+  latencyTool?: LatencyTool;
   /** True once the run is being aborted: long loops stop early. */
   aborted: () => boolean;
   /** The servers on host B (see ServerSet). */
@@ -95,6 +98,11 @@ export function rrScript(repoRoot: string): string {
   return path.join(repoRoot, 'dist', 'bench', 'rr.js');
 }
 
+/** Path of the compiled sockperf client wrapper (sockperf.ts). */
+export function sockperfScript(repoRoot: string): string {
+  return path.join(repoRoot, 'dist', 'bench', 'sockperf.js');
+}
+
 /**
  * The servers on host B, watched. iperf3 closes its listening socket after
  * every test and opens it again, and exits for good when that re-listen fails
@@ -111,10 +119,11 @@ export class ServerSet {
   /** What happened to the servers (restarts with their reason), in order. */
   readonly events: string[] = [];
 
-  constructor(private readonly ctx: Pick<MeasureContext, 'topo' | 'mode' | 'pin' | 'repoRoot'>) {}
+  constructor(private readonly ctx: Pick<MeasureContext, 'topo' | 'mode' | 'pin' | 'repoRoot' | 'latencyTool'>) {}
 
   private argv(port: number): string[] {
     const { mode } = this.ctx;
+    if (port === PORTS.rr && this.ctx.latencyTool === 'sockperf') return pinArgv(this.ctx.pin, 'server', sockperfServerArgv(mode.addrB, port));
     if (port === PORTS.rr) return pinArgv(this.ctx.pin, 'server', [process.execPath, rrScript(this.ctx.repoRoot), 'server', '--bind', mode.addrB, '--port', String(port)]);
     // --rcv-timeout: a test whose client died stops after 10 s of silence instead of 120 s.
     return ['iperf3', '-s', '--forceflush', '--rcv-timeout', '10000', '-B', mode.addrB, '-p', String(port)];
@@ -129,7 +138,7 @@ export class ServerSet {
 
   private listening(port: number, p: BenchProcess): boolean {
     const out = p.stdout();
-    if (port === PORTS.rr) return /ready/.test(out);
+    if (port === PORTS.rr) return this.ctx.latencyTool === 'sockperf' ? SOCKPERF_SERVER_READY.test(out) : /ready/.test(out);
     return countOf(out, 'Server listening') > countOf(out, 'Accepted connection');
   }
 
@@ -140,7 +149,7 @@ export class ServerSet {
   async ready(port: number, timeoutMs = 5000): Promise<void> {
     let p = this.procs.get(port);
     if (!p) throw new Error(`no server on port ${port}`);
-    const what = port === PORTS.rr ? 'latency server' : `iperf3 server :${port}`;
+    const what = port === PORTS.rr ? (this.ctx.latencyTool === 'sockperf' ? 'latency server (sockperf)' : 'latency server') : `iperf3 server :${port}`;
     let restarted = false;
     const deadline = Date.now() + timeoutMs;
     while (!this.listening(port, p)) {
@@ -168,7 +177,7 @@ function countOf(text: string, needle: string): number {
 }
 
 /** Start the iperf3 and latency servers on host B; resolves when all listen. */
-export async function startServers(ctx: Pick<MeasureContext, 'topo' | 'mode' | 'pin' | 'repoRoot'>): Promise<ServerSet> {
+export async function startServers(ctx: Pick<MeasureContext, 'topo' | 'mode' | 'pin' | 'repoRoot' | 'latencyTool'>): Promise<ServerSet> {
   const servers = new ServerSet(ctx);
   await servers.start();
   return servers;
@@ -295,6 +304,8 @@ export interface LatencySample {
   /** Encoded HDR histogram (microseconds). */
   histogram: string;
   pinning: Pinning;
+  /** The tool that measured (--latency-tool); absent in older results (= rr). */
+  tool?: LatencyTool;
   error: string | null;
 }
 
@@ -302,28 +313,33 @@ export interface LatencySample {
 export async function measureLatency(ctx: MeasureContext, condition: 'idle' | 'loaded', loadBps?: number): Promise<LatencySample> {
   const p = ctx.profile;
   const seconds = condition === 'idle' ? p.latencySeconds : p.latencyLoadedSeconds;
+  const tool = ctx.latencyTool ?? 'rr';
+  // sockperf runs whole seconds and leaves its first 400 ms out (sockperf.ts): the load covers its whole run.
+  const toolSeconds = tool === 'sockperf' ? sockperfRunSeconds(seconds) : seconds;
   let load: BenchProcess | null = null;
   let loadDesc: string | null = null;
   if (condition === 'loaded') {
     await ctx.servers.ready(PORTS.load);
     const bitrate = loadBps && loadBps > 0 ? String(Math.round(loadBps)) : undefined;
-    const argv = tcpClientArgv({ server: ctx.mode.addrB, port: PORTS.load, seconds: Math.ceil(seconds + 1), streams: 1, bitrate });
+    const argv = tcpClientArgv({ server: ctx.mode.addrB, port: PORTS.load, seconds: Math.ceil(toolSeconds + 1), streams: 1, bitrate });
     loadDesc = `iperf3 TCP 1 stream A->B ${bitrate ? `paced at ${(Number(bitrate) / 1e9).toFixed(2)} Gbit/s` : 'unpaced'}`;
     load = ctx.topo.a.spawn(argv);
     await sleep(300);
   }
   try {
     await ctx.servers.ready(PORTS.rr);
-    const argv = pinArgv(ctx.pin, 'client', [process.execPath, rrScript(ctx.repoRoot), 'client', '--host', ctx.mode.addrB, '--port', String(PORTS.rr), '--seconds', String(seconds)]);
-    const r = await ctx.topo.a.exec(argv, { allowFail: true, timeoutMs: (seconds + 15) * 1000 });
+    // Both clients print one RrClientOutput line with the same HDR histogram; the sockperf wrapper's child inherits the pinning.
+    const script = tool === 'sockperf' ? sockperfScript(ctx.repoRoot) : rrScript(ctx.repoRoot);
+    const argv = pinArgv(ctx.pin, 'client', [process.execPath, script, 'client', '--host', ctx.mode.addrB, '--port', String(PORTS.rr), '--seconds', String(seconds)]);
+    const r = await ctx.topo.a.exec(argv, { allowFail: true, timeoutMs: (toolSeconds + 15) * 1000 });
     const line = r.stdout.trim().split('\n').pop() ?? '';
     let out: RrClientOutput;
     try {
       out = JSON.parse(line) as RrClientOutput;
     } catch {
-      throw new Error(`latency client printed no JSON (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
+      throw new Error(`latency client (${tool}) printed no JSON (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
     }
-    if (out.count === 0) throw new Error(`latency client got no responses: ${out.error ?? 'unknown'}`);
+    if (out.count === 0) throw new Error(`latency client (${tool}) got no responses: ${out.error ?? 'unknown'}`);
     return {
       condition,
       load: loadDesc,
@@ -331,6 +347,7 @@ export async function measureLatency(ctx: MeasureContext, condition: 'idle' | 'l
       transactionsPerSecond: out.transactionsPerSecond,
       histogram: out.histogram,
       pinning: ctx.pin,
+      tool,
       error: out.error ?? null,
     };
   } finally {

@@ -17,6 +17,7 @@ import { roundRatios, summarize, type Summary } from './stats.js';
 import { contendedId, contentionClaims, type ContentionOptions, type ContentionSample } from './contention.js';
 import { offloadClaims, type UnderlayOffloads } from './offloads.js';
 import type { Endpoints, PodInfo } from './pods.js';
+import type { LatencyTool } from './sockperf.js';
 
 /** Schema identifier and version of result.json. */
 export const RESULT_SCHEMA = 'vxtap-bench-result';
@@ -119,6 +120,8 @@ export interface BenchResult {
     mtu: number;
     netem: { delay: string | null; loss: string | null; rate: string | null };
     pin: string;
+    /** --latency-tool: rr (the own Node ping-pong) or sockperf; absent in older results (= rr). */
+    latencyTool?: LatencyTool;
     argv: string[];
     /** What was measured (--measure): standard, mtu-mismatch, redis; absent in older results (= standard). */
     measure?: string[];

@@ -7,7 +7,7 @@
  * incomplete.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { output } from '../src/host/exec.js';
+import { output, run } from '../src/host/exec.js';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,7 @@ import { CONTENTION_METHOD, contendedId, excludeHogCpu, Hog } from './contention
 import { applyUnderlayOffloads, restoreUnderlayOffloads, validateUnderlayOffloads, type HostOffloads, type UnderlayOffloads } from './offloads.js';
 import { createPods, podView, validateEndpoints, type Endpoints, type Pods } from './pods.js';
 import { processTicks } from '../src/host/procstat.js';
+import { LATENCY_TOOLS, sockperfMissing, type LatencyTool } from './sockperf.js';
 
 /** Options of a run (validated). */
 export interface BenchOptions {
@@ -42,6 +43,8 @@ export interface BenchOptions {
   qdisc?: string[] | null;
   outDir: string;
   pin: Pinning;
+  /** --latency-tool: the request/response latency tool (sockperf.ts); absent = rr. */
+  latencyTool?: LatencyTool;
   /** Progress lines to stderr. */
   progress: boolean;
   argv: string[];
@@ -86,6 +89,7 @@ export function validateOptions(o: BenchOptions): Error | null {
   if (o.netem.loss && !/^\d+(\.\d+)?%$/.test(o.netem.loss)) return new TypeError('--loss must look like 0.1%');
   if (o.netem.rate && !/^\d+(\.\d+)?(bit|kbit|mbit|gbit)$/i.test(o.netem.rate)) return new TypeError('--rate must look like 1gbit or 100mbit');
   if (!['cross', 'same', 'none'].includes(o.pin)) return new TypeError('--pin must be cross, same or none');
+  if (o.latencyTool !== undefined && !LATENCY_TOOLS.includes(o.latencyTool)) return new TypeError(`--latency-tool must be ${LATENCY_TOOLS.join(' or ')} (got "${o.latencyTool}")`);
   if (o.measure !== undefined && validateMeasures(o.measure)) return validateMeasures(o.measure);
   if (o.endpoints !== undefined && validateEndpoints(o.endpoints)) return validateEndpoints(o.endpoints);
   if (o.contention !== undefined && o.contention !== null && !(typeof o.contention === 'number' && o.contention > 0 && o.contention < 100))
@@ -169,7 +173,7 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
               return '';
             }
           })();
-          if (/iperf3|rr\.js|ping|tcpdump/.test(cl) && !/-s\0|server/.test(cl)) {
+          if (/iperf3|rr\.js|sockperf|ping|tcpdump/.test(cl) && !/-s\0|server/.test(cl)) {
             try {
               process.kill(Number(pid), 'SIGTERM');
             } catch {
@@ -200,6 +204,7 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
       mtu: opts.mtu,
       netem: { delay: opts.netem.delay ?? null, loss: opts.netem.loss ?? null, rate: opts.netem.rate ?? null },
       pin: opts.pin,
+      latencyTool: opts.latencyTool ?? 'rr',
       argv: opts.argv,
       measure: opts.measure ?? ['standard'],
       endpoints: opts.endpoints ?? 'host',
@@ -235,6 +240,12 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
     log(`vxtap bench: profile ${profile.name}, ${profile.rounds} round(s), modes ${specs.map((s) => s.id).join(' ')}; results in ${dir}`);
     result.environment = await collectEnvironment(root, 1000);
     opts.remote?.describe(result);
+    // --latency-tool sockperf: refuse before any mode is set up when a host lacks it (the namespaces share this machine's).
+    if (opts.latencyTool === 'sockperf') {
+      const hosts = opts.remote ? [opts.remote.a, opts.remote.b] : [{ label: 'A/B (this machine)', exec: (argv: string[], o?: { allowFail?: boolean; timeoutMs?: number }) => run(argv, o) }];
+      const missing = (await Promise.all(hosts.map((h) => sockperfMissing(h)))).filter((m): m is string => m !== null);
+      if (missing.length) throw new Error(missing.join('; '));
+    }
     for (const spec of specs) {
       const reason = await (opts.remote ? remoteUnavailableReason(spec, opts.remote) : DRIVERS[spec.kind].unavailable(spec, root)).catch(
         (e: unknown) => `probe failed: ${e instanceof Error ? e.message : String(e)}`,
@@ -424,8 +435,8 @@ async function runModeRound(spec: RunUnit, round: number, withMtu: boolean, rc: 
       hog = await startHog(topo, spec.contention, estimateModeRoundSeconds(rc.profile, withMtu) * 3 + 60);
       view = { ...view, mode: excludeHogCpu(view.mode, hog) };
     }
-    servers = await startServers({ topo: view.topo, mode: view.mode, pin: rc.opts.pin, repoRoot: rc.root });
-    const ctx: MeasureContext = { topo: view.topo, mode: view.mode, profile: rc.profile, repoRoot: rc.root, pin: rc.opts.pin, aborted: rc.aborted, servers };
+    servers = await startServers({ topo: view.topo, mode: view.mode, pin: rc.opts.pin, repoRoot: rc.root, latencyTool: rc.opts.latencyTool });
+    const ctx: MeasureContext = { topo: view.topo, mode: view.mode, profile: rc.profile, repoRoot: rc.root, pin: rc.opts.pin, latencyTool: rc.opts.latencyTool, aborted: rc.aborted, servers };
     // Warm-up: one ping so neighbour and flow caches are filled before the first timed trial.
     const warm = await view.topo.a.exec(['ping', '-c', '3', '-i', '0.05', '-W', '2', view.mode.addrB], { allowFail: true });
     if (pods && warm.code !== 0) throw new Error(`pod ${pods.addrA} cannot reach pod ${pods.addrB}: ${(warm.stdout + warm.stderr).trim().split('\n').slice(-2).join(' | ')}`);

@@ -12,6 +12,7 @@ import { cleanupBench, formatCleanupReport } from '../../bench/cleanup.js';
 import { DEFAULT_MODES, QUICK_MODES, repoRoot, runBench, validateOptions, type BenchOptions } from '../../bench/run.js';
 import { renderTerminalSummary } from '../../bench/summary.js';
 import type { Pinning } from '../../bench/measure.js';
+import type { LatencyTool } from '../../bench/sockperf.js';
 import { impairmentQdisc, netemArgs, netemUnavailableReason } from '../../bench/topology.js';
 import { registerCompare } from './bench-compare.js';
 import { registerHistory } from './bench-history.js';
@@ -31,6 +32,7 @@ export const BENCH_DEFAULTS = {
   mtu: 1500,
   out: 'results',
   pin: 'cross' as Pinning,
+  latencyTool: 'rr' as LatencyTool,
   endpoints: 'host' as Endpoints,
   underlayOffloads: 'full' as UnderlayOffloads,
 };
@@ -78,6 +80,14 @@ export function register(program: Command): void {
         .env('VXTAP_BENCH_UNDERLAY_OFFLOADS'),
     )
     .addOption(new Option('--pin <how>', 'CPU pinning of the latency client/server: cross (CPU 0 / CPU 1), same (both CPU 0), none').default(BENCH_DEFAULTS.pin).env('VXTAP_BENCH_PIN'))
+    .addOption(
+      new Option(
+        '--latency-tool <tool>',
+        'request/response latency tool: rr (the own Node TCP ping-pong, 1-byte messages) or sockperf (sockperf ping-pong --tcp, 14-byte messages; needs the sockperf package on both hosts); same histogram either way, the tool is recorded in the result',
+      )
+        .default(BENCH_DEFAULTS.latencyTool)
+        .env('VXTAP_BENCH_LATENCY_TOOL'),
+    )
     .addOption(
       new Option(
         '--measure <list>',
@@ -197,6 +207,7 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
         netem: { delay: (o.delay as string | undefined) ?? env('VXTAP_BENCH_DELAY'), loss: o.loss as string | undefined, rate: o.rate as string | undefined },
         outDir: path.resolve(String(o.out === BENCH_DEFAULTS.out ? path.join(repoRoot(), 'results') : o.out)),
         pin: String(o.pin) as Pinning,
+        latencyTool: String(o.latencyTool) as LatencyTool,
         progress: o.progress !== false,
         argv: process.argv.slice(2),
         endpoints: String(o.endpoints) as Endpoints,

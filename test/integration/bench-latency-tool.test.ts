@@ -1,0 +1,97 @@
+/**
+ * `--latency-tool sockperf` end to end, as root on this machine: one short
+ * `--quick --modes bare` run with the trials cut by VXTAP_BENCH_TEST_PROFILE,
+ * names of its own (VXTAP_BENCH_PREFIX=vxy) and its own state directory, so no
+ * other bench test's leftover check or clean-up meets it. The sockperf server
+ * and client run where rr.js would, and the latency samples say which tool
+ * measured. A bad --latency-tool is refused with one line and exit status 2.
+ * Figures are not asserted: they are the bench's, not the test's.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { deleteNetns, listNetns } from '../../src/host/netns.js';
+import { output } from '../../src/host/exec.js';
+import { validateResult } from '../../bench/validate.js';
+import type { BenchResult } from '../../bench/result.js';
+
+const PREFIX = 'vxy';
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const main = path.join(repo, 'dist', 'src', 'cli', 'main.js');
+const isRoot = process.getuid?.() === 0;
+const built = existsSync(main) && existsSync(path.join(repo, 'dist', 'bench', 'sockperf.js'));
+const haveSockperf = existsSync('/usr/bin/sockperf');
+const skipReason = !isRoot ? 'needs root' : !built ? 'needs a build (npx tsc -p .)' : !haveSockperf ? 'needs sockperf (apt-get install sockperf)' : null;
+const out = mkdtempSync(path.join(os.tmpdir(), 'vxy-bench-it-'));
+const state = mkdtempSync(path.join(os.tmpdir(), 'vxy-bench-state-'));
+// Shorter than --quick: no UDP search, no MTU sweep sizes, the shortest latency runs (sockperf rounds up to 1 s each).
+const TEST_PROFILE = JSON.stringify({ tcpSeconds: 1, udpFrameSizes: [], latencySeconds: 0.2, latencyLoadedSeconds: 0.3, mtuSweepSizes: [] });
+
+function runCli(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const env = { ...process.env, VXTAP_BENCH_PREFIX: PREFIX, VXTAP_BENCH_STATE_DIR: state, VXTAP_BENCH_TEST_PROFILE: TEST_PROFILE };
+    const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGINT'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** This file's namespaces, links and sockperf processes still on the host. */
+async function leftovers(): Promise<string[]> {
+  const found: string[] = [];
+  for (const ns of await listNetns()) if (ns.startsWith(PREFIX)) found.push(`namespace ${ns}`);
+  for (const line of (await output(['ip', '-o', 'link', 'show'])).split('\n')) {
+    const m = /^\d+:\s+([^:@\s]+)/.exec(line);
+    if (m && m[1].startsWith(PREFIX)) found.push(`link ${m[1]}`);
+  }
+  for (const line of (await output(['ps', '-eo', 'pid=,args='])).split('\n')) if (/sockperf (server|ping-pong) --tcp -i 198\.19\.0\.2 -p 7000/.test(line)) found.push(`process ${line.trim()}`);
+  return found;
+}
+
+afterAll(async () => {
+  // Only this file's names: never `bench --cleanup`, which sweeps every bench's.
+  if (!skipReason) for (const ns of await listNetns()) if (ns.startsWith(PREFIX)) await deleteNetns(ns);
+  rmSync(out, { recursive: true, force: true });
+  rmSync(state, { recursive: true, force: true });
+});
+
+describe.skipIf(skipReason !== null)(`vxtap bench --latency-tool (integration${skipReason ? `: skipped, ${skipReason}` : ''})`, () => {
+  it('refuses an unknown tool with one line naming the option and exit status 2', async () => {
+    const r = await runCli(['bench', '--quick', '--modes', 'bare', '--out', out, '--latency-tool', 'netperf'], 30_000);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual(['vxtap bench: --latency-tool must be rr or sockperf (got "netperf")']);
+  }, 35_000);
+
+  it('--latency-tool sockperf measures idle and loaded latency with sockperf, schema-valid, nothing left', async () => {
+    const started = Date.now();
+    const r = await runCli(['bench', '--quick', '--modes', 'bare', '--latency-tool', 'sockperf', '--json', '--no-progress', '--out', out], 60_000);
+    const seconds = (Date.now() - started) / 1000;
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    const result = JSON.parse(r.stdout) as BenchResult;
+    expect(validateResult(result)).toEqual([]);
+    expect(result.status).toBe('complete');
+    expect(result.options.latencyTool).toBe('sockperf');
+    const s = result.samples.find((x) => x.mode === 'bare');
+    expect(s?.error ?? null).toBeNull();
+    for (const lat of [s!.latencyIdle, s!.latencyLoaded]) {
+      expect(lat?.tool).toBe('sockperf');
+      expect(lat!.percentiles.count).toBeGreaterThan(0);
+      expect(lat!.transactionsPerSecond).toBeGreaterThan(0);
+      expect(lat!.pinning).toBe('cross');
+      expect(lat!.error).toBeNull();
+    }
+    expect(s!.latencyLoaded!.load).toMatch(/^iperf3 TCP 1 stream/);
+    console.log(`bench --quick --modes bare --latency-tool sockperf: ${seconds.toFixed(0)} s`);
+    expect(await leftovers()).toEqual([]);
+  }, 65_000);
+});
