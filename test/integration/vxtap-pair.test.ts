@@ -1,7 +1,7 @@
 /**
  * vxtap <-> vxtap across two namespaces: ping, a 100 MB TCP transfer checked end
- * to end, several workers, the stats endpoint, clean shutdown, and refusal of a
- * bad configuration without touching the host.
+ * to end, several workers, the stats endpoint, clean shutdown, the test-only
+ * slowdown knob, and refusal of a bad configuration without touching the host.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
@@ -61,6 +61,31 @@ describe.skipIf(skip !== null)(named('vxtap <-> vxtap', skip), () => {
     expect(scrape.stdout).toContain('vxtap_drops_total{');
     await va.stop();
     await vb.stop();
+  });
+
+  it('runs with the test-only slowdown on, says so, and refuses a bad value', async () => {
+    process.env.VXTAP_TEST_SLOWDOWN_PCT = '10'; // inherited by the spawned vxtap up
+    let va;
+    try {
+      va = await startVxtap(scope, a, ['--peer', b.underlay, '--address', '198.19.0.1/16']);
+    } finally {
+      delete process.env.VXTAP_TEST_SLOWDOWN_PCT;
+    }
+    const vb = await startVxtap(scope, b, ['--peer', a.underlay, '--address', '198.19.0.2/16']);
+    expect((await ping(a.ns, '198.19.0.2', 3, 0.2)).loss).toBe(0);
+    expect((await va.status()).testSlowdownPct).toBe(10);
+    expect((await vb.status()).testSlowdownPct).toBeUndefined();
+    expect(va.stderr()).toContain('test-only slowdown active');
+    await va.stop();
+    await vb.stop();
+    const r = await run(['node', CLI, 'up', '--name', 'vxtbad0', '--local', a.underlay, '--stats-socket', '/run/vxtap/test-bad.sock'], {
+      netns: a.ns,
+      allowFail: true,
+      env: { VXTAP_TEST_SLOWDOWN_PCT: '95' },
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('VXTAP_TEST_SLOWDOWN_PCT');
+    expect((await run(['ip', '-o', 'link', 'show'], { netns: a.ns })).stdout).not.toContain('vxtbad0');
   });
 
   it('refuses a bad configuration with exit 2, naming the field, creating nothing', async () => {
