@@ -23,7 +23,8 @@
  * (src/dataplane/engine.ts) decides (peers, flooding, learning, drops by
  * reason); accounting (src/dataplane/accounting.ts) counts what the devices did.
  * Nothing here allocates per packet; every buffer is allocated when the
- * pipeline is built. With fakes for the devices the whole path runs in a unit
+ * pipeline is built. A test-only knob (`slowdown.ts`, VXTAP_TEST_SLOWDOWN_PCT)
+ * makes `pass()` spin after each batch for a set share of its time. With fakes for the devices the whole path runs in a unit
  * test (test/unit/pipeline.test.ts), no root needed.
  */
 import { native } from '../native/index.js';
