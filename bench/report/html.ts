@@ -14,6 +14,7 @@ import type { CapacityPlan } from '../plan.js';
 import { renderPlanMarkdown } from '../plan.js';
 import { bars, lines, medianWithRounds, PALETTE, type Chart } from './charts.js';
 import { judgeClaims } from './claims.js';
+import { hasContainerMeasures, measuresSection, MEASURES_NAV_LABEL, MEASURES_SECTION_ID } from './measures.js';
 import { fmtNum, fmtSpread, latencyDistribution, LATENCY_PERCENTILES, modeOfKind, perRound, ranModes, samplesOf, spreadOf, udpFrames } from './data.js';
 import { variantLine } from '../summary.js';
 
@@ -103,6 +104,7 @@ th{background:var(--card);font-weight:600}td.num{text-align:right;font-variant-n
 table.mtu td{text-align:center;min-width:44px;font-size:12px}.o-whole{background:#c9ecd2}.o-inner-fragmented{background:#fff1b8}.o-underlay-fragmented{background:#ffd59e}.o-refused-locally{background:#cfd8ff}.o-dropped{background:#ffb3b3}.o-none{background:#f0f0f0;color:#999}
 code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace}pre{background:var(--card);padding:8px;overflow-x:auto;white-space:pre-wrap;word-break:break-all}
 .muted{color:var(--mute)}
+.mm{display:inline-block;padding:0 6px;border-radius:3px;font-weight:600;white-space:nowrap}.mm-completes{background:#c9ecd2}.mm-fragments{background:#fff1b8}.mm-slow{background:#ffd59e}.mm-stalls,.mm-fails{background:#c62828;color:#fff}table.mismatch td:nth-child(-n+4),table.redis td:nth-child(-n+3){white-space:nowrap}
 `;
 
 function modeColors(r: BenchResult): Record<string, string> {
@@ -537,6 +539,7 @@ export function renderReportHtml(r: BenchResult, opts: ReportOptions = {}): stri
     ['cpu', 'CPU'],
     ['pps', 'Packets/s'],
     ['mtu', 'MTU'],
+    ...(hasContainerMeasures(r) ? [[MEASURES_SECTION_ID, MEASURES_NAV_LABEL] as [string, string]] : []),
     ['claims', 'Claims'],
     ...(opts.plan ? [['plan', 'Capacity plan'] as [string, string]] : []),
     ...(opts.extraSections ?? []).map((x) => [x.id, x.title] as [string, string]),
@@ -553,6 +556,7 @@ export function renderReportHtml(r: BenchResult, opts: ReportOptions = {}): stri
     cpuSection(r),
     ppsSection(r, colors),
     mtuSection(r),
+    measuresSection(r, colors),
     claimsSection(r),
     opts.plan ? `<section id="plan"><h2>Capacity plan</h2>${markdownToHtml(renderPlanMarkdown(opts.plan).replace(/^# .*\n/, ''), 1)}</section>` : '',
     ...(opts.extraSections ?? []).map((x) => `<section id="${esc(x.id)}"><h2>${esc(x.title)}</h2>${x.html}</section>`),

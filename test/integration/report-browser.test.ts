@@ -20,6 +20,7 @@ const main = path.join(repo, 'dist', 'src', 'cli', 'main.js');
 const fixtures = path.join(repo, 'test', 'fixtures');
 const current = path.join(fixtures, 'report', 'v1-current.json');
 const older = path.join(fixtures, 'bench', 'golden-result.json');
+const withMeasures = path.join(fixtures, 'report-measures', 'result.json');
 const skipReason = browserUnavailableReason() ?? (existsSync(main) ? null : 'needs a build (npx tsc -p tsconfig.json)');
 const artifacts = process.env.VXTAP_REPORT_ARTIFACTS ?? path.join(repo, 'test-artifacts', 'report');
 const ns = `vxrb${process.pid % 100000}`;
@@ -152,6 +153,16 @@ describe.skipIf(skipReason !== null)(`report.html in headless Chromium${skipReas
     expectClean(log, f);
     expect(f.charts.length).toBe(8);
     expect(f.noData.sort()).toEqual(['intervals-tcp1', 'intervals-tcpN']);
+  });
+
+  it('a result with the claim measures: "What containers see" drawn, stalled transfers marked, no errors', async () => {
+    const file = path.join(tmp, 'measures.html');
+    cli(['report', withMeasures, '--out', file]);
+    const { f, log } = await facts(b, file, 'measures');
+    expectClean(log, f);
+    expect(f.charts.map((c) => c.id)).toEqual(expect.arrayContaining(['redis-rps', 'redis-rtt', 'contention-tcp1']));
+    expect(f.noData).toEqual([]);
+    expect(readFileSync(file, 'utf8')).toMatch(/<a href="#containers">[\s\S]*data-outcome="stalls">stalled</);
   });
 
   it('an incomplete run renders with its reasons', async () => {
