@@ -17,7 +17,12 @@ import { SOCKPERF_SERVER_READY, sockperfRunSeconds, sockperfServerArgv, type Lat
 import type { Topology } from './topology.js';
 
 /** Ports of the servers on host B. */
-export const PORTS = { tcp: 5201, udp: 5202, load: 5203, rr: 7000 } as const;
+export const PORTS = { tcp: 5201, udp: 5202, load: 5203, rr: 7000, sockperf: 7001 } as const;
+
+/** The port of each latency tool's server on host B (both can run in one mode-round). */
+export function latencyPort(tool: LatencyTool): number {
+  return tool === 'sockperf' ? PORTS.sockperf : PORTS.rr;
+}
 
 /** CPU used during one measurement. */
 export interface CpuSample {
@@ -40,9 +45,11 @@ export interface MeasureContext {
   profile: Profile;
   repoRoot: string;
   pin: Pinning;
-  /** The request/response latency tool (--latency-tool); absent = rr. */
+  /** The request/response latency tool measureLatency uses unless told (--latency-tool, the first listed); absent = rr. */
   latencyTool?: LatencyTool;
   /** True once the run is being aborted: long loops stop early. */
+  /** Every latency tool of the run, whose servers ServerSet starts; absent = [latencyTool]. */
+  latencyTools?: LatencyTool[];
   aborted: () => boolean;
   /** The servers on host B (see ServerSet). */
   servers: ServerSet;
@@ -119,11 +126,11 @@ export class ServerSet {
   /** What happened to the servers (restarts with their reason), in order. */
   readonly events: string[] = [];
 
-  constructor(private readonly ctx: Pick<MeasureContext, 'topo' | 'mode' | 'pin' | 'repoRoot' | 'latencyTool'>) {}
+  constructor(private readonly ctx: Pick<MeasureContext, 'topo' | 'mode' | 'pin' | 'repoRoot' | 'latencyTool' | 'latencyTools'>) {}
 
   private argv(port: number): string[] {
     const { mode } = this.ctx;
-    if (port === PORTS.rr && this.ctx.latencyTool === 'sockperf') return pinArgv(this.ctx.pin, 'server', sockperfServerArgv(mode.addrB, port));
+    if (port === PORTS.sockperf) return pinArgv(this.ctx.pin, 'server', sockperfServerArgv(mode.addrB, port));
     if (port === PORTS.rr) return pinArgv(this.ctx.pin, 'server', [process.execPath, rrScript(this.ctx.repoRoot), 'server', '--bind', mode.addrB, '--port', String(port)]);
     // --rcv-timeout: a test whose client died stops after 10 s of silence instead of 120 s.
     return ['iperf3', '-s', '--forceflush', '--rcv-timeout', '10000', '-B', mode.addrB, '-p', String(port)];
@@ -131,14 +138,16 @@ export class ServerSet {
 
   /** Start every server; resolves when all listen. */
   async start(): Promise<void> {
-    const ports = [PORTS.tcp, PORTS.udp, PORTS.load, PORTS.rr];
+    const tools = this.ctx.latencyTools ?? [this.ctx.latencyTool ?? 'rr'];
+    const ports = [PORTS.tcp, PORTS.udp, PORTS.load, ...tools.map(latencyPort)];
     for (const port of ports) this.procs.set(port, this.ctx.topo.b.spawn(this.argv(port)));
     for (const port of ports) await this.ready(port);
   }
 
   private listening(port: number, p: BenchProcess): boolean {
     const out = p.stdout();
-    if (port === PORTS.rr) return this.ctx.latencyTool === 'sockperf' ? SOCKPERF_SERVER_READY.test(out) : /ready/.test(out);
+    if (port === PORTS.sockperf) return SOCKPERF_SERVER_READY.test(out);
+    if (port === PORTS.rr) return /ready/.test(out);
     return countOf(out, 'Server listening') > countOf(out, 'Accepted connection');
   }
 
@@ -149,7 +158,7 @@ export class ServerSet {
   async ready(port: number, timeoutMs = 5000): Promise<void> {
     let p = this.procs.get(port);
     if (!p) throw new Error(`no server on port ${port}`);
-    const what = port === PORTS.rr ? (this.ctx.latencyTool === 'sockperf' ? 'latency server (sockperf)' : 'latency server') : `iperf3 server :${port}`;
+    const what = port === PORTS.rr ? 'latency server' : port === PORTS.sockperf ? 'latency server (sockperf)' : `iperf3 server :${port}`;
     let restarted = false;
     const deadline = Date.now() + timeoutMs;
     while (!this.listening(port, p)) {
@@ -177,7 +186,7 @@ function countOf(text: string, needle: string): number {
 }
 
 /** Start the iperf3 and latency servers on host B; resolves when all listen. */
-export async function startServers(ctx: Pick<MeasureContext, 'topo' | 'mode' | 'pin' | 'repoRoot' | 'latencyTool'>): Promise<ServerSet> {
+export async function startServers(ctx: Pick<MeasureContext, 'topo' | 'mode' | 'pin' | 'repoRoot' | 'latencyTool' | 'latencyTools'>): Promise<ServerSet> {
   const servers = new ServerSet(ctx);
   await servers.start();
   return servers;
@@ -309,11 +318,11 @@ export interface LatencySample {
   error: string | null;
 }
 
-/** Request/response latency; `loadBps` adds a paced TCP stream A->B (bits/s, 0 = unpaced). */
-export async function measureLatency(ctx: MeasureContext, condition: 'idle' | 'loaded', loadBps?: number): Promise<LatencySample> {
+/** Request/response latency with `tool` (default the context's); `loadBps` adds a paced TCP stream A->B (bits/s, 0 = unpaced). */
+export async function measureLatency(ctx: MeasureContext, condition: 'idle' | 'loaded', loadBps?: number, tool: LatencyTool = ctx.latencyTool ?? 'rr'): Promise<LatencySample> {
   const p = ctx.profile;
   const seconds = condition === 'idle' ? p.latencySeconds : p.latencyLoadedSeconds;
-  const tool = ctx.latencyTool ?? 'rr';
+  const port = latencyPort(tool);
   // sockperf runs whole seconds and leaves its first 400 ms out (sockperf.ts): the load covers its whole run.
   const toolSeconds = tool === 'sockperf' ? sockperfRunSeconds(seconds) : seconds;
   let load: BenchProcess | null = null;
@@ -327,10 +336,10 @@ export async function measureLatency(ctx: MeasureContext, condition: 'idle' | 'l
     await sleep(300);
   }
   try {
-    await ctx.servers.ready(PORTS.rr);
+    await ctx.servers.ready(port);
     // Both clients print one RrClientOutput line with the same HDR histogram; the sockperf wrapper's child inherits the pinning.
     const script = tool === 'sockperf' ? sockperfScript(ctx.repoRoot) : rrScript(ctx.repoRoot);
-    const argv = pinArgv(ctx.pin, 'client', [process.execPath, script, 'client', '--host', ctx.mode.addrB, '--port', String(PORTS.rr), '--seconds', String(seconds)]);
+    const argv = pinArgv(ctx.pin, 'client', [process.execPath, script, 'client', '--host', ctx.mode.addrB, '--port', String(port), '--seconds', String(seconds)]);
     const r = await ctx.topo.a.exec(argv, { allowFail: true, timeoutMs: (toolSeconds + 15) * 1000 });
     const line = r.stdout.trim().split('\n').pop() ?? '';
     let out: RrClientOutput;

@@ -51,6 +51,8 @@ export interface ModeRoundSample {
   udp: UdpSample[];
   latencyIdle: LatencySample | null;
   latencyLoaded: LatencySample | null;
+  /** --latency-tool with several tools: the idle and loaded runs of the tools after the first, in the order measured (absent with one tool). */
+  latencyOthers?: LatencySample[];
   mtu: MtuResult | null;
   /** The dataplane's own counters at the end of the mode-round (vxtap stats per host), if it has any. */
   dataplaneCounters?: Record<string, unknown> | null;
@@ -122,6 +124,8 @@ export interface BenchResult {
     pin: string;
     /** --latency-tool: rr (the own Node ping-pong) or sockperf; absent in older results (= rr). */
     latencyTool?: LatencyTool;
+    /** --latency-tool with several tools (the first is latencyTool); absent with one. */
+    latencyTools?: LatencyTool[];
     argv: string[];
     /** What was measured (--measure): standard, mtu-mismatch, redis; absent in older results (= standard). */
     measure?: string[];

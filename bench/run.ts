@@ -43,8 +43,12 @@ export interface BenchOptions {
   qdisc?: string[] | null;
   outDir: string;
   pin: Pinning;
-  /** --latency-tool: the request/response latency tool (sockperf.ts); absent = rr. */
-  latencyTool?: LatencyTool;
+  /**
+   * --latency-tool: the request/response latency tools (sockperf.ts), each
+   * measured per mode-round; the first fills latencyIdle/latencyLoaded (and the
+   * metrics), the others latencyOthers. Absent = ['rr'].
+   */
+  latencyTools?: LatencyTool[];
   /** Progress lines to stderr. */
   progress: boolean;
   argv: string[];
@@ -89,7 +93,11 @@ export function validateOptions(o: BenchOptions): Error | null {
   if (o.netem.loss && !/^\d+(\.\d+)?%$/.test(o.netem.loss)) return new TypeError('--loss must look like 0.1%');
   if (o.netem.rate && !/^\d+(\.\d+)?(bit|kbit|mbit|gbit)$/i.test(o.netem.rate)) return new TypeError('--rate must look like 1gbit or 100mbit');
   if (!['cross', 'same', 'none'].includes(o.pin)) return new TypeError('--pin must be cross, same or none');
-  if (o.latencyTool !== undefined && !LATENCY_TOOLS.includes(o.latencyTool)) return new TypeError(`--latency-tool must be ${LATENCY_TOOLS.join(' or ')} (got "${o.latencyTool}")`);
+  if (o.latencyTools !== undefined) {
+    const bad = o.latencyTools.find((t) => !LATENCY_TOOLS.includes(t));
+    if (o.latencyTools.length === 0 || bad !== undefined) return new TypeError(`--latency-tool must be ${LATENCY_TOOLS.join(' or ')}, or both as rr,sockperf (got "${o.latencyTools.join(',')}")`);
+    if (new Set(o.latencyTools).size !== o.latencyTools.length) return new TypeError('--latency-tool lists a tool twice');
+  }
   if (o.measure !== undefined && validateMeasures(o.measure)) return validateMeasures(o.measure);
   if (o.endpoints !== undefined && validateEndpoints(o.endpoints)) return validateEndpoints(o.endpoints);
   if (o.contention !== undefined && o.contention !== null && !(typeof o.contention === 'number' && o.contention > 0 && o.contention < 100))
@@ -204,7 +212,8 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
       mtu: opts.mtu,
       netem: { delay: opts.netem.delay ?? null, loss: opts.netem.loss ?? null, rate: opts.netem.rate ?? null },
       pin: opts.pin,
-      latencyTool: opts.latencyTool ?? 'rr',
+      latencyTool: opts.latencyTools?.[0] ?? 'rr',
+      ...(opts.latencyTools && opts.latencyTools.length > 1 ? { latencyTools: opts.latencyTools } : {}),
       argv: opts.argv,
       measure: opts.measure ?? ['standard'],
       endpoints: opts.endpoints ?? 'host',
@@ -241,7 +250,7 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
     result.environment = await collectEnvironment(root, 1000);
     opts.remote?.describe(result);
     // --latency-tool sockperf: refuse before any mode is set up when a host lacks it (the namespaces share this machine's).
-    if (opts.latencyTool === 'sockperf') {
+    if (opts.latencyTools?.includes('sockperf')) {
       const hosts = opts.remote ? [opts.remote.a, opts.remote.b] : [{ label: 'A/B (this machine)', exec: (argv: string[], o?: { allowFail?: boolean; timeoutMs?: number }) => run(argv, o) }];
       const missing = (await Promise.all(hosts.map((h) => sockperfMissing(h)))).filter((m): m is string => m !== null);
       if (missing.length) throw new Error(missing.join('; '));
@@ -435,8 +444,19 @@ async function runModeRound(spec: RunUnit, round: number, withMtu: boolean, rc: 
       hog = await startHog(topo, spec.contention, estimateModeRoundSeconds(rc.profile, withMtu) * 3 + 60);
       view = { ...view, mode: excludeHogCpu(view.mode, hog) };
     }
-    servers = await startServers({ topo: view.topo, mode: view.mode, pin: rc.opts.pin, repoRoot: rc.root, latencyTool: rc.opts.latencyTool });
-    const ctx: MeasureContext = { topo: view.topo, mode: view.mode, profile: rc.profile, repoRoot: rc.root, pin: rc.opts.pin, latencyTool: rc.opts.latencyTool, aborted: rc.aborted, servers };
+    const latencyTools = rc.opts.latencyTools ?? ['rr'];
+    servers = await startServers({ topo: view.topo, mode: view.mode, pin: rc.opts.pin, repoRoot: rc.root, latencyTool: latencyTools[0], latencyTools });
+    const ctx: MeasureContext = {
+      topo: view.topo,
+      mode: view.mode,
+      profile: rc.profile,
+      repoRoot: rc.root,
+      pin: rc.opts.pin,
+      latencyTool: latencyTools[0],
+      latencyTools,
+      aborted: rc.aborted,
+      servers,
+    };
     // Warm-up: one ping so neighbour and flow caches are filled before the first timed trial.
     const warm = await view.topo.a.exec(['ping', '-c', '3', '-i', '0.05', '-W', '2', view.mode.addrB], { allowFail: true });
     if (pods && warm.code !== 0) throw new Error(`pod ${pods.addrA} cannot reach pod ${pods.addrB}: ${(warm.stdout + warm.stderr).trim().split('\n').slice(-2).join(' | ')}`);
@@ -449,9 +469,18 @@ async function runModeRound(spec: RunUnit, round: number, withMtu: boolean, rc: 
         const u = await step(`udp ${frame} B`, () => measureUdp(ctx, frame));
         if (u) sample.udp.push(u);
       }
-      sample.latencyIdle = await step('latency idle', () => measureLatency(ctx, 'idle'));
       const loadBps = sample.tcp1 ? sample.tcp1.receivedBps * 0.5 : 0;
-      sample.latencyLoaded = await step('latency loaded', () => measureLatency(ctx, 'loaded', loadBps));
+      // Several --latency-tool tools: each condition by each tool back to back, the order rotated per round so no tool always goes first.
+      for (const condition of ['idle', 'loaded'] as const) {
+        for (const tool of rotate(latencyTools, round - 1)) {
+          const what = `latency ${condition}${latencyTools.length > 1 ? ` (${tool})` : ''}`;
+          const lat = await step(what, () => measureLatency(ctx, condition, condition === 'loaded' ? loadBps : undefined, tool));
+          if (tool !== latencyTools[0]) {
+            if (lat) (sample.latencyOthers ??= []).push(lat);
+          } else if (condition === 'idle') sample.latencyIdle = lat;
+          else sample.latencyLoaded = lat;
+        }
+      }
       if (withMtu)
         sample.mtu = await step('mtu sweep', () =>
           measureMtu(

@@ -32,7 +32,7 @@ export const BENCH_DEFAULTS = {
   mtu: 1500,
   out: 'results',
   pin: 'cross' as Pinning,
-  latencyTool: 'rr' as LatencyTool,
+  latencyTool: 'rr',
   endpoints: 'host' as Endpoints,
   underlayOffloads: 'full' as UnderlayOffloads,
 };
@@ -83,7 +83,7 @@ export function register(program: Command): void {
     .addOption(
       new Option(
         '--latency-tool <tool>',
-        'request/response latency tool: rr (the own Node TCP ping-pong, 1-byte messages) or sockperf (sockperf ping-pong --tcp, 14-byte messages; needs the sockperf package on both hosts); same histogram either way, the tool is recorded in the result',
+        'request/response latency tool: rr (the own Node TCP ping-pong, 1-byte messages), sockperf (sockperf ping-pong --tcp, 14-byte messages; needs the sockperf package on both hosts), or both side by side as rr,sockperf (each mode-round measures with each, order rotated per round; the first fills the latency metrics, the others latencyOthers); same histogram either way, the tool is recorded in every latency sample',
       )
         .default(BENCH_DEFAULTS.latencyTool)
         .env('VXTAP_BENCH_LATENCY_TOOL'),
@@ -207,7 +207,9 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
         netem: { delay: (o.delay as string | undefined) ?? env('VXTAP_BENCH_DELAY'), loss: o.loss as string | undefined, rate: o.rate as string | undefined },
         outDir: path.resolve(String(o.out === BENCH_DEFAULTS.out ? path.join(repoRoot(), 'results') : o.out)),
         pin: String(o.pin) as Pinning,
-        latencyTool: String(o.latencyTool) as LatencyTool,
+        latencyTools: String(o.latencyTool)
+          .split(',')
+          .map((t) => t.trim()) as LatencyTool[],
         progress: o.progress !== false,
         argv: process.argv.slice(2),
         endpoints: String(o.endpoints) as Endpoints,

@@ -1,14 +1,15 @@
 /**
- * `--latency-tool sockperf` end to end, as root on this machine: one short
+ * `--latency-tool sockperf,rr` end to end, as root on this machine: one short
  * `--quick --modes bare` run with the trials cut by VXTAP_BENCH_TEST_PROFILE,
  * names of its own (VXTAP_BENCH_PREFIX=vxy) and its own state directory, so no
  * other bench test's leftover check or clean-up meets it. The sockperf server
- * and client run where rr.js would, and the latency samples say which tool
+ * and client run where rr.js would, sockperf's runs fill the latency metrics,
+ * rr's the side-by-side samples, and every latency sample says which tool
  * measured. A bad --latency-tool is refused with one line and exit status 2.
  * Figures are not asserted: they are the bench's, not the test's.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,7 +47,7 @@ function runCli(args: string[], timeoutMs: number): Promise<{ code: number | nul
   });
 }
 
-/** This file's namespaces, links and sockperf processes still on the host. */
+/** This file's namespaces, links and latency processes still on the host. */
 async function leftovers(): Promise<string[]> {
   const found: string[] = [];
   for (const ns of await listNetns()) if (ns.startsWith(PREFIX)) found.push(`namespace ${ns}`);
@@ -54,7 +55,18 @@ async function leftovers(): Promise<string[]> {
     const m = /^\d+:\s+([^:@\s]+)/.exec(line);
     if (m && m[1].startsWith(PREFIX)) found.push(`link ${m[1]}`);
   }
-  for (const line of (await output(['ps', '-eo', 'pid=,args='])).split('\n')) if (/sockperf (server|ping-pong) --tcp -i 198\.19\.0\.2 -p 7000/.test(line)) found.push(`process ${line.trim()}`);
+  // Latency servers and clients of this file's run only (they inherit its VXTAP_BENCH_PREFIX): the lead's bench may run beside it.
+  for (const line of (await output(['ps', '-eo', 'pid=,args='])).split('\n')) {
+    const [pid] = line.trim().split(/\s+/);
+    if (!/sockperf (server|ping-pong)|dist\/bench\/(rr|sockperf)\.js/.test(line)) continue;
+    let environ: string;
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+    } catch {
+      continue; // gone
+    }
+    if (environ.split('\0').includes(`VXTAP_BENCH_PREFIX=${PREFIX}`)) found.push(`process ${line.trim()}`);
+  }
   return found;
 }
 
@@ -69,29 +81,40 @@ describe.skipIf(skipReason !== null)(`vxtap bench --latency-tool (integration${s
   it('refuses an unknown tool with one line naming the option and exit status 2', async () => {
     const r = await runCli(['bench', '--quick', '--modes', 'bare', '--out', out, '--latency-tool', 'netperf'], 30_000);
     expect(r.code).toBe(2);
-    expect(r.stderr.trim().split('\n')).toEqual(['vxtap bench: --latency-tool must be rr or sockperf (got "netperf")']);
+    expect(r.stderr.trim().split('\n')).toEqual(['vxtap bench: --latency-tool must be rr or sockperf, or both as rr,sockperf (got "netperf")']);
   }, 35_000);
 
-  it('--latency-tool sockperf measures idle and loaded latency with sockperf, schema-valid, nothing left', async () => {
+  it('--latency-tool sockperf,rr measures idle and loaded latency with both tools in one run, schema-valid, nothing left', async () => {
     const started = Date.now();
-    const r = await runCli(['bench', '--quick', '--modes', 'bare', '--latency-tool', 'sockperf', '--json', '--no-progress', '--out', out], 60_000);
+    const r = await runCli(['bench', '--quick', '--modes', 'bare', '--latency-tool', 'sockperf,rr', '--json', '--no-progress', '--out', out], 60_000);
     const seconds = (Date.now() - started) / 1000;
     expect(r.code, r.stderr.slice(-2000)).toBe(0);
     const result = JSON.parse(r.stdout) as BenchResult;
     expect(validateResult(result)).toEqual([]);
     expect(result.status).toBe('complete');
     expect(result.options.latencyTool).toBe('sockperf');
+    expect(result.options.latencyTools).toEqual(['sockperf', 'rr']);
     const s = result.samples.find((x) => x.mode === 'bare');
     expect(s?.error ?? null).toBeNull();
-    for (const lat of [s!.latencyIdle, s!.latencyLoaded]) {
-      expect(lat?.tool).toBe('sockperf');
+    expect(s!.latencyIdle?.tool).toBe('sockperf');
+    expect(s!.latencyLoaded?.tool).toBe('sockperf');
+    expect(s!.latencyOthers?.map((l) => [l.tool, l.condition])).toEqual([
+      ['rr', 'idle'],
+      ['rr', 'loaded'],
+    ]);
+    // The latency metrics are sockperf's.
+    expect(result.derived.byMode.bare.latIdleP50.perRound).toEqual([s!.latencyIdle!.percentiles.p50Us]);
+    for (const lat of [s!.latencyIdle, s!.latencyLoaded, ...s!.latencyOthers!]) {
       expect(lat!.percentiles.count).toBeGreaterThan(0);
       expect(lat!.transactionsPerSecond).toBeGreaterThan(0);
       expect(lat!.pinning).toBe('cross');
       expect(lat!.error).toBeNull();
     }
     expect(s!.latencyLoaded!.load).toMatch(/^iperf3 TCP 1 stream/);
-    console.log(`bench --quick --modes bare --latency-tool sockperf: ${seconds.toFixed(0)} s`);
+    const p50 = (l: typeof s.latencyIdle) => String(l?.percentiles.p50Us);
+    console.log(
+      `bench --quick --modes bare --latency-tool sockperf,rr: ${seconds.toFixed(0)} s; idle p50 sockperf ${p50(s!.latencyIdle)} us, rr ${p50(s!.latencyOthers![0])} us (one short round, not a measurement)`,
+    );
     expect(await leftovers()).toEqual([]);
   }, 65_000);
 });

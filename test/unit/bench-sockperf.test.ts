@@ -12,6 +12,10 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { percentilesOf } from '../../bench/rr.js';
+import type { BenchHost } from '../../bench/host.js';
+import { latencyPort, PORTS, ServerSet } from '../../bench/measure.js';
+import type { ActiveMode } from '../../bench/modes.js';
+import type { Topology } from '../../bench/topology.js';
 import {
   parseSockperfFullLog,
   parseSockperfSummary,
@@ -230,5 +234,45 @@ describe('sockperf latency tool: the client line', () => {
   it('names the exit status and the last words when sockperf printed neither an error nor a log', () => {
     const out = sockperfClientOutput(null, 'sockperf: something odd\n', 137);
     expect(out.error).toBe('sockperf measured no round trips (exit 137): sockperf: something odd');
+  });
+});
+
+describe('sockperf latency tool: servers on host B (ServerSet)', () => {
+  /** A fake host B whose servers announce themselves as the real ones do. */
+  function hostB() {
+    const spawned: { argv: string[]; out: string }[] = [];
+    const b = {
+      label: 'B',
+      where: 'fake',
+      spawn(argv: string[]) {
+        const p = { argv, out: argv.includes('sockperf') ? SERVER_OUT : argv[0] === 'iperf3' ? 'Server listening on 5201 (test #1)\n' : 'ready\n' };
+        spawned.push(p);
+        return { pid: spawned.length, argv, stdout: () => p.out, stderr: () => '', exited: new Promise(() => undefined), done: () => false, stop: () => Promise.resolve() };
+      },
+    } as unknown as BenchHost;
+    return { spawned, topo: { b } as unknown as Topology };
+  }
+
+  it('starts the sockperf server pinned on its own port, beside rr when both tools run', async () => {
+    const { spawned, topo } = hostB();
+    const servers = new ServerSet({ topo, mode: { addrB: '198.19.0.2' } as ActiveMode, pin: 'cross', repoRoot: '/repo', latencyTool: 'sockperf', latencyTools: ['sockperf', 'rr'] });
+    await servers.start();
+    expect(spawned.map((p) => p.argv)).toContainEqual(['taskset', '-c', '1', 'sockperf', 'server', '--tcp', '-i', '198.19.0.2', '-p', String(PORTS.sockperf)]);
+    expect(spawned.some((p) => p.argv.includes('/repo/dist/bench/rr.js') && p.argv.includes(String(PORTS.rr)))).toBe(true);
+    expect(latencyPort('sockperf')).not.toBe(latencyPort('rr'));
+    await servers.ready(PORTS.sockperf, 100);
+  });
+
+  it('waits for the sockperf server until it blocks on its socket', async () => {
+    const { spawned, topo } = hostB();
+    const servers = new ServerSet({ topo, mode: { addrB: '198.19.0.2' } as ActiveMode, pin: 'none', repoRoot: '/repo', latencyTool: 'sockperf' });
+    const starting = servers.start();
+    await new Promise((r) => setTimeout(r, 10));
+    const sp = spawned.find((p) => p.argv[0] === 'sockperf');
+    expect(sp?.argv).toEqual(['sockperf', 'server', '--tcp', '-i', '198.19.0.2', '-p', String(PORTS.sockperf)]);
+    expect(spawned.some((p) => p.argv.includes('/repo/dist/bench/rr.js'))).toBe(false);
+    await starting;
+    sp!.out = SERVER_OUT.split('\n').slice(0, 4).join('\n');
+    await expect(servers.ready(PORTS.sockperf, 100)).rejects.toThrow(/latency server \(sockperf\) not listening within 100 ms/);
   });
 });
