@@ -80,6 +80,7 @@ export async function runDoctor(): Promise<DoctorCheck[]> {
     ['taskset', 'util-linux', false],
     ['ethtool', 'ethtool', false],
     ['nft', 'nftables', false],
+    ['sockperf', 'sockperf', false], // bench --latency-tool sockperf
   ] as const) {
     const ok = await haveCommand(cmd);
     let detail = ok ? 'found' : 'not found';
