@@ -220,22 +220,25 @@ function redisPart(r: BenchResult, colors: Record<string, string>): string {
     color: s.color,
     data: all.map(({ m }) => m.runs.find((x) => x.condition === s.cond)?.[s.op]?.rps ?? null),
   }));
-  const table = htmlTable(
-    [
-      'mode',
-      'condition',
-      'ping RTT min / avg (ms)',
-      'GET req/s',
-      'GET vs bare idle',
-      'GET p50 / p95 / p99 (ms)',
-      'SET req/s',
-      'SET p50 / p95 / p99 (ms)',
-      'requests per test',
-      ...(anyError ? ['error'] : []),
-    ],
-    rows,
-    'redis',
-  );
+  // A measurement that failed before any run has only its note (below).
+  const table = !rows.length
+    ? ''
+    : htmlTable(
+        [
+          'mode',
+          'condition',
+          'ping RTT min / avg (ms)',
+          'GET req/s',
+          'GET vs bare idle',
+          'GET p50 / p95 / p99 (ms)',
+          'SET req/s',
+          'SET p50 / p95 / p99 (ms)',
+          'requests per test',
+          ...(anyError ? ['error'] : []),
+        ],
+        rows,
+        'redis',
+      );
   if (series.some((s) => s.data.some((v) => v !== null))) {
     const chart = bars({ title: 'redis requests/s, idle and under load', unit: 'req/s', categories: modes, series });
     const numbers = htmlTable(
@@ -266,7 +269,7 @@ function redisPart(r: BenchResult, colors: Record<string, string>): string {
         htmlTable(['mode', 'added RTT', 'ping RTT avg (ms)', 'GET req/s', 'GET p50 / p95 / p99 (ms)'], sweepRows),
       ),
     );
-  } else {
+  } else if (rows.length) {
     const why = all.map((x) => x.m.sweepSkipped).find((x): x is string => !!x);
     figs.push(`<p class="nodata" data-nodata="redis-rtt">${esc(`No added-RTT sweep${why ? `: ${why}` : ''}.`)}</p>`);
   }
@@ -274,7 +277,7 @@ function redisPart(r: BenchResult, colors: Record<string, string>): string {
   const load = all.flatMap((x) => x.m.runs).find((x) => x.load)?.load;
   return `<h3 id="containers-redis">A database over the overlay (redis)</h3>
 ${table}
-<div class="grid">${figs.join('')}</div>
+${figs.length ? `<div class="grid">${figs.join('')}</div>` : ''}
 <p class="muted">redis-server ${esc(first.serverVersion ?? '')} on host B (no persistence), redis-benchmark ${esc(first.benchmarkVersion ?? '')} on host A: ${esc(first.plan.clients)} connection(s), no pipelining (-P 1), requests sized to ~${esc(first.plan.secondsPerTest)} s per test.${load ? ` Under load: ${esc(load)}.` : ''}${notes.size ? ` ${esc([...notes].join('. '))}.` : ''}</p>`;
 }
 

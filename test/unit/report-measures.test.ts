@@ -177,6 +177,21 @@ describe('report.html with claim measures', () => {
     expect(records(html, 'redis')).toHaveLength(10);
   });
 
+  it('redis that failed before any run: the reason per mode, no empty table or chart', () => {
+    const r = without(fixture, { mtu: true, contention: true });
+    for (const s of r.samples) {
+      if (!s.redis) continue;
+      s.redis.runs = [];
+      s.redis.skipped = 'host B has no redis-server (apt-get install redis-server)';
+    }
+    const html = measuresSection(r, COLORS);
+    expect(html).toContain('id="containers-redis"');
+    expect(html).not.toContain('<table');
+    expect(html).not.toContain('<figure');
+    expect(html).not.toContain('data-nodata');
+    expect(text(html)).toContain('vxtap: host B has no redis-server (apt-get install redis-server)');
+  });
+
   it('contention: per mode plain vs contended throughput and the growth of the deficit to bare', () => {
     const rows = records(section, 'contention');
     expect(rows.map((r) => r.mode)).toEqual(['bare', 'kernel-vxlan', 'ovs-gre', 'ovs-vxlan', 'vxtap']);
