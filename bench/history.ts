@@ -28,13 +28,17 @@
  * extra kappa search is not done). No distributional assumption: the runs'
  * noise on this kind of machine is neither normal nor constant.
  *
- * Pure code except {@link readHistoryDir}; Markdown and JSON are renderers
- * over one {@link History}; {@link trendView} is the slim structure the HTML
- * report can draw.
+ * Pure code except {@link readHistoryDir} (lenient: bad files are listed as
+ * skipped) and {@link loadHistoryDir} (strict, for the report: a bad file is
+ * an input error); Markdown and JSON are renderers over one {@link History};
+ * bench/report/compare.ts draws it (the trend view with change points);
+ * {@link trendView} is a slim structure of the same data.
  */
+import { readdirSync, statSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { mulberry32 } from './decide.js';
+import { loadResult, ResultInputError } from './report/migrate.js';
 import { metricDefs, perRoundValues, type BenchResult, type MetricDef } from './result.js';
 import { cv as cvOf, median } from './stats.js';
 import { validateResult } from './validate.js';
@@ -399,6 +403,57 @@ export async function readHistoryDir(dir: string): Promise<{ entries: { file: st
       continue;
     }
     entries.push({ file: rel, result: r });
+  }
+  return { entries, skipped };
+}
+
+/**
+ * Read a history directory for the report (`vxtap report --history DIR`,
+ * `vxtap bench ci --history DIR`), strictly: every `result.json` under `dir`
+ * (recursively) is read through the report's reader (any schema version,
+ * migrated, `derived` recomputed), and anything that makes the history
+ * untrustworthy is a {@link ResultInputError} naming the path (exit 2): `dir`
+ * missing or not a directory, a subdirectory or file that cannot be read, a
+ * file that is not a valid result, and, unless `allowEmpty`, no finished result
+ * at all. Results still marked `running` (a killed run) are returned in
+ * `skipped`: a history may hold one, and it has no figures to draw.
+ * (`vxtap bench history` uses the lenient {@link readHistoryDir}, which lists
+ * bad files instead.)
+ */
+export function loadHistoryDir(dir: string, opts: { allowEmpty?: boolean } = {}): { entries: { file: string; result: BenchResult }[]; skipped: { file: string; reason: string }[] } {
+  const code = (err: unknown) => (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch (err) {
+    throw new ResultInputError(`${dir}: cannot read (${code(err)})`);
+  }
+  if (!isDir) throw new ResultInputError(`${dir}: not a directory (a history is a directory of result.json files)`);
+  const files: string[] = [];
+  const walk = (d: string) => {
+    let list;
+    try {
+      list = readdirSync(d, { withFileTypes: true });
+    } catch (err) {
+      throw new ResultInputError(`${d}: cannot read (${code(err)})`);
+    }
+    for (const e of list) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile() && e.name === 'result.json') files.push(p);
+    }
+  };
+  walk(dir);
+  files.sort();
+  const entries: { file: string; result: BenchResult }[] = [];
+  const skipped: { file: string; reason: string }[] = [];
+  for (const f of files) {
+    const r = loadResult(f);
+    if (r.status === 'running') skipped.push({ file: path.relative(dir, f), reason: 'status "running" (killed or still running)' });
+    else entries.push({ file: path.relative(dir, f), result: r });
+  }
+  if (!entries.length && !opts.allowEmpty) {
+    throw new ResultInputError(`${dir}: no finished result.json under it${skipped.length ? ` (${skipped.length} still marked running)` : ''}; a history is a directory of bench results`);
   }
   return { entries, skipped };
 }

@@ -8,7 +8,8 @@
 # 2. runs `vxtap bench ci --base <that commit>`: the base built in a git worktree,
 #    base and head benched interleaved (ABAB) on this runner, rounds added under
 #    the stopping rule while the gating metrics are unknown, up to $ROUNDS per side;
-#    any `worse` verdict fails;
+#    any `worse` verdict fails; report.html also draws the history so far ($HISTORY/runs
+#    and this head) with its change points (`--history`);
 # 3. files head's result under $HISTORY/runs/ and renders `vxtap bench history`
 #    over them (change points: slow drifts no pairwise comparison sees; reported,
 #    not failing);
@@ -75,7 +76,8 @@ BASE=$(git rev-parse --verify "$BASE^{commit}")
 
 # 2. base and head interleaved, the stopping rule, the comparison
 say "comparing $REF ($HEAD_COMMIT) with $BASE: modes $MODES, up to $ROUNDS rounds per side"
-extra=(--modes "$MODES" --rounds "$ROUNDS" --metrics "$METRICS" --fail-on-regression 0 --out "$OUT/ci")
+# --history: report.html gets the trend of the runs filed so far (and this head) with its change points.
+extra=(--modes "$MODES" --rounds "$ROUNDS" --metrics "$METRICS" --fail-on-regression 0 --out "$OUT/ci" --history "$HISTORY/runs")
 [[ -n $THRESHOLDS ]] && extra+=(--thresholds "$THRESHOLDS")
 ci_status=0
 "${VXTAP_CMD[@]}" bench ci --base "$BASE" "${extra[@]}" "$@" || ci_status=$?

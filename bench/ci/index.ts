@@ -22,7 +22,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseThresholds, renderCompareMarkdown, type Comparison, type Thresholds } from '../compare.js';
 import { lookAlpha } from '../decide.js';
+import { loadHistoryDir } from '../history.js';
+import { COMPARE_KEYS } from '../report/compare.js';
 import { markdownToHtml, renderReportHtml } from '../report/html.js';
+import { ResultInputError } from '../report/migrate.js';
+import { historySectionFor } from '../report/write.js';
 import { METRICS, udpMetricDefs, type BenchResult } from '../result.js';
 import { repoRoot } from '../run.js';
 import { writeFileAtomic } from '../state.js';
@@ -74,6 +78,15 @@ async function preflight(o: CiOptions, procs: Procs): Promise<{ repo: string; he
     const t = parseThresholds(v);
     if (t instanceof Error) throw new CiInputError(`--thresholds ${o.thresholdsFile}: ${t.message}`);
     thresholds = t;
+  }
+  if (o.historyDir !== null) {
+    // Read now so a bad history is exit 2 before anything runs; read again for the report (this run's head joins it then).
+    try {
+      loadHistoryDir(o.historyDir, { allowEmpty: true });
+    } catch (err) {
+      if (err instanceof ResultInputError) throw new CiInputError(`--history ${err.message}`);
+      throw err;
+    }
   }
   const headRoot = repoRoot();
   const repo = await gitToplevel(procs, headRoot);
@@ -300,7 +313,15 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
     const md = `${renderCompareMarkdown(c)}\n${renderDecision({ plan: plan.schedule, level, outcome, exitStatus, failPct: o.failOnRegressionPct, builds, injectSlowdownPct: o.injectSlowdownPct })}`;
     writeFileAtomic(path.join(dir, 'comparison.md'), md);
     try {
-      const html = renderReportHtml(outcome.head, { extraSections: [{ id: 'ci', title: 'CI comparison', html: markdownToHtml(md.replace(/^# .*\n/, ''), 1) }] });
+      const sections = [{ id: 'ci', title: 'CI comparison', html: markdownToHtml(md.replace(/^# .*\n/, ''), 1) }];
+      if (o.historyDir !== null) {
+        try {
+          sections.push(historySectionFor(o.historyDir, outcome.head, [...new Set([...COMPARE_KEYS, ...o.metrics])]));
+        } catch (err) {
+          hooks.log(`vxtap bench ci: warning: report.html has no history: ${(err as Error).message}`); // changed while the bench ran
+        }
+      }
+      const html = renderReportHtml(outcome.head, { extraSections: sections });
       writeFileAtomic(path.join(dir, 'report.html'), html);
     } catch (err) {
       hooks.log(`vxtap bench ci: warning: report.html not written: ${(err as Error).message}`);

@@ -66,6 +66,8 @@ export interface CiOptions {
   alpha: number;
   failOnRegressionPct: number;
   thresholdsFile: string | null;
+  /** --history DIR: earlier results whose trend (with this run's head) goes into report.html; null = none. */
+  historyDir: string | null;
   remote: CiRemote | null;
   progress: boolean;
   json: boolean;
@@ -166,6 +168,7 @@ export function parseCiOptions(o: RawCiOptions, sshOptionsEnv: string[] = []): C
     alpha,
     failOnRegressionPct,
     thresholdsFile: str(o.thresholds),
+    historyDir: str(o.history),
     remote,
     progress: o.progress !== false,
     json: o.json === true || o.json === 'true' || o.json === '1',

@@ -34,6 +34,12 @@ export function registerCi(bench: Command): void {
       ),
     )
     .addOption(new Option('--alpha <p>', 'family-wise false-alarm budget over all looks and gating metrics').default('0.05').env('VXTAP_BENCH_CI_ALPHA'))
+    .addOption(
+      new Option(
+        '--history <dir>',
+        "earlier results (searched recursively for result.json): report.html gets a History section, the trend of this run's environment with change points (E-divisive means)",
+      ).env('VXTAP_BENCH_CI_HISTORY_DIR'),
+    )
     .addOption(new Option('--fail-on-regression <percent>', 'exit 1 when a worse verdict changes its metric by more than this many percent').default('0').env('VXTAP_BENCH_CI_FAIL_ON_REGRESSION'))
     .addOption(
       new Option('--inject-slowdown <percent>', 'TEST-ONLY: run the head side with VXTAP_TEST_SLOWDOWN_PCT=percent (1-90), a known vxtap slowdown, to check that the decision catches it').env(
@@ -71,7 +77,9 @@ or Ctrl-C.
 
 Output in <out>/<timestamp>-<hostname>-ci/: result.json (head, all rounds),
 base-result.json, comparison.md, comparison.json, ci.json, report.html (head's
-report with a "CI comparison" section), build-*.log, rounds/*.log.
+report with a "CI comparison" section, and with --history DIR a "History"
+section: DIR's runs of this environment plus this head, change points marked),
+build-*.log, rounds/*.log.
 
 Exit status: 0 no failing regression (metrics still unknown at the cap are
 reported, not failed), 1 a worse verdict beyond --fail-on-regression or a
