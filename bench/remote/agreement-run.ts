@@ -104,6 +104,7 @@ function judgeDir(checkDir: string, pairs: number, runs: AgreementRun[], o: Agre
   const hosts = bySide('hosts');
   if (!local.some(Boolean) || !hosts.some(Boolean)) return new Error(`no complete pair of results under ${checkDir} (need a result.json in pairN-local/ and pairN-hosts/)`);
   const labels = Array.from({ length: pairs }, (_, p) => `pair ${p + 1}`);
+  mkdirSync(checkDir, { recursive: true });
   const pooledLocal = poolRounds(local, labels);
   const pooledHosts = poolRounds(hosts, labels);
   writeFileSync(path.join(checkDir, 'pooled-local.json'), `${JSON.stringify(pooledLocal, null, 2)}\n`);
@@ -198,7 +199,6 @@ export async function runAgreement(o: AgreementOptions): Promise<number> {
     .replace(/[:.]/g, '-')
     .replace(/-\d+Z$/, 'Z');
   const checkDir = path.join(o.out, `${stamp}-${os.hostname()}-hosts-agreement`);
-  mkdirSync(checkDir, { recursive: true });
   const tests = o.modes.length * o.metrics.length;
   const need = minPairsForVerdict(tests, o.alpha);
   const estMin = Math.ceil(estimateCheckSeconds(o.pairs, o.modes.length, estimateModeRoundSeconds(profile, true)) / 60);
