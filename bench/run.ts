@@ -141,6 +141,17 @@ export function rotate<T>(list: readonly T[], k: number): T[] {
   return [...list.slice(n), ...list.slice(0, n)];
 }
 
+/**
+ * What the run's latency tools lack on its hosts (--hosts: A and B through
+ * their agents; else this machine, whose namespaces share its programs), one
+ * message per host naming the fix; empty when nothing is missing.
+ */
+export async function latencyToolsMissing(opts: Pick<BenchOptions, 'latencyTools' | 'remote'>): Promise<string[]> {
+  if (!opts.latencyTools?.includes('sockperf')) return [];
+  const hosts = opts.remote ? [opts.remote.a, opts.remote.b] : [{ label: 'A/B (this machine)', exec: (argv: string[], o?: { allowFail?: boolean; timeoutMs?: number }) => run(argv, o) }];
+  return (await Promise.all(hosts.map((h) => sockperfMissing(h)))).filter((m): m is string => m !== null);
+}
+
 /** Run the bench; resolves to the result and the directory it was written to. */
 export async function runBench(opts: BenchOptions): Promise<{ result: BenchResult; dir: string }> {
   const profile: Profile = { ...PROFILES[opts.profile], ...testProfileOverride() };
@@ -249,12 +260,9 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
     log(`vxtap bench: profile ${profile.name}, ${profile.rounds} round(s), modes ${specs.map((s) => s.id).join(' ')}; results in ${dir}`);
     result.environment = await collectEnvironment(root, 1000);
     opts.remote?.describe(result);
-    // --latency-tool sockperf: refuse before any mode is set up when a host lacks it (the namespaces share this machine's).
-    if (opts.latencyTools?.includes('sockperf')) {
-      const hosts = opts.remote ? [opts.remote.a, opts.remote.b] : [{ label: 'A/B (this machine)', exec: (argv: string[], o?: { allowFail?: boolean; timeoutMs?: number }) => run(argv, o) }];
-      const missing = (await Promise.all(hosts.map((h) => sockperfMissing(h)))).filter((m): m is string => m !== null);
-      if (missing.length) throw new Error(missing.join('; '));
-    }
+    // --latency-tool sockperf: refuse before any mode is set up when a host lacks it (the CLI checks first; this covers other callers).
+    const missing = await latencyToolsMissing(opts);
+    if (missing.length) throw new Error(missing.join('; '));
     for (const spec of specs) {
       const reason = await (opts.remote ? remoteUnavailableReason(spec, opts.remote) : DRIVERS[spec.kind].unavailable(spec, root)).catch(
         (e: unknown) => `probe failed: ${e instanceof Error ? e.message : String(e)}`,

@@ -173,7 +173,11 @@ export function sockperfClientOutput(fullLog: string | null, summaryText: string
   return out;
 }
 
-/** `command -v sockperf` on a host: null when present, else the message naming the host and the fix. */
+/**
+ * `command -v sockperf` on a host: null when present, else the message naming
+ * the host and the fix. The bench asks this of both hosts before anything is
+ * created when --latency-tool names sockperf.
+ */
 export async function sockperfMissing(host: { label: string; exec(argv: string[], opts?: { allowFail?: boolean; timeoutMs?: number }): Promise<{ code: number | null }> }): Promise<string | null> {
   const r = await host.exec(['sh', '-c', 'command -v sockperf'], { allowFail: true, timeoutMs: 10_000 });
   return r.code === 0 ? null : `host ${host.label}: sockperf not installed (${SOCKPERF_INSTALL_HINT})`;

@@ -9,7 +9,7 @@ import { Command, Option } from 'commander';
 import os from 'node:os';
 import path from 'node:path';
 import { cleanupBench, formatCleanupReport } from '../../bench/cleanup.js';
-import { DEFAULT_MODES, QUICK_MODES, repoRoot, runBench, validateOptions, type BenchOptions } from '../../bench/run.js';
+import { DEFAULT_MODES, latencyToolsMissing, QUICK_MODES, repoRoot, runBench, validateOptions, type BenchOptions } from '../../bench/run.js';
 import { renderTerminalSummary } from '../../bench/summary.js';
 import type { Pinning } from '../../bench/measure.js';
 import type { LatencyTool } from '../../bench/sockperf.js';
@@ -270,6 +270,12 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
           process.stderr.write(`vxtap bench: ${(err as Error).message}\nnothing was created on the hosts\n`);
           process.exit(1);
         }
+      }
+      const missingTools = await latencyToolsMissing(opts);
+      if (missingTools.length) {
+        process.stderr.write(`${missingTools.map((m) => `vxtap bench: ${m}`).join('\n')}\nnothing was created${opts.remote ? ' on the hosts' : ''}\n`);
+        await opts.remote?.close();
+        process.exit(1);
       }
       let ran: Awaited<ReturnType<typeof runBench>>;
       try {

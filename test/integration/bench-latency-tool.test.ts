@@ -5,11 +5,12 @@
  * other bench test's leftover check or clean-up meets it. The sockperf server
  * and client run where rr.js would, sockperf's runs fill the latency metrics,
  * rr's the side-by-side samples, and every latency sample says which tool
- * measured. A bad --latency-tool is refused with one line and exit status 2.
+ * measured. A bad --latency-tool is refused with one line and exit status 2,
+ * a missing sockperf with the host and the fix before anything is created.
  * Figures are not asserted: they are the bench's, not the test's.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,9 +32,9 @@ const state = mkdtempSync(path.join(os.tmpdir(), 'vxy-bench-state-'));
 // Shorter than --quick: no UDP search, no MTU sweep sizes, the shortest latency runs (sockperf rounds up to 1 s each).
 const TEST_PROFILE = JSON.stringify({ tcpSeconds: 1, udpFrameSizes: [], latencySeconds: 0.2, latencyLoadedSeconds: 0.3, mtuSweepSizes: [] });
 
-function runCli(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runCli(args: string[], timeoutMs: number, extraEnv: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const env = { ...process.env, VXTAP_BENCH_PREFIX: PREFIX, VXTAP_BENCH_STATE_DIR: state, VXTAP_BENCH_TEST_PROFILE: TEST_PROFILE };
+    const env = { ...process.env, VXTAP_BENCH_PREFIX: PREFIX, VXTAP_BENCH_STATE_DIR: state, VXTAP_BENCH_TEST_PROFILE: TEST_PROFILE, ...extraEnv };
     const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
@@ -82,6 +83,22 @@ describe.skipIf(skipReason !== null)(`vxtap bench --latency-tool (integration${s
     const r = await runCli(['bench', '--quick', '--modes', 'bare', '--out', out, '--latency-tool', 'netperf'], 30_000);
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toEqual(['vxtap bench: --latency-tool must be rr or sockperf, or both as rr,sockperf (got "netperf")']);
+  }, 35_000);
+
+  it('refuses to start, naming the host and the fix, when sockperf is not installed', async () => {
+    // A PATH with only what the CLI needs before its check: sh and node, no sockperf.
+    const bin = mkdtempSync(path.join(os.tmpdir(), 'vxy-bin-'));
+    symlinkSync('/bin/sh', path.join(bin, 'sh'));
+    symlinkSync(process.execPath, path.join(bin, 'node'));
+    try {
+      const before = await leftovers();
+      const r = await runCli(['bench', '--quick', '--modes', 'bare', '--out', out, '--latency-tool', 'rr,sockperf'], 30_000, { PATH: bin });
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toEqual(['vxtap bench: host A/B (this machine): sockperf not installed (apt-get install sockperf)', 'nothing was created']);
+      expect(await leftovers()).toEqual(before);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
   }, 35_000);
 
   it('--latency-tool sockperf,rr measures idle and loaded latency with both tools in one run, schema-valid, nothing left', async () => {
