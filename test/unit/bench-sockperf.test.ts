@@ -15,6 +15,7 @@ import { percentilesOf } from '../../bench/rr.js';
 import type { BenchHost } from '../../bench/host.js';
 import { latencyPort, PORTS, ServerSet } from '../../bench/measure.js';
 import type { ActiveMode } from '../../bench/modes.js';
+import { latencyToolsMissing, validateOptions, type BenchOptions } from '../../bench/run.js';
 import type { Topology } from '../../bench/topology.js';
 import {
   parseSockperfFullLog,
@@ -274,5 +275,25 @@ describe('sockperf latency tool: servers on host B (ServerSet)', () => {
     await starting;
     sp!.out = SERVER_OUT.split('\n').slice(0, 4).join('\n');
     await expect(servers.ready(PORTS.sockperf, 100)).rejects.toThrow(/latency server \(sockperf\) not listening within 100 ms/);
+  });
+});
+
+describe('--latency-tool (validateOptions)', () => {
+  const base: BenchOptions = { profile: 'default', modes: ['bare'], mtu: 1500, netem: {}, outDir: '/tmp/x', pin: 'cross', progress: false, argv: [] };
+
+  it('takes rr, sockperf, both in either order, or nothing (= rr)', () => {
+    for (const latencyTools of [undefined, ['rr'], ['sockperf'], ['rr', 'sockperf'], ['sockperf', 'rr']] as const)
+      expect(validateOptions({ ...base, latencyTools: latencyTools && [...latencyTools] })).toBeNull();
+  });
+
+  it('refuses an unknown tool, an empty list and a tool listed twice, naming the option', () => {
+    expect(validateOptions({ ...base, latencyTools: ['netperf' as never] })?.message).toBe('--latency-tool must be rr or sockperf, or both as rr,sockperf (got "netperf")');
+    expect(validateOptions({ ...base, latencyTools: [] })?.message).toMatch(/^--latency-tool must be/);
+    expect(validateOptions({ ...base, latencyTools: ['rr', 'rr'] })?.message).toBe('--latency-tool lists a tool twice');
+  });
+
+  it('checks the hosts only when sockperf is asked for', async () => {
+    expect(await latencyToolsMissing({ latencyTools: ['rr'] })).toEqual([]);
+    expect(await latencyToolsMissing({})).toEqual([]);
   });
 });
