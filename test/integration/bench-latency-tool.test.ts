@@ -19,6 +19,7 @@ import { deleteNetns, listNetns } from '../../src/host/netns.js';
 import { output } from '../../src/host/exec.js';
 import { validateResult } from '../../bench/validate.js';
 import type { BenchResult } from '../../bench/result.js';
+import type { LatencySample } from '../../bench/measure.js';
 
 const PREFIX = 'vxy';
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -128,7 +129,7 @@ describe.skipIf(skipReason !== null)(`vxtap bench --latency-tool (integration${s
       expect(lat!.error).toBeNull();
     }
     expect(s!.latencyLoaded!.load).toMatch(/^iperf3 TCP 1 stream/);
-    const p50 = (l: typeof s.latencyIdle) => String(l?.percentiles.p50Us);
+    const p50 = (l: LatencySample | null | undefined) => String(l?.percentiles.p50Us);
     console.log(
       `bench --quick --modes bare --latency-tool sockperf,rr: ${seconds.toFixed(0)} s; idle p50 sockperf ${p50(s!.latencyIdle)} us, rr ${p50(s!.latencyOthers![0])} us (one short round, not a measurement)`,
     );
