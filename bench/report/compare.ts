@@ -209,7 +209,8 @@ export function trendGroupHtml(h: Pick<History, 'options'>, g: HistoryGroup, opt
     const caption = `${list[0].title} (${list[0].unit}), median over rounds per run, oldest first; ${list[0].higherIsBetter ? 'higher' : 'lower'} is better. ${
       marks.length ? `Change points (triangle and dotted line, red worse, green better): ${marks.length}; dashed: the level between them.` : 'No change point.'
     }`;
-    figs.push(figure(`${prefix}-${key}`, caption, chart, numbers).replace('<figure class="chart" ', `<figure class="chart" data-changes="${esc(marks.join(' '))}" `));
+    // data-changes: the markers drawn, "mode@run" (a test or a script finds them without parsing the SVG).
+    figs.push(figure(`${prefix}-${key}`, caption, chart, numbers).replace(/^<figure([^>]*)>/, (_, attrs: string) => `<figure${attrs} data-changes="${esc(marks.join(' '))}">`));
   }
   const changed = g.series.flatMap((s) => s.changes.map((c) => ({ s, c }))).sort((a, b) => a.c.index - b.c.index || a.s.mode.localeCompare(b.s.mode) || a.s.metric.localeCompare(b.s.metric));
   const searched = g.series.filter((s) => !s.note);

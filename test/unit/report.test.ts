@@ -6,17 +6,18 @@
  * uncertainty; several results give a comparison and, as a history, a trend.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RESULT_SCHEMA_VERSION } from '../../bench/result.js';
+import { analyzeHistory } from '../../bench/history.js';
+import { derive, RESULT_SCHEMA_VERSION, type BenchResult } from '../../bench/result.js';
 import { judge, judgeClaims } from '../../bench/report/claims.js';
-import { environmentFingerprint, notAHistory, renderComparisonHtml } from '../../bench/report/compare.js';
+import { COMPARE_KEYS, environmentFingerprint, notAHistory, renderComparisonHtml, renderHistoryHtml } from '../../bench/report/compare.js';
 import { markdownToHtml, renderReportHtml, shellJoin } from '../../bench/report/html.js';
 import { loadResult, migrateResult, readableVersions, ResultInputError } from '../../bench/report/migrate.js';
-import { renderReportFor } from '../../bench/report/write.js';
+import { historySectionFor, renderReportFor } from '../../bench/report/write.js';
 import { latencyDistribution } from '../../bench/report/data.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -197,6 +198,107 @@ describe('comparison and trend', () => {
   });
 });
 
+// ---------------------------------------------------------------- history: change points in the trend view
+
+/**
+ * `n` runs of the current fixture one day apart (commit = the run's index in hex), vxtap's TCP
+ * throughput x `factor` from run `step` (0-based) on, and a deterministic 1% jitter on every TCP figure.
+ */
+function synthHistory(n: number, step: number | null, factor = 0.9): BenchResult[] {
+  const base = loadResult(current);
+  return Array.from({ length: n }, (_, d) => {
+    const r = structuredClone(base);
+    r.runId = `hist-${String(d).padStart(2, '0')}`;
+    r.startedAt = new Date(Date.parse(base.startedAt) + d * 86_400_000).toISOString();
+    r.environment!.git.commit = `${d.toString(16).padStart(2, '0')}${'e'.repeat(38)}`;
+    const jitter = 1 + 0.01 * Math.sin(d * 1.7);
+    for (const s of r.samples) for (const t of [s.tcp1, s.tcpN]) if (t) t.receivedBps *= jitter * (s.mode === 'vxtap' && step !== null && d >= step ? factor : 1);
+    r.derived = derive(r);
+    return r;
+  });
+}
+
+/** Write results as DIR/<runId>/result.json. */
+function writeHistory(dir: string, runs: BenchResult[]): string {
+  for (const r of runs) {
+    mkdirSync(path.join(dir, r.runId), { recursive: true });
+    writeFileSync(path.join(dir, r.runId, 'result.json'), JSON.stringify(r));
+  }
+  return dir;
+}
+
+const entriesOf = (runs: BenchResult[]) => runs.map((r) => ({ file: `${r.runId}/result.json`, result: r }));
+
+describe('history in the trend view', () => {
+  // 20 runs, vxtap 10% slower from run index 12 (run #13) on.
+  const stepped = synthHistory(20, 12);
+  const flat = synthHistory(20, null);
+
+  it('a 10% step at a known run: a row in the change-point table and a marker on the chart, at that run', () => {
+    const html = renderHistoryHtml(analyzeHistory(entriesOf([...stepped].reverse()), { metrics: COMPARE_KEYS }), { source: 'synthetic' });
+    expect(externalReferences(html)).toEqual([]);
+    // The table: mode, metric, the run (#13, its start time, its id), its commit, median before -> after, change, direction.
+    const row = /<tr data-change="vxtap tcp1Gbps 13">([\s\S]*?)<\/tr>/.exec(html)?.[1] ?? '';
+    expect(row).toContain(`#13 ${stepped[12].startedAt.slice(0, 16).replace('T', ' ')} <code>hist-12</code>`);
+    expect(row).toContain('<code>0ceeeeeeeeee</code>');
+    const [before, after] = /<td class="num">([\d.]+) → ([\d.]+)<\/td>/.exec(row)!.slice(1).map(Number);
+    expect(after / before).toBeCloseTo(0.9, 1);
+    expect(row).toMatch(/<td class="num">-(9|10)\.\d%<\/td>/);
+    expect(row).toContain('<span class="v-worse">worse</span>');
+    expect(html).toContain('<tr data-change="vxtap tcpNGbps 13">');
+    // Only vxtap's throughput changed (and nothing of the other modes).
+    expect([...html.matchAll(/<tr data-change="([^"]*)"/g)].map((m) => m[1]).every((k) => k.startsWith('vxtap ') && k.endsWith(' 13'))).toBe(true);
+    // The marker: the chart of tcp1Gbps records it, draws the labelled line, and its hover text names the run.
+    const fig = /<figure class="chart" id="chart-trend-1-tcp1Gbps"[^>]* data-changes="([^"]*)">[\s\S]*?<\/figure>/.exec(html);
+    expect(fig?.[1]).toBe('vxtap@13');
+    expect(fig?.[0]).toMatch(/<text[^>]*>vxtap -(9|10)\.\d%<\/text>/);
+    expect(fig?.[0]).toMatch(/<title>change point: vxtap tcp1Gbps at run #13 [^<]*worse\)<\/title>/);
+    expect(html).toMatch(/<figure class="chart" id="chart-trend-1-latIdleP50"[^>]* data-changes="">/);
+  });
+
+  it('a flat history says so in one line, with no marker', () => {
+    const html = renderHistoryHtml(analyzeHistory(entriesOf(flat), { metrics: COMPARE_KEYS }));
+    expect(html).not.toContain('<tr data-change=');
+    expect(html).not.toMatch(/<figure class="chart"[^>]* data-changes="[^"]/);
+    expect(html).toContain('<div class="trend-group" data-runs="20" data-changes="0">');
+    expect(html.match(/<p class="nochange"[^>]*>No change point in 20 runs[^<]*<\/p>/g)).toHaveLength(1);
+  });
+
+  it('the comparison page of runs that form a history marks the change too', () => {
+    const html = renderComparisonHtml(stepped.slice(4));
+    expect(html).toMatch(/<figure class="chart" id="chart-trend-tcp1Gbps"[^>]* data-changes="vxtap@9">/);
+    expect(html).toContain('<tr data-change="vxtap tcp1Gbps 9">');
+  });
+
+  it("one run's report gets a History section of its environment, this run included", () => {
+    const dir = writeHistory(mkdtempSync(path.join(tmp, 'hs-')), stepped.slice(0, 19));
+    const other = structuredClone(stepped[0]);
+    other.runId = 'elsewhere';
+    other.environment!.kernel = '6.1.0';
+    writeHistory(dir, [other]);
+    const html = renderReportFor(stepped[19], null, [historySectionFor(dir, stepped[19])]);
+    const section = /<section id="history"><h2>History<\/h2>([\s\S]*?)<\/section>/.exec(html)?.[1] ?? '';
+    expect(section).toContain('20 run(s) of this environment');
+    expect(section).toContain("this report's run is #20");
+    expect(section).toContain('1 run(s) of 1 other environment(s) are not drawn');
+    expect(section).toContain('<tr data-change="vxtap tcp1Gbps 13">');
+    expect(html).toContain('<a href="#history">History</a>');
+    expect(externalReferences(html)).toEqual([]);
+  });
+
+  it('text from the results cannot break out of the history page', () => {
+    const runs = synthHistory(12, 6);
+    const evil = '</script><script>alert(1)</script><img src=x onerror=alert(2)>';
+    runs[6].runId = evil;
+    const html = renderHistoryHtml(analyzeHistory(entriesOf(runs), { metrics: ['tcp1Gbps'] }), { source: evil });
+    expect(externalReferences(html)).toEqual([]);
+    expect(html.match(/<\/script>/g)).toHaveLength(1);
+    expect(html).not.toContain('<img');
+    expect(html).toContain('&lt;/script&gt;&lt;script&gt;alert(1)');
+    expect(html).toContain('<tr data-change="vxtap tcp1Gbps 7">');
+  });
+});
+
 describe('markdownToHtml', () => {
   it("turns the plan's subset into tables, lists and headings, escaping text", () => {
     const html = markdownToHtml('# T\n\n**bold** `code` <b>\n\n| a | b \\| c |\n| --- | --- |\n| 1 | 2 |\n\n- x\n- y\n');
@@ -228,6 +330,42 @@ describe.skipIf(!existsSync(main))('vxtap report (CLI)', () => {
       [[current, '--target', '-1gbit'], /--target must be greater than 0/],
       [[current, '--target', 'fast'], /--target must be a bit rate/],
       [[current, current, '--target', '1g'], /apply to one result/],
+    ];
+    for (const [args, re] of cases) {
+      const r = cli([...args, '--out', path.join(tmp, 'never.html')]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(re);
+    }
+    expect(existsSync(path.join(tmp, 'never.html'))).toBe(false);
+  });
+  it('--history DIR: the page with the change points; with one result, its History section; the fixtures render; bad directories exit 2 naming the path', () => {
+    const dir = writeHistory(mkdtempSync(path.join(tmp, 'hcli-')), synthHistory(12, 6));
+    const page = path.join(tmp, 'history.html');
+    expect(cli(['--history', dir, '--out', page]).code).toBe(0);
+    const html = readFileSync(page, 'utf8');
+    expect(html).toContain('<tr data-change="vxtap tcp1Gbps 7">');
+    expect(html).toMatch(/<figure class="chart" id="chart-trend-1-tcp1Gbps"[^>]* data-changes="vxtap@7">/);
+    expect(externalReferences(html)).toEqual([]);
+    const one = path.join(tmp, 'one.html');
+    expect(cli([path.join(dir, 'hist-11', 'result.json'), '--history', dir, '--out', one]).code).toBe(0);
+    expect(readFileSync(one, 'utf8')).toMatch(/<section id="history"><h2>History<\/h2>[\s\S]*<tr data-change="vxtap tcp1Gbps 7">/);
+    const fixtures = path.join(tmp, 'fixtures.html');
+    expect(cli(['--history', path.join(repo, 'test', 'fixtures', 'history'), '--out', fixtures]).code).toBe(0);
+    const fx = readFileSync(fixtures, 'utf8');
+    expect(fx).toContain('<code>20261203T155453Z-vm</code>');
+    expect(fx).toContain('No trend: a trend needs three or more runs of one environment (got 1).');
+    expect(externalReferences(fx)).toEqual([]);
+    const empty = mkdtempSync(path.join(tmp, 'empty-'));
+    const broken = mkdtempSync(path.join(tmp, 'broken-'));
+    mkdirSync(path.join(broken, 'x'));
+    writeFileSync(path.join(broken, 'x', 'result.json'), '{');
+    const cases: [string[], RegExp][] = [
+      [['--history', path.join(tmp, 'missing-dir')], /missing-dir: cannot read \(ENOENT\)/],
+      [['--history', empty], /empty-\w+: no finished result\.json under it/],
+      [['--history', broken], /broken-\w+\/x\/result\.json: not JSON/],
+      [[current, current, '--history', dir], /takes one result .* or none/],
+      [[], /give one or more result\.json files, or --history DIR/],
     ];
     for (const [args, re] of cases) {
       const r = cli([...args, '--out', path.join(tmp, 'never.html')]);
