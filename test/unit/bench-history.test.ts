@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gaussian, mulberry32 } from '../../bench/decide.js';
-import { analyzeHistory, bestSplit, eDivisive, fingerprint, readHistoryDir, renderHistoryMarkdown, trendView } from '../../bench/history.js';
+import { analyzeHistory, bestSplit, eDivisive, fingerprint, loadHistoryDir, readHistoryDir, renderHistoryMarkdown, trendView } from '../../bench/history.js';
 import { derive, type BenchResult } from '../../bench/result.js';
 import { ensureBuilt, runVxtap } from '../helpers/cli.js';
 
@@ -159,6 +159,31 @@ describe('analyzeHistory over result files', () => {
       const h = analyzeHistory(entries, {}, skipped);
       expect(h.groups[0].fingerprint).toMatchObject({ profile: 'quick', cpuCount: 2, modes: ['bare', 'vxtap', 'vxtap:offload=off'] });
       expect(h.counts.changes).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('loadHistoryDir (the report reads a history strictly)', () => {
+  it('reads the fixtures through the result reader; a bad file or directory is an error naming it; running results are skipped', () => {
+    const { entries, skipped } = loadHistoryDir(HISTORY_FIXTURES);
+    expect(entries.map((e) => e.file)).toEqual([path.join('20261203T155453Z-vm', 'result.json')]);
+    expect(entries[0].result.samples[0].tcp1?.intervalBps).toBeDefined();
+    expect(skipped).toEqual([]);
+    const dir = mkdtempSync(path.join(tmpdir(), 'vxtap-history-strict-'));
+    try {
+      expect(() => loadHistoryDir(path.join(dir, 'missing'))).toThrow(/missing: cannot read \(ENOENT\)/);
+      expect(() => loadHistoryDir(dir)).toThrow(/no finished result\.json under it/);
+      expect(loadHistoryDir(dir, { allowEmpty: true }).entries).toEqual([]);
+      mkdirSync(path.join(dir, 'running'));
+      writeFileSync(path.join(dir, 'running', 'result.json'), JSON.stringify({ ...golden(), status: 'running' }));
+      expect(() => loadHistoryDir(dir)).toThrow(/no finished result\.json under it \(1 still marked running\)/);
+      cpSync(HISTORY_FIXTURES, path.join(dir, 'real'), { recursive: true });
+      expect(loadHistoryDir(dir).skipped.map((s) => s.file)).toEqual([path.join('running', 'result.json')]);
+      mkdirSync(path.join(dir, 'broken'));
+      writeFileSync(path.join(dir, 'broken', 'result.json'), JSON.stringify({ schema: 'vxtap-bench-result', schemaVersion: 1 }));
+      expect(() => loadHistoryDir(dir)).toThrow(/broken\/result\.json: does not match result\.schema\.json/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
