@@ -20,10 +20,15 @@
  * Thresholds default to {@link defaultThreshold} and are meant to be derived
  * from A/A runs ({@link calibrateThresholds}).
  *
+ * Disturbed rounds (bench/disturbance.ts: steal, another process, a throughput
+ * dip) are listed per side and marked on the rows they feed; they stay in the
+ * test, flagged, never dropped.
+ *
  * Pure code: the CLI (src/cli/bench-compare.ts) reads and validates the files
  * and passes parsed results in; everything here is a function of its arguments.
  * Markdown and JSON are renderers over one {@link Comparison} object.
  */
+import { disturbedFor, disturbedSamples, describeDisturbed, type DisturbedSample } from './disturbance.js';
 import { metricDefs, perRoundValues, type BenchResult, type MetricDef } from './result.js';
 import { cv, median } from './stats.js';
 
@@ -536,6 +541,8 @@ export interface CompareRow extends Judgement {
   unit: string;
   higherIsBetter: boolean;
   threshold: MetricThreshold;
+  /** Rounds of each side whose sample behind this figure was disturbed (flagged, kept in the test). */
+  disturbedRounds: { old: number[]; new: number[] };
 }
 
 /** Identification of one input in the comparison. */
@@ -562,6 +569,8 @@ export interface Comparison {
   new: RunRef;
   /** Differences in environment or options that make the comparison doubtful, results not complete, modes not comparable. */
   warnings: string[];
+  /** Disturbed samples of each side in the compared modes (bench/disturbance.ts), flagged and kept. */
+  disturbed: { old: DisturbedSample[]; new: DisturbedSample[] };
   rows: CompareRow[];
   counts: { better: number; worse: number; same: number; unknown: number; noisy: number };
 }
@@ -711,6 +720,8 @@ export function compareResults(oldIn: { label: string; result: BenchResult }, ne
       keys.push({ mode, def, threshold: thresholdFor(thresholds, mode, def.key), o, n });
     }
   }
+  const compared = new Set(keys.map((k) => k.mode));
+  const disturbed = { old: disturbedSamples(oldR).filter((d) => compared.has(d.mode)), new: disturbedSamples(newR).filter((d) => compared.has(d.mode)) };
   const judged = judgeFamily(
     keys.map((k) => ({ old: k.o, new: k.n, higherIsBetter: k.def.higherIsBetter, threshold: k.threshold })),
     { alpha, correction },
@@ -723,6 +734,7 @@ export function compareResults(oldIn: { label: string; result: BenchResult }, ne
     unit: k.def.unit,
     higherIsBetter: k.def.higherIsBetter,
     threshold: k.threshold,
+    disturbedRounds: { old: disturbedFor(disturbed.old, k.mode, k.def.key).map((d) => d.round), new: disturbedFor(disturbed.new, k.mode, k.def.key).map((d) => d.round) },
     ...judged[i],
   }));
   const ref = (label: string, r: BenchResult): RunRef => ({ label, runId: r.runId, status: r.status, rounds: r.options.rounds, commit: r.environment?.git.commit ?? null });
@@ -738,6 +750,7 @@ export function compareResults(oldIn: { label: string; result: BenchResult }, ne
     old: ref(oldIn.label, oldR),
     new: ref(newIn.label, newR),
     warnings: contextWarnings(oldR, newR),
+    disturbed,
     rows,
     counts: { better: count('better'), worse: count('worse'), same: count('same'), unknown: count('unknown'), noisy: rows.filter((r) => r.noisy).length },
   };
@@ -812,7 +825,8 @@ export function renderCompareMarkdown(c: Comparison): string {
   for (const r of c.rows) {
     const p = r.pAdjusted === null ? 'n/a' : `${fmtP(r.pAdjusted)} (n=${r.old.n}+${r.new.n})`;
     const spread = `${fmtCv(r.old.cv)} / ${fmtCv(r.new.cv)}`;
-    const verdict = `${r.verdict}${r.noisy ? ', **noisy**' : ''}${noteRef(r.note)}`;
+    const dist = r.disturbedRounds.old.length + r.disturbedRounds.new.length > 0 ? ', disturbed †' : '';
+    const verdict = `${r.verdict}${r.noisy ? ', **noisy**' : ''}${dist}${noteRef(r.note)}`;
     out.push(
       `| ${r.mode} | ${r.metric} (${r.unit}) | ${formatValue(r.old.median)} | ${formatValue(r.new.median)} | ${formatDelta(r.deltaPct)} | ${p} | ${spread} | ${r.mdePct === null ? 'n/a' : `${r.mdePct.toFixed(1)}%`} | ${r.threshold.minEffectPct}% / ${r.threshold.detectPct}% | ${verdict} |`,
     );
@@ -820,6 +834,16 @@ export function renderCompareMarkdown(c: Comparison): string {
   out.push('');
   for (const [i, n] of notes.entries()) out.push(`[${i + 1}] ${n}`);
   if (notes.length) out.push('');
+  if (c.disturbed.old.length + c.disturbed.new.length > 0) {
+    out.push('† Disturbed rounds (steal, another process or a throughput dip; flagged, kept in the test):', '');
+    for (const [name, list] of [
+      ['old', c.disturbed.old],
+      ['new', c.disturbed.new],
+    ] as const) {
+      out.push(`- ${name}: ${list.length ? '' : 'none'}`.trimEnd(), ...describeDisturbed(list).map((l) => `  - ${l}`));
+    }
+    out.push('');
+  }
   out.push(
     `${c.counts.better} better, ${c.counts.worse} worse, ${c.counts.same} same, ${c.counts.unknown} unknown; ${c.counts.noisy} noisy (old and new are medians over rounds; metric keys as in result.json derived.metrics)`,
     '',

@@ -10,6 +10,7 @@ import { cpuDelta, processTicks, readProcStat, USER_HZ, type CpuDelta, type CpuT
 import type { BenchProcess } from './host.js';
 import { parseIperfTcp, parseIperfUdp, tcpClientArgv, udpClientArgv, udpPayloadForFrame, ipPacketForFrame, type TcpResult } from './iperf.js';
 import type { ActiveMode } from './modes.js';
+import { assessTcp, type Disturbance } from './disturbance.js';
 import { searchNdrPdr, type SearchResult } from './ndr.js';
 import type { Profile } from './profile.js';
 import { percentilesOf, type LatencyPercentiles, type RrClientOutput } from './rr.js';
@@ -218,6 +219,8 @@ export interface TcpSample extends TcpResult {
   cpuSecondsPerGbit: number | null;
   /** Dataplane CPU-seconds per Gbit received. */
   dataplaneCpuSecondsPerGbit: number | null;
+  /** Steal, another process or a throughput dip during the sample (disturbance.ts); absent in older results. */
+  disturbance?: Disturbance;
 }
 
 /** TCP bulk from A to B with `streams` streams. */
@@ -236,6 +239,8 @@ export async function measureTcp(ctx: MeasureContext, streams: number): Promise<
     cpu,
     cpuSecondsPerGbit: gbit > 0 ? cpu.machine.busySeconds / gbit : null,
     dataplaneCpuSecondsPerGbit: gbit > 0 ? cpu.dataplaneSeconds / gbit : null,
+    // Flagged, never dropped: the renderers mark the figures this sample feeds.
+    disturbance: assessTcp({ ...r, cpu }, { omitSeconds: p.tcpOmitSeconds }),
   };
 }
 

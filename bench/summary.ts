@@ -3,6 +3,8 @@
  * as rows, plus the claims table) and the short terminal summary. Pure
  * functions of the JSON, tested against a golden result.
  */
+import { defaultThreshold } from './compare.js';
+import { describeDisturbed, disturbedFor, disturbedSamples, type DisturbedSample } from './disturbance.js';
 import { metricOf, type BenchResult, type MetricByMode, type MetricDef } from './result.js';
 import { renderMtuMismatchMarkdown } from './mtu-mismatch.js';
 import { renderRedisMarkdown } from './redis.js';
@@ -16,12 +18,30 @@ function num(v: number | null | undefined, unit: string): string {
   return v.toFixed(digits);
 }
 
-function cell(m: MetricByMode | undefined, unit: string): string {
+/** Marks a figure fed by a disturbed sample (bench/disturbance.ts); the footnote under the table names round and reason. */
+export const DISTURBED_MARK = '†';
+
+/**
+ * A figure's cell: median (min–max, CV), `noisy` when the CV over rounds is
+ * above the limit `vxtap bench compare` flags for the metric (compare.ts
+ * defaultThreshold, one definition), and {@link DISTURBED_MARK} when one of its
+ * rounds was disturbed.
+ */
+function cell(m: MetricByMode | undefined, def: MetricDef, disturbed: boolean): string {
+  const unit = def.unit;
   if (!m || m.summary.n === 0) return 'n/a';
+  const mark = disturbed ? ` ${DISTURBED_MARK}` : '';
   const s = m.summary;
-  if (s.n === 1) return num(s.median, unit);
-  const cv = s.cv !== null ? `, CV ${(s.cv * 100).toFixed(1)}%` : '';
-  return `${num(s.median, unit)} (${num(s.min, unit)}–${num(s.max, unit)}${cv})`;
+  if (s.n === 1) return `${num(s.median, unit)}${mark}`;
+  const noisy = s.cv !== null && s.cv > defaultThreshold(def.key).cvMax ? ', noisy' : '';
+  const cv = s.cv !== null ? `, CV ${(s.cv * 100).toFixed(1)}%${noisy}` : '';
+  return `${num(s.median, unit)} (${num(s.min, unit)}–${num(s.max, unit)}${cv})${mark}`;
+}
+
+/** The footnote under a table whose figures include disturbed samples; null when none. */
+function disturbedNote(list: readonly DisturbedSample[]): string | null {
+  if (!list.length) return null;
+  return `${DISTURBED_MARK} Disturbed samples, flagged and kept in the figures: ${describeDisturbed(list).join('; ')}.`;
 }
 
 function ratioCell(s: MetricByMode['ratioToBare']): string {
@@ -77,7 +97,9 @@ export function renderSummaryMarkdown(r: BenchResult): string {
     );
   }
   out.push('');
-  out.push('Cells: median (min–max, coefficient of variation) over rounds. Ratios are computed round by round, then the median taken.');
+  out.push(
+    `Cells: median (min–max, coefficient of variation) over rounds; noisy = CV above the limit \`vxtap bench compare\` uses for the metric; ${DISTURBED_MARK} = a round was disturbed (steal, another process or a throughput dip; footnote under the table). Ratios are computed round by round, then the median taken.`,
+  );
   out.push('');
   out.push('## Modes');
   out.push('');
@@ -104,6 +126,7 @@ export function renderSummaryMarkdown(r: BenchResult): string {
   );
 
   const modes = ranModes(r);
+  const disturbed = disturbedSamples(r);
   const tables = new Map<string, MetricDef[]>();
   for (const d of r.derived.metrics) {
     const list = tables.get(d.table);
@@ -118,16 +141,28 @@ export function renderSummaryMarkdown(r: BenchResult): string {
     const withRatios = name === 'TCP throughput' || name === 'UDP NDR/PDR';
     const ratioDefs = withRatios ? defs.filter((d) => d.higherIsBetter).slice(0, 2) : [];
     for (const d of ratioDefs) header.push(`${d.title} / bare`, `${d.title} / kernel-vxlan`);
+    const marked = new Set<DisturbedSample>();
     out.push(
       table(
         header,
         modes.map((m) => {
-          const row = [m, ...defs.map((d) => cell(metricOf(r.derived.byMode, m, d.key), d.unit))];
+          const row = [
+            m,
+            ...defs.map((d) => {
+              const metric = metricOf(r.derived.byMode, m, d.key);
+              // Only figures with values get the mark (a kernel dataplane's RSS is n/a whatever the round).
+              const behind = metric && metric.summary.n > 0 ? disturbedFor(disturbed, m, d.key) : [];
+              for (const x of behind) marked.add(x);
+              return cell(metric, d, behind.length > 0);
+            }),
+          ];
           for (const d of ratioDefs) row.push(ratioCell(metricOf(r.derived.byMode, m, d.key)?.ratioToBare ?? null), ratioCell(metricOf(r.derived.byMode, m, d.key)?.ratioToKernelVxlan ?? null));
           return row;
         }),
       ),
     );
+    const note = disturbedNote(disturbed.filter((x) => marked.has(x)));
+    if (note) out.push('', note);
     if (name.startsWith('Latency')) {
       const cond = name === 'Latency idle' ? 'latencyIdle' : 'latencyLoaded';
       const first = r.samples.find((x) => x[cond]);
@@ -217,6 +252,8 @@ export function renderTerminalSummary(r: BenchResult, dir: string): string {
   }
   for (const u of r.modes.filter((x) => !x.available)) lines.push(`${u.id.padEnd(16)} unavailable: ${String(u.unavailableReason)}`);
   for (const c of r.derived.claims) lines.push(`claim [${c.verdict}] ${c.claim}: ${c.measured}`);
+  const disturbed = disturbedSamples(r);
+  if (disturbed.length) lines.push(`disturbed (flagged, kept): ${disturbed.map((d) => `${d.mode} round ${d.round} ${d.sample}`).join(', ')}; reasons in summary.md`);
   lines.push(`result: ${dir}/result.json, ${dir}/summary.md`);
   return `${lines.join('\n')}\n`;
 }

@@ -5,6 +5,7 @@
  * histograms. Pure functions of the JSON; nothing here measures.
  */
 import hdr from 'hdr-histogram-js';
+import { disturbedFor, disturbedSamples, describeDisturbed } from '../disturbance.js';
 import type { BenchResult, ModeEntry, ModeRoundSample } from '../result.js';
 import { median } from '../stats.js';
 
@@ -78,6 +79,16 @@ export function latencyDistribution(r: BenchResult, mode: string, condition: 'id
   const out = LATENCY_PERCENTILES.map((p) => ({ percentile: p, us: p === 0 ? (h.minNonZeroValue === Number.MAX_SAFE_INTEGER ? 0 : h.minNonZeroValue) : h.getValueAtPercentile(p) }));
   h.destroy();
   return out;
+}
+
+/**
+ * The badge for a per-mode figure fed by disturbed TCP samples (bench/disturbance.ts):
+ * `text` ("† disturbed: rounds 2, 3") for the cell, `title` (the reasons) for a tooltip; null when none.
+ */
+export function disturbedBadge(r: BenchResult, mode: string, key: string): { text: string; title: string } | null {
+  const list = disturbedFor(disturbedSamples(r), mode, key);
+  if (!list.length) return null;
+  return { text: `† disturbed: round${list.length > 1 ? 's' : ''} ${list.map((d) => d.round).join(', ')}`, title: describeDisturbed(list).join('; ') };
 }
 
 /** Frame sizes the UDP search measured, ascending. */
