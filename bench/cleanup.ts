@@ -11,6 +11,7 @@ import { output, run } from '../src/host/exec.js';
 import { pidAlive as alive, pidCmdline as cmdline } from '../src/host/procstat.js';
 import { deleteNetns, listNetns } from '../src/host/netns.js';
 import { killAndWait } from '../src/host/ovs.js';
+import { removeLeftoverGroups } from './placement.js';
 import { BENCH_PREFIX, listRunStates, stateDir } from './state.js';
 
 /** What a cleanup removed. */
@@ -74,6 +75,8 @@ export async function cleanupBench(opts: { force?: boolean } = {}): Promise<Clea
       report.processes.push(`${pid} ${m[2].slice(0, 120)}`);
     }
   }
+  // Empty CPU groups of killed runs (placement.ts); a live run's group holds its processes and stays.
+  report.dirs.push(...removeLeftoverGroups());
   return report;
 }
 

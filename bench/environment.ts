@@ -3,6 +3,7 @@
  * tool versions and the vxtap git commit, so that a figure is never read
  * without knowing what machine produced it.
  */
+import type { CpuPlacement } from './placement.js';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { run } from '../src/host/exec.js';
@@ -32,6 +33,8 @@ export interface Environment {
   ovsKernelModule: boolean;
   /** --underlay-offloads: each host's underlay device offload state during the run (offloads.ts); filled by the run. */
   underlayOffloads?: UnderlayOffloadRecord;
+  /** --cpu-priority: the cgroup the run measured in (placement.ts); filled by the run, absent in older results. */
+  cpuPlacement?: CpuPlacement;
 }
 
 async function firstLine(argv: string[]): Promise<string | null> {

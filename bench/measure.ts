@@ -48,9 +48,9 @@ export interface MeasureContext {
   pin: Pinning;
   /** The request/response latency tool measureLatency uses unless told (--latency-tool, the first listed); absent = rr. */
   latencyTool?: LatencyTool;
-  /** True once the run is being aborted: long loops stop early. */
   /** Every latency tool of the run, whose servers ServerSet starts; absent = [latencyTool]. */
   latencyTools?: LatencyTool[];
+  /** True once the run is being aborted: long loops stop early. */
   aborted: () => boolean;
   /** The servers on host B (see ServerSet). */
   servers: ServerSet;

@@ -5,6 +5,7 @@
  * VXLAN taken round by round, and the claims table. summary.md and the
  * terminal summary are renderers over this object, never separate measurements.
  */
+import type { CpuPriority } from './placement.js';
 import type { HostRecord } from './remote/pair.js';
 import type { Environment } from './environment.js';
 import type { LatencySample, TcpSample, UdpSample } from './measure.js';
@@ -135,6 +136,8 @@ export interface BenchResult {
     contention?: ContentionOptions | null;
     /** --underlay-offloads (offloads.ts); absent = full. */
     underlayOffloads?: UnderlayOffloads;
+    /** --cpu-priority (placement.ts); absent in older results (= normal: they ran where they were started). */
+    cpuPriority?: CpuPriority;
   };
   profile: Profile;
   environment: Environment | null;

@@ -6,6 +6,7 @@
  * measured; SIGINT/SIGTERM abort the current mode, tear down and mark the run
  * incomplete.
  */
+import { CPU_PRIORITIES, enterCpuGroup, type CpuPriority } from './placement.js';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { output, run } from '../src/host/exec.js';
 import os from 'node:os';
@@ -43,6 +44,8 @@ export interface BenchOptions {
   qdisc?: string[] | null;
   outDir: string;
   pin: Pinning;
+  /** --cpu-priority: high = the run in a cgroup of its own with the highest CPU weight (placement.ts); default high. */
+  cpuPriority?: CpuPriority;
   /**
    * --latency-tool: the request/response latency tools (sockperf.ts), each
    * measured per mode-round; the first fills latencyIdle/latencyLoaded (and the
@@ -93,6 +96,7 @@ export function validateOptions(o: BenchOptions): Error | null {
   if (o.netem.loss && !/^\d+(\.\d+)?%$/.test(o.netem.loss)) return new TypeError('--loss must look like 0.1%');
   if (o.netem.rate && !/^\d+(\.\d+)?(bit|kbit|mbit|gbit)$/i.test(o.netem.rate)) return new TypeError('--rate must look like 1gbit or 100mbit');
   if (!['cross', 'same', 'none'].includes(o.pin)) return new TypeError('--pin must be cross, same or none');
+  if (o.cpuPriority !== undefined && !CPU_PRIORITIES.includes(o.cpuPriority)) return new TypeError(`--cpu-priority must be high or normal (got "${o.cpuPriority}")`);
   if (o.latencyTools !== undefined) {
     const bad = o.latencyTools.find((t) => !LATENCY_TOOLS.includes(t));
     if (o.latencyTools.length === 0 || bad !== undefined) return new TypeError(`--latency-tool must be ${LATENCY_TOOLS.join(' or ')}, or both as rr,sockperf (got "${o.latencyTools.join(',')}")`);
@@ -165,6 +169,8 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
   const dir = path.join(opts.outDir, runId);
   mkdirSync(dir, { recursive: true });
   const state = new RunState(`vxb-${process.pid}-${Date.now().toString(36)}`);
+  // Before anything is spawned: every child (load generators, dataplanes, daemons) inherits the group.
+  const placed = enterCpuGroup(state.data.runId, opts.cpuPriority ?? 'high');
   const log = (line: string) => {
     if (opts.progress) process.stderr.write(`${line}\n`);
   };
@@ -223,6 +229,7 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
       mtu: opts.mtu,
       netem: { delay: opts.netem.delay ?? null, loss: opts.netem.loss ?? null, rate: opts.netem.rate ?? null },
       pin: opts.pin,
+      cpuPriority: opts.cpuPriority ?? 'high',
       latencyTool: opts.latencyTools?.[0] ?? 'rr',
       ...(opts.latencyTools && opts.latencyTools.length > 1 ? { latencyTools: opts.latencyTools } : {}),
       argv: opts.argv,
@@ -259,6 +266,8 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
   try {
     log(`vxtap bench: profile ${profile.name}, ${profile.rounds} round(s), modes ${specs.map((s) => s.id).join(' ')}; results in ${dir}`);
     result.environment = await collectEnvironment(root, 1000);
+    result.environment.cpuPlacement = placed.placement;
+    if (placed.placement.note && placed.placement.priority === 'high') log(`  note: ${placed.placement.note}`);
     opts.remote?.describe(result);
     // --latency-tool sockperf: refuse before any mode is set up when a host lacks it (the CLI checks first; this covers other callers).
     const missing = await latencyToolsMissing(opts);
@@ -332,6 +341,7 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
     result.durationSeconds = (Date.now() - started.getTime()) / 1000;
     save();
     state.finish();
+    placed.leave();
     // report.html once at the end (complete or not): rendering costs ~1 s of CPU, too much between mode-rounds.
     try {
       const rep = writeReportHtml(dir, result);

@@ -21,6 +21,7 @@
  * Hosts are keyed by network namespace inode, so two "hosts" that are two
  * namespaces of one machine (the tests) keep separate locks and state.
  */
+import { enterCpuGroup, type CpuPriority, type Placed } from '../placement.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
@@ -220,6 +221,7 @@ export class Agent {
   private state: AgentStateData | null = null;
   private stateFile = '';
   private lockFile = '';
+  private placed: Placed | null = null;
   private workDir = '';
   private leaseMs = 30_000;
   private leaseUntil = Date.now() + 60_000;
@@ -307,7 +309,7 @@ export class Agent {
     if (req.op !== 'hello' && req.op !== 'clock' && !this.state) throw Object.assign(new Error('protocol: hello first'), { code: 'EPROTO' });
     switch (req.op) {
       case 'hello':
-        return this.hello(req.protocol, req.runId, req.lock, req.leaseMs);
+        return this.hello(req.protocol, req.runId, req.lock, req.leaseMs, req.cpuPriority);
       case 'clock':
         return { clockMs: preciseNowMs() };
       case 'lease':
@@ -392,7 +394,7 @@ export class Agent {
     }
   }
 
-  private hello(protocol: number, runId: string, lock: boolean, leaseMs: number): HelloResult {
+  private hello(protocol: number, runId: string, lock: boolean, leaseMs: number, cpuPriority?: CpuPriority): HelloResult {
     if (protocol !== PROTOCOL_VERSION) {
       setTimeout(() => void this.shutdown('protocol mismatch'), 50);
       throw Object.assign(new Error(`protocol version ${protocol} is not this agent's (${PROTOCOL_VERSION})`), { code: 'EPROTO' });
@@ -409,6 +411,8 @@ export class Agent {
     this.state = { runId, agentPid: process.pid, netns: ns, startedAt: new Date().toISOString(), processes: [], links: [], dirs: [this.workDir] };
     this.saveState();
     mkdirSync(this.workDir, { recursive: true });
+    // A measuring run: this agent and every process it starts from now on measure in a CPU group of their own.
+    if (lock && cpuPriority) this.placed = enterCpuGroup(`${runId}-${process.pid}`, cpuPriority);
     let bootId = '';
     try {
       bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
@@ -416,6 +420,7 @@ export class Agent {
       /* not Linux? */
     }
     return {
+      ...(this.placed ? { cpuPlacement: this.placed.placement } : {}),
       protocol: PROTOCOL_VERSION,
       build: buildId(this.root),
       hostname: os.hostname(),
@@ -615,6 +620,7 @@ export class Agent {
       this.closing = (async () => {
         clearInterval(this.timer);
         await this.cleanRun(why).catch(() => undefined);
+        this.placed?.leave();
         process.exit(0);
       })();
     }

@@ -6,6 +6,7 @@
  * availability on the hosts and a `Topology` whose hosts are the agents.
  * Nothing is created on a host before all of that passed.
  */
+import type { CpuPlacement, CpuPriority } from '../placement.js';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { BenchResult } from '../result.js';
@@ -27,6 +28,8 @@ export interface RemoteOptions {
   port: number;
   /** Agent lease (ms): an agent that hears nothing for this long cleans its host. */
   leaseMs: number;
+  /** --cpu-priority: measuring agents move into a CPU group of their own (placement.ts). */
+  cpuPriority?: CpuPriority;
   /** Copy this build to the hosts' cache first (deploy.ts). */
   deploy?: boolean;
   /**
@@ -94,6 +97,8 @@ export interface HostRecord {
   environment: unknown;
   /** What the preflight found on this host (see preflight()). */
   preflight: HostPreflight | null;
+  /** --cpu-priority: where this host's agent measured (placement.ts); absent in older results. */
+  cpuPlacement?: CpuPlacement | null;
 }
 
 /** Preflight findings of one host. */
@@ -171,7 +176,15 @@ export class RemotePair {
         const c = startAgent(dests[i], ssh, localRoot, labels[i], preferDeployed);
         clients[i] = c;
         const h = await Promise.race([
-          c.request<HelloResult>({ op: 'hello', protocol: PROTOCOL_VERSION, runId, label: labels[i], lock, leaseMs: opts.leaseMs }),
+          c.request<HelloResult>({
+            op: 'hello',
+            protocol: PROTOCOL_VERSION,
+            runId,
+            label: labels[i],
+            lock,
+            leaseMs: opts.leaseMs,
+            ...(lock && opts.cpuPriority ? { cpuPriority: opts.cpuPriority } : {}),
+          }),
           new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`host ${labels[i]} (${dests[i].text}): no answer from the agent within 30 s`)), 30_000).unref()),
         ]).catch((e: unknown) => {
           throw new Error(explainConnectFailure((e as Error).message), { cause: e });
@@ -229,6 +242,7 @@ export class RemotePair {
           clockOffsetMs: { start: offsets[i].offsetMs, startRttMs: offsets[i].rttMs, end: null, endRttMs: null },
           environment: envs[i],
           preflight: pre[i],
+          cpuPlacement: h.hello.cpuPlacement ?? null,
         });
         const steal = (envs[i] as { baselineStealRatio?: number | null }).baselineStealRatio;
         if (typeof steal === 'number' && steal > 0.05) pre[i].warnings.push(`idle steal ${(steal * 100).toFixed(1)}%: the hypervisor takes CPU from this host; figures will be noisy`);

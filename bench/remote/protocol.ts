@@ -20,6 +20,7 @@
  *
  * Pure helpers only (no I/O): the line splitter and the message types.
  */
+import type { CpuPlacement, CpuPriority } from '../placement.js';
 
 /** Version of the message shapes below. */
 export const PROTOCOL_VERSION = 1;
@@ -59,10 +60,14 @@ export interface HelloRequest {
   lock: boolean;
   /** The agent cleans up when no request arrived for this long (ms). */
   leaseMs: number;
+  /** --cpu-priority of a measuring run: high = the agent and all it starts move into a CPU group of their own (placement.ts); absent = stay. */
+  cpuPriority?: CpuPriority;
 }
 
 /** What the agent says about itself and its host. */
 export interface HelloResult {
+  /** Where the agent measures (--cpu-priority); absent when not asked. */
+  cpuPlacement?: CpuPlacement;
   protocol: number;
   build: BuildId;
   hostname: string;

@@ -5,6 +5,7 @@
  * terminal summary go to stderr, `--json` prints the result to stdout.
  * `--cleanup` removes what a killed run left behind.
  */
+import type { CpuPriority } from '../../bench/placement.js';
 import { Command, Option } from 'commander';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,6 +33,7 @@ export const BENCH_DEFAULTS = {
   mtu: 1500,
   out: 'results',
   pin: 'cross' as Pinning,
+  cpuPriority: 'high' as CpuPriority,
   latencyTool: 'rr',
   endpoints: 'host' as Endpoints,
   underlayOffloads: 'full' as UnderlayOffloads,
@@ -78,6 +80,14 @@ export function register(program: Command): void {
       )
         .default(BENCH_DEFAULTS.underlayOffloads)
         .env('VXTAP_BENCH_UNDERLAY_OFFLOADS'),
+    )
+    .addOption(
+      new Option(
+        '--cpu-priority <p>',
+        'CPU weight of the run: high (the bench, its load generators and the dataplanes in a cgroup of their own with the highest CPU weight, so other work on the machine yields while it measures; needs root and a cgroup cpu controller, else recorded and run at normal) or normal (where it was started)',
+      )
+        .default(BENCH_DEFAULTS.cpuPriority)
+        .env('VXTAP_BENCH_CPU_PRIORITY'),
     )
     .addOption(new Option('--pin <how>', 'CPU pinning of the latency client/server: cross (CPU 0 / CPU 1), same (both CPU 0), none').default(BENCH_DEFAULTS.pin).env('VXTAP_BENCH_PIN'))
     .addOption(
@@ -154,6 +164,7 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
           vni: Number(o.vni),
           port: Number(o.port),
           leaseMs: Number(o.lease) * 1000,
+          cpuPriority: String(o.cpuPriority) as CpuPriority,
           deploy: !!o.deploy,
           dataDev:
             o.dataDev !== undefined
@@ -207,6 +218,7 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
         netem: { delay: (o.delay as string | undefined) ?? env('VXTAP_BENCH_DELAY'), loss: o.loss as string | undefined, rate: o.rate as string | undefined },
         outDir: path.resolve(String(o.out === BENCH_DEFAULTS.out ? path.join(repoRoot(), 'results') : o.out)),
         pin: String(o.pin) as Pinning,
+        cpuPriority: String(o.cpuPriority) as CpuPriority,
         latencyTools: String(o.latencyTool)
           .split(',')
           .map((t) => t.trim()) as LatencyTool[],
