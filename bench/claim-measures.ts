@@ -24,7 +24,15 @@ import { measureRedis, REDIS_PLANS } from './redis.js';
 import { netemUnavailableReason } from './topology.js';
 
 /** The measurement sets --measure accepts. */
-export const MEASURES = ['standard', 'mtu-mismatch', 'redis'] as const;
+export const MEASURES = ['standard', 'tcp', 'udp', 'latency', 'mtu', 'mtu-mismatch', 'redis'] as const;
+/** The parts of `standard`; a list may name some of them alone (`--measure tcp,latency`: what CI gates on, in a third of the time). */
+export const STANDARD_PARTS = ['tcp', 'udp', 'latency', 'mtu'] as const;
+export type StandardPart = (typeof STANDARD_PARTS)[number];
+
+/** Whether a --measure list measures one part of the standard set. */
+export function measuresPart(list: readonly string[], part: StandardPart): boolean {
+  return list.includes('standard') || list.includes(part);
+}
 /** One measurement set. */
 export type Measure = (typeof MEASURES)[number];
 
@@ -40,11 +48,12 @@ export function defaultMeasures(profile: 'quick' | 'default' | 'full'): Measure[
 export function parseMeasureList(text: string): Measure[] {
   const parts = text.split(',').map((s) => s.trim());
   if (parts.length === 0 || parts.some((p) => p === '')) throw new TypeError(`--measure must be a comma-separated list of ${MEASURES.join(', ')} or all (got "${text}")`);
-  if (parts.length === 1 && parts[0] === 'all') return [...MEASURES];
+  if (parts.length === 1 && parts[0] === 'all') return ['standard', 'mtu-mismatch', 'redis'];
   for (const p of parts) {
     if (!(MEASURES as readonly string[]).includes(p)) throw new TypeError(`--measure: unknown measurement "${p}" (known: ${MEASURES.join(', ')}, all)`);
   }
   if (new Set(parts).size !== parts.length) throw new TypeError('--measure lists a measurement twice');
+  if (parts.includes('standard') && parts.some((p) => (STANDARD_PARTS as readonly string[]).includes(p))) throw new TypeError('--measure: standard already includes tcp, udp, latency and mtu');
   return MEASURES.filter((m) => parts.includes(m));
 }
 

@@ -674,6 +674,9 @@ export function contextWarnings(oldR: BenchResult, newR: BenchResult, oldLabel =
   differ('options.endpoints', oldR.options.endpoints ?? 'host', newR.options.endpoints ?? 'host');
   differ('options.underlayOffloads', oldR.options.underlayOffloads ?? 'full', newR.options.underlayOffloads ?? 'full');
   differ('options.contention', oldR.options.contention ?? null, newR.options.contention ?? null);
+  // Absent in older results: rr measured latency, and the run stayed where it was started.
+  differ('options.latencyTool', oldR.options.latencyTool ?? 'rr', newR.options.latencyTool ?? 'rr');
+  differ('options.cpuPriority', oldR.options.cpuPriority ?? 'normal', newR.options.cpuPriority ?? 'normal');
   const newIds = new Set(newR.modes.map((m) => m.id));
   const oldIds = new Set(oldR.modes.map((m) => m.id));
   for (const m of oldR.modes) if (!newIds.has(m.id)) w.push(`mode ${m.id} only in ${oldLabel} (not compared)`);

@@ -18,7 +18,7 @@ import type { RemotePair } from './remote/pair.js';
 import type { RemoteHost } from './remote/client.js';
 import { DRIVERS, remoteUnavailableReason, parseModeSpec, BENCH_VNI, VXLAN_PORT, type ActiveMode, type ModeSpec } from './modes.js';
 import { measureMtu } from './mtu.js';
-import { measureClaimsRound, validateMeasures, type Measure } from './claim-measures.js';
+import { measureClaimsRound, measuresPart, validateMeasures, type Measure } from './claim-measures.js';
 import { estimateModeRoundSeconds, PROFILES, type Profile } from './profile.js';
 import { derive, RESULT_SCHEMA, RESULT_SCHEMA_VERSION, type BenchResult, type ModeEntry, type ModeRoundSample } from './result.js';
 import { RunState, writeFileAtomic } from './state.js';
@@ -480,16 +480,18 @@ async function runModeRound(spec: RunUnit, round: number, withMtu: boolean, rc: 
     if (pods && warm.code !== 0) throw new Error(`pod ${pods.addrA} cannot reach pod ${pods.addrB}: ${(warm.stdout + warm.stderr).trim().split('\n').slice(-2).join(' | ')}`);
     // --measure: the standard set unless left out; the claim measurements (claim-measures.ts) on request, round 1.
     const measures = rc.opts.measure ?? ['standard'];
-    if (measures.includes('standard')) {
-      sample.tcp1 = await step('tcp 1 stream', () => measureTcp(ctx, 1));
-      sample.tcpN = await step(`tcp ${rc.profile.tcpStreams} streams`, () => measureTcp(ctx, rc.profile.tcpStreams));
-      for (const frame of rc.profile.udpFrameSizes) {
+    {
+      if (measuresPart(measures, 'tcp')) {
+        sample.tcp1 = await step('tcp 1 stream', () => measureTcp(ctx, 1));
+        sample.tcpN = await step(`tcp ${rc.profile.tcpStreams} streams`, () => measureTcp(ctx, rc.profile.tcpStreams));
+      }
+      for (const frame of measuresPart(measures, 'udp') ? rc.profile.udpFrameSizes : []) {
         const u = await step(`udp ${frame} B`, () => measureUdp(ctx, frame));
         if (u) sample.udp.push(u);
       }
       const loadBps = sample.tcp1 ? sample.tcp1.receivedBps * 0.5 : 0;
       // Several --latency-tool tools: each condition by each tool back to back, the order rotated per round so no tool always goes first.
-      for (const condition of ['idle', 'loaded'] as const) {
+      for (const condition of measuresPart(measures, 'latency') ? (['idle', 'loaded'] as const) : []) {
         for (const tool of rotate(latencyTools, round - 1)) {
           const what = `latency ${condition}${latencyTools.length > 1 ? ` (${tool})` : ''}`;
           const lat = await step(what, () => measureLatency(ctx, condition, condition === 'loaded' ? loadBps : undefined, tool));
@@ -499,7 +501,7 @@ async function runModeRound(spec: RunUnit, round: number, withMtu: boolean, rc: 
           else sample.latencyLoaded = lat;
         }
       }
-      if (withMtu)
+      if (withMtu && measuresPart(measures, 'mtu'))
         sample.mtu = await step('mtu sweep', () =>
           measureMtu(
             topo as Topology,

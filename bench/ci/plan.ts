@@ -20,6 +20,7 @@ import { COMPARE_DEFAULTS } from '../compare.js';
 import { derive, type BenchResult, type ModeEntry } from '../result.js';
 import { rotate } from '../run.js';
 import { parseModeSpec } from '../modes.js';
+import { parseMeasureList } from '../claim-measures.js';
 import { TEST_SLOWDOWN_ENV, TEST_SLOWDOWN_MAX_PCT } from '../../src/pipeline/slowdown.js';
 
 /** A side of the comparison. */
@@ -73,6 +74,8 @@ export interface CiOptions {
   json: boolean;
   /** Test-only (--inject-slowdown): VXTAP_TEST_SLOWDOWN_PCT for the head side's rounds; null: off. */
   injectSlowdownPct: number | null;
+  /** --measure passed to every round (e.g. tcp,latency: only what the gating metrics need); null = the bench's default. Both builds must know the list. */
+  measure: string[] | null;
 }
 
 /** Option values as commander hands them over (flags or environment mirrors). */
@@ -150,6 +153,15 @@ export function parseCiOptions(o: RawCiOptions, sshOptionsEnv: string[] = []): C
   } else if (remoteOnly) {
     return new TypeError(`--${remoteOnly.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --hosts`);
   }
+  let measure: string[] | null = null;
+  const measureText = str(o.measure);
+  if (measureText !== null) {
+    try {
+      measure = parseMeasureList(measureText);
+    } catch (e) {
+      return e as TypeError;
+    }
+  }
   const injectText = str(o.injectSlowdown);
   let injectSlowdownPct: number | null = null;
   if (injectText !== null) {
@@ -173,6 +185,7 @@ export function parseCiOptions(o: RawCiOptions, sshOptionsEnv: string[] = []): C
     progress: o.progress !== false,
     json: o.json === true || o.json === 'true' || o.json === '1',
     injectSlowdownPct,
+    measure,
   };
 }
 
@@ -208,8 +221,9 @@ export function abSchedule(from: number, to: number): ScheduledRound[] {
  * with `--deploy` (each round copies its own build to the hosts when the other
  * side's is there; a host runs whatever was deployed last).
  */
-export function roundArgv(o: Pick<CiOptions, 'profile' | 'modes' | 'remote'>, round: number, outDir: string): string[] {
+export function roundArgv(o: Pick<CiOptions, 'profile' | 'modes' | 'remote'> & { measure?: string[] | null }, round: number, outDir: string): string[] {
   const argv = ['bench', '--rounds', '1', '--modes', rotate(o.modes, round - 1).join(','), '--out', outDir, '--no-progress'];
+  if (o.measure) argv.push('--measure', o.measure.join(','));
   if (o.profile !== 'default') argv.push(`--${o.profile}`);
   const r = o.remote;
   if (r) {

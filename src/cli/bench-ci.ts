@@ -27,6 +27,12 @@ export function registerCi(bench: Command): void {
     .addOption(new Option('--modes <list>', 'comma-separated modes, as for vxtap bench').default('kernel-vxlan,vxtap').env('VXTAP_BENCH_MODES'))
     .addOption(new Option('--rounds <n>', 'cap on rounds per side: looks at 6, 9, ... up to the cap (below 6: one look at the cap)').default('12').env('VXTAP_BENCH_ROUNDS'))
     .addOption(new Option('--out <dir>', 'results directory (a <timestamp>-<hostname>-ci folder is created inside)').default('results').env('VXTAP_BENCH_OUT'))
+    .addOption(
+      new Option(
+        '--measure <list>',
+        "what each round measures, as vxtap bench --measure (e.g. tcp,latency: only what the default gating metrics need, a third of the time; both builds must know the list; default: the bench's own)",
+      ).env('VXTAP_BENCH_CI_MEASURE'),
+    )
     .addOption(new Option('--metrics <keys>', 'the gating metrics: comma-separated keys judged per mode (Holm within each look)').default('tcp1Gbps,tcpNGbps,latIdleP50').env('VXTAP_BENCH_CI_METRICS'))
     .addOption(
       new Option('--thresholds <file>', 'per-metric minimum effect, detect size and CV limit (JSON from vxtap bench compare --calibrate); default: built-in placeholders').env(

@@ -123,6 +123,9 @@ describe('a round: argv and environment', () => {
     expect(roundArgv(o, 1, '/o/r')).toEqual(['bench', '--rounds', '1', '--modes', 'kernel-vxlan,vxtap,bare', '--out', '/o/r', '--no-progress', '--quick']);
     expect(roundArgv(o, 2, '/o/r').slice(4, 5)).toEqual(['vxtap,bare,kernel-vxlan']);
     expect(roundArgv({ ...o, profile: 'default' }, 4, '/o')).not.toContain('--default');
+    // --measure reaches every round (both builds must know the list); absent: the bench's own default.
+    expect(roundArgv({ ...o, measure: ['tcp', 'latency'] }, 1, '/o')).toEqual(expect.arrayContaining(['--measure', 'tcp,latency']));
+    expect(roundArgv(o, 1, '/o')).not.toContain('--measure');
   });
   it('--hosts and the SSH flags pass through, with --deploy (each build copies itself)', () => {
     const remote = { hosts: ['a', 'b'] as [string, string], sshConfig: '/c', sshOptions: ['X=1', 'Y=2'], underlay: '1.1.1.1,1.1.1.2', overlay: null, vni: '7', port: null, dataDev: null, lease: '60' };

@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { defaultMeasures, measuresRemoteError, MEASURES, parseMeasureList, validateMeasures } from '../../bench/claim-measures.js';
+import { defaultMeasures, measuresRemoteError, MEASURES, measuresPart, parseMeasureList, validateMeasures } from '../../bench/claim-measures.js';
 import {
   classifyTransfer,
   mtuMismatchClaims,
@@ -181,7 +181,13 @@ describe('MTU-mismatch classification', () => {
 describe('--measure', () => {
   it('parses lists in a fixed order, "all", and refuses unknown or repeated names naming the option', () => {
     expect(parseMeasureList('redis,standard')).toEqual(['standard', 'redis']);
-    expect(parseMeasureList('all')).toEqual([...MEASURES]);
+    expect(parseMeasureList('all')).toEqual(['standard', 'mtu-mismatch', 'redis']);
+    // The parts of standard alone (what bench ci gates on), but not beside standard itself.
+    expect(parseMeasureList('latency,tcp')).toEqual(['tcp', 'latency']);
+    expect(MEASURES).toEqual(expect.arrayContaining(['tcp', 'udp', 'latency', 'mtu']));
+    expect(() => parseMeasureList('standard,tcp')).toThrow(/standard already includes/);
+    expect(measuresPart(['tcp', 'latency'], 'udp')).toBe(false);
+    expect(measuresPart(['standard'], 'udp')).toBe(true);
     expect(() => parseMeasureList('redis,foo')).toThrow(/--measure: unknown measurement "foo"/);
     expect(() => parseMeasureList('redis,redis')).toThrow(/--measure lists a measurement twice/);
     expect(() => parseMeasureList('')).toThrow(/--measure must be/);
