@@ -163,7 +163,7 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
   const procs = new Procs();
   const pre = await preflight(o, procs);
   const t0 = Date.now();
-  const plan = ciPlan(o.cap, o.alpha);
+  const plan = ciPlan(o.cap, o.alpha, o.looks);
   const level = lookAlpha(plan);
 
   // From here on things are created; everything below is undone in `finally`.

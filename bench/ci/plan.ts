@@ -15,7 +15,7 @@
  * The merged result has the schema of a normal multi-round run, so
  * `compare`, `history`, `report` and the stopping rule read it unchanged.
  */
-import { DECIDE_DEFAULTS, makePlan, type SequentialPlan } from '../decide.js';
+import { DECIDE_DEFAULTS, makePlan, parseSchedule, type SequentialPlan } from '../decide.js';
 import { COMPARE_DEFAULTS } from '../compare.js';
 import { derive, type BenchResult, type ModeEntry } from '../result.js';
 import { rotate } from '../run.js';
@@ -74,6 +74,8 @@ export interface CiOptions {
   json: boolean;
   /** Test-only (--inject-slowdown): VXTAP_TEST_SLOWDOWN_PCT for the head side's rounds; null: off. */
   injectSlowdownPct: number | null;
+  /** --looks: the rounds per side at each look (e.g. 8,16,24); null = decide.ts's 6, 9, ... up to --rounds. */
+  looks: number[] | null;
   /** --measure passed to every round (e.g. tcp,latency: only what the gating metrics need); null = the bench's default. Both builds must know the list. */
   measure: string[] | null;
 }
@@ -153,6 +155,14 @@ export function parseCiOptions(o: RawCiOptions, sshOptionsEnv: string[] = []): C
   } else if (remoteOnly) {
     return new TypeError(`--${remoteOnly.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --hosts`);
   }
+  let looks: number[] | null = null;
+  const looksText = str(o.looks);
+  if (looksText !== null) {
+    const parsed = parseSchedule(looksText);
+    if (parsed instanceof Error) return new TypeError(parsed.message.replace('--schedule', '--looks'));
+    if (parsed.schedule[parsed.schedule.length - 1] > 100) return new TypeError(`--looks: at most 100 rounds per side (got "${looksText}")`);
+    looks = parsed.schedule;
+  }
   let measure: string[] | null = null;
   const measureText = str(o.measure);
   if (measureText !== null) {
@@ -174,7 +184,8 @@ export function parseCiOptions(o: RawCiOptions, sshOptionsEnv: string[] = []): C
     head,
     profile: o.quick ? 'quick' : o.full ? 'full' : 'default',
     modes,
-    cap,
+    cap: looks ? looks[looks.length - 1] : cap,
+    looks,
     outDir: str(o.out) ?? CI_DEFAULTS.out,
     metrics,
     alpha,
@@ -195,7 +206,8 @@ export function parseCiOptions(o: RawCiOptions, sshOptionsEnv: string[] = []): C
  * below the first look gives a single look at the cap (a smoke run: with 1
  * round per side every verdict is `unknown`, which is reported, not failed).
  */
-export function ciPlan(cap: number, alpha: number = DECIDE_DEFAULTS.alpha): SequentialPlan {
+export function ciPlan(cap: number, alpha: number = DECIDE_DEFAULTS.alpha, looks: number[] | null = null): SequentialPlan {
+  if (looks) return { schedule: [...looks], alpha, correction: COMPARE_DEFAULTS.correction };
   if (cap >= DECIDE_DEFAULTS.initialRounds) return makePlan(DECIDE_DEFAULTS.initialRounds, DECIDE_DEFAULTS.stepRounds, cap, alpha);
   return { schedule: [cap], alpha, correction: COMPARE_DEFAULTS.correction };
 }

@@ -26,6 +26,12 @@ export function registerCi(bench: Command): void {
     .addOption(new Option('--full', 'full profile for every round (RFC 2544-length trials; hours)').env('VXTAP_BENCH_FULL'))
     .addOption(new Option('--modes <list>', 'comma-separated modes, as for vxtap bench').default('kernel-vxlan,vxtap').env('VXTAP_BENCH_MODES'))
     .addOption(new Option('--rounds <n>', 'cap on rounds per side: looks at 6, 9, ... up to the cap (below 6: one look at the cap)').default('12').env('VXTAP_BENCH_ROUNDS'))
+    .addOption(
+      new Option(
+        '--looks <rounds>',
+        'rounds per side at each look of the stopping rule, e.g. 8,16,24 (its last is the cap; overrides --rounds). On the 2-core development machine 8,16,24 met both targets by resampling (A/A 2.7% false alarms, a 10% slowdown found in 95%) where 6,9,12 found 65%',
+      ).env('VXTAP_BENCH_CI_LOOKS'),
+    )
     .addOption(new Option('--out <dir>', 'results directory (a <timestamp>-<hostname>-ci folder is created inside)').default('results').env('VXTAP_BENCH_OUT'))
     .addOption(
       new Option(

@@ -123,6 +123,11 @@ describe('a round: argv and environment', () => {
     expect(roundArgv(o, 1, '/o/r')).toEqual(['bench', '--rounds', '1', '--modes', 'kernel-vxlan,vxtap,bare', '--out', '/o/r', '--no-progress', '--quick']);
     expect(roundArgv(o, 2, '/o/r').slice(4, 5)).toEqual(['vxtap,bare,kernel-vxlan']);
     expect(roundArgv({ ...o, profile: 'default' }, 4, '/o')).not.toContain('--default');
+    // --looks: an explicit schedule, its last look the cap; bad lists name the option.
+    expect(ciPlan(12, 0.05, [8, 16, 24]).schedule).toEqual([8, 16, 24]);
+    expect(ciPlan(12, 0.05).schedule).toEqual([6, 9, 12]);
+    expect(parseCiOptions({ base: 'HEAD', looks: '8,16,24' })).toMatchObject({ looks: [8, 16, 24], cap: 24 });
+    expect((parseCiOptions({ base: 'HEAD', looks: '8,4' }) as Error).message).toMatch(/--looks must be strictly increasing/);
     // --measure reaches every round (both builds must know the list); absent: the bench's own default.
     expect(roundArgv({ ...o, measure: ['tcp', 'latency'] }, 1, '/o')).toEqual(expect.arrayContaining(['--measure', 'tcp,latency']));
     expect(roundArgv(o, 1, '/o')).not.toContain('--measure');
