@@ -372,8 +372,8 @@ export interface RawAgreementOptions {
   benchArgs?: string[];
 }
 
-/** Flags the check sets itself on each bench run (a pass-through would make the sides differ or break the pooling). */
-const OWN_BENCH_FLAGS = ['--hosts', '--ssh-config', '--underlay', '--rounds', '--modes', '--quick', '--full', '--out', '--json', '--cleanup', '--deploy', '--data-dev', '--measure', '--contention'];
+/** Flags the check sets itself on each bench run (a pass-through would make the sides differ or break the pooling). --measure passes (both sides alike; the bench refuses mtu-mismatch with --hosts). */
+const OWN_BENCH_FLAGS = ['--hosts', '--ssh-config', '--underlay', '--rounds', '--modes', '--quick', '--full', '--out', '--json', '--cleanup', '--deploy', '--data-dev', '--contention'];
 
 function flag(v: boolean | string | undefined): boolean {
   return v === true || v === 'true' || v === '1';
