@@ -4,7 +4,7 @@
  * pretest has normally built it already), so test files that run in parallel
  * do not each recompile the tree. `runVxtap()` runs the CLI and never throws.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +40,26 @@ export function runVxtap(args: string[], opts: { cwd?: string; timeoutMs?: numbe
   return new Promise((resolve) => {
     execFile(process.execPath, [CLI, ...args], { cwd: opts.cwd, encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, env }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * Run `vxtap ARGS` with `env` laid over this process's environment, collecting
+ * its output; SIGINT (the bench's own clean stop) when it runs past `timeoutMs`.
+ * Never throws: the exit code (null when killed) and both streams come back.
+ */
+export function runCliInterruptible(args: string[], timeoutMs: number, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGINT'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
     });
   });
 }

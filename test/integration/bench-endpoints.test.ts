@@ -9,7 +9,7 @@
  * refused with one line and exit status 2 before anything is created.
  * Figures are not asserted: they are the bench's, not the test's.
  */
-import { spawn } from 'node:child_process';
+import { runCliInterruptible } from '../helpers/cli.js';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,19 +32,7 @@ const out = mkdtempSync(path.join(os.tmpdir(), 'vxbp-bench-it-'));
 const TEST_PROFILE = JSON.stringify({ udpFrameSizes: [], latencySeconds: 0.2, latencyLoadedSeconds: 0.3, mtuSweepSizes: [] });
 
 function runCli(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const env = { ...process.env, VXTAP_BENCH_PREFIX: PREFIX, VXTAP_BENCH_TEST_PROFILE: TEST_PROFILE };
-    const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGINT'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCliInterruptible(args, timeoutMs, { VXTAP_BENCH_PREFIX: PREFIX, VXTAP_BENCH_TEST_PROFILE: TEST_PROFILE });
 }
 
 /** Pids of running stress-ng processes. */

@@ -3,6 +3,7 @@
  * then a run killed with SIGKILL mid-way followed by `--cleanup`. Both check
  * that nothing with the bench prefix (namespaces, links, processes) survives.
  */
+import { runCliInterruptible } from '../helpers/cli.js';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -23,18 +24,7 @@ const skipReason = !isRoot ? 'needs root' : !built ? 'needs a build (npx tsc -p 
 const out = mkdtempSync(path.join(os.tmpdir(), 'vxb-bench-it-'));
 
 function runCli(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer | string) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer | string) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGINT'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCliInterruptible(args, timeoutMs);
 }
 
 /** Everything of the bench still on the host. */
