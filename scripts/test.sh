@@ -11,6 +11,9 @@
 set -u
 cd "$(dirname "$0")/.."
 vitest=node_modules/.bin/vitest
+# Benches under test measure at normal CPU weight: in their top-weight group
+# (bench/placement.ts) they would starve the projects running beside them.
+export VXTAP_TEST_CPU_PRIORITY=normal
 if [ $# -gt 0 ]; then exec "$vitest" run "$@"; fi
 control_log=$(mktemp /tmp/vxtap-control.XXXXXX)
 unit_log=$(mktemp /tmp/vxtap-unit.XXXXXX)

@@ -6,7 +6,7 @@
  * availability on the hosts and a `Topology` whose hosts are the agents.
  * Nothing is created on a host before all of that passed.
  */
-import type { CpuPlacement, CpuPriority } from '../placement.js';
+import { effectivePriority, type CpuPlacement, type CpuPriority } from '../placement.js';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { BenchResult } from '../result.js';
@@ -183,7 +183,7 @@ export class RemotePair {
             label: labels[i],
             lock,
             leaseMs: opts.leaseMs,
-            ...(lock && opts.cpuPriority ? { cpuPriority: opts.cpuPriority } : {}),
+            ...(lock && opts.cpuPriority ? { cpuPriority: effectivePriority(opts.cpuPriority) } : {}),
           }),
           new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`host ${labels[i]} (${dests[i].text}): no answer from the agent within 30 s`)), 30_000).unref()),
         ]).catch((e: unknown) => {

@@ -17,6 +17,7 @@ import { judgeClaims } from './claims.js';
 import { hasContainerMeasures, measuresSection, MEASURES_NAV_LABEL, MEASURES_SECTION_ID } from './measures.js';
 import { disturbedBadge, fmtNum, fmtSpread, latencyDistribution, LATENCY_PERCENTILES, modeOfKind, perRound, ranModes, samplesOf, spreadOf, udpFrames } from './data.js';
 import { variantLine } from '../summary.js';
+import { defaultThreshold } from '../compare.js';
 
 /** Escape text for HTML content and attribute values. */
 export function esc(s: unknown): string {
@@ -121,12 +122,14 @@ function roundCells(values: (number | null)[]): string {
   return values.map((v) => fmtNum(v)).join(', ');
 }
 
-function spreadRow(mode: string, m: MetricByMode | undefined, badge: { text: string; title: string } | null = null): string[] {
+function spreadRow(mode: string, m: MetricByMode | undefined, key: string, badge: { text: string; title: string } | null = null): string[] {
   if (!m) return [esc(mode), 'n/a', 'n/a', 'n/a', 'n/a'];
   const s = m.summary;
+  // Too noisy to compare: the same limit compare uses (one definition, compare.ts).
+  const noisy = s.cv !== null && s.cv > defaultThreshold(key).cvMax ? ' <span class="v-worse" data-noisy="1">noisy</span>' : '';
   // A disturbed round (disturbance.ts) is flagged beside the figure, never dropped from it.
   const mark = badge ? ` <span class="muted" data-disturbed="${esc(mode)}" title="${esc(badge.title)}">${esc(badge.text)}</span>` : '';
-  return [esc(mode), roundCells(m.perRound), fmtNum(s.median) + mark, s.min !== null ? `${fmtNum(s.min)}–${fmtNum(s.max)}` : 'n/a', s.cv !== null ? `${(s.cv * 100).toFixed(1)}%` : 'n/a'];
+  return [esc(mode), roundCells(m.perRound), fmtNum(s.median) + mark, s.min !== null ? `${fmtNum(s.min)}–${fmtNum(s.max)}` : 'n/a', s.cv !== null ? `${(s.cv * 100).toFixed(1)}%${noisy}` : 'n/a'];
 }
 
 /** Verdict of one ratio: beyond the run's noise when every round's ratio is on the same side of 1. */
@@ -194,7 +197,7 @@ function tcpSection(r: BenchResult, colors: Record<string, string>): string {
         chart,
         htmlTable(
           ['mode', 'rounds', 'median', 'min–max', 'CV'],
-          modes.map((m, i) => spreadRow(m, by[i], disturbedBadge(r, m, key))),
+          modes.map((m, i) => spreadRow(m, by[i], key, disturbedBadge(r, m, key))),
         ),
       ),
     );

@@ -1,8 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { enterCpuGroup, findCpuHierarchy, GROUP_PREFIX, removeLeftoverGroups, type CgroupFs } from '../../bench/placement.js';
+import { effectivePriority, enterCpuGroup, findCpuHierarchy, GROUP_PREFIX, removeLeftoverGroups, type CgroupFs } from '../../bench/placement.js';
 
 /** A directory laid out like a cgroup mount (plain files: the kernel's cgroupfs is not needed for the logic). */
 function fakeFs(kind: 'v1' | 'v2' | 'v2-nocpu' | 'none', self: string): CgroupFs & { cleanup: () => void } {
@@ -20,6 +20,14 @@ function fakeFs(kind: 'v1' | 'v2' | 'v2-nocpu' | 'none', self: string): CgroupFs
 }
 
 describe('CPU placement (bench/placement.ts)', () => {
+  // npm test sets the test-only override for the benches it runs; these tests judge the placement itself.
+  const override = process.env.VXTAP_TEST_CPU_PRIORITY;
+  beforeEach(() => delete process.env.VXTAP_TEST_CPU_PRIORITY);
+  afterEach(() => {
+    if (override === undefined) delete process.env.VXTAP_TEST_CPU_PRIORITY;
+    else process.env.VXTAP_TEST_CPU_PRIORITY = override;
+  });
+
   it('finds the cpu hierarchy of cgroup v1 and v2, and says why there is none', () => {
     const v1 = fakeFs('v1', '4:memory:/x\n1:cpu:/\n0::/\n');
     const v2 = fakeFs('v2', '0::/system.slice/runner.service\n');
@@ -76,6 +84,19 @@ describe('CPU placement (bench/placement.ts)', () => {
     } finally {
       fs.cleanup();
       taken.cleanup();
+    }
+  });
+
+  it('VXTAP_TEST_CPU_PRIORITY=normal (npm test) turns high into normal, and says so', () => {
+    expect(effectivePriority('high', { VXTAP_TEST_CPU_PRIORITY: 'normal' })).toBe('normal');
+    expect(effectivePriority('high', {})).toBe('high');
+    expect(effectivePriority('normal', {})).toBe('normal');
+    const fs = fakeFs('v2', '0::/\n');
+    process.env.VXTAP_TEST_CPU_PRIORITY = 'normal';
+    try {
+      expect(enterCpuGroup('t', 'high', fs).placement).toMatchObject({ priority: 'normal', cgroup: null, note: expect.stringMatching(/VXTAP_TEST_CPU_PRIORITY=normal/) as unknown });
+    } finally {
+      fs.cleanup();
     }
   });
 
