@@ -5,7 +5,7 @@
  * the real default-profile run: the plan at a measured rate gives back the
  * measured CPU within the rounds' spread.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -245,21 +245,20 @@ describe('plan against the real default-profile run', () => {
 });
 
 describe.skipIf(!existsSync(main))('vxtap plan (CLI)', () => {
-  const run = (args: string[]) => {
-    try {
-      return { code: 0, stdout: execFileSync(process.execPath, [main, 'plan', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }), stderr: '' };
-    } catch (e) {
-      const err = e as { status: number; stdout: string; stderr: string };
-      return { code: err.status, stdout: err.stdout, stderr: err.stderr };
-    }
-  };
-  it('prints Markdown, or JSON with --json', () => {
-    expect(run([current, '--target', '10gbit']).stdout).toMatch(/^# Capacity plan/);
-    const j = JSON.parse(run([current, '--target', '10gbit', '--hosts', '20', '--json']).stdout);
+  // Asynchronous: synchronous CLI runs block the worker, and on a loaded CI machine past vitest's 60 s RPC timeout.
+  const run = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [main, 'plan', ...args], { encoding: 'utf8' }, (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+      });
+    });
+  it('prints Markdown, or JSON with --json', async () => {
+    expect((await run([current, '--target', '10gbit'])).stdout).toMatch(/^# Capacity plan/);
+    const j = JSON.parse((await run([current, '--target', '10gbit', '--hosts', '20', '--json'])).stdout);
     expect(j.cheapest).toBe('kernel-vxlan');
     expect(j.request.hosts).toBe(20);
   });
-  it('bad input: one clear line and exit 2', () => {
+  it('bad input: one clear line and exit 2', async () => {
     const cases: [string[], RegExp][] = [
       [[current, '--target', '-3gbit'], /--target must be greater than 0/],
       [[current, '--target', 'lots'], /--target must be a bit rate/],
@@ -268,7 +267,7 @@ describe.skipIf(!existsSync(main))('vxtap plan (CLI)', () => {
       [['/nonexistent/result.json', '--target', '1g'], /cannot read \(ENOENT\)/],
     ];
     for (const [args, re] of cases) {
-      const r = run(args);
+      const r = await run(args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
       expect(r.stderr).toMatch(re);

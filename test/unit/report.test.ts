@@ -5,7 +5,7 @@
  * input is one clear message and exit 2; claim verdicts carry the rounds'
  * uncertainty; several results give a comparison and, as a history, a trend.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -310,17 +310,16 @@ describe('markdownToHtml', () => {
 });
 
 describe.skipIf(!existsSync(main))('vxtap report (CLI)', () => {
-  const cli = (args: string[]) => {
-    try {
-      return { code: 0, stderr: execFileSync(process.execPath, [main, 'report', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
-    } catch (e) {
-      const err = e as { status: number; stderr: string };
-      return { code: err.status, stderr: err.stderr };
-    }
-  };
-  it('writes the report, and exits 2 with one line on bad input', () => {
+  // Asynchronous: a chain of synchronous CLI runs blocked the worker past vitest's 60 s RPC timeout on a loaded CI machine.
+  const cli = (args: string[]) =>
+    new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(process.execPath, [main, 'report', ...args], { encoding: 'utf8' }, (err, _stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stderr });
+      });
+    });
+  it('writes the report, and exits 2 with one line on bad input', async () => {
     const out = path.join(tmp, 'r.html');
-    expect(cli([current, '--out', out]).code).toBe(0);
+    expect((await cli([current, '--out', out])).code).toBe(0);
     expect(readFileSync(out, 'utf8')).toMatch(/^<!doctype html>/);
     const v9 = path.join(tmp, 'v9.json');
     writeFileSync(v9, JSON.stringify({ schema: 'vxtap-bench-result', schemaVersion: 9 }));
@@ -332,26 +331,26 @@ describe.skipIf(!existsSync(main))('vxtap report (CLI)', () => {
       [[current, current, '--target', '1g'], /apply to one result/],
     ];
     for (const [args, re] of cases) {
-      const r = cli([...args, '--out', path.join(tmp, 'never.html')]);
+      const r = await cli([...args, '--out', path.join(tmp, 'never.html')]);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(re);
     }
     expect(existsSync(path.join(tmp, 'never.html'))).toBe(false);
   });
-  it('--history DIR: the page with the change points; with one result, its History section; the fixtures render; bad directories exit 2 naming the path', () => {
+  it('--history DIR: the page with the change points; with one result, its History section; the fixtures render; bad directories exit 2 naming the path', async () => {
     const dir = writeHistory(mkdtempSync(path.join(tmp, 'hcli-')), synthHistory(12, 6));
     const page = path.join(tmp, 'history.html');
-    expect(cli(['--history', dir, '--out', page]).code).toBe(0);
+    expect((await cli(['--history', dir, '--out', page])).code).toBe(0);
     const html = readFileSync(page, 'utf8');
     expect(html).toContain('<tr data-change="vxtap tcp1Gbps 7">');
     expect(html).toMatch(/<figure class="chart" id="chart-trend-1-tcp1Gbps"[^>]* data-changes="vxtap@7">/);
     expect(externalReferences(html)).toEqual([]);
     const one = path.join(tmp, 'one.html');
-    expect(cli([path.join(dir, 'hist-11', 'result.json'), '--history', dir, '--out', one]).code).toBe(0);
+    expect((await cli([path.join(dir, 'hist-11', 'result.json'), '--history', dir, '--out', one])).code).toBe(0);
     expect(readFileSync(one, 'utf8')).toMatch(/<section id="history"><h2>History<\/h2>[\s\S]*<tr data-change="vxtap tcp1Gbps 7">/);
     const fixtures = path.join(tmp, 'fixtures.html');
-    expect(cli(['--history', path.join(repo, 'test', 'fixtures', 'history'), '--out', fixtures]).code).toBe(0);
+    expect((await cli(['--history', path.join(repo, 'test', 'fixtures', 'history'), '--out', fixtures])).code).toBe(0);
     const fx = readFileSync(fixtures, 'utf8');
     expect(fx).toContain('<code>20261203T155453Z-vm</code>');
     expect(fx).toContain('No trend: a trend needs three or more runs of one environment (got 1).');
@@ -368,7 +367,7 @@ describe.skipIf(!existsSync(main))('vxtap report (CLI)', () => {
       [[], /give one or more result\.json files, or --history DIR/],
     ];
     for (const [args, re] of cases) {
-      const r = cli([...args, '--out', path.join(tmp, 'never.html')]);
+      const r = await cli([...args, '--out', path.join(tmp, 'never.html')]);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(re);
