@@ -5,9 +5,10 @@
 # - traffic (dataplane, bench): CPU-bound real traffic, at nice 5, so that a control
 #   file's time bound is not spent waiting behind an iperf3 run (CFS weights
 #   1024:335, control gets ~3/4 of a contended CPU);
-# - unit: pure and CPU-bound, at nice 10, taking mostly what the others leave idle
-#   (at nice 15 its main process, which also transforms every test file for the
-#   workers, starved for 60 s and vitest's worker RPC "onTaskUpdate" timed out in CI).
+# - unit: pure and CPU-bound, at nice 10, taking mostly what the others leave idle.
+#   Its tests must not block a worker synchronously for long (a chain of
+#   execFileSync calls): on a loaded machine that ran past vitest's 60 s worker
+#   RPC timeout ("Timeout calling onTaskUpdate") although every test passed.
 # One after the other the suite took over 11 min on 2 cores; side by side it fits in 10.
 # Arguments (`npm test -- test/unit/fdb.test.ts`) run plain `vitest run ARGS`.
 set -u
