@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "vxtap_native",
-      "sources": ["src/addon.cc", "src/common.cc", "src/tap.cc", "src/udp.cc", "src/csum.cc", "src/csum_napi.cc", "src/wait.cc", "src/offload.cc", "src/offload_napi.cc", "src/tunnel.cc", "src/tunnel_napi.cc", "src/frame.cc"],
+      "sources": ["src/addon.cc", "src/common.cc", "src/tap.cc", "src/udp.cc", "src/csum.cc", "src/csum_napi.cc", "src/wait.cc", "src/offload.cc", "src/offload_napi.cc", "src/tunnel.cc", "src/tunnel_napi.cc", "src/frame.cc", "src/cpu.cc"],
       "actions": [
         {
           "action_name": "vxtap_limits_header",

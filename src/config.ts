@@ -67,6 +67,13 @@ export interface VtepConfig {
   /** Busy-poll for this many microseconds before blocking in poll() (0 = block at once). */
   busyPollUs: number;
   /**
+   * Where workers run. 'any': where the scheduler puts them. 'local': worker n
+   * pinned to CPU n, the TAP's queues (TUNSETSTEERINGEBPF) and the receive
+   * sockets (SO_ATTACH_REUSEPORT_CBPF) chosen by the CPU that produced the
+   * frame or datagram, so each packet is handled on the CPU that made it.
+   */
+  cpuPlacement: CpuPlacement;
+  /**
    * Segmentation offloads: a vnet_hdr TAP with TSO (64 KiB super-frames), UDP GSO
    * on send, UDP GRO + TCP re-coalescing on receive. Falls back (and says so) when
    * the kernel or the MTUs do not allow it.
@@ -88,6 +95,11 @@ export interface VtepConfig {
   uplinkBridge?: string;
 }
 
+/** Worker placement choices (VtepConfig.cpuPlacement). */
+export const CPU_PLACEMENTS = ['any', 'local'] as const;
+/** A worker placement. */
+export type CpuPlacement = (typeof CPU_PLACEMENTS)[number];
+
 /** The defaults (flannel uses port 8472; IANA's is 4789). */
 export const DEFAULTS: Readonly<Omit<VtepConfig, 'local'>> = Object.freeze({
   name: 'vxtap0',
@@ -106,6 +118,7 @@ export const DEFAULTS: Readonly<Omit<VtepConfig, 'local'>> = Object.freeze({
   fdb: [],
   batchSize: 64,
   busyPollUs: 0,
+  cpuPlacement: 'any',
   offload: true,
   txQueueLen: 10000,
 });
@@ -148,6 +161,7 @@ const FIELDS = new Set([
   'statsSocket',
   'metrics',
   'busyPollUs',
+  'cpuPlacement',
   'offload',
   'txQueueLen',
   'uplinkBridge',
@@ -283,6 +297,7 @@ export function validateConfig(c: VtepConfig): ConfigError | null {
   }
   if (c.metrics !== undefined && !/^[^\s]+:\d{1,5}$/.test(c.metrics)) return bad('metrics', `'${c.metrics}' must be HOST:PORT`);
   if (!isInt(c.busyPollUs, 0, 1_000_000)) return bad('busyPollUs', `${c.busyPollUs} must be an integer number of microseconds (0-1000000)`);
+  if (!(CPU_PLACEMENTS as readonly unknown[]).includes(c.cpuPlacement)) return bad('cpuPlacement', `'${String(c.cpuPlacement)}' must be ${CPU_PLACEMENTS.join(' or ')}`);
   if (typeof c.offload !== 'boolean') return bad('offload', 'must be true or false');
   if (!isInt(c.txQueueLen, 1, 1_000_000)) return bad('txQueueLen', `${c.txQueueLen} must be an integer between 1 and 1000000 frames`);
   if (c.uplinkBridge !== undefined) {

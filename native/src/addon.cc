@@ -43,6 +43,10 @@ constexpr Export kExports[] = {
     {"close", Close},
     {"netnsEnter", NetnsEnter},
     {"netnsEnterFd", NetnsEnterFd},
+    {"threadPinCpu", ThreadPinCpu},
+    {"threadCpu", ThreadCpu},
+    {"tapSteerByCpu", TapSteerByCpu},
+    {"udpSteerByCpu", UdpSteerByCpu},
 };
 
 }  // namespace

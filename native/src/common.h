@@ -219,5 +219,10 @@ napi_value EventfdDrain(napi_env, napi_callback_info);
 napi_value Close(napi_env, napi_callback_info);
 napi_value NetnsEnter(napi_env, napi_callback_info);
 napi_value NetnsEnterFd(napi_env, napi_callback_info);
+// cpu.cc
+napi_value ThreadPinCpu(napi_env, napi_callback_info);
+napi_value ThreadCpu(napi_env, napi_callback_info);
+napi_value TapSteerByCpu(napi_env, napi_callback_info);
+napi_value UdpSteerByCpu(napi_env, napi_callback_info);
 
 }  // namespace vxtap

@@ -34,7 +34,7 @@ Config file (--config FILE): a JSON object with any of these fields (flags win):
   peers (["198.18.0.2", {"address": "198.18.0.3", "flood": false}]), address, mtu,
   mac, workers, df ("set"|"unset"|"inherit"), learning, ageingSeconds,
   acceptUnknownPeers, fdb ([{"mac": "02:00:00:00:00:01", "peer": "198.18.0.2"}]),
-  batchSize, statsSocket, metrics ("127.0.0.1:9476"), busyPollUs, offload, txQueueLen, uplinkBridge.
+  batchSize, statsSocket, metrics ("127.0.0.1:9476"), busyPollUs, cpuPlacement, offload, txQueueLen, uplinkBridge.
 
 Example:
   vxtap up --local 198.18.0.1 --peer 198.18.0.2 --address 198.19.0.1/16 --vni 42
@@ -66,6 +66,7 @@ export function configFromOptions(opts: Record<string, unknown>): VtepConfig {
     statsSocket: opts.statsSocket as string | undefined,
     metrics: opts.metrics as string | undefined,
     busyPollUs: opts.busyPoll as number | undefined,
+    cpuPlacement: opts.cpuPlacement as VtepConfig['cpuPlacement'] | undefined,
     txQueueLen: opts.txqueuelen as number | undefined,
     uplinkBridge: opts.uplinkBridge as string | undefined,
   };
@@ -104,6 +105,12 @@ export function register(program: Command): void {
     .addOption(new Option('--ageing <seconds>', `age out learned entries not seen for this long (default ${DEFAULTS.ageingSeconds})`).argParser(int('ageing')).env('VXTAP_AGEING'))
     .addOption(new Option('--batch <frames>', `frames per batch (default ${DEFAULTS.batchSize})`).argParser(int('batch')).env('VXTAP_BATCH'))
     .addOption(new Option('--busy-poll <us>', 'spin this many microseconds before blocking (lower latency, more CPU; default 0)').argParser(int('busy-poll')).env('VXTAP_BUSY_POLL'))
+    .addOption(
+      new Option(
+        '--cpu-placement <where>',
+        `any: workers run where the scheduler puts them; local: worker n pinned to CPU n, TAP queues and receive sockets chosen by the CPU that made the packet (default ${DEFAULTS.cpuPlacement})`,
+      ).env('VXTAP_CPU_PLACEMENT'),
+    )
     .addOption(
       new Option('--txqueuelen <frames>', `TAP transmit queue length (default ${DEFAULTS.txQueueLen}; absorbs worker scheduling hiccups)`).argParser(int('txqueuelen')).env('VXTAP_TXQUEUELEN'),
     )

@@ -31,6 +31,8 @@ export interface HostFacts {
   nft: boolean;
   /** The current network namespace (keys the default socket path). */
   netns?: { inode: number; isInit: boolean };
+  /** CPUs this process may run on (os.availableParallelism()). */
+  cpus?: number;
 }
 
 /** One UDP socket a worker opens (udpOpen options plus the config field to blame on EADDRINUSE). */
@@ -47,7 +49,7 @@ export interface SocketSpec {
 }
 
 /** The parts of a worker's init that do not depend on opened fds or shared tables. */
-export type WorkerTemplate = Omit<WorkerInit, 'index' | 'tapFd' | 'rxFd' | 'txFds' | 'txFdsNoDf' | 'wakeFd' | 'uplinkFd' | 'fdb' | 'counters' | 'control' | 'port' | 'peers'>;
+export type WorkerTemplate = Omit<WorkerInit, 'index' | 'pinCpu' | 'tapFd' | 'rxFd' | 'txFds' | 'txFdsNoDf' | 'wakeFd' | 'uplinkFd' | 'fdb' | 'counters' | 'control' | 'port' | 'peers'>;
 
 /** What `Vtep.start` creates, in order. */
 export interface VtepPlan {
@@ -92,6 +94,11 @@ export interface VtepPlan {
   /** Sockets per worker. */
   sockets: { rx: SocketSpec; tx: SocketSpec[]; txNoDf: SocketSpec[] };
   workers: number;
+  /**
+   * cpuPlacement 'local': the CPU each worker is pinned to (worker n on CPU n mod
+   * cpus), the TAP and uplink queues and the receive sockets steered by CPU.
+   */
+  pinCpus?: number[];
   worker: WorkerTemplate;
 }
 
@@ -194,6 +201,7 @@ export function planVtep(config: VtepConfig, facts: HostFacts): VtepPlan {
       txNoDf,
     },
     workers: config.workers,
+    ...(config.cpuPlacement === 'local' ? { pinCpus: Array.from({ length: config.workers }, (_, w) => w % Math.max(1, facts.cpus ?? 1)) } : {}),
     worker: {
       vni: config.vni,
       batchSize: config.batchSize,

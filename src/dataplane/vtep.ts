@@ -8,7 +8,7 @@
 import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
 import { createServer, type Server } from 'node:http';
 import { accessSync, chmodSync, constants as fsConstants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
+import { availableParallelism, networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { native, TNL_VNET_HDR_LEN, UPLINK_OFFLOADS } from '../native/index.js';
 import { type VtepConfig, ConfigError, currentNetns } from '../config.js';
@@ -72,6 +72,9 @@ export interface VtepStatus {
   stages: StageCosts;
   /** Times a worker ended unasked and was restarted (all workers). */
   workerRestarts: number;
+  /** Worker placement; with 'local', the CPU each worker is pinned to. */
+  cpuPlacement: VtepConfig['cpuPlacement'];
+  pinCpus?: number[];
   /** Test-only slowdown (VXTAP_TEST_SLOWDOWN_PCT) the workers run with; absent when off. */
   testSlowdownPct?: number;
   /** The control plane's own state (etcd mode: subnet, lease, etcd reachability, counters), else absent. */
@@ -256,6 +259,8 @@ export class Vtep implements DataplaneControl {
         log(`TAP TSO refused (${(err as Error).message}); frames stay MTU-sized`);
       }
     }
+    // CPU-local: the queue a frame goes to is the CPU that sent it (mod the queue count)
+    if (plan.pinCpus && queues.length > 1) addon.tapSteerByCpu(queues[0]);
     addon.ifSetMtu(tapName, plan.mtu);
     addon.ifSetMac(tapName, plan.mac);
     enableAnnouncements(tapName);
@@ -289,6 +294,7 @@ export class Vtep implements DataplaneControl {
         }
       }
       uplinkName = name;
+      if (plan.pinCpus && uplinkQueues.length > 1) addon.tapSteerByCpu(uplinkQueues[0]);
       await addQuietBridgePort(plan.uplink.bridge, name, plan.uplink.mtu);
       await setTxQueueLen(name, plan.tap.txQueueLen);
       // receive too: VXLAN for us steered from the bridge's ingress to the uplink
@@ -329,6 +335,8 @@ export class Vtep implements DataplaneControl {
 
     for (let w = 0; w < plan.workers; w++) {
       const rxFd = vtep.openSocket(plan.sockets.rx);
+      // CPU-local: reuseport members in bind order, member = receiving CPU mod workers
+      if (plan.pinCpus && w === 0 && plan.workers > 1) addon.udpSteerByCpu(rxFd, plan.workers);
       const txFds = plan.sockets.tx.map((s) => vtep.openSocket(s));
       const txFdsNoDf = plan.sockets.txNoDf.map((s) => vtep.openSocket(s));
       const wakeFd = addon.eventfdOpen();
@@ -336,6 +344,7 @@ export class Vtep implements DataplaneControl {
       vtep.startWorker({
         ...plan.worker,
         index: w,
+        ...(plan.pinCpus ? { pinCpu: plan.pinCpus[w] } : {}),
         tapFd: queues[w],
         rxFd,
         txFds,
@@ -719,6 +728,8 @@ export class Vtep implements DataplaneControl {
       drops: dropsByReason(total),
       stages: stageCosts(total),
       workerRestarts: this.workers.reduce((n, w) => n + w.restarts, 0),
+      cpuPlacement: this.config.cpuPlacement,
+      ...(this.config.cpuPlacement === 'local' ? { pinCpus: this.workers.map((w) => w.init.pinCpu ?? -1) } : {}),
       ...testSlowdownStatus(process.env),
       ...(this.controlStatus ? { control: this.controlStatus() } : {}),
       perWorker,
@@ -876,7 +887,7 @@ async function probeHost(config: VtepConfig): Promise<HostFacts> {
   // no child processes on the way to a forwarding VTEP when they can be avoided:
   // the interface list and PATH are read in-process (ip is asked only for an
   // address on a link that is down, which Node's list leaves out)
-  const facts: HostFacts = { underlay: underlayOf(config.local) ?? (await deviceOfAddress(config.local)), nft: onPath('nft'), netns: currentNetns() };
+  const facts: HostFacts = { underlay: underlayOf(config.local) ?? (await deviceOfAddress(config.local)), nft: onPath('nft'), netns: currentNetns(), cpus: availableParallelism() };
   if (config.uplinkBridge) {
     facts.uplinkKind = await linkKind(config.uplinkBridge);
     if (facts.uplinkKind === 'bridge') {

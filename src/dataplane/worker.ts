@@ -28,6 +28,8 @@ export interface WorkerInit extends PipelineConfig {
   txFdsNoDf: number[];
   wakeFd: number;
   busyPollUs: number;
+  /** cpuPlacement 'local': the CPU this worker's thread is pinned to. */
+  pinCpu?: number;
   fdb: SharedArrayBuffer;
   counters: SharedArrayBuffer;
   /** [0] stop flag, [1] control message sequence number */
@@ -55,6 +57,7 @@ function runWorker(init: WorkerInit, parent: MessagePort): void {
   // the environment `vxtap up` validated at start
   const testSlowdownPct = testSlowdownFromEnv(process.env);
   if (testSlowdownPct instanceof Error) throw testSlowdownPct;
+  if (init.pinCpu !== undefined) native().threadPinCpu(init.pinCpu);
   const uplink = init.uplinkFd !== undefined ? new LinuxUplinkPort(init.uplinkFd, init.uplinkRx === true) : undefined;
   const pipeline = buildPipeline(
     { ...init, uplink: uplink !== undefined ? init.uplink : undefined, testSlowdownPct },

@@ -395,6 +395,22 @@ export interface NativeAddon {
   /** close(fd). */
   close(fd: number): void;
 
+  // --- CPU-local workers --------------------------------------------------------
+  /** sched_setaffinity of the calling thread to this one CPU. */
+  threadPinCpu(cpu: number): void;
+  /** sched_getcpu(): the CPU the calling thread runs on. */
+  threadCpu(): number;
+  /**
+   * TUNSETSTEERINGEBPF on the TAP (any queue's fd): a socket filter returning the
+   * sending CPU's id, so a frame goes to queue (CPU mod queues).
+   */
+  tapSteerByCpu(fd: number): void;
+  /**
+   * SO_ATTACH_REUSEPORT_CBPF on a reuseport group member: a datagram goes to the
+   * member (receiving CPU mod `members`), members counted in bind order.
+   */
+  udpSteerByCpu(fd: number, members: number): void;
+
   // --- namespaces (tests and tools; not on the packet path) -----------------
   /**
    * setns(CLONE_NEWNET) of the calling thread to the namespace at `path`

@@ -127,8 +127,10 @@ export async function ping(ns: string, target: string, count = 5, intervalS = 0.
 }
 
 /** Transfer `bytes` over TCP from `from.ns` to `to.ns`:`addr`; returns both sides' byte counts and hashes. */
-export async function tcpTransfer(scope: HostScope, fromNs: string, toNs: string, addr: string, bytes: number, port = 5001) {
-  const server = scope.spawn(['node', TRANSFER, 'server', addr, String(port)], { netns: toNs });
+export async function tcpTransfer(scope: HostScope, fromNs: string, toNs: string, addr: string, bytes: number, port = 5001, cpu?: number) {
+  // cpu: both ends pinned there (taskset), so the kernel sends and receives on that CPU
+  const pin = cpu === undefined ? [] : ['taskset', '-c', String(cpu)];
+  const server = scope.spawn([...pin, 'node', TRANSFER, 'server', addr, String(port)], { netns: toNs });
   let serverOut = '';
   server.stdout?.on('data', (d: Buffer | string) => (serverOut += d.toString()));
   await new Promise<void>((resolve, reject) => {
@@ -140,7 +142,7 @@ export async function tcpTransfer(scope: HostScope, fromNs: string, toNs: string
       }
     });
   });
-  const client = await output(['node', TRANSFER, 'client', addr, String(port), String(bytes)], { netns: fromNs, timeoutMs: 120_000 });
+  const client = await output([...pin, 'node', TRANSFER, 'client', addr, String(port), String(bytes)], { netns: fromNs, timeoutMs: 120_000 });
   const deadline = Date.now() + 10_000;
   while (!serverOut.includes('\n') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   return { sent: JSON.parse(client) as { bytes: number; sha256: string }, received: JSON.parse(serverOut) as { bytes: number; sha256: string } };

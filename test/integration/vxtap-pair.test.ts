@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { HostScope, twoHosts, startVxtap, ping, tcpTransfer, CLI, type Host } from '../helpers/vxtap.js';
 import { run } from '../../src/host/exec.js';
 import { named, skipReason } from '../helpers/requires.js';
@@ -63,6 +64,39 @@ describe.skipIf(skip !== null)(named('vxtap <-> vxtap', skip), () => {
     await vb.stop();
   });
 
+  // Needs 2 CPUs: each transfer is pinned to one CPU, and with CPU-local workers
+  // its frames and datagrams must go through that CPU's worker on both hosts
+  // (by flow hash, a given flow would pick one queue whatever CPU sent it).
+  it.skipIf(availableParallelism() < 2)("CPU-local workers: pinned threads; each CPU's traffic through its own worker on both hosts", async () => {
+    const args = ['--workers', '2', '--cpu-placement', 'local'];
+    const va = await startVxtap(scope, a, ['--peer', b.underlay, '--address', '198.19.0.1/16', ...args]);
+    const vb = await startVxtap(scope, b, ['--peer', a.underlay, '--address', '198.19.0.2/16', ...args]);
+    expect((await ping(a.ns, '198.19.0.2', 3, 0.2)).loss).toBe(0);
+    const st0 = await va.status();
+    expect(st0.cpuPlacement).toBe('local');
+    expect(st0.pinCpus).toEqual([0, 1]);
+    // two of the process's threads are pinned, one to each CPU
+    const tasks = await run(['sh', '-c', `grep -h Cpus_allowed_list /proc/${String(va.child.pid)}/task/*/status`]);
+    const lists = tasks.stdout.split('\n').map((l) => l.split(':')[1]?.trim());
+    expect(lists.filter((l) => l === '0').length).toBeGreaterThanOrEqual(1);
+    expect(lists.filter((l) => l === '1').length).toBeGreaterThanOrEqual(1);
+    for (const [i, cpu] of [0, 1, 0, 1].entries()) {
+      const [sa, sb] = [await va.status(), await vb.status()];
+      const t = await tcpTransfer(scope, a.ns, b.ns, '198.19.0.2', 8 * 1024 * 1024, 5010 + i, cpu);
+      expect(t.received.sha256).toBe(t.sent.sha256);
+      const [ea, eb] = [await va.status(), await vb.status()];
+      const share = (before: typeof sa, after: typeof sa, key: 'tap_rx_packets' | 'rx_packets') => {
+        const d = after.perWorker.map((w, k) => w[key] - before.perWorker[k][key]);
+        return d[cpu] / Math.max(1, d[0] + d[1]);
+      };
+      expect(share(sa, ea, 'tap_rx_packets'), `A's TAP reads, transfer on CPU ${cpu}`).toBeGreaterThan(0.8);
+      expect(share(sb, eb, 'rx_packets'), `B's socket reads, transfer on CPU ${cpu}`).toBeGreaterThan(0.8);
+    }
+    expect((await va.status()).workerRestarts).toBe(0);
+    await va.stop();
+    await vb.stop();
+  });
+
   it('runs with the test-only slowdown on, says so, and refuses a bad value', async () => {
     process.env.VXTAP_TEST_SLOWDOWN_PCT = '10'; // inherited by the spawned vxtap up
     let va;
@@ -95,6 +129,7 @@ describe.skipIf(skip !== null)(named('vxtap <-> vxtap', skip), () => {
       [['--peer', 'not-an-ip'], 'peers[0]'],
       [['--mtu', '10'], 'mtu'],
       [['--df', 'sometimes'], 'df'],
+      [['--cpu-placement', 'pinned'], 'cpuPlacement'],
     ] as const) {
       const r = await run(['node', CLI, 'up', '--name', 'vxtbad0', '--local', a.underlay, '--stats-socket', '/run/vxtap/test-bad.sock', ...args], {
         netns: a.ns,

@@ -39,6 +39,7 @@ describe('configuration validation', () => {
     [{ batchSize: 10_000 }, 'batchSize'],
     [{ metrics: 'nohost' }, 'metrics'],
     [{ txQueueLen: 0 }, 'txQueueLen'],
+    [{ cpuPlacement: 'pinned' }, 'cpuPlacement'],
   ])('refuses %j naming %s', (patch, field) => {
     const err = validateConfig(mergeConfig(ok, patch as object));
     expect(err).toBeInstanceOf(ConfigError);

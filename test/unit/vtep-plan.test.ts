@@ -44,6 +44,13 @@ describe('planVtep', () => {
     expect(p.worker.uplink).toBeUndefined();
   });
 
+  it('pins worker n to CPU n mod CPUs only with cpuPlacement local', () => {
+    expect(planVtep(cfg({ workers: 2 }), facts({ cpus: 2 })).pinCpus).toBeUndefined();
+    expect(planVtep(cfg({ workers: 2, cpuPlacement: 'local' }), facts({ cpus: 2 })).pinCpus).toEqual([0, 1]);
+    expect(planVtep(cfg({ workers: 3, cpuPlacement: 'local' }), facts({ cpus: 2 })).pinCpus).toEqual([0, 1, 0]);
+    expect(planVtep(cfg({ workers: 1, cpuPlacement: 'local' }), facts()).pinCpus).toEqual([0]);
+  });
+
   it('keys the default control socket by network namespace; an explicit one wins', () => {
     expect(planVtep(cfg(), facts()).sock).toBe('/run/vxtap/netns-4026532000/vxtap0.sock');
     expect(planVtep(cfg(), facts({ netns: { inode: 4026531840, isInit: true } })).sock).toBe('/run/vxtap/vxtap0.sock');
