@@ -411,8 +411,9 @@ export class Agent {
     this.state = { runId, agentPid: process.pid, netns: ns, startedAt: new Date().toISOString(), processes: [], links: [], dirs: [this.workDir] };
     this.saveState();
     mkdirSync(this.workDir, { recursive: true });
-    // A measuring run: this agent and every process it starts from now on measure in a CPU group of their own.
-    if (lock && cpuPriority) this.placed = enterCpuGroup(`${runId}-${process.pid}`, cpuPriority);
+    // A measuring run: this agent and every process it starts from now on measure in the run's CPU group on
+    // this machine, joined when the controller or the other host's agent made it already (placement.ts).
+    if (lock && cpuPriority) this.placed = enterCpuGroup(runId, cpuPriority, undefined, true);
     let bootId = '';
     try {
       bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();

@@ -87,6 +87,21 @@ describe('CPU placement (bench/placement.ts)', () => {
     }
   });
 
+  it('join: a second member joins the existing group (without join it is refused)', () => {
+    const fs = fakeFs('v2', '0::/\n');
+    try {
+      const first = enterCpuGroup('shared', 'high', fs);
+      const second = enterCpuGroup('shared', 'high', fs, true);
+      expect(second.placement).toMatchObject({ cgroup: `/${GROUP_PREFIX}shared`, note: null });
+      expect(enterCpuGroup('shared', 'high', fs).placement).toMatchObject({ cgroup: null, note: expect.stringMatching(/EEXIST/) as unknown });
+      expect(readFileSync(path.join(fs.root, `${GROUP_PREFIX}shared`, 'cgroup.procs'), 'utf8')).toBe('4242');
+      first.leave();
+      second.leave();
+    } finally {
+      fs.cleanup();
+    }
+  });
+
   it('VXTAP_TEST_CPU_PRIORITY=normal (npm test) turns high into normal, and says so', () => {
     expect(effectivePriority('high', { VXTAP_TEST_CPU_PRIORITY: 'normal' })).toBe('normal');
     expect(effectivePriority('high', {})).toBe('high');
