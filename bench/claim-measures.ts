@@ -6,7 +6,9 @@
  *
  * - `mtu-mismatch` (`mtu-mismatch.ts`): bounded TCP transfers with the
  *   endpoints forced to the underlay MTU, PMTUD on and off, small and large
- *   messages. Local topology only (it changes the sending hosts' sysctls).
+ *   messages; with `--endpoints pod` pod to pod, the pods at the underlay MTU
+ *   and the hosts' overlay devices as the mode sets them. Local topology only
+ *   (it changes the sending hosts' sysctls).
  * - `redis` (`redis.ts`): redis-benchmark against redis-server through the
  *   mode, idle, under a background flow and, where netem exists, with added RTT.
  *
@@ -21,6 +23,7 @@ import type { MeasureContext } from './measure.js';
 import { PORTS } from './measure.js';
 import { measureMtuMismatch, MTU_MISMATCH_PLANS } from './mtu-mismatch.js';
 import { measureRedis, REDIS_PLANS } from './redis.js';
+import { podsBehind } from './pods.js';
 import { netemUnavailableReason } from './topology.js';
 
 /** The measurement sets --measure accepts. */
@@ -107,8 +110,11 @@ export async function measureClaimsRound(sample: ModeRoundSample, c: ClaimRoundC
   // --endpoints pod (pods.ts): ctx's hosts are then the pods, whose namespaces hold neither the overlay device nor the underlay.
   const inPods = Boolean((sample as { pods?: unknown }).pods);
   if (c.measures.includes('mtu-mismatch')) {
-    const skip = inPods ? "not with --endpoints pod yet: measured between the hosts' overlay addresses only" : null;
-    sample.mtuMismatch = await c.step('mtu mismatch', () => measureMtuMismatch(ctx.topo, ctx.mode, MTU_MISMATCH_PLANS[plan], ctx.repoRoot, skip));
+    // Pod to pod: the pods forced to the underlay MTU, the hosts behind them keep the overlay's (mtu-mismatch.ts).
+    const behind = podsBehind(ctx.topo);
+    const pods = behind ? { hosts: behind.hosts, mtu: behind.pods.mtu, setMtu: (mtu: number) => behind.pods.setMtu(mtu) } : null;
+    const skip = inPods && !pods ? 'with --endpoints pod but no pods behind the measured topology' : null;
+    sample.mtuMismatch = await c.step('mtu mismatch', () => measureMtuMismatch(ctx.topo, ctx.mode, MTU_MISMATCH_PLANS[plan], ctx.repoRoot, skip, pods));
   }
   if (c.measures.includes('redis')) {
     const netemUnavailable = ctx.topo.remote ? null : await netemReason();

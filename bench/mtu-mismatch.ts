@@ -19,6 +19,17 @@
  * but not done within the time bound), `fails` (no connection). The inner MTU,
  * routes and sysctls are restored afterwards. Local topology only: on --hosts
  * it would change the hosts' own sysctls, which the bench never does.
+ *
+ * With pod endpoints (`--endpoints pod`, `pods.ts`) the mismatch is the one a
+ * cluster has: the pods' eth0, their veth host ends and the pod bridges are
+ * forced to the underlay MTU while each host's overlay device keeps the
+ * mode's inner MTU. The transfers run pod A -> pod B, so an oversize packet
+ * meets the host's routed hop onto the overlay device: with DF the host
+ * should answer ICMP "fragmentation needed" into the pod (PMTUD), without DF
+ * fragment the inner packet. `ip_no_pmtu_disc` is set in the pods (the
+ * senders) and in the hosts; fragment and ICMP counters are read in both
+ * (`evidence.hosts`), the capture stays on host A's underlay device. For
+ * `bare` (routed pods, no tunnel) nothing is mismatched: the baseline.
  */
 import { counterDelta } from '../src/host/procstat.js';
 import type { BenchHost, BenchProcess } from './host.js';
@@ -72,6 +83,24 @@ export interface MismatchEvidence {
   icmpUnreachSentB: number;
   /** TCP segments A retransmitted (TcpRetransSegs). */
   retransSegsA: number;
+  /**
+   * Pod endpoints only: the same counters in the host namespaces behind the
+   * pods (the fields above are then the pods'), where the routed hop onto the
+   * overlay device fragments (IpFragCreates) or refuses DF packets
+   * (IpFragFails, answered by an ICMP unreachable into the pod).
+   */
+  hosts?: HostHopEvidence;
+}
+
+/** Counters of the host namespaces behind the pods during one transfer. */
+export interface HostHopEvidence {
+  fragCreatesA: number;
+  fragCreatesB: number;
+  fragFailsA: number;
+  /** IpReasmOKs on host A + host B. */
+  reassembled: number;
+  /** ICMP destination unreachable sent by host A (to pod A: fragmentation needed). */
+  icmpUnreachSentA: number;
 }
 
 /** One transfer. */
@@ -101,8 +130,15 @@ export interface MtuMismatchResult {
   configuredInnerMtu: number;
   /** The MTU the endpoints were forced to (the underlay MTU: what a 1500-MTU container sends). */
   forcedMtu: number;
-  /** device: the overlay device MTU was raised; route: a /32 route to the peer with that MTU (device refused); none: no overlay. */
-  forcedBy: 'device' | 'route' | 'none';
+  /**
+   * device: the overlay device MTU was raised; route: a /32 route to the peer
+   * with that MTU (device refused); pod: the pods' eth0, veth host ends and
+   * bridges raised, the hosts' overlay devices left as they are; none: nothing
+   * to force (no overlay).
+   */
+  forcedBy: 'device' | 'route' | 'pod' | 'none';
+  /** Where the transfers ran: between the hosts (absent in results before pods were measured) or between pods. */
+  endpoints?: 'host' | 'pod';
   /** Why the device MTU could not be raised (forcedBy route). */
   deviceRefused: string | null;
   plan: MtuMismatchPlan;
@@ -117,7 +153,8 @@ export interface MtuMismatchResult {
 /** Classify a transfer from its output and evidence (pure). */
 export function classifyTransfer(out: Pick<TransferOutput, 'connected' | 'end' | 'acked'> | null, e: MismatchEvidence): { outcome: MismatchOutcome; fragmentedAt: 'underlay' | 'inner' | null } {
   const underlay = (e.underlayFragments ?? 0) > 0;
-  const inner = e.fragCreatesA > 0 || e.fragCreatesB > 0 || e.reassembled > 0;
+  const h = e.hosts;
+  const inner = e.fragCreatesA > 0 || e.fragCreatesB > 0 || e.reassembled > 0 || (h ? h.fragCreatesA > 0 || h.fragCreatesB > 0 || h.reassembled > 0 : false);
   const fragmentedAt = underlay ? 'underlay' : inner ? 'inner' : null;
   if (!out || !out.connected) return { outcome: 'fails', fragmentedAt };
   if (out.end === 'completed') return { outcome: fragmentedAt ? 'fragments' : 'completes', fragmentedAt };
@@ -156,36 +193,80 @@ async function setPmtud(hosts: BenchHost[], on: boolean): Promise<void> {
 }
 
 /**
+ * Pod endpoints of a mode-round, as the measurement needs them: the hosts
+ * behind the pods and the pod network's MTU knob (`pods.ts`).
+ */
+export interface MismatchPods {
+  /** The hosts' topology: their namespaces hold the routed hop, the overlay device and the underlay. */
+  hosts: Topology;
+  /** The pods' MTU as made (the mode's inner MTU). */
+  mtu: number;
+  /** Set the MTU of the pods' eth0, the veth host ends and the bridges on both hosts. */
+  setMtu(mtu: number): Promise<void>;
+}
+
+/** Who takes part in one measurement: the endpoints (transfers, PMTUD) and, with pods, the hosts behind them. */
+interface Sides {
+  a: BenchHost;
+  b: BenchHost;
+  /** Host namespaces behind pod endpoints, or null when the endpoints are the hosts. */
+  hostA: BenchHost | null;
+  hostB: BenchHost | null;
+  /** Where the underlay capture runs. */
+  captureHost: BenchHost;
+}
+
+/**
  * The MTU-mismatch measurement of one mode. Restores MTU, routes and sysctls.
  * Never leaves the server running. `skip`: record why it is not measured instead.
+ * `pods`: the endpoints (topo.a/b, mode.addrA/B) are pods in front of `pods.hosts`.
  */
-export async function measureMtuMismatch(topo: Topology, mode: ActiveMode, plan: MtuMismatchPlan, repoRoot: string, skip: string | null = null): Promise<MtuMismatchResult> {
+export async function measureMtuMismatch(
+  topo: Topology,
+  mode: ActiveMode,
+  plan: MtuMismatchPlan,
+  repoRoot: string,
+  skip: string | null = null,
+  pods: MismatchPods | null = null,
+): Promise<MtuMismatchResult> {
   const started = Date.now();
   const result: MtuMismatchResult = {
     underlayMtu: topo.mtu,
     configuredInnerMtu: mode.innerMtu,
     forcedMtu: topo.mtu,
     forcedBy: 'none',
+    endpoints: pods ? 'pod' : 'host',
     deviceRefused: null,
     plan,
     captureAvailable: false,
     transfers: [],
     skipped: skip,
   };
-  if (!skip && topo.remote) result.skipped = "not on --hosts: it changes the sending hosts' net.ipv4.ip_no_pmtu_disc and interface MTUs";
+  if (!skip && (topo.remote || pods?.hosts.remote)) result.skipped = "not on --hosts: it changes the sending hosts' net.ipv4.ip_no_pmtu_disc and interface MTUs";
   if (result.skipped) return result;
   const { a, b } = topo;
+  const sides: Sides = pods ? { a, b, hostA: pods.hosts.a, hostB: pods.hosts.b, captureHost: pods.hosts.a } : { a, b, hostA: null, hostB: null, captureHost: a };
+  // Every namespace whose PMTUD setting and PMTU exceptions matter: the senders, and with pods the routed hops.
+  const namespaces = [a, b, ...(sides.hostA && sides.hostB ? [sides.hostA, sides.hostB] : [])];
   const routes: [BenchHost, string, string, string][] = [
     [a, mode.addrB, mode.innerDevA, mode.addrA],
     [b, mode.addrA, mode.innerDevB, mode.addrB],
   ];
   let routed = false;
   let raised = false;
+  let podsRaised = false;
   let server: BenchProcess | null = null;
   let capture: BenchProcess | null = null;
-  const original = await Promise.all([a, b].map((h) => h.exec(['sysctl', '-n', 'net.ipv4.ip_no_pmtu_disc'], { allowFail: true }).then((r) => r.stdout.trim() || '0')));
+  const original = await Promise.all(namespaces.map((h) => h.exec(['sysctl', '-n', 'net.ipv4.ip_no_pmtu_disc'], { allowFail: true }).then((r) => r.stdout.trim() || '0')));
   try {
-    if (mode.overheadBytes > 0 && mode.innerMtu < topo.mtu) {
+    if (pods) {
+      // The cluster's mismatch: pods at the underlay MTU, the hosts' overlay devices left at the inner MTU.
+      if (pods.mtu < topo.mtu) {
+        podsRaised = true;
+        await pods.setMtu(topo.mtu);
+        result.forcedBy = 'pod';
+      }
+    } else if (mode.overheadBytes > 0 && mode.innerMtu < topo.mtu) {
       try {
         await mode.setInnerMtu(topo.mtu);
         raised = true;
@@ -201,7 +282,7 @@ export async function measureMtuMismatch(topo: Topology, mode: ActiveMode, plan:
     await waitFor(server, /ready/, 'transfer server', 5000);
     // Neighbours again after the MTU change, so the first transfer does not pay for ARP.
     await a.exec(['ping', '-n', '-q', '-c', '3', '-i', '0.05', '-W', '2', mode.addrB], { allowFail: true, timeoutMs: 10_000 });
-    capture = a.spawn(['tcpdump', '-i', topo.devA, '-n', '-tt', '-l', '-p', '--immediate-mode', 'ip and (ip[6:2] & 0x3fff != 0)']);
+    capture = sides.captureHost.spawn(['tcpdump', '-i', topo.devA, '-n', '-tt', '-l', '-p', '--immediate-mode', 'ip and (ip[6:2] & 0x3fff != 0)']);
     try {
       await waitFor(capture, /listening on/, 'tcpdump', 3000);
       result.captureAvailable = true;
@@ -210,25 +291,33 @@ export async function measureMtuMismatch(topo: Topology, mode: ActiveMode, plan:
       capture = null;
     }
     for (const pmtud of ['on', 'off'] as const) {
-      await setPmtud([a, b], pmtud === 'on');
+      await setPmtud(namespaces, pmtud === 'on');
       for (const messages of ['small', 'large'] as const) {
-        result.transfers.push(await oneTransfer(topo, mode, plan, repoRoot, pmtud, messages, capture));
+        result.transfers.push(await oneTransfer(sides, mode, plan, repoRoot, pmtud, messages, capture));
       }
     }
   } finally {
     await capture?.stop(500).catch(() => undefined);
     await server?.stop(1000).catch(() => undefined);
-    for (const [i, h] of [a, b].entries()) await h.exec(['sysctl', '-qw', `net.ipv4.ip_no_pmtu_disc=${original[i]}`], { allowFail: true });
+    for (const [i, h] of namespaces.entries()) await h.exec(['sysctl', '-qw', `net.ipv4.ip_no_pmtu_disc=${original[i]}`], { allowFail: true });
     if (routed) for (const [h, dst, dev] of routes) await h.exec(['ip', 'route', 'del', `${dst}/32`, 'dev', dev], { allowFail: true });
     if (raised) await mode.setInnerMtu(mode.innerMtu).catch(() => undefined);
-    for (const h of [a, b]) await h.exec(['ip', 'route', 'flush', 'cache'], { allowFail: true });
+    if (podsRaised && pods) await pods.setMtu(pods.mtu).catch(() => undefined);
+    for (const h of namespaces) await h.exec(['ip', 'route', 'flush', 'cache'], { allowFail: true });
   }
   result.durationSeconds = (Date.now() - started) / 1000;
   return result;
 }
 
+/** What a namespace's counters moved by during a transfer (a counter nstat did not print is 0). */
+async function readDelta(h: BenchHost | null): Promise<() => Promise<Partial<Record<string, number>>>> {
+  if (!h) return () => Promise.resolve({});
+  const before = await h.readCounters();
+  return async () => counterDelta(before.nstat, (await h.readCounters()).nstat);
+}
+
 async function oneTransfer(
-  topo: Topology,
+  sides: Sides,
   mode: ActiveMode,
   plan: MtuMismatchPlan,
   repoRoot: string,
@@ -236,11 +325,11 @@ async function oneTransfer(
   messages: 'small' | 'large',
   capture: BenchProcess | null,
 ): Promise<MismatchTransfer> {
-  const { a, b } = topo;
+  const { a } = sides;
   const messageBytes = messages === 'small' ? plan.smallBytes : plan.largeBytes;
   const count = messages === 'small' ? plan.smallCount : plan.largeCount;
   const window = messages === 'small' ? 1 : count;
-  const [ca, cb] = await Promise.all([a.readCounters(), b.readCounters()]);
+  const deltas = await Promise.all([sides.a, sides.b, sides.hostA, sides.hostB].map(readDelta));
   const t0 = Date.now();
   const argv = [
     process.execPath,
@@ -273,10 +362,7 @@ async function oneTransfer(
   // Late fragments and retransmissions still land in the window.
   await sleep(30);
   const t1 = Date.now();
-  const [ca2, cb2] = await Promise.all([a.readCounters(), b.readCounters()]);
-  // A counter nstat did not print is absent from the delta: 0.
-  const da: Partial<Record<string, number>> = counterDelta(ca.nstat, ca2.nstat);
-  const db: Partial<Record<string, number>> = counterDelta(cb.nstat, cb2.nstat);
+  const [da, db, dha, dhb] = await Promise.all(deltas.map((d) => d()));
   const evidence: MismatchEvidence = {
     fragCreatesA: da.IpFragCreates ?? 0,
     fragCreatesB: db.IpFragCreates ?? 0,
@@ -287,8 +373,36 @@ async function oneTransfer(
     icmpUnreachSentB: db.IcmpOutDestUnreachs ?? 0,
     retransSegsA: da.TcpRetransSegs ?? 0,
   };
+  if (sides.hostA) {
+    evidence.hosts = {
+      fragCreatesA: dha.IpFragCreates ?? 0,
+      fragCreatesB: dhb.IpFragCreates ?? 0,
+      fragFailsA: dha.IpFragFails ?? 0,
+      reassembled: (dha.IpReasmOKs ?? 0) + (dhb.IpReasmOKs ?? 0),
+      icmpUnreachSentA: dha.IcmpOutDestUnreachs ?? 0,
+    };
+  }
   const { outcome, fragmentedAt } = classifyTransfer(output, evidence);
   return { pmtud, messages, messageBytes, count, window, output, evidence, outcome, fragmentedAt, ...transferFigures(output), error };
+}
+
+/** How the MTU was forced, in words (claims detail, summary and report; pure). */
+export function forcedHow(mm: Pick<MtuMismatchResult, 'configuredInnerMtu' | 'forcedMtu' | 'forcedBy' | 'deviceRefused' | 'endpoints'>): string {
+  switch (mm.forcedBy) {
+    case 'route':
+      return `inner MTU ${mm.configuredInnerMtu} forced to ${mm.forcedMtu} by a /32 route MTU (device MTU refused: ${mm.deviceRefused ?? '?'})`;
+    case 'device':
+      return `inner MTU ${mm.configuredInnerMtu} forced to ${mm.forcedMtu} by the device MTU`;
+    case 'pod':
+      return `pods' eth0, veth host ends and bridges raised from ${mm.configuredInnerMtu} to ${mm.forcedMtu}, the hosts' overlay devices left at ${mm.configuredInnerMtu} (the hosts' routed hop meets the oversize packets)`;
+    default:
+      return `inner MTU ${mm.configuredInnerMtu}: nothing to force (no overlay)${mm.endpoints === 'pod' ? ', routed pods' : ''}`;
+  }
+}
+
+/** Short label of the forcing for table cells (pure). */
+export function forcedLabel(forcedBy: MtuMismatchResult['forcedBy']): string {
+  return forcedBy === 'none' ? 'no overlay' : forcedBy === 'pod' ? 'pods' : forcedBy;
 }
 
 function describeTransfer(t: MismatchTransfer, stallMs: number): string {
@@ -327,7 +441,7 @@ export function mtuMismatchClaims(r: Pick<BenchResult, 'modes' | 'samples' | 'op
       claim: `${m.id}: with a forced ${mm.forcedMtu} B MTU (applications/containers at the underlay MTU), packets drop`,
       measured: mm.skipped ? `not measured: ${mm.skipped}` : mm.transfers.map((t) => describeTransfer(t, mm.plan.stallMs)).join('; '),
       verdict,
-      detail: `inner MTU ${mm.configuredInnerMtu} forced to ${mm.forcedMtu} by ${mm.forcedBy === 'route' ? `a /32 route MTU (device MTU refused: ${mm.deviceRefused ?? '?'})` : 'the device MTU'}; bounded TCP transfers A -> B, stall = no acknowledgement for ${mm.plan.stallMs} ms; held if any transfer stalls (black hole), not held if all complete (whole or fragmented)`,
+      detail: `${forcedHow(mm)}; bounded TCP transfers ${mm.endpoints === 'pod' ? 'pod A -> pod B' : 'A -> B'}, stall = no acknowledgement for ${mm.plan.stallMs} ms; held if any transfer stalls (black hole), not held if all complete (whole or fragmented)`,
     });
   }
   return claims;
@@ -347,9 +461,14 @@ export function renderMtuMismatchMarkdown(r: Pick<BenchResult, 'samples'>, table
     }
     for (const t of mm.transfers) {
       const e = t.evidence;
-      const ev = [`frag A/B ${e.fragCreatesA}/${e.fragCreatesB}`, `underlay frags ${e.underlayFragments ?? 'n/a'}`, `ICMP unreach in ${e.icmpUnreachReceivedA}`, `retrans ${e.retransSegsA}`].join(
-        ', ',
-      );
+      const hop = e.hosts ? [`host frag A/B ${e.hosts.fragCreatesA}/${e.hosts.fragCreatesB}`, `host A DF drops ${e.hosts.fragFailsA}`, `host A ICMP unreach out ${e.hosts.icmpUnreachSentA}`] : [];
+      const ev = [
+        `frag A/B ${e.fragCreatesA}/${e.fragCreatesB}`,
+        ...hop,
+        `underlay frags ${e.underlayFragments ?? 'n/a'}`,
+        `ICMP unreach in ${e.icmpUnreachReceivedA}`,
+        `retrans ${e.retransSegsA}`,
+      ].join(', ');
       rows.push([
         s.mode,
         `${mm.configuredInnerMtu} -> ${mm.forcedMtu} (${mm.forcedBy})`,
@@ -364,12 +483,16 @@ export function renderMtuMismatchMarkdown(r: Pick<BenchResult, 'samples'>, table
   }
   if (!rows.length || !first) return [];
   const p = first.plan;
+  const inPods = r.samples.some((s) => s.mtuMismatch?.endpoints === 'pod');
+  const podNote = inPods
+    ? ` With pods (forced by pods): the transfers run pod A -> pod B, the pods' eth0, veth host ends and bridges at the underlay MTU while each host's overlay device keeps the inner MTU, so the hosts' routed hop meets the oversize packets; PMTUD is set in the pods and the hosts; frag A/B and ICMP unreach in are the pods' counters, "host ..." the host namespaces' (DF drops = IpFragFails, each answered by an ICMP unreachable into the pod).`
+    : '';
   return [
     '## MTU mismatch (endpoints forced to the underlay MTU)',
     '',
     table(['mode', 'inner MTU (forced by)', 'PMTUD', 'messages', 'outcome', 'seconds', 'goodput Mbit/s', 'evidence'], rows),
     '',
-    `Bounded TCP transfers A -> B with both endpoints at the underlay MTU: small messages one at a time, large writes streamed; PMTUD off = net.ipv4.ip_no_pmtu_disc=1 on both hosts (no DF, PMTU updates ignored). stalls = no acknowledgement for ${p.stallMs} ms (seconds = time to the last progress); fragments = completed with fragments made inside (inner) or on the underlay; every transfer bounded by ${p.timeoutMs} ms.`,
+    `Bounded TCP transfers A -> B with both endpoints at the underlay MTU: small messages one at a time, large writes streamed; PMTUD off = net.ipv4.ip_no_pmtu_disc=1 on both hosts (no DF, PMTU updates ignored). stalls = no acknowledgement for ${p.stallMs} ms (seconds = time to the last progress); fragments = completed with fragments made inside (inner) or on the underlay; every transfer bounded by ${p.timeoutMs} ms.${podNote}`,
     '',
   ];
 }

@@ -25,7 +25,9 @@
  *   underlay device's forwarding setting) is registered with the host's agent
  *   as a restore command before it is made, so an interrupted run is undone too.
  *
- * The MTU sweep stays between the hosts (it measures the tunnel).
+ * The MTU sweep stays between the hosts (it measures the tunnel). The
+ * MTU-mismatch claim runs pod to pod (`podsBehind` gives it the hosts, and
+ * `setMtu` forces the pods to the underlay MTU).
  */
 import { run } from '../src/host/exec.js';
 import { deleteNetns } from '../src/host/netns.js';
@@ -105,6 +107,12 @@ export interface Pods {
   mtu: number;
   /** What the result keeps (sample.pods). */
   info: PodInfo;
+  /**
+   * Set the MTU of the pods' eth0, the veth host ends and the bridges on both
+   * hosts (the MTU-mismatch measurement forces pods to the underlay MTU); must
+   * be undone by the caller (`setMtu(mtu)`).
+   */
+  setMtu(mtu: number): Promise<void>;
   /** Stop the pods' processes and remove the pod networks. Never throws. */
   teardown(): Promise<void>;
 }
@@ -127,6 +135,7 @@ export async function createPods(topo: Topology, mode: ActiveMode, tag: string, 
   ];
   const mtu = mode.innerMtu;
   const pods: TopologyHost[] = [];
+  const links: { host: TopologyHost; pod: TopologyHost; bridge: string; veth: string }[] = [];
   const undo: (() => Promise<void>)[] = [];
   const info: PodInfo = { attach: "bridge + veth per pod (CNI bridge plugin), default route via the bridge gateway, peer pod subnet routed via the peer's overlay address", mtu, hosts: [] };
   const teardown = async () => {
@@ -165,6 +174,7 @@ export async function createPods(topo: Topology, mode: ActiveMode, tag: string, 
       const pod: TopologyHost = s.rh ? new AgentPodHost(s.label, n.ns, s.host) : new NetnsHost(s.label, n.ns, state);
       pods.push(pod);
       const h = s.host;
+      links.push({ host: h, pod, bridge: n.bridge, veth: n.veth });
       await h.exec(['ip', 'link', 'add', n.bridge, 'mtu', String(mtu), 'type', 'bridge']);
       await h.exec(['ip', 'addr', 'add', `${s.mine.gateway}/${POD_NET.prefix}`, 'dev', n.bridge]);
       await h.exec(['ip', 'link', 'set', n.veth, 'master', n.bridge]);
@@ -203,7 +213,25 @@ export async function createPods(topo: Topology, mode: ActiveMode, tag: string, 
     await teardown();
     throw err;
   }
-  return { a: pods[0], b: pods[1], addrA: POD_NET.a.pod, addrB: POD_NET.b.pod, mtu, info, teardown };
+  const setMtu = async (to: number) => {
+    for (const l of links) {
+      // Host side first (veth end, then the bridge, which keeps an MTU set explicitly), then the pod's eth0.
+      await l.host.exec(['ip', 'link', 'set', l.veth, 'mtu', String(to)]);
+      await l.host.exec(['ip', 'link', 'set', l.bridge, 'mtu', String(to)]);
+      await l.pod.exec(['ip', 'link', 'set', POD_IFNAME, 'mtu', String(to)]);
+    }
+  };
+  return { a: pods[0], b: pods[1], addrA: POD_NET.a.pod, addrB: POD_NET.b.pod, mtu, info, setMtu, teardown };
+}
+
+/** The topology the measurements see with pod endpoints, with the way back to the hosts behind the pods. */
+export interface PodTopology extends Topology {
+  podOf: { hosts: Topology; pods: Pods };
+}
+
+/** The hosts and pods behind a pod view's topology, or null for host endpoints. */
+export function podsBehind(topo: Topology): { hosts: Topology; pods: Pods } | null {
+  return 'podOf' in topo ? (topo as PodTopology).podOf : null;
 }
 
 /**
@@ -211,6 +239,6 @@ export async function createPods(topo: Topology, mode: ActiveMode, tag: string, 
  * hosts A and B are the pods, the addresses the pods'. CPU and dataplane
  * accounting stay the mode's (machine-wide, both hosts).
  */
-export function podView(topo: Topology, mode: ActiveMode, pods: Pods): { topo: Topology; mode: ActiveMode } {
-  return { topo: { ...topo, a: pods.a, b: pods.b }, mode: { ...mode, addrA: pods.addrA, addrB: pods.addrB } };
+export function podView(topo: Topology, mode: ActiveMode, pods: Pods): { topo: PodTopology; mode: ActiveMode } {
+  return { topo: { ...topo, a: pods.a, b: pods.b, podOf: { hosts: topo, pods } }, mode: { ...mode, addrA: pods.addrA, addrB: pods.addrB } };
 }

@@ -13,7 +13,7 @@
  */
 import { metricOf, type BenchResult } from '../result.js';
 import { contendedId, CONTENTION_GROWTH_HELD, medianOf, overheadGrowthPerRound, plainBare } from '../contention.js';
-import type { MismatchOutcome, MismatchTransfer, MtuMismatchResult } from '../mtu-mismatch.js';
+import { forcedLabel, type MismatchOutcome, type MismatchTransfer, type MtuMismatchResult } from '../mtu-mismatch.js';
 import type { RedisBenchLine, RedisResult, RedisRun } from '../redis.js';
 import { bars, lines } from './charts.js';
 import { fmtNum, ranModes } from './data.js';
@@ -126,6 +126,8 @@ function evidenceCell(t: MismatchTransfer): string {
   const e = t.evidence;
   const seen = [
     e.fragCreatesA || e.fragCreatesB ? `${e.fragCreatesA}/${e.fragCreatesB} fragments made by A/B` : '',
+    e.hosts?.fragCreatesA || e.hosts?.fragCreatesB ? `${e.hosts.fragCreatesA}/${e.hosts.fragCreatesB} fragments made by host A/B` : '',
+    e.hosts?.fragFailsA ? `${e.hosts.fragFailsA} DF packets refused by host A` : '',
     e.underlayFragments ? `${e.underlayFragments} fragments on the underlay wire` : '',
     e.reassembled ? `${e.reassembled} reassembled` : '',
     e.icmpUnreachReceivedA ? `${e.icmpUnreachReceivedA} ICMP unreachable to A` : '',
@@ -139,7 +141,7 @@ function mtuMismatchPart(r: BenchResult): string {
   if (!all.length) return '';
   const rows: string[][] = [];
   for (const { mode, m } of all) {
-    const forced = `${m.configuredInnerMtu} → ${m.forcedMtu} (${m.forcedBy === 'route' ? 'route' : m.forcedBy === 'device' ? 'device' : 'no overlay'})`;
+    const forced = `${m.configuredInnerMtu} → ${m.forcedMtu} (${forcedLabel(m.forcedBy)})`;
     if (m.skipped) {
       rows.push([esc(mode), esc(forced), '', '', `<span class="muted">not measured: ${esc(m.skipped)}</span>`, '', '', '', '', '']);
       continue;
@@ -163,12 +165,15 @@ function mtuMismatchPart(r: BenchResult): string {
   const stalled = all.filter(({ m }) => m.transfers.some((t) => t.outcome === 'stalls' || t.outcome === 'fails')).map((x) => x.mode);
   const p = all[0].m.plan;
   const underlay = all[0].m.underlayMtu;
+  const podNote = all.some(({ m }) => m.endpoints === 'pod')
+    ? " With pods (forced by pods): pod A → pod B, the pods' eth0, veth host ends and bridges at the underlay MTU, each host's overlay device at the inner MTU, so the hosts' routed hop meets the oversize packets; PMTUD set in the pods and the hosts; A/B are the pods, host A/B the namespaces behind them."
+    : '';
   const legend = (Object.keys(OUTCOME_LABEL) as MismatchOutcome[]).map((o) => `<span class="mm mm-${o}">${esc(OUTCOME_LABEL[o])}</span>`).join(' ');
   return `<h3 id="containers-mtu">MTU mismatch: a container left at the underlay MTU</h3>
 <p>A container whose interface keeps the underlay's ${underlay} B MTU sends packets the overlay cannot carry whole (it needs its encapsulation headroom inside the same ${underlay} B): each one must be fragmented, refused with an ICMP "fragmentation needed" (PMTUD then shrinks the segments) or dropped, and dropped silently is a black hole: the connection opens and small messages pass, large transfers stall.</p>
 <p>${stalled.length ? `<span class="mm mm-stalls">Black hole</span> in ${esc(stalled.join(', '))}: at least one transfer stalled.` : '<span class="mm mm-completes">No black hole</span>: every transfer completed, whole or fragmented.'}</p>
 ${htmlTable(['mode', 'inner MTU → forced (by)', 'PMTUD', 'messages', 'outcome', 'seconds', 'goodput Mbit/s', 'delivered KiB', 'retransmits', 'fragments, ICMP'], rows, 'mismatch')}
-<p class="muted">Bounded TCP transfers A → B with both endpoints at the underlay MTU; PMTUD off = net.ipv4.ip_no_pmtu_disc=1 on both hosts (no DF bit, PMTU updates ignored). Stalled = no acknowledgement for ${esc(p.stallMs)} ms; every transfer bounded by ${esc(p.timeoutMs)} ms. Retransmits: TCP segments A retransmitted; fragments and ICMP: counters of both hosts' stacks and an underlay capture during the transfer. Outcomes: ${legend}</p>`;
+<p class="muted">Bounded TCP transfers A → B with both endpoints at the underlay MTU; PMTUD off = net.ipv4.ip_no_pmtu_disc=1 on both hosts (no DF bit, PMTU updates ignored). Stalled = no acknowledgement for ${esc(p.stallMs)} ms; every transfer bounded by ${esc(p.timeoutMs)} ms. Retransmits: TCP segments A retransmitted; fragments and ICMP: counters of both hosts' stacks and an underlay capture during the transfer.${podNote} Outcomes: ${legend}</p>`;
 }
 
 const REDIS_SERIES = [
