@@ -297,7 +297,7 @@ export function validateConfig(c: VtepConfig): ConfigError | null {
   }
   if (c.metrics !== undefined && !/^[^\s]+:\d{1,5}$/.test(c.metrics)) return bad('metrics', `'${c.metrics}' must be HOST:PORT`);
   if (!isInt(c.busyPollUs, 0, 1_000_000)) return bad('busyPollUs', `${c.busyPollUs} must be an integer number of microseconds (0-1000000)`);
-  if (!(CPU_PLACEMENTS as readonly unknown[]).includes(c.cpuPlacement)) return bad('cpuPlacement', `'${String(c.cpuPlacement)}' must be ${CPU_PLACEMENTS.join(' or ')}`);
+  if (!(CPU_PLACEMENTS as readonly unknown[]).includes(c.cpuPlacement)) return bad('cpuPlacement', `'${c.cpuPlacement}' must be ${CPU_PLACEMENTS.join(' or ')}`);
   if (typeof c.offload !== 'boolean') return bad('offload', 'must be true or false');
   if (!isInt(c.txQueueLen, 1, 1_000_000)) return bad('txQueueLen', `${c.txQueueLen} must be an integer between 1 and 1000000 frames`);
   if (c.uplinkBridge !== undefined) {
