@@ -170,7 +170,9 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
   mkdirSync(dir, { recursive: true });
   const state = new RunState(`vxb-${process.pid}-${Date.now().toString(36)}`);
   // Before anything is spawned: every child (load generators, dataplanes, daemons) inherits the group.
-  const placed = enterCpuGroup(state.data.runId, opts.cpuPriority ?? 'high');
+  // With --hosts, the group is named by the remote run's id, the one the agents join: a controller on
+  // one of the hosts (or both hosts on this machine) then competes in one group, as the local bench does.
+  const placed = opts.remote ? enterCpuGroup(opts.remote.runId, opts.cpuPriority ?? 'high', undefined, true) : enterCpuGroup(state.data.runId, opts.cpuPriority ?? 'high');
   const log = (line: string) => {
     if (opts.progress) process.stderr.write(`${line}\n`);
   };
