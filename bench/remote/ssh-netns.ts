@@ -19,7 +19,7 @@
  * their veths, the key directory), also after a failure of the build itself.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -117,7 +117,33 @@ export async function removeSshNetnsPair(prefix: string): Promise<string[]> {
   for (const l of [names.mA, names.mB]) {
     if ((await run(['ip', 'link', 'del', l], { allowFail: true })).code === 0) removed.push(`link ${l}`);
   }
+  // A killed check's view of the cgroup mount (startSshd), before its directory can go.
+  for (const m of cgroupBinds(prefix)) {
+    if ((await run(['umount', '-R', m], { allowFail: true })).code === 0) {
+      removed.push(`mount ${m}`);
+      rmSync(path.dirname(m), { recursive: true, force: true });
+    }
+  }
   return removed;
+}
+
+/** Mount points of the cgroup views of pairs of `prefix` (os.tmpdir()/PREFIX-ssh-XXXXXX/cgroup), from mountinfo. */
+function cgroupBinds(prefix: string): string[] {
+  let info: string;
+  try {
+    info = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return [];
+  }
+  const re = new RegExp(`^${os.tmpdir().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/${prefix}-ssh-[^/]+/cgroup$`);
+  return [
+    ...new Set(
+      info
+        .split('\n')
+        .map((l) => l.split(' ')[4] ?? '')
+        .filter((m) => re.test(m)),
+    ),
+  ];
 }
 
 async function waitPort(host: string, port: number, timeoutMs: number): Promise<void> {
@@ -168,7 +194,13 @@ function sshdConfig(dir: string, o: { port: number; listen: string; cacheDir: st
 function startSshd(dir: string, ns: string, name: string, config: string): ChildProcess {
   const conf = path.join(dir, `${name}.conf`);
   writeFileSync(conf, config);
-  return spawn('ip', ['netns', 'exec', ns, '/usr/sbin/sshd', '-D', '-f', conf, '-E', path.join(dir, `${name}.log`)], { stdio: 'ignore', detached: true });
+  // `ip netns exec` mounts a fresh sysfs (the namespace's /sys/class/net) without the cgroup
+  // hierarchies, where a real host's sshd has them; the agents' --cpu-priority group needs them.
+  // DIR/cgroup is the machine's cgroup mount (createSshNetnsPair); without it sshd starts all the same.
+  const cg = path.join(dir, 'cgroup');
+  const script = 'if [ -d "$1/cpu" ] || [ -f "$1/cgroup.controllers" ]; then mount --rbind "$1" /sys/fs/cgroup || true; fi; shift; exec "$@"';
+  const sshd = ['/usr/sbin/sshd', '-D', '-f', conf, '-E', path.join(dir, `${name}.log`)];
+  return spawn('ip', ['netns', 'exec', ns, '/bin/sh', '-c', script, 'sh', cg, ...sshd], { stdio: 'ignore', detached: true });
 }
 
 /** Build the pair (throws a TypeError for bad options before touching the host). */
@@ -186,12 +218,17 @@ export async function createSshNetnsPair(o: SshNetnsOptions): Promise<SshNetnsPa
     );
   const dir = mkdtempSync(path.join(os.tmpdir(), `${prefix}-ssh-`));
   const hosts: SshNetnsHost[] = [];
+  const cg = path.join(dir, 'cgroup');
   const destroy = async () => {
     for (const h of hosts) h.sshd.kill('SIGKILL');
-    await removeSshNetnsPair(prefix);
-    rmSync(dir, { recursive: true, force: true });
+    await removeSshNetnsPair(prefix); // also unmounts DIR/cgroup
+    // Never a recursive remove across a mount that is still there: it would walk into the cgroup tree.
+    if (cgroupBinds(prefix).includes(cg)) process.stderr.write(`ssh-netns: ${cg} is still mounted; left ${dir} (umount -R ${cg})\n`);
+    else rmSync(dir, { recursive: true, force: true });
   };
   try {
+    mkdirSync(cg);
+    await run(['mount', '--rbind', '/sys/fs/cgroup', cg], { allowFail: true });
     await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'hostkey')]);
     await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'id')]);
     await run(['cp', path.join(dir, 'id.pub'), path.join(dir, 'authorized_keys')]);
