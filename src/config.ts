@@ -68,9 +68,10 @@ export interface VtepConfig {
   busyPollUs: number;
   /**
    * Where workers run. 'any': where the scheduler puts them. 'local': worker n
-   * pinned to CPU n, the TAP's queues (TUNSETSTEERINGEBPF) and the receive
-   * sockets (SO_ATTACH_REUSEPORT_CBPF) chosen by the CPU that produced the
-   * frame or datagram, so each packet is handled on the CPU that made it.
+   * pinned to CPU n, and the receive sockets (SO_ATTACH_REUSEPORT_CBPF) chosen
+   * by the CPU that received the datagram, so a flow's datagrams are handled on
+   * the CPU that took them off the wire; the TAP's queues stay on tun's flow
+   * hash, so each flow keeps one worker (steering them by CPU reordered flows).
    */
   cpuPlacement: CpuPlacement;
   /**

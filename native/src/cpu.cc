@@ -1,6 +1,6 @@
-// CPU-local workers: pin the calling thread, and steer a TAP's transmit queues
-// and a reuseport group's receive sockets by the CPU that produced the packet,
-// so a worker pinned to CPU n sees the frames and datagrams made on CPU n.
+// CPU-local workers: pin the calling thread, and steer a reuseport group's
+// receive sockets (and the uplink TAP's queues) by the CPU that received the
+// packet, so a worker pinned to CPU n handles what arrived on CPU n.
 #include <linux/bpf.h>
 #include <linux/filter.h>
 #include <linux/if_tun.h>

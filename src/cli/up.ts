@@ -108,7 +108,7 @@ export function register(program: Command): void {
     .addOption(
       new Option(
         '--cpu-placement <where>',
-        `any: workers run where the scheduler puts them; local: worker n pinned to CPU n, TAP queues and receive sockets chosen by the CPU that made the packet (default ${DEFAULTS.cpuPlacement})`,
+        `any: workers run where the scheduler puts them; local: worker n pinned to CPU n, received datagrams handed to the worker of the CPU that received them, each flow on one worker (default ${DEFAULTS.cpuPlacement})`,
       ).env('VXTAP_CPU_PLACEMENT'),
     )
     .addOption(

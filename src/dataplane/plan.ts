@@ -96,7 +96,8 @@ export interface VtepPlan {
   workers: number;
   /**
    * cpuPlacement 'local': the CPU each worker is pinned to (worker n on CPU n mod
-   * cpus), the TAP and uplink queues and the receive sockets steered by CPU.
+   * cpus); received datagrams (socket, uplink) steered to the worker of the CPU
+   * that received them; the TAP's queues stay on tun's flow hash.
    */
   pinCpus?: number[];
   worker: WorkerTemplate;

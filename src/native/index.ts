@@ -401,8 +401,10 @@ export interface NativeAddon {
   /** sched_getcpu(): the CPU the calling thread runs on. */
   threadCpu(): number;
   /**
-   * TUNSETSTEERINGEBPF on the TAP (any queue's fd): a socket filter returning the
-   * sending CPU's id, so a frame goes to queue (CPU mod queues).
+   * TUNSETSTEERINGEBPF on a TAP (any queue's fd): a socket filter returning the
+   * sending CPU's id, so a frame goes to queue (CPU mod queues). Used on the
+   * uplink TAP, whose frames come from the receive path; not on the local TAP,
+   * where it split TCP flows over workers.
    */
   tapSteerByCpu(fd: number): void;
   /**
