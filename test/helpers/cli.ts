@@ -63,3 +63,22 @@ export function runCliInterruptible(args: string[], timeoutMs: number, env: Reco
     });
   });
 }
+
+/**
+ * `vxtap bench ARGS` without the caller's VXTAP_BENCH_* settings, with `env`
+ * (a test's VXTAP_BENCH_PREFIX, state directory) laid over; SIGINT (the
+ * bench's clean stop) past `timeoutMs`. Never throws.
+ */
+export function runBenchIsolated(args: string[], timeoutMs: number, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VXTAP_BENCH')));
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, 'bench', ...args],
+      { cwd: REPO, encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGINT', env: { ...base, ...env }, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
+      },
+    );
+  });
+}

@@ -12,16 +12,15 @@
  * no other bench test's leftover check or clean-up meets it; it never runs
  * `--cleanup` and checks that the run removed everything it made.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { output } from '../../src/host/exec.js';
 import { deleteNetns, listNetns } from '../../src/host/netns.js';
 import { validateResult } from '../../bench/validate.js';
 import type { BenchResult } from '../../bench/result.js';
-import { CLI, ensureBuilt, REPO } from '../helpers/cli.js';
+import { CLI, ensureBuilt, runBenchIsolated } from '../helpers/cli.js';
+import { benchLeftovers } from '../helpers/bench-leftovers.js';
 
 const PREFIX = 'vxp';
 const isRoot = process.getuid?.() === 0;
@@ -29,38 +28,9 @@ const skipReason = !isRoot ? 'needs root' : !existsSync('/usr/bin/tcpdump') && !
 const out = mkdtempSync(path.join(os.tmpdir(), 'vxp-bench-claims-'));
 const state = mkdtempSync(path.join(os.tmpdir(), 'vxp-bench-state-'));
 
-/** `vxtap bench ARGS` with this file's prefix and state directory and none of the caller's VXTAP_BENCH_* settings; SIGINT (the bench's clean stop) past the bound. */
-function bench(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VXTAP_BENCH'))), VXTAP_BENCH_PREFIX: PREFIX, VXTAP_BENCH_STATE_DIR: state };
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, 'bench', ...args], { cwd: REPO, encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGINT', env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-    });
-  });
-}
-
-/** This file's namespaces, links and transfer processes still on the host. */
-async function leftovers(): Promise<string[]> {
-  const found: string[] = [];
-  for (const ns of await listNetns()) if (ns.startsWith(PREFIX)) found.push(`namespace ${ns}`);
-  for (const line of (await output(['ip', '-o', 'link', 'show'])).split('\n')) {
-    const m = /^\d+:\s+([^:@\s]+)/.exec(line);
-    if (m && m[1].startsWith(PREFIX)) found.push(`link ${m[1]}`);
-  }
-  // Transfer servers and clients of this file's run only (they inherit its VXTAP_BENCH_PREFIX).
-  for (const line of (await output(['ps', '-eo', 'pid=,args='])).split('\n')) {
-    const [pid] = line.trim().split(/\s+/);
-    if (!/dist\/bench\/transfer\.js|tcpdump/.test(line)) continue;
-    let environ: string;
-    try {
-      environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
-    } catch {
-      continue; // gone
-    }
-    if (environ.split('\0').includes(`VXTAP_BENCH_PREFIX=${PREFIX}`)) found.push(`process ${line.trim()}`);
-  }
-  return found;
-}
+const bench = (args: string[], timeoutMs: number) => runBenchIsolated(args, timeoutMs, { VXTAP_BENCH_PREFIX: PREFIX, VXTAP_BENCH_STATE_DIR: state });
+/** This file's namespaces, links and transfer processes (those that inherited its prefix) still on the host. */
+const leftovers = () => benchLeftovers(PREFIX, /dist\/bench\/transfer\.js|tcpdump/);
 
 beforeAll(async () => {
   if (!skipReason) await ensureBuilt();

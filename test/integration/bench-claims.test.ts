@@ -8,46 +8,24 @@
  * this file never runs `--cleanup` itself: it checks that the run removed
  * everything it made.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { output } from '../../src/host/exec.js';
-import { listNetns } from '../../src/host/netns.js';
 import { validateResult } from '../../bench/validate.js';
 import { REDIS_PORT } from '../../bench/redis.js';
 import type { BenchResult } from '../../bench/result.js';
-import { CLI, ensureBuilt, REPO } from '../helpers/cli.js';
+import { ensureBuilt, runBenchIsolated } from '../helpers/cli.js';
+import { benchLeftovers } from '../helpers/bench-leftovers.js';
 
 const PREFIX = 'vxm';
 const isRoot = process.getuid?.() === 0;
 const skipReason = !isRoot ? 'needs root' : !existsSync('/usr/bin/redis-server') ? 'needs redis-server (apt-get install redis-server redis-tools)' : null;
 const out = mkdtempSync(path.join(os.tmpdir(), 'vxm-bench-claims-'));
 
-/** `vxtap bench ARGS` with this file's prefix and none of the caller's VXTAP_BENCH_* settings. */
-function bench(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VXTAP_BENCH'))), VXTAP_BENCH_PREFIX: PREFIX };
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, 'bench', ...args], { cwd: REPO, encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGINT', env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-    });
-  });
-}
-
-/** What of this file's runs is still on the host. */
-async function leftovers(): Promise<string[]> {
-  const found: string[] = [];
-  for (const ns of await listNetns()) if (ns.startsWith(PREFIX)) found.push(`namespace ${ns}`);
-  for (const line of (await output(['ip', '-o', 'link', 'show'])).split('\n')) {
-    const m = /^\d+:\s+([^:@\s]+)/.exec(line);
-    if (m && m[1].startsWith(PREFIX)) found.push(`link ${m[1]}`);
-  }
-  for (const line of (await output(['ps', '-eo', 'pid=,args='])).split('\n')) {
-    if (line.includes(`redis-server 198.19.0.2:${REDIS_PORT}`) || /dist\/bench\/transfer\.js/.test(line)) found.push(`process ${line.trim()}`);
-  }
-  return found;
-}
+const bench = (args: string[], timeoutMs: number) => runBenchIsolated(args, timeoutMs, { VXTAP_BENCH_PREFIX: PREFIX });
+/** What of this file's runs is still on the host (redis-server by its address: it rewrites its environment). */
+const leftovers = () => benchLeftovers(PREFIX, new RegExp(`redis-server 198\\.19\\.0\\.2:${REDIS_PORT}|dist/bench/transfer\\.js`), 'any');
 
 beforeAll(async () => {
   if (!skipReason) await ensureBuilt();

@@ -10,13 +10,13 @@
  * Figures are not asserted: they are the bench's, not the test's.
  */
 import { runCliInterruptible } from '../helpers/cli.js';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { benchLeftovers } from '../helpers/bench-leftovers.js';
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deleteNetns, listNetns } from '../../src/host/netns.js';
-import { output } from '../../src/host/exec.js';
 import { validateResult } from '../../bench/validate.js';
 import type { BenchResult } from '../../bench/result.js';
 import type { LatencySample } from '../../bench/measure.js';
@@ -37,28 +37,8 @@ function runCli(args: string[], timeoutMs: number, extraEnv: Record<string, stri
   return runCliInterruptible(args, timeoutMs, { VXTAP_BENCH_PREFIX: PREFIX, VXTAP_BENCH_STATE_DIR: state, VXTAP_BENCH_TEST_PROFILE: TEST_PROFILE, ...extraEnv });
 }
 
-/** This file's namespaces, links and latency processes still on the host. */
-async function leftovers(): Promise<string[]> {
-  const found: string[] = [];
-  for (const ns of await listNetns()) if (ns.startsWith(PREFIX)) found.push(`namespace ${ns}`);
-  for (const line of (await output(['ip', '-o', 'link', 'show'])).split('\n')) {
-    const m = /^\d+:\s+([^:@\s]+)/.exec(line);
-    if (m && m[1].startsWith(PREFIX)) found.push(`link ${m[1]}`);
-  }
-  // Latency servers and clients of this file's run only (they inherit its VXTAP_BENCH_PREFIX): the lead's bench may run beside it.
-  for (const line of (await output(['ps', '-eo', 'pid=,args='])).split('\n')) {
-    const [pid] = line.trim().split(/\s+/);
-    if (!/sockperf (server|ping-pong)|dist\/bench\/(rr|sockperf)\.js/.test(line)) continue;
-    let environ: string;
-    try {
-      environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
-    } catch {
-      continue; // gone
-    }
-    if (environ.split('\0').includes(`VXTAP_BENCH_PREFIX=${PREFIX}`)) found.push(`process ${line.trim()}`);
-  }
-  return found;
-}
+/** This file's namespaces, links and latency servers and clients (those that inherited its prefix: the lead's bench may run beside it) still on the host. */
+const leftovers = () => benchLeftovers(PREFIX, /sockperf (server|ping-pong)|dist\/bench\/(rr|sockperf)\.js/);
 
 afterAll(async () => {
   // Only this file's names: never `bench --cleanup`, which sweeps every bench's.

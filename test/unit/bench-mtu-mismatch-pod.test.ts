@@ -22,6 +22,7 @@ import {
   MTU_MISMATCH_PLANS,
   type HostHopEvidence,
   type MismatchEvidence,
+  type MismatchTransfer,
   type MtuMismatchResult,
 } from '../../bench/mtu-mismatch.js';
 import { createPods, podsBehind, podView, POD_IFNAME, type Pods } from '../../bench/pods.js';
@@ -299,35 +300,32 @@ describe('pods: the MTU knob and the way back to the hosts', () => {
   });
 });
 
+/** A pod run's result with one large-message transfer (the fields a test varies laid over). */
+function podMismatch(t: Pick<MismatchTransfer, 'pmtud' | 'outcome' | 'fragmentedAt' | 'evidence'>): MtuMismatchResult {
+  return {
+    underlayMtu: 1500,
+    configuredInnerMtu: 1450,
+    forcedMtu: 1500,
+    forcedBy: 'pod',
+    endpoints: 'pod',
+    deviceRefused: null,
+    plan: MTU_MISMATCH_PLANS.quick,
+    captureAvailable: true,
+    transfers: [{ messages: 'large', messageBytes: 65536, count: 32, window: 32, output: done(), seconds: 0.1, goodputBps: 1e8, error: null, ...t }],
+    skipped: null,
+  };
+}
+
 describe('schema', () => {
   it('a pod run validates (forcedBy pod, endpoints, evidence.hosts); old results without them still do; bad values are named', () => {
     const r = golden();
     const s = r.samples.find((x) => x.mode === 'kernel-vxlan') ?? r.samples[0];
-    const t = {
+    const mm = podMismatch({
       pmtud: 'on',
-      messages: 'large',
-      messageBytes: 65536,
-      count: 32,
-      window: 32,
-      output: done(),
       outcome: 'completes',
       fragmentedAt: null,
-      seconds: 0.1,
-      goodputBps: 1e8,
-      error: null,
-    } as const;
-    const mm: MtuMismatchResult = {
-      underlayMtu: 1500,
-      configuredInnerMtu: 1450,
-      forcedMtu: 1500,
-      forcedBy: 'pod',
-      endpoints: 'pod',
-      deviceRefused: null,
-      plan: MTU_MISMATCH_PLANS.quick,
-      captureAvailable: true,
-      transfers: [{ ...t, evidence: { ...noEvidence, icmpUnreachReceivedA: 1, hosts: { ...noHop, fragFailsA: 1, icmpUnreachSentA: 1 } } }],
-      skipped: null,
-    };
+      evidence: { ...noEvidence, icmpUnreachReceivedA: 1, hosts: { ...noHop, fragFailsA: 1, icmpUnreachSentA: 1 } },
+    });
     s.mtuMismatch = mm;
     r.derived = derive(r);
     expect(validateResult(r)).toEqual([]);
@@ -346,31 +344,7 @@ describe('schema', () => {
   it('claims and summary say the pods were forced and show the hosts\u2019 counters', () => {
     const r = golden();
     const s = r.samples.find((x) => x.mode === 'kernel-vxlan') ?? r.samples[0];
-    const t = {
-      pmtud: 'off',
-      messages: 'large',
-      messageBytes: 65536,
-      count: 32,
-      window: 32,
-      output: done(),
-      outcome: 'fragments',
-      fragmentedAt: 'inner',
-      seconds: 0.1,
-      goodputBps: 1e8,
-      error: null,
-    } as const;
-    s.mtuMismatch = {
-      underlayMtu: 1500,
-      configuredInnerMtu: 1450,
-      forcedMtu: 1500,
-      forcedBy: 'pod',
-      endpoints: 'pod',
-      deviceRefused: null,
-      plan: MTU_MISMATCH_PLANS.quick,
-      captureAvailable: true,
-      transfers: [{ ...t, evidence: { ...noEvidence, reassembled: 3, hosts: { ...noHop, fragCreatesA: 6 } } }],
-      skipped: null,
-    };
+    s.mtuMismatch = podMismatch({ pmtud: 'off', outcome: 'fragments', fragmentedAt: 'inner', evidence: { ...noEvidence, reassembled: 3, hosts: { ...noHop, fragCreatesA: 6 } } });
     const row = mtuMismatchClaims(r).find((c) => c.id === `mtu-mismatch-drops:${s.mode}`);
     expect(row?.verdict).toBe('not held');
     expect(row?.detail).toMatch(/^pods' eth0.*bounded TCP transfers pod A -> pod B/);
