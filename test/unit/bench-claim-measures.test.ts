@@ -7,19 +7,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { defaultMeasures, measuresRemoteError, MEASURES, measuresPart, parseMeasureList, validateMeasures } from '../../bench/claim-measures.js';
-import {
-  classifyTransfer,
-  mtuMismatchClaims,
-  renderMtuMismatchMarkdown,
-  transferFigures,
-  type MismatchEvidence,
-  type MismatchTransfer,
-  type MtuMismatchResult,
-  MTU_MISMATCH_PLANS,
-} from '../../bench/mtu-mismatch.js';
+import { classifyTransfer, mtuMismatchClaims, renderMtuMismatchMarkdown, transferFigures, type MismatchTransfer, type MtuMismatchResult, MTU_MISMATCH_PLANS } from '../../bench/mtu-mismatch.js';
 import { killPointMs, parsePingRtt, parseRedisCsv, redisClaims, renderRedisMarkdown, requestsFor, REDIS_PLANS, type RedisBenchLine, type RedisResult, type RedisRun } from '../../bench/redis.js';
 import type { BenchResult, ModeRoundSample } from '../../bench/result.js';
 import { transferState, type TransferOutput } from '../../bench/transfer.js';
+import { noEvidence, transferOutput } from '../helpers/mtu-mismatch-fixtures.js';
 
 // Captured from redis-benchmark 7.0.15 (Debian 12) on this machine.
 const CSV_7_0 = `"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
@@ -117,21 +109,7 @@ describe('transfer stall detector', () => {
   });
 });
 
-const noEvidence: MismatchEvidence = { fragCreatesA: 0, fragCreatesB: 0, fragFailsA: 0, reassembled: 0, underlayFragments: 0, icmpUnreachReceivedA: 0, icmpUnreachSentB: 0, retransSegsA: 0 };
-const output = (o: Partial<TransferOutput>): TransferOutput => ({
-  messageBytes: 65536,
-  count: 32,
-  window: 32,
-  connected: true,
-  connectMs: 1,
-  acked: 32,
-  deliveredBytes: 32 * 65536,
-  end: 'completed',
-  elapsedMs: 100,
-  lastProgressMs: 100,
-  error: null,
-  ...o,
-});
+const output = transferOutput;
 
 describe('MTU-mismatch classification', () => {
   const evidence = fc.record({

@@ -21,7 +21,6 @@ import {
   renderMtuMismatchMarkdown,
   MTU_MISMATCH_PLANS,
   type HostHopEvidence,
-  type MismatchEvidence,
   type MismatchTransfer,
   type MtuMismatchResult,
 } from '../../bench/mtu-mismatch.js';
@@ -30,27 +29,14 @@ import { derive, type BenchResult } from '../../bench/result.js';
 import type { Topology, TopologyHost } from '../../bench/topology.js';
 import type { TransferOutput } from '../../bench/transfer.js';
 import { validateResult } from '../../bench/validate.js';
+import { noEvidence, transferOutput } from '../helpers/mtu-mismatch-fixtures.js';
 import type { CpuTimes } from '../../src/host/procstat.js';
 
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'bench');
 const golden = (): BenchResult => JSON.parse(readFileSync(path.join(fixtures, 'golden-result.json'), 'utf8')) as BenchResult;
 
-const noEvidence: MismatchEvidence = { fragCreatesA: 0, fragCreatesB: 0, fragFailsA: 0, reassembled: 0, underlayFragments: 0, icmpUnreachReceivedA: 0, icmpUnreachSentB: 0, retransSegsA: 0 };
 const noHop: HostHopEvidence = { fragCreatesA: 0, fragCreatesB: 0, fragFailsA: 0, reassembled: 0, icmpUnreachSentA: 0 };
-const done = (o: Partial<TransferOutput> = {}): TransferOutput => ({
-  messageBytes: 65536,
-  count: 32,
-  window: 32,
-  connected: true,
-  connectMs: 1,
-  acked: 32,
-  deliveredBytes: 32 * 65536,
-  end: 'completed',
-  elapsedMs: 100,
-  lastProgressMs: 100,
-  error: null,
-  ...o,
-});
+const done = transferOutput;
 
 describe('classification with the host namespaces behind pods', () => {
   it('fragments made or reassembled by the hosts count as inner fragmentation; DF refusals alone do not', () => {
