@@ -69,24 +69,6 @@ export interface CgroupFs {
 
 const LINUX: CgroupFs = { root: '/sys/fs/cgroup', selfCgroup: () => readFileSync('/proc/self/cgroup', 'utf8'), pid: process.pid };
 
-/**
- * The machine's cgroup mount as seen from init's mount namespace. `ip netns
- * exec` (how an sshd in a namespace, and so a `--hosts` agent, is started)
- * unshares the mount namespace and mounts a fresh sysfs without the cgroup
- * hierarchies; as root, /proc/1/root still reaches them.
- */
-const INIT_ROOT = '/proc/1/root/sys/fs/cgroup';
-
-/** The first of `candidates` whose mount has the cpu controller, else the first (whose reason the placement then gives). */
-export function firstWithCpu(candidates: readonly [CgroupFs, ...CgroupFs[]]): CgroupFs {
-  return candidates.find((fs) => typeof findCpuHierarchy(fs) !== 'string') ?? candidates[0];
-}
-
-/** LINUX, or the same hierarchy through init's mount namespace when this one hides it. */
-function linuxFs(): CgroupFs {
-  return firstWithCpu([LINUX, { ...LINUX, root: INIT_ROOT }]);
-}
-
 interface Hierarchy {
   version: 1 | 2;
   /** Mount point of the hierarchy that has the cpu controller. */
@@ -142,7 +124,7 @@ export interface Placed {
  * entities and vxtap measured 7% lower than the local bench (6 pairs,
  * significant); on real hosts each machine has its one group either way.
  */
-export function enterCpuGroup(id: string, asked: CpuPriority, fs: CgroupFs = linuxFs(), join = false): Placed {
+export function enterCpuGroup(id: string, asked: CpuPriority, fs: CgroupFs = LINUX, join = false): Placed {
   const priority = effectivePriority(asked);
   const none = (note: string): Placed => ({ placement: { priority, cgroup: null, cgroupVersion: null, weight: null, note }, leave: () => undefined });
   if (priority === 'normal' && asked === 'high') return none(`${TEST_OVERRIDE}=normal (test suites): the run shares the CPUs at its usual weight`);
@@ -193,7 +175,7 @@ export function enterCpuGroup(id: string, asked: CpuPriority, fs: CgroupFs = lin
 }
 
 /** Remove empty groups left by killed runs; returns the paths removed. Groups with live processes stay. */
-export function removeLeftoverGroups(fs: CgroupFs = linuxFs()): string[] {
+export function removeLeftoverGroups(fs: CgroupFs = LINUX): string[] {
   const h = findCpuHierarchy(fs);
   if (typeof h === 'string') return [];
   const removed: string[] = [];
