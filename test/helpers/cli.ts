@@ -34,13 +34,25 @@ export async function ensureBuilt(): Promise<void> {
   await new Promise((resolve) => execFile(process.execPath, [path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', REPO], { timeout: 300_000 }, resolve));
 }
 
-/** Run `vxtap ARGS` in `cwd` without the VXTAP_BENCH_* environment of the caller. */
-export function runVxtap(args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VXTAP_BENCH')));
+/**
+ * Run `vxtap ARGS` in `cwd` without the VXTAP_BENCH_* environment of the caller
+ * (`env` laid over what is left); past `timeoutMs` it is sent `killSignal`
+ * (SIGTERM, or SIGINT for the bench's own clean stop). Never throws.
+ */
+export function runVxtap(
+  args: string[],
+  opts: { cwd?: string; timeoutMs?: number; env?: Record<string, string>; killSignal?: NodeJS.Signals } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VXTAP_BENCH'))), ...opts.env };
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: opts.cwd, encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, env }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { cwd: opts.cwd, encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, killSignal: opts.killSignal ?? 'SIGTERM', env, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -64,21 +76,7 @@ export function runCliInterruptible(args: string[], timeoutMs: number, env: Reco
   });
 }
 
-/**
- * `vxtap bench ARGS` without the caller's VXTAP_BENCH_* settings, with `env`
- * (a test's VXTAP_BENCH_PREFIX, state directory) laid over; SIGINT (the
- * bench's clean stop) past `timeoutMs`. Never throws.
- */
+/** `vxtap bench ARGS` from the repository, isolated as runVxtap does, with a test's VXTAP_BENCH_PREFIX (and state directory) in `env`; SIGINT past `timeoutMs`. */
 export function runBenchIsolated(args: string[], timeoutMs: number, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VXTAP_BENCH')));
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, 'bench', ...args],
-      { cwd: REPO, encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGINT', env: { ...base, ...env }, maxBuffer: 64 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-      },
-    );
-  });
+  return runVxtap(['bench', ...args], { cwd: REPO, timeoutMs, env, killSignal: 'SIGINT' });
 }
