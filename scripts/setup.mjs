@@ -16,6 +16,8 @@ const APT = [
   ['iputils-ping', '/usr/bin/ping'],
   ['procps', '/usr/bin/ps'],
   ['iperf3', '/usr/bin/iperf3'],
+  // the bench's default request/response latency tool (--latency-tool sockperf)
+  ['sockperf', '/usr/bin/sockperf'],
   ['tcpdump', '/usr/bin/tcpdump'],
   ['ethtool', '/usr/sbin/ethtool'],
   ['nftables', '/usr/sbin/nft'],
