@@ -15,3 +15,18 @@ const SEND_ENTRIES_PER_FRAME = 4;
 export function sendBatchCapacity(batchSize: number): number {
   return Math.max(1, Math.min(MAX_BATCH, batchSize * SEND_ENTRIES_PER_FRAME));
 }
+
+/**
+ * TSO super-frames per TAP read on the offload path. Each is up to 64 KiB and
+ * needs a read slot plus its segmented copy, so the transmit slab grows by
+ * ~145 KiB per frame of batch; 16 super-frames (1 MiB of payload) are already
+ * past a core's L2. A larger `--batch` (64 by default, sized for MTU frames on
+ * the plain path) only made more of the slab resident: the dataplane's RSS fell
+ * 8 MB per host at 16 with no TCP throughput change in the bench (issue 12 note).
+ */
+export const SUPER_FRAMES_PER_READ = 16;
+
+/** Frames per TAP read on the offload path for `batchSize`. */
+export function superFrameBatch(batchSize: number): number {
+  return Math.max(1, Math.min(batchSize, SUPER_FRAMES_PER_READ));
+}

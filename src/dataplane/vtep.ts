@@ -132,6 +132,14 @@ interface WorkerSlot {
 const WORKER_STABLE_MS = 10_000;
 /** Longest wait before restarting a worker that keeps failing. */
 const WORKER_BACKOFF_MAX_MS = 10_000;
+
+/**
+ * A worker allocates nothing per packet (its buffers are made when its pipeline
+ * is built), so a small young generation is enough; V8's default lets each
+ * worker's semi-spaces grow to several MB that only count against the
+ * dataplane's RSS.
+ */
+const WORKER_HEAP_LIMITS = { maxYoungGenerationSizeMb: 3 };
 /**
  * The supervisor's back-off: a worker that ran for WORKER_STABLE_MS or more
  * restarts at once (its failure starts a new row); each further failure in a
@@ -431,7 +439,7 @@ export class Vtep implements DataplaneControl {
     // the same stop/sequence block: a new thread starts "behind" and drains its port
     Atomics.store(slot.control, CTL_STOP, 0);
     const init: WorkerInit = { ...slot.init, fdb: this.fdb.buffer, counters: slot.counters, control: slot.control.buffer as SharedArrayBuffer, port: port2, peers: this.peerInfos() };
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init, transferList: [port2] });
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init, transferList: [port2], resourceLimits: WORKER_HEAP_LIMITS });
     slot.worker = worker;
     slot.port = port1;
     slot.startedAt = Date.now();

@@ -12,7 +12,7 @@ import { MAX_BATCH, TUNNEL_HEADROOM, UDP_GSO_MAX_SEGMENTS, VNET_HDR_LEN, VXLAN_H
 import type { Accounting } from '../dataplane/accounting.js';
 import { newBatch, type Batch } from '../dataplane/batch.js';
 import type { Engine, FrameMeta } from '../dataplane/engine.js';
-import { sendBatchCapacity } from '../dataplane/sizing.js';
+import { sendBatchCapacity, superFrameBatch } from '../dataplane/sizing.js';
 import { writeVxlanHeader } from '../wire/vxlan.js';
 import { align64 } from './plain.js';
 import type { Devices, Path, PipelineConfig, Sender } from './index.js';
@@ -20,7 +20,8 @@ import type { Devices, Path, PipelineConfig, Sender } from './index.js';
 export class OffloadPath implements Path {
   private readonly addon: NativeAddon = native();
   private readonly dev: Devices;
-  private readonly B: number;
+  /** Super-frames per TAP read (superFrameBatch of --batch). */
+  readonly B: number;
   private readonly udpB: number;
   private readonly vni: number;
   private readonly tapSlotLen: number;
@@ -66,7 +67,7 @@ export class OffloadPath implements Path {
     private readonly sender: Sender,
   ) {
     this.dev = dev;
-    const B = (this.B = cfg.batchSize);
+    const B = (this.B = superFrameBatch(cfg.batchSize));
     this.udpB = Math.max(1, Math.min(B, Math.floor(MAX_BATCH / UDP_GSO_MAX_SEGMENTS)));
     this.vni = cfg.vni;
     this.tapSlotLen = cfg.tapSlotLen;

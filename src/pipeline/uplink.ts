@@ -87,7 +87,7 @@ export class UplinkPath implements Path {
     private readonly offload: OffloadPath,
   ) {
     this.dev = dev;
-    const B = cfg.batchSize;
+    const B = offload.B; // the TAP batch the offload stage reads
     this.vni = cfg.vni;
     this.vxlanPort = cfg.vxlanPort;
     this.dfMode = up.dfMode;
