@@ -31,6 +31,13 @@ export interface Environment {
   tools: Record<string, string | null>;
   git: { commit: string | null; dirty: boolean | null };
   ovsKernelModule: boolean;
+  /**
+   * net.ipv4.tcp_congestion_control: what every TCP socket of the run gets (iperf3,
+   * sockperf and redis keep the default; the bench's namespaces inherit it). BBR
+   * paces and CUBIC does not, so TCP figures are comparable only at the same one.
+   * Absent in older results.
+   */
+  tcpCongestionControl?: string | null;
   /** --underlay-offloads: each host's underlay device offload state during the run (offloads.ts); filled by the run. */
   underlayOffloads?: UnderlayOffloadRecord;
   /** --cpu-priority: the cgroup the run measured in (placement.ts); filled by the run, absent in older results. */
@@ -61,6 +68,7 @@ export async function collectEnvironment(repoRoot: string, sampleMs = 1000): Pro
   };
   const commit = (await run(['git', '-C', repoRoot, 'rev-parse', 'HEAD'], { allowFail: true })).stdout.trim() || null;
   const status = await run(['git', '-C', repoRoot, 'status', '--porcelain'], { allowFail: true });
+  const cc = (await readFile('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').catch(() => '')).trim() || null;
   await new Promise((r) => setTimeout(r, Math.max(0, sampleMs - 0)));
   const s1 = await readProcStat();
   const d = cpuDelta(s0.total, s1.total);
@@ -80,5 +88,6 @@ export async function collectEnvironment(repoRoot: string, sampleMs = 1000): Pro
     tools,
     git: { commit, dirty: status.code === 0 ? status.stdout.trim().length > 0 : null },
     ovsKernelModule: ovsKernelModulePresent(),
+    tcpCongestionControl: cc,
   };
 }

@@ -93,7 +93,7 @@ export function renderSummaryMarkdown(r: BenchResult): string {
   if (env) {
     out.push('');
     out.push(
-      `Machine: ${env.hostname}, kernel ${env.kernel}, ${env.cpuCount} x ${env.cpuModel ?? 'unknown CPU'}, virtualisation ${env.virtualization ?? 'unknown'}${env.container && env.container !== 'none' ? ` (container ${env.container})` : ''}, KVM ${env.kvm ? 'yes' : 'no'}, baseline steal ${env.baselineStealRatio !== null ? (env.baselineStealRatio * 100).toFixed(2) + '%' : 'n/a'}, busy ${env.baselineBusyRatio != null ? (env.baselineBusyRatio * 100).toFixed(1) + '%' : 'n/a'}. ${env.tools.iperf3 ?? ''}; ${env.tools.ovs ?? 'no OVS'}; node ${String(env.tools.node)}; vxtap ${env.git.commit?.slice(0, 12) ?? 'unknown'}${env.git.dirty ? ' (dirty)' : ''}.`,
+      `Machine: ${env.hostname}, kernel ${env.kernel}, ${env.cpuCount} x ${env.cpuModel ?? 'unknown CPU'}, virtualisation ${env.virtualization ?? 'unknown'}${env.container && env.container !== 'none' ? ` (container ${env.container})` : ''}, KVM ${env.kvm ? 'yes' : 'no'}, ${env.tcpCongestionControl ? `TCP congestion control ${env.tcpCongestionControl}, ` : ''}baseline steal ${env.baselineStealRatio !== null ? (env.baselineStealRatio * 100).toFixed(2) + '%' : 'n/a'}, busy ${env.baselineBusyRatio != null ? (env.baselineBusyRatio * 100).toFixed(1) + '%' : 'n/a'}. ${env.tools.iperf3 ?? ''}; ${env.tools.ovs ?? 'no OVS'}; node ${String(env.tools.node)}; vxtap ${env.git.commit?.slice(0, 12) ?? 'unknown'}${env.git.dirty ? ' (dirty)' : ''}.`,
     );
   }
   out.push('');

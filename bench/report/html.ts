@@ -416,7 +416,22 @@ function claimsSection(r: BenchResult): string {
   return `<section id="claims"><h2>Claims</h2><p class="muted">Judged on every round: <span class="v-held">held</span> when all rounds are within the claim's bound, <span class="v-not-held">not held</span> when all are outside it, <span class="v-undecided">undecided</span> when the rounds straddle the bound. "On the median" is the verdict of summary.md.</p>${htmlTable(['claim', 'measured (median)', 'per round', 'verdict', 'on the median', 'how'], rows)}</section>`;
 }
 
-const KNOWN_ENV = new Set(['hostname', 'kernel', 'os', 'cpuModel', 'cpuCount', 'memoryBytes', 'virtualization', 'container', 'kvm', 'baselineStealRatio', 'baselineBusyRatio', 'git', 'tools']);
+const KNOWN_ENV = new Set([
+  'hostname',
+  'kernel',
+  'os',
+  'cpuModel',
+  'cpuCount',
+  'memoryBytes',
+  'virtualization',
+  'container',
+  'kvm',
+  'baselineStealRatio',
+  'baselineBusyRatio',
+  'git',
+  'tools',
+  'tcpCongestionControl',
+]);
 
 /** Offload facts a mode recorded (any info or stats key naming offloads), for the environment table. */
 function offloadFacts(info: Record<string, unknown> | null): string {
@@ -463,6 +478,7 @@ function environmentSection(r: BenchResult): string {
           'baseline steal / busy',
           `${e.baselineStealRatio != null ? (e.baselineStealRatio * 100).toFixed(1) : 'n/a'}% / ${e.baselineBusyRatio != null ? (e.baselineBusyRatio * 100).toFixed(1) : 'n/a'}%`,
         ],
+        ['TCP congestion control', esc(e.tcpCongestionControl ?? 'not recorded')],
         ['vxtap commit', `${esc(e.git.commit ?? 'n/a')}${e.git.dirty ? ' (dirty)' : ''}`],
         ...Object.entries(e.tools).map(([k, v]) => [esc(k), esc(v ?? 'not found')]),
         // fields added by later writers (remote hosts, CPU placement, offloads, ...) show as they are

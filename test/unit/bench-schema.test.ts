@@ -64,6 +64,15 @@ describe('derived figures and rendering', () => {
     expect(renderSummaryMarkdown(golden())).toBe(readFileSync(path.join(fixtures, 'golden-summary.md'), 'utf8'));
   });
 
+  it('records the TCP congestion control: valid in the schema, named in summary.md (older results without it render as before)', () => {
+    const r = golden();
+    if (!r.environment) throw new Error('golden result has an environment');
+    r.environment.tcpCongestionControl = 'bbr';
+    expect(validateResult(r)).toEqual([]);
+    expect(renderSummaryMarkdown(r)).toContain('TCP congestion control bbr, baseline steal');
+    expect(renderSummaryMarkdown(golden())).not.toContain('congestion');
+  });
+
   it('summary has one table per measurement and the claims table', () => {
     const md = renderSummaryMarkdown(golden());
     for (const h of ['## Modes', '## TCP throughput', '## UDP NDR/PDR', '## Latency idle', '## Latency loaded', '## CPU', '## MTU and fragmentation', '## Claims']) expect(md).toContain(h);
