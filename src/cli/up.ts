@@ -7,6 +7,7 @@ import { Command, Option } from 'commander';
 import { ConfigError, DEFAULTS, mergeConfig, parsePortRange, plainHttpEndpoints, readConfigFile, readSecretFile, validateConfig, type VtepConfig } from '../config.js';
 import { Vtep } from '../dataplane/vtep.js';
 import { TEST_SLOWDOWN_ENV, testSlowdownFromEnv } from '../pipeline/slowdown.js';
+import { SUPER_FRAMES_PER_READ } from '../dataplane/sizing.js';
 // etcd mode's control plane (and its etcd client, ~0.5 s to load) is imported
 // only when used: a restarted static-mode instance is forwarding sooner
 import { addFlannelCliOptions, flannelOptionsFromCli } from '../control/flannel/cli-options.js';
@@ -103,7 +104,11 @@ export function register(program: Command): void {
     .addOption(new Option('--no-learning', 'do not learn inner MAC -> VTEP from received packets').env('VXTAP_NO_LEARNING'))
     .addOption(new Option('--accept-unknown-peers', 'accept and learn packets from underlay addresses that are not peers').env('VXTAP_ACCEPT_UNKNOWN_PEERS'))
     .addOption(new Option('--ageing <seconds>', `age out learned entries not seen for this long (default ${DEFAULTS.ageingSeconds})`).argParser(int('ageing')).env('VXTAP_AGEING'))
-    .addOption(new Option('--batch <frames>', `frames per batch (default ${DEFAULTS.batchSize})`).argParser(int('batch')).env('VXTAP_BATCH'))
+    .addOption(
+      new Option('--batch <frames>', `frames per batch (default ${DEFAULTS.batchSize}; with offload at most ${SUPER_FRAMES_PER_READ} super-frames per TAP read)`)
+        .argParser(int('batch'))
+        .env('VXTAP_BATCH'),
+    )
     .addOption(new Option('--busy-poll <us>', 'spin this many microseconds before blocking (lower latency, more CPU; default 0)').argParser(int('busy-poll')).env('VXTAP_BUSY_POLL'))
     .addOption(
       new Option(

@@ -14,7 +14,7 @@ import type { PeerInfo } from './engine.js';
 import { FdbView, nowSeconds } from './fdb.js';
 import { peerCounterView } from './stats.js';
 import type { Accounting } from './accounting.js';
-import { buildPipeline, testSlowdownFromEnv, type Pipeline, type PipelineConfig } from '../pipeline/index.js';
+import { buildPipeline, READY_ALL, READY_SOCKET, READY_TAP, READY_UPLINK, testSlowdownFromEnv, type Pipeline, type PipelineConfig } from '../pipeline/index.js';
 import { LinuxTapQueue } from '../tap/linux.js';
 import { LinuxUdpTransport } from '../transport/linux.js';
 import { LinuxUplinkPort } from '../uplink/linux.js';
@@ -66,8 +66,13 @@ function runWorker(init: WorkerInit, parent: MessagePort): void {
   );
   const idle = makeIdle(init, pipeline.acct); // the pipeline's own accounting counts the polls
   const stopped = makeControl(init, pipeline);
+  // A pass that left every device empty is followed by a poll, not by one more
+  // pass to find nothing (poll returns at once if something came meanwhile), and
+  // the pass after a poll reads only the devices it found readable.
+  let ready = READY_ALL;
   while (!stopped()) {
-    if (pipeline.pass() === 0) idle();
+    pipeline.pass(ready);
+    ready = pipeline.drained ? idle() : READY_ALL;
   }
   parent.postMessage({ type: 'stopped', index: init.index });
 }
@@ -101,30 +106,33 @@ function makeControl(init: WorkerInit, pipeline: Pipeline): () => boolean {
 }
 
 /**
- * The wait used when a pass over both devices found nothing: optionally spin
+ * The wait used when a pass left every device empty: optionally spin
  * (busy-poll) for init.busyPollUs, then block in poll() on the TAP, the socket
  * and the wake-up eventfd (1 s at most, so a lost wake-up costs a second, not a hang).
+ * Returns the devices poll found readable (READY_* bits; 0 after a wake-up or the timeout).
  */
-function makeIdle(init: WorkerInit, acct: Accounting): () => void {
+function makeIdle(init: WorkerInit, acct: Accounting): () => number {
   const addon = native();
   // the uplink TAP (when it receives) is polled too; the wake-up eventfd stays at [2]
   const pollFds = init.uplinkRx && init.uplinkFd !== undefined ? Int32Array.of(init.tapFd, init.rxFd, init.wakeFd, init.uplinkFd) : Int32Array.of(init.tapFd, init.rxFd, init.wakeFd);
   const pollEvents = new Int16Array(pollFds.length).fill(POLLIN);
   const pollRevents = new Int16Array(pollFds.length);
   const busyNs = BigInt(init.busyPollUs * 1000);
+  const readyMask = (): number => {
+    if (pollRevents[2] !== 0) addon.eventfdDrain(init.wakeFd);
+    // the uplink is read with the socket too: a flow's large segments (uplink) stay ahead of its small tail (socket)
+    return (pollRevents[0] !== 0 ? READY_TAP : 0) | (pollRevents[1] !== 0 ? READY_SOCKET | READY_UPLINK : 0) | (pollRevents.length > 3 && pollRevents[3] !== 0 ? READY_UPLINK : 0);
+  };
   return () => {
     if (busyNs > 0n) {
       const until = process.hrtime.bigint() + busyNs;
       do {
-        if (addon.poll(pollFds, pollEvents, pollRevents, 0) > 0) {
-          if (pollRevents[2] !== 0) addon.eventfdDrain(init.wakeFd);
-          return;
-        }
+        if (addon.poll(pollFds, pollEvents, pollRevents, 0) > 0) return readyMask();
       } while (process.hrtime.bigint() < until);
     }
     acct.poll();
     addon.poll(pollFds, pollEvents, pollRevents, 1000);
-    if (pollRevents[2] !== 0) addon.eventfdDrain(init.wakeFd);
+    return readyMask();
   };
 }
 

@@ -91,8 +91,20 @@ export interface PipelineContext {
   now: () => number;
 }
 
+/** Devices a pass reads (a bit set): after a poll, only those poll found readable. */
+export const READY_TAP = 1;
+export const READY_UPLINK = 2;
+export const READY_SOCKET = 4;
+export const READY_ALL = READY_TAP | READY_UPLINK | READY_SOCKET;
+
 /** One path of the pipeline: what a pass does with each device's batch. */
 export interface Path {
+  /**
+   * The most frames (TAP, uplink) or datagrams (socket) one read takes. A read
+   * that returned fewer found its device empty (reads go on until EAGAIN), so
+   * the pass after it need not ask that device again before a poll.
+   */
+  readonly batchLimits: { tap: number; uplink: number; socket: number };
   /** Read the TAP and send what it gave; returns the frames read. */
   transmit(): number;
   /** Read the uplink port (when it receives) and write what it gave to the TAP; returns the frames read. */
@@ -124,29 +136,44 @@ export class Pipeline {
     readonly testSlowdownPct = 0,
   ) {}
 
-  /** One pass: TAP to underlay, then the uplink (before the socket: a flow's large segments before its small tail), then the socket. */
-  pass(): number {
-    if (this.testSlowdownPct > 0) return this.slowedPass();
-    const n = this.path.transmit();
-    const u = this.path.receiveUplink();
-    const m = this.path.receive();
+  /**
+   * True when the last pass left every device it read empty (each read returned
+   * less than a full batch): the worker may poll now instead of making one more
+   * pass only to find nothing. Each wasted read is a syscall, ~1 us in this VM.
+   */
+  drained = true;
+
+  /**
+   * One pass over the devices in `ready` (default all): TAP to underlay, then the
+   * uplink (before the socket: a flow's large segments before its small tail),
+   * then the socket. Returns what was read; sets `drained`.
+   */
+  pass(ready = READY_ALL): number {
+    if (this.testSlowdownPct > 0) return this.slowedPass(ready);
+    const lim = this.path.batchLimits;
+    const n = ready & READY_TAP ? this.path.transmit() : 0;
+    const u = ready & READY_UPLINK ? this.path.receiveUplink() : 0;
+    const m = ready & READY_SOCKET ? this.path.receive() : 0;
+    this.drained = n < lim.tap && (u < lim.uplink || lim.uplink === 0) && m < lim.socket;
     return n + u + m;
   }
 
   /** pass() with the test-only slowdown: each device's batch is timed and followed by a spin (an idle read is not). */
-  private slowedPass(): number {
+  private slowedPass(ready: number): number {
     const pct = this.testSlowdownPct;
+    const lim = this.path.batchLimits;
     let t0 = performance.now();
-    const n = this.path.transmit();
+    const n = ready & READY_TAP ? this.path.transmit() : 0;
     let t1 = performance.now();
     if (n > 0) t1 = spinAfterBatch(t0, t1, pct);
     t0 = t1;
-    const u = this.path.receiveUplink();
+    const u = ready & READY_UPLINK ? this.path.receiveUplink() : 0;
     t1 = performance.now();
     if (u > 0) t1 = spinAfterBatch(t0, t1, pct);
     t0 = t1;
-    const m = this.path.receive();
+    const m = ready & READY_SOCKET ? this.path.receive() : 0;
     if (m > 0) spinAfterBatch(t0, performance.now(), pct);
+    this.drained = n < lim.tap && (u < lim.uplink || lim.uplink === 0) && m < lim.socket;
     return n + u + m;
   }
 

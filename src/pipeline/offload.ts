@@ -23,6 +23,7 @@ export class OffloadPath implements Path {
   /** Super-frames per TAP read (superFrameBatch of --batch). */
   readonly B: number;
   private readonly udpB: number;
+  readonly batchLimits: Path['batchLimits'];
   private readonly vni: number;
   private readonly tapSlotLen: number;
   private readonly udpSlotLen: number;
@@ -69,6 +70,7 @@ export class OffloadPath implements Path {
     this.dev = dev;
     const B = (this.B = superFrameBatch(cfg.batchSize));
     this.udpB = Math.max(1, Math.min(B, Math.floor(MAX_BATCH / UDP_GSO_MAX_SEGMENTS)));
+    this.batchLimits = { tap: B, uplink: 0, socket: this.udpB };
     this.vni = cfg.vni;
     this.tapSlotLen = cfg.tapSlotLen;
     this.udpSlotLen = cfg.udpSlotLen;

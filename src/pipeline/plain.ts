@@ -21,6 +21,7 @@ export class PlainPath implements Path {
   private readonly addon: NativeAddon = native();
   private readonly dev: Devices;
   private readonly B: number;
+  readonly batchLimits: Path['batchLimits'];
   private readonly tapSlotLen: number;
   private readonly udpSlotLen: number;
   /** Frames read from the TAP (slab: one slot per frame, VXLAN headroom in front). */
@@ -53,6 +54,7 @@ export class PlainPath implements Path {
     }
     this.tx = newBatch(sendBatchCapacity(B), this.frames.bufs);
     this.out = newBatch(B, this.dgrams.bufs);
+    this.batchLimits = { tap: B, uplink: 0, socket: B };
   }
 
   transmit(): number {

@@ -48,6 +48,7 @@ export class UplinkPath implements Path {
   private readonly run: Batch;
   // receive
   private readonly upB: number;
+  readonly batchLimits: Path['batchLimits'];
   private readonly upSlotLen: number;
   private readonly upIn: Batch;
   private readonly upFrames: Batch;
@@ -115,6 +116,7 @@ export class UplinkPath implements Path {
     this.restTx = offload.bindEncap(this.rest);
 
     const upB = (this.upB = port.receives ? Math.min(B, UPLINK_READ_MAX) : 0);
+    this.batchLimits = { ...offload.batchLimits, uplink: upB };
     this.upSlotLen = TNL_VNET_HDR_LEN + 14 + 65535;
     const upStride = align64(this.upSlotLen);
     this.upIn = newBatch(upB, new Uint8Array(upStride * upB));

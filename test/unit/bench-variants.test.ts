@@ -343,6 +343,7 @@ describe('test-only slowdown knob', () => {
     };
     let took = 0;
     const path: Path = {
+      batchLimits: { tap: 8, uplink: 0, socket: 8 },
       transmit: () => {
         const t = performance.now();
         spinFor(4);

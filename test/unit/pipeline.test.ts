@@ -6,7 +6,7 @@
  * rules, which the shared FakeTrace makes visible across devices.
  */
 import { describe, expect, it } from 'vitest';
-import { buildPipeline, type Pipeline, type PipelineConfig } from '../../src/pipeline/index.js';
+import { buildPipeline, READY_SOCKET, READY_TAP, READY_UPLINK, type Pipeline, type PipelineConfig } from '../../src/pipeline/index.js';
 import { Fdb, MAX_PEERS } from '../../src/dataplane/fdb.js';
 import { C, COUNTERS, PEER_STRIDE } from '../../src/dataplane/stats.js';
 import type { PeerInfo } from '../../src/dataplane/engine.js';
@@ -197,6 +197,40 @@ describe('pipeline over fakes: the plain path', () => {
     expect(b.pipeline.pass()).toBe(2);
     expect(b.tap.takeWritten().map((w) => w.frame)).toEqual(frames);
     expect(b.counters[C.tap_tx_packets]).toBe(2);
+  });
+});
+
+describe('pipeline over fakes: passes and readiness', () => {
+  it('a pass that read less than a full batch from every device leaves the pipeline drained; a full batch does not', () => {
+    const net = new FakeNetwork(1500);
+    const a = host(net, 'a', '198.18.0.1', ['198.18.0.2'], { offload: false, batchSize: 4 });
+    const b = host(net, 'b', '198.18.0.2', ['198.18.0.1'], { offload: false, batchSize: 4 });
+    fdbSet(a, MAC_B, 0);
+    for (let i = 0; i < 3; i++) a.tap.inject(tcpFrame(bytes(100, i), 1 + 100 * i));
+    expect(a.pipeline.pass()).toBe(3);
+    expect(a.pipeline.drained).toBe(true);
+    for (let i = 0; i < 4; i++) a.tap.inject(tcpFrame(bytes(100, i), 301 + 100 * i));
+    expect(a.pipeline.pass()).toBe(4); // the whole batch: the TAP may hold more
+    expect(a.pipeline.drained).toBe(false);
+    expect(a.pipeline.pass()).toBe(0);
+    expect(a.pipeline.drained).toBe(true);
+    expect(b.pipeline.pass()).toBe(4); // 7 datagrams queued, the first 4
+    expect(b.pipeline.drained).toBe(false);
+    expect(b.pipeline.pass()).toBe(3);
+    expect(b.pipeline.drained).toBe(true);
+  });
+
+  it('a pass reads only the devices in its ready set', () => {
+    const net = new FakeNetwork(1500);
+    const a = host(net, 'a', '198.18.0.1', ['198.18.0.2'], { offload: false });
+    const b = host(net, 'b', '198.18.0.2', ['198.18.0.1'], { offload: false });
+    fdbSet(a, MAC_B, 0);
+    a.tap.inject(tcpFrame(bytes(100, 1), 1));
+    expect(a.pipeline.pass(READY_SOCKET)).toBe(0); // the TAP is not asked
+    expect(a.pipeline.pass(READY_TAP)).toBe(1);
+    expect(b.pipeline.pass(READY_TAP | READY_UPLINK)).toBe(0); // nor the socket
+    expect(b.pipeline.pass(READY_SOCKET)).toBe(1);
+    expect(b.tap.takeWritten()).toHaveLength(1);
   });
 });
 
