@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm test`: the three vitest projects (vitest.config.ts) side by side.
-# - control (etcd, restarts, CNI): mostly waits on TTLs, outages and restarts, and
+# - control (etcd, restarts, CNI, and three speed-free dataplane files for balance,
+#   see vitest.config.ts): mostly waits on TTLs, outages and restarts, and
 #   asserts time bounds, so it runs at normal priority;
 # - traffic (dataplane, bench): CPU-bound real traffic, at nice 5, so that a control
 #   file's time bound is not spent waiting behind an iperf3 run (CFS weights
