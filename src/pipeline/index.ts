@@ -150,18 +150,16 @@ export class Pipeline {
    */
   pass(ready = READY_ALL): number {
     if (this.testSlowdownPct > 0) return this.slowedPass(ready);
-    const lim = this.path.batchLimits;
     const n = ready & READY_TAP ? this.path.transmit() : 0;
     const u = ready & READY_UPLINK ? this.path.receiveUplink() : 0;
     const m = ready & READY_SOCKET ? this.path.receive() : 0;
-    this.drained = n < lim.tap && (u < lim.uplink || lim.uplink === 0) && m < lim.socket;
+    this.setDrained(n, u, m);
     return n + u + m;
   }
 
   /** pass() with the test-only slowdown: each device's batch is timed and followed by a spin (an idle read is not). */
   private slowedPass(ready: number): number {
     const pct = this.testSlowdownPct;
-    const lim = this.path.batchLimits;
     let t0 = performance.now();
     const n = ready & READY_TAP ? this.path.transmit() : 0;
     let t1 = performance.now();
@@ -173,8 +171,14 @@ export class Pipeline {
     t0 = t1;
     const m = ready & READY_SOCKET ? this.path.receive() : 0;
     if (m > 0) spinAfterBatch(t0, performance.now(), pct);
-    this.drained = n < lim.tap && (u < lim.uplink || lim.uplink === 0) && m < lim.socket;
+    this.setDrained(n, u, m);
     return n + u + m;
+  }
+
+  /** Drained unless a read filled its whole batch (TAP frames, uplink frames, socket datagrams). */
+  private setDrained(n: number, u: number, m: number): void {
+    const lim = this.path.batchLimits;
+    this.drained = n < lim.tap && (lim.uplink === 0 || u < lim.uplink) && m < lim.socket;
   }
 
   /** Apply a new peer set (between passes). */
