@@ -21,7 +21,7 @@ export class OffloadPath implements Path {
   private readonly addon: NativeAddon = native();
   private readonly dev: Devices;
   /** Super-frames per TAP read (superFrameBatch of --batch). */
-  readonly B: number;
+  private readonly B: number;
   private readonly udpB: number;
   readonly batchLimits: Path['batchLimits'];
   private readonly vni: number;

@@ -88,7 +88,7 @@ export class UplinkPath implements Path {
     private readonly offload: OffloadPath,
   ) {
     this.dev = dev;
-    const B = offload.B; // the TAP batch the offload stage reads
+    const B = offload.batchLimits.tap; // the TAP batch the offload stage reads
     this.vni = cfg.vni;
     this.vxlanPort = cfg.vxlanPort;
     this.dfMode = up.dfMode;
