@@ -302,6 +302,8 @@ function ovsDriver(kind: 'ovs-gre' | 'ovs-vxlan'): ModeDriver {
           await o.stop().catch(() => undefined);
         }
         for (const e of moved.splice(0)) {
+          // A bridge that outlived its daemon still holds the address: gone first, or the address would sit on two devices.
+          for (const link of [phy, int]) await e.host.exec(['ip', 'link', 'del', link], { allowFail: true });
           for (const argv of restoreOf(e)) await e.host.exec(argv, { allowFail: true });
           await e.rh?.untrack({ restore: restoreOf(e), links: [phy, int] });
         }

@@ -159,13 +159,15 @@ export async function removeRunLeftovers(data: AgentStateData, report: AgentClea
       }
     }),
   );
-  for (const argv of [...(data.restore ?? [])].reverse()) {
-    await runCapture(argv, 10_000).done;
-    report.processes.push(`restored: ${argv.join(' ')}`);
-  }
+  // Links before restores: an OVS bridge left by a killed ovs-vswitchd holds the
+  // underlay address that a restore puts back on the data interface.
   for (const link of [...data.links].reverse()) {
     const r = await runCapture(['ip', 'link', 'del', link], 10_000).done;
     if (r.code === 0) report.links.push(link);
+  }
+  for (const argv of [...(data.restore ?? [])].reverse()) {
+    await runCapture(argv, 10_000).done;
+    report.processes.push(`restored: ${argv.join(' ')}`);
   }
   for (const d of data.dirs) {
     rmSync(d, { recursive: true, force: true });

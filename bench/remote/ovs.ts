@@ -57,11 +57,21 @@ export class RemoteOvs {
       .filter(Boolean);
   }
 
-  /** Stop both daemons (their bridges' devices go with ovs-vswitchd) and remove the directory. */
+  /**
+   * Stop both daemons and remove the directory. `exit --cleanup` is answered
+   * before ovs-vswitchd has removed its bridges: its netdev datapath makes their
+   * TAP devices persistent, so a SIGKILL during that clean-up left a bridge behind
+   * still holding the underlay address (CI saw the address on two devices and the
+   * next mode's traffic routed into the dead bridge). Each daemon gets a few
+   * seconds to exit by itself before it is killed.
+   */
   async stop(): Promise<void> {
     await this.appctl(['exit', '--cleanup'], true).catch(() => undefined);
     await this.host.exec(['ovs-appctl', '-t', path.join(this.dir, 'ovsdb-server.ctl'), '--timeout=3', 'exit'], { allowFail: true, timeoutMs: 5000 }).catch(() => undefined);
-    for (const pid of [this.pids.vswitchd, this.pids.ovsdb]) await this.host.exec(['kill', '-KILL', String(pid)], { allowFail: true }).catch(() => undefined);
+    for (const pid of [this.pids.vswitchd, this.pids.ovsdb]) {
+      const waitThenKill = `i=0; while kill -0 ${pid} 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; kill -KILL ${pid} 2>/dev/null; true`;
+      await this.host.exec(['sh', '-c', waitThenKill], { allowFail: true, timeoutMs: 10_000 }).catch(() => undefined);
+    }
     await this.host.exec(['rm', '-rf', this.dir], { allowFail: true }).catch(() => undefined);
     await this.host.exec(['ip', 'link', 'del', OVS_NETDEV], { allowFail: true }).catch(() => undefined);
     await this.host.untrack({ dirs: [this.dir], links: [OVS_NETDEV] });

@@ -58,6 +58,15 @@ function startCli(args: string[], timeoutMs: number, env: Record<string, string>
   return { done, stderr: () => stderr, pid: child.pid ?? -1 };
 }
 
+/**
+ * A failed run's reasons on one line: npm test's closing summary (and CI's view of
+ * it) shows only an assertion's first line, and a run's stderr starts with progress.
+ */
+function why(stderr: string): string {
+  const lines = stderr.split('\n').filter((l) => /error|fail|refus|incomplete|unreachable|no route|left/i.test(l));
+  return (lines.length ? lines.slice(-10) : [stderr.slice(-1500)]).join(' | ').replace(/\s+/g, ' ');
+}
+
 function hostArgs(p: SshTestPair): string[] {
   return ['--hosts', `${p.a.alias},${p.b.alias}`, '--ssh-config', p.sshConfig, '--underlay', `${p.a.dataAddr},${p.b.dataAddr}`];
 }
@@ -116,7 +125,7 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
     expect(second.stderr).toMatch(/host A \(vxs-a\): host is in use by bench run vxb-/);
     expect(second.stderr).toMatch(/nothing was created on the hosts/);
     const r = await first.done;
-    expect(r.code, r.stderr.slice(-3000)).toBe(0);
+    expect(r.code, why(r.stderr)).toBe(0);
     const result = JSON.parse(r.stdout.trim().split('\n').pop()!) as BenchResult;
     expect(validateResult(result)).toEqual([]);
     expect(result.status).toBe('complete');
@@ -167,7 +176,7 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
     console.log(`host B cleaned itself ${cleanMs} ms after its SSH connection was dropped`);
     expect(cleanMs, (await leftoversIn(p.b)).join('\n')).toBeGreaterThanOrEqual(0);
     const r = await run.done;
-    expect(r.code, r.stderr.slice(-2000)).toBe(1);
+    expect(r.code, why(r.stderr)).toBe(1);
     const result = latestResult();
     expect(result.status).toBe('incomplete');
     expect(result.incompleteReasons.join('\n')).toMatch(/host B \(vxs-b\): connection lost/);
@@ -198,7 +207,12 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
     const ctl = startCli(['bench', '--quick', '--modes', 'ovs-gre', '--data-dev', `${p.a.dataDev},${p.b.dataDev}`, '--out', out, ...hostArgs(p)], 90_000);
     const deadline = Date.now() + 40_000;
     // Mid-run: the mode is set up and B's servers run.
-    while (!(await leftoversIn(p.b)).some((l) => /iperf3/.test(l)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    let midRun = false;
+    while (!midRun && Date.now() < deadline) {
+      midRun = (await leftoversIn(p.b)).some((l) => /iperf3/.test(l));
+      if (!midRun) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(midRun, `B's iperf3 server never ran: ${why(ctl.stderr())}`).toBe(true);
     // B's agent killed first (nothing cleans B then), the controller next (A's agent sees its stdin close).
     for (const pid of (await output(['ip', 'netns', 'pids', p.b.ns])).split(/\s+/).filter(Boolean)) {
       const cl = (await output(['cat', `/proc/${pid}/cmdline`], { allowFail: true })).replace(/\0/g, ' ');
@@ -243,7 +257,7 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
     expect(without.stderr).toMatch(/host B \(vxs-b-bare\): .*vxtap is not installed on this host/);
     expect(without.stderr).toMatch(/--deploy/);
     const deployed = await startCli(['bench', ...args, '--deploy', '--json'], 120_000).done;
-    expect(deployed.code, deployed.stderr.slice(-2000)).toBe(0);
+    expect(deployed.code, why(deployed.stderr)).toBe(0);
     expect(deployed.stderr).toMatch(/host B \(vxs-b-bare\): copying this build/);
     const result = JSON.parse(deployed.stdout.trim().split('\n').pop()!) as BenchResult;
     expect(result.status).toBe('complete');
