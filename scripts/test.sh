@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm test`: the three vitest projects (vitest.config.ts) side by side.
-# - control (etcd, restarts, CNI, and three speed-free dataplane files for balance,
+# - control (etcd, restarts, CNI, and eight speed-free dataplane files for balance,
 #   see vitest.config.ts): mostly waits on TTLs, outages and restarts, and
 #   asserts time bounds, so it runs at normal priority;
 # - traffic (dataplane, bench): CPU-bound real traffic, at nice 5, so that a control

@@ -22,7 +22,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { output, run } from '../../src/host/exec.js';
 import { validateResult } from '../../bench/validate.js';
 import type { BenchResult } from '../../bench/result.js';
@@ -42,7 +42,7 @@ interface CliRun {
   stderr: string;
 }
 
-function startCli(args: string[], timeoutMs: number, env: Record<string, string> = {}): { done: Promise<CliRun>; stderr: () => string; pid: number } {
+function startCli(args: string[], timeoutMs: number, env: Record<string, string> = {}): { done: Promise<CliRun>; stderr: () => string; pid: number; stop: () => Promise<CliRun> } {
   const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stdout = '';
   let stderr = '';
@@ -55,7 +55,12 @@ function startCli(args: string[], timeoutMs: number, env: Record<string, string>
       resolve({ code, stdout, stderr });
     });
   });
-  return { done, stderr: () => stderr, pid: child.pid ?? -1 };
+  // SIGINT: the bench's own interrupt path (it cleans both hosts and exits)
+  const stop = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+    return done;
+  };
+  return { done, stderr: () => stderr, pid: child.pid ?? -1, stop };
 }
 
 /**
@@ -63,8 +68,9 @@ function startCli(args: string[], timeoutMs: number, env: Record<string, string>
  * it) shows only an assertion's first line, and a run's stderr starts with progress.
  */
 function why(stderr: string): string {
-  const lines = stderr.split('\n').filter((l) => /error|fail|refus|incomplete|unreachable|no route|left/i.test(l));
-  return (lines.length ? lines.slice(-10) : [stderr.slice(-1500)]).join(' | ').replace(/\s+/g, ' ');
+  const lines = stderr.split('\n');
+  const first = lines.findIndex((l) => /error|fail|refus|incomplete|unreachable|no route|left|in use/i.test(l));
+  return (first >= 0 ? lines.slice(first, first + 15) : [stderr.slice(-1500)]).join(' | ').replace(/\s+/g, ' ');
 }
 
 function hostArgs(p: SshTestPair): string[] {
@@ -118,45 +124,54 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
     const first = startCli(['bench', '--quick', '--modes', 'bare,kernel-vxlan,ovs-gre,vxtap', '--data-dev', `${p.a.dataDev},${p.b.dataDev}`, '--out', out, '--json', ...hostArgs(p)], 180_000, {
       VXTAP_BENCH_TEST_PROFILE: profile,
     });
-    const deadline = Date.now() + 40_000;
-    while (!/\[1\/4\] round 1\/1/.test(first.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    const second = await startCli(['bench', '--quick', '--modes', 'bare', '--out', out, '--no-progress', ...hostArgs(p)], 60_000).done;
-    expect(second.code, second.stderr).toBe(1);
-    expect(second.stderr).toMatch(/host A \(vxs-a\): host is in use by bench run vxb-/);
-    expect(second.stderr).toMatch(/nothing was created on the hosts/);
-    const r = await first.done;
-    expect(r.code, why(r.stderr)).toBe(0);
-    const result = JSON.parse(r.stdout.trim().split('\n').pop()!) as BenchResult;
-    expect(validateResult(result)).toEqual([]);
-    expect(result.status).toBe('complete');
-    expect(result.topology.kind).toBe('ssh-hosts');
-    expect(result.topology.underlay).toMatchObject({ a: p.a.dataAddr, b: p.b.dataAddr });
-    for (const id of ['bare', 'kernel-vxlan', 'ovs-gre', 'vxtap']) {
-      const s = result.samples.find((x) => x.mode === id)!;
-      expect(s.error, `${id}: ${String(s.error)}`).toBeNull();
-      expect(s.tcp1!.receivedBps).toBeGreaterThan(0);
-      expect(s.latencyIdle!.percentiles.count).toBeGreaterThan(0);
+    // The first run holds both hosts' locks from its connection on; its preflight line comes after that.
+    // Whatever fails below, the first run is stopped before the next test: left running, it held the
+    // locks and moved B's address under the later tests (what CI saw as a cascade of failures).
+    try {
+      const deadline = Date.now() + 120_000;
+      while (!/preflight:/.test(first.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(first.stderr(), `the first run never reached its preflight: ${why(first.stderr())}`).toMatch(/preflight:/);
+      const second = await startCli(['bench', '--quick', '--modes', 'bare', '--out', out, '--no-progress', ...hostArgs(p)], 60_000).done;
+      expect(second.code, `the second run was not refused: ${why(second.stderr)}`).toBe(1);
+      expect(second.stderr).toMatch(/host A \(vxs-a\): host is in use by bench run vxb-/);
+      expect(second.stderr).toMatch(/nothing was created on the hosts/);
+      const r = await first.done;
+      expect(r.code, why(r.stderr)).toBe(0);
+      const result = JSON.parse(r.stdout.trim().split('\n').pop()!) as BenchResult;
+      expect(validateResult(result)).toEqual([]);
+      expect(result.status).toBe('complete');
+      expect(result.topology.kind).toBe('ssh-hosts');
+      expect(result.topology.underlay).toMatchObject({ a: p.a.dataAddr, b: p.b.dataAddr });
+      for (const id of ['bare', 'kernel-vxlan', 'ovs-gre', 'vxtap']) {
+        const s = result.samples.find((x) => x.mode === id)!;
+        expect(s.error, `${id}: ${String(s.error)}`).toBeNull();
+        expect(s.tcp1!.receivedBps).toBeGreaterThan(0);
+        expect(s.latencyIdle!.percentiles.count).toBeGreaterThan(0);
+      }
+      expect(result.hosts).toHaveLength(2);
+      for (const [i, h] of result.hosts!.entries()) {
+        expect(h.ssh).toBe(i === 0 ? p.a.alias : p.b.alias);
+        expect(h.underlay.dev).toBe(i === 0 ? p.a.dataDev : p.b.dataDev);
+        expect(typeof h.clockOffsetMs.start).toBe('number');
+        expect(typeof h.clockOffsetMs.end).toBe('number');
+        expect((h.environment as { kernel: string }).kernel).toBeTruthy();
+        expect((h as { preflight: { vxlanUdpFromPeer: { received: number }; greFromPeer: { received: number } | null } }).preflight.vxlanUdpFromPeer.received).toBeGreaterThan(0);
+        expect((h as { preflight: { greFromPeer: { received: number } | null } }).preflight.greFromPeer?.received ?? 1).toBeGreaterThan(0);
+      }
+      expect([...(await leftoversIn(p.a)), ...(await leftoversIn(p.b))]).toEqual([]);
+      expect(await dataAddressOf(p.a)).toBe(p.a.dataAddr); // OVS moved it onto its bridge and back
+      expect(await dataAddressOf(p.b)).toBe(p.b.dataAddr);
+    } finally {
+      await first.stop();
     }
-    expect(result.hosts).toHaveLength(2);
-    for (const [i, h] of result.hosts!.entries()) {
-      expect(h.ssh).toBe(i === 0 ? p.a.alias : p.b.alias);
-      expect(h.underlay.dev).toBe(i === 0 ? p.a.dataDev : p.b.dataDev);
-      expect(typeof h.clockOffsetMs.start).toBe('number');
-      expect(typeof h.clockOffsetMs.end).toBe('number');
-      expect((h.environment as { kernel: string }).kernel).toBeTruthy();
-      expect((h as { preflight: { vxlanUdpFromPeer: { received: number }; greFromPeer: { received: number } | null } }).preflight.vxlanUdpFromPeer.received).toBeGreaterThan(0);
-      expect((h as { preflight: { greFromPeer: { received: number } | null } }).preflight.greFromPeer?.received ?? 1).toBeGreaterThan(0);
-    }
-    expect([...(await leftoversIn(p.a)), ...(await leftoversIn(p.b))]).toEqual([]);
-    expect(await dataAddressOf(p.a)).toBe(p.a.dataAddr); // OVS moved it onto its bridge and back
-    expect(await dataAddressOf(p.b)).toBe(p.b.dataAddr);
-  });
+  }, 240_000);
 
   it('the SSH connection to host B dropped mid-run: B cleans itself within seconds, the run ends incomplete with the reason', async () => {
     const p = pair!;
-    const run = startCli(['bench', '--quick', '--modes', 'kernel-vxlan,bare', '--out', out, ...hostArgs(p)], 90_000);
+    const run = startCli(['bench', '--quick', '--modes', 'kernel-vxlan,bare', '--out', out, ...hostArgs(p)], 150_000);
+    onTestFinished(() => run.stop().then(() => undefined));
     // Wait until the kernel VXLAN device exists on B (the mode is set up), then cut B's SSH connection.
-    const deadline = Date.now() + 40_000;
+    const deadline = Date.now() + 90_000;
     let dev = '';
     while (!dev && Date.now() < deadline) {
       dev = (await output(['ip', '-o', 'link', 'show', 'type', 'vxlan'], { netns: p.b.ns, allowFail: true })).trim();
@@ -182,7 +197,7 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
     expect(result.incompleteReasons.join('\n')).toMatch(/host B \(vxs-b\): connection lost/);
     expect(validateResult(result)).toEqual([]);
     expect(await leftoversIn(p.a)).toEqual([]);
-  });
+  }, 180_000);
 
   it('a firewall on host B dropping the VXLAN port: the preflight refuses, naming the host and the direction, and creates nothing', async () => {
     const p = pair!;
@@ -204,8 +219,9 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
 
   it("the controller and host B's agent SIGKILLed mid-run (OVS holding B's data address), then --cleanup --hosts: nothing left, the address back", async () => {
     const p = pair!;
-    const ctl = startCli(['bench', '--quick', '--modes', 'ovs-gre', '--data-dev', `${p.a.dataDev},${p.b.dataDev}`, '--out', out, ...hostArgs(p)], 90_000);
-    const deadline = Date.now() + 40_000;
+    const ctl = startCli(['bench', '--quick', '--modes', 'ovs-gre', '--data-dev', `${p.a.dataDev},${p.b.dataDev}`, '--out', out, ...hostArgs(p)], 150_000);
+    onTestFinished(() => ctl.stop().then(() => undefined));
+    const deadline = Date.now() + 90_000;
     // Mid-run: the mode is set up and B's servers run.
     let midRun = false;
     while (!midRun && Date.now() < deadline) {
@@ -234,7 +250,7 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
     expect(left).toEqual([]);
     expect(await dataAddressOf(p.a)).toBe(p.a.dataAddr);
     expect(await dataAddressOf(p.b)).toBe(p.b.dataAddr);
-  });
+  }, 180_000);
 
   it('--deploy copies this build to a host without vxtap; another build on a host is refused with both versions', async () => {
     const p = pair!;
@@ -273,5 +289,5 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
       /host B \(vxs-b-bare\) runs another vxtap build \(differs in commit\): host [^ ]+ \(commit ffffffffffff[^)]*\), controller [^ ]+ \(commit (?!ffffffffffff)[0-9a-f]{12}/,
     );
     expect(await leftoversIn(p.b)).toEqual([]);
-  });
+  }, 180_000);
 });
