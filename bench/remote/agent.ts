@@ -382,6 +382,9 @@ export class Agent {
       case 'udpResult': {
         const l = this.udpListeners.get(req.handle);
         if (!l) throw new Error(`no UDP listener ${req.handle}`);
+        // On a loaded host the datagrams can still be queued behind this request: wait for them, bounded.
+        const until = Date.now() + Math.min(Math.max(0, req.waitMs ?? 0), 10_000);
+        while ((l.from.get(req.from) ?? 0) < (req.expect ?? 0) && Date.now() < until) await sleep(20);
         this.udpListeners.delete(req.handle);
         l.sock.close();
         return { received: l.from.get(req.from) ?? 0, fromOthers: [...l.from].filter(([a]) => a !== req.from).reduce((n, [, c]) => n + c, 0) };

@@ -361,18 +361,28 @@ export class RemotePair {
       for (const p of pre) p.warnings.push('GRE (IP protocol 47) check skipped: python3 missing on a host (raw sockets)');
       return;
     }
+    // The receiver counts GRE packets from the peer until all five came, SIGTERM, or a 30 s cap, and
+    // prints the count. It used to listen for a fixed 1.5 s from "ready": on a loaded machine the
+    // sender's start (an SSH round trip and a python3 start) took longer, and the preflight refused
+    // GRE as "a firewall drops it".
     const recv =
-      'import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_RAW,47)\ns.bind((sys.argv[1],0))\ns.settimeout(0.05)\nprint("ready",flush=True)\nn=0\nend=time.time()+float(sys.argv[3])\nwhile time.time()<end:\n  try:\n    d,a=s.recvfrom(4096)\n    n+=a[0]==sys.argv[2]\n  except socket.timeout:\n    pass\nprint(n,flush=True)\n';
+      'import socket,sys,time,signal\nn=0\ndef done(*a):\n  print(n,flush=True)\n  sys.exit(0)\nsignal.signal(signal.SIGTERM,done)\n' +
+      's=socket.socket(socket.AF_INET,socket.SOCK_RAW,47)\ns.bind((sys.argv[1],0))\ns.settimeout(0.05)\nprint("ready",flush=True)\n' +
+      'end=time.time()+float(sys.argv[3])\nwhile time.time()<end and n<5:\n  try:\n    d,a=s.recvfrom(4096)\n    n+=a[0]==sys.argv[2]\n  except socket.timeout:\n    pass\ndone()\n';
     const send =
       'import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_RAW,47)\ns.bind((sys.argv[1],0))\nfor i in range(5):\n  s.sendto(bytes([0,0,0x65,0x58]),(sys.argv[2],0))\n  time.sleep(0.01)\n';
     for (const [s, d] of [
       [0, 1],
       [1, 0],
     ] as const) {
-      const listener = hosts[d].spawn(['python3', '-c', recv, addr[d], addr[s], '1.5']);
-      const deadline = Date.now() + 5000;
+      const listener = hosts[d].spawn(['python3', '-c', recv, addr[d], addr[s], '30']);
+      const deadline = Date.now() + 15_000;
       while (!/ready/.test(listener.stdout()) && !listener.done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
       await hosts[s].exec(['python3', '-c', send, addr[s], addr[d]], { allowFail: true, timeoutMs: 10_000 });
+      // All five arrived: it has ended by itself. Otherwise a second for stragglers, then SIGTERM.
+      const grace = Date.now() + 1000;
+      while (!listener.done() && Date.now() < grace) await new Promise((r) => setTimeout(r, 25));
+      if (!listener.done()) await listener.stop(2000);
       await listener.exited;
       const received = Number(listener.stdout().trim().split('\n').pop());
       if (!Number.isFinite(received)) {
@@ -410,8 +420,8 @@ export class RemotePair {
         continue;
       }
       const { sent } = await src.client.request<{ sent: number }>({ op: 'udpSend', from: addr[s], to: addr[d], port, count: 5 });
-      await new Promise((r) => setTimeout(r, 300));
-      const { received } = await dst.client.request<{ received: number }>({ op: 'udpResult', handle, from: addr[s] });
+      // Answered as soon as all arrived; a firewall costs the 3 s (a fixed 300 ms read too early under load).
+      const { received } = await dst.client.request<{ received: number }>({ op: 'udpResult', handle, from: addr[s], expect: sent, waitMs: 3000 });
       pre[d].vxlanUdpFromPeer = { sent, received };
       if (received === 0) {
         failures.push(

@@ -150,7 +150,8 @@ export interface CleanupRequest {
 /**
  * Preflight: does UDP to the VXLAN port arrive? `udpListen` binds a socket on
  * the host (answered once bound), the other host sends with `udpSend`,
- * `udpResult` closes the socket and says how many datagrams arrived from `from`.
+ * `udpResult` closes the socket and says how many datagrams arrived from `from`,
+ * first waiting (at most `waitMs`, capped at 10 s) until `expect` of them came.
  */
 export interface UdpListenRequest {
   op: 'udpListen';
@@ -170,6 +171,8 @@ export interface UdpResultRequest {
   op: 'udpResult';
   handle: number;
   from: string;
+  expect?: number;
+  waitMs?: number;
 }
 
 /** Everything the controller may send. */

@@ -132,7 +132,7 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
       while (!/preflight:/.test(first.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       expect(first.stderr(), `the first run never reached its preflight: ${why(first.stderr())}`).toMatch(/preflight:/);
       const second = await startCli(['bench', '--quick', '--modes', 'bare', '--out', out, '--no-progress', ...hostArgs(p)], 60_000).done;
-      expect(second.code, `the second run was not refused: ${why(second.stderr)}`).toBe(1);
+      expect(second.code, `the second run was not refused: ${why(second.stderr)}; the first run: ${why(first.stderr())}`).toBe(1);
       expect(second.stderr).toMatch(/host A \(vxs-a\): host is in use by bench run vxb-/);
       expect(second.stderr).toMatch(/nothing was created on the hosts/);
       const r = await first.done;

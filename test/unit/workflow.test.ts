@@ -146,7 +146,7 @@ describe('scripts/bench-ci.sh (the command the workflow runs)', () => {
   const git = (...a: string[]) => execFileSync('git', ['-C', clone, ...a], { encoding: 'utf8' }).trim();
   beforeAll(async () => {
     await ensureBuilt();
-    dir = mkdtempSync(path.join(tmpdir(), 'vxtap-bench-ci-'));
+    dir = mkdtempSync(path.join(tmpdir(), 'vxtap-workflow-ci-'));
     clone = path.join(dir, 'repo');
     execFileSync('git', ['clone', '--quiet', '--no-checkout', REPO, clone]);
     mkdirSync(path.join(clone, 'scripts'));
