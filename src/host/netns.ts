@@ -4,6 +4,7 @@
  * in `cleanup()`, also after a failure halfway through.
  */
 import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { run, output, start, stop } from './exec.js';
 
 /** Names of existing network namespaces. */
@@ -45,9 +46,24 @@ export class HostScope {
 
   constructor(readonly prefix: string) {}
 
-  /** Create a namespace named `${prefix}${suffix}` with loopback up. */
+  /**
+   * Create a namespace named `${prefix}${suffix}` with loopback up. One of that
+   * name left by a killed run (its processes still in it) is removed first: the
+   * prefix is this scope's alone, and otherwise every later run failed on
+   * "File exists" until someone cleaned up by hand.
+   */
   async netns(suffix: string): Promise<string> {
     const name = `${this.prefix}${suffix}`;
+    if (existsSync(`/run/netns/${name}`)) {
+      for (const pid of (await output(['ip', 'netns', 'pids', name], { allowFail: true })).split(/\s+/).filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      await run(['ip', 'netns', 'del', name], { allowFail: true });
+    }
     await run(['ip', 'netns', 'add', name]);
     this.namespaces.push(name);
     await run(['ip', 'link', 'set', 'lo', 'up'], { netns: name });
