@@ -60,10 +60,10 @@ export class RemoteOvs {
   /**
    * Stop both daemons and remove the directory. `exit --cleanup` is answered
    * before ovs-vswitchd has removed its bridges: its netdev datapath makes their
-   * TAP devices persistent, so a SIGKILL during that clean-up left a bridge behind
-   * still holding the underlay address (CI saw the address on two devices and the
-   * next mode's traffic routed into the dead bridge). Each daemon gets a few
-   * seconds to exit by itself before it is killed.
+   * TAP devices persistent, so a SIGKILL during that clean-up could leave a bridge
+   * behind still holding the underlay address, which the teardown then put back on
+   * the data interface too. Each daemon gets a few seconds to exit by itself
+   * before it is killed.
    */
   async stop(): Promise<void> {
     await this.appctl(['exit', '--cleanup'], true).catch(() => undefined);
