@@ -54,16 +54,7 @@ export class HostScope {
    */
   async netns(suffix: string): Promise<string> {
     const name = `${this.prefix}${suffix}`;
-    if (existsSync(`/run/netns/${name}`)) {
-      for (const pid of (await output(['ip', 'netns', 'pids', name], { allowFail: true })).split(/\s+/).filter(Boolean)) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-      }
-      await run(['ip', 'netns', 'del', name], { allowFail: true });
-    }
+    if (existsSync(`/run/netns/${name}`)) await deleteNetns(name);
     await run(['ip', 'netns', 'add', name]);
     this.namespaces.push(name);
     await run(['ip', 'link', 'set', 'lo', 'up'], { netns: name });
