@@ -361,25 +361,26 @@ export class RemotePair {
       for (const p of pre) p.warnings.push('GRE (IP protocol 47) check skipped: python3 missing on a host (raw sockets)');
       return;
     }
-    // The receiver counts GRE packets from the peer until all five came, SIGTERM, or a 30 s cap, and
+    const probes = 5;
+    // The receiver counts GRE packets from the peer until all `probes` came, SIGTERM, or a 30 s cap, and
     // prints the count. It used to listen for a fixed 1.5 s from "ready": on a loaded machine the
     // sender's start (an SSH round trip and a python3 start) took longer, and the preflight refused
     // GRE as "a firewall drops it".
     const recv =
       'import socket,sys,time,signal\nn=0\ndef done(*a):\n  print(n,flush=True)\n  sys.exit(0)\nsignal.signal(signal.SIGTERM,done)\n' +
       's=socket.socket(socket.AF_INET,socket.SOCK_RAW,47)\ns.bind((sys.argv[1],0))\ns.settimeout(0.05)\nprint("ready",flush=True)\n' +
-      'end=time.time()+float(sys.argv[3])\nwhile time.time()<end and n<5:\n  try:\n    d,a=s.recvfrom(4096)\n    n+=a[0]==sys.argv[2]\n  except socket.timeout:\n    pass\ndone()\n';
+      'end=time.time()+float(sys.argv[3])\nwhile time.time()<end and n<int(sys.argv[4]):\n  try:\n    d,a=s.recvfrom(4096)\n    n+=a[0]==sys.argv[2]\n  except socket.timeout:\n    pass\ndone()\n';
     const send =
-      'import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_RAW,47)\ns.bind((sys.argv[1],0))\nfor i in range(5):\n  s.sendto(bytes([0,0,0x65,0x58]),(sys.argv[2],0))\n  time.sleep(0.01)\n';
+      'import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_RAW,47)\ns.bind((sys.argv[1],0))\nfor i in range(int(sys.argv[3])):\n  s.sendto(bytes([0,0,0x65,0x58]),(sys.argv[2],0))\n  time.sleep(0.01)\n';
     for (const [s, d] of [
       [0, 1],
       [1, 0],
     ] as const) {
-      const listener = hosts[d].spawn(['python3', '-c', recv, addr[d], addr[s], '30']);
+      const listener = hosts[d].spawn(['python3', '-c', recv, addr[d], addr[s], '30', String(probes)]);
       const deadline = Date.now() + 15_000;
       while (!/ready/.test(listener.stdout()) && !listener.done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-      await hosts[s].exec(['python3', '-c', send, addr[s], addr[d]], { allowFail: true, timeoutMs: 10_000 });
-      // All five arrived: it has ended by itself. Otherwise a second for stragglers, then SIGTERM.
+      await hosts[s].exec(['python3', '-c', send, addr[s], addr[d], String(probes)], { allowFail: true, timeoutMs: 10_000 });
+      // All arrived: it has ended by itself. Otherwise a second for stragglers, then SIGTERM.
       const grace = Date.now() + 1000;
       while (!listener.done() && Date.now() < grace) await new Promise((r) => setTimeout(r, 25));
       if (!listener.done()) await listener.stop(2000);
@@ -389,7 +390,7 @@ export class RemotePair {
         pre[d].warnings.push(`GRE check from host ${hosts[s].label} failed to run: ${listener.stderr().trim().slice(-200)}`);
         continue;
       }
-      pre[d].greFromPeer = { sent: 5, received };
+      pre[d].greFromPeer = { sent: probes, received };
       if (received === 0) {
         const msg =
           `GRE (IP protocol 47) from host ${hosts[s].label} (${hosts[s].where}, ${addr[s]}) does not arrive at host ${hosts[d].label} (${hosts[d].where}, ${addr[d]}): a firewall drops it. ` +
