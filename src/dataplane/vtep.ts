@@ -7,7 +7,7 @@
  */
 import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
 import { createServer, type Server } from 'node:http';
-import { accessSync, chmodSync, constants as fsConstants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants as fsConstants, fstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { native, TNL_VNET_HDR_LEN, UPLINK_OFFLOADS } from '../native/index.js';
@@ -38,6 +38,7 @@ import type { DataplaneControl, PeerEntry, StaticFdbEntry } from './types.js';
 import { deviceOfAddress, setTxQueueLen, linkKind, addQuietBridgePort, setGsoMaxSize, nextHopMacs, steerVxlan, unsteerVxlan, STEER_MIN_BYTES } from '../host/iproute.js';
 import { run } from '../host/exec.js';
 import { OwnedNftTable } from '../host/nft-owned.js';
+import { foreignSharers, udpSockets } from '../host/procnet.js';
 import { planVtep, type HostFacts, type SocketSpec, type VtepPlan } from './plan.js';
 import { UndoList } from './undo.js';
 import { claimSocketPath, removeSocketFile } from './control-socket.js';
@@ -245,6 +246,9 @@ export class Vtep implements DataplaneControl {
     const addon = native();
     for (const note of plan.notes) log(note);
     await claimSocketPath(plan.sock, config.statsSocket !== undefined ? 'statsSocket' : 'name');
+    // The receive port before anything on the host changes: a port taken by another
+    // process refuses the start here, with nothing to undo but our own sockets.
+    const rxFds = openReceivePort(plan.sockets.rx, plan.workers, undo);
     // each command costs ~0.1-0.2 s on a busy machine: the stale-table removal
     // runs beside the TAP's set-up and is awaited before any worker forwards
     const unsteered = plan.staleSteering ? unsteerVxlan(plan.staleSteering) : Promise.resolve();
@@ -345,12 +349,12 @@ export class Vtep implements DataplaneControl {
     }
 
     for (let w = 0; w < plan.workers; w++) {
-      const rxFd = vtep.openSocket(plan.sockets.rx);
+      const rxFd = rxFds[w];
       // CPU-local: reuseport members in bind order, member = receiving CPU mod workers. The receiving
       // CPU is stable per flow (the peer's pinned worker on veth, RSS on a NIC), so this keeps order.
       if (plan.pinCpus && w === 0 && plan.workers > 1) addon.udpSteerByCpu(rxFd, plan.workers);
-      const txFds = plan.sockets.tx.map((s) => vtep.openSocket(s));
-      const txFdsNoDf = plan.sockets.txNoDf.map((s) => vtep.openSocket(s));
+      const txFds = plan.sockets.tx.map((s) => openSocket(s, undo));
+      const txFdsNoDf = plan.sockets.txNoDf.map((s) => openSocket(s, undo));
       const wakeFd = addon.eventfdOpen();
       undo.push(`worker ${w} eventfd`, () => closeQuietly(wakeFd));
       vtep.startWorker({
@@ -396,21 +400,6 @@ export class Vtep implements DataplaneControl {
       native().ifSetMac(this.tapName, parseMac(this.tapMac));
     } catch (err) {
       log(`announcing ${this.tapName} failed: ${(err as Error).message}`);
-    }
-  }
-
-  private openSocket(spec: SocketSpec): number {
-    try {
-      const { field: _field, ...opts } = spec;
-      const fd = native().udpOpen(opts);
-      this.undo.push(`UDP socket ${spec.address}:${spec.port}`, () => closeQuietly(fd));
-      return fd;
-    } catch (err) {
-      const e = err as Error & { code?: string };
-      if (e.code === 'EADDRINUSE') {
-        throw new ConfigError(spec.field, `${e.message}: a port of the VTEP is in use by another socket`);
-      }
-      throw err;
     }
   }
 
@@ -894,6 +883,45 @@ function closeQuietly(fd: number): void {
   }
 }
 
+/** Open and bind one UDP socket of the plan (its undo step recorded); EADDRINUSE names the config field. */
+function openSocket(spec: Omit<SocketSpec, 'reusePort' | 'sndbuf'> & { reusePort: boolean; sndbuf?: number }, undo: UndoList): number {
+  try {
+    const { field: _field, ...opts } = spec;
+    const fd = native().udpOpen(opts);
+    undo.push(`UDP socket ${spec.address}:${spec.port}`, () => closeQuietly(fd));
+    return fd;
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (e.code === 'EADDRINUSE') {
+      throw new ConfigError(spec.field, `${e.message}: ${spec.address}:${spec.port} is in use by another socket (another vxtap instance, kernel VXLAN or flanneld?); choose another --port or --local`);
+    }
+    throw err;
+  }
+}
+
+/**
+ * The receive sockets, one per worker, in one SO_REUSEPORT group that must be
+ * ours alone. The kernel lets another process of the same user join the group
+ * (a second `vxtap up` under another name on the same --local and --port), and
+ * would then hand it a share of our datagrams. A probe bound without
+ * SO_REUSEPORT fails on any socket already there, so we never join a group in
+ * use; after binding, /proc/net/udp must show no one else on the binding (two
+ * instances starting at the same moment: at least the later one refuses).
+ */
+function openReceivePort(spec: SocketSpec, workers: number, undo: UndoList): number[] {
+  const probe = openSocket({ address: spec.address, port: spec.port, reusePort: false, field: spec.field }, undo);
+  closeQuietly(probe);
+  const fds = Array.from({ length: workers }, () => openSocket(spec, undo));
+  const own = new Set(fds.map((fd) => fstatSync(fd).ino));
+  const others = foreignSharers(udpSockets(), own);
+  if (others.length > 0) {
+    throw new ConfigError(
+      spec.field,
+      `${spec.address}:${spec.port} is also bound by ${others.length} socket(s) of another process (another vxtap instance on this --local and --port?); it would take a share of this VTEP's datagrams; choose another --port or --local`,
+    );
+  }
+  return fds;
+}
 /** What the planner needs to know, read from the host (no changes made). */
 async function probeHost(config: VtepConfig): Promise<HostFacts> {
   // no child processes on the way to a forwarding VTEP when they can be avoided:

@@ -168,6 +168,26 @@ describe.skipIf(skip !== null)(named('vxtap lifecycle', skip), () => {
     expect(existsSync(sb)).toBe(false);
   });
 
+  it('refuses a second instance under another name on the same --local and --port (exit 2, nothing created); the first keeps forwarding', async () => {
+    const ua = upIn(a, ['--name', 'vxlp0', '--peer', b.underlay, '--address', '198.19.0.1/16']);
+    const ub = upIn(b, ['--name', 'vxlp0', '--peer', a.underlay, '--address', '198.19.0.2/16']);
+    await ready(ua, defaultSock(a.ns, 'vxlp0'));
+    await ready(ub, defaultSock(b.ns, 'vxlp0'));
+    await reachable(a.ns, '198.19.0.2');
+    // SO_REUSEPORT would let it join the first one's receive group and take a share of its datagrams
+    const second = await run(['node', CLI, 'up', '--name', 'vxlp1', '--local', a.underlay, '--peer', b.underlay, '--address', '198.19.1.1/16'], { netns: a.ns, allowFail: true, timeoutMs: 20_000 });
+    expect(second.code, second.stderr).toBe(2);
+    expect(second.stderr).toContain(`port: bind: Address already in use (EADDRINUSE): ${a.underlay}:4789 is in use by another socket`);
+    expect((await run(['ip', '-o', 'link', 'show'], { netns: a.ns })).stdout).not.toContain('vxlp1');
+    expect(existsSync(defaultSock(a.ns, 'vxlp1'))).toBe(false);
+    // all of A's receive sockets are still the first instance's: 50 pings, none lost to a stray socket
+    const p = await ping(a.ns, '198.19.0.2', 50, 0.01, ['-W', '1']);
+    expect(p.loss, p.out).toBe(0);
+    // another port on the same address is fine
+    const other = upIn(a, ['--name', 'vxlp2', '--port', '4790', '--srcport-range', '49300-49301', '--peer', b.underlay]);
+    expect((await ready(other, defaultSock(a.ns, 'vxlp2'))).port).toBe(4790);
+  });
+
   it('comes back after SIGKILL and an immediate restart with the same MAC (dark time printed)', async () => {
     const argsA = ['--name', 'vxlr0', '--peer', b.underlay, '--address', '198.19.0.1/16'];
     const sockA = defaultSock(a.ns, 'vxlr0');
