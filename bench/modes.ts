@@ -15,6 +15,7 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../src/host/exec.js';
+import { checkUpFlags } from '../src/cli/up.js';
 import { TEST_SLOWDOWN_ENV, TEST_SLOWDOWN_MAX_PCT, testSlowdownFromEnv } from '../src/pipeline/slowdown.js';
 import { ovsKernelModulePresent, ovsUnavailableReason, startOvs } from '../src/host/ovs.js';
 import type { CpuTimes } from '../src/host/procstat.js';
@@ -72,7 +73,54 @@ export function parseModeSpec(text: string): ModeSpec {
     const why = testSlowdownFromEnv({ [TEST_SLOWDOWN_ENV]: params.slowdown });
     if (why instanceof Error) throw new Error(`--modes ${text}: slowdown must be an integer percent 0..${TEST_SLOWDOWN_MAX_PCT} (test-only knob ${TEST_SLOWDOWN_ENV})`);
   }
-  return { id: text, kind, params };
+  const spec: ModeSpec = { id: text, kind, params };
+  if (kind === 'vxtap') checkVxtapParams(spec);
+  return spec;
+}
+
+/**
+ * The `vxtap up` flags a vxtap mode's parameters stand for: `k=off` is `--no-k`
+ * (`offload=off` -> `--no-offload`), `k=on` the bare flag's default, any other
+ * value `--k value`; mtu, uplink and slowdown are the mode's own (it sets the
+ * MTU, builds the bridge, sets the environment).
+ */
+export function vxtapParamFlags(spec: ModeSpec): string[] {
+  const flags: string[] = [];
+  for (const [k, v] of Object.entries(spec.params)) {
+    if (k === 'mtu' || k === 'uplink' || k === 'slowdown') continue;
+    if (v === 'off') flags.push(`--no-${k}`);
+    else if (v !== 'on') flags.push(`--${k}`, v);
+  }
+  return flags;
+}
+
+/**
+ * Check a vxtap mode's parameters when --modes is read, as `vxtap up` itself would
+ * read them, so a bad value is a usage error (exit 2) before the bench sets
+ * anything up, not a failed mode after the topology is built.
+ */
+function checkVxtapParams(spec: ModeSpec): void {
+  const uplink = spec.params.uplink as string | undefined;
+  const mtu = spec.params.mtu as string | undefined;
+  if (uplink !== undefined && uplink !== 'on' && uplink !== 'off') throw new Error(`--modes ${spec.id}: uplink must be on or off`);
+  if (mtu !== undefined && !(/^\d+$/.test(mtu) && Number(mtu) >= 576 && Number(mtu) <= 65535)) throw new Error(`--modes ${spec.id}: mtu must be an integer 576..65535`);
+  // placeholder addresses: what is checked is the parameters, not the topology
+  const args = [
+    '--local',
+    '198.18.0.1',
+    '--peer',
+    '198.18.0.2',
+    '--address',
+    '198.19.0.1/16',
+    ...(mtu !== undefined ? ['--mtu', mtu] : []),
+    ...(uplink === 'on' ? ['--uplink-bridge', 'vxbr0'] : []),
+    ...vxtapParamFlags(spec),
+  ];
+  try {
+    checkUpFlags(args);
+  } catch (err) {
+    throw new Error(`--modes ${spec.id}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /**
@@ -439,13 +487,11 @@ const vxtap: ModeDriver = {
   async setup(spec, ctx) {
     const { topo } = ctx;
     const uplink = spec.params.uplink === 'on';
-    if ((spec.params.uplink as string | undefined) !== undefined && !uplink && spec.params.uplink !== 'off') throw new Error(`--modes ${spec.id}: uplink must be on or off`);
     // the uplink variant needs the underlay address on a bridge (as on a KVM host with br0)
     // --hosts: the underlay address already sits on a bridge of each host (checked by remoteUnavailableReason).
     if (uplink && !topo.remote) await addUnderlayBridges(topo);
     else if (!topo.remote) await addUnderlayAddresses(topo);
     const mtu = spec.params.mtu ? Number(spec.params.mtu) : topo.mtu - VXLAN_OVERHEAD_V4;
-    if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new Error(`--modes ${spec.id}: mtu must be an integer 576..65535`);
     const main = vxtapMain(ctx.repoRoot);
     const dev = topo.names.tap;
     const A = topo.addr;
@@ -493,12 +539,7 @@ const vxtap: ModeDriver = {
         sock,
       ];
       if (uplink) argv.push('--uplink-bridge', topo.remote ? (local === A.underlayA ? topo.devA : topo.devB) : UNDERLAY_BRIDGE);
-      for (const [k, v] of Object.entries(spec.params)) {
-        if (k === 'mtu' || k === 'uplink' || k === 'slowdown') continue;
-        if (v === 'off')
-          argv.push(`--no-${k}`); // vxtap:offload=off -> --no-offload
-        else if (v !== 'on') argv.push(`--${k}`, v);
-      }
+      argv.push(...vxtapParamFlags(spec));
       return argv;
     };
     const teardown = async () => {

@@ -82,10 +82,9 @@ export function configFromOptions(opts: Record<string, unknown>): VtepConfig {
   return cfg;
 }
 
-/** Register `vxtap up`. */
-export function register(program: Command): void {
-  const up = program
-    .command('up')
+/** `vxtap up`'s options and help on `cmd`, without the action (register adds it; checkUpFlags parses with it). */
+function upCommand(cmd: Command): Command {
+  const up = cmd
     .description('Run a userspace VXLAN tunnel endpoint on a TAP device until SIGINT/SIGTERM.')
     .addOption(new Option('--config <file>', 'JSON config file (fields below)').env('VXTAP_CONFIG'))
     .addOption(new Option('--name <name>', `TAP device name (default ${DEFAULTS.name})`).env('VXTAP_NAME'))
@@ -131,7 +130,31 @@ export function register(program: Command): void {
     .addOption(new Option('--etcd-password-file <file>', 'read the etcd password from this file (not visible in ps)').env('VXTAP_ETCD_PASSWORD_FILE'))
     .addHelpText('after', CONFIG_HELP);
   // etcd (flannel) mode: --etcd-endpoints and friends (src/control/flannel/cli-options.ts).
-  addFlannelCliOptions(up).action(async (opts: Record<string, unknown>) => {
+  return addFlannelCliOptions(up);
+}
+
+/**
+ * Read `vxtap up` flags as the command would and validate the configuration,
+ * starting nothing and touching nothing on the host. Throws ConfigError for a bad
+ * value, or Error for a flag the command does not take. The bench checks a vxtap
+ * mode's parameters with it before it sets anything up.
+ */
+export function checkUpFlags(args: string[]): VtepConfig {
+  const cmd = upCommand(new Command('up'))
+    .exitOverride()
+    .configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+  try {
+    cmd.parse(args, { from: 'user' });
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new Error((err as Error).message.replace(/^error: /, ''), { cause: err });
+  }
+  return configFromOptions(cmd.opts());
+}
+
+/** Register `vxtap up`. */
+export function register(program: Command): void {
+  upCommand(program.command('up')).action(async (opts: Record<string, unknown>) => {
     let cfg: VtepConfig;
     try {
       cfg = configFromOptions(opts);

@@ -323,6 +323,23 @@ describe('test-only slowdown knob', () => {
     expect(() => parseModeSpec('kernel-vxlan:slowdown=10')).toThrow(/takes no parameters/);
   });
 
+  it('a vxtap mode’s parameters are checked as vxtap up reads them when --modes is parsed, naming the field', () => {
+    const cases: [string, RegExp][] = [
+      ['vxtap:workers=0', /^--modes vxtap:workers=0: workers: 0 must be an integer between 1 and 64$/],
+      ['vxtap:batch=99999', /batchSize: 99999 must be an integer between 1 and 1024/],
+      ['vxtap:cpu-placement=far', /cpuPlacement: 'far' must be any or local/],
+      ['vxtap:bogus=1', /^--modes vxtap:bogus=1: unknown option '--bogus'$/],
+      ['vxtap:workers=two', /workers: 'two' is not an integer/],
+      ['vxtap:uplink=maybe', /uplink must be on or off/],
+      ['vxtap:mtu=100', /mtu must be an integer 576\.\.65535/],
+      ['vxtap:mtu=1400.5', /mtu must be an integer 576\.\.65535/],
+      ['vxtap:offload=off,uplink=on', /uplinkBridge: needs offload/],
+    ];
+    for (const [mode, why] of cases) expect(() => parseModeSpec(mode), mode).toThrow(why);
+    for (const ok of ['vxtap', 'vxtap:workers=1,batch=8,busy-poll=50,cpu-placement=local', 'vxtap:offload=off', 'vxtap:uplink=on,mtu=1400', 'vxtap:learning=off'])
+      expect(parseModeSpec(ok).id).toBe(ok);
+  });
+
   it('bench ci --inject-slowdown: the head side only, validated, stripped from inherited environments', () => {
     const o = parseCiOptions({ base: 'HEAD', injectSlowdown: '10' }) as CiOptions;
     expect(o.injectSlowdownPct).toBe(10);
