@@ -20,6 +20,7 @@ import { defineConfig } from 'vitest/config';
 // the first three made npm test's critical path 640 s of its 600; with them moved,
 // bench-remote.test.ts slowed under load (246 s against 138 s alone) and the run
 // took 601 s, so the next five followed (~70 s).
+// bench-hangup.test.ts (two short bare-mode benches, ~13 s) asserts clean-up, no speed.
 const CONTROL = [
   'test/integration/etcd-*.test.ts',
   'test/integration/lifecycle.test.ts',
@@ -32,6 +33,7 @@ const CONTROL = [
   'test/integration/native.test.ts',
   'test/integration/malformed.test.ts',
   'test/integration/offload-tap.test.ts',
+  'test/integration/bench-hangup.test.ts',
 ];
 
 export default defineConfig({

@@ -213,6 +213,7 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal); // the terminal went away: tear down as for Ctrl-C
 
   const specs: ModeSpec[] = opts.modes.map(parseModeSpec);
   const result: BenchResult = {
@@ -336,6 +337,7 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
     if (opts.remote) for (const rec of hostOffloads) await restoreUnderlayOffloads(rec.host, rec.rec);
     await opts.remote?.finish().catch(() => undefined);
     result.status = result.incompleteReasons.length ? 'incomplete' : 'complete';

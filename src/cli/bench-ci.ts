@@ -116,6 +116,7 @@ remote).`,
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      process.on('SIGHUP', onSignal);
       try {
         const run = await runCi(opts, { log: (l) => process.stderr.write(`${l}\n`), setAbort: (a) => (abort = a) });
         if (run.dir) process.stderr.write(`vxtap bench ci: exit ${run.exitStatus}; ${run.dir}\n`);
@@ -127,6 +128,7 @@ remote).`,
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
+        process.off('SIGHUP', onSignal);
       }
     });
 }

@@ -24,6 +24,13 @@ const SUBCOMMANDS: Record<string, () => Promise<{ register: (program: Command) =
   cni: () => import('./cni.js'),
 };
 
+// Output is never worth the work in progress: a reader that goes away (`vxtap bench | head`,
+// a closed terminal) makes the next write fail with EPIPE, which without a listener is an
+// uncaught exception that ends the process before its clean-up (a bench left a namespace
+// behind that way). With the listeners, writes to a closed stream are dropped and the
+// command finishes (a bench keeps measuring and cleans up; its results are in files).
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+
 const program = new Command('vxtap')
   .description('A userspace VXLAN tunnel endpoint (VTEP) and an overlay-network benchmark harness.')
   .version('0.1.0')

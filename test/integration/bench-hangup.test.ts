@@ -1,0 +1,91 @@
+/**
+ * A bench whose reader goes away: `vxtap bench | head` closes the pipes while
+ * the run goes on, and a closed terminal sends SIGHUP. Before the fix the first
+ * EPIPE on stderr was an uncaught exception that ended the bench mid-round and
+ * left its namespace behind, and SIGHUP killed it without clean-up. Now a run
+ * whose output pipes are closed finishes and cleans up, and SIGHUP is an
+ * interrupt like Ctrl-C: the run ends incomplete, keeps what it measured, and
+ * leaves nothing. One short `--modes bare --measure tcp` run each, with names of
+ * its own (VXTAP_BENCH_PREFIX=vxh) and its own state directory.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { deleteNetns, listNetns } from '../../src/host/netns.js';
+import type { BenchResult } from '../../bench/result.js';
+import { benchLeftovers } from '../helpers/bench-leftovers.js';
+
+const PREFIX = 'vxh';
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const main = path.join(repo, 'dist', 'src', 'cli', 'main.js');
+const skipReason = process.getuid?.() !== 0 ? 'needs root' : !existsSync(main) ? 'needs a build (npx tsc -p .)' : null;
+const out = mkdtempSync(path.join(os.tmpdir(), 'vxh-bench-it-'));
+const state = mkdtempSync(path.join(os.tmpdir(), 'vxh-bench-state-'));
+// TCP only, 1-s transfers: two rounds take a few seconds
+const TEST_PROFILE = JSON.stringify({ tcpSeconds: 1, udpFrameSizes: [], latencySeconds: 0.2, latencyLoadedSeconds: 0.3, mtuSweepSizes: [] });
+const leftovers = () => benchLeftovers(PREFIX, /iperf3|dist\/bench\/(rr|sockperf)\.js/);
+
+/** Start a bench run (2 rounds of bare, TCP only); `onFirstLine` sees the child once stderr has its first line. */
+function bench(onFirstLine: (child: ReturnType<typeof spawn>) => void): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  const child = spawn(process.execPath, [main, 'bench', '--modes', 'bare', '--measure', 'tcp', '--rounds', '2', '--out', out], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, VXTAP_BENCH_PREFIX: PREFIX, VXTAP_BENCH_STATE_DIR: state, VXTAP_BENCH_TEST_PROFILE: TEST_PROFILE },
+  });
+  let stderr = '';
+  let first = true;
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+    if (first && stderr.includes('\n')) {
+      first = false;
+      onFirstLine(child);
+    }
+  });
+  child.stdout.resume();
+  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  return new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stderr });
+    });
+  });
+}
+
+/** The newest run's result. */
+function lastResult(): BenchResult {
+  const runs = readdirSync(out).sort();
+  return JSON.parse(readFileSync(path.join(out, runs[runs.length - 1], 'result.json'), 'utf8')) as BenchResult;
+}
+
+afterAll(async () => {
+  if (!skipReason) for (const ns of await listNetns()) if (ns.startsWith(PREFIX)) await deleteNetns(ns);
+  rmSync(out, { recursive: true, force: true });
+  rmSync(state, { recursive: true, force: true });
+});
+
+describe.skipIf(skipReason !== null)(`vxtap bench without its reader (integration${skipReason ? `: skipped, ${skipReason}` : ''})`, () => {
+  it('finishes and cleans up when its stdout and stderr pipes are closed after the first line (vxtap bench | head -1)', async () => {
+    const r = await bench((child) => {
+      child.stderr?.destroy();
+      child.stdout?.destroy();
+    });
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.code, r.stderr).toBe(0);
+    const result = lastResult();
+    expect(result.status).toBe('complete');
+    expect(result.samples.filter((s) => s.tcp1 !== null)).toHaveLength(2);
+    expect(await leftovers()).toEqual([]);
+  }, 120_000);
+
+  it('SIGHUP (the terminal went away) interrupts like Ctrl-C: incomplete, what was measured kept, nothing left', async () => {
+    const r = await bench((child) => setTimeout(() => child.kill('SIGHUP'), 1500));
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.code, r.stderr).toBe(1);
+    const result = lastResult();
+    expect(result.status).toBe('incomplete');
+    expect(result.incompleteReasons).toContain('interrupted by SIGHUP');
+    expect(await leftovers()).toEqual([]);
+  }, 120_000);
+});
