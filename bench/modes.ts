@@ -94,6 +94,45 @@ export function vxtapParamFlags(spec: ModeSpec): string[] {
   return flags;
 }
 
+/** Where a vxtap mode's `vxtap up` runs: the topology's side of its arguments. */
+export interface VxtapUpPlace {
+  name: string;
+  vni: number;
+  port: number;
+  local: string;
+  peer: string;
+  /** Overlay address in CIDR form. */
+  address: string;
+  mtu: number;
+  sock: string;
+  uplinkBridge?: string;
+}
+
+/** The arguments after `vxtap up` for a vxtap mode at `at` (the run and the parse-time check both use them). */
+export function vxtapUpArgs(spec: ModeSpec, at: VxtapUpPlace): string[] {
+  const args = [
+    '--name',
+    at.name,
+    '--vni',
+    String(at.vni),
+    '--port',
+    String(at.port),
+    '--local',
+    at.local,
+    '--peer',
+    at.peer,
+    '--address',
+    at.address,
+    '--mtu',
+    String(at.mtu),
+    '--stats-socket',
+    at.sock,
+  ];
+  if (at.uplinkBridge !== undefined) args.push('--uplink-bridge', at.uplinkBridge);
+  args.push(...vxtapParamFlags(spec));
+  return args;
+}
+
 /**
  * Check a vxtap mode's parameters when --modes is read, as `vxtap up` itself would
  * read them, so a bad value is a usage error (exit 2) before the bench sets
@@ -104,18 +143,19 @@ function checkVxtapParams(spec: ModeSpec): void {
   const mtu = spec.params.mtu as string | undefined;
   if (uplink !== undefined && uplink !== 'on' && uplink !== 'off') throw new Error(`--modes ${spec.id}: uplink must be on or off`);
   if (mtu !== undefined && !(/^\d+$/.test(mtu) && Number(mtu) >= 576 && Number(mtu) <= 65535)) throw new Error(`--modes ${spec.id}: mtu must be an integer 576..65535`);
-  // placeholder addresses: what is checked is the parameters, not the topology
-  const args = [
-    '--local',
-    '198.18.0.1',
-    '--peer',
-    '198.18.0.2',
-    '--address',
-    '198.19.0.1/16',
-    ...(mtu !== undefined ? ['--mtu', mtu] : []),
-    ...(uplink === 'on' ? ['--uplink-bridge', 'vxbr0'] : []),
-    ...vxtapParamFlags(spec),
-  ];
+  // the run's own argument list (vxtapUpArgs), with placeholders where the topology goes:
+  // the same flags override the same VXTAP_* environment in the check as in the run
+  const args = vxtapUpArgs(spec, {
+    name: 'vxbcheck0',
+    vni: BENCH_VNI,
+    port: VXLAN_PORT,
+    local: '198.18.0.1',
+    peer: '198.18.0.2',
+    address: '198.19.0.1/16',
+    mtu: mtu !== undefined ? Number(mtu) : 1450,
+    sock: '/run/vxtap-bench/check.sock', // never created: the check starts nothing
+    ...(uplink === 'on' ? { uplinkBridge: 'vxbr0' } : {}),
+  });
   try {
     checkUpFlags(args);
   } catch (err) {
@@ -516,32 +556,22 @@ const vxtap: ModeDriver = {
       [topo.a, A.underlayA, A.underlayB, A.overlayA, sockA],
       [topo.b, A.underlayB, A.underlayA, A.overlayB, sockB],
     ];
-    const argvFor = (local: string, peer: string, overlay: string, sock: string) => {
-      const argv = [
-        process.execPath,
-        main,
-        'up',
-        '--name',
-        dev,
-        '--vni',
-        String(topo.vni),
-        '--port',
-        String(topo.port),
-        '--local',
+    const argvFor = (local: string, peer: string, overlay: string, sock: string) => [
+      process.execPath,
+      main,
+      'up',
+      ...vxtapUpArgs(spec, {
+        name: dev,
+        vni: topo.vni,
+        port: topo.port,
         local,
-        '--peer',
         peer,
-        '--address',
-        `${overlay}/${A.overlayPrefix}`,
-        '--mtu',
-        String(mtu),
-        '--stats-socket',
+        address: `${overlay}/${A.overlayPrefix}`,
+        mtu,
         sock,
-      ];
-      if (uplink) argv.push('--uplink-bridge', topo.remote ? (local === A.underlayA ? topo.devA : topo.devB) : UNDERLAY_BRIDGE);
-      argv.push(...vxtapParamFlags(spec));
-      return argv;
-    };
+        ...(uplink ? { uplinkBridge: topo.remote ? (local === A.underlayA ? topo.devA : topo.devB) : UNDERLAY_BRIDGE } : {}),
+      }),
+    ];
     const teardown = async () => {
       for (const p of procs.splice(0)) await p.stop(3000).catch(() => undefined);
       await topo.remote?.a.untrack({ links: [dev] });

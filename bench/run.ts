@@ -182,6 +182,9 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
   const aborted = (): boolean => abort.requested; // a call, so a check after an await reads it afresh
   const onSignal = (sig: NodeJS.Signals) => {
     if (abort.requested) {
+      // A closed terminal hangs up twice (the shell passes SIGHUP on, then the kernel
+      // signals the old foreground group): only a second Ctrl-C or SIGTERM skips the teardown.
+      if (sig === 'SIGHUP') return;
       process.stderr.write(`${sig} again: exiting now; run 'vxtap bench --cleanup' to remove leftovers\n`);
       process.exit(130);
     }
@@ -211,11 +214,10 @@ export async function runBench(opts: BenchOptions): Promise<{ result: BenchResul
       });
     }
   };
+  const specs: ModeSpec[] = opts.modes.map(parseModeSpec); // before the handlers: it can throw
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal); // the terminal went away: tear down as for Ctrl-C
-
-  const specs: ModeSpec[] = opts.modes.map(parseModeSpec);
   const result: BenchResult = {
     schema: RESULT_SCHEMA,
     schemaVersion: RESULT_SCHEMA_VERSION,

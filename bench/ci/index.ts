@@ -182,6 +182,7 @@ export async function runCi(o: CiOptions, hooks: { log: (line: string) => void; 
   const sig: { interrupted: NodeJS.Signals | null } = { interrupted: null };
   hooks.setAbort((signal) => {
     if (sig.interrupted) {
+      if (signal === 'SIGHUP') return; // a closed terminal hangs up twice: only Ctrl-C or SIGTERM cuts the teardown short
       // A second signal: no more waiting for the round's teardown.
       cleanup();
       process.exit(130);

@@ -117,6 +117,7 @@ remote).`,
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
       process.on('SIGHUP', onSignal);
+      process.on('SIGHUP', () => undefined); // stays after the finally: see bench.ts
       try {
         const run = await runCi(opts, { log: (l) => process.stderr.write(`${l}\n`), setAbort: (a) => (abort = a) });
         if (run.dir) process.stderr.write(`vxtap bench ci: exit ${run.exitStatus}; ${run.dir}\n`);

@@ -291,6 +291,11 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
         process.exit(1);
       }
       let ran: Awaited<ReturnType<typeof runBench>>;
+      // A hang-up never kills a bench outright: while it runs, runBench's handler tears the
+      // current mode down (bench/run.ts); before and after, there is nothing to lose but
+      // output to a terminal that is gone (main.ts drops it). Without a listener Node
+      // would die of a second SIGHUP in the last clean-up steps.
+      process.on('SIGHUP', () => undefined);
       try {
         ran = await runBench(opts);
       } finally {

@@ -29,7 +29,12 @@ const SUBCOMMANDS: Record<string, () => Promise<{ register: (program: Command) =
 // uncaught exception that ends the process before its clean-up (a bench left a namespace
 // behind that way). With the listeners, writes to a closed stream are dropped and the
 // command finishes (a bench keeps measuring and cleans up; its results are in files).
-for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+// Any other write error (a full disk, EIO) still makes the exit status 1: the output is incomplete.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') process.exitCode = 1;
+  });
+}
 
 const program = new Command('vxtap')
   .description('A userspace VXLAN tunnel endpoint (VTEP) and an overlay-network benchmark harness.')

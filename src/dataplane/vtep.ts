@@ -883,17 +883,21 @@ function closeQuietly(fd: number): void {
   }
 }
 
-/** Open and bind one UDP socket of the plan (its undo step recorded); EADDRINUSE names the config field. */
-function openSocket(spec: Omit<SocketSpec, 'reusePort' | 'sndbuf'> & { reusePort: boolean; sndbuf?: number }, undo: UndoList): number {
+/**
+ * Open and bind one UDP socket of the plan, its undo step recorded (none without
+ * `undo`: the caller closes it); EADDRINUSE names the config field.
+ */
+function openSocket(spec: Omit<SocketSpec, 'reusePort' | 'sndbuf'> & { reusePort: boolean; sndbuf?: number }, undo?: UndoList): number {
   try {
     const { field: _field, ...opts } = spec;
     const fd = native().udpOpen(opts);
-    undo.push(`UDP socket ${spec.address}:${spec.port}`, () => closeQuietly(fd));
+    undo?.push(`UDP socket ${spec.address}:${spec.port}`, () => closeQuietly(fd));
     return fd;
   } catch (err) {
     const e = err as Error & { code?: string };
     if (e.code === 'EADDRINUSE') {
-      throw new ConfigError(spec.field, `${e.message}: ${spec.address}:${spec.port} is in use by another socket (another vxtap instance, kernel VXLAN or flanneld?); choose another --port or --local`);
+      const choose = spec.field === 'port' ? 'choose another --port or --local' : 'choose another --srcport-range or --local';
+      throw new ConfigError(spec.field, `${e.message}: ${spec.address}:${spec.port} is in use by another socket (another vxtap instance, kernel VXLAN or flanneld?); ${choose}`);
     }
     throw err;
   }
@@ -909,9 +913,11 @@ function openSocket(spec: Omit<SocketSpec, 'reusePort' | 'sndbuf'> & { reusePort
  * instances starting at the same moment: at least the later one refuses).
  */
 function openReceivePort(spec: SocketSpec, workers: number, undo: UndoList): number[] {
-  const probe = openSocket({ address: spec.address, port: spec.port, reusePort: false, field: spec.field }, undo);
-  closeQuietly(probe);
+  // no undo step for the probe: its number is free again at once (the next socket takes it)
+  closeQuietly(openSocket({ address: spec.address, port: spec.port, reusePort: false, field: spec.field }));
   const fds = Array.from({ length: workers }, () => openSocket(spec, undo));
+  // /proc/net/udp6 has no scope: fe80::1%eth0 and fe80::1%eth1 would look like one binding
+  if (spec.address.includes('%')) return fds;
   const own = new Set(fds.map((fd) => fstatSync(fd).ino));
   const others = foreignSharers(udpSockets(), own);
   if (others.length > 0) {

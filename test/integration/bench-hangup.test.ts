@@ -4,8 +4,9 @@
  * EPIPE on stderr was an uncaught exception that ended the bench mid-round and
  * left its namespace behind, and SIGHUP killed it without clean-up. Now a run
  * whose output pipes are closed finishes and cleans up, and SIGHUP is an
- * interrupt like Ctrl-C: the run ends incomplete, keeps what it measured, and
- * leaves nothing. One short `--modes bare --measure tcp` run each, with names of
+ * interrupt like Ctrl-C (a second one, as a closing terminal sends, does not cut
+ * the teardown short as a second Ctrl-C does): the run ends incomplete, keeps
+ * what it measured, and leaves nothing. One short `--modes bare --measure tcp` run each, with names of
  * its own (VXTAP_BENCH_PREFIX=vxh) and its own state directory.
  */
 import { spawn } from 'node:child_process';
@@ -79,8 +80,15 @@ describe.skipIf(skipReason !== null)(`vxtap bench without its reader (integratio
     expect(await leftovers()).toEqual([]);
   }, 120_000);
 
-  it('SIGHUP (the terminal went away) interrupts like Ctrl-C: incomplete, what was measured kept, nothing left', async () => {
-    const r = await bench((child) => setTimeout(() => child.kill('SIGHUP'), 1500));
+  it('SIGHUP (the terminal went away) interrupts like Ctrl-C, sent twice as a closing terminal does: incomplete, what was measured kept, nothing left', async () => {
+    // the shell passes the hang-up on, then the kernel signals the old foreground group:
+    // the second must not skip the teardown as a second Ctrl-C does
+    const r = await bench((child) =>
+      setTimeout(() => {
+        child.kill('SIGHUP');
+        setTimeout(() => child.kill('SIGHUP'), 50);
+      }, 1500),
+    );
     expect(r.signal, r.stderr).toBeNull();
     expect(r.code, r.stderr).toBe(1);
     const result = lastResult();

@@ -336,6 +336,14 @@ describe('test-only slowdown knob', () => {
       ['vxtap:offload=off,uplink=on', /uplinkBridge: needs offload/],
     ];
     for (const [mode, why] of cases) expect(() => parseModeSpec(mode), mode).toThrow(why);
+    // the check passes the run's own flags, so environment mirrors they override change nothing
+    const saved = { ...process.env };
+    try {
+      Object.assign(process.env, { VXTAP_PORT: '49160', VXTAP_NAME: 'x'.repeat(20), VXTAP_MTU: '70000', VXTAP_VNI: '-1' });
+      expect(parseModeSpec('vxtap:workers=1').id).toBe('vxtap:workers=1');
+    } finally {
+      for (const k of ['VXTAP_PORT', 'VXTAP_NAME', 'VXTAP_MTU', 'VXTAP_VNI']) if (saved[k] === undefined) Reflect.deleteProperty(process.env, k);
+    }
     for (const ok of ['vxtap', 'vxtap:workers=1,batch=8,busy-poll=50,cpu-placement=local', 'vxtap:offload=off', 'vxtap:uplink=on,mtu=1400', 'vxtap:learning=off'])
       expect(parseModeSpec(ok).id).toBe(ok);
   });
