@@ -15,7 +15,7 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../src/host/exec.js';
-import { checkUpFlags } from '../src/cli/up.js';
+import { checkUpFlags, upFlags } from '../src/cli/up.js';
 import { TEST_SLOWDOWN_ENV, TEST_SLOWDOWN_MAX_PCT, testSlowdownFromEnv } from '../src/pipeline/slowdown.js';
 import { ovsKernelModulePresent, ovsUnavailableReason, startOvs } from '../src/host/ovs.js';
 import type { CpuTimes } from '../src/host/procstat.js';
@@ -80,16 +80,21 @@ export function parseModeSpec(text: string): ModeSpec {
 
 /**
  * The `vxtap up` flags a vxtap mode's parameters stand for: `k=off` is `--no-k`
- * (`offload=off` -> `--no-offload`), `k=on` the bare flag's default, any other
- * value `--k value`; mtu, uplink and slowdown are the mode's own (it sets the
- * MTU, builds the bridge, sets the environment).
+ * (`offload=off` -> `--no-offload`); `k=on` is `--k` for a flag that is off by
+ * default (`accept-unknown-peers=on`) and nothing for one that is on by default
+ * (`offload=on`: `vxtap up` has `--no-offload`); any other value `--k value`. mtu,
+ * uplink and slowdown are the mode's own (it sets the MTU, builds the bridge, sets
+ * the environment).
  */
 export function vxtapParamFlags(spec: ModeSpec): string[] {
   const flags: string[] = [];
+  const known = upFlags();
   for (const [k, v] of Object.entries(spec.params)) {
     if (k === 'mtu' || k === 'uplink' || k === 'slowdown') continue;
     if (v === 'off') flags.push(`--no-${k}`);
-    else if (v !== 'on') flags.push(`--${k}`, v);
+    else if (v === 'on') {
+      if (!known.has(`--no-${k}`)) flags.push(`--${k}`);
+    } else flags.push(`--${k}`, v);
   }
   return flags;
 }

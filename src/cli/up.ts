@@ -152,6 +152,11 @@ export function checkUpFlags(args: string[]): VtepConfig {
   return configFromOptions(cmd.opts());
 }
 
+/** The long flags `vxtap up` takes (`--workers`, `--no-offload`, ...). */
+export function upFlags(): Set<string> {
+  return new Set(upCommand(new Command('up')).options.flatMap((o) => (o.long ? [o.long] : [])));
+}
+
 /** Register `vxtap up`. */
 export function register(program: Command): void {
   upCommand(program.command('up')).action(async (opts: Record<string, unknown>) => {

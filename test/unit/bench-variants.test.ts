@@ -21,7 +21,7 @@ import { validateOptions, type BenchOptions } from '../../bench/run.js';
 import { renderSummaryMarkdown } from '../../bench/summary.js';
 import { judgeClaims } from '../../bench/report/claims.js';
 import { validateResult } from '../../bench/validate.js';
-import { parseModeSpec, vxtapModeEnv } from '../../bench/modes.js';
+import { parseModeSpec, vxtapModeEnv, vxtapParamFlags } from '../../bench/modes.js';
 import { parseCiOptions, roundEnv, sideEnv, type CiOptions } from '../../bench/ci/plan.js';
 import { buildPipeline, Pipeline, type Path, type PipelineConfig } from '../../src/pipeline/index.js';
 import { spinAfterBatch, testSlowdownFromEnv, testSlowdownStatus, TEST_SLOWDOWN_ENV } from '../../src/pipeline/slowdown.js';
@@ -346,6 +346,11 @@ describe('test-only slowdown knob', () => {
     }
     for (const ok of ['vxtap', 'vxtap:workers=1,batch=8,busy-poll=50,cpu-placement=local', 'vxtap:offload=off', 'vxtap:uplink=on,mtu=1400', 'vxtap:learning=off'])
       expect(parseModeSpec(ok).id).toBe(ok);
+    // on: the flag for an option that is off by default, nothing for one that is on by default
+    expect(vxtapParamFlags(parseModeSpec('vxtap:accept-unknown-peers=on'))).toEqual(['--accept-unknown-peers']);
+    expect(vxtapParamFlags(parseModeSpec('vxtap:offload=on,learning=on,workers=1'))).toEqual(['--workers', '1']);
+    expect(vxtapParamFlags(parseModeSpec('vxtap:offload=off'))).toEqual(['--no-offload']);
+    expect(() => parseModeSpec('vxtap:bogus=on')).toThrow(/unknown option '--bogus'/);
   });
 
   it('bench ci --inject-slowdown: the head side only, validated, stripped from inherited environments', () => {
