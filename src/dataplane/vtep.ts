@@ -928,6 +928,7 @@ function openReceivePort(spec: SocketSpec, workers: number, undo: UndoList): num
   }
   return fds;
 }
+
 /** What the planner needs to know, read from the host (no changes made). */
 async function probeHost(config: VtepConfig): Promise<HostFacts> {
   // no child processes on the way to a forwarding VTEP when they can be avoided:
