@@ -12,7 +12,8 @@ import { pidAlive as alive, pidCmdline as cmdline } from '../src/host/procstat.j
 import { deleteNetns, listNetns } from '../src/host/netns.js';
 import { killAndWait } from '../src/host/ovs.js';
 import { removeLeftoverGroups } from './placement.js';
-import { BENCH_PREFIX, listRunStates, stateDir } from './state.js';
+import { readLockFile } from '../src/host/lockfile.js';
+import { BENCH_PREFIX, listRunStates, localLockFile, staleLocalBenchLock, stateDir, type LocalBenchLock } from './state.js';
 
 /** What a cleanup removed. */
 export interface CleanupReport {
@@ -20,12 +21,14 @@ export interface CleanupReport {
   namespaces: string[];
   links: string[];
   dirs: string[];
+  /** Files removed: a killed local run's lock. */
+  files: string[];
   skippedRuns: string[];
 }
 
 /** Remove leftovers of bench runs. */
 export async function cleanupBench(opts: { force?: boolean } = {}): Promise<CleanupReport> {
-  const report: CleanupReport = { processes: [], namespaces: [], links: [], dirs: [], skippedRuns: [] };
+  const report: CleanupReport = { processes: [], namespaces: [], links: [], dirs: [], files: [], skippedRuns: [] };
   const protectedNs = new Set<string>();
   for (const { file, data } of listRunStates()) {
     if (data.pid !== process.pid && alive(data.pid) && !opts.force) {
@@ -77,6 +80,12 @@ export async function cleanupBench(opts: { force?: boolean } = {}): Promise<Clea
   }
   // Empty CPU groups of killed runs (placement.ts); a live run's group holds its processes and stays.
   report.dirs.push(...removeLeftoverGroups());
+  // A killed local run's lock (the next run replaces it anyway; clean-up leaves nothing).
+  const lock = opts.force ? (readLockFile(localLockFile()) as LocalBenchLock | null) : staleLocalBenchLock();
+  if (lock && lock.pid !== process.pid) {
+    rmSync(localLockFile(), { force: true });
+    report.files.push(`${localLockFile()} (bench pid ${lock.pid})`);
+  }
   return report;
 }
 
@@ -87,6 +96,7 @@ export function formatCleanupReport(r: CleanupReport): string {
   for (const n of r.namespaces) lines.push(`deleted namespace ${n}`);
   for (const l of r.links) lines.push(`deleted link ${l}`);
   for (const d of r.dirs) lines.push(`removed directory ${d}`);
+  for (const f of r.files) lines.push(`removed file ${f}`);
   for (const s of r.skippedRuns) lines.push(`skipped run ${s}`);
   if (lines.length === 0) lines.push('nothing to clean up');
   return `${lines.join('\n')}\n`;

@@ -6,6 +6,8 @@
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { readLockFile, releaseLockFile, takeLockFile } from '../src/host/lockfile.js';
+import { pidAlive, pidCmdline } from '../src/host/procstat.js';
 
 /**
  * Name prefix of every namespace, link and state entry the bench creates.
@@ -118,4 +120,63 @@ export function listRunStates(): { file: string; data: RunStateData }[] {
     }
   }
   return out;
+}
+
+/** The holder of the local-run lock. */
+export interface LocalBenchLock {
+  pid: number;
+  since: string;
+  /** Its command line, for the message that refuses a second run. */
+  command: string;
+}
+
+/**
+ * The lock a local run (no --hosts) holds from before it creates anything until it has
+ * torn down: two benches on one machine take each other's CPU and both figures are
+ * wrong. One per state directory (the tests give each bench file its own). Not `.json`,
+ * which `listRunStates` reads as run state.
+ */
+export function localLockFile(): string {
+  return path.join(stateDir(), 'local.lock');
+}
+
+/** True when `pid` is a running `vxtap bench` (a reused pid has another command line). */
+export function isBenchProcess(pid: number): boolean {
+  return pidAlive(pid) && /\bbench\b/.test(pidCmdline(pid) ?? '');
+}
+
+let localLock: LocalBenchLock | null = null;
+
+/**
+ * Take the local-run lock; null when taken (or held by this process's parent, a `bench ci`
+ * whose round this is), else the live run that holds it. A killed run's lock is replaced.
+ */
+export function takeLocalBenchLock(): LocalBenchLock | null {
+  mkdirSync(stateDir(), { recursive: true });
+  const me: LocalBenchLock = { pid: process.pid, since: new Date().toISOString(), command: process.argv.slice(1).join(' ') };
+  const got = takeLockFile(localLockFile(), me, (h) => h.pid !== process.pid && isBenchProcess(h.pid));
+  // A round of `vxtap bench ci`, which holds the lock for all its rounds: run under it.
+  if (!got.taken) return got.holder.pid === process.ppid ? null : got.holder;
+  localLock = me;
+  return null;
+}
+
+/** Release the local-run lock if this process holds it (idempotent). */
+export function releaseLocalBenchLock(): void {
+  if (localLock) releaseLockFile(localLockFile(), localLock);
+  localLock = null;
+}
+
+/** Why a local run cannot start beside `holder`, and what to do. */
+export function localBenchBusy(holder: LocalBenchLock): string {
+  return (
+    `another bench is running on this machine (pid ${String(holder.pid)}, since ${holder.since}: ${holder.command}); ` +
+    `two at once take each other's CPU and both figures are wrong. Wait for it, or stop it: kill -INT ${String(holder.pid)}`
+  );
+}
+
+/** The local-run lock's holder when its process is gone (a killed run), else null. */
+export function staleLocalBenchLock(): LocalBenchLock | null {
+  const h = readLockFile(localLockFile()) as LocalBenchLock | null;
+  return h !== null && !isBenchProcess(h.pid) ? h : null;
 }

@@ -24,10 +24,11 @@
 import { enterCpuGroup, type CpuPriority, type Placed } from '../placement.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, appendFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseNstat, pidAlive as alive, pidCmdline as cmdline, processTicks, readProcStat } from '../../src/host/procstat.js';
+import { releaseLockFile, takeLockFile } from '../../src/host/lockfile.js';
 import { collectEnvironment } from '../environment.js';
 import { stateDir, writeFileAtomic } from '../state.js';
 import { buildId } from './build.js';
@@ -88,6 +89,13 @@ function startTicks(pid: number): number | null {
 function stillRuns(p: { pid: number; startTicks: number | null }): boolean {
   const t = startTicks(p.pid);
   return t !== null && p.startTicks !== null && t === p.startTicks;
+}
+
+/** The holder in a host lock file (`<state dir>/agent/lock-<netns>.json`). */
+interface AgentLock {
+  runId: string;
+  agentPid: number;
+  since: string;
 }
 
 function isAgent(pid: number): boolean {
@@ -190,7 +198,7 @@ export async function cleanupStaleRuns(force: boolean, selfPid = process.pid): P
     const file = path.join(dir, n);
     if (n === `lock-${ns}.json`) {
       try {
-        const l = JSON.parse(readFileSync(file, 'utf8')) as { agentPid: number; runId: string };
+        const l = JSON.parse(readFileSync(file, 'utf8')) as AgentLock;
         if (l.agentPid !== selfPid && (force || !isAgent(l.agentPid))) rmSync(file, { force: true });
       } catch {
         rmSync(file, { force: true });
@@ -222,7 +230,7 @@ export class Agent {
   private readonly splitter = new LineSplitter();
   private state: AgentStateData | null = null;
   private stateFile = '';
-  private lockFile = '';
+  private lock: { file: string; holder: AgentLock } | null = null;
   private placed: Placed | null = null;
   private workDir = '';
   private leaseMs = 30_000;
@@ -444,32 +452,17 @@ export class Agent {
   }
 
   private takeLock(ns: string, runId: string): void {
-    this.lockFile = path.join(agentDir(), `lock-${ns}.json`);
-    const body = JSON.stringify({ runId, agentPid: process.pid, since: new Date().toISOString() });
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        writeFileSync(this.lockFile, body, { flag: 'wx' });
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        let holder: { runId: string; agentPid: number; since: string } | null;
-        try {
-          holder = JSON.parse(readFileSync(this.lockFile, 'utf8')) as { runId: string; agentPid: number; since: string };
-        } catch {
-          holder = null;
-        }
-        if (holder && isAgent(holder.agentPid)) {
-          const e = new Error(
-            `host is in use by bench run ${holder.runId} (agent pid ${holder.agentPid}, since ${holder.since}); wait for it to finish, or remove a stale run with 'vxtap bench --cleanup --hosts ...'`,
-          );
-          this.lockFile = '';
-          throw Object.assign(e, { code: 'EBUSY' });
-        }
-        rmSync(this.lockFile, { force: true }); // stale: its agent is gone
-      }
+    const file = path.join(agentDir(), `lock-${ns}.json`);
+    const me: AgentLock = { runId, agentPid: process.pid, since: new Date().toISOString() };
+    const got = takeLockFile(file, me, (h) => isAgent(h.agentPid));
+    if (!got.taken) {
+      const h = got.holder;
+      throw Object.assign(
+        new Error(`host is in use by bench run ${h.runId} (agent pid ${h.agentPid}, since ${h.since}); wait for it to finish, or remove a stale run with 'vxtap bench --cleanup --hosts ...'`),
+        { code: 'EBUSY' },
+      );
     }
-    this.lockFile = '';
-    throw Object.assign(new Error('could not take the host lock'), { code: 'EBUSY' });
+    this.lock = { file, holder: me };
   }
 
   private spawnProc(argv: string[], env: Record<string, string> | undefined): { handle: number; pid: number } {
@@ -613,9 +606,9 @@ export class Agent {
       this.log(`cleaned up (${why}) in ${Date.now() - t0} ms: ${report.processes.length} processes, links [${report.links.join(' ')}]`);
       this.state = null;
     }
-    if (this.lockFile) {
-      rmSync(this.lockFile, { force: true });
-      this.lockFile = '';
+    if (this.lock) {
+      releaseLockFile(this.lock.file, this.lock.holder);
+      this.lock = null;
     }
     return report;
   }

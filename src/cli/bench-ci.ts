@@ -108,6 +108,18 @@ remote).`,
       const controllerOnly = opts.remote !== null && !opts.remote.hosts.includes('local');
       if (controllerOnly && process.getuid?.() !== 0 && !process.env.VXTAP_BENCH_STATE_DIR) process.env.VXTAP_BENCH_STATE_DIR = path.join(os.tmpdir(), `vxtap-bench-${String(process.getuid?.())}`);
       if (process.getuid?.() !== 0 && !controllerOnly) fail('needs root (each round is a vxtap bench: network namespaces, veth, OVS); run with sudo');
+      // One local run per machine (vxtap bench): held for all the rounds, which run under it,
+      // and taken before minutes of building, so another bench can neither start between
+      // two rounds nor be the reason a round fails.
+      const lock = await import('../../bench/state.js');
+      if (!opts.remote) {
+        const holder = lock.takeLocalBenchLock();
+        if (holder) {
+          process.stderr.write(`vxtap bench ci: ${lock.localBenchBusy(holder)}\nnothing was created\n`);
+          process.exit(1);
+        }
+        process.once('exit', lock.releaseLocalBenchLock); // also on a second Ctrl-C's process.exit
+      }
       const { runCi, CiInputError } = await import('../../bench/ci/index.js');
       let abort: ((sig: NodeJS.Signals) => void) | null = null;
       const onSignal = (sig: NodeJS.Signals) => {
@@ -130,6 +142,7 @@ remote).`,
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
         process.off('SIGHUP', onSignal);
+        lock.releaseLocalBenchLock();
       }
     });
 }

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { cleanupBench, formatCleanupReport } from '../../bench/cleanup.js';
 import { DEFAULT_MODES, latencyToolsMissing, QUICK_MODES, repoRoot, runBench, validateOptions, type BenchOptions } from '../../bench/run.js';
 import { renderTerminalSummary } from '../../bench/summary.js';
+import { localBenchBusy, releaseLocalBenchLock, takeLocalBenchLock } from '../../bench/state.js';
 import type { Pinning } from '../../bench/measure.js';
 import type { LatencyTool } from '../../bench/sockperf.js';
 import { impairmentQdisc, netemArgs, netemUnavailableReason } from '../../bench/topology.js';
@@ -290,6 +291,17 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
         await opts.remote?.close();
         process.exit(1);
       }
+      // One local run per machine at a time: a second beside it takes its CPU and both
+      // figures are wrong (the disturbance check flags them, but the run is lost).
+      // With --hosts, each agent holds its host's lock instead.
+      if (!opts.remote) {
+        const holder = takeLocalBenchLock();
+        if (holder) {
+          process.stderr.write(`vxtap bench: ${localBenchBusy(holder)}\nnothing was created\n`);
+          process.exit(1);
+        }
+        process.once('exit', releaseLocalBenchLock); // also on a second Ctrl-C's process.exit
+      }
       let ran: Awaited<ReturnType<typeof runBench>>;
       // A hang-up never kills a bench outright: while it runs, runBench's handler tears the
       // current mode down (bench/run.ts); before and after, there is nothing to lose but
@@ -300,6 +312,7 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
         ran = await runBench(opts);
       } finally {
         await opts.remote?.close();
+        if (!opts.remote) releaseLocalBenchLock();
       }
       const { result, dir } = ran;
       process.stderr.write(renderTerminalSummary(result, dir));

@@ -6,11 +6,13 @@
  * whose output pipes are closed finishes and cleans up, and SIGHUP is an
  * interrupt like Ctrl-C (a second one, as a closing terminal sends, does not cut
  * the teardown short as a second Ctrl-C does): the run ends incomplete, keeps
- * what it measured, and leaves nothing. One short `--modes bare --measure tcp` run each, with names of
- * its own (VXTAP_BENCH_PREFIX=vxh) and its own state directory.
+ * what it measured, and leaves nothing. A second bench started beside a running one is refused
+ * (both figures would be wrong), and a killed run's lock does not block the next. One short
+ * `--modes bare --measure tcp` run each, with names of its own (VXTAP_BENCH_PREFIX=vxh) and its
+ * own state directory.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +29,15 @@ const out = mkdtempSync(path.join(os.tmpdir(), 'vxh-bench-it-'));
 const state = mkdtempSync(path.join(os.tmpdir(), 'vxh-bench-state-'));
 // TCP only, 1-s transfers: two rounds take a few seconds
 const TEST_PROFILE = JSON.stringify({ tcpSeconds: 1, udpFrameSizes: [], latencySeconds: 0.2, latencyLoadedSeconds: 0.3, mtuSweepSizes: [] });
+const BENCH_ARGS = ['bench', '--modes', 'bare', '--measure', 'tcp', '--rounds', '2', '--out', out];
+const BENCH_ENV = { ...process.env, VXTAP_BENCH_PREFIX: PREFIX, VXTAP_BENCH_STATE_DIR: state, VXTAP_BENCH_TEST_PROFILE: TEST_PROFILE };
+const lockFile = path.join(state, 'local.lock');
+/** A lock as a SIGKILLed run leaves it: its pid is gone. */
+const staleLock = () => {
+  const gone = spawnSync('true').pid;
+  writeFileSync(lockFile, `${JSON.stringify({ pid: gone, since: '2026-01-01T00:00:00.000Z', command: 'main.js bench' })}\n`);
+  return gone;
+};
 const leftovers = () => benchLeftovers(PREFIX, /iperf3|dist\/bench\/(rr|sockperf)\.js/);
 
 /**
@@ -37,10 +48,7 @@ function bench(
   onFirstLine: (child: ReturnType<typeof spawn>) => void,
   onStopping: (child: ReturnType<typeof spawn>) => void = () => undefined,
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
-  const child = spawn(process.execPath, [main, 'bench', '--modes', 'bare', '--measure', 'tcp', '--rounds', '2', '--out', out], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, VXTAP_BENCH_PREFIX: PREFIX, VXTAP_BENCH_STATE_DIR: state, VXTAP_BENCH_TEST_PROFILE: TEST_PROFILE },
-  });
+  const child = spawn(process.execPath, [main, ...BENCH_ARGS], { stdio: ['ignore', 'pipe', 'pipe'], env: BENCH_ENV });
   let stderr = '';
   let first = true;
   let stopping = false;
@@ -77,7 +85,7 @@ afterAll(async () => {
   rmSync(state, { recursive: true, force: true });
 });
 
-describe.skipIf(skipReason !== null)(`vxtap bench without its reader (integration${skipReason ? `: skipped, ${skipReason}` : ''})`, () => {
+describe.skipIf(skipReason !== null)(`vxtap bench without its reader, or beside another (integration${skipReason ? `: skipped, ${skipReason}` : ''})`, () => {
   it('finishes and cleans up when its stdout and stderr pipes are closed after the first line (vxtap bench | head -1)', async () => {
     const r = await bench((child) => {
       child.stderr?.destroy();
@@ -114,4 +122,35 @@ describe.skipIf(skipReason !== null)(`vxtap bench without its reader (integratio
     expect(result.incompleteReasons).toContain('interrupted by SIGHUP');
     expect(await leftovers()).toEqual([]);
   }, 120_000);
+
+  it('a second bench beside a running one is refused, naming the first and creating nothing; the first completes; a killed run’s lock was taken over', async () => {
+    staleLock(); // the first run takes it over
+    const runsBefore = readdirSync(out).length;
+    let second: { status: number | null; stderr: string } | null = null;
+    let firstPid = 0;
+    const r = await bench((child) => {
+      firstPid = child.pid ?? 0;
+      const s2 = spawnSync(process.execPath, [main, ...BENCH_ARGS], { env: BENCH_ENV, encoding: 'utf8', timeout: 30_000 });
+      second = { status: s2.status, stderr: s2.stderr };
+    });
+    expect(second, 'the second bench never ran').not.toBeNull();
+    const s2 = second as unknown as { status: number | null; stderr: string };
+    expect(s2.status, s2.stderr).toBe(1);
+    expect(s2.stderr).toMatch(new RegExp(`another bench is running on this machine \\(pid ${String(firstPid)}, since .*kill -INT ${String(firstPid)}\nnothing was created`, 's'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(lastResult().status).toBe('complete');
+    expect(readdirSync(out).length, 'the refused run wrote a results directory').toBe(runsBefore + 1);
+    expect(existsSync(lockFile), 'the lock outlived its run').toBe(false);
+    expect(await leftovers()).toEqual([]);
+  }, 120_000);
+
+  it('--cleanup removes a killed run’s lock and says so', () => {
+    const gone = staleLock();
+    const r = spawnSync(process.execPath, [main, 'bench', '--cleanup', '--json'], { env: BENCH_ENV, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`removed file ${lockFile} (bench pid ${String(gone)})`);
+    expect((JSON.parse(r.stdout) as { files: string[] }).files).toEqual([`${lockFile} (bench pid ${String(gone)})`]);
+    expect(existsSync(lockFile)).toBe(false);
+    expect(spawnSync(process.execPath, [main, 'bench', '--cleanup'], { env: BENCH_ENV, encoding: 'utf8' }).stderr).toBe('nothing to clean up\n');
+  });
 });
