@@ -12,8 +12,7 @@ import { pidAlive as alive, pidCmdline as cmdline } from '../src/host/procstat.j
 import { deleteNetns, listNetns } from '../src/host/netns.js';
 import { killAndWait } from '../src/host/ovs.js';
 import { removeLeftoverGroups } from './placement.js';
-import { readLockFile } from '../src/host/lockfile.js';
-import { BENCH_PREFIX, listRunStates, localLockFile, staleLocalBenchLock, stateDir, type LocalBenchLock } from './state.js';
+import { BENCH_PREFIX, listRunStates, removeStaleLocalBenchLock, stateDir } from './state.js';
 
 /** What a cleanup removed. */
 export interface CleanupReport {
@@ -21,7 +20,7 @@ export interface CleanupReport {
   namespaces: string[];
   links: string[];
   dirs: string[];
-  /** Files removed: a killed local run's lock. */
+  /** Files removed: a killed local run's lock (a live run's stays, even with `force`). */
   files: string[];
   skippedRuns: string[];
 }
@@ -81,11 +80,7 @@ export async function cleanupBench(opts: { force?: boolean } = {}): Promise<Clea
   // Empty CPU groups of killed runs (placement.ts); a live run's group holds its processes and stays.
   report.dirs.push(...removeLeftoverGroups());
   // A killed local run's lock (the next run replaces it anyway; clean-up leaves nothing).
-  const lock = opts.force ? (readLockFile(localLockFile()) as LocalBenchLock | null) : staleLocalBenchLock();
-  if (lock && lock.pid !== process.pid) {
-    rmSync(localLockFile(), { force: true });
-    report.files.push(`${localLockFile()} (bench pid ${lock.pid})`);
-  }
+  report.files.push(...removeStaleLocalBenchLock());
   return report;
 }
 

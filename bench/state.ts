@@ -6,8 +6,8 @@
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { readLockFile, releaseLockFile, takeLockFile } from '../src/host/lockfile.js';
-import { pidAlive, pidCmdline } from '../src/host/procstat.js';
+import { readLockFile, releaseLockFile, takeLockFile } from './lockfile.js';
+import { pidAlive, pidStartTicks } from '../src/host/procstat.js';
 
 /**
  * Name prefix of every namespace, link and state entry the bench creates.
@@ -125,6 +125,8 @@ export function listRunStates(): { file: string; data: RunStateData }[] {
 /** The holder of the local-run lock. */
 export interface LocalBenchLock {
   pid: number;
+  /** Its start time (/proc/<pid>/stat): a reused pid is another process. */
+  startTicks: number | null;
   since: string;
   /** Its command line, for the message that refuses a second run. */
   command: string;
@@ -140,23 +142,24 @@ export function localLockFile(): string {
   return path.join(stateDir(), 'local.lock');
 }
 
-/** True when `pid` is a running `vxtap bench` (a reused pid has another command line). */
-export function isBenchProcess(pid: number): boolean {
-  return pidAlive(pid) && /\bbench\b/.test(pidCmdline(pid) ?? '');
+/** True while the holder's process runs (same pid, same start time). */
+function holderRuns(h: LocalBenchLock): boolean {
+  const t = pidStartTicks(h.pid);
+  return t !== null && t === h.startTicks;
 }
 
 let localLock: LocalBenchLock | null = null;
 
 /**
- * Take the local-run lock; null when taken (or held by this process's parent, a `bench ci`
- * whose round this is), else the live run that holds it. A killed run's lock is replaced.
+ * Take the local-run lock for `self` (this process unless a test says otherwise); null when
+ * taken, or when the holder is self's parent (a `bench ci`, which holds the lock for all its
+ * rounds, running this one); else the live run that holds it. A killed run's lock is replaced.
  */
-export function takeLocalBenchLock(): LocalBenchLock | null {
+export function takeLocalBenchLock(self: { pid: number; ppid: number; command: string } = { pid: process.pid, ppid: process.ppid, command: process.argv.slice(1).join(' ') }): LocalBenchLock | null {
   mkdirSync(stateDir(), { recursive: true });
-  const me: LocalBenchLock = { pid: process.pid, since: new Date().toISOString(), command: process.argv.slice(1).join(' ') };
-  const got = takeLockFile(localLockFile(), me, (h) => h.pid !== process.pid && isBenchProcess(h.pid));
-  // A round of `vxtap bench ci`, which holds the lock for all its rounds: run under it.
-  if (!got.taken) return got.holder.pid === process.ppid ? null : got.holder;
+  const me: LocalBenchLock = { pid: self.pid, startTicks: pidStartTicks(self.pid), since: new Date().toISOString(), command: self.command };
+  const got = takeLockFile(localLockFile(), me, (h) => h.pid !== self.pid && holderRuns(h));
+  if (!got.taken) return got.holder.pid === self.ppid ? null : got.holder;
   localLock = me;
   return null;
 }
@@ -175,8 +178,30 @@ export function localBenchBusy(holder: LocalBenchLock): string {
   );
 }
 
-/** The local-run lock's holder when its process is gone (a killed run), else null. */
-export function staleLocalBenchLock(): LocalBenchLock | null {
+/**
+ * Remove the local-run lock if its holder is gone (a killed run), and the temporary
+ * files of takers killed before they linked theirs. Returns what was removed.
+ * A live holder's lock stays, even under `--cleanup --force`: its run goes on.
+ */
+export function removeStaleLocalBenchLock(): string[] {
+  const removed: string[] = [];
   const h = readLockFile(localLockFile()) as LocalBenchLock | null;
-  return h !== null && !isBenchProcess(h.pid) ? h : null;
+  if (h !== null && !holderRuns(h)) {
+    rmSync(localLockFile(), { force: true });
+    removed.push(`${localLockFile()} (bench pid ${String(h.pid)})`);
+  }
+  let names: string[] = [];
+  try {
+    names = readdirSync(stateDir());
+  } catch {
+    /* no state directory: nothing to remove */
+  }
+  for (const n of names) {
+    const m = /^local\.lock\.(\d+)\.tmp$/.exec(n);
+    if (m && !pidAlive(Number(m[1]))) {
+      rmSync(path.join(stateDir(), n), { force: true });
+      removed.push(path.join(stateDir(), n));
+    }
+  }
+  return removed;
 }

@@ -27,8 +27,8 @@ import dgram from 'node:dgram';
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, appendFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseNstat, pidAlive as alive, pidCmdline as cmdline, processTicks, readProcStat } from '../../src/host/procstat.js';
-import { releaseLockFile, takeLockFile } from '../../src/host/lockfile.js';
+import { parseNstat, pidAlive as alive, pidCmdline as cmdline, pidStartTicks as startTicks, processTicks, readProcStat } from '../../src/host/procstat.js';
+import { releaseLockFile, takeLockFile } from '../lockfile.js';
 import { collectEnvironment } from '../environment.js';
 import { stateDir, writeFileAtomic } from '../state.js';
 import { buildId } from './build.js';
@@ -68,21 +68,6 @@ export interface AgentCleanupReport {
   links: string[];
   dirs: string[];
   skipped: string[];
-}
-
-/** Start time of `pid` (field 22 of /proc/<pid>/stat, clock ticks since boot), or null when it is gone. */
-function startTicks(pid: number): number | null {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(
-      text
-        .slice(text.lastIndexOf(')') + 1)
-        .trim()
-        .split(/\s+/)[22 - 3],
-    );
-  } catch {
-    return null;
-  }
 }
 
 /** True when `pid` is still the process that was started (pids get reused; the start time does not change on exec). */

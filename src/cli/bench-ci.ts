@@ -94,8 +94,9 @@ section: DIR's runs of this environment plus this head, change points marked),
 build-*.log, rounds/*.log.
 
 Exit status: 0 no failing regression (metrics still unknown at the cap are
-reported, not failed), 1 a worse verdict beyond --fail-on-regression or a
-failed build or bench, 2 bad input (unknown ref, bad flag; nothing is left
+reported, not failed), 1 a worse verdict beyond --fail-on-regression, a
+failed build or bench, or another bench running here (bench ci holds the
+one-local-run lock for all its rounds), 2 bad input (unknown ref, bad flag; nothing is left
 behind), 130 interrupted. Needs root like vxtap bench (unless both --hosts are
 remote).`,
     )

@@ -145,7 +145,10 @@ export function register(program: Command): void {
 Profiles: default = 3 rounds within ~10 minutes on a 2-core machine; --quick; --full.
 Every flag has an environment mirror (VXTAP_BENCH_MODES, VXTAP_BENCH_ROUNDS, ...).
 Traffic stays inside two namespaces (underlay 198.18.0.0/24, overlay 198.19.0.0/16).
-Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 2 bad options.`,
+One local run at a time: a second beside a running one (or a bench ci) exits 1,
+naming it, and creates nothing.
+Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete or
+another bench running, 2 bad options.`,
     )
     .action(async (o: Record<string, string | boolean | string[] | undefined>) => {
       let remoteOpts: RemoteOptions | null = null;
@@ -260,6 +263,17 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
         process.stderr.write('vxtap bench: needs root (network namespaces, veth, OVS); run with sudo. See: vxtap doctor\n');
         process.exit(2);
       }
+      // One local run per machine at a time: a second beside it takes its CPU and both
+      // figures are wrong (the disturbance check flags them, but the run is lost).
+      // With --hosts, each agent holds its host's lock instead.
+      if (!remoteOpts) {
+        const holder = takeLocalBenchLock();
+        if (holder) {
+          process.stderr.write(`vxtap bench: ${localBenchBusy(holder)}\nnothing was created\n`);
+          process.exit(1);
+        }
+        process.once('exit', releaseLocalBenchLock); // also on a second Ctrl-C's process.exit
+      }
       const netem = netemArgs(opts.netem);
       if (netem) {
         const why = await netemUnavailableReason(netem);
@@ -290,17 +304,6 @@ Result schema: bench/result.schema.json. Exit status: 0 complete, 1 incomplete, 
         process.stderr.write(`${missingTools.map((m) => `vxtap bench: ${m}`).join('\n')}\nnothing was created${opts.remote ? ' on the hosts' : ''}\n`);
         await opts.remote?.close();
         process.exit(1);
-      }
-      // One local run per machine at a time: a second beside it takes its CPU and both
-      // figures are wrong (the disturbance check flags them, but the run is lost).
-      // With --hosts, each agent holds its host's lock instead.
-      if (!opts.remote) {
-        const holder = takeLocalBenchLock();
-        if (holder) {
-          process.stderr.write(`vxtap bench: ${localBenchBusy(holder)}\nnothing was created\n`);
-          process.exit(1);
-        }
-        process.once('exit', releaseLocalBenchLock); // also on a second Ctrl-C's process.exit
       }
       let ran: Awaited<ReturnType<typeof runBench>>;
       // A hang-up never kills a bench outright: while it runs, runBench's handler tears the

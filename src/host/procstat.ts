@@ -183,6 +183,22 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
+/** Start time of `pid` (field 22 of /proc/<pid>/stat, clock ticks since boot), or null when it is gone: it tells a process from a later one with its reused pid. */
+export function pidStartTicks(pid: number): number | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const t = Number(
+      text
+        .slice(text.lastIndexOf(')') + 1)
+        .trim()
+        .split(/\s+/)[22 - 3],
+    );
+    return Number.isFinite(t) ? t : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The command line of `pid`, arguments joined by spaces, or null when it is gone. */
 export function pidCmdline(pid: number): string | null {
   try {

@@ -35,7 +35,7 @@ const lockFile = path.join(state, 'local.lock');
 /** A lock as a SIGKILLed run leaves it: its pid is gone. */
 const staleLock = () => {
   const gone = spawnSync('true').pid;
-  writeFileSync(lockFile, `${JSON.stringify({ pid: gone, since: '2026-01-01T00:00:00.000Z', command: 'main.js bench' })}\n`);
+  writeFileSync(lockFile, `${JSON.stringify({ pid: gone, startTicks: 1, since: '2026-01-01T00:00:00.000Z', command: 'main.js bench' })}\n`);
   return gone;
 };
 const leftovers = () => benchLeftovers(PREFIX, /iperf3|dist\/bench\/(rr|sockperf)\.js/);
@@ -151,6 +151,7 @@ describe.skipIf(skipReason !== null)(`vxtap bench without its reader, or beside 
     expect(r.stderr).toContain(`removed file ${lockFile} (bench pid ${String(gone)})`);
     expect((JSON.parse(r.stdout) as { files: string[] }).files).toEqual([`${lockFile} (bench pid ${String(gone)})`]);
     expect(existsSync(lockFile)).toBe(false);
-    expect(spawnSync(process.execPath, [main, 'bench', '--cleanup'], { env: BENCH_ENV, encoding: 'utf8' }).stderr).toBe('nothing to clean up\n');
+    // (not 'nothing to clean up': the other project's bench tests may leave an empty CPU group to remove)
+    expect(spawnSync(process.execPath, [main, 'bench', '--cleanup'], { env: BENCH_ENV, encoding: 'utf8' }).stderr).not.toContain('removed file');
   });
 });

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readLockFile, releaseLockFile, takeLockFile } from '../../src/host/lockfile.js';
+import { readLockFile, releaseLockFile, takeLockFile } from '../../bench/lockfile.js';
 
 interface Holder {
   runId: string;

@@ -5,9 +5,11 @@
  * The file is written whole to a temporary name and then hard-linked to the lock's
  * name: link(2) fails with EEXIST when the lock exists, and a reader never sees a
  * half-written holder. A holder that `live` says is gone (a SIGKILLed run) is stale:
- * its file is removed and the lock taken. Two processes that find the same stale
- * holder at the same instant can both remove it; the window is one unlink and one
- * link wide, after a killed run, and the only harm is two runs side by side.
+ * its file is removed and the lock taken. A lock released between our link and our
+ * read is simply tried again. Two processes that judge the same stale holder at the
+ * same instant can both remove a file, the second perhaps the first's new lock: that
+ * window is one read and one unlink wide, only after a killed run, and its only harm
+ * is two runs side by side.
  */
 import { linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 
@@ -16,8 +18,22 @@ export type LockAttempt<T> = { taken: true } | { taken: false; holder: T };
 
 /** Read a lock file's holder (as written, unchecked); null when the file is gone or not JSON. */
 export function readLockFile(file: string): unknown {
+  const text = readText(file);
+  return text === null ? null : parseHolder(text);
+}
+
+function readText(file: string): string | null {
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+function parseHolder(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
   } catch {
     return null;
   }
@@ -35,7 +51,9 @@ export function takeLockFile<T>(file: string, holder: T, live: (held: T) => bool
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
-      const held = readLockFile(file) as T | null;
+      const text = readText(file);
+      if (text === null) continue; // released meanwhile: try again
+      const held = parseHolder(text) as T | null;
       if (held !== null && live(held)) return { taken: false, holder: held };
       rmSync(file, { force: true }); // stale: its holder is gone (or the file is not a holder)
     }
