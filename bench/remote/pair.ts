@@ -8,7 +8,10 @@
  */
 import { effectivePriority, type CpuPlacement, type CpuPriority } from '../placement.js';
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
+import { pidAlive } from '../../src/host/procstat.js';
+import { listRunStates } from '../state.js';
 import type { BenchResult } from '../result.js';
 import { buildId } from './build.js';
 import { cacheSubdir, deployBuild } from './deploy.js';
@@ -536,6 +539,15 @@ export async function cleanupHosts(opts: RemoteOptions, localRoot: string, force
     }
   } finally {
     ssh.close();
+  }
+  // A killed controller's run state here: it records nothing on this machine (the hosts hold
+  // the run), so with its process gone it is only a file to remove.
+  for (const { file, data } of listRunStates()) {
+    const empty = data.namespaces.length === 0 && data.processes.length === 0 && data.dirs.length === 0;
+    if (empty && data.pid !== process.pid && !pidAlive(data.pid)) {
+      rmSync(file, { force: true });
+      lines.push(`this machine: removed the run state of killed controller ${data.runId} (${file})`);
+    }
   }
   if (lines.length === 0) lines.push('nothing to clean up on the hosts');
   log(lines.join('\n'));

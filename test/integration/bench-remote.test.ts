@@ -241,6 +241,9 @@ describe.skipIf(skipReason !== null)(`vxtap bench --hosts over SSH (integration$
     const c = await startCli(['bench', '--cleanup', ...hostArgs(p)], 60_000).done;
     expect(c.code, c.stderr).toBe(0);
     expect(c.stderr).toMatch(/host B \(vxs-b\): (killed process|deleted link)/);
+    // the killed controller's run state on this machine goes too
+    expect(c.stderr).toContain(`removed the run state of killed controller vxb-${String(ctl.pid)}-`);
+    expect(readdirSync(process.env.VXTAP_BENCH_STATE_DIR || '/run/vxtap-bench').filter((n) => n.startsWith(`vxb-${String(ctl.pid)}-`))).toEqual([]);
     const settle = Date.now() + 5000;
     let left = [...(await leftoversIn(p.a)), ...(await leftoversIn(p.b))];
     while (left.length && Date.now() < settle) {
