@@ -20,7 +20,7 @@ import { defineConfig } from 'vitest/config';
 // the first three made npm test's critical path 640 s of its 600; with them moved,
 // bench-remote.test.ts slowed under load (246 s against 138 s alone) and the run
 // took 601 s, so the next five followed (~70 s).
-// bench-hangup.test.ts (three short bare-mode benches, ~25 s) asserts clean-up and the
+// bench-hangup.test.ts (four short bare-mode benches, ~30 s) asserts clean-up and the
 // one-local-run lock, no speed.
 const CONTROL = [
   'test/integration/etcd-*.test.ts',

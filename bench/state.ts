@@ -149,6 +149,7 @@ function holderRuns(h: LocalBenchLock): boolean {
 }
 
 let localLock: LocalBenchLock | null = null;
+let parentHolds = false;
 
 /**
  * Take the local-run lock for `self` (this process unless a test says otherwise); null when
@@ -157,11 +158,20 @@ let localLock: LocalBenchLock | null = null;
  */
 export function takeLocalBenchLock(self: { pid: number; ppid: number; command: string } = { pid: process.pid, ppid: process.ppid, command: process.argv.slice(1).join(' ') }): LocalBenchLock | null {
   mkdirSync(stateDir(), { recursive: true });
+  parentHolds = false;
   const me: LocalBenchLock = { pid: self.pid, startTicks: pidStartTicks(self.pid), since: new Date().toISOString(), command: self.command };
   const got = takeLockFile(localLockFile(), me, (h) => h.pid !== self.pid && holderRuns(h));
-  if (!got.taken) return got.holder.pid === self.ppid ? null : got.holder;
+  if (!got.taken) {
+    parentHolds = got.holder.pid === self.ppid;
+    return parentHolds ? null : got.holder;
+  }
   localLock = me;
   return null;
+}
+
+/** True when the last `takeLocalBenchLock` let this run go under its parent's lock (a round of `bench ci`). */
+export function underParentLock(): boolean {
+  return parentHolds;
 }
 
 /** Release the local-run lock if this process holds it (idempotent). */

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { cleanupBench, formatCleanupReport } from '../../bench/cleanup.js';
 import { DEFAULT_MODES, latencyToolsMissing, QUICK_MODES, repoRoot, runBench, validateOptions, type BenchOptions } from '../../bench/run.js';
 import { renderTerminalSummary } from '../../bench/summary.js';
-import { localBenchBusy, releaseLocalBenchLock, takeLocalBenchLock } from '../../bench/state.js';
+import { localBenchBusy, releaseLocalBenchLock, takeLocalBenchLock, underParentLock } from '../../bench/state.js';
 import type { Pinning } from '../../bench/measure.js';
 import type { LatencyTool } from '../../bench/sockperf.js';
 import { impairmentQdisc, netemArgs, netemUnavailableReason } from '../../bench/topology.js';
@@ -273,6 +273,19 @@ another bench running, 2 bad options.`,
           process.exit(1);
         }
         process.once('exit', releaseLocalBenchLock); // also on a second Ctrl-C's process.exit
+        if (underParentLock()) {
+          // A round of bench ci, under its lock: if bench ci is killed, this round's figures go
+          // nowhere and it would run on outside any lock. Stop it as Ctrl-C does (teardown, and
+          // what it measured kept) once it has been handed to another parent.
+          const parent = process.ppid;
+          const watch = setInterval(() => {
+            if (process.ppid === parent) return;
+            clearInterval(watch);
+            process.stderr.write(`vxtap bench: bench ci (pid ${String(parent)}) is gone; stopping this round\n`);
+            process.kill(process.pid, 'SIGINT');
+          }, 500);
+          watch.unref();
+        }
       }
       const netem = netemArgs(opts.netem);
       if (netem) {

@@ -144,6 +144,46 @@ describe.skipIf(skipReason !== null)(`vxtap bench without its reader, or beside 
     expect(await leftovers()).toEqual([]);
   }, 120_000);
 
+  it('a round of bench ci whose bench ci is SIGKILLed stops itself as Ctrl-C does: incomplete, what was measured kept, nothing left', async () => {
+    // A stand-in for bench ci: it takes the lock, starts a round (detached, as bench ci does)
+    // with its stderr passed through, prints the round's pid, and is SIGKILLed by the test.
+    const stateJs = path.join(repo, 'dist', 'bench', 'state.js');
+    const script = `
+      const { spawn } = require('node:child_process');
+      import(${JSON.stringify(stateJs)}).then((st) => {
+        if (st.takeLocalBenchLock() !== null) process.exit(3);
+        const round = spawn(process.execPath, ${JSON.stringify([main, ...BENCH_ARGS])}, { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+        process.stdout.write(String(round.pid) + '\\n');
+        setInterval(() => undefined, 1000);
+      });`;
+    const ci = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'], env: BENCH_ENV });
+    let stdout = '';
+    let stderr = '';
+    ci.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    ci.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const until = async (what: () => boolean, ms: number) => {
+      for (const end = Date.now() + ms; !what() && Date.now() < end;) await new Promise((r) => setTimeout(r, 50));
+      return what();
+    };
+    expect(await until(() => /^\d+\n/.test(stdout) && stderr.includes('round 1/2'), 30_000), `the round never started: ${stdout} ${stderr}`).toBe(true);
+    const round = Number(stdout.trim());
+    ci.kill('SIGKILL');
+    const gone = () => {
+      try {
+        process.kill(round, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    expect(await until(gone, 60_000), `the round (pid ${String(round)}) ran on: ${stderr}`).toBe(true);
+    expect(stderr).toMatch(/bench ci \(pid \d+\) is gone; stopping this round/);
+    const result = lastResult();
+    expect(result.status).toBe('incomplete');
+    expect(result.incompleteReasons).toContain('interrupted by SIGINT');
+    expect(await leftovers()).toEqual([]);
+  }, 120_000);
+
   it('--cleanup removes a killed run’s lock and says so', () => {
     const gone = staleLock();
     const r = spawnSync(process.execPath, [main, 'bench', '--cleanup', '--json'], { env: BENCH_ENV, encoding: 'utf8' });

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readLockFile } from '../../bench/lockfile.js';
-import { localBenchBusy, localLockFile, releaseLocalBenchLock, removeStaleLocalBenchLock, takeLocalBenchLock, type LocalBenchLock } from '../../bench/state.js';
+import { localBenchBusy, localLockFile, releaseLocalBenchLock, removeStaleLocalBenchLock, takeLocalBenchLock, underParentLock, type LocalBenchLock } from '../../bench/state.js';
 import { pidStartTicks } from '../../src/host/procstat.js';
 
 // The one-local-run lock (bench/state.ts) in a state directory of the test's own.
@@ -40,8 +40,12 @@ describe('one local bench at a time', () => {
 
   it('a round of bench ci runs under its parent’s lock and leaves it in place', () => {
     expect(takeLocalBenchLock()).toBeNull();
+    expect(underParentLock()).toBe(false);
     expect(takeLocalBenchLock({ ...other, ppid: process.pid })).toBeNull();
+    expect(underParentLock()).toBe(true);
     expect((readLockFile(localLockFile()) as LocalBenchLock).pid).toBe(process.pid);
+    expect(takeLocalBenchLock(other)).not.toBeNull();
+    expect(underParentLock()).toBe(false);
   });
 
   it('a killed run’s lock is taken over: its pid gone, or reused by another process (another start time)', () => {
