@@ -96,8 +96,8 @@ build-*.log, rounds/*.log.
 Exit status: 0 no failing regression (metrics still unknown at the cap are
 reported, not failed), 1 a worse verdict beyond --fail-on-regression, a
 failed build or bench, or another bench running here (bench ci holds the
-one-local-run lock for all its rounds), 2 bad input (unknown ref, bad flag; nothing is left
-behind), 130 interrupted. Needs root like vxtap bench (unless both --hosts are
+one-local-run lock for all its rounds), 2 bad input (unknown ref, bad flag;
+nothing is left behind), 130 interrupted. Needs root like vxtap bench (unless both --hosts are
 remote).`,
     )
     .action(async (o: Record<string, string | boolean | string[] | undefined>) => {

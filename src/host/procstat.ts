@@ -102,6 +102,8 @@ export interface PidStat {
   stime: number;
   /** Threads in the process. */
   numThreads: number;
+  /** Start time, clock ticks since boot: a reused pid has another. */
+  startTicks: number;
 }
 
 /**
@@ -114,13 +116,13 @@ export function parsePidStat(text: string): PidStat {
   if (open < 0 || close < open) throw new Error('/proc/<pid>/stat: no "(comm)" field');
   const pid = Number(text.slice(0, open).trim());
   const comm = text.slice(open + 1, close);
-  // rest[0] is field 3 (state); utime is field 14, stime 15, num_threads 20.
+  // rest[0] is field 3 (state); utime is field 14, stime 15, num_threads 20, starttime 22.
   const rest = text
     .slice(close + 1)
     .trim()
     .split(/\s+/);
   const field = (n: number) => Number(rest[n - 3]);
-  return { pid, comm, state: rest[0] ?? '?', ppid: field(4), utime: field(14), stime: field(15), numThreads: field(20) };
+  return { pid, comm, state: rest[0] ?? '?', ppid: field(4), utime: field(14), stime: field(15), numThreads: field(20), startTicks: field(22) };
 }
 
 /** Read /proc/<pid>/stat; undefined when the process is gone. */
@@ -183,16 +185,10 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/** Start time of `pid` (field 22 of /proc/<pid>/stat, clock ticks since boot), or null when it is gone: it tells a process from a later one with its reused pid. */
+/** Start time of `pid` (clock ticks since boot), or null when it is gone: it tells a process from a later one with its reused pid. */
 export function pidStartTicks(pid: number): number | null {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const t = Number(
-      text
-        .slice(text.lastIndexOf(')') + 1)
-        .trim()
-        .split(/\s+/)[22 - 3],
-    );
+    const t = parsePidStat(readFileSync(`/proc/${pid}/stat`, 'utf8')).startTicks;
     return Number.isFinite(t) ? t : null;
   } catch {
     return null;

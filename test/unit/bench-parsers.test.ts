@@ -93,11 +93,13 @@ describe('/proc/stat and /proc/<pid>/stat', () => {
     const s = parsePidStat(fx('proc/pid-stat.txt'));
     expect(s.comm).toBe('cat');
     expect(s.ppid).toBe(8214);
+    expect(s.startTicks).toBe(77348);
     const odd = parsePidStat('42 (a (b) c) S 1 42 42 0 -1 0 0 0 0 0 77 33 0 0 20 0 3 0 1 0 0');
     expect(odd.comm).toBe('a (b) c');
     expect(odd.utime).toBe(77);
     expect(odd.stime).toBe(33);
     expect(odd.numThreads).toBe(3);
+    expect(odd.startTicks).toBe(1);
   });
 });
 
